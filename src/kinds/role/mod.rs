@@ -1,0 +1,104 @@
+//! `Role`: an IAM role with its trust policy, permissions, boundary and instance profile.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::common::{check_iam_description, check_iam_name, check_iam_path, check_policy, check_policy_size, check_tags, Tags};
+use crate::manifest::diag::DocCx;
+use crate::manifest::yaml::escape_segment;
+
+/// IAM quota: trust policy size, characters without white space (the default; raisable to 4,096).
+pub const MAX_TRUST_POLICY_LEN: usize = 2048;
+/// IAM quota: all inline policies of a role together.
+pub const MAX_INLINE_POLICIES_LEN: usize = 10240;
+/// IAM quota: managed policies attached to one role (the default; raisable to 20).
+pub const MAX_ATTACHED_POLICIES: usize = 10;
+
+/// Spec of the `Role` kind.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RoleSpec {
+    /// Trust policy: who may assume the role. Exactly one of `assumeRolePolicy` and `assumeRolePolicyFile`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assume_role_policy: Option<serde_json::Value>,
+    /// Path of a JSON file with the trust policy, relative to this manifest file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assume_role_policy_file: Option<String>,
+    /// Managed policies to attach: the name of a ManagedPolicy in this directory, or a full
+    /// policy ARN (e.g. an AWS managed policy). Nothing else stays attached.
+    #[serde(default)]
+    pub managed_policies: Vec<String>,
+    /// Inline policies: name → document. Nothing else stays inline.
+    #[serde(default)]
+    pub inline_policies: BTreeMap<String, serde_json::Value>,
+    /// Permissions boundary: a ManagedPolicy name in this directory or a policy ARN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permissions_boundary: Option<String>,
+    /// IAM path, `/` by default. IAM cannot change it; a change is reported, not applied.
+    #[serde(default = "super::managed_policy::default_path")]
+    pub path: String,
+    /// Description of the role.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Maximum session duration in seconds, 3600 to 43200 (IAM's default is 3600).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_session_duration: Option<u32>,
+    /// Also keep an instance profile of the same name holding this role (for EC2).
+    #[serde(default)]
+    pub instance_profile: bool,
+    /// Tags of this role (added to the Environment's tags).
+    #[serde(default)]
+    pub tags: Tags,
+}
+
+impl RoleSpec {
+    /// Check names, documents and quotas that do not depend on other documents.
+    pub fn validate(&self, name: &str, cx: &mut DocCx, env_tags: &Tags) {
+        check_iam_name(cx, "/metadata/name", "role", name, 64);
+        check_iam_path(cx, "/spec/path", &self.path);
+        if let Some(d) = &self.description {
+            check_iam_description(cx, "/spec/description", d);
+        }
+        match &self.assume_role_policy {
+            Some(doc) => {
+                check_policy(cx, "/spec/assumeRolePolicy", doc, mlspace_policy::PolicyKind::Trust);
+                check_policy_size(cx, "/spec/assumeRolePolicy", "trust policy", mlspace_policy::quota_len(doc), MAX_TRUST_POLICY_LEN);
+            }
+            None if self.assume_role_policy_file.is_none() => cx.error("/spec", "one of `assumeRolePolicy` or `assumeRolePolicyFile` is required"),
+            None => {}
+        }
+        let mut inline_total = 0;
+        for (pname, doc) in &self.inline_policies {
+            let p = format!("/spec/inlinePolicies/{}", escape_segment(pname));
+            check_iam_name(cx, &p, "inline policy", pname, 128);
+            check_policy(cx, &p, doc, mlspace_policy::PolicyKind::Identity);
+            inline_total += mlspace_policy::quota_len(doc);
+        }
+        check_policy_size(cx, "/spec/inlinePolicies", "the role's inline policies together", inline_total, MAX_INLINE_POLICIES_LEN);
+        if self.managed_policies.len() > MAX_ATTACHED_POLICIES {
+            cx.error("/spec/managedPolicies", format_args!("{} managed policies; IAM attaches at most {MAX_ATTACHED_POLICIES} to a role", self.managed_policies.len()));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, p) in self.managed_policies.iter().enumerate() {
+            if !seen.insert(p) {
+                cx.error(&format!("/spec/managedPolicies/{i}"), format_args!("`{p}` is listed twice"));
+            }
+        }
+        if let Some(s) = self.max_session_duration {
+            if !(3600..=43200).contains(&s) {
+                cx.error("/spec/maxSessionDuration", format_args!("must be between 3600 and 43200 seconds, got {s}"));
+            }
+        }
+        if self.instance_profile {
+            check_iam_name(cx, "/metadata/name", "instance profile", name, 128);
+        }
+        check_tags(cx, "/spec/tags", &self.tags, env_tags);
+    }
+}
+
+/// Whether a policy reference is an ARN rather than a ManagedPolicy name.
+pub fn is_policy_arn(s: &str) -> bool {
+    s.starts_with("arn:")
+}

@@ -1,0 +1,9 @@
+//! mlspace-gitops keeps the AWS footprint of an MLSpace environment (IAM roles and
+//! policies, S3 buckets, DynamoDB tables) equal to what a directory of YAML manifests says.
+//!
+//! The pipeline, one module per stage:
+//! - [`manifest`]: parse, template and validate manifests into a desired state (pure).
+//! - [`kinds`]: each resource kind's spec, validation, diff and AWS code.
+
+pub mod kinds;
+pub mod manifest;
