@@ -7,3 +7,5 @@
 
 pub mod kinds;
 pub mod manifest;
+pub mod aws;
+pub mod plan;

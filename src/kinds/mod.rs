@@ -93,3 +93,5 @@ impl ResourceSpec {
         }
     }
 }
+
+pub mod engine;

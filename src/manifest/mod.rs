@@ -554,9 +554,7 @@ fn resolve(env: EnvironmentSpec, env_name: String, resources: Vec<(Doc, Resource
                     };
                     for (_, add) in gs {
                         for s in add {
-                            if !stmts.contains(s) {
-                                stmts.push(s.clone());
-                            }
+                            merge_statement(&mut stmts, s);
                         }
                     }
                     doc["Statement"] = Value::Array(stmts);
@@ -595,5 +593,49 @@ fn resolve(env: EnvironmentSpec, env_name: String, resources: Vec<(Doc, Resource
     DesiredState {
         environment: EnvironmentView { name: env_name, partition, region, account, params: env.params, tags: env.tags },
         resources: out,
+    }
+}
+
+/// Add an Allow statement to a policy. When an unconditional Allow statement on the same
+/// resources exists, its action list grows instead: IAM evaluates both forms the same, and
+/// the 6,144-character quota leaves MLSpace's boundary no room for a statement's overhead.
+fn merge_statement(stmts: &mut Vec<Value>, add: &Value) {
+    let as_set = |v: Option<&Value>| -> Option<std::collections::BTreeSet<String>> {
+        match v? {
+            Value::String(s) => Some([s.clone()].into()),
+            Value::Array(a) => a.iter().map(|x| x.as_str().map(str::to_string)).collect(),
+            _ => None,
+        }
+    };
+    let target = as_set(add.get("Resource"));
+    let host = stmts.iter_mut().find(|s| {
+        let Some(o) = s.as_object() else { return false };
+        o.get("Effect").and_then(Value::as_str) == Some("Allow")
+            && o.keys().all(|k| ["Sid", "Effect", "Action", "Resource"].contains(&k.as_str()))
+            && target.is_some()
+            && as_set(o.get("Resource")) == target
+            && as_set(o.get("Action")).is_some()
+    });
+    let new_actions = as_set(add.get("Action")).unwrap_or_default();
+    match host {
+        Some(h) => {
+            let mut actions: Vec<Value> = match h.get("Action") {
+                Some(Value::Array(a)) => a.clone(),
+                Some(one) => vec![one.clone()],
+                None => vec![],
+            };
+            let have: std::collections::BTreeSet<String> = actions.iter().filter_map(|a| a.as_str().map(str::to_ascii_lowercase)).collect();
+            for a in new_actions {
+                if !have.contains(&a.to_ascii_lowercase()) {
+                    actions.push(Value::String(a));
+                }
+            }
+            h["Action"] = Value::Array(actions);
+        }
+        None => {
+            if !stmts.contains(add) {
+                stmts.push(add.clone());
+            }
+        }
     }
 }

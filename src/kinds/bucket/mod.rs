@@ -327,3 +327,7 @@ pub fn check_bucket_name(n: &str) -> Result<(), &'static str> {
     }
     Ok(())
 }
+
+pub mod aws;
+pub mod diff;
+pub use diff::{Bucket, Op};

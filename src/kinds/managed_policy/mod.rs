@@ -56,3 +56,7 @@ impl ManagedPolicySpec {
         format!("arn:{partition}:iam::{account}:policy{}{name}", self.path)
     }
 }
+
+pub mod aws;
+pub mod diff;
+pub use diff::{ManagedPolicy, Op};

@@ -102,3 +102,7 @@ impl RoleSpec {
 pub fn is_policy_arn(s: &str) -> bool {
     s.starts_with("arn:")
 }
+
+pub mod aws;
+pub mod diff;
+pub use diff::{Role, Op};

@@ -43,3 +43,7 @@ impl ServiceLinkedRoleSpec {
         }
     }
 }
+
+pub mod aws;
+pub mod diff;
+pub use diff::{ServiceLinkedRole, Op};

@@ -364,3 +364,7 @@ fn check_projection(cx: &mut DocCx, p: &Projection, ptr: &str) {
         _ => {}
     }
 }
+
+pub mod aws;
+pub mod diff;
+pub use diff::{Table, Op};

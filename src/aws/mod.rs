@@ -1,0 +1,342 @@
+//! AWS clients, request accounting and error classification shared by every kind.
+//!
+//! Clients come from the standard credential chain and region; `AWS_ENDPOINT_URL` (or an
+//! explicit endpoint) points them at an emulator. The SDK's standard retry strategy handles
+//! throttling and 5xx with jittered exponential backoff; [`retry_eventual`] adds the
+//! longer retries that IAM's eventual consistency needs.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aws_config::retry::RetryConfig;
+use aws_config::BehaviorVersion;
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::context::{BeforeTransmitInterceptorContextRef, FinalizerInterceptorContextRef};
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
+/// How to reach AWS.
+#[derive(Debug, Clone, Default)]
+pub struct AwsOptions {
+    /// Endpoint override (else `AWS_ENDPOINT_URL` / the SDK's resolution).
+    pub endpoint_url: Option<String>,
+    /// Region override (else the standard chain; the Environment's region when unset).
+    pub region: Option<String>,
+    /// Attempts per request for throttling and 5xx (SDK standard retry).
+    pub max_attempts: Option<u32>,
+}
+
+/// One AWS call's outcome, for counting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum CallResult {
+    /// 2xx.
+    Ok,
+    /// 4xx (including expected NotFound answers).
+    ClientError,
+    /// Throttled (429, or a 400/503 with a throttling code).
+    Throttled,
+    /// 5xx or no answer.
+    ServerError,
+}
+
+impl CallResult {
+    /// Label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallResult::Ok => "ok",
+            CallResult::ClientError => "client_error",
+            CallResult::Throttled => "throttled",
+            CallResult::ServerError => "server_error",
+        }
+    }
+}
+
+/// Something that wants to hear about every AWS request (metrics, in the daemon).
+pub trait CallObserver: Send + Sync + fmt::Debug {
+    /// Called once per HTTP attempt.
+    fn observe(&self, service: &str, operation: &str, result: CallResult, elapsed: Duration);
+}
+
+/// Counts of AWS requests by service and operation (every attempt, retries included).
+#[derive(Debug, Default)]
+pub struct CallStats {
+    counts: Mutex<BTreeMap<(String, String, CallResult), u64>>,
+    observer: Mutex<Option<Arc<dyn CallObserver>>>,
+}
+
+impl CallStats {
+    /// Total requests sent.
+    pub fn total(&self) -> u64 {
+        self.counts.lock().unwrap().values().sum()
+    }
+
+    /// (service, operation, result) → count.
+    pub fn snapshot(&self) -> BTreeMap<(String, String, CallResult), u64> {
+        self.counts.lock().unwrap().clone()
+    }
+
+    /// Requests per operation, summed over results.
+    pub fn by_operation(&self) -> BTreeMap<String, u64> {
+        let mut m = BTreeMap::new();
+        for ((svc, op, _), n) in self.counts.lock().unwrap().iter() {
+            *m.entry(format!("{svc}:{op}")).or_default() += n;
+        }
+        m
+    }
+
+    /// Also report each call to `o`.
+    pub fn set_observer(&self, o: Arc<dyn CallObserver>) {
+        *self.observer.lock().unwrap() = Some(o);
+    }
+
+    fn record(&self, service: &str, operation: &str, result: CallResult, elapsed: Duration) {
+        *self.counts.lock().unwrap().entry((service.to_string(), operation.to_string(), result)).or_default() += 1;
+        if let Some(o) = self.observer.lock().unwrap().as_ref() {
+            o.observe(service, operation, result, elapsed);
+        }
+    }
+}
+
+/// Start time of the current attempt, kept in the config bag.
+#[derive(Debug, Clone)]
+struct AttemptStart(Instant);
+impl aws_smithy_types::config_bag::Storable for AttemptStart {
+    type Storer = aws_smithy_types::config_bag::StoreReplace<Self>;
+}
+
+/// SDK interceptor feeding [`CallStats`].
+#[derive(Debug)]
+struct Counter(Arc<CallStats>);
+
+impl Intercept for Counter {
+    fn name(&self) -> &'static str {
+        "mlspace-gitops-call-counter"
+    }
+
+    fn read_before_transmit(&self, _: &BeforeTransmitInterceptorContextRef<'_>, _: &RuntimeComponents, cfg: &mut ConfigBag) -> Result<(), BoxError> {
+        cfg.interceptor_state().store_put(AttemptStart(Instant::now()));
+        Ok(())
+    }
+
+    fn read_after_attempt(&self, ctx: &FinalizerInterceptorContextRef<'_>, _: &RuntimeComponents, cfg: &mut ConfigBag) -> Result<(), BoxError> {
+        let Some(start) = cfg.load::<AttemptStart>().map(|s| s.0) else {
+            return Ok(()); // never transmitted (e.g. failed to sign): not a request
+        };
+        let (service, op) = cfg.load::<Metadata>().map(|m| (m.service().to_string(), m.name().to_string())).unwrap_or_default();
+        let result = match ctx.response() {
+            None => CallResult::ServerError,
+            Some(r) => {
+                let s = r.status().as_u16();
+                // Only for the metric label: the error code sits in the (buffered) body,
+                // `<Code>Throttling</Code>` for IAM, `"__type":"...#ThrottlingException"` for DynamoDB.
+                let throttled_body = s >= 400 && r.body().bytes().is_some_and(body_has_throttling_code);
+                if s == 429 || throttled_body {
+                    CallResult::Throttled
+                } else if s >= 500 {
+                    CallResult::ServerError
+                } else if s >= 400 {
+                    CallResult::ClientError
+                } else {
+                    CallResult::Ok
+                }
+            }
+        };
+        self.0.record(&service, &op, result, start.elapsed());
+        Ok(())
+    }
+}
+
+/// Whether an error response body carries one of the throttling codes.
+fn body_has_throttling_code(body: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(&body[..body.len().min(2048)]);
+    let code = if let Some(i) = text.find("<Code>") {
+        text[i + 6..].split('<').next().unwrap_or("")
+    } else if let Some(i) = text.find("\"__type\"") {
+        text[i..].split('"').nth(3).unwrap_or("").rsplit('#').next().unwrap_or("")
+    } else {
+        ""
+    };
+    is_throttling_code(code)
+}
+
+/// Error codes AWS services use for throttling.
+pub fn is_throttling_code(code: &str) -> bool {
+    matches!(
+        code,
+        "Throttling" | "ThrottlingException" | "ThrottledException" | "RequestThrottledException" | "TooManyRequestsException" | "ProvisionedThroughputExceededException" | "TransactionInProgressException" | "RequestLimitExceeded" | "BandwidthLimitExceeded" | "LimitExceededException" | "RequestThrottled" | "SlowDown" | "PriorRequestNotComplete" | "EC2ThrottledException"
+    )
+}
+
+/// Clients for the services the engine manages, sharing one request counter.
+#[derive(Clone, Debug)]
+pub struct AwsContext {
+    /// IAM.
+    pub iam: aws_sdk_iam::Client,
+    /// S3 (path-style addressing when an endpoint is set).
+    pub s3: aws_sdk_s3::Client,
+    /// DynamoDB.
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    /// Requests made through these clients.
+    pub stats: Arc<CallStats>,
+    /// How long to keep retrying IAM eventual-consistency errors.
+    pub eventual_consistency_timeout: Duration,
+}
+
+impl AwsContext {
+    /// Build clients from the standard chain, with `default_region` when none is configured.
+    pub async fn from_env(opts: &AwsOptions, default_region: &str) -> AwsContext {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        let region = opts.region.clone();
+        let fallback = default_region.to_string();
+        loader = loader.region(aws_config::meta::region::RegionProviderChain::first_try(region.map(aws_config::Region::new)).or_default_provider().or_else(aws_config::Region::new(fallback)));
+        if let Some(url) = &opts.endpoint_url {
+            loader = loader.endpoint_url(url.clone());
+        }
+        let retry = RetryConfig::standard().with_max_attempts(opts.max_attempts.unwrap_or(8)).with_initial_backoff(Duration::from_millis(200)).with_max_backoff(Duration::from_secs(20));
+        loader = loader.retry_config(retry);
+        let conf = loader.load().await;
+        Self::from_sdk_config(&conf)
+    }
+
+    /// Build clients from a loaded SDK config.
+    pub fn from_sdk_config(conf: &aws_config::SdkConfig) -> AwsContext {
+        let stats = Arc::new(CallStats::default());
+        let counter = || Counter(stats.clone());
+        let iam = aws_sdk_iam::Client::from_conf(aws_sdk_iam::config::Builder::from(conf).interceptor(counter()).build());
+        // Emulators and custom endpoints serve buckets by path, not by virtual host.
+        let path_style = conf.endpoint_url().is_some();
+        let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(conf).force_path_style(path_style).interceptor(counter()).build());
+        let dynamodb = aws_sdk_dynamodb::Client::from_conf(aws_sdk_dynamodb::config::Builder::from(conf).interceptor(counter()).build());
+        AwsContext { iam, s3, dynamodb, stats, eventual_consistency_timeout: Duration::from_secs(120) }
+    }
+}
+
+/// What an AWS error means to the engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorClass {
+    /// The resource does not exist.
+    NotFound,
+    /// Throttled or a 5xx that outlived the SDK's retries; try again later.
+    Transient,
+    /// IAM has not yet propagated something this run created; retry soon.
+    EventualConsistency,
+    /// The request conflicts with the resource's state (e.g. DeleteConflict).
+    Conflict,
+    /// Anything else: the request is wrong or not allowed.
+    Fatal,
+}
+
+/// An AWS call that failed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{operation}: {message}")]
+pub struct AwsError {
+    /// Operation name, e.g. `iam:CreateRole`.
+    pub operation: String,
+    /// Classification.
+    pub class: ErrorClass,
+    /// The service's code and message.
+    pub message: String,
+}
+
+impl AwsError {
+    /// Build from an SDK error; `classify` maps the typed service error, the rest of the
+    /// classes come from the SDK's own error kinds and the HTTP status.
+    pub fn from_sdk<E, R>(operation: &str, err: SdkError<E, R>, classify: impl FnOnce(&E) -> Option<ErrorClass>) -> AwsError
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+        R: fmt::Debug,
+    {
+        let (class, message) = match &err {
+            SdkError::ServiceError(se) => {
+                let e = se.err();
+                let code = e.code().unwrap_or("Unknown");
+                let class = classify(e).unwrap_or_else(|| if is_throttling_code(code) { ErrorClass::Transient } else { ErrorClass::Fatal });
+                (class, format!("{code}: {}", e.message().unwrap_or("(no message)")))
+            }
+            SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => (ErrorClass::Transient, DisplayChain(&err).to_string()),
+            _ => (ErrorClass::Fatal, DisplayChain(&err).to_string()),
+        };
+        AwsError { operation: operation.to_string(), class, message }
+    }
+
+    /// Whether the resource did not exist.
+    pub fn is_not_found(&self) -> bool {
+        self.class == ErrorClass::NotFound
+    }
+}
+
+/// Display an error with its sources, for messages that must say everything on one line.
+pub struct DisplayChain<'a>(pub &'a dyn std::error::Error);
+
+impl fmt::Display for DisplayChain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut src = self.0.source();
+        while let Some(s) = src {
+            write!(f, ": {s}")?;
+            src = s.source();
+        }
+        Ok(())
+    }
+}
+
+/// Retry `f` while it fails with [`ErrorClass::EventualConsistency`] or
+/// [`ErrorClass::Transient`], with jittered exponential backoff, for up to `timeout`.
+pub async fn retry_eventual<T, F, Fut>(timeout: Duration, mut f: F) -> Result<T, AwsError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, AwsError>>,
+{
+    let start = Instant::now();
+    let mut delay = Duration::from_millis(250);
+    loop {
+        match f().await {
+            Ok(v) => return Ok(v),
+            Err(e) if matches!(e.class, ErrorClass::EventualConsistency | ErrorClass::Transient) && start.elapsed() + delay < timeout => {
+                tracing::debug!(operation = %e.operation, error = %e.message, delay_ms = delay.as_millis() as u64, "retrying");
+                let jitter = rand::random_range(0.5..1.0);
+                tokio::time::sleep(delay.mul_f64(jitter)).await;
+                delay = (delay * 2).min(Duration::from_secs(10));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn retry_eventual_gives_up_on_fatal_and_retries_consistency() {
+        let mut n = 0;
+        let r: Result<u32, _> = retry_eventual(Duration::from_secs(5), || {
+            n += 1;
+            let attempt = n;
+            async move {
+                if attempt < 3 {
+                    Err(AwsError { operation: "iam:AttachRolePolicy".into(), class: ErrorClass::EventualConsistency, message: "NoSuchEntity".into() })
+                } else {
+                    Ok(attempt)
+                }
+            }
+        })
+        .await;
+        assert_eq!(r.unwrap(), 3);
+        let mut calls = 0;
+        let r: Result<(), _> = retry_eventual(Duration::from_secs(5), || {
+            calls += 1;
+            async { Err(AwsError { operation: "x".into(), class: ErrorClass::Fatal, message: "no".into() }) }
+        })
+        .await;
+        assert!(r.is_err());
+        assert_eq!(calls, 1);
+    }
+}

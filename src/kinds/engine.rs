@@ -1,0 +1,85 @@
+//! The trait that joins a kind to the pipeline. The pure half ([`KindPlan`]) turns desired
+//! and observed state into field diffs and steps; the AWS half ([`KindAws`]) observes and
+//! runs steps. The observe, plan and apply stages are generic over it, so a new kind is a
+//! new folder plus one line in each stage's list of kinds.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use async_trait::async_trait;
+
+use super::common::{Tags, OWNERSHIP_TAG, OWNERSHIP_VALUE};
+use super::{Kind, ResourceSpec};
+use crate::aws::{AwsContext, AwsError};
+use crate::plan::{FieldChange, Observed, PlanError, ResourceId, Step};
+
+/// What every kind's planner may know besides the resource itself.
+#[derive(Debug, Clone, Default)]
+pub struct PlanCx {
+    /// AWS partition.
+    pub partition: String,
+    /// Account id.
+    pub account: String,
+    /// Region.
+    pub region: String,
+    /// ARN → name of the ManagedPolicies in the manifests (for dependencies).
+    pub policy_arns: BTreeMap<String, String>,
+    /// Names of the Buckets in the manifests (for dependencies).
+    pub buckets: BTreeSet<String>,
+}
+
+impl PlanCx {
+    /// The desired tags of a resource: its own (Environment's merged in) plus ownership.
+    pub fn desired_tags(&self, own: &Tags) -> Tags {
+        let mut t = own.clone();
+        t.insert(OWNERSHIP_TAG.into(), OWNERSHIP_VALUE.into());
+        t
+    }
+}
+
+/// Whether tags mark a resource as ours.
+pub fn has_ownership_tag(tags: &Tags) -> bool {
+    tags.get(OWNERSHIP_TAG).map(String::as_str) == Some(OWNERSHIP_VALUE)
+}
+
+/// Field changes and steps for one resource.
+pub type Diff<Op> = (Vec<FieldChange>, Vec<Op>);
+
+/// The pure half of a kind: no IO, deterministic.
+pub trait KindPlan {
+    /// The kind.
+    const KIND: Kind;
+    /// Resolved manifest spec.
+    type Spec: Send + Sync;
+    /// What AWS has.
+    type Observed: Clone + std::fmt::Debug + Send + Sync;
+    /// One executable step.
+    type Op: Clone + std::fmt::Debug + Send + Sync;
+
+    /// This kind's spec, if `s` is one.
+    fn spec(s: &ResourceSpec) -> Option<&Self::Spec>;
+    /// This kind's observed resources.
+    fn observed(o: &Observed) -> &BTreeMap<String, Self::Observed>;
+    /// Wrap a step for the plan.
+    fn step(op: Self::Op) -> Step;
+    /// Resources that must exist before this one is created or changed.
+    fn depends_on(name: &str, spec: &Self::Spec, cx: &PlanCx) -> Vec<ResourceId>;
+    /// Whether the observed resource carries the ownership tag (or cannot be tagged and is
+    /// therefore judged by other means).
+    fn is_owned(observed: &Self::Observed) -> bool;
+    /// Fields worth showing and steps to create the resource.
+    fn create(name: &str, spec: &Self::Spec, cx: &PlanCx) -> Diff<Self::Op>;
+    /// Differences and steps to make `observed` match `spec`; empty when in sync.
+    /// Errors name fields that cannot change in place.
+    fn update(name: &str, spec: &Self::Spec, observed: &Self::Observed, cx: &PlanCx) -> Result<Diff<Self::Op>, Vec<PlanError>>;
+    /// Steps to delete the resource, dependents first (detach, empty, then delete).
+    fn delete(name: &str, observed: &Self::Observed) -> Vec<Self::Op>;
+}
+
+/// The AWS half of a kind.
+#[async_trait]
+pub trait KindAws: KindPlan {
+    /// Observe the named resources (absent ones are left out of the map).
+    async fn observe(aws: &AwsContext, names: &[String], cx: &PlanCx) -> Result<BTreeMap<String, Self::Observed>, AwsError>;
+    /// Run one step. Steps are idempotent: running one twice leaves the same state.
+    async fn apply(aws: &AwsContext, name: &str, op: &Self::Op, cx: &PlanCx) -> Result<(), AwsError>;
+}

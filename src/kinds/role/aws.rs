@@ -1,0 +1,19 @@
+//! Role: observe and change in AWS. (Placeholder being written.)
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+
+use super::diff::{Role, RoleObserved, Op};
+use crate::aws::{AwsContext, AwsError};
+use crate::kinds::engine::{KindAws, PlanCx};
+
+#[async_trait]
+impl KindAws for Role {
+    async fn observe(_: &AwsContext, _: &[String], _: &PlanCx) -> Result<BTreeMap<String, RoleObserved>, AwsError> {
+        Ok(BTreeMap::new())
+    }
+    async fn apply(_: &AwsContext, _: &str, _: &Op, _: &PlanCx) -> Result<(), AwsError> {
+        Ok(())
+    }
+}

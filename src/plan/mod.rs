@@ -1,0 +1,200 @@
+//! The plan: what must change in AWS, per resource, as data (serde) with a Display for
+//! people. Planning is pure and deterministic: desired state + observed state → plan.
+//! Each kind computes its own field diffs and steps; this module orders and renders them.
+
+mod planner;
+mod render;
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::kinds::Kind;
+
+pub use planner::{plan, Observed, PlanInput};
+
+/// What happens to one resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// It does not exist and will be created.
+    Create,
+    /// It exists and differs; the fields say how.
+    Update,
+    /// It will be deleted.
+    Delete,
+    /// It exists without the ownership tag and is not adopted: reported, left alone.
+    Conflict,
+    /// It matches.
+    NoOp,
+}
+
+impl Action {
+    /// Symbol in text plans.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Action::Create => "+",
+            Action::Update => "~",
+            Action::Delete => "-",
+            Action::Conflict => "!",
+            Action::NoOp => " ",
+        }
+    }
+}
+
+/// One field that differs: `old` is what AWS has, `new` what the manifest wants.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FieldChange {
+    /// Field path in the manifest's terms, e.g. `spec.versioning` or `spec.tags.team`.
+    pub field: String,
+    /// Value in AWS (absent: not set).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub old: Option<Value>,
+    /// Desired value (absent: to be removed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub new: Option<Value>,
+}
+
+impl FieldChange {
+    /// A field changing from `old` to `new`.
+    pub fn new(field: impl Into<String>, old: Option<Value>, new: Option<Value>) -> FieldChange {
+        FieldChange { field: field.into(), old, new }
+    }
+}
+
+/// One executable step of a change. Each kind defines its own steps as plain data; the
+/// executor hands them back to the kind without making any decision of its own.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", content = "op")]
+pub enum Step {
+    /// A managed policy step.
+    ManagedPolicy(crate::kinds::managed_policy::Op),
+    /// A role step.
+    Role(crate::kinds::role::Op),
+    /// A service-linked role step.
+    ServiceLinkedRole(crate::kinds::service_linked_role::Op),
+    /// A bucket step.
+    Bucket(crate::kinds::bucket::Op),
+    /// A table step.
+    Table(crate::kinds::table::Op),
+}
+
+/// Identity of a resource in a plan.
+pub type ResourceId = (Kind, String);
+
+/// The change to one resource.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Change {
+    /// Kind of the resource.
+    pub kind: Kind,
+    /// AWS name of the resource.
+    pub name: String,
+    /// What happens.
+    pub action: Action,
+    /// Fields that differ (for updates; the notable fields for creates and deletes).
+    pub fields: Vec<FieldChange>,
+    /// Why, for conflicts and other notes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Steps the executor runs in order.
+    #[serde(skip)]
+    pub steps: Vec<Step>,
+    /// Resources whose changes must finish first.
+    #[serde(skip)]
+    pub depends_on: Vec<ResourceId>,
+}
+
+/// A change the planner refuses to make (e.g. a table key change AWS cannot do in place).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlanError {
+    /// Kind of the resource.
+    pub kind: Kind,
+    /// Name of the resource.
+    pub name: String,
+    /// Field that cannot change.
+    pub field: String,
+    /// Why.
+    pub message: String,
+}
+
+impl std::fmt::Display for PlanError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}: {}: {}", self.kind, self.name, self.field, self.message)
+    }
+}
+
+/// Counts per action.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    /// Resources to create.
+    pub create: usize,
+    /// Resources to update.
+    pub update: usize,
+    /// Resources to delete.
+    pub delete: usize,
+    /// Resources left alone because they are not ours.
+    pub conflict: usize,
+    /// Resources already as desired.
+    pub no_op: usize,
+    /// Resources the plan refuses to change.
+    pub errors: usize,
+}
+
+/// The whole plan.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Plan {
+    /// Every resource, in apply order (no-ops included; text output hides them).
+    pub changes: Vec<Change>,
+    /// Refused changes.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<PlanError>,
+    /// Counts.
+    pub summary: Summary,
+}
+
+impl Plan {
+    /// Build a plan and its summary.
+    pub fn new(changes: Vec<Change>, errors: Vec<PlanError>) -> Plan {
+        let mut s = Summary { errors: errors.len(), ..Summary::default() };
+        for c in &changes {
+            match c.action {
+                Action::Create => s.create += 1,
+                Action::Update => s.update += 1,
+                Action::Delete => s.delete += 1,
+                Action::Conflict => s.conflict += 1,
+                Action::NoOp => s.no_op += 1,
+            }
+        }
+        Plan { changes, errors, summary: s }
+    }
+
+    /// Whether applying would change anything in AWS.
+    pub fn has_changes(&self) -> bool {
+        self.summary.create + self.summary.update + self.summary.delete > 0
+    }
+
+    /// The changes that do something.
+    pub fn actionable(&self) -> impl Iterator<Item = &Change> {
+        self.changes.iter().filter(|c| matches!(c.action, Action::Create | Action::Update | Action::Delete))
+    }
+
+    /// The JSON contract: `{"changes": [...], "summary": {...}}` (no-ops left out).
+    pub fn to_json(&self) -> Value {
+        let changes: Vec<&Change> = self.changes.iter().filter(|c| c.action != Action::NoOp).collect();
+        let mut v = serde_json::json!({ "changes": changes, "summary": self.summary });
+        if !self.errors.is_empty() {
+            v["errors"] = serde_json::to_value(&self.errors).expect("plain data");
+        }
+        v
+    }
+
+    /// Changes by kind and action, for metrics and status.
+    pub fn counts(&self) -> BTreeMap<(Kind, Action), usize> {
+        let mut m = BTreeMap::new();
+        for c in &self.changes {
+            *m.entry((c.kind, c.action)).or_default() += 1;
+        }
+        m
+    }
+}

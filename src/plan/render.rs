@@ -1,0 +1,66 @@
+//! Text rendering of a plan, in the manner of a Terraform plan.
+
+use std::fmt;
+
+use serde_json::Value;
+
+use super::{Action, Change, FieldChange, Plan};
+
+fn compact(v: &Value) -> String {
+    serde_json::to_string(v).expect("plain data")
+}
+
+impl fmt::Display for FieldChange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.old, &self.new) {
+            (None, Some(n)) => write!(f, "+ {}: {}", self.field, compact(n)),
+            (Some(o), None) => write!(f, "- {}: {}", self.field, compact(o)),
+            (Some(o), Some(n)) => write!(f, "~ {}: {} → {}", self.field, compact(o), compact(n)),
+            (None, None) => write!(f, "~ {}", self.field),
+        }
+    }
+}
+
+impl fmt::Display for Change {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = match self.action {
+            Action::Create => "will be created",
+            Action::Update => "will be updated in place",
+            Action::Delete => "will be deleted",
+            Action::Conflict => "is not managed by mlspace-gitops",
+            Action::NoOp => "is up to date",
+        };
+        writeln!(f, "{} {} {} {what}", self.action.symbol(), self.kind, self.name)?;
+        for fc in &self.fields {
+            writeln!(f, "    {fc}")?;
+        }
+        if let Some(r) = &self.reason {
+            writeln!(f, "    {r}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shown: Vec<&Change> = self.changes.iter().filter(|c| c.action != Action::NoOp).collect();
+        if shown.is_empty() && self.errors.is_empty() {
+            writeln!(f, "No changes. AWS matches the manifests ({} resources).", self.summary.no_op)?;
+        }
+        for c in shown {
+            writeln!(f, "{c}")?;
+        }
+        for e in &self.errors {
+            writeln!(f, "error: {e}")?;
+        }
+        let s = &self.summary;
+        write!(f, "Plan: {} to create, {} to update, {} to delete.", s.create, s.update, s.delete)?;
+        if s.conflict > 0 {
+            write!(f, " {} not managed (conflict).", s.conflict)?;
+        }
+        if s.errors > 0 {
+            write!(f, " {} refused.", s.errors)?;
+        }
+        writeln!(f)
+    }
+}
