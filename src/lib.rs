@@ -9,3 +9,6 @@ pub mod kinds;
 pub mod manifest;
 pub mod aws;
 pub mod plan;
+pub mod apply;
+pub mod observe;
+pub mod reconcile;

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::kinds::Kind;
 
-pub use planner::{plan, Observed, PlanInput};
+pub use planner::{plan, plan_cx, Observed, PlanInput};
 
 /// What happens to one resource.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]

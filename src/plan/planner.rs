@@ -35,6 +35,8 @@ pub struct PlanInput<'a> {
     pub observed: &'a Observed,
     /// Resources to delete (chosen by the caller, e.g. prune from the inventory).
     pub deletes: &'a [ResourceId],
+    /// Kinds that could not be observed: their resources are left out of the plan.
+    pub skip_kinds: &'a BTreeSet<crate::kinds::Kind>,
 }
 
 /// The planning context derived from the desired state.
@@ -69,6 +71,9 @@ pub fn plan(input: &PlanInput) -> Plan {
 }
 
 fn plan_kind<K: KindPlan>(input: &PlanInput, cx: &PlanCx, changes: &mut Vec<Change>, errors: &mut Vec<PlanError>) {
+    if input.skip_kinds.contains(&K::KIND) {
+        return;
+    }
     let observed = K::observed(input.observed);
     for r in input.desired.resources.iter().filter(|r| r.kind == K::KIND) {
         let Some(spec) = K::spec(&r.spec) else { continue };

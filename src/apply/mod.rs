@@ -1,0 +1,218 @@
+//! Apply: the executor. It runs each change's steps in order and makes no choices of its
+//! own: the plan decided what, the dependencies decide when. Independent changes run
+//! concurrently with a bound; a change whose dependency failed is not started; a failing
+//! change does not stop independent ones. Steps are idempotent, so running a plan again
+//! after an interruption is safe.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use futures::stream::{FuturesUnordered, StreamExt};
+use serde::Serialize;
+
+use crate::aws::{AwsContext, AwsError, ErrorClass};
+use crate::kinds::bucket::Bucket;
+use crate::kinds::engine::{KindAws, PlanCx};
+use crate::kinds::managed_policy::ManagedPolicy;
+use crate::kinds::role::Role;
+use crate::kinds::service_linked_role::ServiceLinkedRole;
+use crate::kinds::table::Table;
+use crate::kinds::Kind;
+use crate::plan::{Action, Change, Plan, ResourceId, Step};
+
+/// Executor settings.
+#[derive(Debug, Clone)]
+pub struct ApplyOptions {
+    /// Changes running at once.
+    pub concurrency: usize,
+}
+
+impl Default for ApplyOptions {
+    fn default() -> Self {
+        ApplyOptions { concurrency: 8 }
+    }
+}
+
+/// Progress, as it happens.
+#[derive(Debug, Clone)]
+pub enum Event<'a> {
+    /// A change started.
+    Started(&'a Change),
+    /// A change finished.
+    Finished(&'a ChangeResult),
+}
+
+/// How one change ended.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChangeResult {
+    /// Kind of the resource.
+    pub kind: Kind,
+    /// Name of the resource.
+    pub name: String,
+    /// What was attempted.
+    pub action: Action,
+    /// `None` on success.
+    pub error: Option<ChangeError>,
+    /// Steps that completed.
+    pub steps_done: usize,
+    /// Wall time.
+    #[serde(serialize_with = "ser_secs")]
+    pub elapsed: Duration,
+}
+
+fn ser_secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+/// Why a change failed.
+#[derive(Debug, Clone, Serialize, thiserror::Error)]
+pub enum ChangeError {
+    /// AWS refused or failed a step.
+    #[error("{0}")]
+    Aws(#[serde(serialize_with = "ser_display")] AwsError),
+    /// A change this one depends on failed, so it was not started.
+    #[error("not started: {kind} {name} it depends on failed")]
+    DependencyFailed {
+        /// Kind of the failed dependency.
+        kind: Kind,
+        /// Name of the failed dependency.
+        name: String,
+    },
+}
+
+fn ser_display<S: serde::Serializer, T: std::fmt::Display>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(v)
+}
+
+impl ChangeError {
+    /// Whether retrying later may help (throttling, eventual consistency, dependencies).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            ChangeError::Aws(e) => matches!(e.class, ErrorClass::Transient | ErrorClass::EventualConsistency),
+            ChangeError::DependencyFailed { .. } => true,
+        }
+    }
+}
+
+/// The outcome of an apply.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ApplyReport {
+    /// One entry per actionable change, in completion order.
+    pub results: Vec<ChangeResult>,
+}
+
+impl ApplyReport {
+    /// Whether every change succeeded.
+    pub fn success(&self) -> bool {
+        self.results.iter().all(|r| r.error.is_none())
+    }
+
+    /// The failed changes.
+    pub fn failures(&self) -> impl Iterator<Item = &ChangeResult> {
+        self.results.iter().filter(|r| r.error.is_some())
+    }
+}
+
+/// Run one step through its kind.
+async fn run_step(aws: &AwsContext, name: &str, step: &Step, cx: &PlanCx) -> Result<(), AwsError> {
+    match step {
+        Step::ManagedPolicy(op) => ManagedPolicy::apply(aws, name, op, cx).await,
+        Step::Role(op) => Role::apply(aws, name, op, cx).await,
+        Step::ServiceLinkedRole(op) => ServiceLinkedRole::apply(aws, name, op, cx).await,
+        Step::Bucket(op) => Bucket::apply(aws, name, op, cx).await,
+        Step::Table(op) => Table::apply(aws, name, op, cx).await,
+    }
+}
+
+async fn run_change(aws: &AwsContext, change: &Change, cx: &PlanCx) -> ChangeResult {
+    let span = tracing::info_span!("change", kind = %change.kind, name = %change.name, action = ?change.action);
+    let _enter = span.enter();
+    let start = Instant::now();
+    let mut done = 0;
+    let mut error = None;
+    for step in &change.steps {
+        match run_step(aws, &change.name, step, cx).await {
+            Ok(()) => done += 1,
+            Err(e) => {
+                tracing::warn!(error = %e, "step failed");
+                error = Some(ChangeError::Aws(e));
+                break;
+            }
+        }
+    }
+    ChangeResult { kind: change.kind, name: change.name.clone(), action: change.action, error, steps_done: done, elapsed: start.elapsed() }
+}
+
+/// Apply every actionable change of `plan`. Creates and updates go first, ordered by their
+/// dependencies; deletes follow in reverse kind order (roles before the policies they use).
+pub async fn apply(aws: &AwsContext, plan: &Plan, cx: &PlanCx, opts: &ApplyOptions, mut on_event: impl FnMut(Event<'_>)) -> ApplyReport {
+    let mut report = ApplyReport::default();
+    let forward: Vec<&Change> = plan.actionable().filter(|c| c.action != Action::Delete).collect();
+    let deletes: Vec<&Change> = plan.actionable().filter(|c| c.action == Action::Delete).collect();
+    run_batch(aws, &forward, cx, opts, &mut report, &mut on_event, |c| c.depends_on.clone()).await;
+    // A delete waits for deletes of kinds that may reference it (a role before its policies).
+    let delete_deps = |c: &Change| -> Vec<ResourceId> { deletes.iter().filter(|d| d.kind > c.kind).map(|d| (d.kind, d.name.clone())).collect() };
+    run_batch(aws, &deletes, cx, opts, &mut report, &mut on_event, delete_deps).await;
+    report
+}
+
+async fn run_batch<'p>(
+    aws: &AwsContext,
+    changes: &[&'p Change],
+    cx: &PlanCx,
+    opts: &ApplyOptions,
+    report: &mut ApplyReport,
+    on_event: &mut impl FnMut(Event<'_>),
+    deps_of: impl Fn(&Change) -> Vec<ResourceId>,
+) {
+    let in_batch: BTreeSet<ResourceId> = changes.iter().map(|c| (c.kind, c.name.clone())).collect();
+    let deps: BTreeMap<ResourceId, Vec<ResourceId>> = changes.iter().map(|c| ((c.kind, c.name.clone()), deps_of(c).into_iter().filter(|d| in_batch.contains(d)).collect())).collect();
+    let mut succeeded: BTreeSet<ResourceId> = BTreeSet::new();
+    let mut failed: BTreeSet<ResourceId> = BTreeSet::new();
+    let mut pending: Vec<&Change> = changes.to_vec();
+    let mut running = FuturesUnordered::new();
+    loop {
+        // Start what is ready, in plan order, up to the bound; skip what cannot run.
+        let mut i = 0;
+        while i < pending.len() {
+            let c = pending[i];
+            let id = (c.kind, c.name.clone());
+            let my_deps = &deps[&id];
+            if let Some(bad) = my_deps.iter().find(|d| failed.contains(*d)) {
+                let r = ChangeResult { kind: c.kind, name: c.name.clone(), action: c.action, error: Some(ChangeError::DependencyFailed { kind: bad.0, name: bad.1.clone() }), steps_done: 0, elapsed: Duration::ZERO };
+                on_event(Event::Finished(&r));
+                failed.insert(id);
+                report.results.push(r);
+                pending.remove(i);
+                i = 0; // a new failure may block earlier entries
+                continue;
+            }
+            if running.len() < opts.concurrency.max(1) && my_deps.iter().all(|d| succeeded.contains(d)) {
+                on_event(Event::Started(c));
+                running.push(run_change(aws, c, cx));
+                pending.remove(i);
+                continue;
+            }
+            i += 1;
+        }
+        if running.is_empty() {
+            // Nothing ready yet nothing running: a dependency cycle (two buckets logging to
+            // each other). Break it in plan order rather than dropping the changes.
+            if pending.is_empty() {
+                break;
+            }
+            let c = pending.remove(0);
+            on_event(Event::Started(c));
+            running.push(run_change(aws, c, cx));
+        }
+        let Some(r) = running.next().await else { break };
+        let id = (r.kind, r.name.clone());
+        if r.error.is_some() {
+            failed.insert(id);
+        } else {
+            succeeded.insert(id);
+        }
+        on_event(Event::Finished(&r));
+        report.results.push(r);
+    }
+}

@@ -1,0 +1,28 @@
+//! One pass of the pipeline against AWS: observe → plan (→ apply, by the caller).
+
+use std::collections::BTreeSet;
+
+use crate::aws::AwsContext;
+use crate::kinds::engine::PlanCx;
+use crate::manifest::DesiredState;
+use crate::observe::{observe, Observation};
+use crate::plan::{plan, Plan, PlanInput, ResourceId};
+
+/// A plan with what it was computed from.
+pub struct Planned {
+    /// The plan.
+    pub plan: Plan,
+    /// The observation (with the kinds that could not be read).
+    pub observation: Observation,
+    /// The planning context, also needed to apply.
+    pub cx: PlanCx,
+}
+
+/// Observe AWS and plan the changes that make it match `desired`, deleting `deletes`.
+pub async fn plan_once(aws: &AwsContext, desired: &DesiredState, deletes: &[ResourceId]) -> Planned {
+    let cx = crate::plan::plan_cx(desired);
+    let observation = observe(aws, desired, deletes, &cx).await;
+    let skip: BTreeSet<_> = observation.failed_kinds();
+    let plan = plan(&PlanInput { desired, observed: &observation.observed, deletes, skip_kinds: &skip });
+    Planned { plan, observation, cx }
+}

@@ -1,0 +1,414 @@
+//! `render`: the resolved desired state of the bundled `manifests/`, pinned as golden files,
+//! and the properties of the render contract.
+//!
+//! Golden files: `tests/golden/render.json` and `tests/golden/render.yaml`. After an intended
+//! change, regenerate with `UPDATE_GOLDEN=1 cargo test --test render` and review the diff.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn manifests() -> PathBuf {
+    repo().join("manifests")
+}
+
+/// Run `mlspace-gitops render -m DIR -o FORMAT`; panics unless it succeeds.
+fn render(dir: &Path, format: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_mlspace-gitops"))
+        .args(["render", "-m"])
+        .arg(dir)
+        .args(["-o", format])
+        .output()
+        .expect("run mlspace-gitops");
+    assert!(
+        out.status.success(),
+        "render -m {} -o {format} failed ({}):\n{}",
+        dir.display(),
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Warnings go to stderr; stdout is only the document.
+    String::from_utf8(out.stdout).expect("render output is UTF-8")
+}
+
+fn render_json(dir: &Path) -> Value {
+    let text = render(dir, "json");
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("render -o json is not JSON: {e}\n{text}"))
+}
+
+/// Compare `got` with the golden file, or rewrite it under `UPDATE_GOLDEN`.
+fn check_golden(name: &str, got: &str) {
+    let path = repo().join("tests/golden").join(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, got).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!("{}: {e}\nCreate it with: UPDATE_GOLDEN=1 cargo test --test render", path.display())
+    });
+    if expected != got {
+        panic!("{}", diff_hint(&path, &expected, got));
+    }
+}
+
+/// A short, readable account of where two texts first differ.
+fn diff_hint(path: &Path, expected: &str, got: &str) -> String {
+    let e: Vec<&str> = expected.lines().collect();
+    let g: Vec<&str> = got.lines().collect();
+    let first = e.iter().zip(&g).position(|(a, b)| a != b).unwrap_or(e.len().min(g.len()));
+    // The first line after `first` from which both texts agree again to the end, if any.
+    let (mut ee, mut ge) = (e.len(), g.len());
+    while ee > first && ge > first && e[ee - 1] == g[ge - 1] {
+        ee -= 1;
+        ge -= 1;
+    }
+    let mut out = format!(
+        "render output differs from {} ({} lines expected, {} rendered).\n\
+         If the change is intended: UPDATE_GOLDEN=1 cargo test --test render, then review `git diff {}`.\n",
+        path.display(),
+        e.len(),
+        g.len(),
+        path.strip_prefix(repo()).unwrap_or(path).display()
+    );
+    out.push_str(&format!("@@ expected lines {}..{}, rendered lines {}..{} @@\n", first + 1, ee, first + 1, ge));
+    for l in &e[first.saturating_sub(3)..first] {
+        out.push_str(&format!("  {l}\n"));
+    }
+    const MAX: usize = 40;
+    for l in e[first..ee].iter().take(MAX) {
+        out.push_str(&format!("- {l}\n"));
+    }
+    if ee - first > MAX {
+        out.push_str(&format!("- ... {} more\n", ee - first - MAX));
+    }
+    for l in g[first..ge].iter().take(MAX) {
+        out.push_str(&format!("+ {l}\n"));
+    }
+    if ge - first > MAX {
+        out.push_str(&format!("+ ... {} more\n", ge - first - MAX));
+    }
+    for l in e[ee..].iter().take(3) {
+        out.push_str(&format!("  {l}\n"));
+    }
+    out
+}
+
+/// Every string of `v`, map keys included, with its JSON pointer.
+fn strings<'a>(v: &'a Value, ptr: String, out: &mut Vec<(String, &'a str)>) {
+    match v {
+        Value::String(s) => out.push((ptr, s)),
+        Value::Array(a) => {
+            for (i, x) in a.iter().enumerate() {
+                strings(x, format!("{ptr}/{i}"), out);
+            }
+        }
+        Value::Object(m) => {
+            for (k, x) in m {
+                let p = format!("{ptr}/{}", k.replace('~', "~0").replace('/', "~1"));
+                out.push((format!("{p} (key)"), k));
+                strings(x, p, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The first `{UPPER_SNAKE}` token in `s` that is not an IAM variable `${...}`.
+fn placeholder_in(s: &str) -> Option<&str> {
+    let b = s.as_bytes();
+    for (i, _) in s.match_indices('{') {
+        if i > 0 && b[i - 1] == b'$' {
+            continue;
+        }
+        let rest = &b[i + 1..];
+        let n = rest.iter().take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || **c == b'_').count();
+        if n > 0 && rest[0].is_ascii_uppercase() && rest.get(n) == Some(&b'}') {
+            return Some(&s[i..i + n + 2]);
+        }
+    }
+    None
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), dest).unwrap();
+        }
+    }
+}
+
+fn resource<'a>(r: &'a Value, kind: &str, name: &str) -> &'a Value {
+    r["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["kind"] == kind && x["name"] == name)
+        .unwrap_or_else(|| panic!("no {kind} {name} in the render"))
+}
+
+fn as_list(v: &Value) -> Vec<String> {
+    match v {
+        Value::String(s) => vec![s.clone()],
+        Value::Array(a) => a.iter().map(|x| x.as_str().expect("string").to_string()).collect(),
+        _ => vec![],
+    }
+}
+
+/// Whether the document allows `action` on `resource` through an unconditional Allow
+/// statement listing both literally (how EcrAccess grants are written; merged or not).
+fn allows(doc: &Value, action: &str, resource: &str) -> bool {
+    doc["Statement"].as_array().unwrap().iter().any(|s| {
+        s["Effect"] == "Allow"
+            && s.get("Condition").is_none()
+            && as_list(&s["Action"]).iter().any(|a| a.eq_ignore_ascii_case(action))
+            && as_list(&s["Resource"]).iter().any(|r| r == resource)
+    })
+}
+
+fn ecr_actions(doc: &Value) -> BTreeSet<String> {
+    doc["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| as_list(&s["Action"]))
+        .filter(|a| a.to_ascii_lowercase().starts_with("ecr:"))
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn render_json_matches_golden() {
+    check_golden("render.json", &render(&manifests(), "json"));
+}
+
+#[test]
+fn render_yaml_matches_golden() {
+    check_golden("render.yaml", &render(&manifests(), "yaml"));
+}
+
+#[test]
+fn render_is_deterministic() {
+    for format in ["json", "yaml"] {
+        let a = render(&manifests(), format);
+        let b = render(&manifests(), format);
+        assert!(a == b, "two `render -o {format}` runs differ");
+    }
+    // The library too (no hash-order leaks between loads).
+    let a = mlspace_gitops::manifest::load_dir(&manifests()).unwrap();
+    let b = mlspace_gitops::manifest::load_dir(&manifests()).unwrap();
+    assert_eq!(mlspace_gitops::manifest::render::to_json(&a.desired), mlspace_gitops::manifest::render::to_json(&b.desired));
+}
+
+#[test]
+fn render_json_follows_the_contract() {
+    let r = render_json(&manifests());
+    let top: Vec<&str> = r.as_object().expect("an object").keys().map(String::as_str).collect();
+    assert_eq!(top, ["environment", "resources"]);
+
+    let env = r["environment"].as_object().expect("environment is an object");
+    let keys: Vec<&str> = env.keys().map(String::as_str).collect();
+    assert_eq!(keys, ["name", "partition", "region", "account", "params", "tags"]);
+    for k in ["name", "partition", "region", "account"] {
+        assert!(env[k].is_string(), "environment.{k} must be a string");
+    }
+    let account = env["account"].as_str().unwrap();
+    assert!(account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit()), "account {account}");
+    for k in ["params", "tags"] {
+        assert!(env[k].as_object().expect(k).values().all(Value::is_string), "environment.{k} maps strings to strings");
+    }
+
+    let resources = r["resources"].as_array().expect("resources is a list");
+    assert!(!resources.is_empty());
+    const ORDER: [&str; 5] = ["ManagedPolicy", "Role", "ServiceLinkedRole", "Bucket", "Table"];
+    let mut prev: Option<(usize, &str)> = None;
+    for res in resources {
+        let obj = res.as_object().expect("each resource is an object");
+        let keys: Vec<&str> = obj.keys().map(String::as_str).collect();
+        // `annotations` is part of a resource only when the manifest has some; none here.
+        assert_eq!(keys, ["kind", "name", "spec"], "{res}");
+        let kind = res["kind"].as_str().expect("kind is a string");
+        let name = res["name"].as_str().expect("name is a string");
+        assert!(!name.is_empty());
+        let rank = ORDER.iter().position(|k| *k == kind).unwrap_or_else(|| panic!("kind {kind} must not be rendered"));
+        assert!(res["spec"].is_object(), "{kind} {name}: spec is an object");
+        // Sorted by kind (in the order above), then name; no duplicates.
+        if let Some(p) = prev {
+            assert!(p < (rank, name), "{kind} {name} is out of order after {p:?}");
+        }
+        prev = Some((rank, name));
+    }
+    let count = |k: &str| resources.iter().filter(|x| x["kind"] == k).count();
+    // docs/mlspace-choices.md, "Layout".
+    assert_eq!([count("ManagedPolicy"), count("Role"), count("ServiceLinkedRole"), count("Bucket"), count("Table")], [8, 7, 1, 5, 12]);
+
+    // Resolved forms: policy files inlined, references turned into ARNs, tags merged.
+    let partition = env["partition"].as_str().unwrap();
+    for res in resources {
+        let spec = &res["spec"];
+        assert!(spec.get("documentFile").is_none() && spec.get("assumeRolePolicyFile").is_none(), "{}: file reference left", res["name"]);
+        match res["kind"].as_str().unwrap() {
+            "ManagedPolicy" => assert!(spec["document"].is_object()),
+            "Role" => {
+                assert!(spec["assumeRolePolicy"].is_object());
+                for p in spec["managedPolicies"].as_array().unwrap() {
+                    let p = p.as_str().unwrap();
+                    assert!(p.starts_with(&format!("arn:{partition}:iam::")) && p.contains(":policy/"), "{}: {p} is not a policy ARN", res["name"]);
+                }
+            }
+            _ => {}
+        }
+        if let Some(tags) = spec.get("tags") {
+            for (k, v) in env["tags"].as_object().unwrap() {
+                assert!(tags.get(k).is_some(), "{}: Environment tag {k}={v} not merged", res["name"]);
+            }
+        }
+    }
+}
+
+#[test]
+fn render_leaves_no_placeholder_unresolved() {
+    for (label, r) in [("json", render_json(&manifests()))] {
+        let mut all = Vec::new();
+        strings(&r, String::new(), &mut all);
+        assert!(all.len() > 500, "only {} strings rendered", all.len());
+        let left: Vec<String> = all.iter().filter_map(|(p, s)| placeholder_in(s).map(|t| format!("{p}: {t} in `{s}`"))).collect();
+        assert!(left.is_empty(), "render -o {label} left placeholders:\n{}", left.join("\n"));
+    }
+    let yaml = render(&manifests(), "yaml");
+    let line = yaml.lines().find(|l| placeholder_in(l).is_some());
+    assert!(line.is_none(), "render -o yaml left a placeholder: {}", line.unwrap());
+    // The checker itself: it sees tokens, and it lets IAM variables be.
+    assert_eq!(placeholder_in("arn:{AWS_PARTITION}:s3"), Some("{AWS_PARTITION}"));
+    assert_eq!(placeholder_in("x/${aws:username}/{lower}/${AWS_X}/{9X}"), None);
+}
+
+#[test]
+fn iam_policy_variables_survive_render() {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_dir(&manifests(), tmp.path());
+    std::fs::write(
+        tmp.path().join("home-dirs.yaml"),
+        r#"apiVersion: mlspace-gitops/v1
+kind: ManagedPolicy
+metadata:
+  name: mlspace-test-home-dirs
+spec:
+  document:
+    Version: "2012-10-17"
+    Statement:
+      - Effect: Allow
+        Action: s3:GetObject
+        Resource: arn:{AWS_PARTITION}:s3:::mlspace-data-{AWS_ACCOUNT}/private/${aws:username}/*
+      - Effect: Allow
+        Action: s3:ListBucket
+        Resource: arn:{AWS_PARTITION}:s3:::mlspace-data-{AWS_ACCOUNT}
+        Condition:
+          StringLike:
+            s3:prefix: ["private/${aws:username}/*", "project/${aws:PrincipalTag/project}/*"]
+"#,
+    )
+    .unwrap();
+    let r = render_json(tmp.path());
+    let doc = &resource(&r, "ManagedPolicy", "mlspace-test-home-dirs")["spec"]["document"];
+    let account = r["environment"]["account"].as_str().unwrap();
+    let partition = r["environment"]["partition"].as_str().unwrap();
+    assert_eq!(doc["Statement"][0]["Resource"], format!("arn:{partition}:s3:::mlspace-data-{account}/private/${{aws:username}}/*"));
+    assert_eq!(
+        doc["Statement"][1]["Condition"]["StringLike"]["s3:prefix"],
+        serde_json::json!(["private/${aws:username}/*", "project/${aws:PrincipalTag/project}/*"])
+    );
+    let yaml = render(tmp.path(), "yaml");
+    assert!(yaml.contains("${aws:username}") && yaml.contains("${aws:PrincipalTag/project}"));
+}
+
+#[test]
+fn render_yaml_carries_the_same_data_as_json() {
+    let json = render_json(&manifests());
+    let yaml = render(&manifests(), "yaml");
+    let file: Arc<Path> = Arc::from(Path::new("render.yaml"));
+    let docs = mlspace_gitops::manifest::yaml::parse_documents(&file, &yaml).unwrap_or_else(|e| panic!("render -o yaml does not parse: {}", e.message));
+    assert_eq!(docs.len(), 1, "one YAML document");
+    assert!(docs[0].value == json, "render -o yaml, read back, differs from render -o json");
+}
+
+#[test]
+fn ecr_access_example_is_merged_into_its_target_policies() {
+    let baseline = render_json(&manifests());
+    let tmp = tempfile::tempdir().unwrap();
+    copy_dir(&manifests(), tmp.path());
+    std::fs::copy(repo().join("docs/examples/ecr-read-access.yaml"), tmp.path().join("ecr-read-access.yaml")).unwrap();
+    let r = render_json(tmp.path());
+
+    let env = &r["environment"];
+    let (partition, region, account) = (env["partition"].as_str().unwrap(), env["region"].as_str().unwrap(), env["account"].as_str().unwrap());
+    let repos: Vec<String> = ["custom-repo1", "custom-repo2", "custom-repo3"].iter().map(|n| format!("arn:{partition}:ecr:{region}:{account}:repository/{n}")).collect();
+    const PULL: [&str; 3] = ["ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer", "ecr:BatchGetImage"];
+
+    // No ECR grant without the example.
+    for res in baseline["resources"].as_array().unwrap().iter().filter(|x| x["kind"] == "ManagedPolicy") {
+        assert!(ecr_actions(&res["spec"]["document"]).is_empty(), "{} has ECR actions without EcrAccess", res["name"]);
+    }
+
+    // App and notebook policies: the token on "*", the pulls on exactly the three repositories.
+    for name in ["mlspace-app-policy", "mlspace-notebook-policy"] {
+        let doc = &resource(&r, "ManagedPolicy", name)["spec"]["document"];
+        assert!(allows(doc, "ecr:GetAuthorizationToken", "*"), "{name}: no ecr:GetAuthorizationToken on *");
+        for a in PULL {
+            for repo in &repos {
+                assert!(allows(doc, a, repo), "{name}: no {a} on {repo}");
+            }
+            assert!(!allows(doc, a, "*"), "{name}: {a} must be scoped to the repositories, not *");
+        }
+        let mut expected: BTreeSet<String> = PULL.iter().map(|s| s.to_string()).collect();
+        expected.insert("ecr:GetAuthorizationToken".into());
+        assert_eq!(ecr_actions(doc), expected, "{name}: read access only");
+        let pull_stmt = doc["Statement"].as_array().unwrap().iter().find(|s| as_list(&s["Action"]).iter().any(|a| a == "ecr:BatchGetImage")).unwrap();
+        assert_eq!(as_list(&pull_stmt["Resource"]), repos, "{name}: the pull statement names the three repository ARNs");
+    }
+
+    // The boundary: every read action on "*" (the example grants it `repositories: ["*"]`).
+    let boundary = &resource(&r, "ManagedPolicy", "mlspace-project-user-permission-boundary")["spec"]["document"];
+    for a in ["ecr:GetAuthorizationToken"].into_iter().chain(PULL) {
+        assert!(allows(boundary, a, "*"), "boundary: no {a} on *");
+    }
+
+    // Nothing else changes, and EcrAccess is not a rendered resource.
+    assert!(r["resources"].as_array().unwrap().iter().all(|x| x["kind"] != "EcrAccess"), "EcrAccess must not be rendered");
+    assert_eq!(r["resources"].as_array().unwrap().len(), baseline["resources"].as_array().unwrap().len());
+    for (a, b) in r["resources"].as_array().unwrap().iter().zip(baseline["resources"].as_array().unwrap()) {
+        assert_eq!((&a["kind"], &a["name"]), (&b["kind"], &b["name"]));
+        let target = ["mlspace-app-policy", "mlspace-notebook-policy", "mlspace-project-user-permission-boundary"].contains(&a["name"].as_str().unwrap());
+        if !target {
+            assert_eq!(a, b, "{} {} changed although the example does not grant to it", a["kind"], a["name"]);
+        }
+    }
+    assert_eq!(r["environment"], baseline["environment"]);
+    // Still within IAM's managed policy quota (the loader refuses larger ones; check the numbers).
+    for name in ["mlspace-app-policy", "mlspace-notebook-policy", "mlspace-project-user-permission-boundary"] {
+        let len = mlspace_policy::quota_len(&resource(&r, "ManagedPolicy", name)["spec"]["document"]);
+        assert!(len <= mlspace_policy::MANAGED_POLICY_MAX_LEN, "{name}: {len} characters");
+    }
+}
+
+#[test]
+fn diff_hint_points_at_the_first_difference() {
+    let hint = diff_hint(Path::new("tests/golden/x.json"), "a\nb\nc\nd\n", "a\nB\nc\nd\n");
+    assert!(hint.contains("- b\n+ B\n"), "{hint}");
+    assert!(hint.contains("UPDATE_GOLDEN=1 cargo test --test render"), "{hint}");
+    let hint = diff_hint(Path::new("x"), "a\n", "a\nextra\n");
+    assert!(hint.contains("+ extra"), "{hint}");
+}

@@ -1,0 +1,650 @@
+//! Seed fidelity: every statement of the MLSpace seed policy documents must be present,
+//! semantically, in the rendered `manifests/`.
+//!
+//! The seed documents are copied verbatim (as data) into `tests/fixtures/seeds/` with the
+//! seeds' own `{AWS_ACCOUNT}`-style placeholders; see the README there for where each one
+//! comes from. Here each one is resolved with the rendered Environment's values and its
+//! statements are looked up, by IAM semantic normal form (`mlspace_policy`), in the rendered
+//! document that `docs/mlspace-choices.md` maps it to: a ManagedPolicy document or a Role
+//! trust policy.
+//!
+//! The deliberate deviations recorded in `docs/mlspace-choices.md` are listed below as
+//! named exceptions ([`DEVIATIONS`]). An exception does not skip a statement: it states
+//! how the manifests changed it, the changed statement is checked instead, and a separate
+//! test proves each exception is still needed (so a stale one fails too).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use mlspace_gitops::manifest::{load_dir, render};
+use mlspace_policy::{normalize, semantically_equal, statement_diff};
+use serde_json::{json, Value};
+
+// ---------------------------------------------------------------------------------------
+// Which seed document is checked against which rendered document.
+// ---------------------------------------------------------------------------------------
+
+/// Where a seed document must be found after rendering.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Target {
+    /// `spec.document` of the ManagedPolicy with this name.
+    Policy(&'static str),
+    /// `spec.assumeRolePolicy` of the Role with this name.
+    Trust(&'static str),
+}
+
+/// Seed fixture → rendered document, as `docs/mlspace-choices.md` ("Which policy version",
+/// "Names we made up", "Roles") assigns them.
+const MAPPINGS: &[(&str, Target)] = &[
+    // Seed 002, the newer Notebook Policy page: statements 1..14 (15 statements, the page
+    // numbers "Statement 11" twice).
+    ("002-notebook-policy-page.notebook-policy.json", Target::Policy("mlspace-notebook-policy")),
+    // Seed 003, the newer Project User Permission Boundary page: the "Full Policy".
+    ("003-permission-boundary-page.permission-boundary-policy.json", Target::Policy("mlspace-project-user-permission-boundary")),
+    // Seed 000, CDK Deployment doc: the policies no newer page replaces.
+    ("000-cdk-deployment.app-policy.json", Target::Policy("mlspace-app-policy")),
+    ("000-cdk-deployment.system-policy.json", Target::Policy("mlspace-system-policy")),
+    ("000-cdk-deployment.s3-reader-policy.json", Target::Policy("mlspace-website-read-policy")),
+    // Seed 000 trust policies ("Custom trust policy" of each role section).
+    ("000-cdk-deployment.notebook-role-trust-policy.json", Target::Trust("mlspace-notebook-role")),
+    ("000-cdk-deployment.app-role-trust-policy.json", Target::Trust("mlspace-app-role")),
+    ("000-cdk-deployment.system-role-trust-policy.json", Target::Trust("mlspace-system-role")),
+    ("000-cdk-deployment.s3-reader-role-trust-policy.json", Target::Trust("mlspace-s3-reader-Role")),
+    ("000-cdk-deployment.apigw-cloudwatch-role-trust-policy.json", Target::Trust("mlspace-apigw-cloudwatch-role")),
+];
+
+/// Seed fixtures kept as data but not checked, with the reason.
+const SUPERSEDED: &[(&str, &str)] = &[
+    (
+        "000-cdk-deployment.notebook-policy.json",
+        "older version of the notebook policy: seed 002 (the Notebook Policy page) replaces it and is \
+         what mlspace-notebook-policy holds (docs/mlspace-choices.md, \"Which policy version\"). \
+         The two versions contradict each other (e.g. 000 has no translate/ListWorkteams/bedrock \
+         grants and no `system=MLSpace` tag conditions), so one policy cannot hold both.",
+    ),
+    (
+        "000-cdk-deployment.permission-boundary-policy.json",
+        "older version of the permission boundary: seed 003 (the Project User Permission Boundary \
+         page, \"Full Policy\") replaces it and is what mlspace-project-user-permission-boundary \
+         holds (docs/mlspace-choices.md, \"Which policy version\"). The 000 version lacks the \
+         group/* dataset prefix and the translate PassRole, among others.",
+    ),
+];
+
+// ---------------------------------------------------------------------------------------
+// Deliberate deviations (docs/mlspace-choices.md, "Statements changed" and "Roles").
+// ---------------------------------------------------------------------------------------
+
+/// What a deviation does to IAM's evaluation.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Kind {
+    /// The statement means something else now: the seed's own form must be absent.
+    ChangesMeaning,
+    /// Only the text differs: the seed's own form is still semantically present, but the
+    /// manifests hold the changed text.
+    TextOnly,
+}
+
+/// A named exception: one seed statement the manifests change on purpose.
+struct Deviation {
+    /// Short name, used in failure messages.
+    name: &'static str,
+    /// The seed fixture.
+    fixture: &'static str,
+    /// 0-based index into the fixture's `Statement` list.
+    index: usize,
+    /// Why (from docs/mlspace-choices.md).
+    reason: &'static str,
+    kind: Kind,
+    /// Turns the seed statement into what the manifests must hold.
+    apply: fn(&mut Value),
+}
+
+const DEVIATIONS: &[Deviation] = &[
+    Deviation {
+        name: "notebook statement 9: aws:RequestTag -> aws:ResourceTag",
+        fixture: "002-notebook-policy-page.notebook-policy.json",
+        index: 8, // "Statement 9" on the page
+        reason: "the page conditions Describe/Stop/Delete/Invoke/Update on aws:RequestTag/user|project|system, \
+                 keys those requests never carry, so the statement would grant nothing and the app role \
+                 would break; the CDK code and the page's own text use the resource tags",
+        kind: Kind::ChangesMeaning,
+        apply: request_tag_to_resource_tag,
+    },
+    Deviation {
+        name: "notebook statement 14: duplicate bedrock:Retrieve* removed",
+        fixture: "002-notebook-policy-page.notebook-policy.json",
+        index: 14, // "Statement 14" on the page (15th statement: "Statement 11" is used twice)
+        reason: "the page lists bedrock:Retrieve* twice (and has JSON comments/trailing commas); \
+                 a set of actions means the same without the duplicate",
+        kind: Kind::TextOnly,
+        apply: dedup_actions,
+    },
+    Deviation {
+        name: "notebook role trust: + translate.amazonaws.com",
+        fixture: "000-cdk-deployment.notebook-role-trust-policy.json",
+        index: 0,
+        reason: "the CDK code trusts translate.amazonaws.com as well; without it the seeds' own \
+                 iam:PassRole grants with iam:PassedToService=translate.amazonaws.com are useless",
+        kind: Kind::ChangesMeaning,
+        apply: add_translate_principal,
+    },
+    Deviation {
+        name: "app role trust: + translate.amazonaws.com",
+        fixture: "000-cdk-deployment.app-role-trust-policy.json",
+        index: 0,
+        reason: "Translate batch jobs run as the app role (seed 000 app policy passes it to \
+                 translate.amazonaws.com); the CDK code trusts translate.amazonaws.com",
+        kind: Kind::ChangesMeaning,
+        apply: add_translate_principal,
+    },
+    Deviation {
+        name: "system role trust: + translate.amazonaws.com",
+        fixture: "000-cdk-deployment.system-role-trust-policy.json",
+        index: 0,
+        reason: "the seed 000 system policy passes the system role to translate.amazonaws.com; \
+                 the CDK code trusts translate.amazonaws.com",
+        kind: Kind::ChangesMeaning,
+        apply: add_translate_principal,
+    },
+];
+
+fn request_tag_to_resource_tag(stmt: &mut Value) {
+    let cond = stmt["Condition"].as_object_mut().expect("statement 9 has a Condition");
+    for block in cond.values_mut() {
+        let keys = block.as_object_mut().expect("operator block");
+        let old = std::mem::take(keys);
+        for (k, v) in old {
+            keys.insert(k.replace("aws:RequestTag/", "aws:ResourceTag/"), v);
+        }
+    }
+}
+
+fn dedup_actions(stmt: &mut Value) {
+    let actions = stmt["Action"].as_array_mut().expect("Action list");
+    let mut seen = std::collections::BTreeSet::new();
+    actions.retain(|a| seen.insert(a.as_str().unwrap_or_default().to_string()));
+}
+
+fn add_translate_principal(stmt: &mut Value) {
+    let service = &mut stmt["Principal"]["Service"];
+    let mut list = match service.take() {
+        Value::Array(a) => a,
+        one => vec![one],
+    };
+    list.push(json!("translate.amazonaws.com"));
+    *service = Value::Array(list);
+}
+
+// ---------------------------------------------------------------------------------------
+// Loading and resolving.
+// ---------------------------------------------------------------------------------------
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn fixtures_dir() -> PathBuf {
+    repo().join("tests/fixtures/seeds")
+}
+
+/// The rendered desired state of a manifests directory, as the JSON render contract.
+fn rendered(dir: &Path) -> Value {
+    match load_dir(dir) {
+        Ok(l) => render::to_json_value(&l.desired),
+        Err(mlspace_gitops::manifest::ManifestError::Invalid(d)) => panic!("{} does not validate:\n{d}", dir.display()),
+        Err(e) => panic!("{}: {e}", dir.display()),
+    }
+}
+
+/// Placeholder values of the rendered Environment: the three built-ins and the params.
+fn env_vars(rendered: &Value) -> BTreeMap<String, String> {
+    let env = &rendered["environment"];
+    let mut vars: BTreeMap<String, String> = env["params"]
+        .as_object()
+        .expect("environment.params")
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().expect("param value").to_string()))
+        .collect();
+    for (name, field) in [("AWS_PARTITION", "partition"), ("AWS_REGION", "region"), ("AWS_ACCOUNT", "account")] {
+        vars.insert(name.into(), env[field].as_str().expect(field).to_string());
+    }
+    vars
+}
+
+/// The first `{UPPER_SNAKE}` token of `s` (not `${...}`), if any.
+fn placeholder_in(s: &str) -> Option<&str> {
+    let b = s.as_bytes();
+    for (i, _) in s.match_indices('{') {
+        if i > 0 && b[i - 1] == b'$' {
+            continue;
+        }
+        let rest = &s[i + 1..];
+        let n = rest.bytes().take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == b'_').count();
+        if n > 0 && rest.as_bytes()[0].is_ascii_uppercase() && rest.as_bytes().get(n) == Some(&b'}') {
+            return Some(&s[i..i + n + 2]);
+        }
+    }
+    None
+}
+
+/// Replace every `{NAME}` in the strings (and keys) of `v`; panics on a leftover token.
+fn resolve(v: &mut Value, vars: &BTreeMap<String, String>, what: &str) {
+    let sub = |s: &str| -> String {
+        let mut out = s.to_string();
+        for (k, val) in vars {
+            out = out.replace(&format!("{{{k}}}"), val);
+        }
+        if let Some(p) = placeholder_in(&out) {
+            panic!("{what}: placeholder {p} in `{s}` has no value in the rendered Environment");
+        }
+        out
+    };
+    match v {
+        Value::String(s) => *s = sub(s),
+        Value::Array(items) => items.iter_mut().for_each(|i| resolve(i, vars, what)),
+        Value::Object(map) => {
+            let old = std::mem::take(map);
+            for (k, mut val) in old {
+                resolve(&mut val, vars, what);
+                map.insert(sub(&k), val);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// A seed document, resolved, in two forms: as the seed has it, and with the deviations applied.
+struct Seed {
+    fixture: &'static str,
+    target: Target,
+    original: Value,
+    expected: Value,
+}
+
+fn read_fixture(name: &str) -> Value {
+    let path = fixtures_dir().join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn seeds(vars: &BTreeMap<String, String>) -> Vec<Seed> {
+    MAPPINGS
+        .iter()
+        .map(|&(fixture, target)| {
+            let mut original = read_fixture(fixture);
+            resolve(&mut original, vars, fixture);
+            let mut expected = original.clone();
+            for d in DEVIATIONS.iter().filter(|d| d.fixture == fixture) {
+                let stmt = expected["Statement"]
+                    .get_mut(d.index)
+                    .unwrap_or_else(|| panic!("deviation `{}`: {fixture} has no statement {}", d.name, d.index));
+                (d.apply)(stmt);
+            }
+            Seed { fixture, target, original, expected }
+        })
+        .collect()
+}
+
+/// The rendered document a target names.
+fn target_doc<'a>(rendered: &'a Value, target: Target) -> Option<&'a Value> {
+    let (kind, name, field) = match target {
+        Target::Policy(n) => ("ManagedPolicy", n, "document"),
+        Target::Trust(n) => ("Role", n, "assumeRolePolicy"),
+    };
+    rendered["resources"]
+        .as_array()?
+        .iter()
+        .find(|r| r["kind"] == kind && r["name"] == name)
+        .and_then(|r| r["spec"].get(field))
+}
+
+fn statements(doc: &Value) -> Vec<Value> {
+    match &doc["Statement"] {
+        Value::Array(a) => a.clone(),
+        Value::Null => vec![],
+        one => vec![one.clone()],
+    }
+}
+
+/// Whether `stmt` has a semantically equal statement in `doc` (IAM normal form; Sid, order,
+/// string-vs-list, action case and duplicates do not matter).
+fn present(stmt: &Value, doc: &Value) -> bool {
+    statement_diff(&json!({ "Statement": [stmt] }), doc).added.is_empty()
+}
+
+/// One seed statement the rendered state lacks.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Missing {
+    fixture: &'static str,
+    index: usize,
+}
+
+/// Every seed statement (deviations applied) without an equivalent in its rendered document.
+fn missing_statements(seeds: &[Seed], rendered: &Value) -> Vec<(Missing, String)> {
+    let mut out = Vec::new();
+    for s in seeds {
+        let Some(doc) = target_doc(rendered, s.target) else {
+            out.push((Missing { fixture: s.fixture, index: usize::MAX }, format!("{:?} is not in the rendered resources", s.target)));
+            continue;
+        };
+        for (i, stmt) in statements(&s.expected).iter().enumerate() {
+            if !present(stmt, doc) {
+                let note = DEVIATIONS
+                    .iter()
+                    .find(|d| d.fixture == s.fixture && d.index == i)
+                    .map(|d| format!(" (after the named deviation `{}`)", d.name))
+                    .unwrap_or_default();
+                out.push((
+                    Missing { fixture: s.fixture, index: i },
+                    format!(
+                        "{} statement [{i}]{note} is missing from {:?}:\n  seed:   {}\n  normal: {}",
+                        s.fixture,
+                        s.target,
+                        serde_json::to_string(stmt).unwrap(),
+                        serde_json::to_string(&normalize(&json!({ "Statement": [stmt] }))["Statement"][0]).unwrap(),
+                    ),
+                ));
+            }
+        }
+    }
+    out
+}
+
+fn bundled() -> (Value, Vec<Seed>) {
+    let r = rendered(&repo().join("manifests"));
+    let vars = env_vars(&r);
+    let s = seeds(&vars);
+    (r, s)
+}
+
+fn report(missing: &[(Missing, String)]) -> String {
+    missing.iter().map(|(_, m)| m.as_str()).collect::<Vec<_>>().join("\n")
+}
+
+// ---------------------------------------------------------------------------------------
+// Tests.
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn every_seed_fixture_is_checked_or_explicitly_superseded() {
+    let mut on_disk: Vec<String> = std::fs::read_dir(fixtures_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".json"))
+        .collect();
+    on_disk.sort();
+    let mut listed: Vec<String> = MAPPINGS.iter().map(|m| m.0).chain(SUPERSEDED.iter().map(|s| s.0)).map(String::from).collect();
+    listed.sort();
+    assert_eq!(on_disk, listed, "every fixture under tests/fixtures/seeds/ must be in MAPPINGS or SUPERSEDED (and only once)");
+    for (name, _) in SUPERSEDED {
+        // Still well-formed seed data, even though not checked.
+        assert!(read_fixture(name)["Statement"].as_array().is_some_and(|a| !a.is_empty()), "{name}");
+    }
+    let (r, _) = bundled();
+    for (fixture, target) in MAPPINGS {
+        assert!(target_doc(&r, *target).is_some(), "{fixture}: {target:?} is not in the rendered manifests");
+    }
+}
+
+#[test]
+fn seed_fixtures_resolve_with_the_bundled_environment() {
+    // resolve() panics on any placeholder the Environment does not define.
+    let (r, seeds) = bundled();
+    assert_eq!(seeds.len(), MAPPINGS.len());
+    let vars = env_vars(&r);
+    for (name, _) in SUPERSEDED {
+        let mut doc = read_fixture(name);
+        resolve(&mut doc, &vars, name);
+    }
+    // The page examples' literal values are all gone.
+    for s in &seeds {
+        let text = serde_json::to_string(&s.original).unwrap();
+        for literal in ["012345678910", "80b28a33-4686-4d87-9dda-4a87e889875a", "sg-0c001c111cbcdcdf6", "subnet-0f9f0555e69d3d687"] {
+            assert!(!text.contains(literal), "{}: example value {literal} was not turned into a placeholder", s.fixture);
+        }
+    }
+}
+
+#[test]
+fn every_seed_statement_is_present_in_the_rendered_manifests() {
+    let (r, seeds) = bundled();
+    let missing = missing_statements(&seeds, &r);
+    let total: usize = seeds.iter().map(|s| statements(&s.expected).len()).sum();
+    assert!(total >= 90, "only {total} seed statements were checked");
+    assert!(
+        missing.is_empty(),
+        "{} of {total} seed statements are not in the rendered manifests. Either restore them, or, if the \
+         change is deliberate, record it in docs/mlspace-choices.md and add a named DEVIATION in tests/seeds.rs:\n{}",
+        missing.len(),
+        report(&missing)
+    );
+}
+
+#[test]
+fn every_named_deviation_is_still_needed_and_matches_the_manifests() {
+    let (r, seeds) = bundled();
+    for d in DEVIATIONS {
+        assert!(!d.reason.is_empty());
+        let seed = seeds.iter().find(|s| s.fixture == d.fixture).unwrap_or_else(|| panic!("deviation `{}`: {} is not in MAPPINGS", d.name, d.fixture));
+        let doc = target_doc(&r, seed.target).unwrap();
+        let original = &statements(&seed.original)[d.index];
+        let changed = &statements(&seed.expected)[d.index];
+        assert_ne!(original, changed, "deviation `{}` changes nothing in the seed statement", d.name);
+        assert!(present(changed, doc), "deviation `{}`: the changed statement is not in {:?}", d.name, seed.target);
+        match d.kind {
+            Kind::ChangesMeaning => assert!(
+                !present(original, doc),
+                "deviation `{}` is stale: the seed's own statement is in {:?} again; remove the exception ({})",
+                d.name,
+                seed.target,
+                d.reason
+            ),
+            Kind::TextOnly => {
+                assert!(present(original, doc), "deviation `{}` is marked text-only but changes the meaning", d.name);
+                let rendered_stmts = statements(doc);
+                assert!(rendered_stmts.contains(changed), "deviation `{}`: the manifests do not hold the changed text", d.name);
+                assert!(!rendered_stmts.contains(original), "deviation `{}` is stale: the manifests hold the seed's text again", d.name);
+            }
+        }
+    }
+}
+
+#[test]
+fn rendered_documents_hold_nothing_beyond_their_seeds() {
+    // docs/mlspace-choices.md: "No other statement was changed, dropped or added in any policy."
+    let (r, seeds) = bundled();
+    let mut problems = Vec::new();
+    for s in &seeds {
+        let doc = target_doc(&r, s.target).unwrap();
+        if !semantically_equal(&s.expected, doc) {
+            let diff = statement_diff(doc, &s.expected);
+            problems.push(format!(
+                "{:?} differs from {} (with the named deviations):\n  only rendered: {}\n  only seed: {}\n  Version: rendered {} / seed {}",
+                s.target,
+                s.fixture,
+                serde_json::to_string(&diff.added).unwrap(),
+                serde_json::to_string(&diff.removed).unwrap(),
+                doc["Version"],
+                s.expected["Version"],
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn comparison_is_semantic_not_textual() {
+    // Reordered statements, a string turned into a one-element list, other action case and
+    // condition values as booleans must all still count as present.
+    let (mut r, seeds) = bundled();
+    for res in r["resources"].as_array_mut().unwrap() {
+        let field = match res["kind"].as_str() {
+            Some("ManagedPolicy") => "document",
+            Some("Role") => "assumeRolePolicy",
+            _ => continue,
+        };
+        let Some(doc) = res["spec"].get_mut(field) else { continue };
+        let stmts = doc["Statement"].as_array_mut().unwrap();
+        stmts.reverse();
+        for st in stmts.iter_mut() {
+            if let Some(Value::String(a)) = st.get("Action").cloned() {
+                st["Action"] = json!([a.to_ascii_uppercase()]);
+            }
+            if let Some(Value::String(res)) = st.get("Resource").cloned() {
+                st["Resource"] = json!([res]);
+            }
+            if let Some(null) = st.pointer_mut("/Condition/Null").and_then(Value::as_object_mut) {
+                for v in null.values_mut() {
+                    if let Some(b) = v.as_str().and_then(|s| s.parse::<bool>().ok()) {
+                        *v = json!(b);
+                    }
+                }
+            }
+        }
+    }
+    let missing = missing_statements(&seeds, &r);
+    assert!(missing.is_empty(), "{}", report(&missing));
+}
+
+#[test]
+fn a_missing_or_altered_statement_is_detected() {
+    let (r, seeds) = bundled();
+    assert!(missing_statements(&seeds, &r).is_empty(), "the bundled manifests must pass first");
+
+    fn doc_mut<'a>(r: &'a mut Value, target: Target) -> &'a mut Value {
+        let (kind, name, field) = match target {
+            Target::Policy(n) => ("ManagedPolicy", n, "document"),
+            Target::Trust(n) => ("Role", n, "assumeRolePolicy"),
+        };
+        let res = r["resources"].as_array_mut().unwrap().iter_mut().find(|x| x["kind"] == kind && x["name"] == name).unwrap();
+        &mut res["spec"][field]
+    }
+    fn find(doc: &Value, pred: impl Fn(&Value) -> bool) -> usize {
+        statements(doc).iter().position(pred).expect("the statement to mutate")
+    }
+    fn seed_index(seeds: &[Seed], fixture: &str, pred: impl Fn(&Value) -> bool) -> usize {
+        statements(&seeds.iter().find(|s| s.fixture == fixture).unwrap().expected).iter().position(pred).unwrap()
+    }
+    let has_action = |a: &'static str| move |s: &Value| s["Action"] == a || s["Action"].as_array().is_some_and(|l| l.iter().any(|x| x == a));
+
+    let mut m = r.clone();
+    let mut expected = Vec::new();
+
+    // 1. A whole statement dropped: the app policy's iam:CreateRole (the one that pins the boundary).
+    let app = doc_mut(&mut m, Target::Policy("mlspace-app-policy"));
+    let i = find(app, has_action("iam:CreateRole"));
+    app["Statement"].as_array_mut().unwrap().remove(i);
+    expected.push(Missing { fixture: "000-cdk-deployment.app-policy.json", index: seed_index(&seeds, "000-cdk-deployment.app-policy.json", has_action("iam:CreateRole")) });
+
+    // 2. One condition value dropped: the boundary's PassRole no longer covers translate.
+    let boundary = doc_mut(&mut m, Target::Policy("mlspace-project-user-permission-boundary"));
+    let two_services = |s: &Value| s.pointer("/Condition/StringEquals/iam:PassedToService").and_then(Value::as_array).is_some_and(|a| a.len() == 2);
+    let i = find(boundary, two_services);
+    boundary["Statement"][i]["Condition"]["StringEquals"]["iam:PassedToService"] = json!(["sagemaker.amazonaws.com"]);
+    expected.push(Missing {
+        fixture: "003-permission-boundary-page.permission-boundary-policy.json",
+        index: seed_index(&seeds, "003-permission-boundary-page.permission-boundary-policy.json", two_services),
+    });
+
+    // 3. One resource changed: a subnet ARN of the notebook policy.
+    let nb = doc_mut(&mut m, Target::Policy("mlspace-notebook-policy"));
+    let subnets = |s: &Value| s["Resource"].as_array().is_some_and(|a| a.iter().any(|x| x.as_str().is_some_and(|x| x.contains(":subnet/"))));
+    let i = find(nb, subnets);
+    for res in nb["Statement"][i]["Resource"].as_array_mut().unwrap() {
+        if res.as_str().unwrap().contains(":subnet/") {
+            *res = json!(res.as_str().unwrap().replace(":subnet/", ":subnet/x"));
+            break;
+        }
+    }
+    expected.push(Missing { fixture: "002-notebook-policy-page.notebook-policy.json", index: seed_index(&seeds, "002-notebook-policy-page.notebook-policy.json", subnets) });
+
+    // 4. An Effect flipped: the notebook policy's Deny on untagged HPO/training jobs.
+    let nb = doc_mut(&mut m, Target::Policy("mlspace-notebook-policy"));
+    let hpo_deny = |s: &Value| s["Effect"] == "Deny" && has_action("sagemaker:CreateTrainingJob")(s);
+    let i = find(nb, hpo_deny);
+    nb["Statement"][i]["Effect"] = json!("Allow");
+    expected.push(Missing { fixture: "002-notebook-policy-page.notebook-policy.json", index: seed_index(&seeds, "002-notebook-policy-page.notebook-policy.json", hpo_deny) });
+
+    // 5. A trust principal dropped: the notebook role no longer trusts SageMaker.
+    let trust = doc_mut(&mut m, Target::Trust("mlspace-notebook-role"));
+    trust["Statement"][0]["Principal"]["Service"] = json!(["translate.amazonaws.com"]);
+    expected.push(Missing { fixture: "000-cdk-deployment.notebook-role-trust-policy.json", index: 0 });
+
+    // 6. A deviation undone: notebook statement 9 back to the page's RequestTag keys.
+    let nb = doc_mut(&mut m, Target::Policy("mlspace-notebook-policy"));
+    let i = find(nb, |s| s.pointer("/Condition/StringEqualsIgnoreCase/aws:ResourceTag~1system").is_some());
+    let text = serde_json::to_string(&nb["Statement"][i]).unwrap().replace("aws:ResourceTag/", "aws:RequestTag/");
+    nb["Statement"][i] = serde_json::from_str(&text).unwrap();
+    expected.push(Missing { fixture: "002-notebook-policy-page.notebook-policy.json", index: 8 });
+
+    // 7. A role's document gone altogether.
+    let mut gone = r.clone();
+    gone["resources"].as_array_mut().unwrap().retain(|x| x["name"] != "mlspace-s3-reader-Role");
+
+    let mut got: Vec<Missing> = missing_statements(&seeds, &m).into_iter().map(|(m, _)| m).collect();
+    got.sort();
+    expected.sort();
+    assert_eq!(got, expected, "each mutation must be reported, and nothing else");
+
+    let got: Vec<Missing> = missing_statements(&seeds, &gone).into_iter().map(|(m, _)| m).collect();
+    assert_eq!(got, vec![Missing { fixture: "000-cdk-deployment.s3-reader-role-trust-policy.json", index: usize::MAX }]);
+
+    // An extra statement is not a missing one, but the "nothing beyond the seeds" check sees it.
+    let mut extra = r.clone();
+    doc_mut(&mut extra, Target::Policy("mlspace-website-read-policy"))["Statement"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"Effect": "Allow", "Action": "s3:PutObject", "Resource": "*"}));
+    assert!(missing_statements(&seeds, &extra).is_empty());
+    let seed = seeds.iter().find(|s| s.fixture == "000-cdk-deployment.s3-reader-policy.json").unwrap();
+    assert!(!semantically_equal(&seed.expected, target_doc(&extra, seed.target).unwrap()));
+}
+
+#[test]
+fn seed_statements_survive_the_ecr_example_merge() {
+    // docs/examples/ecr-read-access.yaml merges ECR actions into existing statements of the
+    // app, notebook and boundary policies. Once the ECR actions are taken out again, every
+    // seed statement must be there unchanged: the merge may only add.
+    let tmp = tempfile::tempdir().unwrap();
+    copy_dir(&repo().join("manifests"), tmp.path());
+    std::fs::copy(repo().join("docs/examples/ecr-read-access.yaml"), tmp.path().join("ecr-read-access.yaml")).unwrap();
+    let mut r = rendered(tmp.path());
+    let vars = env_vars(&r);
+    let seeds = seeds(&vars);
+
+    let mut touched = 0;
+    for res in r["resources"].as_array_mut().unwrap() {
+        if res["kind"] != "ManagedPolicy" {
+            continue;
+        }
+        let stmts = res["spec"]["document"]["Statement"].as_array_mut().unwrap();
+        let before = stmts.clone();
+        for st in stmts.iter_mut() {
+            if let Some(a) = st.get_mut("Action").and_then(Value::as_array_mut) {
+                a.retain(|x| !x.as_str().unwrap_or_default().starts_with("ecr:"));
+            }
+        }
+        stmts.retain(|st| st["Action"].as_array().is_none_or(|a| !a.is_empty()));
+        touched += usize::from(*stmts != before);
+    }
+    assert_eq!(touched, 3, "the example grants to three policies");
+    let missing = missing_statements(&seeds, &r);
+    assert!(missing.is_empty(), "{}", report(&missing));
+    for s in &seeds {
+        assert!(semantically_equal(&s.expected, target_doc(&r, s.target).unwrap()), "{:?}", s.target);
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), dest).unwrap();
+        }
+    }
+}
