@@ -59,41 +59,44 @@ fn check_golden(name: &str, got: &str) {
     }
 }
 
-/// A short, readable account of where two texts first differ.
+/// A short, readable account of where two texts first differ: the first hunk, with context.
 fn diff_hint(path: &Path, expected: &str, got: &str) -> String {
     let e: Vec<&str> = expected.lines().collect();
     let g: Vec<&str> = got.lines().collect();
     let first = e.iter().zip(&g).position(|(a, b)| a != b).unwrap_or(e.len().min(g.len()));
-    // The first line after `first` from which both texts agree again to the end, if any.
-    let (mut ee, mut ge) = (e.len(), g.len());
-    while ee > first && ge > first && e[ee - 1] == g[ge - 1] {
-        ee -= 1;
-        ge -= 1;
-    }
+    // End of the first hunk: the nearest (i, j) from which three lines agree again
+    // (or both texts end), searched within a window.
+    const WINDOW: usize = 300;
+    let agree = |i: usize, j: usize| (0..3).all(|k| match (e.get(i + k), g.get(j + k)) {
+        (Some(a), Some(b)) => a == b,
+        (None, None) => true,
+        _ => false,
+    });
+    let (ee, ge) = (0..=2 * WINDOW)
+        .flat_map(|d| (0..=d).map(move |a| (first + a, first + d - a)))
+        .find(|&(i, j)| i <= e.len() && j <= g.len() && agree(i, j))
+        .unwrap_or((e.len(), g.len()));
     let mut out = format!(
         "render output differs from {} ({} lines expected, {} rendered).\n\
-         If the change is intended: UPDATE_GOLDEN=1 cargo test --test render, then review `git diff {}`.\n",
+         If the change is intended: UPDATE_GOLDEN=1 cargo test --test render, then review `git diff {}`.\n\
+         First difference:\n",
         path.display(),
         e.len(),
         g.len(),
         path.strip_prefix(repo()).unwrap_or(path).display()
     );
-    out.push_str(&format!("@@ expected lines {}..{}, rendered lines {}..{} @@\n", first + 1, ee, first + 1, ge));
+    out.push_str(&format!("@@ golden line {}, rendered line {} @@\n", first + 1, first + 1));
     for l in &e[first.saturating_sub(3)..first] {
         out.push_str(&format!("  {l}\n"));
     }
     const MAX: usize = 40;
-    for l in e[first..ee].iter().take(MAX) {
-        out.push_str(&format!("- {l}\n"));
-    }
-    if ee - first > MAX {
-        out.push_str(&format!("- ... {} more\n", ee - first - MAX));
-    }
-    for l in g[first..ge].iter().take(MAX) {
-        out.push_str(&format!("+ {l}\n"));
-    }
-    if ge - first > MAX {
-        out.push_str(&format!("+ ... {} more\n", ge - first - MAX));
+    for (sign, lines) in [('-', &e[first..ee]), ('+', &g[first..ge])] {
+        for l in lines.iter().take(MAX) {
+            out.push_str(&format!("{sign} {l}\n"));
+        }
+        if lines.len() > MAX {
+            out.push_str(&format!("{sign} ... {} more\n", lines.len() - MAX));
+        }
     }
     for l in e[ee..].iter().take(3) {
         out.push_str(&format!("  {l}\n"));
@@ -411,4 +414,7 @@ fn diff_hint_points_at_the_first_difference() {
     assert!(hint.contains("UPDATE_GOLDEN=1 cargo test --test render"), "{hint}");
     let hint = diff_hint(Path::new("x"), "a\n", "a\nextra\n");
     assert!(hint.contains("+ extra"), "{hint}");
+    // Only the first hunk is shown.
+    let hint = diff_hint(Path::new("x"), "a\nb\nc\nd\ne\nf\ng\nh\n", "a\nB\nc\nd\ne\nf\nG\nh\n");
+    assert!(hint.contains("- b\n+ B\n  c\n") && !hint.contains("+ G"), "{hint}");
 }

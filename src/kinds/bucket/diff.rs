@@ -1,30 +1,270 @@
-//! Bucket: the pure diff between the manifest and what AWS has. (Placeholder being written.)
+//! Bucket: the pure diff between a manifest's `Bucket` and what S3 has.
+//!
+//! A setting the manifest leaves out is not managed: it is not compared and, when the
+//! observer knows the spec ([`Wanted`]), not even read. Managed settings are compared in
+//! the manifest's terms after normalizing what S3 reports differently from what was
+//! written (policy formatting, list order, "never enabled" versioning), so a bucket just
+//! created reads back as in sync. Tags are the exception: they decide ownership, so they
+//! are always read and an extra tag is drift.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
+use serde_json::{json, Value};
 
-use super::BucketSpec;
+use super::{BucketEncryption, BucketLogging, BucketSpec, CorsRule, LifecycleRule, ObjectOwnership, PublicAccessBlock, PublicAccessBlockSetting};
 use crate::kinds::common::Tags;
-use crate::kinds::engine::{Diff, KindPlan, PlanCx};
+use crate::kinds::engine::{has_ownership_tag, Diff, KindPlan, PlanCx};
 use crate::kinds::{Kind, ResourceSpec};
-use crate::plan::{Observed, PlanError, ResourceId, Step};
+use crate::plan::{FieldChange, Observed, PlanError, ResourceId, Step};
 
 /// The Bucket kind.
 pub struct Bucket;
 
-/// What AWS has for one Bucket.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct BucketObserved {
-    /// Tags.
-    pub tags: Tags,
+/// One setting as read from S3.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Setting<T> {
+    /// Not read, because the manifest does not manage it.
+    NotRead,
+    /// Read: S3 has no configuration (e.g. `NoSuchBucketPolicy`).
+    Unset,
+    /// Read: S3 has this.
+    Set(T),
 }
 
-/// One step.
+impl<T> Default for Setting<T> {
+    fn default() -> Self {
+        Setting::NotRead
+    }
+}
+
+impl<T> Setting<T> {
+    /// `Set` for `Some`, `Unset` for `None`.
+    pub fn from_option(v: Option<T>) -> Self {
+        v.map_or(Setting::Unset, Setting::Set)
+    }
+
+    /// What S3 has: `None` when unset or not read.
+    pub fn value(&self) -> Option<&T> {
+        match self {
+            Setting::Set(v) => Some(v),
+            _ => None,
+        }
+    }
+}
+
+/// Versioning state S3 reports (a bucket that never had versioning reports none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Versioning {
+    /// Versioning is on.
+    Enabled,
+    /// Versioning was on and is now suspended.
+    Suspended,
+}
+
+/// Default encryption as S3 reports it (the algorithm may be one the manifest cannot name).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObservedEncryption {
+    /// `AES256`, `aws:kms`, `aws:kms:dsse`, ...
+    pub sse_algorithm: String,
+    /// KMS key as configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kms_key_id: Option<String>,
+    /// Whether an S3 Bucket Key is used (absent in S3's answer: false).
+    pub bucket_key_enabled: bool,
+}
+
+/// A lifecycle rule as S3 has it: the manifest's shape plus whatever the manifest cannot
+/// express (tag or size filters, dates, noncurrent transitions, ...). A rule with
+/// unmanaged parts never equals a desired rule, so the manifest's rules replace it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ObservedLifecycleRule {
+    /// The part the manifest can express.
+    #[serde(flatten)]
+    pub rule: LifecycleRule,
+    /// Parts the manifest cannot express, by S3 element name.
+    #[serde(flatten)]
+    pub unmanaged: BTreeMap<String, Value>,
+}
+
+impl From<LifecycleRule> for ObservedLifecycleRule {
+    fn from(rule: LifecycleRule) -> Self {
+        ObservedLifecycleRule { rule, unmanaged: BTreeMap::new() }
+    }
+}
+
+/// What S3 has for one bucket.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BucketObserved {
+    /// Tags (always read: they decide ownership).
+    pub tags: Tags,
+    /// Default encryption.
+    pub encryption: Setting<ObservedEncryption>,
+    /// Versioning state.
+    pub versioning: Setting<Versioning>,
+    /// Public access block flags.
+    pub public_access_block: Setting<PublicAccessBlock>,
+    /// Server access logging.
+    pub logging: Setting<BucketLogging>,
+    /// Bucket policy (parsed; a document S3 returns that is not JSON is kept as a string).
+    pub policy: Setting<Value>,
+    /// CORS rules, in S3's order.
+    pub cors: Setting<Vec<CorsRule>>,
+    /// Lifecycle rules.
+    pub lifecycle_rules: Setting<Vec<ObservedLifecycleRule>>,
+    /// Object ownership (S3's spelling).
+    pub ownership: Setting<String>,
+}
+
+/// Which settings to read for a bucket (tags are always read).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Wanted {
+    /// Default encryption.
+    pub encryption: bool,
+    /// Versioning.
+    pub versioning: bool,
+    /// Public access block.
+    pub public_access_block: bool,
+    /// Server access logging.
+    pub logging: bool,
+    /// Bucket policy.
+    pub policy: bool,
+    /// CORS.
+    pub cors: bool,
+    /// Lifecycle rules.
+    pub lifecycle_rules: bool,
+    /// Object ownership.
+    pub ownership: bool,
+}
+
+impl Wanted {
+    /// Every setting (when the desired spec is not known).
+    pub const ALL: Wanted = Wanted { encryption: true, versioning: true, public_access_block: true, logging: true, policy: true, cors: true, lifecycle_rules: true, ownership: true };
+    /// Tags only (enough to decide ownership, e.g. before a delete).
+    pub const NONE: Wanted = Wanted { encryption: false, versioning: false, public_access_block: false, logging: false, policy: false, cors: false, lifecycle_rules: false, ownership: false };
+
+    /// The settings `spec` manages.
+    pub fn of(spec: &BucketSpec) -> Wanted {
+        Wanted {
+            encryption: spec.encryption.is_some(),
+            versioning: spec.versioning.is_some(),
+            public_access_block: spec.public_access_block.is_some(),
+            logging: spec.logging.is_some(),
+            policy: spec.policy.is_some(),
+            cors: spec.cors.is_some(),
+            lifecycle_rules: spec.lifecycle_rules.is_some(),
+            ownership: spec.ownership.is_some(),
+        }
+    }
+
+    /// Number of settings to read (requests besides the tags).
+    pub fn count(&self) -> usize {
+        [self.encryption, self.versioning, self.public_access_block, self.logging, self.policy, self.cors, self.lifecycle_rules, self.ownership].into_iter().filter(|b| *b).count()
+    }
+}
+
+/// One step on a bucket. Plain data; every step is idempotent.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub enum Op {
-    /// Placeholder.
-    Noop,
+    /// CreateBucket (converging when the bucket is already ours), then tag it.
+    Create {
+        /// LocationConstraint (absent in us-east-1, which takes none).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        location_constraint: Option<String>,
+        /// ObjectOwnership set at creation.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        object_ownership: Option<ObjectOwnership>,
+        /// Full tag set, ownership tag included.
+        tags: Tags,
+    },
+    /// Enable (`true`) or suspend (`false`) versioning.
+    PutVersioning {
+        /// Desired state.
+        enabled: bool,
+    },
+    /// Set default encryption.
+    PutEncryption(BucketEncryption),
+    /// Set the four public access block flags.
+    PutPublicAccessBlock(PublicAccessBlock),
+    /// Set server access logging.
+    PutLogging(BucketLogging),
+    /// Replace the bucket policy.
+    PutPolicy(Value),
+    /// Remove the bucket policy.
+    DeletePolicy,
+    /// Replace the CORS rules.
+    PutCors(Vec<CorsRule>),
+    /// Remove the CORS configuration.
+    DeleteCors,
+    /// Replace the lifecycle rules.
+    PutLifecycle(Vec<LifecycleRule>),
+    /// Remove the lifecycle configuration.
+    DeleteLifecycle,
+    /// Set object ownership.
+    PutOwnership(ObjectOwnership),
+    /// Replace the whole tag set (S3 has no partial tagging), ownership tag included.
+    PutTags(Tags),
+    /// Delete the bucket; refused (a conflict) while it holds objects.
+    Delete,
+}
+
+fn to_json<T: Serialize>(v: &T) -> Value {
+    serde_json::to_value(v).expect("plain data serializes")
+}
+
+/// Whether a desired policy document grants nothing (no statements): it means "no policy".
+fn is_empty_policy(doc: &Value) -> bool {
+    match doc.get("Statement") {
+        None => true,
+        Some(Value::Array(s)) => s.is_empty(),
+        Some(_) => false,
+    }
+}
+
+/// CORS rules with their value lists as sets. Rule order is kept: S3 answers a preflight
+/// with the first rule that matches, so reordering rules changes behaviour.
+fn normalize_cors(rules: &[CorsRule]) -> Vec<CorsRule> {
+    let set = |v: &[String]| v.iter().cloned().collect::<BTreeSet<_>>().into_iter().collect::<Vec<_>>();
+    rules
+        .iter()
+        .map(|r| CorsRule {
+            id: r.id.clone(),
+            allowed_methods: set(&r.allowed_methods),
+            allowed_origins: set(&r.allowed_origins),
+            allowed_headers: set(&r.allowed_headers),
+            expose_headers: set(&r.expose_headers),
+            max_age_seconds: r.max_age_seconds,
+        })
+        .collect()
+}
+
+/// Lifecycle rules sorted by id (S3 applies all of them; order means nothing), their
+/// transitions sorted by day.
+fn normalize_lifecycle(rules: &[LifecycleRule]) -> Vec<LifecycleRule> {
+    let mut out: Vec<LifecycleRule> = rules.to_vec();
+    for r in &mut out {
+        r.transitions.sort_by(|a, b| (a.days, &a.storage_class).cmp(&(b.days, &b.storage_class)));
+    }
+    out.sort_by(|a, b| a.id.cmp(&b.id));
+    out
+}
+
+fn lifecycle_in_sync(want: &[LifecycleRule], have: &[ObservedLifecycleRule]) -> bool {
+    have.iter().all(|r| r.unmanaged.is_empty()) && normalize_lifecycle(want) == normalize_lifecycle(&have.iter().map(|r| r.rule.clone()).collect::<Vec<_>>())
+}
+
+fn encryption_in_sync(want: &BucketEncryption, have: &ObservedEncryption) -> bool {
+    want.sse_algorithm.as_str() == have.sse_algorithm && want.kms_key_id == have.kms_key_id && want.bucket_key_enabled.is_none_or(|b| b == have.bucket_key_enabled)
+}
+
+/// Field changes for every tag that differs (absent on one side included).
+fn tag_changes(want: &Tags, have: &Tags) -> Vec<FieldChange> {
+    let keys: BTreeSet<&String> = want.keys().chain(have.keys()).collect();
+    keys.into_iter()
+        .filter(|k| want.get(*k) != have.get(*k))
+        .map(|k| FieldChange::new(format!("spec.tags.{k}"), have.get(k).map(|v| json!(v)), want.get(k).map(|v| json!(v))))
+        .collect()
 }
 
 impl KindPlan for Bucket {
@@ -39,25 +279,517 @@ impl KindPlan for Bucket {
             _ => None,
         }
     }
+
     fn observed(o: &Observed) -> &BTreeMap<String, BucketObserved> {
         &o.buckets
     }
+
     fn step(op: Op) -> Step {
         Step::Bucket(op)
     }
-    fn depends_on(_: &str, _: &BucketSpec, _: &PlanCx) -> Vec<ResourceId> {
-        vec![]
+
+    /// A bucket that logs to another bucket of the manifests needs that bucket first:
+    /// PutBucketLogging fails while the target does not exist.
+    fn depends_on(name: &str, spec: &BucketSpec, cx: &PlanCx) -> Vec<ResourceId> {
+        match &spec.logging {
+            Some(l) if l.target_bucket != name && cx.buckets.contains(&l.target_bucket) => vec![(Kind::Bucket, l.target_bucket.clone())],
+            _ => vec![],
+        }
     }
+
     fn is_owned(o: &BucketObserved) -> bool {
-        crate::kinds::engine::has_ownership_tag(&o.tags)
+        has_ownership_tag(&o.tags)
     }
-    fn create(_: &str, _: &BucketSpec, _: &PlanCx) -> Diff<Op> {
-        (vec![], vec![])
+
+    fn create(_: &str, spec: &BucketSpec, cx: &PlanCx) -> Diff<Op> {
+        let tags = cx.desired_tags(&spec.tags);
+        let mut fields = Vec::new();
+        // us-east-1 is the default location and rejects an explicit constraint.
+        let location_constraint = (!cx.region.is_empty() && cx.region != "us-east-1").then(|| cx.region.clone());
+        let mut ops = vec![Op::Create { location_constraint, object_ownership: spec.ownership, tags: tags.clone() }];
+        if let Some(o) = spec.ownership {
+            fields.push(FieldChange::new("spec.ownership", None, Some(json!(o.as_str()))));
+        }
+        // New buckets get all four flags on by default, so any desired value is written.
+        if let Some(p) = &spec.public_access_block {
+            fields.push(FieldChange::new("spec.publicAccessBlock", None, Some(to_json(&p.flags()))));
+            ops.push(Op::PutPublicAccessBlock(p.flags()));
+        }
+        if let Some(v) = spec.versioning {
+            fields.push(FieldChange::new("spec.versioning", None, Some(json!(v))));
+            // A new bucket is unversioned, which `false` accepts.
+            if v {
+                ops.push(Op::PutVersioning { enabled: true });
+            }
+        }
+        if let Some(e) = &spec.encryption {
+            fields.push(FieldChange::new("spec.encryption", None, Some(to_json(e))));
+            ops.push(Op::PutEncryption(e.clone()));
+        }
+        if let Some(p) = spec.policy.as_ref().filter(|p| !is_empty_policy(p)) {
+            fields.push(FieldChange::new("spec.policy", None, Some(p.clone())));
+            ops.push(Op::PutPolicy(p.clone()));
+        }
+        if let Some(c) = spec.cors.as_ref().filter(|c| !c.is_empty()) {
+            fields.push(FieldChange::new("spec.cors", None, Some(to_json(c))));
+            ops.push(Op::PutCors(c.clone()));
+        }
+        if let Some(l) = spec.lifecycle_rules.as_ref().filter(|l| !l.is_empty()) {
+            fields.push(FieldChange::new("spec.lifecycleRules", None, Some(to_json(l))));
+            ops.push(Op::PutLifecycle(l.clone()));
+        }
+        if let Some(l) = &spec.logging {
+            fields.push(FieldChange::new("spec.logging", None, Some(to_json(l))));
+            ops.push(Op::PutLogging(l.clone()));
+        }
+        fields.extend(tag_changes(&tags, &Tags::new()));
+        (fields, ops)
     }
-    fn update(_: &str, _: &BucketSpec, _: &BucketObserved, _: &PlanCx) -> Result<Diff<Op>, Vec<PlanError>> {
-        Ok((vec![], vec![]))
+
+    /// A setting S3 did not report (`NotRead`) while the manifest manages it is written:
+    /// unknown is treated as different, never as in sync.
+    fn update(_: &str, spec: &BucketSpec, o: &BucketObserved, cx: &PlanCx) -> Result<Diff<Op>, Vec<PlanError>> {
+        let mut fields = Vec::new();
+        let mut ops = Vec::new();
+
+        // Tags first: an adopted bucket is marked ours before anything else changes.
+        let tags = cx.desired_tags(&spec.tags);
+        let tag_fields = tag_changes(&tags, &o.tags);
+        if !tag_fields.is_empty() {
+            ops.push(Op::PutTags(tags));
+        }
+
+        if let Some(want) = spec.ownership {
+            let have = o.ownership.value();
+            if have.map(String::as_str) != Some(want.as_str()) {
+                fields.push(FieldChange::new("spec.ownership", have.map(|h| json!(h)), Some(json!(want.as_str()))));
+                ops.push(Op::PutOwnership(want));
+            }
+        }
+
+        if let Some(p) = &spec.public_access_block {
+            let want = p.flags();
+            // No configuration blocks nothing: the same as four `false` flags.
+            let have = match &o.public_access_block {
+                Setting::Set(f) => Some(*f),
+                Setting::Unset => Some(PublicAccessBlockSetting::All(false).flags()),
+                Setting::NotRead => None,
+            };
+            if have != Some(want) {
+                fields.push(FieldChange::new("spec.publicAccessBlock", o.public_access_block.value().map(to_json), Some(to_json(&want))));
+                ops.push(Op::PutPublicAccessBlock(want));
+            }
+        }
+
+        if let Some(want) = spec.versioning {
+            // S3 cannot return a bucket to "never versioned"; `false` accepts both states.
+            let in_sync = match &o.versioning {
+                Setting::Set(Versioning::Enabled) => want,
+                Setting::Set(Versioning::Suspended) | Setting::Unset => !want,
+                Setting::NotRead => false,
+            };
+            if !in_sync {
+                fields.push(FieldChange::new("spec.versioning", o.versioning.value().map(|v| json!(*v == Versioning::Enabled)), Some(json!(want))));
+                ops.push(Op::PutVersioning { enabled: want });
+            }
+        }
+
+        if let Some(want) = &spec.encryption {
+            if !o.encryption.value().is_some_and(|h| encryption_in_sync(want, h)) {
+                fields.push(FieldChange::new("spec.encryption", o.encryption.value().map(to_json), Some(to_json(want))));
+                ops.push(Op::PutEncryption(want.clone()));
+            }
+        }
+
+        if let Some(want) = &spec.policy {
+            let have = o.policy.value();
+            if is_empty_policy(want) {
+                if !matches!(o.policy, Setting::Unset) {
+                    fields.push(FieldChange::new("spec.policy", have.cloned(), None));
+                    ops.push(Op::DeletePolicy);
+                }
+            } else if !have.is_some_and(|h| mlspace_policy::semantically_equal(want, h)) {
+                fields.push(FieldChange::new("spec.policy", have.cloned(), Some(want.clone())));
+                ops.push(Op::PutPolicy(want.clone()));
+            }
+        }
+
+        if let Some(want) = &spec.cors {
+            let have = o.cors.value();
+            if want.is_empty() {
+                if !matches!(o.cors, Setting::Unset) {
+                    fields.push(FieldChange::new("spec.cors", have.map(to_json), None));
+                    ops.push(Op::DeleteCors);
+                }
+            } else if !have.is_some_and(|h| normalize_cors(want) == normalize_cors(h)) {
+                fields.push(FieldChange::new("spec.cors", have.map(to_json), Some(to_json(want))));
+                ops.push(Op::PutCors(want.clone()));
+            }
+        }
+
+        if let Some(want) = &spec.lifecycle_rules {
+            let have = o.lifecycle_rules.value();
+            if want.is_empty() {
+                if !matches!(o.lifecycle_rules, Setting::Unset) {
+                    fields.push(FieldChange::new("spec.lifecycleRules", have.map(to_json), None));
+                    ops.push(Op::DeleteLifecycle);
+                }
+            } else if !have.is_some_and(|h| lifecycle_in_sync(want, h)) {
+                fields.push(FieldChange::new("spec.lifecycleRules", have.map(to_json), Some(to_json(want))));
+                ops.push(Op::PutLifecycle(want.clone()));
+            }
+        }
+
+        if let Some(want) = &spec.logging {
+            let have = o.logging.value();
+            if have != Some(want) {
+                fields.push(FieldChange::new("spec.logging", have.map(to_json), Some(to_json(want))));
+                ops.push(Op::PutLogging(want.clone()));
+            }
+        }
+
+        fields.extend(tag_fields);
+        Ok((fields, ops))
     }
+
+    /// Only the bucket itself: its settings go with it. A bucket that still holds objects
+    /// is not emptied; the delete is refused as a conflict.
     fn delete(_: &str, _: &BucketObserved) -> Vec<Op> {
-        vec![]
+        vec![Op::Delete]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{SseAlgorithm, Transition};
+    use super::*;
+    use crate::kinds::common::{OWNERSHIP_TAG, OWNERSHIP_VALUE};
+
+    fn cx() -> PlanCx {
+        PlanCx { partition: "aws".into(), account: "123456789012".into(), region: "eu-west-1".into(), ..PlanCx::default() }
+    }
+
+    fn empty_spec() -> BucketSpec {
+        BucketSpec { encryption: None, versioning: None, public_access_block: None, logging: None, policy: None, cors: None, lifecycle_rules: None, ownership: None, tags: Tags::new() }
+    }
+
+    fn full_spec() -> BucketSpec {
+        BucketSpec {
+            encryption: Some(BucketEncryption { sse_algorithm: SseAlgorithm::Kms, kms_key_id: Some("arn:aws:kms:eu-west-1:123456789012:key/k".into()), bucket_key_enabled: Some(true) }),
+            versioning: Some(true),
+            public_access_block: Some(PublicAccessBlockSetting::All(true)),
+            logging: Some(BucketLogging { target_bucket: "logs".into(), target_prefix: "b/".into() }),
+            policy: Some(json!({
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Principal": {"AWS": ["123456789012"]}, "Action": ["s3:GetObject"], "Resource": ["arn:aws:s3:::b/*"]}]
+            })),
+            cors: Some(vec![CorsRule { id: Some("web".into()), allowed_methods: vec!["PUT".into(), "GET".into()], allowed_origins: vec!["*".into()], allowed_headers: vec!["*".into()], expose_headers: vec!["ETag".into()], max_age_seconds: Some(300) }]),
+            lifecycle_rules: Some(vec![
+                LifecycleRule { id: "z-tmp".into(), enabled: true, prefix: "tmp/".into(), expiration_days: Some(7), noncurrent_version_expiration_days: None, abort_incomplete_multipart_upload_days: Some(1), transitions: vec![] },
+                LifecycleRule {
+                    id: "a-archive".into(),
+                    enabled: false,
+                    prefix: String::new(),
+                    expiration_days: None,
+                    noncurrent_version_expiration_days: Some(30),
+                    abort_incomplete_multipart_upload_days: None,
+                    transitions: vec![Transition { days: 90, storage_class: "GLACIER".into() }, Transition { days: 30, storage_class: "STANDARD_IA".into() }],
+                },
+            ]),
+            ownership: Some(ObjectOwnership::BucketOwnerEnforced),
+            tags: [("team".to_string(), "ml".to_string())].into(),
+        }
+    }
+
+    /// A stand-in for S3: applies ops and reports back the way S3 does (policy with
+    /// one-element lists as strings and account ids as root ARNs, list orders shuffled,
+    /// a bucket key reported even when false).
+    fn s3_after(ops: &[Op]) -> BucketObserved {
+        let mut o = BucketObserved {
+            encryption: Setting::Unset,
+            versioning: Setting::Unset,
+            public_access_block: Setting::Unset,
+            logging: Setting::Unset,
+            policy: Setting::Unset,
+            cors: Setting::Unset,
+            lifecycle_rules: Setting::Unset,
+            ownership: Setting::Set("BucketOwnerEnforced".into()),
+            ..BucketObserved::default()
+        };
+        for op in ops {
+            match op.clone() {
+                Op::Create { object_ownership, tags, .. } => {
+                    o.tags = tags;
+                    if let Some(x) = object_ownership {
+                        o.ownership = Setting::Set(x.as_str().into());
+                    }
+                }
+                Op::PutVersioning { enabled } => o.versioning = Setting::Set(if enabled { Versioning::Enabled } else { Versioning::Suspended }),
+                Op::PutEncryption(e) => o.encryption = Setting::Set(ObservedEncryption { sse_algorithm: e.sse_algorithm.as_str().into(), kms_key_id: e.kms_key_id, bucket_key_enabled: e.bucket_key_enabled.unwrap_or(false) }),
+                Op::PutPublicAccessBlock(f) => o.public_access_block = Setting::Set(f),
+                Op::PutLogging(l) => o.logging = Setting::Set(l),
+                Op::PutPolicy(p) => {
+                    let text = serde_json::to_string(&p).unwrap().replace("[\"s3:GetObject\"]", "\"s3:GetObject\"").replace("[\"123456789012\"]", "\"arn:aws:iam::123456789012:root\"");
+                    o.policy = Setting::Set(serde_json::from_str(&text).unwrap());
+                }
+                Op::DeletePolicy => o.policy = Setting::Unset,
+                Op::PutCors(mut c) => {
+                    c.iter_mut().for_each(|r| r.allowed_methods.reverse());
+                    o.cors = Setting::Set(c);
+                }
+                Op::DeleteCors => o.cors = Setting::Unset,
+                Op::PutLifecycle(mut l) => {
+                    l.reverse();
+                    o.lifecycle_rules = Setting::Set(l.into_iter().map(Into::into).collect());
+                }
+                Op::DeleteLifecycle => o.lifecycle_rules = Setting::Unset,
+                Op::PutOwnership(x) => o.ownership = Setting::Set(x.as_str().into()),
+                Op::PutTags(t) => o.tags = t,
+                Op::Delete => unreachable!(),
+            }
+        }
+        o
+    }
+
+    fn field_names(d: &Diff<Op>) -> Vec<&str> {
+        d.0.iter().map(|f| f.field.as_str()).collect()
+    }
+
+    #[test]
+    fn created_bucket_reads_back_in_sync() {
+        let (fields, ops) = Bucket::create("b", &full_spec(), &cx());
+        assert!(matches!(&ops[0], Op::Create { location_constraint: Some(r), object_ownership: Some(ObjectOwnership::BucketOwnerEnforced), tags } if r == "eu-west-1" && has_ownership_tag(tags) && tags["team"] == "ml"));
+        assert_eq!(ops.len(), 9, "create plus one step per setting except ownership: {ops:?}");
+        assert!(fields.iter().any(|f| f.field == format!("spec.tags.{OWNERSHIP_TAG}")));
+        let observed = s3_after(&ops);
+        let d = Bucket::update("b", &full_spec(), &observed, &cx()).unwrap();
+        assert_eq!(d, (vec![], vec![]));
+    }
+
+    #[test]
+    fn each_setting_alone_reads_back_in_sync() {
+        let full = full_spec();
+        let mut alone = vec![];
+        let mut s = empty_spec();
+        s.encryption = full.encryption.clone();
+        alone.push(s);
+        for v in [true, false] {
+            let mut s = empty_spec();
+            s.versioning = Some(v);
+            alone.push(s);
+        }
+        for p in [PublicAccessBlockSetting::All(false), PublicAccessBlockSetting::Flags(PublicAccessBlock { block_public_acls: true, ignore_public_acls: false, block_public_policy: true, restrict_public_buckets: false })] {
+            let mut s = empty_spec();
+            s.public_access_block = Some(p);
+            alone.push(s);
+        }
+        let mut s = empty_spec();
+        s.logging = full.logging.clone();
+        alone.push(s);
+        let mut s = empty_spec();
+        s.policy = full.policy.clone();
+        alone.push(s);
+        let mut s = empty_spec();
+        s.cors = full.cors.clone();
+        alone.push(s);
+        let mut s = empty_spec();
+        s.lifecycle_rules = full.lifecycle_rules.clone();
+        alone.push(s);
+        for o in [ObjectOwnership::BucketOwnerPreferred, ObjectOwnership::ObjectWriter] {
+            let mut s = empty_spec();
+            s.ownership = Some(o);
+            alone.push(s);
+        }
+        let mut s = empty_spec();
+        s.encryption = Some(BucketEncryption { sse_algorithm: SseAlgorithm::Aes256, kms_key_id: None, bucket_key_enabled: None });
+        s.cors = Some(vec![]);
+        s.lifecycle_rules = Some(vec![]);
+        alone.push(s);
+        for spec in alone {
+            let (_, ops) = Bucket::create("b", &spec, &cx());
+            let d = Bucket::update("b", &spec, &s3_after(&ops), &cx()).unwrap();
+            assert_eq!(d, (vec![], vec![]), "{spec:?}");
+        }
+    }
+
+    #[test]
+    fn us_east_1_takes_no_location_constraint() {
+        let cx = PlanCx { region: "us-east-1".into(), ..cx() };
+        let (_, ops) = Bucket::create("b", &empty_spec(), &cx);
+        assert_eq!(ops, vec![Op::Create { location_constraint: None, object_ownership: None, tags: cx.desired_tags(&Tags::new()) }]);
+    }
+
+    #[test]
+    fn settings_left_out_are_not_drift() {
+        let mut spec = empty_spec();
+        spec.tags = [("team".to_string(), "ml".to_string())].into();
+        let (_, ops) = Bucket::create("b", &full_spec(), &cx());
+        // A bucket with every setting, against a manifest that manages none of them.
+        let d = Bucket::update("b", &spec, &s3_after(&ops), &cx()).unwrap();
+        assert_eq!(d, (vec![], vec![]));
+        // Nor does a manifest setting differ from a setting that was not read.
+        let tags_only = BucketObserved { tags: cx().desired_tags(&spec.tags), ..BucketObserved::default() };
+        assert_eq!(Bucket::update("b", &spec, &tags_only, &cx()).unwrap(), (vec![], vec![]));
+    }
+
+    #[test]
+    fn extra_and_changed_tags_are_drift_and_the_full_set_is_written() {
+        let spec = full_spec();
+        let (_, ops) = Bucket::create("b", &spec, &cx());
+        let mut o = s3_after(&ops);
+        o.tags.insert("extra".into(), "x".into());
+        o.tags.insert("team".into(), "other".into());
+        let d = Bucket::update("b", &spec, &o, &cx()).unwrap();
+        assert_eq!(field_names(&d), ["spec.tags.extra", "spec.tags.team"]);
+        assert_eq!(d.0[0], FieldChange::new("spec.tags.extra", Some(json!("x")), None));
+        let want: Tags = [("team".to_string(), "ml".to_string()), (OWNERSHIP_TAG.to_string(), OWNERSHIP_VALUE.to_string())].into();
+        assert_eq!(d.1, vec![Op::PutTags(want)]);
+    }
+
+    #[test]
+    fn adopting_an_untagged_bucket_adds_the_ownership_tag() {
+        let mut spec = empty_spec();
+        spec.versioning = Some(true);
+        let o = BucketObserved { versioning: Setting::Set(Versioning::Enabled), ..BucketObserved::default() };
+        assert!(!Bucket::is_owned(&o));
+        let d = Bucket::update("b", &spec, &o, &cx()).unwrap();
+        assert_eq!(field_names(&d), [format!("spec.tags.{OWNERSHIP_TAG}")]);
+        assert!(matches!(&d.1[..], [Op::PutTags(t)] if has_ownership_tag(t)));
+    }
+
+    #[test]
+    fn versioning_false_accepts_never_enabled_and_suspends_enabled() {
+        let mut spec = empty_spec();
+        spec.versioning = Some(false);
+        let mut o = BucketObserved { tags: cx().desired_tags(&Tags::new()), versioning: Setting::Unset, ..BucketObserved::default() };
+        assert_eq!(Bucket::update("b", &spec, &o, &cx()).unwrap(), (vec![], vec![]));
+        o.versioning = Setting::Set(Versioning::Enabled);
+        let d = Bucket::update("b", &spec, &o, &cx()).unwrap();
+        assert_eq!(d.0, vec![FieldChange::new("spec.versioning", Some(json!(true)), Some(json!(false)))]);
+        assert_eq!(d.1, vec![Op::PutVersioning { enabled: false }]);
+        spec.versioning = Some(true);
+        o.versioning = Setting::Unset;
+        let d = Bucket::update("b", &spec, &o, &cx()).unwrap();
+        assert_eq!(d.0, vec![FieldChange::new("spec.versioning", None, Some(json!(true)))]);
+    }
+
+    #[test]
+    fn encryption_compares_algorithm_key_and_bucket_key_when_given() {
+        let mut spec = empty_spec();
+        spec.encryption = Some(BucketEncryption { sse_algorithm: SseAlgorithm::Kms, kms_key_id: Some("k".into()), bucket_key_enabled: None });
+        let mut o = BucketObserved { tags: cx().desired_tags(&Tags::new()), ..BucketObserved::default() };
+        o.encryption = Setting::Set(ObservedEncryption { sse_algorithm: "aws:kms".into(), kms_key_id: Some("k".into()), bucket_key_enabled: true });
+        assert_eq!(Bucket::update("b", &spec, &o, &cx()).unwrap(), (vec![], vec![]), "bucketKeyEnabled left out is not compared");
+        spec.encryption.as_mut().unwrap().bucket_key_enabled = Some(false);
+        assert_eq!(field_names(&Bucket::update("b", &spec, &o, &cx()).unwrap()), ["spec.encryption"]);
+        o.encryption = Setting::Set(ObservedEncryption { sse_algorithm: "aws:kms".into(), kms_key_id: Some("other".into()), bucket_key_enabled: false });
+        assert_eq!(field_names(&Bucket::update("b", &spec, &o, &cx()).unwrap()), ["spec.encryption"]);
+        o.encryption = Setting::Set(ObservedEncryption { sse_algorithm: "AES256".into(), kms_key_id: None, bucket_key_enabled: false });
+        let d = Bucket::update("b", &spec, &o, &cx()).unwrap();
+        assert_eq!(d.0[0].old, Some(json!({"sseAlgorithm": "AES256", "bucketKeyEnabled": false})));
+        assert!(matches!(&d.1[..], [Op::PutEncryption(_)]));
+    }
+
+    #[test]
+    fn public_access_block_absent_equals_all_false() {
+        let mut spec = empty_spec();
+        spec.public_access_block = Some(PublicAccessBlockSetting::All(false));
+        let mut o = BucketObserved { tags: cx().desired_tags(&Tags::new()), public_access_block: Setting::Unset, ..BucketObserved::default() };
+        assert_eq!(Bucket::update("b", &spec, &o, &cx()).unwrap(), (vec![], vec![]));
+        spec.public_access_block = Some(PublicAccessBlockSetting::All(true));
+        let d = Bucket::update("b", &spec, &o, &cx()).unwrap();
+        assert_eq!(d.1, vec![Op::PutPublicAccessBlock(PublicAccessBlockSetting::All(true).flags())]);
+        o.public_access_block = Setting::Set(PublicAccessBlock { block_public_acls: true, ignore_public_acls: true, block_public_policy: false, restrict_public_buckets: true });
+        let d = Bucket::update("b", &spec, &o, &cx()).unwrap();
+        assert_eq!(d.0[0].old.as_ref().unwrap()["blockPublicPolicy"], json!(false));
+    }
+
+    #[test]
+    fn policy_is_compared_semantically() {
+        let spec = full_spec();
+        let (_, ops) = Bucket::create("b", &spec, &cx());
+        let mut o = s3_after(&ops);
+        o.policy = Setting::Set(json!({"Version": "2012-10-17", "Statement": {"Effect": "Allow", "Principal": {"AWS": "123456789012"}, "Action": "s3:getobject", "Resource": "arn:aws:s3:::b/*"}}));
+        assert_eq!(Bucket::update("b", &spec, &o, &cx()).unwrap(), (vec![], vec![]));
+        o.policy = Setting::Set(json!({"Version": "2012-10-17", "Statement": {"Effect": "Allow", "Principal": {"AWS": "123456789012"}, "Action": "s3:PutObject", "Resource": "arn:aws:s3:::b/*"}}));
+        let d = Bucket::update("b", &spec, &o, &cx()).unwrap();
+        assert_eq!(d.1, vec![Op::PutPolicy(spec.policy.clone().unwrap())]);
+        // A document without statements means "no policy".
+        let mut s = empty_spec();
+        s.policy = Some(json!({"Version": "2012-10-17", "Statement": []}));
+        assert_eq!(Bucket::update("b", &s, &o, &cx()).unwrap().1, vec![Op::DeletePolicy]);
+        o.policy = Setting::Unset;
+        assert_eq!(Bucket::update("b", &s, &o, &cx()).unwrap(), (vec![], vec![]));
+    }
+
+    #[test]
+    fn cors_keeps_rule_order_and_ignores_value_order() {
+        let two = |a: &str, b: &str| {
+            let rule = |id: &str| CorsRule { id: Some(id.into()), allowed_methods: vec!["GET".into(), "PUT".into()], allowed_origins: vec!["*".into()], allowed_headers: vec![], expose_headers: vec![], max_age_seconds: None };
+            vec![rule(a), rule(b)]
+        };
+        let mut spec = empty_spec();
+        spec.cors = Some(two("a", "b"));
+        let mut observed = two("a", "b");
+        observed[0].allowed_methods.reverse();
+        let mut o = BucketObserved { tags: cx().desired_tags(&Tags::new()), cors: Setting::Set(observed), ..BucketObserved::default() };
+        assert_eq!(Bucket::update("b", &spec, &o, &cx()).unwrap(), (vec![], vec![]));
+        o.cors = Setting::Set(two("b", "a"));
+        assert_eq!(Bucket::update("b", &spec, &o, &cx()).unwrap().1, vec![Op::PutCors(two("a", "b"))]);
+        spec.cors = Some(vec![]);
+        assert_eq!(Bucket::update("b", &spec, &o, &cx()).unwrap().1, vec![Op::DeleteCors]);
+    }
+
+    #[test]
+    fn lifecycle_rules_with_unmanaged_parts_are_drift() {
+        let spec = full_spec();
+        let (_, ops) = Bucket::create("b", &spec, &cx());
+        let mut o = s3_after(&ops);
+        let Setting::Set(rules) = &mut o.lifecycle_rules else { panic!() };
+        rules[0].unmanaged.insert("filterTag".into(), json!("k=v"));
+        let d = Bucket::update("b", &spec, &o, &cx()).unwrap();
+        assert_eq!(field_names(&d), ["spec.lifecycleRules"]);
+        assert_eq!(d.0[0].old.as_ref().unwrap()[0]["filterTag"], json!("k=v"));
+        let mut s = empty_spec();
+        s.lifecycle_rules = Some(vec![]);
+        assert_eq!(Bucket::update("b", &s, &o, &cx()).unwrap().1, vec![Op::DeleteLifecycle]);
+    }
+
+    #[test]
+    fn ownership_and_logging_drift() {
+        let spec = full_spec();
+        let (_, ops) = Bucket::create("b", &spec, &cx());
+        let mut o = s3_after(&ops);
+        o.ownership = Setting::Set("ObjectWriter".into());
+        o.logging = Setting::Unset;
+        let d = Bucket::update("b", &spec, &o, &cx()).unwrap();
+        assert_eq!(field_names(&d), ["spec.ownership", "spec.logging"]);
+        assert_eq!(d.1, vec![Op::PutOwnership(ObjectOwnership::BucketOwnerEnforced), Op::PutLogging(spec.logging.clone().unwrap())]);
+    }
+
+    #[test]
+    fn logging_to_a_manifest_bucket_is_a_dependency() {
+        let mut cx = cx();
+        cx.buckets = ["logs".to_string(), "b".to_string()].into();
+        let spec = full_spec();
+        assert_eq!(Bucket::depends_on("b", &spec, &cx), vec![(Kind::Bucket, "logs".to_string())]);
+        assert_eq!(Bucket::depends_on("logs", &spec, &cx), vec![], "logging to itself");
+        cx.buckets.remove("logs");
+        assert_eq!(Bucket::depends_on("b", &spec, &cx), vec![], "a target outside the manifests");
+        assert_eq!(Bucket::depends_on("b", &empty_spec(), &cx), vec![]);
+    }
+
+    #[test]
+    fn wanted_follows_the_spec() {
+        assert_eq!(Wanted::of(&empty_spec()), Wanted::NONE);
+        assert_eq!(Wanted::of(&full_spec()), Wanted::ALL);
+        assert_eq!(Wanted::ALL.count(), 8);
+    }
+
+    #[test]
+    fn ops_serialize_as_plain_data() {
+        let v = serde_json::to_value(Step::Bucket(Op::PutVersioning { enabled: true })).unwrap();
+        assert_eq!(v, json!({"kind": "Bucket", "op": {"PutVersioning": {"enabled": true}}}));
+        assert_eq!(serde_json::to_value(Op::Delete).unwrap(), json!("Delete"));
     }
 }
