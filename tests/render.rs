@@ -40,7 +40,8 @@ fn render(dir: &Path, format: &str) -> String {
 
 fn render_json(dir: &Path) -> Value {
     let text = render(dir, "json");
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("render -o json is not JSON: {e}\n{text}"))
+    serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("render -o json is not JSON: {e}\n{text}"))
 }
 
 /// Compare `got` with the golden file, or rewrite it under `UPDATE_GOLDEN`.
@@ -52,7 +53,10 @@ fn check_golden(name: &str, got: &str) {
         return;
     }
     let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!("{}: {e}\nCreate it with: UPDATE_GOLDEN=1 cargo test --test render", path.display())
+        panic!(
+            "{}: {e}\nCreate it with: UPDATE_GOLDEN=1 cargo test --test render",
+            path.display()
+        )
     });
     if expected != got {
         panic!("{}", diff_hint(&path, &expected, got));
@@ -63,15 +67,21 @@ fn check_golden(name: &str, got: &str) {
 fn diff_hint(path: &Path, expected: &str, got: &str) -> String {
     let e: Vec<&str> = expected.lines().collect();
     let g: Vec<&str> = got.lines().collect();
-    let first = e.iter().zip(&g).position(|(a, b)| a != b).unwrap_or(e.len().min(g.len()));
+    let first = e
+        .iter()
+        .zip(&g)
+        .position(|(a, b)| a != b)
+        .unwrap_or(e.len().min(g.len()));
     // End of the first hunk: the nearest (i, j) from which three lines agree again
     // (or both texts end), searched within a window.
     const WINDOW: usize = 300;
-    let agree = |i: usize, j: usize| (0..3).all(|k| match (e.get(i + k), g.get(j + k)) {
-        (Some(a), Some(b)) => a == b,
-        (None, None) => true,
-        _ => false,
-    });
+    let agree = |i: usize, j: usize| {
+        (0..3).all(|k| match (e.get(i + k), g.get(j + k)) {
+            (Some(a), Some(b)) => a == b,
+            (None, None) => true,
+            _ => false,
+        })
+    };
     let (ee, ge) = (0..=2 * WINDOW)
         .flat_map(|d| (0..=d).map(move |a| (first + a, first + d - a)))
         .find(|&(i, j)| i <= e.len() && j <= g.len() && agree(i, j))
@@ -85,7 +95,11 @@ fn diff_hint(path: &Path, expected: &str, got: &str) -> String {
         g.len(),
         path.strip_prefix(repo()).unwrap_or(path).display()
     );
-    out.push_str(&format!("@@ golden line {}, rendered line {} @@\n", first + 1, first + 1));
+    out.push_str(&format!(
+        "@@ golden line {}, rendered line {} @@\n",
+        first + 1,
+        first + 1
+    ));
     for l in &e[first.saturating_sub(3)..first] {
         out.push_str(&format!("  {l}\n"));
     }
@@ -132,7 +146,10 @@ fn placeholder_in(s: &str) -> Option<&str> {
             continue;
         }
         let rest = &b[i + 1..];
-        let n = rest.iter().take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || **c == b'_').count();
+        let n = rest
+            .iter()
+            .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || **c == b'_')
+            .count();
         if n > 0 && rest[0].is_ascii_uppercase() && rest.get(n) == Some(&b'}') {
             return Some(&s[i..i + n + 2]);
         }
@@ -165,7 +182,10 @@ fn resource<'a>(r: &'a Value, kind: &str, name: &str) -> &'a Value {
 fn as_list(v: &Value) -> Vec<String> {
     match v {
         Value::String(s) => vec![s.clone()],
-        Value::Array(a) => a.iter().map(|x| x.as_str().expect("string").to_string()).collect(),
+        Value::Array(a) => a
+            .iter()
+            .map(|x| x.as_str().expect("string").to_string())
+            .collect(),
         _ => vec![],
     }
 }
@@ -176,7 +196,9 @@ fn allows(doc: &Value, action: &str, resource: &str) -> bool {
     doc["Statement"].as_array().unwrap().iter().any(|s| {
         s["Effect"] == "Allow"
             && s.get("Condition").is_none()
-            && as_list(&s["Action"]).iter().any(|a| a.eq_ignore_ascii_case(action))
+            && as_list(&s["Action"])
+                .iter()
+                .any(|a| a.eq_ignore_ascii_case(action))
             && as_list(&s["Resource"]).iter().any(|r| r == resource)
     })
 }
@@ -213,30 +235,55 @@ fn render_is_deterministic() {
     // The library too (no hash-order leaks between loads).
     let a = mlspace_gitops::manifest::load_dir(&manifests()).unwrap();
     let b = mlspace_gitops::manifest::load_dir(&manifests()).unwrap();
-    assert_eq!(mlspace_gitops::manifest::render::to_json(&a.desired), mlspace_gitops::manifest::render::to_json(&b.desired));
+    assert_eq!(
+        mlspace_gitops::manifest::render::to_json(&a.desired),
+        mlspace_gitops::manifest::render::to_json(&b.desired)
+    );
 }
 
 #[test]
 fn render_json_follows_the_contract() {
     let r = render_json(&manifests());
-    let top: Vec<&str> = r.as_object().expect("an object").keys().map(String::as_str).collect();
+    let top: Vec<&str> = r
+        .as_object()
+        .expect("an object")
+        .keys()
+        .map(String::as_str)
+        .collect();
     assert_eq!(top, ["environment", "resources"]);
 
-    let env = r["environment"].as_object().expect("environment is an object");
+    let env = r["environment"]
+        .as_object()
+        .expect("environment is an object");
     let keys: Vec<&str> = env.keys().map(String::as_str).collect();
-    assert_eq!(keys, ["name", "partition", "region", "account", "params", "tags"]);
+    assert_eq!(
+        keys,
+        ["name", "partition", "region", "account", "params", "tags"]
+    );
     for k in ["name", "partition", "region", "account"] {
         assert!(env[k].is_string(), "environment.{k} must be a string");
     }
     let account = env["account"].as_str().unwrap();
-    assert!(account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit()), "account {account}");
+    assert!(
+        account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit()),
+        "account {account}"
+    );
     for k in ["params", "tags"] {
-        assert!(env[k].as_object().expect(k).values().all(Value::is_string), "environment.{k} maps strings to strings");
+        assert!(
+            env[k].as_object().expect(k).values().all(Value::is_string),
+            "environment.{k} maps strings to strings"
+        );
     }
 
     let resources = r["resources"].as_array().expect("resources is a list");
     assert!(!resources.is_empty());
-    const ORDER: [&str; 5] = ["ManagedPolicy", "Role", "ServiceLinkedRole", "Bucket", "Table"];
+    const ORDER: [&str; 5] = [
+        "ManagedPolicy",
+        "Role",
+        "ServiceLinkedRole",
+        "Bucket",
+        "Table",
+    ];
     let mut prev: Option<(usize, &str)> = None;
     for res in resources {
         let obj = res.as_object().expect("each resource is an object");
@@ -246,37 +293,64 @@ fn render_json_follows_the_contract() {
         let kind = res["kind"].as_str().expect("kind is a string");
         let name = res["name"].as_str().expect("name is a string");
         assert!(!name.is_empty());
-        let rank = ORDER.iter().position(|k| *k == kind).unwrap_or_else(|| panic!("kind {kind} must not be rendered"));
+        let rank = ORDER
+            .iter()
+            .position(|k| *k == kind)
+            .unwrap_or_else(|| panic!("kind {kind} must not be rendered"));
         assert!(res["spec"].is_object(), "{kind} {name}: spec is an object");
         // Sorted by kind (in the order above), then name; no duplicates.
         if let Some(p) = prev {
-            assert!(p < (rank, name), "{kind} {name} is out of order after {p:?}");
+            assert!(
+                p < (rank, name),
+                "{kind} {name} is out of order after {p:?}"
+            );
         }
         prev = Some((rank, name));
     }
     let count = |k: &str| resources.iter().filter(|x| x["kind"] == k).count();
     // docs/mlspace-choices.md, "Layout".
-    assert_eq!([count("ManagedPolicy"), count("Role"), count("ServiceLinkedRole"), count("Bucket"), count("Table")], [8, 7, 1, 5, 12]);
+    assert_eq!(
+        [
+            count("ManagedPolicy"),
+            count("Role"),
+            count("ServiceLinkedRole"),
+            count("Bucket"),
+            count("Table")
+        ],
+        [8, 7, 1, 5, 12]
+    );
 
     // Resolved forms: policy files inlined, references turned into ARNs, tags merged.
     let partition = env["partition"].as_str().unwrap();
     for res in resources {
         let spec = &res["spec"];
-        assert!(spec.get("documentFile").is_none() && spec.get("assumeRolePolicyFile").is_none(), "{}: file reference left", res["name"]);
+        assert!(
+            spec.get("documentFile").is_none() && spec.get("assumeRolePolicyFile").is_none(),
+            "{}: file reference left",
+            res["name"]
+        );
         match res["kind"].as_str().unwrap() {
             "ManagedPolicy" => assert!(spec["document"].is_object()),
             "Role" => {
                 assert!(spec["assumeRolePolicy"].is_object());
                 for p in spec["managedPolicies"].as_array().unwrap() {
                     let p = p.as_str().unwrap();
-                    assert!(p.starts_with(&format!("arn:{partition}:iam::")) && p.contains(":policy/"), "{}: {p} is not a policy ARN", res["name"]);
+                    assert!(
+                        p.starts_with(&format!("arn:{partition}:iam::")) && p.contains(":policy/"),
+                        "{}: {p} is not a policy ARN",
+                        res["name"]
+                    );
                 }
             }
             _ => {}
         }
         if let Some(tags) = spec.get("tags") {
             for (k, v) in env["tags"].as_object().unwrap() {
-                assert!(tags.get(k).is_some(), "{}: Environment tag {k}={v} not merged", res["name"]);
+                assert!(
+                    tags.get(k).is_some(),
+                    "{}: Environment tag {k}={v} not merged",
+                    res["name"]
+                );
             }
         }
     }
@@ -284,19 +358,35 @@ fn render_json_follows_the_contract() {
 
 #[test]
 fn render_leaves_no_placeholder_unresolved() {
-    for (label, r) in [("json", render_json(&manifests()))] {
-        let mut all = Vec::new();
-        strings(&r, String::new(), &mut all);
-        assert!(all.len() > 500, "only {} strings rendered", all.len());
-        let left: Vec<String> = all.iter().filter_map(|(p, s)| placeholder_in(s).map(|t| format!("{p}: {t} in `{s}`"))).collect();
-        assert!(left.is_empty(), "render -o {label} left placeholders:\n{}", left.join("\n"));
-    }
+    let r = render_json(&manifests());
+    let mut all = Vec::new();
+    strings(&r, String::new(), &mut all);
+    assert!(all.len() > 500, "only {} strings rendered", all.len());
+    let left: Vec<String> = all
+        .iter()
+        .filter_map(|(p, s)| placeholder_in(s).map(|t| format!("{p}: {t} in `{s}`")))
+        .collect();
+    assert!(
+        left.is_empty(),
+        "render -o json left placeholders:\n{}",
+        left.join("\n")
+    );
     let yaml = render(&manifests(), "yaml");
     let line = yaml.lines().find(|l| placeholder_in(l).is_some());
-    assert!(line.is_none(), "render -o yaml left a placeholder: {}", line.unwrap());
+    assert!(
+        line.is_none(),
+        "render -o yaml left a placeholder: {}",
+        line.unwrap()
+    );
     // The checker itself: it sees tokens, and it lets IAM variables be.
-    assert_eq!(placeholder_in("arn:{AWS_PARTITION}:s3"), Some("{AWS_PARTITION}"));
-    assert_eq!(placeholder_in("x/${aws:username}/{lower}/${AWS_X}/{9X}"), None);
+    assert_eq!(
+        placeholder_in("arn:{AWS_PARTITION}:s3"),
+        Some("{AWS_PARTITION}")
+    );
+    assert_eq!(
+        placeholder_in("x/${aws:username}/{lower}/${AWS_X}/{9X}"),
+        None
+    );
 }
 
 #[test]
@@ -329,10 +419,16 @@ spec:
     let doc = &resource(&r, "ManagedPolicy", "mlspace-test-home-dirs")["spec"]["document"];
     let account = r["environment"]["account"].as_str().unwrap();
     let partition = r["environment"]["partition"].as_str().unwrap();
-    assert_eq!(doc["Statement"][0]["Resource"], format!("arn:{partition}:s3:::mlspace-data-{account}/private/${{aws:username}}/*"));
+    assert_eq!(
+        doc["Statement"][0]["Resource"],
+        format!("arn:{partition}:s3:::mlspace-data-{account}/private/${{aws:username}}/*")
+    );
     assert_eq!(
         doc["Statement"][1]["Condition"]["StringLike"]["s3:prefix"],
-        serde_json::json!(["private/${aws:username}/*", "project/${aws:PrincipalTag/project}/*"])
+        serde_json::json!([
+            "private/${aws:username}/*",
+            "project/${aws:PrincipalTag/project}/*"
+        ])
     );
     let yaml = render(tmp.path(), "yaml");
     assert!(yaml.contains("${aws:username}") && yaml.contains("${aws:PrincipalTag/project}"));
@@ -343,9 +439,13 @@ fn render_yaml_carries_the_same_data_as_json() {
     let json = render_json(&manifests());
     let yaml = render(&manifests(), "yaml");
     let file: Arc<Path> = Arc::from(Path::new("render.yaml"));
-    let docs = mlspace_gitops::manifest::yaml::parse_documents(&file, &yaml).unwrap_or_else(|e| panic!("render -o yaml does not parse: {}", e.message));
+    let docs = mlspace_gitops::manifest::yaml::parse_documents(&file, &yaml)
+        .unwrap_or_else(|e| panic!("render -o yaml does not parse: {}", e.message));
     assert_eq!(docs.len(), 1, "one YAML document");
-    assert!(docs[0].value == json, "render -o yaml, read back, differs from render -o json");
+    assert!(
+        docs[0].value == json,
+        "render -o yaml, read back, differs from render -o json"
+    );
 }
 
 #[test]
@@ -353,68 +453,214 @@ fn ecr_access_example_is_merged_into_its_target_policies() {
     let baseline = render_json(&manifests());
     let tmp = tempfile::tempdir().unwrap();
     copy_dir(&manifests(), tmp.path());
-    std::fs::copy(repo().join("docs/examples/ecr-read-access.yaml"), tmp.path().join("ecr-read-access.yaml")).unwrap();
+    std::fs::copy(
+        repo().join("docs/examples/ecr-read-access.yaml"),
+        tmp.path().join("ecr-read-access.yaml"),
+    )
+    .unwrap();
     let r = render_json(tmp.path());
 
     let env = &r["environment"];
-    let (partition, region, account) = (env["partition"].as_str().unwrap(), env["region"].as_str().unwrap(), env["account"].as_str().unwrap());
-    let repos: Vec<String> = ["custom-repo1", "custom-repo2", "custom-repo3"].iter().map(|n| format!("arn:{partition}:ecr:{region}:{account}:repository/{n}")).collect();
-    const PULL: [&str; 3] = ["ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer", "ecr:BatchGetImage"];
+    let (partition, region, account) = (
+        env["partition"].as_str().unwrap(),
+        env["region"].as_str().unwrap(),
+        env["account"].as_str().unwrap(),
+    );
+    let repos: Vec<String> = ["custom-repo1", "custom-repo2", "custom-repo3"]
+        .iter()
+        .map(|n| format!("arn:{partition}:ecr:{region}:{account}:repository/{n}"))
+        .collect();
+    const PULL: [&str; 3] = [
+        "ecr:BatchCheckLayerAvailability",
+        "ecr:GetDownloadUrlForLayer",
+        "ecr:BatchGetImage",
+    ];
 
     // No ECR grant without the example.
-    for res in baseline["resources"].as_array().unwrap().iter().filter(|x| x["kind"] == "ManagedPolicy") {
-        assert!(ecr_actions(&res["spec"]["document"]).is_empty(), "{} has ECR actions without EcrAccess", res["name"]);
+    for res in baseline["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| x["kind"] == "ManagedPolicy")
+    {
+        assert!(
+            ecr_actions(&res["spec"]["document"]).is_empty(),
+            "{} has ECR actions without EcrAccess",
+            res["name"]
+        );
     }
 
     // App and notebook policies: the token on "*", the pulls on exactly the three repositories.
     for name in ["mlspace-app-policy", "mlspace-notebook-policy"] {
         let doc = &resource(&r, "ManagedPolicy", name)["spec"]["document"];
-        assert!(allows(doc, "ecr:GetAuthorizationToken", "*"), "{name}: no ecr:GetAuthorizationToken on *");
+        assert!(
+            allows(doc, "ecr:GetAuthorizationToken", "*"),
+            "{name}: no ecr:GetAuthorizationToken on *"
+        );
         for a in PULL {
             for repo in &repos {
                 assert!(allows(doc, a, repo), "{name}: no {a} on {repo}");
             }
-            assert!(!allows(doc, a, "*"), "{name}: {a} must be scoped to the repositories, not *");
+            assert!(
+                !allows(doc, a, "*"),
+                "{name}: {a} must be scoped to the repositories, not *"
+            );
         }
         let mut expected: BTreeSet<String> = PULL.iter().map(|s| s.to_string()).collect();
         expected.insert("ecr:GetAuthorizationToken".into());
         assert_eq!(ecr_actions(doc), expected, "{name}: read access only");
-        let pull_stmt = doc["Statement"].as_array().unwrap().iter().find(|s| as_list(&s["Action"]).iter().any(|a| a == "ecr:BatchGetImage")).unwrap();
-        assert_eq!(as_list(&pull_stmt["Resource"]), repos, "{name}: the pull statement names the three repository ARNs");
+        let pull_stmt = doc["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| {
+                as_list(&s["Action"])
+                    .iter()
+                    .any(|a| a == "ecr:BatchGetImage")
+            })
+            .unwrap();
+        assert_eq!(
+            as_list(&pull_stmt["Resource"]),
+            repos,
+            "{name}: the pull statement names the three repository ARNs"
+        );
     }
 
     // The boundary: every read action on "*" (the example grants it `repositories: ["*"]`).
-    let boundary = &resource(&r, "ManagedPolicy", "mlspace-project-user-permission-boundary")["spec"]["document"];
+    let boundary = &resource(
+        &r,
+        "ManagedPolicy",
+        "mlspace-project-user-permission-boundary",
+    )["spec"]["document"];
     for a in ["ecr:GetAuthorizationToken"].into_iter().chain(PULL) {
         assert!(allows(boundary, a, "*"), "boundary: no {a} on *");
     }
 
     // Nothing else changes, and EcrAccess is not a rendered resource.
-    assert!(r["resources"].as_array().unwrap().iter().all(|x| x["kind"] != "EcrAccess"), "EcrAccess must not be rendered");
-    assert_eq!(r["resources"].as_array().unwrap().len(), baseline["resources"].as_array().unwrap().len());
-    for (a, b) in r["resources"].as_array().unwrap().iter().zip(baseline["resources"].as_array().unwrap()) {
+    assert!(
+        r["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|x| x["kind"] != "EcrAccess"),
+        "EcrAccess must not be rendered"
+    );
+    assert_eq!(
+        r["resources"].as_array().unwrap().len(),
+        baseline["resources"].as_array().unwrap().len()
+    );
+    for (a, b) in r["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(baseline["resources"].as_array().unwrap())
+    {
         assert_eq!((&a["kind"], &a["name"]), (&b["kind"], &b["name"]));
-        let target = ["mlspace-app-policy", "mlspace-notebook-policy", "mlspace-project-user-permission-boundary"].contains(&a["name"].as_str().unwrap());
+        let target = [
+            "mlspace-app-policy",
+            "mlspace-notebook-policy",
+            "mlspace-project-user-permission-boundary",
+        ]
+        .contains(&a["name"].as_str().unwrap());
         if !target {
-            assert_eq!(a, b, "{} {} changed although the example does not grant to it", a["kind"], a["name"]);
+            assert_eq!(
+                a, b,
+                "{} {} changed although the example does not grant to it",
+                a["kind"], a["name"]
+            );
         }
     }
     assert_eq!(r["environment"], baseline["environment"]);
     // Still within IAM's managed policy quota (the loader refuses larger ones; check the numbers).
-    for name in ["mlspace-app-policy", "mlspace-notebook-policy", "mlspace-project-user-permission-boundary"] {
-        let len = mlspace_policy::quota_len(&resource(&r, "ManagedPolicy", name)["spec"]["document"]);
-        assert!(len <= mlspace_policy::MANAGED_POLICY_MAX_LEN, "{name}: {len} characters");
+    for name in [
+        "mlspace-app-policy",
+        "mlspace-notebook-policy",
+        "mlspace-project-user-permission-boundary",
+    ] {
+        let len =
+            mlspace_policy::quota_len(&resource(&r, "ManagedPolicy", name)["spec"]["document"]);
+        assert!(
+            len <= mlspace_policy::MANAGED_POLICY_MAX_LEN,
+            "{name}: {len} characters"
+        );
     }
 }
 
 #[test]
 fn diff_hint_points_at_the_first_difference() {
-    let hint = diff_hint(Path::new("tests/golden/x.json"), "a\nb\nc\nd\n", "a\nB\nc\nd\n");
+    let hint = diff_hint(
+        Path::new("tests/golden/x.json"),
+        "a\nb\nc\nd\n",
+        "a\nB\nc\nd\n",
+    );
     assert!(hint.contains("- b\n+ B\n"), "{hint}");
-    assert!(hint.contains("UPDATE_GOLDEN=1 cargo test --test render"), "{hint}");
+    assert!(
+        hint.contains("UPDATE_GOLDEN=1 cargo test --test render"),
+        "{hint}"
+    );
     let hint = diff_hint(Path::new("x"), "a\n", "a\nextra\n");
     assert!(hint.contains("+ extra"), "{hint}");
     // Only the first hunk is shown.
-    let hint = diff_hint(Path::new("x"), "a\nb\nc\nd\ne\nf\ng\nh\n", "a\nB\nc\nd\ne\nf\nG\nh\n");
-    assert!(hint.contains("- b\n+ B\n  c\n") && !hint.contains("+ G"), "{hint}");
+    let hint = diff_hint(
+        Path::new("x"),
+        "a\nb\nc\nd\ne\nf\ng\nh\n",
+        "a\nB\nc\nd\ne\nf\nG\nh\n",
+    );
+    assert!(
+        hint.contains("- b\n+ B\n  c\n") && !hint.contains("+ G"),
+        "{hint}"
+    );
+}
+
+#[test]
+fn docs_manifests_md_examples_validate_and_render() {
+    // Every full example in docs/manifests.md (each ```yaml block with an apiVersion),
+    // together, must validate; the files they name are stubbed here.
+    let text = std::fs::read_to_string(repo().join("docs/manifests.md")).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut n = 0;
+    for block in text.split("```yaml\n").skip(1) {
+        let block = block.split("```").next().unwrap();
+        // The header sketch at the top (`spec: {}` of a Role) is not a complete manifest.
+        if !block.contains("apiVersion:") || block.contains("spec: {}") {
+            continue;
+        }
+        n += 1;
+        std::fs::write(tmp.path().join(format!("example-{n}.yaml")), block).unwrap();
+    }
+    assert!(n >= 7, "expected an example per kind, found {n}");
+    std::fs::create_dir_all(tmp.path().join("policies")).unwrap();
+    let trust = r#"{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]}"#;
+    let policy = r#"{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "logs:FilterLogEvents", "Resource": "*"}]}"#;
+    std::fs::write(tmp.path().join("policies/ec2-trust.json"), trust).unwrap();
+    std::fs::write(tmp.path().join("policies/mlspace-app-policy.json"), policy).unwrap();
+    // The EcrAccess example also grants to the notebook policy.
+    std::fs::write(
+        tmp.path().join("notebook.yaml"),
+        "apiVersion: mlspace-gitops/v1\nkind: ManagedPolicy\nmetadata:\n  name: mlspace-notebook-policy\nspec:\n  documentFile: policies/mlspace-app-policy.json\n",
+    )
+    .unwrap();
+    let r = render_json(tmp.path());
+    let kinds: BTreeSet<&str> = r["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "Bucket",
+            "ManagedPolicy",
+            "Role",
+            "ServiceLinkedRole",
+            "Table"
+        ]
+        .into_iter()
+        .collect()
+    );
+    assert!(
+        !ecr_actions(&resource(&r, "ManagedPolicy", "mlspace-app-policy")["spec"]["document"])
+            .is_empty()
+    );
 }

@@ -38,19 +38,49 @@ enum Target {
 const MAPPINGS: &[(&str, Target)] = &[
     // Seed 002, the newer Notebook Policy page: statements 1..14 (15 statements, the page
     // numbers "Statement 11" twice).
-    ("002-notebook-policy-page.notebook-policy.json", Target::Policy("mlspace-notebook-policy")),
+    (
+        "002-notebook-policy-page.notebook-policy.json",
+        Target::Policy("mlspace-notebook-policy"),
+    ),
     // Seed 003, the newer Project User Permission Boundary page: the "Full Policy".
-    ("003-permission-boundary-page.permission-boundary-policy.json", Target::Policy("mlspace-project-user-permission-boundary")),
+    (
+        "003-permission-boundary-page.permission-boundary-policy.json",
+        Target::Policy("mlspace-project-user-permission-boundary"),
+    ),
     // Seed 000, CDK Deployment doc: the policies no newer page replaces.
-    ("000-cdk-deployment.app-policy.json", Target::Policy("mlspace-app-policy")),
-    ("000-cdk-deployment.system-policy.json", Target::Policy("mlspace-system-policy")),
-    ("000-cdk-deployment.s3-reader-policy.json", Target::Policy("mlspace-website-read-policy")),
+    (
+        "000-cdk-deployment.app-policy.json",
+        Target::Policy("mlspace-app-policy"),
+    ),
+    (
+        "000-cdk-deployment.system-policy.json",
+        Target::Policy("mlspace-system-policy"),
+    ),
+    (
+        "000-cdk-deployment.s3-reader-policy.json",
+        Target::Policy("mlspace-website-read-policy"),
+    ),
     // Seed 000 trust policies ("Custom trust policy" of each role section).
-    ("000-cdk-deployment.notebook-role-trust-policy.json", Target::Trust("mlspace-notebook-role")),
-    ("000-cdk-deployment.app-role-trust-policy.json", Target::Trust("mlspace-app-role")),
-    ("000-cdk-deployment.system-role-trust-policy.json", Target::Trust("mlspace-system-role")),
-    ("000-cdk-deployment.s3-reader-role-trust-policy.json", Target::Trust("mlspace-s3-reader-Role")),
-    ("000-cdk-deployment.apigw-cloudwatch-role-trust-policy.json", Target::Trust("mlspace-apigw-cloudwatch-role")),
+    (
+        "000-cdk-deployment.notebook-role-trust-policy.json",
+        Target::Trust("mlspace-notebook-role"),
+    ),
+    (
+        "000-cdk-deployment.app-role-trust-policy.json",
+        Target::Trust("mlspace-app-role"),
+    ),
+    (
+        "000-cdk-deployment.system-role-trust-policy.json",
+        Target::Trust("mlspace-system-role"),
+    ),
+    (
+        "000-cdk-deployment.s3-reader-role-trust-policy.json",
+        Target::Trust("mlspace-s3-reader-Role"),
+    ),
+    (
+        "000-cdk-deployment.apigw-cloudwatch-role-trust-policy.json",
+        Target::Trust("mlspace-apigw-cloudwatch-role"),
+    ),
 ];
 
 /// Seed fixtures kept as data but not checked, with the reason.
@@ -59,8 +89,8 @@ const SUPERSEDED: &[(&str, &str)] = &[
         "000-cdk-deployment.notebook-policy.json",
         "older version of the notebook policy: seed 002 (the Notebook Policy page) replaces it and is \
          what mlspace-notebook-policy holds (docs/mlspace-choices.md, \"Which policy version\"). \
-         The two versions contradict each other (e.g. 000 has no translate/ListWorkteams/bedrock \
-         grants and no `system=MLSpace` tag conditions), so one policy cannot hold both.",
+         The two versions differ statement by statement (e.g. 000 has no translate job, ListWorkteams, PassRole or bedrock \
+         grants and no `system=MLSpace` tag conditions), so one policy cannot match both.",
     ),
     (
         "000-cdk-deployment.permission-boundary-policy.json",
@@ -115,8 +145,8 @@ const DEVIATIONS: &[Deviation] = &[
         name: "notebook statement 14: duplicate bedrock:Retrieve* removed",
         fixture: "002-notebook-policy-page.notebook-policy.json",
         index: 14, // "Statement 14" on the page (15th statement: "Statement 11" is used twice)
-        reason: "the page lists bedrock:Retrieve* twice (and has JSON comments/trailing commas); \
-                 a set of actions means the same without the duplicate",
+        reason: "the page lists bedrock:Retrieve* twice; an action list is a set, so it means the \
+                 same without the duplicate (the statement's odd Allow-when-untagged conditions are kept)",
         kind: Kind::TextOnly,
         apply: dedup_actions,
     },
@@ -150,7 +180,9 @@ const DEVIATIONS: &[Deviation] = &[
 ];
 
 fn request_tag_to_resource_tag(stmt: &mut Value) {
-    let cond = stmt["Condition"].as_object_mut().expect("statement 9 has a Condition");
+    let cond = stmt["Condition"]
+        .as_object_mut()
+        .expect("statement 9 has a Condition");
     for block in cond.values_mut() {
         let keys = block.as_object_mut().expect("operator block");
         let old = std::mem::take(keys);
@@ -192,7 +224,9 @@ fn fixtures_dir() -> PathBuf {
 fn rendered(dir: &Path) -> Value {
     match load_dir(dir) {
         Ok(l) => render::to_json_value(&l.desired),
-        Err(mlspace_gitops::manifest::ManifestError::Invalid(d)) => panic!("{} does not validate:\n{d}", dir.display()),
+        Err(mlspace_gitops::manifest::ManifestError::Invalid(d)) => {
+            panic!("{} does not validate:\n{d}", dir.display())
+        }
         Err(e) => panic!("{}: {e}", dir.display()),
     }
 }
@@ -206,7 +240,11 @@ fn env_vars(rendered: &Value) -> BTreeMap<String, String> {
         .iter()
         .map(|(k, v)| (k.clone(), v.as_str().expect("param value").to_string()))
         .collect();
-    for (name, field) in [("AWS_PARTITION", "partition"), ("AWS_REGION", "region"), ("AWS_ACCOUNT", "account")] {
+    for (name, field) in [
+        ("AWS_PARTITION", "partition"),
+        ("AWS_REGION", "region"),
+        ("AWS_ACCOUNT", "account"),
+    ] {
         vars.insert(name.into(), env[field].as_str().expect(field).to_string());
     }
     vars
@@ -220,8 +258,12 @@ fn placeholder_in(s: &str) -> Option<&str> {
             continue;
         }
         let rest = &s[i + 1..];
-        let n = rest.bytes().take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == b'_').count();
-        if n > 0 && rest.as_bytes()[0].is_ascii_uppercase() && rest.as_bytes().get(n) == Some(&b'}') {
+        let n = rest
+            .bytes()
+            .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == b'_')
+            .count();
+        if n > 0 && rest.as_bytes()[0].is_ascii_uppercase() && rest.as_bytes().get(n) == Some(&b'}')
+        {
             return Some(&s[i..i + n + 2]);
         }
     }
@@ -276,18 +318,26 @@ fn seeds(vars: &BTreeMap<String, String>) -> Vec<Seed> {
             resolve(&mut original, vars, fixture);
             let mut expected = original.clone();
             for d in DEVIATIONS.iter().filter(|d| d.fixture == fixture) {
-                let stmt = expected["Statement"]
-                    .get_mut(d.index)
-                    .unwrap_or_else(|| panic!("deviation `{}`: {fixture} has no statement {}", d.name, d.index));
+                let stmt = expected["Statement"].get_mut(d.index).unwrap_or_else(|| {
+                    panic!(
+                        "deviation `{}`: {fixture} has no statement {}",
+                        d.name, d.index
+                    )
+                });
                 (d.apply)(stmt);
             }
-            Seed { fixture, target, original, expected }
+            Seed {
+                fixture,
+                target,
+                original,
+                expected,
+            }
         })
         .collect()
 }
 
 /// The rendered document a target names.
-fn target_doc<'a>(rendered: &'a Value, target: Target) -> Option<&'a Value> {
+fn target_doc(rendered: &Value, target: Target) -> Option<&Value> {
     let (kind, name, field) = match target {
         Target::Policy(n) => ("ManagedPolicy", n, "document"),
         Target::Trust(n) => ("Role", n, "assumeRolePolicy"),
@@ -310,7 +360,9 @@ fn statements(doc: &Value) -> Vec<Value> {
 /// Whether `stmt` has a semantically equal statement in `doc` (IAM normal form; Sid, order,
 /// string-vs-list, action case and duplicates do not matter).
 fn present(stmt: &Value, doc: &Value) -> bool {
-    statement_diff(&json!({ "Statement": [stmt] }), doc).added.is_empty()
+    statement_diff(&json!({ "Statement": [stmt] }), doc)
+        .added
+        .is_empty()
 }
 
 /// One seed statement the rendered state lacks.
@@ -325,7 +377,13 @@ fn missing_statements(seeds: &[Seed], rendered: &Value) -> Vec<(Missing, String)
     let mut out = Vec::new();
     for s in seeds {
         let Some(doc) = target_doc(rendered, s.target) else {
-            out.push((Missing { fixture: s.fixture, index: usize::MAX }, format!("{:?} is not in the rendered resources", s.target)));
+            out.push((
+                Missing {
+                    fixture: s.fixture,
+                    index: usize::MAX,
+                },
+                format!("{:?} is not in the rendered resources", s.target),
+            ));
             continue;
         };
         for (i, stmt) in statements(&s.expected).iter().enumerate() {
@@ -359,7 +417,11 @@ fn bundled() -> (Value, Vec<Seed>) {
 }
 
 fn report(missing: &[(Missing, String)]) -> String {
-    missing.iter().map(|(_, m)| m.as_str()).collect::<Vec<_>>().join("\n")
+    missing
+        .iter()
+        .map(|(_, m)| m.as_str())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 // ---------------------------------------------------------------------------------------
@@ -374,16 +436,29 @@ fn every_seed_fixture_is_checked_or_explicitly_superseded() {
         .filter(|n| n.ends_with(".json"))
         .collect();
     on_disk.sort();
-    let mut listed: Vec<String> = MAPPINGS.iter().map(|m| m.0).chain(SUPERSEDED.iter().map(|s| s.0)).map(String::from).collect();
+    let mut listed: Vec<String> = MAPPINGS
+        .iter()
+        .map(|m| m.0)
+        .chain(SUPERSEDED.iter().map(|s| s.0))
+        .map(String::from)
+        .collect();
     listed.sort();
     assert_eq!(on_disk, listed, "every fixture under tests/fixtures/seeds/ must be in MAPPINGS or SUPERSEDED (and only once)");
     for (name, _) in SUPERSEDED {
         // Still well-formed seed data, even though not checked.
-        assert!(read_fixture(name)["Statement"].as_array().is_some_and(|a| !a.is_empty()), "{name}");
+        assert!(
+            read_fixture(name)["Statement"]
+                .as_array()
+                .is_some_and(|a| !a.is_empty()),
+            "{name}"
+        );
     }
     let (r, _) = bundled();
     for (fixture, target) in MAPPINGS {
-        assert!(target_doc(&r, *target).is_some(), "{fixture}: {target:?} is not in the rendered manifests");
+        assert!(
+            target_doc(&r, *target).is_some(),
+            "{fixture}: {target:?} is not in the rendered manifests"
+        );
     }
 }
 
@@ -400,8 +475,17 @@ fn seed_fixtures_resolve_with_the_bundled_environment() {
     // The page examples' literal values are all gone.
     for s in &seeds {
         let text = serde_json::to_string(&s.original).unwrap();
-        for literal in ["012345678910", "80b28a33-4686-4d87-9dda-4a87e889875a", "sg-0c001c111cbcdcdf6", "subnet-0f9f0555e69d3d687"] {
-            assert!(!text.contains(literal), "{}: example value {literal} was not turned into a placeholder", s.fixture);
+        for literal in [
+            "012345678910",
+            "80b28a33-4686-4d87-9dda-4a87e889875a",
+            "sg-0c001c111cbcdcdf6",
+            "subnet-0f9f0555e69d3d687",
+        ] {
+            assert!(
+                !text.contains(literal),
+                "{}: example value {literal} was not turned into a placeholder",
+                s.fixture
+            );
         }
     }
 }
@@ -426,12 +510,24 @@ fn every_named_deviation_is_still_needed_and_matches_the_manifests() {
     let (r, seeds) = bundled();
     for d in DEVIATIONS {
         assert!(!d.reason.is_empty());
-        let seed = seeds.iter().find(|s| s.fixture == d.fixture).unwrap_or_else(|| panic!("deviation `{}`: {} is not in MAPPINGS", d.name, d.fixture));
+        let seed = seeds
+            .iter()
+            .find(|s| s.fixture == d.fixture)
+            .unwrap_or_else(|| panic!("deviation `{}`: {} is not in MAPPINGS", d.name, d.fixture));
         let doc = target_doc(&r, seed.target).unwrap();
         let original = &statements(&seed.original)[d.index];
         let changed = &statements(&seed.expected)[d.index];
-        assert_ne!(original, changed, "deviation `{}` changes nothing in the seed statement", d.name);
-        assert!(present(changed, doc), "deviation `{}`: the changed statement is not in {:?}", d.name, seed.target);
+        assert_ne!(
+            original, changed,
+            "deviation `{}` changes nothing in the seed statement",
+            d.name
+        );
+        assert!(
+            present(changed, doc),
+            "deviation `{}`: the changed statement is not in {:?}",
+            d.name,
+            seed.target
+        );
         match d.kind {
             Kind::ChangesMeaning => assert!(
                 !present(original, doc),
@@ -484,7 +580,9 @@ fn comparison_is_semantic_not_textual() {
             Some("Role") => "assumeRolePolicy",
             _ => continue,
         };
-        let Some(doc) = res["spec"].get_mut(field) else { continue };
+        let Some(doc) = res["spec"].get_mut(field) else {
+            continue;
+        };
         let stmts = doc["Statement"].as_array_mut().unwrap();
         stmts.reverse();
         for st in stmts.iter_mut() {
@@ -494,7 +592,10 @@ fn comparison_is_semantic_not_textual() {
             if let Some(Value::String(res)) = st.get("Resource").cloned() {
                 st["Resource"] = json!([res]);
             }
-            if let Some(null) = st.pointer_mut("/Condition/Null").and_then(Value::as_object_mut) {
+            if let Some(null) = st
+                .pointer_mut("/Condition/Null")
+                .and_then(Value::as_object_mut)
+            {
                 for v in null.values_mut() {
                     if let Some(b) = v.as_str().and_then(|s| s.parse::<bool>().ok()) {
                         *v = json!(b);
@@ -510,23 +611,50 @@ fn comparison_is_semantic_not_textual() {
 #[test]
 fn a_missing_or_altered_statement_is_detected() {
     let (r, seeds) = bundled();
-    assert!(missing_statements(&seeds, &r).is_empty(), "the bundled manifests must pass first");
+    assert!(
+        missing_statements(&seeds, &r).is_empty(),
+        "the bundled manifests must pass first"
+    );
 
-    fn doc_mut<'a>(r: &'a mut Value, target: Target) -> &'a mut Value {
+    fn doc_mut(r: &mut Value, target: Target) -> &mut Value {
         let (kind, name, field) = match target {
             Target::Policy(n) => ("ManagedPolicy", n, "document"),
             Target::Trust(n) => ("Role", n, "assumeRolePolicy"),
         };
-        let res = r["resources"].as_array_mut().unwrap().iter_mut().find(|x| x["kind"] == kind && x["name"] == name).unwrap();
+        let res = r["resources"]
+            .as_array_mut()
+            .unwrap()
+            .iter_mut()
+            .find(|x| x["kind"] == kind && x["name"] == name)
+            .unwrap();
         &mut res["spec"][field]
     }
     fn find(doc: &Value, pred: impl Fn(&Value) -> bool) -> usize {
-        statements(doc).iter().position(pred).expect("the statement to mutate")
+        statements(doc)
+            .iter()
+            .position(pred)
+            .expect("the statement to mutate")
     }
     fn seed_index(seeds: &[Seed], fixture: &str, pred: impl Fn(&Value) -> bool) -> usize {
-        statements(&seeds.iter().find(|s| s.fixture == fixture).unwrap().expected).iter().position(pred).unwrap()
+        statements(
+            &seeds
+                .iter()
+                .find(|s| s.fixture == fixture)
+                .unwrap()
+                .expected,
+        )
+        .iter()
+        .position(pred)
+        .unwrap()
     }
-    let has_action = |a: &'static str| move |s: &Value| s["Action"] == a || s["Action"].as_array().is_some_and(|l| l.iter().any(|x| x == a));
+    let has_action = |a: &'static str| {
+        move |s: &Value| {
+            s["Action"] == a
+                || s["Action"]
+                    .as_array()
+                    .is_some_and(|l| l.iter().any(|x| x == a))
+        }
+    };
 
     let mut m = r.clone();
     let mut expected = Vec::new();
@@ -535,21 +663,45 @@ fn a_missing_or_altered_statement_is_detected() {
     let app = doc_mut(&mut m, Target::Policy("mlspace-app-policy"));
     let i = find(app, has_action("iam:CreateRole"));
     app["Statement"].as_array_mut().unwrap().remove(i);
-    expected.push(Missing { fixture: "000-cdk-deployment.app-policy.json", index: seed_index(&seeds, "000-cdk-deployment.app-policy.json", has_action("iam:CreateRole")) });
+    expected.push(Missing {
+        fixture: "000-cdk-deployment.app-policy.json",
+        index: seed_index(
+            &seeds,
+            "000-cdk-deployment.app-policy.json",
+            has_action("iam:CreateRole"),
+        ),
+    });
 
     // 2. One condition value dropped: the boundary's PassRole no longer covers translate.
-    let boundary = doc_mut(&mut m, Target::Policy("mlspace-project-user-permission-boundary"));
-    let two_services = |s: &Value| s.pointer("/Condition/StringEquals/iam:PassedToService").and_then(Value::as_array).is_some_and(|a| a.len() == 2);
+    let boundary = doc_mut(
+        &mut m,
+        Target::Policy("mlspace-project-user-permission-boundary"),
+    );
+    let two_services = |s: &Value| {
+        s.pointer("/Condition/StringEquals/iam:PassedToService")
+            .and_then(Value::as_array)
+            .is_some_and(|a| a.len() == 2)
+    };
     let i = find(boundary, two_services);
-    boundary["Statement"][i]["Condition"]["StringEquals"]["iam:PassedToService"] = json!(["sagemaker.amazonaws.com"]);
+    boundary["Statement"][i]["Condition"]["StringEquals"]["iam:PassedToService"] =
+        json!(["sagemaker.amazonaws.com"]);
     expected.push(Missing {
         fixture: "003-permission-boundary-page.permission-boundary-policy.json",
-        index: seed_index(&seeds, "003-permission-boundary-page.permission-boundary-policy.json", two_services),
+        index: seed_index(
+            &seeds,
+            "003-permission-boundary-page.permission-boundary-policy.json",
+            two_services,
+        ),
     });
 
     // 3. One resource changed: a subnet ARN of the notebook policy.
     let nb = doc_mut(&mut m, Target::Policy("mlspace-notebook-policy"));
-    let subnets = |s: &Value| s["Resource"].as_array().is_some_and(|a| a.iter().any(|x| x.as_str().is_some_and(|x| x.contains(":subnet/"))));
+    let subnets = |s: &Value| {
+        s["Resource"].as_array().is_some_and(|a| {
+            a.iter()
+                .any(|x| x.as_str().is_some_and(|x| x.contains(":subnet/")))
+        })
+    };
     let i = find(nb, subnets);
     for res in nb["Statement"][i]["Resource"].as_array_mut().unwrap() {
         if res.as_str().unwrap().contains(":subnet/") {
@@ -557,38 +709,82 @@ fn a_missing_or_altered_statement_is_detected() {
             break;
         }
     }
-    expected.push(Missing { fixture: "002-notebook-policy-page.notebook-policy.json", index: seed_index(&seeds, "002-notebook-policy-page.notebook-policy.json", subnets) });
+    expected.push(Missing {
+        fixture: "002-notebook-policy-page.notebook-policy.json",
+        index: seed_index(
+            &seeds,
+            "002-notebook-policy-page.notebook-policy.json",
+            subnets,
+        ),
+    });
 
     // 4. An Effect flipped: the notebook policy's Deny on untagged HPO/training jobs.
     let nb = doc_mut(&mut m, Target::Policy("mlspace-notebook-policy"));
-    let hpo_deny = |s: &Value| s["Effect"] == "Deny" && has_action("sagemaker:CreateTrainingJob")(s);
+    let hpo_deny =
+        |s: &Value| s["Effect"] == "Deny" && has_action("sagemaker:CreateTrainingJob")(s);
     let i = find(nb, hpo_deny);
     nb["Statement"][i]["Effect"] = json!("Allow");
-    expected.push(Missing { fixture: "002-notebook-policy-page.notebook-policy.json", index: seed_index(&seeds, "002-notebook-policy-page.notebook-policy.json", hpo_deny) });
+    expected.push(Missing {
+        fixture: "002-notebook-policy-page.notebook-policy.json",
+        index: seed_index(
+            &seeds,
+            "002-notebook-policy-page.notebook-policy.json",
+            hpo_deny,
+        ),
+    });
 
     // 5. A trust principal dropped: the notebook role no longer trusts SageMaker.
     let trust = doc_mut(&mut m, Target::Trust("mlspace-notebook-role"));
     trust["Statement"][0]["Principal"]["Service"] = json!(["translate.amazonaws.com"]);
-    expected.push(Missing { fixture: "000-cdk-deployment.notebook-role-trust-policy.json", index: 0 });
+    expected.push(Missing {
+        fixture: "000-cdk-deployment.notebook-role-trust-policy.json",
+        index: 0,
+    });
 
     // 6. A deviation undone: notebook statement 9 back to the page's RequestTag keys.
     let nb = doc_mut(&mut m, Target::Policy("mlspace-notebook-policy"));
-    let i = find(nb, |s| s.pointer("/Condition/StringEqualsIgnoreCase/aws:ResourceTag~1system").is_some());
-    let text = serde_json::to_string(&nb["Statement"][i]).unwrap().replace("aws:ResourceTag/", "aws:RequestTag/");
+    let i = find(nb, |s| {
+        s.pointer("/Condition/StringEqualsIgnoreCase/aws:ResourceTag~1system")
+            .is_some()
+    });
+    let text = serde_json::to_string(&nb["Statement"][i])
+        .unwrap()
+        .replace("aws:ResourceTag/", "aws:RequestTag/");
     nb["Statement"][i] = serde_json::from_str(&text).unwrap();
-    expected.push(Missing { fixture: "002-notebook-policy-page.notebook-policy.json", index: 8 });
+    expected.push(Missing {
+        fixture: "002-notebook-policy-page.notebook-policy.json",
+        index: 8,
+    });
 
     // 7. A role's document gone altogether.
     let mut gone = r.clone();
-    gone["resources"].as_array_mut().unwrap().retain(|x| x["name"] != "mlspace-s3-reader-Role");
+    gone["resources"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|x| x["name"] != "mlspace-s3-reader-Role");
 
-    let mut got: Vec<Missing> = missing_statements(&seeds, &m).into_iter().map(|(m, _)| m).collect();
+    let mut got: Vec<Missing> = missing_statements(&seeds, &m)
+        .into_iter()
+        .map(|(m, _)| m)
+        .collect();
     got.sort();
     expected.sort();
-    assert_eq!(got, expected, "each mutation must be reported, and nothing else");
+    assert_eq!(
+        got, expected,
+        "each mutation must be reported, and nothing else"
+    );
 
-    let got: Vec<Missing> = missing_statements(&seeds, &gone).into_iter().map(|(m, _)| m).collect();
-    assert_eq!(got, vec![Missing { fixture: "000-cdk-deployment.s3-reader-role-trust-policy.json", index: usize::MAX }]);
+    let got: Vec<Missing> = missing_statements(&seeds, &gone)
+        .into_iter()
+        .map(|(m, _)| m)
+        .collect();
+    assert_eq!(
+        got,
+        vec![Missing {
+            fixture: "000-cdk-deployment.s3-reader-role-trust-policy.json",
+            index: usize::MAX
+        }]
+    );
 
     // An extra statement is not a missing one, but the "nothing beyond the seeds" check sees it.
     let mut extra = r.clone();
@@ -597,8 +793,14 @@ fn a_missing_or_altered_statement_is_detected() {
         .unwrap()
         .push(json!({"Effect": "Allow", "Action": "s3:PutObject", "Resource": "*"}));
     assert!(missing_statements(&seeds, &extra).is_empty());
-    let seed = seeds.iter().find(|s| s.fixture == "000-cdk-deployment.s3-reader-policy.json").unwrap();
-    assert!(!semantically_equal(&seed.expected, target_doc(&extra, seed.target).unwrap()));
+    let seed = seeds
+        .iter()
+        .find(|s| s.fixture == "000-cdk-deployment.s3-reader-policy.json")
+        .unwrap();
+    assert!(!semantically_equal(
+        &seed.expected,
+        target_doc(&extra, seed.target).unwrap()
+    ));
 }
 
 #[test]
@@ -608,7 +810,11 @@ fn seed_statements_survive_the_ecr_example_merge() {
     // seed statement must be there unchanged: the merge may only add.
     let tmp = tempfile::tempdir().unwrap();
     copy_dir(&repo().join("manifests"), tmp.path());
-    std::fs::copy(repo().join("docs/examples/ecr-read-access.yaml"), tmp.path().join("ecr-read-access.yaml")).unwrap();
+    std::fs::copy(
+        repo().join("docs/examples/ecr-read-access.yaml"),
+        tmp.path().join("ecr-read-access.yaml"),
+    )
+    .unwrap();
     let mut r = rendered(tmp.path());
     let vars = env_vars(&r);
     let seeds = seeds(&vars);
@@ -632,7 +838,11 @@ fn seed_statements_survive_the_ecr_example_merge() {
     let missing = missing_statements(&seeds, &r);
     assert!(missing.is_empty(), "{}", report(&missing));
     for s in &seeds {
-        assert!(semantically_equal(&s.expected, target_doc(&r, s.target).unwrap()), "{:?}", s.target);
+        assert!(
+            semantically_equal(&s.expected, target_doc(&r, s.target).unwrap()),
+            "{:?}",
+            s.target
+        );
     }
 }
 

@@ -57,12 +57,30 @@ impl EnvironmentSpec {
                 cx.key_error(&p, format_args!("`{k}` comes from the Environment's own field and cannot be a param"));
             }
         }
+        let builtins = self.builtins();
+        for (k, val) in &self.params {
+            let p = format!("/spec/params/{k}");
+            crate::manifest::template::substitute(val, &builtins, &mut |name| {
+                cx.error(&p, format_args!("param values may only use {{AWS_PARTITION}}, {{AWS_REGION}} and {{AWS_ACCOUNT}}, not `{{{name}}}`"))
+            });
+        }
         check_tags(cx, "/spec/tags", &self.tags, &Tags::new());
     }
 
-    /// Every placeholder value: the built-ins and the params.
+    /// Every placeholder value: the built-ins and the params. Param values may use the
+    /// built-ins themselves (`arn:{AWS_PARTITION}:iam::{AWS_ACCOUNT}:role/x`).
     pub fn vars(&self) -> Vars {
-        let mut v: Vars = self.params.clone();
+        let builtins = self.builtins();
+        let mut v = builtins.clone();
+        for (k, val) in &self.params {
+            let resolved = crate::manifest::template::substitute(val, &builtins, &mut |_| {}).unwrap_or_else(|| val.clone());
+            v.insert(k.clone(), resolved);
+        }
+        v
+    }
+
+    fn builtins(&self) -> Vars {
+        let mut v = Vars::new();
         v.insert("AWS_PARTITION".into(), self.partition.clone());
         v.insert("AWS_REGION".into(), self.region.clone());
         v.insert("AWS_ACCOUNT".into(), self.account.clone());

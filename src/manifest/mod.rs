@@ -276,7 +276,9 @@ pub fn compile(sources: Vec<SourceDoc>, mut diags: Diagnostics, reader: &dyn Fil
     // 4. Set-wide rules: duplicates and references.
     let mut seen: HashMap<(Kind, String), Option<Loc>> = HashMap::new();
     for (d, _) in &resources {
-        let key = (d.kind, d.metadata.name.clone());
+        // Roles and service-linked roles share IAM's role name space.
+        let space = if d.kind == Kind::ServiceLinkedRole { Kind::Role } else { d.kind };
+        let key = (space, d.metadata.name.clone());
         if let Some(first) = seen.get(&key) {
             let at = first.as_ref().map(|l| format!(" (first at {}:{})", l.file.display(), l.line)).unwrap_or_default();
             d.cx(&mut diags).error("/metadata/name", format_args!("duplicate {} `{}`{at}", d.kind, d.metadata.name));
@@ -517,6 +519,8 @@ fn inline_files(d: &mut Doc, vars: Option<&template::Vars>, reader: &dyn FileRea
 /// Merge EcrAccess into policies, resolve references to ARNs and merge tags.
 fn resolve(env: EnvironmentSpec, env_name: String, resources: Vec<(Doc, ResourceSpec)>, diags: &mut Diagnostics) -> DesiredState {
     let (partition, region, account) = (env.partition.clone(), env.region.clone(), env.account.clone());
+    let vars = env.vars();
+    let params = env.params.keys().map(|k| (k.clone(), vars[k].clone())).collect();
     let mut policy_arns: HashMap<String, String> = HashMap::new();
     for (d, s) in &resources {
         if let ResourceSpec::ManagedPolicy(p) = s {
@@ -573,6 +577,13 @@ fn resolve(env: EnvironmentSpec, env_name: String, resources: Vec<(Doc, Resource
                 let to_arn = |s: &String| policy_arns.get(s).cloned().unwrap_or_else(|| s.clone());
                 r.managed_policies = r.managed_policies.iter().map(to_arn).collect();
                 r.managed_policies.sort();
+                // A name and the ARN of the same policy are one attachment.
+                for w in r.managed_policies.windows(2) {
+                    if w[0] == w[1] {
+                        d.cx(diags).error("/spec/managedPolicies", format_args!("policy {} is listed twice (by name and by ARN)", w[0]));
+                    }
+                }
+                r.managed_policies.dedup();
                 r.permissions_boundary = r.permissions_boundary.as_ref().map(to_arn);
                 r.tags = merged_tags(&env.tags, &r.tags);
                 ResourceSpec::Role(r)
@@ -591,7 +602,7 @@ fn resolve(env: EnvironmentSpec, env_name: String, resources: Vec<(Doc, Resource
     }
     out.sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
     DesiredState {
-        environment: EnvironmentView { name: env_name, partition, region, account, params: env.params, tags: env.tags },
+        environment: EnvironmentView { name: env_name, partition, region, account, params, tags: env.tags },
         resources: out,
     }
 }

@@ -1,7 +1,6 @@
 //! `render`: the desired state as JSON (a stable contract) or YAML.
 
 use serde_json::Value;
-use yaml_rust2::yaml::{Hash, Yaml};
 
 use super::DesiredState;
 
@@ -22,31 +21,112 @@ pub fn to_yaml(d: &DesiredState) -> String {
     json_to_yaml_text(&to_json_value(d))
 }
 
-/// Emit any JSON value as block-style YAML.
+/// Emit any JSON value as block-style YAML. Strings are double-quoted unless they are
+/// plainly text to every YAML reader (1.1 and 1.2): `2012-10-17` would be a date to a
+/// YAML 1.1 tool, `yes` a boolean, `010` an octal number.
 pub fn json_to_yaml_text(v: &Value) -> String {
     let mut out = String::new();
-    let mut em = yaml_rust2::YamlEmitter::new(&mut out);
-    em.dump(&to_yaml_node(v)).expect("writing to a String cannot fail");
-    out.push('\n');
+    match v {
+        Value::Object(m) if !m.is_empty() => emit_map(&mut out, m, 0),
+        Value::Array(a) if !a.is_empty() => emit_seq(&mut out, a, 0),
+        other => {
+            out.push_str(&scalar(other));
+            out.push('\n');
+        }
+    }
     out
 }
 
-fn to_yaml_node(v: &Value) -> Yaml {
-    match v {
-        Value::Null => Yaml::Null,
-        Value::Bool(b) => Yaml::Boolean(*b),
-        Value::Number(n) => match n.as_i64() {
-            Some(i) => Yaml::Integer(i),
-            None => Yaml::Real(n.to_string()),
-        },
-        Value::String(s) => Yaml::String(s.clone()),
-        Value::Array(a) => Yaml::Array(a.iter().map(to_yaml_node).collect()),
-        Value::Object(m) => {
-            let mut h = Hash::new();
-            for (k, v) in m {
-                h.insert(Yaml::String(k.clone()), to_yaml_node(v));
+fn emit_map(out: &mut String, m: &serde_json::Map<String, Value>, indent: usize) {
+    for (k, v) in m {
+        out.push_str(&" ".repeat(indent));
+        out.push_str(&quote(k));
+        out.push(':');
+        emit_child(out, v, indent);
+    }
+}
+
+fn emit_seq(out: &mut String, a: &[Value], indent: usize) {
+    for v in a {
+        out.push_str(&" ".repeat(indent));
+        out.push('-');
+        match v {
+            // A mapping item starts on the dash's line.
+            Value::Object(m) if !m.is_empty() => {
+                let mut first = true;
+                for (k, val) in m {
+                    if first {
+                        out.push(' ');
+                        first = false;
+                    } else {
+                        out.push_str(&" ".repeat(indent + 2));
+                    }
+                    out.push_str(&quote(k));
+                    out.push(':');
+                    emit_child(out, val, indent + 2);
+                }
             }
-            Yaml::Hash(h)
+            _ => emit_child(out, v, indent),
         }
+    }
+}
+
+fn emit_child(out: &mut String, v: &Value, indent: usize) {
+    match v {
+        Value::Object(m) if !m.is_empty() => {
+            out.push('\n');
+            emit_map(out, m, indent + 2);
+        }
+        Value::Array(a) if !a.is_empty() => {
+            out.push('\n');
+            emit_seq(out, a, indent + 2);
+        }
+        other => {
+            out.push(' ');
+            out.push_str(&scalar(other));
+            out.push('\n');
+        }
+    }
+}
+
+fn scalar(v: &Value) -> String {
+    match v {
+        Value::Null => "null".into(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => quote(s),
+        Value::Array(_) => "[]".into(),
+        Value::Object(_) => "{}".into(),
+    }
+}
+
+/// The string as a YAML scalar: plain when unambiguous, else a JSON string (valid YAML).
+fn quote(s: &str) -> String {
+    const RESERVED: &[&str] = &["y", "n", "yes", "no", "on", "off", "true", "false", "null"];
+    let plain = !s.is_empty()
+        && s.starts_with(|c: char| c.is_ascii_alphabetic())
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || "_-./".contains(c))
+        && !RESERVED.contains(&s.to_ascii_lowercase().as_str());
+    if plain {
+        s.to_string()
+    } else {
+        serde_json::to_string(s).expect("a string serializes")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn yaml_output_reads_back_identically_and_quotes_ambiguous_strings() {
+        let v = json!({"Version": "2012-10-17", "a": ["yes", "010", "x:y", "", "plain-text", 1, true, null],
+            "b": [{"k": {"deep": [1]}, "l": "v"}], "c": {}, "d": [], "e": "it's \"q\"\n"});
+        let text = json_to_yaml_text(&v);
+        assert!(text.contains("Version: \"2012-10-17\""), "{text}");
+        assert!(text.contains("- \"yes\""), "{text}");
+        let back = crate::manifest::yaml::parse_documents(&std::sync::Arc::from(std::path::Path::new("t")), &text).unwrap();
+        assert_eq!(back[0].value, v, "{text}");
     }
 }

@@ -21,7 +21,11 @@ impl Moto {
     /// a test never silently skips because the emulator is missing.
     pub fn start() -> Moto {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let dir = tempfile::Builder::new().prefix("moto").tempdir().unwrap().keep();
+        let dir = tempfile::Builder::new()
+            .prefix("moto")
+            .tempdir()
+            .unwrap()
+            .keep();
         let log = dir.join("moto.log");
         let pid_file = dir.join("moto.pid");
         let out = Command::new("bash")
@@ -31,9 +35,18 @@ impl Moto {
             .env("MOTO_PID_FILE", &pid_file)
             .output()
             .expect("run scripts/moto.sh");
-        assert!(out.status.success(), "moto did not start: {}\n{}", String::from_utf8_lossy(&out.stderr), std::fs::read_to_string(&log).unwrap_or_default());
+        assert!(
+            out.status.success(),
+            "moto did not start: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
         let endpoint = String::from_utf8(out.stdout).unwrap().trim().to_string();
-        let pid: u32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
+        let pid: u32 = std::fs::read_to_string(&pid_file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
         Moto { endpoint, pid, log }
     }
 
@@ -62,7 +75,11 @@ impl Moto {
 
     /// Number of requests moto has logged so far (one line per request).
     pub fn requests(&self) -> usize {
-        std::fs::read_to_string(&self.log).unwrap_or_default().lines().filter(|l| l.contains("HTTP/1.1\"")).count()
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("HTTP/1.1\""))
+            .count()
     }
 }
 

@@ -1,19 +1,711 @@
-//! ManagedPolicy: observe and change in AWS. (Placeholder being written.)
+//! ManagedPolicy: observe and change in AWS.
+//!
+//! Observing reads a few policies one by one (GetPolicy, ListPolicyVersions,
+//! GetPolicyVersion of the default, ListPolicyTags) and many policies from the
+//! GetAccountAuthorizationDetails snapshot shared with the Role observer, plus
+//! ListPolicyTags each (GAAD leaves policy tags out). A policy not found at the ARN its
+//! manifest gives is looked up by name, so a path change is seen as one.
+//!
+//! Known moto gaps this code tolerates: SetDefaultPolicyVersion on the version that is
+//! already default breaks moto's default flag (never called: a new version is created as
+//! default), DeletePolicy does not enforce DeleteConflict (real IAM does, so versions and
+//! attachments are removed first), and GAAD ignores paging.
 
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
+use aws_sdk_iam::operation::create_policy::CreatePolicyError;
+use aws_sdk_iam::operation::create_policy_version::CreatePolicyVersionError;
+use aws_sdk_iam::operation::delete_policy::DeletePolicyError;
+use aws_sdk_iam::operation::delete_policy_version::DeletePolicyVersionError;
+use aws_sdk_iam::operation::detach_group_policy::DetachGroupPolicyError;
+use aws_sdk_iam::operation::detach_role_policy::DetachRolePolicyError;
+use aws_sdk_iam::operation::detach_user_policy::DetachUserPolicyError;
+use aws_sdk_iam::operation::get_policy::GetPolicyError;
+use aws_sdk_iam::operation::get_policy_version::GetPolicyVersionError;
+use aws_sdk_iam::operation::list_entities_for_policy::ListEntitiesForPolicyError;
+use aws_sdk_iam::operation::list_policy_tags::ListPolicyTagsError;
+use aws_sdk_iam::operation::list_policy_versions::ListPolicyVersionsError;
+use aws_sdk_iam::operation::tag_policy::TagPolicyError;
+use aws_sdk_iam::operation::untag_policy::UntagPolicyError;
+use aws_sdk_iam::types::{ManagedPolicyDetail, PolicyScopeType, PolicyUsageType, PolicyVersion};
+use futures::future::try_join_all;
+use futures::{StreamExt, TryStreamExt};
+use serde_json::Value;
 
-use super::diff::{ManagedPolicy, ManagedPolicyObserved, Op};
-use crate::aws::{AwsContext, AwsError};
-use crate::kinds::engine::{KindAws, PlanCx};
+use super::diff::{tag_changes, ManagedPolicy, ManagedPolicyObserved, Op};
+use crate::aws::{AwsContext, AwsError, ErrorClass};
+use crate::kinds::common::{Tags, OWNERSHIP_TAG, OWNERSHIP_VALUE};
+use crate::kinds::engine::{has_ownership_tag, KindAws, PlanCx};
+use crate::kinds::role::aws::iam_snapshot::{
+    self, decode_document, gone_ok, tags_from_sdk, tags_to_sdk, Reader, PAGE, PER_RESOURCE_MAX,
+};
+
+/// Concurrent ListPolicyTags calls when reading many policies.
+const TAG_READS: usize = 8;
 
 #[async_trait]
 impl KindAws for ManagedPolicy {
-    async fn observe(_: &AwsContext, _: &[String], _: &PlanCx) -> Result<BTreeMap<String, ManagedPolicyObserved>, AwsError> {
-        Ok(BTreeMap::new())
+    async fn observe(
+        aws: &AwsContext,
+        names: &[String],
+        cx: &PlanCx,
+    ) -> Result<BTreeMap<String, ManagedPolicyObserved>, AwsError> {
+        if names.len() <= PER_RESOURCE_MAX {
+            return observe_few(&aws.iam, names, cx).await;
+        }
+        let snap = iam_snapshot::snapshot(aws, Reader::ManagedPolicy).await?;
+        // Owned items: the stream's closure must not borrow (it runs inside a boxed future).
+        let found: Vec<(String, ManagedPolicyDetail)> = names
+            .iter()
+            .filter_map(|n| Some((n.clone(), snap.policies.get(n)?.clone())))
+            .collect();
+        let observed: Vec<Option<(String, ManagedPolicyObserved)>> = futures::stream::iter(found)
+            .map(|(n, d)| {
+                let iam = aws.iam.clone();
+                async move {
+                    let arn = d.arn.clone().unwrap_or_default();
+                    match policy_tags(&iam, &arn).await {
+                        Ok(tags) => Ok(Some((n.clone(), from_detail(&n, &d, tags)))),
+                        Err(e) if e.is_not_found() => Ok(None), // deleted since the snapshot
+                        Err(e) => Err(e),
+                    }
+                }
+            })
+            .buffer_unordered(TAG_READS)
+            .try_collect()
+            .await?;
+        Ok(observed.into_iter().flatten().collect())
     }
-    async fn apply(_: &AwsContext, _: &str, _: &Op, _: &PlanCx) -> Result<(), AwsError> {
-        Ok(())
+
+    async fn apply(aws: &AwsContext, name: &str, op: &Op, _: &PlanCx) -> Result<(), AwsError> {
+        match op {
+            Op::Create {
+                arn,
+                path,
+                document,
+                description,
+                tags,
+            } => {
+                let res = aws
+                    .iam
+                    .create_policy()
+                    .policy_name(name)
+                    .path(path)
+                    .policy_document(document.to_string())
+                    .set_description(description.clone())
+                    .set_tags(Some(tags_to_sdk(tags)))
+                    .send()
+                    .await;
+                match res {
+                    Ok(_) => Ok(()),
+                    Err(e)
+                        if matches!(
+                            e.as_service_error(),
+                            Some(CreatePolicyError::EntityAlreadyExistsException(_))
+                        ) =>
+                    {
+                        converge(aws, name, arn, document, tags).await
+                    }
+                    Err(e) => Err(AwsError::from_sdk("iam:CreatePolicy", e, |e| match e {
+                        CreatePolicyError::ConcurrentModificationException(_) => {
+                            Some(ErrorClass::Transient)
+                        }
+                        _ => None,
+                    })),
+                }
+            }
+            Op::CreateVersion {
+                arn,
+                document,
+                delete_oldest,
+            } => create_version(aws, arn, document, delete_oldest.as_deref()).await,
+            Op::Tag { arn, tags } => tag_policy(aws, arn, tags).await,
+            Op::Untag { arn, keys } => {
+                aws.iam
+                    .untag_policy()
+                    .policy_arn(arn)
+                    .set_tag_keys(Some(keys.clone()))
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        AwsError::from_sdk("iam:UntagPolicy", e, |e| match e {
+                            UntagPolicyError::NoSuchEntityException(_) => {
+                                Some(ErrorClass::NotFound)
+                            }
+                            UntagPolicyError::ConcurrentModificationException(_) => {
+                                Some(ErrorClass::Transient)
+                            }
+                            _ => None,
+                        })
+                    })?;
+                Ok(())
+            }
+            Op::Delete { arn, versions } => delete_policy(aws, arn, versions).await,
+        }
+    }
+}
+
+/// The ARN a policy has when it sits where its manifest says (the default path when the
+/// manifest is gone); `None` when the account is unknown.
+fn expected_arn(name: &str, cx: &PlanCx) -> Option<String> {
+    if let Some((arn, _)) = cx.policy_arns.iter().find(|(_, n)| *n == name) {
+        return Some(arn.clone());
+    }
+    (!cx.account.is_empty()).then(|| {
+        format!(
+            "arn:{}:iam::{}:policy/{name}",
+            if cx.partition.is_empty() {
+                "aws"
+            } else {
+                &cx.partition
+            },
+            cx.account
+        )
+    })
+}
+
+/// Version ids oldest first, and the default's id.
+fn order_versions(versions: &[PolicyVersion]) -> (Vec<String>, Option<String>) {
+    let mut v: Vec<&PolicyVersion> = versions.iter().collect();
+    // By creation, then by number (`v10` after `v9`) for versions created in the same second.
+    let num = |p: &PolicyVersion| {
+        p.version_id()
+            .and_then(|id| {
+                id.trim_start_matches('v')
+                    .split('.')
+                    .next()?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .unwrap_or(0)
+    };
+    v.sort_by_key(|p| {
+        (
+            p.create_date().map(|d| (d.secs(), d.subsec_nanos())),
+            num(p),
+        )
+    });
+    let default = v
+        .iter()
+        .find(|p| p.is_default_version)
+        .and_then(|p| p.version_id.clone());
+    (
+        v.iter().filter_map(|p| p.version_id.clone()).collect(),
+        default,
+    )
+}
+
+/// A policy as GAAD describes it, with tags read separately.
+fn from_detail(name: &str, d: &ManagedPolicyDetail, tags: Tags) -> ManagedPolicyObserved {
+    let (versions, default) = order_versions(d.policy_version_list());
+    let default_version = d.default_version_id.clone().or(default).unwrap_or_default();
+    let document = d
+        .policy_version_list()
+        .iter()
+        .find(|v| v.version_id.as_deref() == Some(&default_version))
+        .and_then(|v| v.document.as_deref())
+        .map(|t| decode_document(&format!("policy {name}"), t))
+        .unwrap_or(Value::Null);
+    ManagedPolicyObserved {
+        arn: d.arn.clone().unwrap_or_default(),
+        path: d.path.clone().unwrap_or_else(|| "/".into()),
+        description: d.description.clone(),
+        document,
+        default_version,
+        versions,
+        tags,
+    }
+}
+
+/// Read a few policies one by one at the ARNs their manifests give. Those not there are
+/// looked up by name with ListPolicies (light: no documents), so a policy at another path
+/// is observed (and its path change reported) rather than taken as missing.
+async fn observe_few(
+    iam: &aws_sdk_iam::Client,
+    names: &[String],
+    cx: &PlanCx,
+) -> Result<BTreeMap<String, ManagedPolicyObserved>, AwsError> {
+    let mut arns: BTreeMap<&String, Option<String>> =
+        names.iter().map(|n| (n, expected_arn(n, cx))).collect();
+    let mut out = BTreeMap::new();
+    for pass in 0..2 {
+        let found = try_join_all(arns.iter().map(|(n, arn)| async move {
+            match arn {
+                Some(arn) => observe_one(iam, n, arn).await,
+                None => Ok(None),
+            }
+        }))
+        .await?;
+        let missing: Vec<&String> = arns
+            .keys()
+            .copied()
+            .zip(found)
+            .filter_map(|(n, o)| match o {
+                Some(o) => {
+                    out.insert(n.clone(), o);
+                    None
+                }
+                None => Some(n),
+            })
+            .collect();
+        if missing.is_empty() || pass == 1 {
+            break;
+        }
+        let local = local_policy_arns(iam).await?;
+        arns = missing
+            .into_iter()
+            .filter_map(|n| Some((n, Some(local.get(n)?.clone()))))
+            .collect();
+    }
+    Ok(out)
+}
+
+/// Name → ARN of every customer managed policy.
+async fn local_policy_arns(
+    iam: &aws_sdk_iam::Client,
+) -> Result<BTreeMap<String, String>, AwsError> {
+    let mut out = BTreeMap::new();
+    let mut marker: Option<String> = None;
+    loop {
+        let page = iam
+            .list_policies()
+            .scope(PolicyScopeType::Local)
+            .max_items(PAGE)
+            .set_marker(marker.clone())
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("iam:ListPolicies", e, |_| None))?;
+        for p in page.policies() {
+            if let (Some(n), Some(a)) = (p.policy_name(), p.arn()) {
+                out.insert(n.to_string(), a.to_string());
+            }
+        }
+        match page.marker {
+            Some(m) if page.is_truncated && marker.as_ref() != Some(&m) => marker = Some(m),
+            _ => break,
+        }
+    }
+    Ok(out)
+}
+
+/// Read one policy by ARN; `None` when there is none at that ARN.
+async fn observe_one(
+    iam: &aws_sdk_iam::Client,
+    name: &str,
+    arn: &str,
+) -> Result<Option<ManagedPolicyObserved>, AwsError> {
+    let policy = match iam.get_policy().policy_arn(arn).send().await {
+        Ok(out) => out.policy,
+        Err(e) => {
+            let e = AwsError::from_sdk("iam:GetPolicy", e, |e| match e {
+                GetPolicyError::NoSuchEntityException(_) => Some(ErrorClass::NotFound),
+                _ => None,
+            });
+            return if e.is_not_found() { Ok(None) } else { Err(e) };
+        }
+    };
+    let Some(policy) = policy else {
+        return Ok(None);
+    };
+    let default_version = policy
+        .default_version_id
+        .clone()
+        .unwrap_or_else(|| "v1".into());
+    let read = tokio::try_join!(
+        list_versions(iam, arn),
+        get_document(iam, name, arn, &default_version),
+        policy_tags(iam, arn)
+    );
+    let (versions, document, tags) = match read {
+        Ok(r) => r,
+        Err(e) if e.is_not_found() => return Ok(None), // deleted while we read it
+        Err(e) => return Err(e),
+    };
+    let (versions, _) = order_versions(&versions);
+    Ok(Some(ManagedPolicyObserved {
+        arn: arn.to_string(),
+        path: policy.path.clone().unwrap_or_else(|| "/".into()),
+        description: policy.description.clone(),
+        document,
+        default_version,
+        versions,
+        tags,
+    }))
+}
+
+async fn list_versions(
+    iam: &aws_sdk_iam::Client,
+    arn: &str,
+) -> Result<Vec<PolicyVersion>, AwsError> {
+    let mut all = Vec::new();
+    let mut marker: Option<String> = None;
+    loop {
+        let page = iam
+            .list_policy_versions()
+            .policy_arn(arn)
+            .max_items(PAGE)
+            .set_marker(marker.clone())
+            .send()
+            .await
+            .map_err(|e| {
+                AwsError::from_sdk("iam:ListPolicyVersions", e, |e| match e {
+                    ListPolicyVersionsError::NoSuchEntityException(_) => Some(ErrorClass::NotFound),
+                    _ => None,
+                })
+            })?;
+        all.extend(page.versions.unwrap_or_default());
+        match page.marker {
+            Some(m) if page.is_truncated && marker.as_ref() != Some(&m) => marker = Some(m),
+            _ => break,
+        }
+    }
+    Ok(all)
+}
+
+async fn get_document(
+    iam: &aws_sdk_iam::Client,
+    name: &str,
+    arn: &str,
+    version: &str,
+) -> Result<Value, AwsError> {
+    let out = iam
+        .get_policy_version()
+        .policy_arn(arn)
+        .version_id(version)
+        .send()
+        .await
+        .map_err(|e| {
+            AwsError::from_sdk("iam:GetPolicyVersion", e, |e| match e {
+                GetPolicyVersionError::NoSuchEntityException(_) => Some(ErrorClass::NotFound),
+                _ => None,
+            })
+        })?;
+    Ok(out
+        .policy_version
+        .and_then(|v| v.document)
+        .map(|t| decode_document(&format!("policy {name}"), &t))
+        .unwrap_or(Value::Null))
+}
+
+async fn policy_tags(iam: &aws_sdk_iam::Client, arn: &str) -> Result<Tags, AwsError> {
+    let mut tags = Tags::new();
+    let mut marker: Option<String> = None;
+    loop {
+        let page = iam
+            .list_policy_tags()
+            .policy_arn(arn)
+            .max_items(PAGE)
+            .set_marker(marker.clone())
+            .send()
+            .await
+            .map_err(|e| {
+                AwsError::from_sdk("iam:ListPolicyTags", e, |e| match e {
+                    ListPolicyTagsError::NoSuchEntityException(_) => Some(ErrorClass::NotFound),
+                    _ => None,
+                })
+            })?;
+        tags.extend(tags_from_sdk(page.tags()));
+        match page.marker {
+            Some(m) if page.is_truncated && marker.as_ref() != Some(&m) => marker = Some(m),
+            _ => break,
+        }
+    }
+    Ok(tags)
+}
+
+/// Bring a policy that already exists (created by an earlier attempt whose answer was
+/// lost) to the desired document and tags; a policy without the ownership tag is not touched.
+async fn converge(
+    aws: &AwsContext,
+    name: &str,
+    arn: &str,
+    document: &Value,
+    tags: &Tags,
+) -> Result<(), AwsError> {
+    let fail = |class, message: String| AwsError {
+        operation: "iam:CreatePolicy".into(),
+        class,
+        message,
+    };
+    let Some(o) = observe_one(&aws.iam, name, arn).await? else {
+        return Err(fail(ErrorClass::Fatal, format!("a policy named {name} exists, but not at {arn} (IAM policy names are unique across paths)")));
+    };
+    if !has_ownership_tag(&o.tags) {
+        return Err(fail(
+            ErrorClass::Conflict,
+            format!(
+                "policy {name} exists without the ownership tag {OWNERSHIP_TAG}={OWNERSHIP_VALUE}"
+            ),
+        ));
+    }
+    if !mlspace_policy::semantically_equal(document, &o.document) {
+        create_version(aws, arn, document, None).await?;
+    }
+    let (_, set, _) = tag_changes(tags, &o.tags);
+    if !set.is_empty() {
+        tag_policy(aws, arn, &set).await?;
+    }
+    Ok(())
+}
+
+async fn tag_policy(aws: &AwsContext, arn: &str, tags: &Tags) -> Result<(), AwsError> {
+    aws.iam
+        .tag_policy()
+        .policy_arn(arn)
+        .set_tags(Some(tags_to_sdk(tags)))
+        .send()
+        .await
+        .map_err(|e| {
+            AwsError::from_sdk("iam:TagPolicy", e, |e| match e {
+                TagPolicyError::NoSuchEntityException(_) => Some(ErrorClass::NotFound),
+                TagPolicyError::ConcurrentModificationException(_) => Some(ErrorClass::Transient),
+                _ => None,
+            })
+        })?;
+    Ok(())
+}
+
+/// DeletePolicyVersion; a version already gone is fine.
+async fn delete_version(aws: &AwsContext, arn: &str, version: &str) -> Result<(), AwsError> {
+    gone_ok(
+        aws.iam
+            .delete_policy_version()
+            .policy_arn(arn)
+            .version_id(version)
+            .send()
+            .await
+            .map_err(|e| {
+                AwsError::from_sdk("iam:DeletePolicyVersion", e, |e| match e {
+                    DeletePolicyVersionError::NoSuchEntityException(_) => {
+                        Some(ErrorClass::NotFound)
+                    }
+                    DeletePolicyVersionError::DeleteConflictException(_) => {
+                        Some(ErrorClass::Conflict)
+                    }
+                    _ => None,
+                })
+            }),
+    )
+}
+
+/// Make `document` the default version. Room is made first by deleting `delete_oldest`;
+/// if IAM still reports five versions (another version appeared, or a retried request
+/// already created one), the oldest non-default version is deleted and the create retried
+/// once. The new version is created as default: SetDefaultPolicyVersion is never needed.
+async fn create_version(
+    aws: &AwsContext,
+    arn: &str,
+    document: &Value,
+    delete_oldest: Option<&str>,
+) -> Result<(), AwsError> {
+    if let Some(v) = delete_oldest {
+        match delete_version(aws, arn, v).await {
+            // It became the default since planning; the retry below makes room instead.
+            Err(e) if e.class == ErrorClass::Conflict => tracing::info!(
+                policy = arn,
+                version = v,
+                "not deleting the default version"
+            ),
+            r => r?,
+        }
+    }
+    let mut made_room = false;
+    loop {
+        let res = aws
+            .iam
+            .create_policy_version()
+            .policy_arn(arn)
+            .policy_document(document.to_string())
+            .set_as_default(true)
+            .send()
+            .await;
+        match res {
+            Ok(_) => return Ok(()),
+            Err(e)
+                if !made_room
+                    && matches!(
+                        e.as_service_error(),
+                        Some(CreatePolicyVersionError::LimitExceededException(_))
+                    ) =>
+            {
+                made_room = true;
+                let (versions, default) = order_versions(&list_versions(&aws.iam, arn).await?);
+                if let Some(oldest) = versions.iter().find(|v| Some(*v) != default.as_ref()) {
+                    delete_version(aws, arn, oldest).await?;
+                }
+            }
+            Err(e) => {
+                return Err(AwsError::from_sdk(
+                    "iam:CreatePolicyVersion",
+                    e,
+                    |e| match e {
+                        CreatePolicyVersionError::NoSuchEntityException(_) => {
+                            Some(ErrorClass::NotFound)
+                        }
+                        CreatePolicyVersionError::LimitExceededException(_) => {
+                            Some(ErrorClass::Conflict)
+                        }
+                        _ => None,
+                    },
+                ))
+            }
+        }
+    }
+}
+
+/// Delete the non-default versions, detach the policy from every role, user and group,
+/// then delete it. A policy used as a permissions boundary is not deleted: removing a
+/// boundary widens someone's permissions, so IAM's DeleteConflict is reported instead.
+async fn delete_policy(aws: &AwsContext, arn: &str, versions: &[String]) -> Result<(), AwsError> {
+    for v in versions {
+        delete_version(aws, arn, v).await?;
+    }
+    let mut marker: Option<String> = None;
+    loop {
+        let page = aws
+            .iam
+            .list_entities_for_policy()
+            .policy_arn(arn)
+            .policy_usage_filter(PolicyUsageType::PermissionsPolicy)
+            .max_items(PAGE)
+            .set_marker(marker.clone())
+            .send()
+            .await;
+        let page = match page {
+            Ok(p) => p,
+            Err(e) => {
+                let e = AwsError::from_sdk("iam:ListEntitiesForPolicy", e, |e| match e {
+                    ListEntitiesForPolicyError::NoSuchEntityException(_) => {
+                        Some(ErrorClass::NotFound)
+                    }
+                    _ => None,
+                });
+                return if e.is_not_found() { Ok(()) } else { Err(e) };
+            }
+        };
+        for r in page.policy_roles() {
+            if let Some(role) = r.role_name() {
+                gone_ok(
+                    aws.iam
+                        .detach_role_policy()
+                        .role_name(role)
+                        .policy_arn(arn)
+                        .send()
+                        .await
+                        .map_err(|e| {
+                            AwsError::from_sdk("iam:DetachRolePolicy", e, |e| match e {
+                                DetachRolePolicyError::NoSuchEntityException(_) => {
+                                    Some(ErrorClass::NotFound)
+                                }
+                                _ => None,
+                            })
+                        }),
+                )?;
+            }
+        }
+        for u in page.policy_users() {
+            if let Some(user) = u.user_name() {
+                gone_ok(
+                    aws.iam
+                        .detach_user_policy()
+                        .user_name(user)
+                        .policy_arn(arn)
+                        .send()
+                        .await
+                        .map_err(|e| {
+                            AwsError::from_sdk("iam:DetachUserPolicy", e, |e| match e {
+                                DetachUserPolicyError::NoSuchEntityException(_) => {
+                                    Some(ErrorClass::NotFound)
+                                }
+                                _ => None,
+                            })
+                        }),
+                )?;
+            }
+        }
+        for g in page.policy_groups() {
+            if let Some(group) = g.group_name() {
+                gone_ok(
+                    aws.iam
+                        .detach_group_policy()
+                        .group_name(group)
+                        .policy_arn(arn)
+                        .send()
+                        .await
+                        .map_err(|e| {
+                            AwsError::from_sdk("iam:DetachGroupPolicy", e, |e| match e {
+                                DetachGroupPolicyError::NoSuchEntityException(_) => {
+                                    Some(ErrorClass::NotFound)
+                                }
+                                _ => None,
+                            })
+                        }),
+                )?;
+            }
+        }
+        match page.marker {
+            Some(m) if page.is_truncated && marker.as_ref() != Some(&m) => marker = Some(m),
+            _ => break,
+        }
+    }
+    gone_ok(
+        aws.iam
+            .delete_policy()
+            .policy_arn(arn)
+            .send()
+            .await
+            .map_err(|e| {
+                AwsError::from_sdk("iam:DeletePolicy", e, |e| match e {
+                    DeletePolicyError::NoSuchEntityException(_) => Some(ErrorClass::NotFound),
+                    DeletePolicyError::DeleteConflictException(_) => Some(ErrorClass::Conflict),
+                    _ => None,
+                })
+            }),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_smithy_types::DateTime;
+
+    fn version(id: &str, secs: i64, default: bool) -> PolicyVersion {
+        PolicyVersion::builder()
+            .version_id(id)
+            .create_date(DateTime::from_secs(secs))
+            .is_default_version(default)
+            .build()
+    }
+
+    #[test]
+    fn versions_are_ordered_by_creation_then_number() {
+        let (order, default) = order_versions(&[
+            version("v10", 5, true),
+            version("v9", 5, false),
+            version("v2", 1, false),
+        ]);
+        assert_eq!(order, ["v2", "v9", "v10"]);
+        assert_eq!(default.as_deref(), Some("v10"));
+    }
+
+    #[test]
+    fn expected_arn_prefers_the_manifest() {
+        let mut cx = PlanCx {
+            partition: "aws".into(),
+            account: "123456789012".into(),
+            ..PlanCx::default()
+        };
+        cx.policy_arns
+            .insert("arn:aws:iam::123456789012:policy/ml/p".into(), "p".into());
+        assert_eq!(
+            expected_arn("p", &cx).as_deref(),
+            Some("arn:aws:iam::123456789012:policy/ml/p")
+        );
+        assert_eq!(
+            expected_arn("q", &cx).as_deref(),
+            Some("arn:aws:iam::123456789012:policy/q")
+        );
+        assert_eq!(expected_arn("q", &PlanCx::default()), None);
     }
 }

@@ -1,30 +1,176 @@
-//! ManagedPolicy: the pure diff between the manifest and what AWS has. (Placeholder being written.)
+//! ManagedPolicy: the pure diff between the manifest and what AWS has.
+//!
+//! IAM cannot move a policy to another path or change its description, so those are plan
+//! errors. A document change becomes a new default version; since a policy keeps at most
+//! five versions, the step names the oldest non-default version to delete first.
+//!
+//! The document and tag helpers here are shared with the Role diff.
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
+use serde_json::{json, Value};
 
 use super::ManagedPolicySpec;
 use crate::kinds::common::Tags;
-use crate::kinds::engine::{Diff, KindPlan, PlanCx};
+use crate::kinds::engine::{has_ownership_tag, Diff, KindPlan, PlanCx};
 use crate::kinds::{Kind, ResourceSpec};
-use crate::plan::{Observed, PlanError, ResourceId, Step};
+use crate::plan::{FieldChange, Observed, PlanError, ResourceId, Step};
+
+/// IAM keeps at most this many versions of a managed policy.
+pub const MAX_POLICY_VERSIONS: usize = 5;
 
 /// The ManagedPolicy kind.
 pub struct ManagedPolicy;
 
-/// What AWS has for one ManagedPolicy.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// What AWS has for one customer managed policy.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ManagedPolicyObserved {
+    /// The policy's ARN.
+    pub arn: String,
+    /// IAM path.
+    pub path: String,
+    /// Description (IAM returns none when it was never set).
+    pub description: Option<String>,
+    /// The default version's document, decoded.
+    pub document: Value,
+    /// Id of the default version, e.g. `v3`.
+    pub default_version: String,
+    /// Every version id, oldest first (the default included).
+    pub versions: Vec<String>,
     /// Tags.
     pub tags: Tags,
 }
 
-/// One step.
+impl ManagedPolicyObserved {
+    /// The oldest version that is not the default: the one to delete to make room.
+    pub fn oldest_non_default(&self) -> Option<&str> {
+        self.versions
+            .iter()
+            .find(|v| **v != self.default_version)
+            .map(String::as_str)
+    }
+}
+
+/// One step on a managed policy. Every step is idempotent.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Op {
-    /// Placeholder.
-    Noop,
+    /// CreatePolicy with its tags (ownership included). When the policy already exists
+    /// (the answer to an earlier attempt was lost), converge it instead.
+    Create {
+        /// The ARN the policy will have (to converge an existing one).
+        arn: String,
+        /// IAM path.
+        path: String,
+        /// Document.
+        document: Value,
+        /// Description.
+        description: Option<String>,
+        /// Tags, ownership included.
+        tags: Tags,
+    },
+    /// Make `document` the default version, deleting `delete_oldest` first to stay within
+    /// IAM's five versions.
+    CreateVersion {
+        /// Policy ARN.
+        arn: String,
+        /// New default document.
+        document: Value,
+        /// Non-default version to delete first.
+        delete_oldest: Option<String>,
+    },
+    /// Add or overwrite tags.
+    Tag {
+        /// Policy ARN.
+        arn: String,
+        /// Tags to set.
+        tags: Tags,
+    },
+    /// Remove tags.
+    Untag {
+        /// Policy ARN.
+        arn: String,
+        /// Keys to remove.
+        keys: Vec<String>,
+    },
+    /// Delete the non-default versions, detach the policy from every role, user and group,
+    /// then delete it.
+    Delete {
+        /// Policy ARN.
+        arn: String,
+        /// Non-default versions seen when planning.
+        versions: Vec<String>,
+    },
+}
+
+/// The change of a policy document, or `None` when IAM evaluates both the same. Shows
+/// the statements removed (`old`) and added (`new`); when only `Version`/`Id` differ,
+/// the whole documents.
+pub(crate) fn document_change(field: &str, desired: &Value, actual: &Value) -> Option<FieldChange> {
+    if mlspace_policy::semantically_equal(desired, actual) {
+        return None;
+    }
+    let d = mlspace_policy::statement_diff(desired, actual);
+    if d.is_empty() {
+        return Some(FieldChange::new(
+            field,
+            Some(actual.clone()),
+            Some(desired.clone()),
+        ));
+    }
+    Some(FieldChange::new(
+        field,
+        Some(Value::Array(d.removed)),
+        Some(Value::Array(d.added)),
+    ))
+}
+
+/// Tag differences: the field changes, the tags to set and the keys to remove. Every tag
+/// not desired is drift, except `aws:` tags, which nobody can remove.
+pub(crate) fn tag_changes(desired: &Tags, actual: &Tags) -> (Vec<FieldChange>, Tags, Vec<String>) {
+    let mut fields = Vec::new();
+    let mut set = Tags::new();
+    let mut remove = Vec::new();
+    for (k, v) in desired {
+        if actual.get(k) != Some(v) {
+            fields.push(FieldChange::new(
+                format!("spec.tags.{k}"),
+                actual.get(k).map(|a| json!(a)),
+                Some(json!(v)),
+            ));
+            set.insert(k.clone(), v.clone());
+        }
+    }
+    for (k, v) in actual {
+        if !desired.contains_key(k) && !k.to_ascii_lowercase().starts_with("aws:") {
+            fields.push(FieldChange::new(
+                format!("spec.tags.{k}"),
+                Some(json!(v)),
+                None,
+            ));
+            remove.push(k.clone());
+        }
+    }
+    fields.sort_by(|a, b| a.field.cmp(&b.field));
+    (fields, set, remove)
+}
+
+/// `+` lines for the tags of a new resource.
+pub(crate) fn tag_fields(tags: &Tags) -> Vec<FieldChange> {
+    tags.iter()
+        .map(|(k, v)| FieldChange::new(format!("spec.tags.{k}"), None, Some(json!(v))))
+        .collect()
+}
+
+/// A plan error for `field` of `name`.
+pub(crate) fn plan_error(kind: Kind, name: &str, field: &str, message: String) -> PlanError {
+    PlanError {
+        kind,
+        name: name.to_string(),
+        field: field.to_string(),
+        message,
+    }
 }
 
 impl KindPlan for ManagedPolicy {
@@ -39,25 +185,335 @@ impl KindPlan for ManagedPolicy {
             _ => None,
         }
     }
+
     fn observed(o: &Observed) -> &BTreeMap<String, ManagedPolicyObserved> {
         &o.managed_policies
     }
+
     fn step(op: Op) -> Step {
         Step::ManagedPolicy(op)
     }
+
     fn depends_on(_: &str, _: &ManagedPolicySpec, _: &PlanCx) -> Vec<ResourceId> {
         vec![]
     }
+
     fn is_owned(o: &ManagedPolicyObserved) -> bool {
-        crate::kinds::engine::has_ownership_tag(&o.tags)
+        has_ownership_tag(&o.tags)
     }
-    fn create(_: &str, _: &ManagedPolicySpec, _: &PlanCx) -> Diff<Op> {
-        (vec![], vec![])
+
+    fn create(name: &str, spec: &ManagedPolicySpec, cx: &PlanCx) -> Diff<Op> {
+        let document = spec.document.clone().unwrap_or(Value::Null);
+        let mut fields = vec![FieldChange::new(
+            "spec.document",
+            None,
+            Some(document.clone()),
+        )];
+        if spec.path != "/" {
+            fields.push(FieldChange::new("spec.path", None, Some(json!(spec.path))));
+        }
+        if let Some(d) = &spec.description {
+            fields.push(FieldChange::new("spec.description", None, Some(json!(d))));
+        }
+        fields.extend(tag_fields(&spec.tags));
+        let op = Op::Create {
+            arn: spec.arn(&cx.partition, &cx.account, name),
+            path: spec.path.clone(),
+            document,
+            description: spec.description.clone(),
+            tags: cx.desired_tags(&spec.tags),
+        };
+        (fields, vec![op])
     }
-    fn update(_: &str, _: &ManagedPolicySpec, _: &ManagedPolicyObserved, _: &PlanCx) -> Result<Diff<Op>, Vec<PlanError>> {
-        Ok((vec![], vec![]))
+
+    fn update(
+        name: &str,
+        spec: &ManagedPolicySpec,
+        o: &ManagedPolicyObserved,
+        cx: &PlanCx,
+    ) -> Result<Diff<Op>, Vec<PlanError>> {
+        let mut errors = Vec::new();
+        if spec.path != o.path {
+            errors.push(plan_error(Kind::ManagedPolicy, name, "spec.path", format!("IAM cannot move a policy from path `{}` to `{}`; delete and recreate it by hand", o.path, spec.path)));
+        }
+        if let Some(d) = &spec.description {
+            if o.description.as_deref().unwrap_or("") != d {
+                errors.push(plan_error(Kind::ManagedPolicy, name, "spec.description", format!("IAM cannot change a policy's description (it is {:?}); delete and recreate it by hand", o.description.as_deref().unwrap_or(""))));
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let mut fields = Vec::new();
+        let mut ops = Vec::new();
+        if let Some(doc) = &spec.document {
+            if let Some(f) = document_change("spec.document", doc, &o.document) {
+                fields.push(f);
+                let delete_oldest = if o.versions.len() >= MAX_POLICY_VERSIONS {
+                    o.oldest_non_default().map(str::to_string)
+                } else {
+                    None
+                };
+                ops.push(Op::CreateVersion {
+                    arn: o.arn.clone(),
+                    document: doc.clone(),
+                    delete_oldest,
+                });
+            }
+        }
+        let (tag_fields, set, remove) = tag_changes(&cx.desired_tags(&spec.tags), &o.tags);
+        fields.extend(tag_fields);
+        if !set.is_empty() {
+            ops.push(Op::Tag {
+                arn: o.arn.clone(),
+                tags: set,
+            });
+        }
+        if !remove.is_empty() {
+            ops.push(Op::Untag {
+                arn: o.arn.clone(),
+                keys: remove,
+            });
+        }
+        Ok((fields, ops))
     }
-    fn delete(_: &str, _: &ManagedPolicyObserved) -> Vec<Op> {
-        vec![]
+
+    fn delete(_: &str, o: &ManagedPolicyObserved) -> Vec<Op> {
+        let versions = o
+            .versions
+            .iter()
+            .filter(|v| **v != o.default_version)
+            .cloned()
+            .collect();
+        vec![Op::Delete {
+            arn: o.arn.clone(),
+            versions,
+        }]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kinds::common::{OWNERSHIP_TAG, OWNERSHIP_VALUE};
+
+    fn cx() -> PlanCx {
+        PlanCx {
+            partition: "aws".into(),
+            account: "123456789012".into(),
+            region: "us-east-1".into(),
+            ..PlanCx::default()
+        }
+    }
+
+    fn doc() -> Value {
+        json!({"Version": "2012-10-17", "Statement": [{"Sid": "Read", "Effect": "Allow", "Action": ["s3:GetObject"], "Resource": ["arn:aws:s3:::b/*"]}]})
+    }
+
+    fn spec() -> ManagedPolicySpec {
+        ManagedPolicySpec {
+            document: Some(doc()),
+            document_file: None,
+            path: "/mlspace/".into(),
+            description: Some("reads b".into()),
+            tags: [("team".to_string(), "ml".to_string())].into(),
+        }
+    }
+
+    /// What AWS holds right after running the create step.
+    fn created(spec: &ManagedPolicySpec) -> ManagedPolicyObserved {
+        let (_, ops) = ManagedPolicy::create("p", spec, &cx());
+        let Op::Create {
+            arn,
+            path,
+            document,
+            description,
+            tags,
+        } = ops[0].clone()
+        else {
+            panic!("{ops:?}")
+        };
+        ManagedPolicyObserved {
+            arn,
+            path,
+            description,
+            document,
+            default_version: "v1".into(),
+            versions: vec!["v1".into()],
+            tags,
+        }
+    }
+
+    #[test]
+    fn create_lists_fields_and_tags_ownership() {
+        let (fields, ops) = ManagedPolicy::create("p", &spec(), &cx());
+        let names: Vec<&str> = fields.iter().map(|f| f.field.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "spec.document",
+                "spec.path",
+                "spec.description",
+                "spec.tags.team"
+            ]
+        );
+        assert!(fields.iter().all(|f| f.old.is_none() && f.new.is_some()));
+        let Op::Create { arn, tags, .. } = &ops[0] else {
+            panic!()
+        };
+        assert_eq!(arn, "arn:aws:iam::123456789012:policy/mlspace/p");
+        assert_eq!(
+            tags.get(OWNERSHIP_TAG).map(String::as_str),
+            Some(OWNERSHIP_VALUE)
+        );
+    }
+
+    #[test]
+    fn created_state_has_no_diff() {
+        let s = spec();
+        let o = created(&s);
+        assert!(ManagedPolicy::is_owned(&o));
+        assert_eq!(
+            ManagedPolicy::update("p", &s, &o, &cx()).unwrap(),
+            (vec![], vec![])
+        );
+    }
+
+    #[test]
+    fn url_encoded_and_reformatted_document_is_equal() {
+        let s = spec();
+        let mut o = created(&s);
+        // As GetPolicyVersion returns it: URL-encoded, one-element lists as strings.
+        let raw = "%7B%22Version%22%3A%222012-10-17%22%2C%22Statement%22%3A%7B%22Sid%22%3A%22Read%22%2C%22Effect%22%3A%22Allow%22%2C%22Action%22%3A%22S3%3AGetObject%22%2C%22Resource%22%3A%22arn%3Aaws%3As3%3A%3A%3Ab%2F%2A%22%7D%7D";
+        o.document = mlspace_policy::decode_iam_document(raw).unwrap();
+        assert_eq!(
+            ManagedPolicy::update("p", &s, &o, &cx()).unwrap(),
+            (vec![], vec![])
+        );
+    }
+
+    #[test]
+    fn document_change_shows_statements_and_creates_a_version() {
+        let s = spec();
+        let mut o = created(&s);
+        o.document = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]});
+        let (fields, ops) = ManagedPolicy::update("p", &s, &o, &cx()).unwrap();
+        assert_eq!(fields.len(), 1);
+        assert_eq!(fields[0].field, "spec.document");
+        assert_eq!(
+            fields[0].old,
+            Some(json!([{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]))
+        );
+        assert_eq!(fields[0].new, Some(doc()["Statement"].clone()));
+        assert_eq!(
+            ops,
+            vec![Op::CreateVersion {
+                arn: o.arn.clone(),
+                document: doc(),
+                delete_oldest: None
+            }]
+        );
+    }
+
+    #[test]
+    fn version_limit_deletes_oldest_non_default() {
+        let s = spec();
+        let mut o = created(&s);
+        o.document = json!({"Version": "2012-10-17", "Statement": []});
+        o.versions = ["v1", "v2", "v3", "v4", "v5"].map(String::from).to_vec();
+        o.default_version = "v1".into(); // a rolled-back default is not the one to delete
+        let (_, ops) = ManagedPolicy::update("p", &s, &o, &cx()).unwrap();
+        assert_eq!(
+            ops,
+            vec![Op::CreateVersion {
+                arn: o.arn.clone(),
+                document: doc(),
+                delete_oldest: Some("v2".into())
+            }]
+        );
+        o.versions.truncate(4);
+        let (_, ops) = ManagedPolicy::update("p", &s, &o, &cx()).unwrap();
+        assert!(matches!(
+            &ops[0],
+            Op::CreateVersion {
+                delete_oldest: None,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn extra_and_changed_tags_are_drift() {
+        let s = spec();
+        let mut o = created(&s);
+        o.tags.insert("extra".into(), "x".into());
+        o.tags.insert("team".into(), "other".into());
+        o.tags
+            .insert("aws:cloudformation:stack-name".into(), "s".into());
+        let (fields, ops) = ManagedPolicy::update("p", &s, &o, &cx()).unwrap();
+        assert_eq!(
+            fields,
+            vec![
+                FieldChange::new("spec.tags.extra", Some(json!("x")), None),
+                FieldChange::new("spec.tags.team", Some(json!("other")), Some(json!("ml")))
+            ]
+        );
+        assert_eq!(
+            ops,
+            vec![
+                Op::Tag {
+                    arn: o.arn.clone(),
+                    tags: [("team".to_string(), "ml".to_string())].into()
+                },
+                Op::Untag {
+                    arn: o.arn.clone(),
+                    keys: vec!["extra".into()]
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn missing_ownership_tag_is_not_owned() {
+        let s = spec();
+        let mut o = created(&s);
+        o.tags.remove(OWNERSHIP_TAG);
+        assert!(!ManagedPolicy::is_owned(&o));
+        // Adopted: the update adds the tag.
+        let (fields, _) = ManagedPolicy::update("p", &s, &o, &cx()).unwrap();
+        assert_eq!(fields[0].field, format!("spec.tags.{OWNERSHIP_TAG}"));
+    }
+
+    #[test]
+    fn path_and_description_changes_are_plan_errors() {
+        let s = spec();
+        let mut o = created(&s);
+        o.path = "/other/".into();
+        o.description = Some("old".into());
+        let errs = ManagedPolicy::update("p", &s, &o, &cx()).unwrap_err();
+        let fields: Vec<&str> = errs.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["spec.path", "spec.description"]);
+        // An unset description is not drift.
+        let mut s2 = s.clone();
+        s2.description = None;
+        o.path = s.path.clone();
+        assert!(ManagedPolicy::update("p", &s2, &o, &cx())
+            .unwrap()
+            .0
+            .is_empty());
+    }
+
+    #[test]
+    fn delete_lists_non_default_versions() {
+        let mut o = created(&spec());
+        o.versions = ["v2", "v3", "v4"].map(String::from).to_vec();
+        o.default_version = "v3".into();
+        assert_eq!(
+            ManagedPolicy::delete("p", &o),
+            vec![Op::Delete {
+                arn: o.arn.clone(),
+                versions: vec!["v2".into(), "v4".into()]
+            }]
+        );
     }
 }

@@ -1,19 +1,1145 @@
-//! Role: observe and change in AWS. (Placeholder being written.)
+//! Role: observe and change in AWS.
+//!
+//! Observing reads a few roles one by one (GetRole, ListRolePolicies + GetRolePolicy,
+//! ListAttachedRolePolicies, ListInstanceProfilesForRole) and many roles with one shared
+//! GetAccountAuthorizationDetails plus ListRoles (GAAD leaves out the description and the
+//! maximum session duration).
+//!
+//! Writes that name a principal or a policy created moments ago can fail until IAM has
+//! propagated it (MalformedPolicyDocument "invalid principal", NoSuchEntity); those are
+//! classified as eventual consistency and retried within `eventual_consistency_timeout`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
+use aws_sdk_iam::operation::add_role_to_instance_profile::AddRoleToInstanceProfileError;
+use aws_sdk_iam::operation::attach_role_policy::AttachRolePolicyError;
+use aws_sdk_iam::operation::create_instance_profile::CreateInstanceProfileError;
+use aws_sdk_iam::operation::create_role::CreateRoleError;
+use aws_sdk_iam::operation::delete_instance_profile::DeleteInstanceProfileError;
+use aws_sdk_iam::operation::delete_role::DeleteRoleError;
+use aws_sdk_iam::operation::delete_role_permissions_boundary::DeleteRolePermissionsBoundaryError;
+use aws_sdk_iam::operation::delete_role_policy::DeleteRolePolicyError;
+use aws_sdk_iam::operation::detach_role_policy::DetachRolePolicyError;
+use aws_sdk_iam::operation::get_instance_profile::GetInstanceProfileError;
+use aws_sdk_iam::operation::get_role::GetRoleError;
+use aws_sdk_iam::operation::get_role_policy::GetRolePolicyError;
+use aws_sdk_iam::operation::list_attached_role_policies::ListAttachedRolePoliciesError;
+use aws_sdk_iam::operation::list_instance_profiles_for_role::ListInstanceProfilesForRoleError;
+use aws_sdk_iam::operation::list_role_policies::ListRolePoliciesError;
+use aws_sdk_iam::operation::put_role_permissions_boundary::PutRolePermissionsBoundaryError;
+use aws_sdk_iam::operation::put_role_policy::PutRolePolicyError;
+use aws_sdk_iam::operation::remove_role_from_instance_profile::RemoveRoleFromInstanceProfileError;
+use aws_sdk_iam::operation::tag_role::TagRoleError;
+use aws_sdk_iam::operation::untag_role::UntagRoleError;
+use aws_sdk_iam::operation::update_assume_role_policy::UpdateAssumeRolePolicyError;
+use aws_sdk_iam::operation::update_role::UpdateRoleError;
+use aws_sdk_iam::types::{InstanceProfile, RoleDetail};
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use futures::future::try_join_all;
+use serde_json::Value;
 
-use super::diff::{Role, RoleObserved, Op};
-use crate::aws::{AwsContext, AwsError};
-use crate::kinds::engine::{KindAws, PlanCx};
+use super::diff::{NewRole, Op, Role, RoleObserved};
+use crate::aws::{retry_eventual, AwsContext, AwsError, ErrorClass};
+use crate::kinds::common::{Tags, OWNERSHIP_TAG, OWNERSHIP_VALUE};
+use crate::kinds::engine::{has_ownership_tag, KindAws, PlanCx};
+use crate::kinds::managed_policy::diff::tag_changes;
+
+#[path = "iam_snapshot.rs"]
+pub(crate) mod iam_snapshot;
+
+use iam_snapshot::{
+    decode_document, gone_ok, tags_from_sdk, tags_to_sdk, Reader, PAGE, PER_RESOURCE_MAX,
+};
 
 #[async_trait]
 impl KindAws for Role {
-    async fn observe(_: &AwsContext, _: &[String], _: &PlanCx) -> Result<BTreeMap<String, RoleObserved>, AwsError> {
-        Ok(BTreeMap::new())
+    async fn observe(
+        aws: &AwsContext,
+        names: &[String],
+        _: &PlanCx,
+    ) -> Result<BTreeMap<String, RoleObserved>, AwsError> {
+        if names.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        if names.len() <= PER_RESOURCE_MAX {
+            let found = try_join_all(names.iter().map(|n| observe_one(&aws.iam, n))).await?;
+            return Ok(names
+                .iter()
+                .cloned()
+                .zip(found)
+                .filter_map(|(n, o)| Some((n, o?)))
+                .collect());
+        }
+        let (snap, listed) = tokio::try_join!(
+            iam_snapshot::snapshot(aws, Reader::Role),
+            list_roles(&aws.iam, "/")
+        )?;
+        Ok(names
+            .iter()
+            .filter_map(|n| Some((n.clone(), from_detail(snap.roles.get(n)?, listed.get(n)))))
+            .collect())
     }
-    async fn apply(_: &AwsContext, _: &str, _: &Op, _: &PlanCx) -> Result<(), AwsError> {
-        Ok(())
+
+    async fn apply(aws: &AwsContext, name: &str, op: &Op, _: &PlanCx) -> Result<(), AwsError> {
+        match op {
+            Op::Create(new) => {
+                if !create_role(aws, name, new).await? {
+                    converge(aws, name, new).await?;
+                }
+                Ok(())
+            }
+            Op::UpdateTrust { document } => update_trust(aws, name, document).await,
+            Op::PutInline {
+                policy_name,
+                document,
+            } => {
+                retry_eventual(aws.eventual_consistency_timeout, || async {
+                    aws.iam
+                        .put_role_policy()
+                        .role_name(name)
+                        .policy_name(policy_name)
+                        .policy_document(document.to_string())
+                        .send()
+                        .await
+                        .map_err(|e| {
+                            AwsError::from_sdk("iam:PutRolePolicy", e, |e| match e {
+                                // The role was created moments ago.
+                                PutRolePolicyError::NoSuchEntityException(_) => {
+                                    Some(ErrorClass::EventualConsistency)
+                                }
+                                _ => None,
+                            })
+                        })
+                })
+                .await?;
+                Ok(())
+            }
+            Op::DeleteInline { policy_name } => gone_ok(
+                aws.iam
+                    .delete_role_policy()
+                    .role_name(name)
+                    .policy_name(policy_name)
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        AwsError::from_sdk("iam:DeleteRolePolicy", e, |e| match e {
+                            DeleteRolePolicyError::NoSuchEntityException(_) => {
+                                Some(ErrorClass::NotFound)
+                            }
+                            _ => None,
+                        })
+                    }),
+            ),
+            Op::Attach { arn } => {
+                retry_eventual(aws.eventual_consistency_timeout, || async {
+                    aws.iam
+                        .attach_role_policy()
+                        .role_name(name)
+                        .policy_arn(arn)
+                        .send()
+                        .await
+                        .map_err(|e| {
+                            AwsError::from_sdk("iam:AttachRolePolicy", e, |e| match e {
+                                // The policy (or the role) was created moments ago.
+                                AttachRolePolicyError::NoSuchEntityException(_) => {
+                                    Some(ErrorClass::EventualConsistency)
+                                }
+                                _ => None,
+                            })
+                        })
+                })
+                .await?;
+                Ok(())
+            }
+            Op::Detach { arn } => detach(aws, name, arn).await,
+            Op::PutBoundary { arn } => put_boundary(aws, name, arn).await,
+            Op::DeleteBoundary => gone_ok(
+                aws.iam
+                    .delete_role_permissions_boundary()
+                    .role_name(name)
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        AwsError::from_sdk("iam:DeleteRolePermissionsBoundary", e, |e| match e {
+                            DeleteRolePermissionsBoundaryError::NoSuchEntityException(_) => {
+                                Some(ErrorClass::NotFound)
+                            }
+                            _ => None,
+                        })
+                    }),
+            ),
+            Op::UpdateRole {
+                description,
+                max_session_duration,
+            } => update_role(aws, name, description, *max_session_duration).await,
+            Op::Tag { tags } => tag_role(aws, name, tags).await,
+            Op::Untag { keys } => {
+                aws.iam
+                    .untag_role()
+                    .role_name(name)
+                    .set_tag_keys(Some(keys.clone()))
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        AwsError::from_sdk("iam:UntagRole", e, |e| match e {
+                            UntagRoleError::NoSuchEntityException(_) => Some(ErrorClass::NotFound),
+                            UntagRoleError::ConcurrentModificationException(_) => {
+                                Some(ErrorClass::Transient)
+                            }
+                            _ => None,
+                        })
+                    })?;
+                Ok(())
+            }
+            Op::CreateInstanceProfile { path, tags } => {
+                ensure_instance_profile(aws, name, path, tags).await
+            }
+            Op::DeleteInstanceProfile => delete_own_instance_profile(aws, name).await,
+            Op::Delete => {
+                let profiles = match instance_profiles_for_role(&aws.iam, name).await {
+                    Ok(p) => p,
+                    Err(e) if e.is_not_found() => return Ok(()),
+                    Err(e) => return Err(e),
+                };
+                for p in profiles {
+                    remove_from_profile(aws, &p, name).await?;
+                }
+                gone_ok(
+                    aws.iam
+                        .delete_role()
+                        .role_name(name)
+                        .send()
+                        .await
+                        .map_err(|e| {
+                            AwsError::from_sdk("iam:DeleteRole", e, |e| match e {
+                                DeleteRoleError::NoSuchEntityException(_) => {
+                                    Some(ErrorClass::NotFound)
+                                }
+                                DeleteRoleError::DeleteConflictException(_) => {
+                                    Some(ErrorClass::Conflict)
+                                }
+                                DeleteRoleError::ConcurrentModificationException(_) => {
+                                    Some(ErrorClass::Transient)
+                                }
+                                _ => None,
+                            })
+                        }),
+                )
+            }
+        }
+    }
+}
+
+/// A role as GAAD and ListRoles describe it.
+fn from_detail(r: &RoleDetail, listed: Option<&(Option<String>, Option<i32>)>) -> RoleObserved {
+    let name = r.role_name.as_deref().unwrap_or_default();
+    RoleObserved {
+        arn: r.arn.clone().unwrap_or_default(),
+        path: r.path.clone().unwrap_or_else(|| "/".into()),
+        assume_role_policy: r
+            .assume_role_policy_document
+            .as_deref()
+            .map(|d| decode_document(&format!("trust policy of {name}"), d))
+            .unwrap_or(Value::Null),
+        description: listed.and_then(|l| l.0.clone()),
+        max_session_duration: listed.and_then(|l| l.1).map(|s| s as u32),
+        inline_policies: r
+            .role_policy_list()
+            .iter()
+            .filter_map(|p| {
+                Some((
+                    p.policy_name.clone()?,
+                    decode_document(
+                        &format!("inline policy of {name}"),
+                        p.policy_document.as_deref()?,
+                    ),
+                ))
+            })
+            .collect(),
+        managed_policies: r
+            .attached_managed_policies()
+            .iter()
+            .filter_map(|p| p.policy_arn.clone())
+            .collect(),
+        permissions_boundary: r
+            .permissions_boundary
+            .as_ref()
+            .and_then(|b| b.permissions_boundary_arn.clone()),
+        instance_profiles: r
+            .instance_profile_list()
+            .iter()
+            .map(|p| p.instance_profile_name.clone())
+            .collect(),
+        tags: tags_from_sdk(r.tags()),
+    }
+}
+
+/// Name → (description, max session duration) of every role under `prefix`.
+pub(crate) async fn list_roles(
+    iam: &aws_sdk_iam::Client,
+    prefix: &str,
+) -> Result<HashMap<String, (Option<String>, Option<i32>)>, AwsError> {
+    let mut out = HashMap::new();
+    let mut marker: Option<String> = None;
+    loop {
+        let page = iam
+            .list_roles()
+            .path_prefix(prefix)
+            .max_items(PAGE)
+            .set_marker(marker.clone())
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("iam:ListRoles", e, |_| None))?;
+        for r in page.roles() {
+            out.insert(
+                r.role_name.clone(),
+                (r.description.clone(), r.max_session_duration),
+            );
+        }
+        match page.marker {
+            Some(m) if page.is_truncated && marker.as_ref() != Some(&m) => marker = Some(m),
+            _ => break,
+        }
+    }
+    Ok(out)
+}
+
+/// GetRole, or `None` when there is no such role.
+pub(crate) async fn get_role(
+    iam: &aws_sdk_iam::Client,
+    name: &str,
+) -> Result<Option<aws_sdk_iam::types::Role>, AwsError> {
+    match iam.get_role().role_name(name).send().await {
+        Ok(out) => Ok(out.role),
+        Err(e) => {
+            let e = AwsError::from_sdk("iam:GetRole", e, |e| match e {
+                GetRoleError::NoSuchEntityException(_) => Some(ErrorClass::NotFound),
+                _ => None,
+            });
+            if e.is_not_found() {
+                Ok(None)
+            } else {
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Read one role with per-resource calls; `None` when it does not exist.
+async fn observe_one(
+    iam: &aws_sdk_iam::Client,
+    name: &str,
+) -> Result<Option<RoleObserved>, AwsError> {
+    let Some(role) = get_role(iam, name).await? else {
+        return Ok(None);
+    };
+    let lists = tokio::try_join!(
+        inline_policies(iam, name),
+        attached_policies(iam, name),
+        instance_profiles_for_role(iam, name)
+    );
+    let (inline_policies, managed_policies, instance_profiles) = match lists {
+        Ok(l) => l,
+        Err(e) if e.is_not_found() => return Ok(None), // deleted while we read it
+        Err(e) => return Err(e),
+    };
+    Ok(Some(RoleObserved {
+        arn: role.arn.clone(),
+        path: role.path.clone(),
+        assume_role_policy: role
+            .assume_role_policy_document
+            .as_deref()
+            .map(|d| decode_document(&format!("trust policy of {name}"), d))
+            .unwrap_or(Value::Null),
+        description: role.description.clone(),
+        max_session_duration: role.max_session_duration.map(|s| s as u32),
+        inline_policies,
+        managed_policies: managed_policies.into_iter().collect(),
+        permissions_boundary: role
+            .permissions_boundary
+            .as_ref()
+            .and_then(|b| b.permissions_boundary_arn.clone()),
+        instance_profiles: instance_profiles.into_iter().collect(),
+        tags: tags_from_sdk(role.tags()),
+    }))
+}
+
+/// Inline policy name → document.
+async fn inline_policies(
+    iam: &aws_sdk_iam::Client,
+    role: &str,
+) -> Result<BTreeMap<String, Value>, AwsError> {
+    let mut names = Vec::new();
+    let mut marker: Option<String> = None;
+    loop {
+        let page = iam
+            .list_role_policies()
+            .role_name(role)
+            .max_items(PAGE)
+            .set_marker(marker.clone())
+            .send()
+            .await
+            .map_err(|e| {
+                AwsError::from_sdk("iam:ListRolePolicies", e, |e| match e {
+                    ListRolePoliciesError::NoSuchEntityException(_) => Some(ErrorClass::NotFound),
+                    _ => None,
+                })
+            })?;
+        names.extend(page.policy_names);
+        match page.marker {
+            Some(m) if page.is_truncated && marker.as_ref() != Some(&m) => marker = Some(m),
+            _ => break,
+        }
+    }
+    let docs = try_join_all(names.iter().map(|p| async move {
+        let out = iam
+            .get_role_policy()
+            .role_name(role)
+            .policy_name(p)
+            .send()
+            .await
+            .map_err(|e| {
+                AwsError::from_sdk("iam:GetRolePolicy", e, |e| match e {
+                    GetRolePolicyError::NoSuchEntityException(_) => Some(ErrorClass::NotFound),
+                    _ => None,
+                })
+            })?;
+        Ok::<_, AwsError>(decode_document(
+            &format!("inline policy {p} of {role}"),
+            &out.policy_document,
+        ))
+    }))
+    .await?;
+    Ok(names.into_iter().zip(docs).collect())
+}
+
+/// ARNs of the attached managed policies.
+async fn attached_policies(iam: &aws_sdk_iam::Client, role: &str) -> Result<Vec<String>, AwsError> {
+    let mut arns = Vec::new();
+    let mut marker: Option<String> = None;
+    loop {
+        let page = iam
+            .list_attached_role_policies()
+            .role_name(role)
+            .max_items(PAGE)
+            .set_marker(marker.clone())
+            .send()
+            .await
+            .map_err(|e| {
+                AwsError::from_sdk("iam:ListAttachedRolePolicies", e, |e| match e {
+                    ListAttachedRolePoliciesError::NoSuchEntityException(_) => {
+                        Some(ErrorClass::NotFound)
+                    }
+                    _ => None,
+                })
+            })?;
+        arns.extend(
+            page.attached_policies()
+                .iter()
+                .filter_map(|p| p.policy_arn.clone()),
+        );
+        match page.marker {
+            Some(m) if page.is_truncated && marker.as_ref() != Some(&m) => marker = Some(m),
+            _ => break,
+        }
+    }
+    Ok(arns)
+}
+
+/// Names of the instance profiles holding the role.
+async fn instance_profiles_for_role(
+    iam: &aws_sdk_iam::Client,
+    role: &str,
+) -> Result<Vec<String>, AwsError> {
+    let mut names = Vec::new();
+    let mut marker: Option<String> = None;
+    loop {
+        let page = iam
+            .list_instance_profiles_for_role()
+            .role_name(role)
+            .max_items(PAGE)
+            .set_marker(marker.clone())
+            .send()
+            .await
+            .map_err(|e| {
+                AwsError::from_sdk("iam:ListInstanceProfilesForRole", e, |e| match e {
+                    ListInstanceProfilesForRoleError::NoSuchEntityException(_) => {
+                        Some(ErrorClass::NotFound)
+                    }
+                    _ => None,
+                })
+            })?;
+        names.extend(
+            page.instance_profiles
+                .into_iter()
+                .map(|p| p.instance_profile_name),
+        );
+        match page.marker {
+            Some(m) if page.is_truncated && marker.as_ref() != Some(&m) => marker = Some(m),
+            _ => break,
+        }
+    }
+    Ok(names)
+}
+
+/// CreateRole; `Ok(false)` when the role already exists. "Invalid principal" right after
+/// the principal was created is retried.
+async fn create_role(aws: &AwsContext, name: &str, new: &NewRole) -> Result<bool, AwsError> {
+    let NewRole {
+        path,
+        assume_role_policy,
+        description,
+        max_session_duration,
+        permissions_boundary,
+        tags,
+    } = new;
+    retry_eventual(aws.eventual_consistency_timeout, || async {
+        let res = aws
+            .iam
+            .create_role()
+            .role_name(name)
+            .path(path)
+            .assume_role_policy_document(assume_role_policy.to_string())
+            .set_description(description.clone())
+            .set_max_session_duration(max_session_duration.map(|s| s as i32))
+            .set_permissions_boundary(permissions_boundary.clone())
+            .set_tags(Some(tags_to_sdk(tags)))
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(true),
+            Err(e)
+                if matches!(
+                    e.as_service_error(),
+                    Some(CreateRoleError::EntityAlreadyExistsException(_))
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(AwsError::from_sdk("iam:CreateRole", e, |e| match e {
+                // "Invalid principal": a principal in the trust policy is not visible yet.
+                CreateRoleError::MalformedPolicyDocumentException(_) => {
+                    Some(ErrorClass::EventualConsistency)
+                }
+                CreateRoleError::ConcurrentModificationException(_) => Some(ErrorClass::Transient),
+                // A boundary policy created moments ago; the model has no variant for it.
+                e if e.code() == Some("NoSuchEntity") => Some(ErrorClass::EventualConsistency),
+                _ => None,
+            })),
+        }
+    })
+    .await
+}
+
+/// Bring an existing role (created by an earlier attempt whose answer was lost) to what
+/// CreateRole would have made; a role without the ownership tag is not touched.
+async fn converge(aws: &AwsContext, name: &str, new: &NewRole) -> Result<(), AwsError> {
+    let NewRole {
+        path,
+        assume_role_policy: trust,
+        description,
+        max_session_duration: max_session,
+        permissions_boundary: boundary,
+        tags,
+    } = new;
+    let max_session = *max_session;
+    let Some(role) = get_role(&aws.iam, name).await? else {
+        return Err(AwsError {
+            operation: "iam:CreateRole".into(),
+            class: ErrorClass::Transient,
+            message: format!("role {name} already exists but cannot be read yet"),
+        });
+    };
+    let actual_tags = tags_from_sdk(role.tags());
+    if !has_ownership_tag(&actual_tags) {
+        return Err(AwsError {
+            operation: "iam:CreateRole".into(),
+            class: ErrorClass::Conflict,
+            message: format!(
+                "role {name} exists without the ownership tag {OWNERSHIP_TAG}={OWNERSHIP_VALUE}"
+            ),
+        });
+    }
+    if role.path != *path {
+        return Err(AwsError {
+            operation: "iam:CreateRole".into(),
+            class: ErrorClass::Fatal,
+            message: format!(
+                "role {name} exists with path {} instead of {path}",
+                role.path
+            ),
+        });
+    }
+    let actual_trust = role
+        .assume_role_policy_document
+        .as_deref()
+        .map(|d| decode_document(name, d))
+        .unwrap_or(Value::Null);
+    if !mlspace_policy::semantically_equal(trust, &actual_trust) {
+        update_trust(aws, name, trust).await?;
+    }
+    let actual_boundary = role
+        .permissions_boundary
+        .as_ref()
+        .and_then(|b| b.permissions_boundary_arn.clone());
+    if let Some(b) = boundary
+        .as_ref()
+        .filter(|b| Some(*b) != actual_boundary.as_ref())
+    {
+        put_boundary(aws, name, b).await?;
+    }
+    let desc_differs = description
+        .as_ref()
+        .is_some_and(|d| role.description.as_deref().unwrap_or("") != d);
+    let session_differs = max_session.is_some_and(|s| Some(s as i32) != role.max_session_duration);
+    if desc_differs || session_differs {
+        update_role(
+            aws,
+            name,
+            &description.clone().or(role.description.clone()),
+            max_session.or(role.max_session_duration.map(|s| s as u32)),
+        )
+        .await?;
+    }
+    let (_, set, _) = tag_changes(tags, &actual_tags);
+    if !set.is_empty() {
+        tag_role(aws, name, &set).await?;
+    }
+    Ok(())
+}
+
+async fn update_trust(aws: &AwsContext, name: &str, document: &Value) -> Result<(), AwsError> {
+    retry_eventual(aws.eventual_consistency_timeout, || async {
+        aws.iam
+            .update_assume_role_policy()
+            .role_name(name)
+            .policy_document(document.to_string())
+            .send()
+            .await
+            .map_err(|e| {
+                AwsError::from_sdk("iam:UpdateAssumeRolePolicy", e, |e| match e {
+                    // "Invalid principal": a principal created moments ago.
+                    UpdateAssumeRolePolicyError::MalformedPolicyDocumentException(_) => {
+                        Some(ErrorClass::EventualConsistency)
+                    }
+                    UpdateAssumeRolePolicyError::NoSuchEntityException(_) => {
+                        Some(ErrorClass::NotFound)
+                    }
+                    _ => None,
+                })
+            })
+    })
+    .await?;
+    Ok(())
+}
+
+async fn put_boundary(aws: &AwsContext, name: &str, arn: &str) -> Result<(), AwsError> {
+    retry_eventual(aws.eventual_consistency_timeout, || async {
+        aws.iam
+            .put_role_permissions_boundary()
+            .role_name(name)
+            .permissions_boundary(arn)
+            .send()
+            .await
+            .map_err(|e| {
+                AwsError::from_sdk("iam:PutRolePermissionsBoundary", e, |e| match e {
+                    // The boundary policy was created moments ago.
+                    PutRolePermissionsBoundaryError::NoSuchEntityException(_) => {
+                        Some(ErrorClass::EventualConsistency)
+                    }
+                    _ => None,
+                })
+            })
+    })
+    .await?;
+    Ok(())
+}
+
+async fn detach(aws: &AwsContext, name: &str, arn: &str) -> Result<(), AwsError> {
+    gone_ok(
+        aws.iam
+            .detach_role_policy()
+            .role_name(name)
+            .policy_arn(arn)
+            .send()
+            .await
+            .map_err(|e| {
+                AwsError::from_sdk("iam:DetachRolePolicy", e, |e| match e {
+                    DetachRolePolicyError::NoSuchEntityException(_) => Some(ErrorClass::NotFound),
+                    _ => None,
+                })
+            }),
+    )
+}
+
+async fn update_role(
+    aws: &AwsContext,
+    name: &str,
+    description: &Option<String>,
+    max_session: Option<u32>,
+) -> Result<(), AwsError> {
+    aws.iam
+        .update_role()
+        .role_name(name)
+        .set_description(description.clone())
+        .set_max_session_duration(max_session.map(|s| s as i32))
+        .send()
+        .await
+        .map_err(|e| {
+            AwsError::from_sdk("iam:UpdateRole", e, |e| match e {
+                UpdateRoleError::NoSuchEntityException(_) => Some(ErrorClass::NotFound),
+                _ => None,
+            })
+        })?;
+    Ok(())
+}
+
+async fn tag_role(aws: &AwsContext, name: &str, tags: &Tags) -> Result<(), AwsError> {
+    aws.iam
+        .tag_role()
+        .role_name(name)
+        .set_tags(Some(tags_to_sdk(tags)))
+        .send()
+        .await
+        .map_err(|e| {
+            AwsError::from_sdk("iam:TagRole", e, |e| match e {
+                TagRoleError::NoSuchEntityException(_) => Some(ErrorClass::NotFound),
+                TagRoleError::ConcurrentModificationException(_) => Some(ErrorClass::Transient),
+                _ => None,
+            })
+        })?;
+    Ok(())
+}
+
+/// GetInstanceProfile, or `None` when there is none.
+async fn get_instance_profile(
+    iam: &aws_sdk_iam::Client,
+    name: &str,
+) -> Result<Option<InstanceProfile>, AwsError> {
+    match iam
+        .get_instance_profile()
+        .instance_profile_name(name)
+        .send()
+        .await
+    {
+        Ok(out) => Ok(out.instance_profile),
+        Err(e) => {
+            let e = AwsError::from_sdk("iam:GetInstanceProfile", e, |e| match e {
+                GetInstanceProfileError::NoSuchEntityException(_) => Some(ErrorClass::NotFound),
+                _ => None,
+            });
+            if e.is_not_found() {
+                Ok(None)
+            } else {
+                Err(e)
+            }
+        }
+    }
+}
+
+fn profile_conflict(name: &str, why: &str) -> AwsError {
+    AwsError {
+        operation: "iam:AddRoleToInstanceProfile".into(),
+        class: ErrorClass::Conflict,
+        message: format!("instance profile {name} {why}"),
+    }
+}
+
+/// Check an instance profile that already exists: ours, and holding no role but ours.
+/// Returns whether it already holds the role.
+async fn check_existing_profile(aws: &AwsContext, name: &str) -> Result<bool, AwsError> {
+    let Some(p) = get_instance_profile(&aws.iam, name).await? else {
+        return Err(AwsError {
+            operation: "iam:GetInstanceProfile".into(),
+            class: ErrorClass::EventualConsistency,
+            message: format!("instance profile {name} exists but cannot be read yet"),
+        });
+    };
+    let holds: Vec<&str> = p.roles().iter().map(|r| r.role_name.as_str()).collect();
+    if holds.contains(&name) {
+        return Ok(true);
+    }
+    if !has_ownership_tag(&tags_from_sdk(p.tags())) {
+        return Err(profile_conflict(
+            name,
+            &format!("exists without the ownership tag {OWNERSHIP_TAG}={OWNERSHIP_VALUE}"),
+        ));
+    }
+    if let Some(other) = holds.first() {
+        return Err(profile_conflict(name, &format!("holds the role {other}")));
+    }
+    Ok(false)
+}
+
+/// Create the role's instance profile (tagged) unless it exists, and add the role.
+async fn ensure_instance_profile(
+    aws: &AwsContext,
+    name: &str,
+    path: &str,
+    tags: &Tags,
+) -> Result<(), AwsError> {
+    let created = aws
+        .iam
+        .create_instance_profile()
+        .instance_profile_name(name)
+        .path(path)
+        .set_tags(Some(tags_to_sdk(tags)))
+        .send()
+        .await;
+    match created {
+        Ok(_) => {}
+        Err(e)
+            if matches!(
+                e.as_service_error(),
+                Some(CreateInstanceProfileError::EntityAlreadyExistsException(_))
+            ) =>
+        {
+            if check_existing_profile(aws, name).await? {
+                return Ok(());
+            }
+        }
+        Err(e) => {
+            return Err(AwsError::from_sdk(
+                "iam:CreateInstanceProfile",
+                e,
+                |e| match e {
+                    CreateInstanceProfileError::ConcurrentModificationException(_) => {
+                        Some(ErrorClass::Transient)
+                    }
+                    _ => None,
+                },
+            ))
+        }
+    }
+    let added = retry_eventual(aws.eventual_consistency_timeout, || async {
+        match aws
+            .iam
+            .add_role_to_instance_profile()
+            .instance_profile_name(name)
+            .role_name(name)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            // Already holds a role (IAM: EntityAlreadyExists; moto: LimitExceeded): see which.
+            Err(e)
+                if matches!(
+                    e.as_service_error(),
+                    Some(
+                        AddRoleToInstanceProfileError::EntityAlreadyExistsException(_)
+                            | AddRoleToInstanceProfileError::LimitExceededException(_)
+                    )
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(AwsError::from_sdk(
+                "iam:AddRoleToInstanceProfile",
+                e,
+                |e| match e {
+                    // The role or the profile was created moments ago.
+                    AddRoleToInstanceProfileError::NoSuchEntityException(_) => {
+                        Some(ErrorClass::EventualConsistency)
+                    }
+                    _ => None,
+                },
+            )),
+        }
+    })
+    .await?;
+    if !added && !check_existing_profile(aws, name).await? {
+        return Err(profile_conflict(name, "cannot take the role"));
+    }
+    Ok(())
+}
+
+async fn remove_from_profile(aws: &AwsContext, profile: &str, role: &str) -> Result<(), AwsError> {
+    gone_ok(
+        aws.iam
+            .remove_role_from_instance_profile()
+            .instance_profile_name(profile)
+            .role_name(role)
+            .send()
+            .await
+            .map_err(|e| {
+                AwsError::from_sdk("iam:RemoveRoleFromInstanceProfile", e, |e| match e {
+                    RemoveRoleFromInstanceProfileError::NoSuchEntityException(_) => {
+                        Some(ErrorClass::NotFound)
+                    }
+                    _ => None,
+                })
+            }),
+    )
+}
+
+/// Take the role out of its instance profile and delete the profile if it is ours and empty.
+async fn delete_own_instance_profile(aws: &AwsContext, name: &str) -> Result<(), AwsError> {
+    remove_from_profile(aws, name, name).await?;
+    let Some(p) = get_instance_profile(&aws.iam, name).await? else {
+        return Ok(());
+    };
+    if !has_ownership_tag(&tags_from_sdk(p.tags())) || !p.roles().is_empty() {
+        tracing::info!(
+            instance_profile = name,
+            "left in place: not ours or still holding a role"
+        );
+        return Ok(());
+    }
+    gone_ok(
+        aws.iam
+            .delete_instance_profile()
+            .instance_profile_name(name)
+            .send()
+            .await
+            .map_err(|e| {
+                AwsError::from_sdk("iam:DeleteInstanceProfile", e, |e| match e {
+                    DeleteInstanceProfileError::NoSuchEntityException(_) => {
+                        Some(ErrorClass::NotFound)
+                    }
+                    DeleteInstanceProfileError::DeleteConflictException(_) => {
+                        Some(ErrorClass::Conflict)
+                    }
+                    _ => None,
+                })
+            }),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    //! The AWS half against aws-smithy-mocks: eventual-consistency retries, the SDK's own
+    //! throttling retries, and error classes.
+
+    use std::time::Duration;
+
+    use aws_config::retry::RetryConfig;
+    use aws_config::{BehaviorVersion, Region};
+    use aws_sdk_iam::config::Credentials;
+    use aws_sdk_iam::operation::create_role::CreateRoleOutput;
+    use aws_sdk_iam::operation::delete_role::DeleteRoleError;
+    use aws_sdk_iam::operation::detach_role_policy::DetachRolePolicyError;
+    use aws_sdk_iam::operation::list_instance_profiles_for_role::ListInstanceProfilesForRoleOutput;
+    use aws_sdk_iam::types::error::{
+        DeleteConflictException, MalformedPolicyDocumentException, NoSuchEntityException,
+    };
+    use aws_sdk_iam::Client;
+    use aws_smithy_mocks::{
+        create_mock_http_client, mock, MockResponseInterceptor, Rule, RuleMode,
+    };
+    use serde_json::json;
+
+    use super::*;
+
+    const THROTTLED: &str = r#"<ErrorResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/"><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error><RequestId>1</RequestId></ErrorResponse>"#;
+
+    /// Clients whose IAM answers come from `rules`; retries are fast, the
+    /// eventual-consistency timeout is `timeout`.
+    fn mock_aws(rules: &[&Rule], max_attempts: u32, timeout: Duration) -> AwsContext {
+        let mut interceptor = MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny);
+        for r in rules {
+            interceptor = interceptor.with_rule(r);
+        }
+        let conf = aws_sdk_iam::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("a", "b", None, None, "test"))
+            .http_client(create_mock_http_client())
+            .retry_config(
+                RetryConfig::standard()
+                    .with_max_attempts(max_attempts)
+                    .with_initial_backoff(Duration::from_millis(1))
+                    .with_max_backoff(Duration::from_millis(5)),
+            )
+            .interceptor(interceptor)
+            .build();
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::Config::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .region(Region::new("us-east-1"))
+                .build(),
+        );
+        let dynamodb = aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::Config::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .region(Region::new("us-east-1"))
+                .build(),
+        );
+        AwsContext {
+            iam: Client::from_conf(conf),
+            s3,
+            dynamodb,
+            stats: Default::default(),
+            eventual_consistency_timeout: timeout,
+        }
+    }
+
+    fn create_op() -> Op {
+        Op::Create(NewRole {
+            path: "/".into(),
+            assume_role_policy: json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:role/just-created"}, "Action": "sts:AssumeRole"}]}),
+            description: None,
+            max_session_duration: None,
+            permissions_boundary: None,
+            tags: [(OWNERSHIP_TAG.to_string(), OWNERSHIP_VALUE.to_string())].into(),
+        })
+    }
+
+    fn invalid_principal() -> CreateRoleError {
+        CreateRoleError::MalformedPolicyDocumentException(MalformedPolicyDocumentException::builder().message("Invalid principal in policy: \"AWS\":\"arn:aws:iam::123456789012:role/just-created\"").build())
+    }
+
+    fn role_output() -> CreateRoleOutput {
+        let role = aws_sdk_iam::types::Role::builder()
+            .path("/")
+            .role_name("r")
+            .role_id("AROAEXAMPLE")
+            .arn("arn:aws:iam::123456789012:role/r")
+            .create_date(aws_smithy_types::DateTime::from_secs(0))
+            .build()
+            .unwrap();
+        CreateRoleOutput::builder().role(role).build()
+    }
+
+    #[tokio::test]
+    async fn create_role_retries_invalid_principal() {
+        let rule = mock!(Client::create_role)
+            .sequence()
+            .error(invalid_principal)
+            .times(2)
+            .output(role_output)
+            .build();
+        let aws = mock_aws(&[&rule], 3, Duration::from_secs(10));
+        Role::apply(&aws, "r", &create_op(), &PlanCx::default())
+            .await
+            .unwrap();
+        assert_eq!(rule.num_calls(), 3);
+    }
+
+    #[tokio::test]
+    async fn create_role_gives_up_on_invalid_principal_after_the_timeout() {
+        let rule = mock!(Client::create_role)
+            .sequence()
+            .error(invalid_principal)
+            .repeatedly()
+            .build();
+        let aws = mock_aws(&[&rule], 3, Duration::from_millis(700));
+        let err = Role::apply(&aws, "r", &create_op(), &PlanCx::default())
+            .await
+            .unwrap_err();
+        assert_eq!(err.class, ErrorClass::EventualConsistency);
+        assert_eq!(err.operation, "iam:CreateRole");
+        assert!(rule.num_calls() >= 2, "retried: {} calls", rule.num_calls());
+    }
+
+    #[tokio::test]
+    async fn throttled_call_is_retried_by_the_sdk() {
+        // TagRole is not wrapped in retry_eventual: the retries are the SDK's.
+        let rule = mock!(Client::tag_role)
+            .sequence()
+            .http_status(400, Some(THROTTLED.into()))
+            .times(2)
+            .output(|| aws_sdk_iam::operation::tag_role::TagRoleOutput::builder().build())
+            .build();
+        let aws = mock_aws(&[&rule], 3, Duration::from_millis(1));
+        Role::apply(
+            &aws,
+            "r",
+            &Op::Tag {
+                tags: [("team".to_string(), "ml".to_string())].into(),
+            },
+            &PlanCx::default(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(rule.num_calls(), 3);
+    }
+
+    #[tokio::test]
+    async fn throttling_beyond_the_sdk_retries_is_transient() {
+        let rule = mock!(Client::untag_role)
+            .sequence()
+            .http_status(400, Some(THROTTLED.into()))
+            .repeatedly()
+            .build();
+        let aws = mock_aws(&[&rule], 2, Duration::from_millis(1));
+        let err = Role::apply(
+            &aws,
+            "r",
+            &Op::Untag {
+                keys: vec!["k".into()],
+            },
+            &PlanCx::default(),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.class, ErrorClass::Transient);
+        assert_eq!(rule.num_calls(), 2);
+    }
+
+    #[tokio::test]
+    async fn attach_waits_for_a_policy_created_moments_ago() {
+        let rule = mock!(Client::attach_role_policy)
+            .sequence()
+            .error(|| {
+                AttachRolePolicyError::NoSuchEntityException(
+                    NoSuchEntityException::builder()
+                        .message("Policy does not exist or is not attachable.")
+                        .build(),
+                )
+            })
+            .output(|| {
+                aws_sdk_iam::operation::attach_role_policy::AttachRolePolicyOutput::builder()
+                    .build()
+            })
+            .build();
+        let aws = mock_aws(&[&rule], 3, Duration::from_secs(10));
+        Role::apply(
+            &aws,
+            "r",
+            &Op::Attach {
+                arn: "arn:aws:iam::123456789012:policy/new".into(),
+            },
+            &PlanCx::default(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(rule.num_calls(), 2);
+    }
+
+    #[tokio::test]
+    async fn removing_what_is_gone_succeeds_and_delete_conflict_is_a_conflict() {
+        let detach = mock!(Client::detach_role_policy).then_error(|| {
+            DetachRolePolicyError::NoSuchEntityException(NoSuchEntityException::builder().build())
+        });
+        let profiles = mock!(Client::list_instance_profiles_for_role).then_output(|| {
+            ListInstanceProfilesForRoleOutput::builder()
+                .set_instance_profiles(Some(vec![]))
+                .build()
+                .unwrap()
+        });
+        let delete = mock!(Client::delete_role).then_error(|| {
+            DeleteRoleError::DeleteConflictException(
+                DeleteConflictException::builder()
+                    .message("Cannot delete entity, must detach all policies first.")
+                    .build(),
+            )
+        });
+        let aws = mock_aws(&[&detach, &profiles, &delete], 3, Duration::from_secs(5));
+        Role::apply(
+            &aws,
+            "r",
+            &Op::Detach {
+                arn: "arn:aws:iam::aws:policy/ReadOnlyAccess".into(),
+            },
+            &PlanCx::default(),
+        )
+        .await
+        .unwrap();
+        let err = Role::apply(&aws, "r", &Op::Delete, &PlanCx::default())
+            .await
+            .unwrap_err();
+        assert_eq!(err.class, ErrorClass::Conflict);
+        assert_eq!(delete.num_calls(), 1);
     }
 }

@@ -1,30 +1,66 @@
-//! ServiceLinkedRole: the pure diff between the manifest and what AWS has. (Placeholder being written.)
+//! ServiceLinkedRole: the pure diff between the manifest and what AWS has.
+//!
+//! AWS defines and manages these roles (their trust and permissions) and they cannot carry
+//! our tag, so the only things planned are creating a missing one, updating its
+//! description, and deleting it.
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
+use serde_json::json;
 
 use super::ServiceLinkedRoleSpec;
-use crate::kinds::common::Tags;
 use crate::kinds::engine::{Diff, KindPlan, PlanCx};
+use crate::kinds::managed_policy::diff::plan_error;
 use crate::kinds::{Kind, ResourceSpec};
-use crate::plan::{Observed, PlanError, ResourceId, Step};
+use crate::plan::{FieldChange, Observed, PlanError, ResourceId, Step};
 
 /// The ServiceLinkedRole kind.
 pub struct ServiceLinkedRole;
 
-/// What AWS has for one ServiceLinkedRole.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// What AWS has for one service-linked role.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ServiceLinkedRoleObserved {
-    /// Tags.
-    pub tags: Tags,
+    /// The role's ARN.
+    pub arn: String,
+    /// IAM path, `/aws-service-role/SERVICE/`.
+    pub path: String,
+    /// The service the role is linked to, read from the path.
+    pub aws_service_name: Option<String>,
+    /// Description.
+    pub description: Option<String>,
 }
 
-/// One step.
+impl ServiceLinkedRoleObserved {
+    /// The service named by a service-linked role's path.
+    pub fn service_from_path(path: &str) -> Option<String> {
+        path.strip_prefix("/aws-service-role/")?
+            .strip_suffix('/')
+            .filter(|s| !s.is_empty() && !s.contains('/'))
+            .map(str::to_string)
+    }
+}
+
+/// One step on a service-linked role.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Op {
-    /// Placeholder.
-    Noop,
+    /// CreateServiceLinkedRole; when the role already exists, nothing to do.
+    Create {
+        /// Service principal.
+        aws_service_name: String,
+        /// Description.
+        description: Option<String>,
+        /// Suffix for a second role of the same service.
+        custom_suffix: Option<String>,
+    },
+    /// UpdateRoleDescription.
+    UpdateDescription {
+        /// New description.
+        description: String,
+    },
+    /// DeleteServiceLinkedRole, then wait for the deletion task to finish.
+    Delete,
 }
 
 impl KindPlan for ServiceLinkedRole {
@@ -39,25 +75,152 @@ impl KindPlan for ServiceLinkedRole {
             _ => None,
         }
     }
+
     fn observed(o: &Observed) -> &BTreeMap<String, ServiceLinkedRoleObserved> {
         &o.service_linked_roles
     }
+
     fn step(op: Op) -> Step {
         Step::ServiceLinkedRole(op)
     }
+
     fn depends_on(_: &str, _: &ServiceLinkedRoleSpec, _: &PlanCx) -> Vec<ResourceId> {
         vec![]
     }
-    fn is_owned(o: &ServiceLinkedRoleObserved) -> bool {
-        crate::kinds::engine::has_ownership_tag(&o.tags)
+
+    /// AWS creates and manages service-linked roles and they cannot carry our tag: one
+    /// named in a manifest is ours.
+    fn is_owned(_: &ServiceLinkedRoleObserved) -> bool {
+        true
     }
-    fn create(_: &str, _: &ServiceLinkedRoleSpec, _: &PlanCx) -> Diff<Op> {
-        (vec![], vec![])
+
+    fn create(_: &str, spec: &ServiceLinkedRoleSpec, _: &PlanCx) -> Diff<Op> {
+        let mut fields = vec![FieldChange::new(
+            "spec.awsServiceName",
+            None,
+            Some(json!(spec.aws_service_name)),
+        )];
+        if let Some(d) = &spec.description {
+            fields.push(FieldChange::new("spec.description", None, Some(json!(d))));
+        }
+        if let Some(s) = &spec.custom_suffix {
+            fields.push(FieldChange::new("spec.customSuffix", None, Some(json!(s))));
+        }
+        let op = Op::Create {
+            aws_service_name: spec.aws_service_name.clone(),
+            description: spec.description.clone(),
+            custom_suffix: spec.custom_suffix.clone(),
+        };
+        (fields, vec![op])
     }
-    fn update(_: &str, _: &ServiceLinkedRoleSpec, _: &ServiceLinkedRoleObserved, _: &PlanCx) -> Result<Diff<Op>, Vec<PlanError>> {
-        Ok((vec![], vec![]))
+
+    fn update(
+        name: &str,
+        spec: &ServiceLinkedRoleSpec,
+        o: &ServiceLinkedRoleObserved,
+        _: &PlanCx,
+    ) -> Result<Diff<Op>, Vec<PlanError>> {
+        if let Some(actual) = &o.aws_service_name {
+            if !actual.eq_ignore_ascii_case(&spec.aws_service_name) {
+                return Err(vec![plan_error(Kind::ServiceLinkedRole, name, "spec.awsServiceName", format!("the role `{name}` is linked to `{actual}`; a service-linked role cannot change its service"))]);
+            }
+        }
+        match &spec.description {
+            Some(d) if o.description.as_deref().unwrap_or("") != d => {
+                let field = FieldChange::new(
+                    "spec.description",
+                    o.description.as_ref().map(|x| json!(x)),
+                    Some(json!(d)),
+                );
+                Ok((
+                    vec![field],
+                    vec![Op::UpdateDescription {
+                        description: d.clone(),
+                    }],
+                ))
+            }
+            _ => Ok((vec![], vec![])),
+        }
     }
+
     fn delete(_: &str, _: &ServiceLinkedRoleObserved) -> Vec<Op> {
-        vec![]
+        vec![Op::Delete]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> ServiceLinkedRoleSpec {
+        ServiceLinkedRoleSpec {
+            aws_service_name: "elasticmapreduce.amazonaws.com".into(),
+            description: None,
+            custom_suffix: None,
+        }
+    }
+
+    fn observed() -> ServiceLinkedRoleObserved {
+        let path = "/aws-service-role/elasticmapreduce.amazonaws.com/".to_string();
+        ServiceLinkedRoleObserved {
+            arn: format!("arn:aws:iam::123456789012:role{path}AWSServiceRoleForEMRCleanup"),
+            aws_service_name: ServiceLinkedRoleObserved::service_from_path(&path),
+            path,
+            description: None,
+        }
+    }
+
+    #[test]
+    fn missing_role_is_created_existing_one_is_left_alone() {
+        let (fields, ops) =
+            ServiceLinkedRole::create("AWSServiceRoleForEMRCleanup", &spec(), &PlanCx::default());
+        assert_eq!(fields[0].field, "spec.awsServiceName");
+        assert_eq!(
+            ops,
+            vec![Op::Create {
+                aws_service_name: "elasticmapreduce.amazonaws.com".into(),
+                description: None,
+                custom_suffix: None
+            }]
+        );
+        let o = observed();
+        assert!(ServiceLinkedRole::is_owned(&o));
+        assert_eq!(
+            ServiceLinkedRole::update(
+                "AWSServiceRoleForEMRCleanup",
+                &spec(),
+                &o,
+                &PlanCx::default()
+            )
+            .unwrap(),
+            (vec![], vec![])
+        );
+        assert_eq!(ServiceLinkedRole::delete("x", &o), vec![Op::Delete]);
+    }
+
+    #[test]
+    fn description_is_updated_and_service_cannot_change() {
+        let mut s = spec();
+        s.description = Some("EMR cleanup".into());
+        let (_, ops) = ServiceLinkedRole::update("r", &s, &observed(), &PlanCx::default()).unwrap();
+        assert_eq!(
+            ops,
+            vec![Op::UpdateDescription {
+                description: "EMR cleanup".into()
+            }]
+        );
+        s.aws_service_name = "sagemaker.amazonaws.com".into();
+        let errs = ServiceLinkedRole::update("r", &s, &observed(), &PlanCx::default()).unwrap_err();
+        assert_eq!(errs[0].field, "spec.awsServiceName");
+    }
+
+    #[test]
+    fn service_is_read_from_the_path() {
+        assert_eq!(
+            ServiceLinkedRoleObserved::service_from_path("/aws-service-role/ecs.amazonaws.com/")
+                .as_deref(),
+            Some("ecs.amazonaws.com")
+        );
+        assert_eq!(ServiceLinkedRoleObserved::service_from_path("/"), None);
     }
 }
