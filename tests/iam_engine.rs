@@ -678,3 +678,33 @@ async fn many_roles_and_policies_are_read_with_one_authorization_details_call() 
         ]
     );
 }
+
+#[tokio::test]
+async fn path_change_is_a_plan_error_not_a_missing_resource() {
+    let moto = common::Moto::start();
+    let aws = moto.aws().await;
+    let f = fixture();
+    create_all(&aws, &f, "notebook").await;
+
+    // The manifests now say /other/: the policy is found by name at its old path.
+    let mut moved = f.policies["app"].clone();
+    moved.path = "/other/".into();
+    let mut cx = f.cx.clone();
+    cx.policy_arns.retain(|_, n| n != "app");
+    cx.policy_arns
+        .insert(moved.arn("aws", ACCOUNT, "app"), "app".into());
+    let o = observe_policy(&aws, "app", &cx).await;
+    assert_eq!(o.path, "/mlspace/");
+    let errs = ManagedPolicy::update("app", &moved, &o, &cx).unwrap_err();
+    assert_eq!(field_names_of(&errs), ["spec.path"]);
+
+    let mut role = f.role.clone();
+    role.path = "/other/".into();
+    let o = observe_role(&aws, "notebook", &f.cx).await;
+    let errs = Role::update("notebook", &role, &o, &f.cx).unwrap_err();
+    assert_eq!(field_names_of(&errs), ["spec.path"]);
+}
+
+fn field_names_of(errs: &[mlspace_gitops::plan::PlanError]) -> Vec<&str> {
+    errs.iter().map(|e| e.field.as_str()).collect()
+}

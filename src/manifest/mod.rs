@@ -249,15 +249,15 @@ pub fn compile(sources: Vec<SourceDoc>, mut diags: Diagnostics, reader: &dyn Fil
             }
         }
         inline_files(&mut d, vars.as_ref(), reader, &mut diags);
-        let spec_value = d.value["spec"].clone();
+        let spec_value = &d.value["spec"];
         let mut cx = d.cx(&mut diags);
         let spec = match d.kind {
-            Kind::ManagedPolicy => typed(&mut cx, &spec_value, "/spec").map(ResourceSpec::ManagedPolicy),
-            Kind::Role => typed(&mut cx, &spec_value, "/spec").map(ResourceSpec::Role),
-            Kind::ServiceLinkedRole => typed(&mut cx, &spec_value, "/spec").map(ResourceSpec::ServiceLinkedRole),
-            Kind::EcrAccess => typed(&mut cx, &spec_value, "/spec").map(ResourceSpec::EcrAccess),
-            Kind::Bucket => typed(&mut cx, &spec_value, "/spec").map(ResourceSpec::Bucket),
-            Kind::Table => typed(&mut cx, &spec_value, "/spec").map(ResourceSpec::Table),
+            Kind::ManagedPolicy => typed(&mut cx, spec_value, "/spec").map(ResourceSpec::ManagedPolicy),
+            Kind::Role => typed(&mut cx, spec_value, "/spec").map(ResourceSpec::Role),
+            Kind::ServiceLinkedRole => typed(&mut cx, spec_value, "/spec").map(ResourceSpec::ServiceLinkedRole),
+            Kind::EcrAccess => typed(&mut cx, spec_value, "/spec").map(ResourceSpec::EcrAccess),
+            Kind::Bucket => typed(&mut cx, spec_value, "/spec").map(ResourceSpec::Bucket),
+            Kind::Table => typed(&mut cx, spec_value, "/spec").map(ResourceSpec::Table),
             Kind::Environment => None,
         };
         let Some(spec) = spec else { continue };

@@ -15,20 +15,45 @@ pub type Vars = BTreeMap<String, String>;
 /// names of placeholders that have no value.
 pub fn resolve(v: &mut Value, vars: &Vars) -> Vec<(String, String)> {
     let mut missing = Vec::new();
-    walk(v, String::new(), vars, &mut missing);
+    walk(v, None, vars, &mut missing);
     missing
 }
 
-fn walk(v: &mut Value, ptr: String, vars: &Vars, missing: &mut Vec<(String, String)>) {
+/// The path to a node as a chain on the stack: pointers are only built for the rare
+/// missing placeholder, not for every node (this walk runs over every manifest value).
+struct Path<'p> {
+    parent: Option<&'p Path<'p>>,
+    seg: Seg<'p>,
+}
+
+enum Seg<'p> {
+    Key(&'p str),
+    Index(usize),
+}
+
+fn pointer(p: Option<&Path>) -> String {
+    let mut segs = Vec::new();
+    let mut cur = p;
+    while let Some(node) = cur {
+        segs.push(match node.seg {
+            Seg::Key(k) => super::yaml::escape_segment(k).into_owned(),
+            Seg::Index(i) => i.to_string(),
+        });
+        cur = node.parent;
+    }
+    segs.iter().rev().map(|s| format!("/{s}")).collect()
+}
+
+fn walk(v: &mut Value, path: Option<&Path>, vars: &Vars, missing: &mut Vec<(String, String)>) {
     match v {
         Value::String(s) => {
-            if let Some(new) = substitute(s, vars, &mut |name| missing.push((ptr.clone(), name.to_string()))) {
+            if let Some(new) = substitute(s, vars, &mut |name| missing.push((pointer(path), name.to_string()))) {
                 *s = new;
             }
         }
         Value::Array(items) => {
             for (i, item) in items.iter_mut().enumerate() {
-                walk(item, format!("{ptr}/{i}"), vars, missing);
+                walk(item, Some(&Path { parent: path, seg: Seg::Index(i) }), vars, missing);
             }
         }
         Value::Object(map) => {
@@ -36,17 +61,14 @@ fn walk(v: &mut Value, ptr: String, vars: &Vars, missing: &mut Vec<(String, Stri
             if map.keys().any(|k| k.contains('{')) {
                 let old = std::mem::take(map);
                 for (k, mut val) in old {
-                    let seg = super::yaml::escape_segment(&k);
-                    let key = substitute(&k, vars, &mut |name| {
-                        missing.push((format!("{ptr}/{seg}"), name.to_string()))
-                    })
-                    .unwrap_or(k);
-                    walk(&mut val, format!("{ptr}/{seg}"), vars, missing);
+                    let here = Path { parent: path, seg: Seg::Key(&k) };
+                    let key = substitute(&k, vars, &mut |name| missing.push((pointer(Some(&here)), name.to_string()))).unwrap_or_else(|| k.clone());
+                    walk(&mut val, Some(&here), vars, missing);
                     map.insert(key, val);
                 }
             } else {
                 for (k, val) in map.iter_mut() {
-                    walk(val, format!("{ptr}/{}", super::yaml::escape_segment(k)), vars, missing);
+                    walk(val, Some(&Path { parent: path, seg: Seg::Key(k) }), vars, missing);
                 }
             }
         }

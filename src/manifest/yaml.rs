@@ -82,11 +82,11 @@ pub struct YamlError {
 }
 
 /// Escape one JSON pointer segment (RFC 6901).
-pub fn escape_segment(s: &str) -> String {
+pub fn escape_segment(s: &str) -> std::borrow::Cow<'_, str> {
     if s.contains(['~', '/']) {
-        s.replace('~', "~0").replace('/', "~1")
+        s.replace('~', "~0").replace('/', "~1").into()
     } else {
-        s.to_string()
+        s.into()
     }
 }
 

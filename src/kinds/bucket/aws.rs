@@ -88,7 +88,7 @@ fn built<T>(operation: &str, r: Result<T, BuildError>) -> Result<T, AwsError> {
     })
 }
 
-/// Run `wanted`'s read when wanted, else report the setting as not read.
+/// Run the read `f` when the setting is `wanted`; otherwise report it as not read.
 async fn maybe<T, F>(wanted: bool, f: F) -> Result<Setting<T>, AwsError>
 where
     F: std::future::Future<Output = Result<Setting<T>, AwsError>>,

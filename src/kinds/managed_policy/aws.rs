@@ -334,6 +334,7 @@ async fn observe_one(
     }))
 }
 
+/// Every version of a policy (without documents).
 async fn list_versions(
     iam: &aws_sdk_iam::Client,
     arn: &str,
@@ -363,6 +364,7 @@ async fn list_versions(
     Ok(all)
 }
 
+/// The document of one version, decoded.
 async fn get_document(
     iam: &aws_sdk_iam::Client,
     name: &str,
@@ -388,6 +390,7 @@ async fn get_document(
         .unwrap_or(Value::Null))
 }
 
+/// A policy's tags (GAAD leaves them out).
 async fn policy_tags(iam: &aws_sdk_iam::Client, arn: &str) -> Result<Tags, AwsError> {
     let mut tags = Tags::new();
     let mut marker: Option<String> = None;
@@ -449,6 +452,7 @@ async fn converge(
     Ok(())
 }
 
+/// TagPolicy (adds or overwrites).
 async fn tag_policy(aws: &AwsContext, arn: &str, tags: &Tags) -> Result<(), AwsError> {
     aws.iam
         .tag_policy()

@@ -276,7 +276,7 @@ fn from_detail(r: &RoleDetail, listed: Option<&(Option<String>, Option<i32>)>) -
 }
 
 /// Name → (description, max session duration) of every role under `prefix`.
-pub(crate) async fn list_roles(
+async fn list_roles(
     iam: &aws_sdk_iam::Client,
     prefix: &str,
 ) -> Result<HashMap<String, (Option<String>, Option<i32>)>, AwsError> {
@@ -609,6 +609,7 @@ async fn converge(aws: &AwsContext, name: &str, new: &NewRole) -> Result<(), Aws
     Ok(())
 }
 
+/// UpdateAssumeRolePolicy, retrying "invalid principal" while a new principal propagates.
 async fn update_trust(aws: &AwsContext, name: &str, document: &Value) -> Result<(), AwsError> {
     retry_eventual(aws.eventual_consistency_timeout, || async {
         aws.iam
@@ -634,6 +635,7 @@ async fn update_trust(aws: &AwsContext, name: &str, document: &Value) -> Result<
     Ok(())
 }
 
+/// PutRolePermissionsBoundary, retrying while a new boundary policy propagates.
 async fn put_boundary(aws: &AwsContext, name: &str, arn: &str) -> Result<(), AwsError> {
     retry_eventual(aws.eventual_consistency_timeout, || async {
         aws.iam
@@ -656,6 +658,7 @@ async fn put_boundary(aws: &AwsContext, name: &str, arn: &str) -> Result<(), Aws
     Ok(())
 }
 
+/// DetachRolePolicy; a policy already detached is fine.
 async fn detach(aws: &AwsContext, name: &str, arn: &str) -> Result<(), AwsError> {
     gone_ok(
         aws.iam
@@ -673,6 +676,7 @@ async fn detach(aws: &AwsContext, name: &str, arn: &str) -> Result<(), AwsError>
     )
 }
 
+/// UpdateRole with both settings (an omitted one may be reset).
 async fn update_role(
     aws: &AwsContext,
     name: &str,
@@ -695,6 +699,7 @@ async fn update_role(
     Ok(())
 }
 
+/// TagRole (adds or overwrites).
 async fn tag_role(aws: &AwsContext, name: &str, tags: &Tags) -> Result<(), AwsError> {
     aws.iam
         .tag_role()
@@ -738,6 +743,7 @@ async fn get_instance_profile(
     }
 }
 
+/// An instance profile that is not ours to use.
 fn profile_conflict(name: &str, why: &str) -> AwsError {
     AwsError {
         operation: "iam:AddRoleToInstanceProfile".into(),
@@ -854,6 +860,7 @@ async fn ensure_instance_profile(
     Ok(())
 }
 
+/// RemoveRoleFromInstanceProfile; already out (or gone) is fine.
 async fn remove_from_profile(aws: &AwsContext, profile: &str, role: &str) -> Result<(), AwsError> {
     gone_ok(
         aws.iam

@@ -110,6 +110,7 @@ impl KindAws for ServiceLinkedRole {
     }
 }
 
+/// What the plan needs of a service-linked role.
 fn observed(r: &aws_sdk_iam::types::Role) -> ServiceLinkedRoleObserved {
     ServiceLinkedRoleObserved {
         arn: r.arn.clone(),
