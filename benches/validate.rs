@@ -35,7 +35,8 @@ fn bench(c: &mut Criterion) {
     for n in [1_000usize, 5_000, 10_000] {
         let dir = tempfile::tempdir().unwrap();
         generate(dir.path(), n);
-        let loaded = mlspace_gitops::manifest::load_dir(dir.path()).expect("generated set is valid");
+        let loaded =
+            mlspace_gitops::manifest::load_dir(dir.path()).expect("generated set is valid");
         assert_eq!(loaded.desired.resources.len(), n);
         g.throughput(Throughput::Elements(n as u64));
         g.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {

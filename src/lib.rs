@@ -5,10 +5,10 @@
 //! - [`manifest`]: parse, template and validate manifests into a desired state (pure).
 //! - [`kinds`]: each resource kind's spec, validation, diff and AWS code.
 
+pub mod apply;
+pub mod aws;
 pub mod kinds;
 pub mod manifest;
-pub mod aws;
-pub mod plan;
-pub mod apply;
 pub mod observe;
+pub mod plan;
 pub mod reconcile;

@@ -14,7 +14,11 @@ use mlspace_gitops::manifest::{self, render, ManifestError};
 use mlspace_gitops::reconcile::{plan_once, Planned};
 
 #[derive(Parser)]
-#[command(name = "mlspace-gitops", version, about = "Keep an MLSpace environment's AWS resources equal to YAML manifests in git")]
+#[command(
+    name = "mlspace-gitops",
+    version,
+    about = "Keep an MLSpace environment's AWS resources equal to YAML manifests in git"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -25,13 +29,23 @@ enum Command {
     /// Check the manifests; print every error as FILE:LINE:COL: error: message.
     Validate {
         /// Directory of manifests.
-        #[arg(long, short = 'm', default_value = "manifests", env = "MLSPACE_GITOPS_MANIFESTS")]
+        #[arg(
+            long,
+            short = 'm',
+            default_value = "manifests",
+            env = "MLSPACE_GITOPS_MANIFESTS"
+        )]
         manifests: PathBuf,
     },
     /// Print the fully resolved desired state.
     Render {
         /// Directory of manifests.
-        #[arg(long, short = 'm', default_value = "manifests", env = "MLSPACE_GITOPS_MANIFESTS")]
+        #[arg(
+            long,
+            short = 'm',
+            default_value = "manifests",
+            env = "MLSPACE_GITOPS_MANIFESTS"
+        )]
         manifests: PathBuf,
         /// Output format.
         #[arg(long, short = 'o', value_enum, default_value_t = RenderFormat::Json)]
@@ -65,7 +79,12 @@ enum Command {
 #[derive(clap::Args)]
 struct AwsArgs {
     /// Directory of manifests.
-    #[arg(long, short = 'm', default_value = "manifests", env = "MLSPACE_GITOPS_MANIFESTS")]
+    #[arg(
+        long,
+        short = 'm',
+        default_value = "manifests",
+        env = "MLSPACE_GITOPS_MANIFESTS"
+    )]
     manifests: PathBuf,
     /// AWS endpoint (else AWS_ENDPOINT_URL or the SDK's default).
     #[arg(long, env = "MLSPACE_GITOPS_ENDPOINT_URL")]
@@ -90,7 +109,10 @@ enum RenderFormat {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
         .with_writer(std::io::stderr)
         .init();
     match run(cli) {
@@ -128,7 +150,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(l) => l,
                 Err(code) => return Ok(code),
             };
-            println!("{}: {} resources valid", manifests.display(), loaded.desired.resources.len());
+            println!(
+                "{}: {} resources valid",
+                manifests.display(),
+                loaded.desired.resources.len()
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Render { manifests, output } => {
@@ -143,7 +169,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print!("{text}");
             Ok(ExitCode::SUCCESS)
         }
-        Command::Plan { aws, output, detailed_exitcode } => {
+        Command::Plan {
+            aws,
+            output,
+            detailed_exitcode,
+        } => {
             let loaded = match load(&aws.manifests)? {
                 Ok(l) => l,
                 Err(code) => return Ok(code),
@@ -151,7 +181,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             rt.block_on(plan_cmd(loaded, aws, output, detailed_exitcode))
         }
-        Command::Apply { aws, auto_approve, concurrency } => {
+        Command::Apply {
+            aws,
+            auto_approve,
+            concurrency,
+        } => {
             let loaded = match load(&aws.manifests)? {
                 Ok(l) => l,
                 Err(code) => return Ok(code),
@@ -163,7 +197,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 async fn connect(args: &AwsArgs, loaded: &manifest::Loaded) -> AwsContext {
-    let opts = AwsOptions { endpoint_url: args.endpoint_url.clone(), ..AwsOptions::default() };
+    let opts = AwsOptions {
+        endpoint_url: args.endpoint_url.clone(),
+        ..AwsOptions::default()
+    };
     AwsContext::from_env(&opts, &loaded.desired.environment.region).await
 }
 
@@ -184,7 +221,12 @@ fn report_observe_failures(planned: &Planned) -> bool {
     !planned.observation.failures.is_empty()
 }
 
-async fn plan_cmd(loaded: manifest::Loaded, args: AwsArgs, output: PlanFormat, detailed: bool) -> anyhow::Result<ExitCode> {
+async fn plan_cmd(
+    loaded: manifest::Loaded,
+    args: AwsArgs,
+    output: PlanFormat,
+    detailed: bool,
+) -> anyhow::Result<ExitCode> {
     let aws = connect(&args, &loaded).await;
     let planned = plan_once(&aws, &loaded.desired, &[]).await;
     match output {
@@ -202,14 +244,23 @@ async fn plan_cmd(loaded: manifest::Loaded, args: AwsArgs, output: PlanFormat, d
     })
 }
 
-async fn apply_cmd(loaded: manifest::Loaded, args: AwsArgs, auto_approve: bool, concurrency: usize) -> anyhow::Result<ExitCode> {
+async fn apply_cmd(
+    loaded: manifest::Loaded,
+    args: AwsArgs,
+    auto_approve: bool,
+    concurrency: usize,
+) -> anyhow::Result<ExitCode> {
     let aws = connect(&args, &loaded).await;
     let planned = plan_once(&aws, &loaded.desired, &[]).await;
     print!("{}", planned.plan);
     let observe_failed = report_observe_failures(&planned);
     if !planned.plan.has_changes() {
         print_stats(&aws, args.stats);
-        return Ok(if observe_failed || !planned.plan.errors.is_empty() { ExitCode::FAILURE } else { ExitCode::SUCCESS });
+        return Ok(if observe_failed || !planned.plan.errors.is_empty() {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        });
     }
     if !auto_approve {
         if !std::io::stdin().is_terminal() {
@@ -217,27 +268,61 @@ async fn apply_cmd(loaded: manifest::Loaded, args: AwsArgs, auto_approve: bool, 
         }
         eprint!("\nApply these changes? Only 'yes' is accepted: ");
         let mut answer = String::new();
-        std::io::stdin().read_line(&mut answer).context("reading the confirmation")?;
+        std::io::stdin()
+            .read_line(&mut answer)
+            .context("reading the confirmation")?;
         if answer.trim() != "yes" {
             eprintln!("Apply cancelled.");
             return Ok(ExitCode::FAILURE);
         }
     }
     println!();
-    let report = apply::apply(&aws, &planned.plan, &planned.cx, &apply::ApplyOptions { concurrency }, |ev| match ev {
-        apply::Event::Started(c) => println!("{} {} {}: {:?}...", c.action.symbol(), c.kind, c.name, c.action),
-        apply::Event::Finished(r) => match &r.error {
-            None => println!("  {} {}: done in {:.1}s", r.kind, r.name, r.elapsed.as_secs_f64()),
-            Some(e) => println!("  {} {}: FAILED: {e}", r.kind, r.name),
+    let report = apply::apply(
+        &aws,
+        &planned.plan,
+        &planned.cx,
+        &apply::ApplyOptions { concurrency },
+        |ev| match ev {
+            apply::Event::Started(c) => println!(
+                "{} {} {}: {:?}...",
+                c.action.symbol(),
+                c.kind,
+                c.name,
+                c.action
+            ),
+            apply::Event::Finished(r) => match &r.error {
+                None => println!(
+                    "  {} {}: done in {:.1}s",
+                    r.kind,
+                    r.name,
+                    r.elapsed.as_secs_f64()
+                ),
+                Some(e) => println!("  {} {}: FAILED: {e}", r.kind, r.name),
+            },
         },
-    })
+    )
     .await;
     let ok = report.results.iter().filter(|r| r.error.is_none()).count();
     let failed: Vec<_> = report.failures().collect();
-    println!("\nApply complete: {ok} succeeded, {} failed. AWS requests: {}.", failed.len(), aws.stats.total());
+    println!(
+        "\nApply complete: {ok} succeeded, {} failed. AWS requests: {}.",
+        failed.len(),
+        aws.stats.total()
+    );
     for f in &failed {
-        println!("  failed: {} {}: {}", f.kind, f.name, f.error.as_ref().map(|e| e.to_string()).unwrap_or_default());
+        println!(
+            "  failed: {} {}: {}",
+            f.kind,
+            f.name,
+            f.error.as_ref().map(|e| e.to_string()).unwrap_or_default()
+        );
     }
     print_stats(&aws, args.stats);
-    Ok(if failed.is_empty() && !observe_failed && planned.plan.errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(
+        if failed.is_empty() && !observe_failed && planned.plan.errors.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        },
+    )
 }

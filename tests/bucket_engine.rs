@@ -67,7 +67,7 @@ async fn apply_all(aws: &AwsContext, name: &str, ops: &[Op], cx: &PlanCx) {
 }
 
 async fn observe(aws: &AwsContext, name: &str, cx: &PlanCx) -> Option<BucketObserved> {
-    Bucket::observe(aws, &[name.to_string()], cx)
+    Bucket::observe_names(aws, &[name.to_string()], cx)
         .await
         .expect("observe")
         .remove(name)
@@ -363,7 +363,7 @@ async fn untagged_bucket_is_not_owned() {
     let cx = cx("us-east-1");
     let name = "mlspace-engine-foreign";
     aws.s3.create_bucket().bucket(name).send().await.unwrap();
-    let found = Bucket::observe(
+    let found = Bucket::observe_names(
         &aws,
         &[name.to_string(), "mlspace-engine-missing".to_string()],
         &cx,

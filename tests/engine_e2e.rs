@@ -14,7 +14,10 @@ const ACCOUNT: &str = "123456789012";
 
 fn cli(moto: &Moto, args: &[&str]) -> Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_mlspace-gitops"));
-    c.args(args).arg("--manifests").arg(manifests_dir()).stdin(Stdio::null());
+    c.args(args)
+        .arg("--manifests")
+        .arg(manifests_dir())
+        .stdin(Stdio::null());
     for (k, v) in moto.env() {
         c.env(k, v);
     }
@@ -22,7 +25,11 @@ fn cli(moto: &Moto, args: &[&str]) -> Output {
 }
 
 fn text(o: &Output) -> String {
-    format!("stdout:\n{}\nstderr:\n{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 fn apply(moto: &Moto) {
@@ -41,7 +48,11 @@ fn fields(plan: &Value) -> BTreeSet<(String, String, String)> {
     let mut s = BTreeSet::new();
     for c in plan["changes"].as_array().unwrap() {
         for f in c["fields"].as_array().unwrap() {
-            s.insert((c["kind"].as_str().unwrap().to_string(), c["name"].as_str().unwrap().to_string(), f["field"].as_str().unwrap().to_string()));
+            s.insert((
+                c["kind"].as_str().unwrap().to_string(),
+                c["name"].as_str().unwrap().to_string(),
+                f["field"].as_str().unwrap().to_string(),
+            ));
         }
     }
     s
@@ -52,8 +63,15 @@ fn apply_to_an_empty_account_then_plan_has_no_changes() {
     let moto = Moto::start();
     apply(&moto);
     let o = cli(&moto, &["plan", "--detailed-exitcode", "--stats"]);
-    assert_eq!(o.status.code(), Some(0), "perpetual diff after apply:\n{}", text(&o));
-    assert!(String::from_utf8_lossy(&o.stdout).contains("Plan: 0 to create, 0 to update, 0 to delete."));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "perpetual diff after apply:\n{}",
+        text(&o)
+    );
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("Plan: 0 to create, 0 to update, 0 to delete.")
+    );
     assert!(String::from_utf8_lossy(&o.stderr).contains("AWS requests:"));
 }
 
@@ -66,19 +84,28 @@ fn plan_of_an_empty_account_matches_golden_files() {
     let o = cli(&moto, &["plan", "-o", "json"]);
     let plan_json = String::from_utf8(o.stdout).unwrap();
     let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
-    for (file, got) in [("plan-create.txt", &plan_text), ("plan-create.json", &plan_json)] {
+    for (file, got) in [
+        ("plan-create.txt", &plan_text),
+        ("plan-create.json", &plan_json),
+    ] {
         let path = golden.join(file);
         if std::env::var_os("UPDATE_GOLDEN").is_some() {
             std::fs::create_dir_all(&golden).unwrap();
             std::fs::write(&path, got).unwrap();
         } else {
             let want = std::fs::read_to_string(&path).unwrap_or_default();
-            assert_eq!(got, &want, "{file} differs; rerun with UPDATE_GOLDEN=1 and review the diff");
+            assert_eq!(
+                got, &want,
+                "{file} differs; rerun with UPDATE_GOLDEN=1 and review the diff"
+            );
         }
     }
     let v: Value = serde_json::from_str(&plan_json).unwrap();
     assert_eq!(v["summary"]["create"], 33);
-    assert!(plan_text.ends_with("Plan: 33 to create, 0 to update, 0 to delete.\n"), "{plan_text}");
+    assert!(
+        plan_text.ends_with("Plan: 33 to create, 0 to update, 0 to delete.\n"),
+        "{plan_text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -91,27 +118,81 @@ async fn drift_made_behind_its_back_is_planned_and_repaired() {
 
     // Managed policy: a new default version with another document.
     let doc = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:ListAllMyBuckets","Resource":"*"}]}"#;
-    aws.iam.create_policy_version().policy_arn(format!("arn:aws:iam::{ACCOUNT}:policy/mlspace-system-policy")).policy_document(doc).set_as_default(true).send().await.unwrap();
+    aws.iam
+        .create_policy_version()
+        .policy_arn(format!(
+            "arn:aws:iam::{ACCOUNT}:policy/mlspace-system-policy"
+        ))
+        .policy_document(doc)
+        .set_as_default(true)
+        .send()
+        .await
+        .unwrap();
     // Role: trust policy, an extra tag, a detached policy, an extra inline policy.
     let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
-    aws.iam.update_assume_role_policy().role_name("mlspace-notebook-role").policy_document(trust).send().await.unwrap();
-    aws.iam.tag_role().role_name("mlspace-system-role").tags(aws_sdk_iam::types::Tag::builder().key("owner").value("someone").build().unwrap()).send().await.unwrap();
-    aws.iam.detach_role_policy().role_name("mlspace-app-role").policy_arn(format!("arn:aws:iam::{ACCOUNT}:policy/mlspace-app-policy")).send().await.unwrap();
-    aws.iam.put_role_policy().role_name("mlspace-s3-reader-Role").policy_name("extra").policy_document(doc).send().await.unwrap();
+    aws.iam
+        .update_assume_role_policy()
+        .role_name("mlspace-notebook-role")
+        .policy_document(trust)
+        .send()
+        .await
+        .unwrap();
+    aws.iam
+        .tag_role()
+        .role_name("mlspace-system-role")
+        .tags(
+            aws_sdk_iam::types::Tag::builder()
+                .key("owner")
+                .value("someone")
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    aws.iam
+        .detach_role_policy()
+        .role_name("mlspace-app-role")
+        .policy_arn(format!("arn:aws:iam::{ACCOUNT}:policy/mlspace-app-policy"))
+        .send()
+        .await
+        .unwrap();
+    aws.iam
+        .put_role_policy()
+        .role_name("mlspace-s3-reader-Role")
+        .policy_name("extra")
+        .policy_document(doc)
+        .send()
+        .await
+        .unwrap();
     // Buckets: versioning suspended, public access block removed.
     aws.s3
         .put_bucket_versioning()
         .bucket(&data)
-        .versioning_configuration(aws_sdk_s3::types::VersioningConfiguration::builder().status(aws_sdk_s3::types::BucketVersioningStatus::Suspended).build())
+        .versioning_configuration(
+            aws_sdk_s3::types::VersioningConfiguration::builder()
+                .status(aws_sdk_s3::types::BucketVersioningStatus::Suspended)
+                .build(),
+        )
         .send()
         .await
         .unwrap();
-    aws.s3.delete_public_access_block().bucket(&logs).send().await.unwrap();
+    aws.s3
+        .delete_public_access_block()
+        .bucket(&logs)
+        .send()
+        .await
+        .unwrap();
     // Table: PITR turned on.
     aws.dynamodb
         .update_continuous_backups()
         .table_name("mlspace-datasets")
-        .point_in_time_recovery_specification(aws_sdk_dynamodb::types::PointInTimeRecoverySpecification::builder().point_in_time_recovery_enabled(true).build().unwrap())
+        .point_in_time_recovery_specification(
+            aws_sdk_dynamodb::types::PointInTimeRecoverySpecification::builder()
+                .point_in_time_recovery_enabled(true)
+                .build()
+                .unwrap(),
+        )
         .send()
         .await
         .unwrap();
@@ -123,7 +204,11 @@ async fn drift_made_behind_its_back_is_planned_and_repaired() {
         ("Role", "mlspace-notebook-role", "spec.assumeRolePolicy"),
         ("Role", "mlspace-system-role", "spec.tags.owner"),
         ("Role", "mlspace-app-role", "spec.managedPolicies"),
-        ("Role", "mlspace-s3-reader-Role", "spec.inlinePolicies.extra"),
+        (
+            "Role",
+            "mlspace-s3-reader-Role",
+            "spec.inlinePolicies.extra",
+        ),
         ("Bucket", data.as_str(), "spec.versioning"),
         ("Bucket", logs.as_str(), "spec.publicAccessBlock"),
         ("Table", "mlspace-datasets", "spec.pointInTimeRecovery"),
@@ -131,12 +216,22 @@ async fn drift_made_behind_its_back_is_planned_and_repaired() {
     .into_iter()
     .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
     .collect();
-    assert_eq!(got, want, "plan:\n{}", serde_json::to_string_pretty(&plan).unwrap());
+    assert_eq!(
+        got,
+        want,
+        "plan:\n{}",
+        serde_json::to_string_pretty(&plan).unwrap()
+    );
     assert_eq!(plan["summary"]["update"], 8);
 
     apply(&moto);
     let o = cli(&moto, &["plan", "--detailed-exitcode"]);
-    assert_eq!(o.status.code(), Some(0), "drift not repaired:\n{}", text(&o));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "drift not repaired:\n{}",
+        text(&o)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -144,17 +239,44 @@ async fn a_resource_without_the_ownership_tag_is_reported_and_left_alone() {
     let moto = Moto::start();
     let aws = moto.aws().await;
     let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
-    aws.iam.create_role().role_name("mlspace-s3-reader-Role").assume_role_policy_document(trust).send().await.unwrap();
+    aws.iam
+        .create_role()
+        .role_name("mlspace-s3-reader-Role")
+        .assume_role_policy_document(trust)
+        .send()
+        .await
+        .unwrap();
 
     let o = cli(&moto, &["plan"]);
     let out = String::from_utf8_lossy(&o.stdout);
-    assert!(out.contains("! Role mlspace-s3-reader-Role is not managed by mlspace-gitops"), "{out}");
+    assert!(
+        out.contains("! Role mlspace-s3-reader-Role is not managed by mlspace-gitops"),
+        "{out}"
+    );
     apply(&moto);
-    let role = aws.iam.get_role().role_name("mlspace-s3-reader-Role").send().await.unwrap();
-    let doc = mlspace_policy::decode_iam_document(role.role().unwrap().assume_role_policy_document().unwrap()).unwrap();
-    assert!(mlspace_policy::semantically_equal(&doc, &serde_json::from_str(trust).unwrap()), "trust policy was changed: {doc}");
+    let role = aws
+        .iam
+        .get_role()
+        .role_name("mlspace-s3-reader-Role")
+        .send()
+        .await
+        .unwrap();
+    let doc = mlspace_policy::decode_iam_document(
+        role.role().unwrap().assume_role_policy_document().unwrap(),
+    )
+    .unwrap();
+    assert!(
+        mlspace_policy::semantically_equal(&doc, &serde_json::from_str(trust).unwrap()),
+        "trust policy was changed: {doc}"
+    );
     assert!(role.role().unwrap().tags().is_empty(), "tags were changed");
-    let attached = aws.iam.list_attached_role_policies().role_name("mlspace-s3-reader-Role").send().await.unwrap();
+    let attached = aws
+        .iam
+        .list_attached_role_policies()
+        .role_name("mlspace-s3-reader-Role")
+        .send()
+        .await
+        .unwrap();
     assert!(attached.attached_policies().is_empty());
     // Everything else converged; the conflict stays reported.
     let plan = plan_json(&moto);
@@ -168,7 +290,11 @@ fn apply_refuses_without_a_terminal_or_auto_approve() {
     let moto = Moto::start();
     let o = cli(&moto, &["apply"]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("--auto-approve"), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("--auto-approve"),
+        "{}",
+        text(&o)
+    );
     // Nothing was created.
     let o = cli(&moto, &["plan", "--detailed-exitcode"]);
     assert_eq!(o.status.code(), Some(2));

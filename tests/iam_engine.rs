@@ -106,7 +106,7 @@ async fn observe<K: KindAws>(
     cx: &PlanCx,
 ) -> BTreeMap<String, K::Observed> {
     let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
-    K::observe(aws, &names, cx).await.unwrap()
+    K::observe_names(aws, &names, cx).await.unwrap()
 }
 
 async fn observe_policy(aws: &AwsContext, name: &str, cx: &PlanCx) -> ManagedPolicyObserved {
@@ -621,8 +621,8 @@ async fn many_roles_and_policies_are_read_with_one_authorization_details_call() 
     let mut seen = (BTreeMap::new(), BTreeMap::new());
     let n = calls(&aws, async {
         let (r, p) = tokio::join!(
-            Role::observe(&aws, &roles, &cx),
-            ManagedPolicy::observe(&aws, &policies, &cx)
+            Role::observe_names(&aws, &roles, &cx),
+            ManagedPolicy::observe_names(&aws, &policies, &cx)
         );
         seen = (r.unwrap(), p.unwrap());
     })
@@ -639,15 +639,17 @@ async fn many_roles_and_policies_are_read_with_one_authorization_details_call() 
 
     // One after the other: the second reader takes the first one's answer.
     let n = calls(&aws, async {
-        Role::observe(&aws, &roles, &cx).await.unwrap();
-        ManagedPolicy::observe(&aws, &policies, &cx).await.unwrap();
+        Role::observe_names(&aws, &roles, &cx).await.unwrap();
+        ManagedPolicy::observe_names(&aws, &policies, &cx)
+            .await
+            .unwrap();
     })
     .await;
     assert_eq!(n, expected);
 
     // A write in between: the answer is stale, so the second reader asks again.
     let n = calls(&aws, async {
-        Role::observe(&aws, &roles, &cx).await.unwrap();
+        Role::observe_names(&aws, &roles, &cx).await.unwrap();
         aws.iam
             .delete_role_policy()
             .role_name("role-0")
@@ -655,16 +657,18 @@ async fn many_roles_and_policies_are_read_with_one_authorization_details_call() 
             .send()
             .await
             .unwrap();
-        let again = Role::observe(&aws, &roles, &cx).await.unwrap();
+        let again = Role::observe_names(&aws, &roles, &cx).await.unwrap();
         assert!(again["role-0"].inline_policies.is_empty());
-        ManagedPolicy::observe(&aws, &policies, &cx).await.unwrap();
+        ManagedPolicy::observe_names(&aws, &policies, &cx)
+            .await
+            .unwrap();
     })
     .await;
     assert_eq!(n["IAM:GetAccountAuthorizationDetails"], 2);
 
     // Three or fewer names are read resource by resource, without GAAD.
     let n = calls(&aws, async {
-        Role::observe(&aws, &roles[1..2], &cx).await.unwrap();
+        Role::observe_names(&aws, &roles[1..2], &cx).await.unwrap();
     })
     .await;
     assert_eq!(

@@ -73,7 +73,7 @@ fn resource_metadata() -> TableSpec {
 }
 
 async fn observe(aws: &AwsContext, name: &str) -> Option<TableObserved> {
-    Table::observe(aws, &[name.to_string()], &cx())
+    Table::observe_names(aws, &[name.to_string()], &cx())
         .await
         .unwrap()
         .remove(name)
@@ -362,7 +362,7 @@ async fn unowned_and_missing_tables() {
         .unwrap();
 
     let names = [name.to_string(), "not-there".to_string()];
-    let seen = Table::observe(&aws, &names, &cx()).await.unwrap();
+    let seen = Table::observe_names(&aws, &names, &cx()).await.unwrap();
     assert_eq!(seen.keys().collect::<Vec<_>>(), [name]);
     assert!(!Table::is_owned(&seen[name]));
 

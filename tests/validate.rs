@@ -10,14 +10,22 @@ use mlspace_gitops::manifest::{load_dir, ManifestError};
 
 fn cases() -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/invalid");
-    let mut v: Vec<PathBuf> = std::fs::read_dir(root).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_dir()).collect();
+    let mut v: Vec<PathBuf> = std::fs::read_dir(root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
     v.sort();
     v
 }
 
 fn diagnostics_text(dir: &Path) -> String {
     match load_dir(dir) {
-        Ok(l) => panic!("{} validated but must fail; warnings: {}", dir.display(), l.warnings),
+        Ok(l) => panic!(
+            "{} validated but must fail; warnings: {}",
+            dir.display(),
+            l.warnings
+        ),
         Err(ManifestError::Invalid(d)) => {
             let prefix = format!("{}/", dir.display());
             d.to_string().replace(&prefix, "")
@@ -39,7 +47,10 @@ fn every_invalid_case_reports_its_errors() {
         }
         let expected = std::fs::read_to_string(&expected_path).unwrap_or_default();
         if got != expected {
-            failures.push(format!("== {}\n-- expected\n{expected}-- got\n{got}", dir.display()));
+            failures.push(format!(
+                "== {}\n-- expected\n{expected}-- got\n{got}",
+                dir.display()
+            ));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -53,8 +64,16 @@ fn every_error_names_file_line_and_column() {
                 continue;
             }
             let mut parts = line.splitn(4, ':');
-            let (file, l, c) = (parts.next().unwrap(), parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-            assert!(!file.is_empty() && l.parse::<usize>().is_ok() && c.parse::<usize>().is_ok(), "{}: `{line}` lacks FILE:LINE:COL", dir.display());
+            let (file, l, c) = (
+                parts.next().unwrap(),
+                parts.next().unwrap_or(""),
+                parts.next().unwrap_or(""),
+            );
+            assert!(
+                !file.is_empty() && l.parse::<usize>().is_ok() && c.parse::<usize>().is_ok(),
+                "{}: `{line}` lacks FILE:LINE:COL",
+                dir.display()
+            );
         }
     }
 }
@@ -62,7 +81,11 @@ fn every_error_names_file_line_and_column() {
 #[test]
 fn validate_command_exits_1_and_prints_every_error() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/invalid/bad_names");
-    let out = Command::new(env!("CARGO_BIN_EXE_mlspace-gitops")).args(["validate", "--manifests"]).arg(&dir).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_mlspace-gitops"))
+        .args(["validate", "--manifests"])
+        .arg(&dir)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     let errors = stderr.lines().filter(|l| l.contains(": error: ")).count();
@@ -72,6 +95,15 @@ fn validate_command_exits_1_and_prints_every_error() {
 #[test]
 fn bundled_manifests_are_valid() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests");
-    let out = Command::new(env!("CARGO_BIN_EXE_mlspace-gitops")).args(["validate", "--manifests"]).arg(&dir).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(env!("CARGO_BIN_EXE_mlspace-gitops"))
+        .args(["validate", "--manifests"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -88,7 +88,10 @@ impl ChangeError {
     /// Whether retrying later may help (throttling, eventual consistency, dependencies).
     pub fn is_retryable(&self) -> bool {
         match self {
-            ChangeError::Aws(e) => matches!(e.class, ErrorClass::Transient | ErrorClass::EventualConsistency),
+            ChangeError::Aws(e) => matches!(
+                e.class,
+                ErrorClass::Transient | ErrorClass::EventualConsistency
+            ),
             ChangeError::DependencyFailed { .. } => true,
         }
     }
@@ -140,25 +143,62 @@ async fn run_change(aws: &AwsContext, change: &Change, cx: &PlanCx) -> ChangeRes
             }
         }
     }
-    ChangeResult { kind: change.kind, name: change.name.clone(), action: change.action, error, steps_done: done, elapsed: start.elapsed() }
+    ChangeResult {
+        kind: change.kind,
+        name: change.name.clone(),
+        action: change.action,
+        error,
+        steps_done: done,
+        elapsed: start.elapsed(),
+    }
 }
 
 /// Apply every actionable change of `plan`. Creates and updates go first, ordered by their
 /// dependencies; deletes follow in reverse kind order (roles before the policies they use).
-pub async fn apply(aws: &AwsContext, plan: &Plan, cx: &PlanCx, opts: &ApplyOptions, mut on_event: impl FnMut(Event<'_>)) -> ApplyReport {
+pub async fn apply(
+    aws: &AwsContext,
+    plan: &Plan,
+    cx: &PlanCx,
+    opts: &ApplyOptions,
+    mut on_event: impl FnMut(Event<'_>),
+) -> ApplyReport {
     let mut report = ApplyReport::default();
-    let forward: Vec<&Change> = plan.actionable().filter(|c| c.action != Action::Delete).collect();
-    let deletes: Vec<&Change> = plan.actionable().filter(|c| c.action == Action::Delete).collect();
-    run_batch(aws, &forward, cx, opts, &mut report, &mut on_event, |c| c.depends_on.clone()).await;
+    let forward: Vec<&Change> = plan
+        .actionable()
+        .filter(|c| c.action != Action::Delete)
+        .collect();
+    let deletes: Vec<&Change> = plan
+        .actionable()
+        .filter(|c| c.action == Action::Delete)
+        .collect();
+    run_batch(aws, &forward, cx, opts, &mut report, &mut on_event, |c| {
+        c.depends_on.clone()
+    })
+    .await;
     // A delete waits for deletes of kinds that may reference it (a role before its policies).
-    let delete_deps = |c: &Change| -> Vec<ResourceId> { deletes.iter().filter(|d| d.kind > c.kind).map(|d| (d.kind, d.name.clone())).collect() };
-    run_batch(aws, &deletes, cx, opts, &mut report, &mut on_event, delete_deps).await;
+    let delete_deps = |c: &Change| -> Vec<ResourceId> {
+        deletes
+            .iter()
+            .filter(|d| d.kind > c.kind)
+            .map(|d| (d.kind, d.name.clone()))
+            .collect()
+    };
+    run_batch(
+        aws,
+        &deletes,
+        cx,
+        opts,
+        &mut report,
+        &mut on_event,
+        delete_deps,
+    )
+    .await;
     report
 }
 
-async fn run_batch<'p>(
+async fn run_batch(
     aws: &AwsContext,
-    changes: &[&'p Change],
+    changes: &[&Change],
     cx: &PlanCx,
     opts: &ApplyOptions,
     report: &mut ApplyReport,
@@ -166,7 +206,18 @@ async fn run_batch<'p>(
     deps_of: impl Fn(&Change) -> Vec<ResourceId>,
 ) {
     let in_batch: BTreeSet<ResourceId> = changes.iter().map(|c| (c.kind, c.name.clone())).collect();
-    let deps: BTreeMap<ResourceId, Vec<ResourceId>> = changes.iter().map(|c| ((c.kind, c.name.clone()), deps_of(c).into_iter().filter(|d| in_batch.contains(d)).collect())).collect();
+    let deps: BTreeMap<ResourceId, Vec<ResourceId>> = changes
+        .iter()
+        .map(|c| {
+            (
+                (c.kind, c.name.clone()),
+                deps_of(c)
+                    .into_iter()
+                    .filter(|d| in_batch.contains(d))
+                    .collect(),
+            )
+        })
+        .collect();
     let mut succeeded: BTreeSet<ResourceId> = BTreeSet::new();
     let mut failed: BTreeSet<ResourceId> = BTreeSet::new();
     let mut pending: Vec<&Change> = changes.to_vec();
@@ -179,7 +230,17 @@ async fn run_batch<'p>(
             let id = (c.kind, c.name.clone());
             let my_deps = &deps[&id];
             if let Some(bad) = my_deps.iter().find(|d| failed.contains(*d)) {
-                let r = ChangeResult { kind: c.kind, name: c.name.clone(), action: c.action, error: Some(ChangeError::DependencyFailed { kind: bad.0, name: bad.1.clone() }), steps_done: 0, elapsed: Duration::ZERO };
+                let r = ChangeResult {
+                    kind: c.kind,
+                    name: c.name.clone(),
+                    action: c.action,
+                    error: Some(ChangeError::DependencyFailed {
+                        kind: bad.0,
+                        name: bad.1.clone(),
+                    }),
+                    steps_done: 0,
+                    elapsed: Duration::ZERO,
+                };
                 on_event(Event::Finished(&r));
                 failed.insert(id);
                 report.results.push(r);
@@ -187,7 +248,9 @@ async fn run_batch<'p>(
                 i = 0; // a new failure may block earlier entries
                 continue;
             }
-            if running.len() < opts.concurrency.max(1) && my_deps.iter().all(|d| succeeded.contains(d)) {
+            if running.len() < opts.concurrency.max(1)
+                && my_deps.iter().all(|d| succeeded.contains(d))
+            {
                 on_event(Event::Started(c));
                 running.push(run_change(aws, c, cx));
                 pending.remove(i);

@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use aws_config::retry::RetryConfig;
 use aws_config::BehaviorVersion;
 use aws_smithy_runtime_api::box_error::BoxError;
-use aws_smithy_runtime_api::client::interceptors::context::{BeforeTransmitInterceptorContextRef, FinalizerInterceptorContextRef};
+use aws_smithy_runtime_api::client::interceptors::context::{
+    BeforeTransmitInterceptorContextRef, FinalizerInterceptorContextRef,
+};
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::result::SdkError;
@@ -96,7 +98,12 @@ impl CallStats {
     }
 
     fn record(&self, service: &str, operation: &str, result: CallResult, elapsed: Duration) {
-        *self.counts.lock().unwrap().entry((service.to_string(), operation.to_string(), result)).or_default() += 1;
+        *self
+            .counts
+            .lock()
+            .unwrap()
+            .entry((service.to_string(), operation.to_string(), result))
+            .or_default() += 1;
         if let Some(o) = self.observer.lock().unwrap().as_ref() {
             o.observe(service, operation, result, elapsed);
         }
@@ -119,23 +126,38 @@ impl Intercept for Counter {
         "mlspace-gitops-call-counter"
     }
 
-    fn read_before_transmit(&self, _: &BeforeTransmitInterceptorContextRef<'_>, _: &RuntimeComponents, cfg: &mut ConfigBag) -> Result<(), BoxError> {
-        cfg.interceptor_state().store_put(AttemptStart(Instant::now()));
+    fn read_before_transmit(
+        &self,
+        _: &BeforeTransmitInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        cfg.interceptor_state()
+            .store_put(AttemptStart(Instant::now()));
         Ok(())
     }
 
-    fn read_after_attempt(&self, ctx: &FinalizerInterceptorContextRef<'_>, _: &RuntimeComponents, cfg: &mut ConfigBag) -> Result<(), BoxError> {
+    fn read_after_attempt(
+        &self,
+        ctx: &FinalizerInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
         let Some(start) = cfg.load::<AttemptStart>().map(|s| s.0) else {
             return Ok(()); // never transmitted (e.g. failed to sign): not a request
         };
-        let (service, op) = cfg.load::<Metadata>().map(|m| (m.service().to_string(), m.name().to_string())).unwrap_or_default();
+        let (service, op) = cfg
+            .load::<Metadata>()
+            .map(|m| (m.service().to_string(), m.name().to_string()))
+            .unwrap_or_default();
         let result = match ctx.response() {
             None => CallResult::ServerError,
             Some(r) => {
                 let s = r.status().as_u16();
                 // Only for the metric label: the error code sits in the (buffered) body,
                 // `<Code>Throttling</Code>` for IAM, `"__type":"...#ThrottlingException"` for DynamoDB.
-                let throttled_body = s >= 400 && r.body().bytes().is_some_and(body_has_throttling_code);
+                let throttled_body =
+                    s >= 400 && r.body().bytes().is_some_and(body_has_throttling_code);
                 if s == 429 || throttled_body {
                     CallResult::Throttled
                 } else if s >= 500 {
@@ -158,7 +180,13 @@ fn body_has_throttling_code(body: &[u8]) -> bool {
     let code = if let Some(i) = text.find("<Code>") {
         text[i + 6..].split('<').next().unwrap_or("")
     } else if let Some(i) = text.find("\"__type\"") {
-        text[i..].split('"').nth(3).unwrap_or("").rsplit('#').next().unwrap_or("")
+        text[i..]
+            .split('"')
+            .nth(3)
+            .unwrap_or("")
+            .rsplit('#')
+            .next()
+            .unwrap_or("")
     } else {
         ""
     };
@@ -169,7 +197,20 @@ fn body_has_throttling_code(body: &[u8]) -> bool {
 pub fn is_throttling_code(code: &str) -> bool {
     matches!(
         code,
-        "Throttling" | "ThrottlingException" | "ThrottledException" | "RequestThrottledException" | "TooManyRequestsException" | "ProvisionedThroughputExceededException" | "TransactionInProgressException" | "RequestLimitExceeded" | "BandwidthLimitExceeded" | "LimitExceededException" | "RequestThrottled" | "SlowDown" | "PriorRequestNotComplete" | "EC2ThrottledException"
+        "Throttling"
+            | "ThrottlingException"
+            | "ThrottledException"
+            | "RequestThrottledException"
+            | "TooManyRequestsException"
+            | "ProvisionedThroughputExceededException"
+            | "TransactionInProgressException"
+            | "RequestLimitExceeded"
+            | "BandwidthLimitExceeded"
+            | "LimitExceededException"
+            | "RequestThrottled"
+            | "SlowDown"
+            | "PriorRequestNotComplete"
+            | "EC2ThrottledException"
     )
 }
 
@@ -194,11 +235,20 @@ impl AwsContext {
         let mut loader = aws_config::defaults(BehaviorVersion::latest());
         let region = opts.region.clone();
         let fallback = default_region.to_string();
-        loader = loader.region(aws_config::meta::region::RegionProviderChain::first_try(region.map(aws_config::Region::new)).or_default_provider().or_else(aws_config::Region::new(fallback)));
+        loader = loader.region(
+            aws_config::meta::region::RegionProviderChain::first_try(
+                region.map(aws_config::Region::new),
+            )
+            .or_default_provider()
+            .or_else(aws_config::Region::new(fallback)),
+        );
         if let Some(url) = &opts.endpoint_url {
             loader = loader.endpoint_url(url.clone());
         }
-        let retry = RetryConfig::standard().with_max_attempts(opts.max_attempts.unwrap_or(8)).with_initial_backoff(Duration::from_millis(200)).with_max_backoff(Duration::from_secs(20));
+        let retry = RetryConfig::standard()
+            .with_max_attempts(opts.max_attempts.unwrap_or(8))
+            .with_initial_backoff(Duration::from_millis(200))
+            .with_max_backoff(Duration::from_secs(20));
         loader = loader.retry_config(retry);
         let conf = loader.load().await;
         Self::from_sdk_config(&conf)
@@ -208,12 +258,31 @@ impl AwsContext {
     pub fn from_sdk_config(conf: &aws_config::SdkConfig) -> AwsContext {
         let stats = Arc::new(CallStats::default());
         let counter = || Counter(stats.clone());
-        let iam = aws_sdk_iam::Client::from_conf(aws_sdk_iam::config::Builder::from(conf).interceptor(counter()).build());
+        let iam = aws_sdk_iam::Client::from_conf(
+            aws_sdk_iam::config::Builder::from(conf)
+                .interceptor(counter())
+                .build(),
+        );
         // Emulators and custom endpoints serve buckets by path, not by virtual host.
         let path_style = conf.endpoint_url().is_some();
-        let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(conf).force_path_style(path_style).interceptor(counter()).build());
-        let dynamodb = aws_sdk_dynamodb::Client::from_conf(aws_sdk_dynamodb::config::Builder::from(conf).interceptor(counter()).build());
-        AwsContext { iam, s3, dynamodb, stats, eventual_consistency_timeout: Duration::from_secs(120) }
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(conf)
+                .force_path_style(path_style)
+                .interceptor(counter())
+                .build(),
+        );
+        let dynamodb = aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::config::Builder::from(conf)
+                .interceptor(counter())
+                .build(),
+        );
+        AwsContext {
+            iam,
+            s3,
+            dynamodb,
+            stats,
+            eventual_consistency_timeout: Duration::from_secs(120),
+        }
     }
 }
 
@@ -248,7 +317,11 @@ pub struct AwsError {
 impl AwsError {
     /// Build from an SDK error; `classify` maps the typed service error, the rest of the
     /// classes come from the SDK's own error kinds and the HTTP status.
-    pub fn from_sdk<E, R>(operation: &str, err: SdkError<E, R>, classify: impl FnOnce(&E) -> Option<ErrorClass>) -> AwsError
+    pub fn from_sdk<E, R>(
+        operation: &str,
+        err: SdkError<E, R>,
+        classify: impl FnOnce(&E) -> Option<ErrorClass>,
+    ) -> AwsError
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
         R: fmt::Debug,
@@ -257,13 +330,28 @@ impl AwsError {
             SdkError::ServiceError(se) => {
                 let e = se.err();
                 let code = e.code().unwrap_or("Unknown");
-                let class = classify(e).unwrap_or_else(|| if is_throttling_code(code) { ErrorClass::Transient } else { ErrorClass::Fatal });
-                (class, format!("{code}: {}", e.message().unwrap_or("(no message)")))
+                let class = classify(e).unwrap_or_else(|| {
+                    if is_throttling_code(code) {
+                        ErrorClass::Transient
+                    } else {
+                        ErrorClass::Fatal
+                    }
+                });
+                (
+                    class,
+                    format!("{code}: {}", e.message().unwrap_or("(no message)")),
+                )
             }
-            SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => (ErrorClass::Transient, DisplayChain(&err).to_string()),
+            SdkError::TimeoutError(_)
+            | SdkError::DispatchFailure(_)
+            | SdkError::ResponseError(_) => (ErrorClass::Transient, DisplayChain(&err).to_string()),
             _ => (ErrorClass::Fatal, DisplayChain(&err).to_string()),
         };
-        AwsError { operation: operation.to_string(), class, message }
+        AwsError {
+            operation: operation.to_string(),
+            class,
+            message,
+        }
     }
 
     /// Whether the resource did not exist.
@@ -299,7 +387,12 @@ where
     loop {
         match f().await {
             Ok(v) => return Ok(v),
-            Err(e) if matches!(e.class, ErrorClass::EventualConsistency | ErrorClass::Transient) && start.elapsed() + delay < timeout => {
+            Err(e)
+                if matches!(
+                    e.class,
+                    ErrorClass::EventualConsistency | ErrorClass::Transient
+                ) && start.elapsed() + delay < timeout =>
+            {
                 tracing::debug!(operation = %e.operation, error = %e.message, delay_ms = delay.as_millis() as u64, "retrying");
                 let jitter = rand::random_range(0.5..1.0);
                 tokio::time::sleep(delay.mul_f64(jitter)).await;
@@ -322,7 +415,11 @@ mod tests {
             let attempt = n;
             async move {
                 if attempt < 3 {
-                    Err(AwsError { operation: "iam:AttachRolePolicy".into(), class: ErrorClass::EventualConsistency, message: "NoSuchEntity".into() })
+                    Err(AwsError {
+                        operation: "iam:AttachRolePolicy".into(),
+                        class: ErrorClass::EventualConsistency,
+                        message: "NoSuchEntity".into(),
+                    })
                 } else {
                     Ok(attempt)
                 }
@@ -333,7 +430,13 @@ mod tests {
         let mut calls = 0;
         let r: Result<(), _> = retry_eventual(Duration::from_secs(5), || {
             calls += 1;
-            async { Err(AwsError { operation: "x".into(), class: ErrorClass::Fatal, message: "no".into() }) }
+            async {
+                Err(AwsError {
+                    operation: "x".into(),
+                    class: ErrorClass::Fatal,
+                    message: "no".into(),
+                })
+            }
         })
         .await;
         assert!(r.is_err());

@@ -47,7 +47,13 @@ pub fn is_iam_name_char(c: char) -> bool {
 /// Check an IAM name (`max` is 64 for roles, 128 for policies and instance profiles).
 pub fn check_iam_name(cx: &mut DocCx, pointer: &str, what: &str, name: &str, max: usize) {
     if name.is_empty() || name.len() > max {
-        cx.error(pointer, format_args!("{what} name must be 1 to {max} characters, got {}", name.len()));
+        cx.error(
+            pointer,
+            format_args!(
+                "{what} name must be 1 to {max} characters, got {}",
+                name.len()
+            ),
+        );
     }
     if let Some(c) = name.chars().find(|c| !is_iam_name_char(*c)) {
         cx.error(pointer, format_args!("{what} name `{name}` has the character `{c}`; IAM allows letters, digits and _+=,.@-"));
@@ -83,9 +89,19 @@ pub fn check_tags(cx: &mut DocCx, pointer: &str, tags: &Tags, env_tags: &Tags) {
         let p = format!("{pointer}/{}", crate::manifest::yaml::escape_segment(k));
         check_tag(cx, &p, k, v);
     }
-    let total = env_tags.keys().chain(tags.keys()).collect::<std::collections::BTreeSet<_>>().len() + 1;
+    let total = env_tags
+        .keys()
+        .chain(tags.keys())
+        .collect::<std::collections::BTreeSet<_>>()
+        .len()
+        + 1;
     if total > 50 {
-        cx.error(pointer, format_args!("{total} tags with the Environment's tags and the ownership tag; AWS allows 50"));
+        cx.error(
+            pointer,
+            format_args!(
+                "{total} tags with the Environment's tags and the ownership tag; AWS allows 50"
+            ),
+        );
     }
 }
 
@@ -95,13 +111,28 @@ pub fn check_tag(cx: &mut DocCx, pointer: &str, k: &str, v: &str) {
         cx.key_error(pointer, "tag key must be 1 to 128 characters");
     }
     if k.to_ascii_lowercase().starts_with("aws:") {
-        cx.key_error(pointer, format_args!("tag key `{k}` uses the reserved prefix `aws:`"));
+        cx.key_error(
+            pointer,
+            format_args!("tag key `{k}` uses the reserved prefix `aws:`"),
+        );
     }
     if k == OWNERSHIP_TAG {
-        cx.key_error(pointer, format_args!("tag key `{k}` is reserved for mlspace-gitops"));
+        cx.key_error(
+            pointer,
+            format_args!("tag key `{k}` is reserved for mlspace-gitops"),
+        );
     }
-    if let Some(c) = k.chars().chain(v.chars()).find(|c| !(c.is_alphanumeric() || c.is_whitespace() || "_.:/=+-@".contains(*c))) {
-        cx.error(pointer, format_args!("tag has the character `{c}`; AWS allows letters, digits, spaces and _.:/=+-@"));
+    if let Some(c) = k
+        .chars()
+        .chain(v.chars())
+        .find(|c| !(c.is_alphanumeric() || c.is_whitespace() || "_.:/=+-@".contains(*c)))
+    {
+        cx.error(
+            pointer,
+            format_args!(
+                "tag has the character `{c}`; AWS allows letters, digits, spaces and _.:/=+-@"
+            ),
+        );
     }
     if v.chars().count() > 256 {
         cx.error(pointer, "tag value must be at most 256 characters");
@@ -116,11 +147,25 @@ pub fn merged_tags(env: &Tags, own: &Tags) -> Tags {
 }
 
 /// Validate a policy document found at `pointer` and report each issue at its own position.
-pub fn check_policy(cx: &mut DocCx, pointer: &str, doc: &serde_json::Value, kind: mlspace_policy::PolicyKind) {
+pub fn check_policy(
+    cx: &mut DocCx,
+    pointer: &str,
+    doc: &serde_json::Value,
+    kind: mlspace_policy::PolicyKind,
+) {
     for mut issue in mlspace_policy::validate(doc, kind) {
         let p = format!("{pointer}{}", issue.pointer);
         // The crate's messages start with the element's own path; ours prefixes the full one.
-        const ELEMENTS: [&str; 8] = ["Statement", "Version", "Id", "Condition", "Principal", "NotPrincipal", "Action", "Resource"];
+        const ELEMENTS: [&str; 8] = [
+            "Statement",
+            "Version",
+            "Id",
+            "Condition",
+            "Principal",
+            "NotPrincipal",
+            "Action",
+            "Resource",
+        ];
         if let Some((first, rest)) = issue.message.split_once(' ') {
             if ELEMENTS.iter().any(|e| first.starts_with(e)) {
                 issue.message = rest.to_string();
@@ -136,6 +181,9 @@ pub fn check_policy(cx: &mut DocCx, pointer: &str, doc: &serde_json::Value, kind
 /// Check a policy's size against an IAM quota (characters without white space).
 pub fn check_policy_size(cx: &mut DocCx, pointer: &str, what: &str, len: usize, max: usize) {
     if len > max {
-        cx.error(pointer, format_args!("{what} is {len} characters without white space; IAM allows {max}"));
+        cx.error(
+            pointer,
+            format_args!("{what} is {len} characters without white space; IAM allows {max}"),
+        );
     }
 }

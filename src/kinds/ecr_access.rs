@@ -31,7 +31,11 @@ pub struct EcrAccessSpec {
 }
 
 /// Actions a read grant adds on the repositories.
-pub const READ_ACTIONS: &[&str] = &["ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer", "ecr:BatchGetImage"];
+pub const READ_ACTIONS: &[&str] = &[
+    "ecr:BatchCheckLayerAvailability",
+    "ecr:GetDownloadUrlForLayer",
+    "ecr:BatchGetImage",
+];
 /// Actions a write grant adds on top of the read ones.
 pub const WRITE_ACTIONS: &[&str] = &[
     "ecr:SetRepositoryPolicy",
@@ -49,23 +53,34 @@ impl EcrAccessSpec {
     /// Check the fields (references are checked with the whole set).
     pub fn validate(&self, cx: &mut DocCx) {
         if self.repositories.is_empty() {
-            cx.error("/spec/repositories", "at least one repository name (or \"*\") is required");
+            cx.error(
+                "/spec/repositories",
+                "at least one repository name (or \"*\") is required",
+            );
         }
         for (i, r) in self.repositories.iter().enumerate() {
             let ok = r == "*"
                 || (r.len() >= 2
                     && r.len() <= 256
                     && r.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
-                    && r.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-/".contains(c)));
+                    && r.chars().all(|c| {
+                        c.is_ascii_lowercase() || c.is_ascii_digit() || "._-/".contains(c)
+                    }));
             if !ok {
                 cx.error(&format!("/spec/repositories/{i}"), format_args!("`{r}` is not an ECR repository name (lowercase letters, digits, . _ - /) or \"*\""));
             }
         }
         if self.repositories.len() > 1 && self.repositories.iter().any(|r| r == "*") {
-            cx.warning("/spec/repositories", "\"*\" already covers every repository; the names beside it add nothing");
+            cx.warning(
+                "/spec/repositories",
+                "\"*\" already covers every repository; the names beside it add nothing",
+            );
         }
         if self.grant_to.is_empty() {
-            cx.error("/spec/grantTo", "at least one ManagedPolicy name is required");
+            cx.error(
+                "/spec/grantTo",
+                "at least one ManagedPolicy name is required",
+            );
         }
     }
 

@@ -70,16 +70,56 @@ pub trait KindPlan {
     fn create(name: &str, spec: &Self::Spec, cx: &PlanCx) -> Diff<Self::Op>;
     /// Differences and steps to make `observed` match `spec`; empty when in sync.
     /// Errors name fields that cannot change in place.
-    fn update(name: &str, spec: &Self::Spec, observed: &Self::Observed, cx: &PlanCx) -> Result<Diff<Self::Op>, Vec<PlanError>>;
+    fn update(
+        name: &str,
+        spec: &Self::Spec,
+        observed: &Self::Observed,
+        cx: &PlanCx,
+    ) -> Result<Diff<Self::Op>, Vec<PlanError>>;
     /// Steps to delete the resource, dependents first (detach, empty, then delete).
     fn delete(name: &str, observed: &Self::Observed) -> Vec<Self::Op>;
 }
 
+/// A resource to observe, with its desired spec when the manifests have one (so a kind can
+/// read only the settings the manifest manages). Without a spec everything is read.
+#[derive(Debug, Clone, Copy)]
+pub struct Wanted<'a, S> {
+    /// AWS name.
+    pub name: &'a str,
+    /// Desired spec, if any.
+    pub spec: Option<&'a S>,
+}
+
 /// The AWS half of a kind.
 #[async_trait]
-pub trait KindAws: KindPlan {
-    /// Observe the named resources (absent ones are left out of the map).
-    async fn observe(aws: &AwsContext, names: &[String], cx: &PlanCx) -> Result<BTreeMap<String, Self::Observed>, AwsError>;
+pub trait KindAws: KindPlan + Send + Sync {
+    /// Observe the wanted resources (absent ones are left out of the map).
+    async fn observe(
+        aws: &AwsContext,
+        wanted: &[Wanted<'_, Self::Spec>],
+        cx: &PlanCx,
+    ) -> Result<BTreeMap<String, Self::Observed>, AwsError>;
+
+    /// Observe resources by name only, reading every setting.
+    async fn observe_names(
+        aws: &AwsContext,
+        names: &[String],
+        cx: &PlanCx,
+    ) -> Result<BTreeMap<String, Self::Observed>, AwsError> {
+        let wanted: Vec<Wanted<'_, Self::Spec>> = names
+            .iter()
+            .map(|n| Wanted {
+                name: n,
+                spec: None,
+            })
+            .collect();
+        Self::observe(aws, &wanted, cx).await
+    }
     /// Run one step. Steps are idempotent: running one twice leaves the same state.
-    async fn apply(aws: &AwsContext, name: &str, op: &Self::Op, cx: &PlanCx) -> Result<(), AwsError>;
+    async fn apply(
+        aws: &AwsContext,
+        name: &str,
+        op: &Self::Op,
+        cx: &PlanCx,
+    ) -> Result<(), AwsError>;
 }

@@ -11,7 +11,16 @@ use crate::manifest::diag::DocCx;
 use crate::manifest::template::Vars;
 
 /// Partitions AWS has today.
-pub const PARTITIONS: &[&str] = &["aws", "aws-cn", "aws-us-gov", "aws-iso", "aws-iso-b", "aws-iso-e", "aws-iso-f", "aws-eusc"];
+pub const PARTITIONS: &[&str] = &[
+    "aws",
+    "aws-cn",
+    "aws-us-gov",
+    "aws-iso",
+    "aws-iso-b",
+    "aws-iso-e",
+    "aws-iso-f",
+    "aws-eusc",
+];
 
 /// Spec of the `Environment` kind (exactly one per manifest directory).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -40,21 +49,42 @@ impl EnvironmentSpec {
     /// Check the fields; pointers are relative to the document root.
     pub fn validate(&self, cx: &mut DocCx) {
         if !PARTITIONS.contains(&self.partition.as_str()) {
-            cx.error("/spec/partition", format_args!("unknown partition `{}`; expected one of {}", self.partition, PARTITIONS.join(", ")));
+            cx.error(
+                "/spec/partition",
+                format_args!(
+                    "unknown partition `{}`; expected one of {}",
+                    self.partition,
+                    PARTITIONS.join(", ")
+                ),
+            );
         }
         if !is_region(&self.region) {
-            cx.error("/spec/region", format_args!("`{}` is not a region name such as us-east-1", self.region));
+            cx.error(
+                "/spec/region",
+                format_args!("`{}` is not a region name such as us-east-1", self.region),
+            );
         }
         if self.account.len() != 12 || !self.account.bytes().all(|b| b.is_ascii_digit()) {
-            cx.error("/spec/account", format_args!("account must be 12 digits, got `{}`", self.account));
+            cx.error(
+                "/spec/account",
+                format_args!("account must be 12 digits, got `{}`", self.account),
+            );
         }
         for k in self.params.keys() {
             let p = format!("/spec/params/{k}");
             if !is_placeholder_name(k) {
-                cx.key_error(&p, format_args!("param `{k}` must be UPPER_SNAKE_CASE to be usable as `{{{k}}}`"));
+                cx.key_error(
+                    &p,
+                    format_args!("param `{k}` must be UPPER_SNAKE_CASE to be usable as `{{{k}}}`"),
+                );
             }
             if ["AWS_PARTITION", "AWS_REGION", "AWS_ACCOUNT"].contains(&k.as_str()) {
-                cx.key_error(&p, format_args!("`{k}` comes from the Environment's own field and cannot be a param"));
+                cx.key_error(
+                    &p,
+                    format_args!(
+                        "`{k}` comes from the Environment's own field and cannot be a param"
+                    ),
+                );
             }
         }
         let builtins = self.builtins();
@@ -73,7 +103,8 @@ impl EnvironmentSpec {
         let builtins = self.builtins();
         let mut v = builtins.clone();
         for (k, val) in &self.params {
-            let resolved = crate::manifest::template::substitute(val, &builtins, &mut |_| {}).unwrap_or_else(|| val.clone());
+            let resolved = crate::manifest::template::substitute(val, &builtins, &mut |_| {})
+                .unwrap_or_else(|| val.clone());
             v.insert(k.clone(), resolved);
         }
         v
@@ -91,13 +122,16 @@ impl EnvironmentSpec {
 /// Whether `s` is UPPER_SNAKE_CASE starting with a letter.
 pub fn is_placeholder_name(s: &str) -> bool {
     s.starts_with(|c: char| c.is_ascii_uppercase())
-        && s.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+        && s.bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
 }
 
 /// `xx-name-N` or `xx-name-name-N` (e.g. us-gov-west-1, eu-central-1).
 fn is_region(s: &str) -> bool {
     let parts: Vec<&str> = s.split('-').collect();
     parts.len() >= 3
-        && parts[..parts.len() - 1].iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
+        && parts[..parts.len() - 1]
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
         && parts[parts.len() - 1].parse::<u8>().is_ok()
 }

@@ -15,7 +15,19 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 /// Every kind a manifest document may have.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 pub enum Kind {
     /// The account, region, placeholders and default tags.
     Environment,
@@ -35,7 +47,15 @@ pub enum Kind {
 
 impl Kind {
     /// All kinds, in the order resources are listed.
-    pub const ALL: [Kind; 7] = [Kind::Environment, Kind::ManagedPolicy, Kind::Role, Kind::ServiceLinkedRole, Kind::EcrAccess, Kind::Bucket, Kind::Table];
+    pub const ALL: [Kind; 7] = [
+        Kind::Environment,
+        Kind::ManagedPolicy,
+        Kind::Role,
+        Kind::ServiceLinkedRole,
+        Kind::EcrAccess,
+        Kind::Bucket,
+        Kind::Table,
+    ];
 
     /// The name used in manifests.
     pub fn as_str(self) -> &'static str {

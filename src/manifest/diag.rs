@@ -194,8 +194,14 @@ mod tests {
 
     #[test]
     fn field_paths_read_like_yaml() {
-        assert_eq!(field_path("/spec/managedPolicies/0"), "spec.managedPolicies[0]");
-        assert_eq!(field_path("/metadata/annotations/mlspace-gitops~1adopt"), "metadata.annotations[\"mlspace-gitops/adopt\"]");
+        assert_eq!(
+            field_path("/spec/managedPolicies/0"),
+            "spec.managedPolicies[0]"
+        );
+        assert_eq!(
+            field_path("/metadata/annotations/mlspace-gitops~1adopt"),
+            "metadata.annotations[\"mlspace-gitops/adopt\"]"
+        );
         assert_eq!(field_path(""), "document");
     }
 }

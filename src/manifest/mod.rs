@@ -21,7 +21,7 @@ use crate::kinds::environment::EnvironmentSpec;
 use crate::kinds::managed_policy::MAX_MANAGED_POLICY_LEN;
 use crate::kinds::role::is_policy_arn;
 use crate::kinds::{Kind, ResourceSpec};
-use diag::{field_path, DocCx, Diagnostics};
+use diag::{field_path, Diagnostics, DocCx};
 use yaml::{Loc, SourceMap};
 
 /// The only `apiVersion` this release reads.
@@ -124,7 +124,10 @@ impl FileReader for FsReader {
         let canon = path.canonicalize()?;
         let root = self.root.canonicalize()?;
         if !canon.starts_with(&root) {
-            return Err(std::io::Error::new(std::io::ErrorKind::PermissionDenied, "the file is outside the manifests directory"));
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                "the file is outside the manifests directory",
+            ));
         }
         std::fs::read_to_string(canon)
     }
@@ -136,21 +139,42 @@ pub fn load_dir(dir: &Path) -> Result<Loaded, ManifestError> {
     let mut diags = Diagnostics::default();
     let mut docs = Vec::new();
     for f in files {
-        let text = std::fs::read_to_string(&f).map_err(|source| ManifestError::Io { path: f.clone(), source })?;
+        let text = std::fs::read_to_string(&f).map_err(|source| ManifestError::Io {
+            path: f.clone(),
+            source,
+        })?;
         let file: Arc<Path> = Arc::from(f.as_path());
         parse_file(&file, &text, &mut docs, &mut diags);
     }
-    compile(docs, diags, &FsReader { root: dir.to_path_buf() })
+    compile(
+        docs,
+        diags,
+        &FsReader {
+            root: dir.to_path_buf(),
+        },
+    )
 }
 
 /// Parse one file's documents into `docs` (syntax errors go to `diags`).
-pub fn parse_file(file: &Arc<Path>, text: &str, docs: &mut Vec<SourceDoc>, diags: &mut Diagnostics) {
+pub fn parse_file(
+    file: &Arc<Path>,
+    text: &str,
+    docs: &mut Vec<SourceDoc>,
+    diags: &mut Diagnostics,
+) {
     match yaml::parse_documents(file, text) {
-        Ok(parsed) => docs.extend(parsed.into_iter().filter(|d| !d.value.is_null()).map(|d| SourceDoc {
-            file: file.clone(),
-            value: d.value,
-            map: d.map,
-        })),
+        Ok(parsed) => {
+            docs.extend(
+                parsed
+                    .into_iter()
+                    .filter(|d| !d.value.is_null())
+                    .map(|d| SourceDoc {
+                        file: file.clone(),
+                        value: d.value,
+                        map: d.map,
+                    }),
+            )
+        }
         Err(e) => diags.error(Some(e.loc), e.message),
     }
 }
@@ -160,18 +184,30 @@ pub fn list_yaml_files(dir: &Path) -> Result<Vec<PathBuf>, ManifestError> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let rd = std::fs::read_dir(&d).map_err(|source| ManifestError::Io { path: d.clone(), source })?;
+        let rd = std::fs::read_dir(&d).map_err(|source| ManifestError::Io {
+            path: d.clone(),
+            source,
+        })?;
         for entry in rd {
-            let entry = entry.map_err(|source| ManifestError::Io { path: d.clone(), source })?;
+            let entry = entry.map_err(|source| ManifestError::Io {
+                path: d.clone(),
+                source,
+            })?;
             let path = entry.path();
             let name = entry.file_name();
             if name.to_string_lossy().starts_with('.') {
                 continue;
             }
-            let ft = entry.file_type().map_err(|source| ManifestError::Io { path: path.clone(), source })?;
+            let ft = entry.file_type().map_err(|source| ManifestError::Io {
+                path: path.clone(),
+                source,
+            })?;
             if ft.is_dir() {
                 stack.push(path);
-            } else if matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")) {
+            } else if matches!(
+                path.extension().and_then(|e| e.to_str()),
+                Some("yaml" | "yml")
+            ) {
                 out.push(path);
             }
         }
@@ -191,7 +227,11 @@ struct Doc {
 
 impl Doc {
     fn cx<'a>(&'a self, diags: &'a mut Diagnostics) -> DocCx<'a> {
-        DocCx { map: &self.map, file: &self.file, diags }
+        DocCx {
+            map: &self.map,
+            file: &self.file,
+            diags,
+        }
     }
     fn loc(&self, pointer: &str) -> Option<Loc> {
         self.map.value(pointer).cloned()
@@ -199,7 +239,11 @@ impl Doc {
 }
 
 /// Turn parsed documents into the desired state, collecting every problem.
-pub fn compile(sources: Vec<SourceDoc>, mut diags: Diagnostics, reader: &dyn FileReader) -> Result<Loaded, ManifestError> {
+pub fn compile(
+    sources: Vec<SourceDoc>,
+    mut diags: Diagnostics,
+    reader: &dyn FileReader,
+) -> Result<Loaded, ManifestError> {
     // 1. Headers.
     let mut docs = Vec::new();
     for s in sources {
@@ -209,22 +253,35 @@ pub fn compile(sources: Vec<SourceDoc>, mut diags: Diagnostics, reader: &dyn Fil
     }
 
     // 2. The Environment.
-    let envs: Vec<&Doc> = docs.iter().filter(|d| d.kind == Kind::Environment).collect();
+    let envs: Vec<&Doc> = docs
+        .iter()
+        .filter(|d| d.kind == Kind::Environment)
+        .collect();
     let mut env: Option<(EnvironmentSpec, String)> = None;
     match envs.as_slice() {
         // A file that failed to parse may hold it: do not add a misleading error.
         [] if diags.has_errors() => {}
-        [] => diags.error(None, "no Environment document: exactly one is required per manifests directory"),
+        [] => diags.error(
+            None,
+            "no Environment document: exactly one is required per manifests directory",
+        ),
         [first, rest @ ..] => {
             for other in rest {
-                let at = first.loc("").map(|l| format!("{}:{}", l.file.display(), l.line)).unwrap_or_default();
+                let at = first
+                    .loc("")
+                    .map(|l| format!("{}:{}", l.file.display(), l.line))
+                    .unwrap_or_default();
                 other.cx(&mut diags).error("/kind", format_args!("a second Environment; exactly one is allowed per directory (the first is at {at})"));
             }
             let mut cx = first.cx(&mut diags);
             if let Some(spec) = typed::<EnvironmentSpec>(&mut cx, &first.value["spec"], "/spec") {
                 // Only the Environment's own errors may stop placeholder resolution.
                 let mut own = Diagnostics::default();
-                spec.validate(&mut DocCx { map: &first.map, file: &first.file, diags: &mut own });
+                spec.validate(&mut DocCx {
+                    map: &first.map,
+                    file: &first.file,
+                    diags: &mut own,
+                });
                 let ok = !own.has_errors();
                 diags.extend(own);
                 if ok {
@@ -234,7 +291,10 @@ pub fn compile(sources: Vec<SourceDoc>, mut diags: Diagnostics, reader: &dyn Fil
         }
     }
     let vars = env.as_ref().map(|(e, _)| e.vars());
-    let env_tags = env.as_ref().map(|(e, _)| e.tags.clone()).unwrap_or_default();
+    let env_tags = env
+        .as_ref()
+        .map(|(e, _)| e.tags.clone())
+        .unwrap_or_default();
 
     // 3. Placeholders, inlined files, typed specs, per-kind rules.
     let mut resources: Vec<(Doc, ResourceSpec)> = Vec::new();
@@ -252,9 +312,13 @@ pub fn compile(sources: Vec<SourceDoc>, mut diags: Diagnostics, reader: &dyn Fil
         let spec_value = &d.value["spec"];
         let mut cx = d.cx(&mut diags);
         let spec = match d.kind {
-            Kind::ManagedPolicy => typed(&mut cx, spec_value, "/spec").map(ResourceSpec::ManagedPolicy),
+            Kind::ManagedPolicy => {
+                typed(&mut cx, spec_value, "/spec").map(ResourceSpec::ManagedPolicy)
+            }
             Kind::Role => typed(&mut cx, spec_value, "/spec").map(ResourceSpec::Role),
-            Kind::ServiceLinkedRole => typed(&mut cx, spec_value, "/spec").map(ResourceSpec::ServiceLinkedRole),
+            Kind::ServiceLinkedRole => {
+                typed(&mut cx, spec_value, "/spec").map(ResourceSpec::ServiceLinkedRole)
+            }
             Kind::EcrAccess => typed(&mut cx, spec_value, "/spec").map(ResourceSpec::EcrAccess),
             Kind::Bucket => typed(&mut cx, spec_value, "/spec").map(ResourceSpec::Bucket),
             Kind::Table => typed(&mut cx, spec_value, "/spec").map(ResourceSpec::Table),
@@ -277,11 +341,21 @@ pub fn compile(sources: Vec<SourceDoc>, mut diags: Diagnostics, reader: &dyn Fil
     let mut seen: HashMap<(Kind, String), Option<Loc>> = HashMap::new();
     for (d, _) in &resources {
         // Roles and service-linked roles share IAM's role name space.
-        let space = if d.kind == Kind::ServiceLinkedRole { Kind::Role } else { d.kind };
+        let space = if d.kind == Kind::ServiceLinkedRole {
+            Kind::Role
+        } else {
+            d.kind
+        };
         let key = (space, d.metadata.name.clone());
         if let Some(first) = seen.get(&key) {
-            let at = first.as_ref().map(|l| format!(" (first at {}:{})", l.file.display(), l.line)).unwrap_or_default();
-            d.cx(&mut diags).error("/metadata/name", format_args!("duplicate {} `{}`{at}", d.kind, d.metadata.name));
+            let at = first
+                .as_ref()
+                .map(|l| format!(" (first at {}:{})", l.file.display(), l.line))
+                .unwrap_or_default();
+            d.cx(&mut diags).error(
+                "/metadata/name",
+                format_args!("duplicate {} `{}`{at}", d.kind, d.metadata.name),
+            );
         } else {
             seen.insert(key, d.loc("/metadata/name"));
         }
@@ -316,7 +390,10 @@ pub fn compile(sources: Vec<SourceDoc>, mut diags: Diagnostics, reader: &dyn Fil
             ResourceSpec::EcrAccess(e) => {
                 for (i, t) in e.grant_to.iter().enumerate() {
                     if !policy_names.contains_key(t.as_str()) {
-                        cx.error(&format!("/spec/grantTo/{i}"), format_args!("no ManagedPolicy named `{t}` in the manifests"));
+                        cx.error(
+                            &format!("/spec/grantTo/{i}"),
+                            format_args!("no ManagedPolicy named `{t}` in the manifests"),
+                        );
                     }
                 }
             }
@@ -333,7 +410,10 @@ pub fn compile(sources: Vec<SourceDoc>, mut diags: Diagnostics, reader: &dyn Fil
     if diags.has_errors() {
         return Err(ManifestError::Invalid(diags));
     }
-    Ok(Loaded { desired, warnings: diags })
+    Ok(Loaded {
+        desired,
+        warnings: diags,
+    })
 }
 
 /// `arn:PARTITION:iam::ACCOUNT|aws:policy/...`.
@@ -344,33 +424,52 @@ fn is_iam_policy_arn(s: &str) -> bool {
         && !parts[1].is_empty()
         && parts[2] == "iam"
         && parts[3].is_empty()
-        && (parts[4] == "aws" || (parts[4].len() == 12 && parts[4].bytes().all(|b| b.is_ascii_digit())))
+        && (parts[4] == "aws"
+            || (parts[4].len() == 12 && parts[4].bytes().all(|b| b.is_ascii_digit())))
         && parts[5].starts_with("policy/")
         && parts[5].len() > "policy/".len()
 }
 
 /// Check `apiVersion`, `kind`, `metadata` and `spec` of one document.
 fn check_header(s: SourceDoc, diags: &mut Diagnostics) -> Option<Doc> {
-    let mut cx = DocCx { map: &s.map, file: &s.file, diags };
+    let mut cx = DocCx {
+        map: &s.map,
+        file: &s.file,
+        diags,
+    };
     let Some(obj) = s.value.as_object() else {
-        cx.error("", "a manifest document must be a mapping with apiVersion, kind, metadata and spec");
+        cx.error(
+            "",
+            "a manifest document must be a mapping with apiVersion, kind, metadata and spec",
+        );
         return None;
     };
     let mut ok = true;
     for k in obj.keys() {
         if !["apiVersion", "kind", "metadata", "spec"].contains(&k.as_str()) {
-            cx.key_error(&format!("/{}", yaml::escape_segment(k)), format_args!("unknown field `{k}`, expected one of apiVersion, kind, metadata, spec"));
+            cx.key_error(
+                &format!("/{}", yaml::escape_segment(k)),
+                format_args!(
+                    "unknown field `{k}`, expected one of apiVersion, kind, metadata, spec"
+                ),
+            );
             ok = false;
         }
     }
     match obj.get("apiVersion") {
         Some(Value::String(v)) if v == API_VERSION => {}
         Some(v) => {
-            cx.error("/apiVersion", format_args!("unsupported apiVersion {v}; expected `{API_VERSION}`"));
+            cx.error(
+                "/apiVersion",
+                format_args!("unsupported apiVersion {v}; expected `{API_VERSION}`"),
+            );
             ok = false;
         }
         None => {
-            cx.error("", format_args!("missing field `apiVersion` (expected `{API_VERSION}`)"));
+            cx.error(
+                "",
+                format_args!("missing field `apiVersion` (expected `{API_VERSION}`)"),
+            );
             ok = false;
         }
     }
@@ -379,7 +478,10 @@ fn check_header(s: SourceDoc, diags: &mut Diagnostics) -> Option<Doc> {
         Some(Value::String(k)) => match Kind::parse(k) {
             Some(k) => Some(k),
             None => {
-                cx.error("/kind", format_args!("unknown kind `{k}`, expected one of {kinds}"));
+                cx.error(
+                    "/kind",
+                    format_args!("unknown kind `{k}`, expected one of {kinds}"),
+                );
                 None
             }
         },
@@ -408,7 +510,10 @@ fn check_header(s: SourceDoc, diags: &mut Diagnostics) -> Option<Doc> {
     match obj.get("spec") {
         Some(Value::Object(_)) => {}
         Some(other) => {
-            cx.error("/spec", format_args!("spec must be a mapping, got {}", type_name(other)));
+            cx.error(
+                "/spec",
+                format_args!("spec must be a mapping, got {}", type_name(other)),
+            );
             ok = false;
         }
         None => {
@@ -416,8 +521,16 @@ fn check_header(s: SourceDoc, diags: &mut Diagnostics) -> Option<Doc> {
             ok = false;
         }
     }
-    let (Some(kind), Some(metadata), true) = (kind, metadata, ok) else { return None };
-    Some(Doc { file: s.file, map: s.map, kind, metadata, value: s.value })
+    let (Some(kind), Some(metadata), true) = (kind, metadata, ok) else {
+        return None;
+    };
+    Some(Doc {
+        file: s.file,
+        map: s.map,
+        kind,
+        metadata,
+        value: s.value,
+    })
 }
 
 fn type_name(v: &Value) -> &'static str {
@@ -450,7 +563,10 @@ fn typed<T: serde::de::DeserializeOwned>(cx: &mut DocCx, v: &Value, base: &str) 
             }
             let msg = e.into_inner().to_string();
             let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
-            match msg.strip_prefix("unknown field `").and_then(|r| r.split('`').next()) {
+            match msg
+                .strip_prefix("unknown field `")
+                .and_then(|r| r.split('`').next())
+            {
                 // The path already ends at the unknown key; point at the key itself.
                 Some(_) => cx.key_error(&ptr, msg),
                 None => cx.error(&ptr, msg),
@@ -461,18 +577,35 @@ fn typed<T: serde::de::DeserializeOwned>(cx: &mut DocCx, v: &Value, base: &str) 
 }
 
 /// Replace `documentFile`/`assumeRolePolicyFile` with the file's parsed content.
-fn inline_files(d: &mut Doc, vars: Option<&template::Vars>, reader: &dyn FileReader, diags: &mut Diagnostics) {
+fn inline_files(
+    d: &mut Doc,
+    vars: Option<&template::Vars>,
+    reader: &dyn FileReader,
+    diags: &mut Diagnostics,
+) {
     let pairs: &[(&str, &str)] = match d.kind {
         Kind::ManagedPolicy => &[("documentFile", "document")],
         Kind::Role => &[("assumeRolePolicyFile", "assumeRolePolicy")],
         _ => return,
     };
     for (file_key, doc_key) in pairs {
-        let Some(spec) = d.value.get("spec").and_then(Value::as_object) else { return };
-        let Some(rel) = spec.get(*file_key) else { continue };
+        let Some(spec) = d.value.get("spec").and_then(Value::as_object) else {
+            return;
+        };
+        let Some(rel) = spec.get(*file_key) else {
+            continue;
+        };
         let file_ptr = format!("/spec/{file_key}");
         if spec.contains_key(*doc_key) {
-            DocCx { map: &d.map, file: &d.file, diags }.error(&file_ptr, format_args!("`{file_key}` and `{doc_key}` are exclusive; give one"));
+            DocCx {
+                map: &d.map,
+                file: &d.file,
+                diags,
+            }
+            .error(
+                &file_ptr,
+                format_args!("`{file_key}` and `{doc_key}` are exclusive; give one"),
+            );
             continue;
         }
         let Some(rel) = rel.as_str() else { continue }; // typed() reports the type error
@@ -480,7 +613,15 @@ fn inline_files(d: &mut Doc, vars: Option<&template::Vars>, reader: &dyn FileRea
         let text = match reader.read(&path) {
             Ok(t) => t,
             Err(e) => {
-                DocCx { map: &d.map, file: &d.file, diags }.error(&file_ptr, format_args!("cannot read `{}`: {e}", path.display()));
+                DocCx {
+                    map: &d.map,
+                    file: &d.file,
+                    diags,
+                }
+                .error(
+                    &file_ptr,
+                    format_args!("cannot read `{}`: {e}", path.display()),
+                );
                 continue;
             }
         };
@@ -488,21 +629,45 @@ fn inline_files(d: &mut Doc, vars: Option<&template::Vars>, reader: &dyn FileRea
         let mut parsed = match yaml::parse_documents(&fpath, &text) {
             Ok(mut docs) if docs.len() == 1 => docs.remove(0),
             Ok(_) => {
-                DocCx { map: &d.map, file: &d.file, diags }.error(&file_ptr, format_args!("`{}` must hold exactly one JSON document", path.display()));
+                DocCx {
+                    map: &d.map,
+                    file: &d.file,
+                    diags,
+                }
+                .error(
+                    &file_ptr,
+                    format_args!("`{}` must hold exactly one JSON document", path.display()),
+                );
                 continue;
             }
             Err(e) => match serde_json::from_str::<Value>(&text) {
                 // JSON that YAML refuses (tabs, say) is still JSON; positions fall back to the file.
-                Ok(v) => yaml::Document { value: v, map: SourceMap::default() },
+                Ok(v) => yaml::Document {
+                    value: v,
+                    map: SourceMap::default(),
+                },
                 Err(_) => {
-                    diags.error(Some(e.loc), format!("in the file named by {}: {}", field_path(&file_ptr), e.message));
+                    diags.error(
+                        Some(e.loc),
+                        format!(
+                            "in the file named by {}: {}",
+                            field_path(&file_ptr),
+                            e.message
+                        ),
+                    );
                     continue;
                 }
             },
         };
         if let Some(vars) = vars {
             for (ptr, name) in template::resolve(&mut parsed.value, vars) {
-                let loc = parsed.map.value(&ptr).cloned().or_else(|| Some(Loc { file: fpath.clone(), line: 1, col: 1 }));
+                let loc = parsed.map.value(&ptr).cloned().or_else(|| {
+                    Some(Loc {
+                        file: fpath.clone(),
+                        line: 1,
+                        col: 1,
+                    })
+                });
                 diags.error(loc, format!("{}: unresolved placeholder `{{{name}}}`: add it to the Environment's spec.params", field_path(&format!("/spec/{doc_key}{ptr}"))));
             }
         }
@@ -517,14 +682,30 @@ fn inline_files(d: &mut Doc, vars: Option<&template::Vars>, reader: &dyn FileRea
 }
 
 /// Merge EcrAccess into policies, resolve references to ARNs and merge tags.
-fn resolve(env: EnvironmentSpec, env_name: String, resources: Vec<(Doc, ResourceSpec)>, diags: &mut Diagnostics) -> DesiredState {
-    let (partition, region, account) = (env.partition.clone(), env.region.clone(), env.account.clone());
+fn resolve(
+    env: EnvironmentSpec,
+    env_name: String,
+    resources: Vec<(Doc, ResourceSpec)>,
+    diags: &mut Diagnostics,
+) -> DesiredState {
+    let (partition, region, account) = (
+        env.partition.clone(),
+        env.region.clone(),
+        env.account.clone(),
+    );
     let vars = env.vars();
-    let params = env.params.keys().map(|k| (k.clone(), vars[k].clone())).collect();
+    let params = env
+        .params
+        .keys()
+        .map(|k| (k.clone(), vars[k].clone()))
+        .collect();
     let mut policy_arns: HashMap<String, String> = HashMap::new();
     for (d, s) in &resources {
         if let ResourceSpec::ManagedPolicy(p) = s {
-            policy_arns.insert(d.metadata.name.clone(), p.arn(&partition, &account, &d.metadata.name));
+            policy_arns.insert(
+                d.metadata.name.clone(),
+                p.arn(&partition, &account, &d.metadata.name),
+            );
         }
     }
     // EcrAccess statements per target policy, in grant-name order for stable output.
@@ -540,7 +721,10 @@ fn resolve(env: EnvironmentSpec, env_name: String, resources: Vec<(Doc, Resource
     for (d, e) in ecr {
         let stmts = e.statements(&partition, &region, &account);
         for t in &e.grant_to {
-            grants.entry(t.clone()).or_default().push((d.metadata.name.clone(), stmts.clone()));
+            grants
+                .entry(t.clone())
+                .or_default()
+                .push((d.metadata.name.clone(), stmts.clone()));
         }
     }
 
@@ -566,7 +750,18 @@ fn resolve(env: EnvironmentSpec, env_name: String, resources: Vec<(Doc, Resource
                 if let Some(doc) = &p.document {
                     let len = mlspace_policy::quota_len(doc);
                     if len > MAX_MANAGED_POLICY_LEN {
-                        let from = grants.get(&name).map(|g| format!(" (with the statements of EcrAccess {})", g.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", "))).unwrap_or_default();
+                        let from = grants
+                            .get(&name)
+                            .map(|g| {
+                                format!(
+                                    " (with the statements of EcrAccess {})",
+                                    g.iter()
+                                        .map(|(n, _)| n.as_str())
+                                        .collect::<Vec<_>>()
+                                        .join(", ")
+                                )
+                            })
+                            .unwrap_or_default();
                         d.cx(diags).error("/spec/document", format_args!("managed policy is {len} characters without white space{from}; IAM allows {MAX_MANAGED_POLICY_LEN}"));
                     }
                 }
@@ -580,7 +775,10 @@ fn resolve(env: EnvironmentSpec, env_name: String, resources: Vec<(Doc, Resource
                 // A name and the ARN of the same policy are one attachment.
                 for w in r.managed_policies.windows(2) {
                     if w[0] == w[1] {
-                        d.cx(diags).error("/spec/managedPolicies", format_args!("policy {} is listed twice (by name and by ARN)", w[0]));
+                        d.cx(diags).error(
+                            "/spec/managedPolicies",
+                            format_args!("policy {} is listed twice (by name and by ARN)", w[0]),
+                        );
                     }
                 }
                 r.managed_policies.dedup();
@@ -598,11 +796,24 @@ fn resolve(env: EnvironmentSpec, env_name: String, resources: Vec<(Doc, Resource
             }
             s @ ResourceSpec::ServiceLinkedRole(_) => s,
         };
-        out.push(Resource { kind: d.kind, name, annotations: d.metadata.annotations.clone(), spec, source: d.loc("") });
+        out.push(Resource {
+            kind: d.kind,
+            name,
+            annotations: d.metadata.annotations.clone(),
+            spec,
+            source: d.loc(""),
+        });
     }
     out.sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
     DesiredState {
-        environment: EnvironmentView { name: env_name, partition, region, account, params, tags: env.tags },
+        environment: EnvironmentView {
+            name: env_name,
+            partition,
+            region,
+            account,
+            params,
+            tags: env.tags,
+        },
         resources: out,
     }
 }
@@ -622,7 +833,8 @@ fn merge_statement(stmts: &mut Vec<Value>, add: &Value) {
     let host = stmts.iter_mut().find(|s| {
         let Some(o) = s.as_object() else { return false };
         o.get("Effect").and_then(Value::as_str) == Some("Allow")
-            && o.keys().all(|k| ["Sid", "Effect", "Action", "Resource"].contains(&k.as_str()))
+            && o.keys()
+                .all(|k| ["Sid", "Effect", "Action", "Resource"].contains(&k.as_str()))
             && target.is_some()
             && as_set(o.get("Resource")) == target
             && as_set(o.get("Action")).is_some()
@@ -635,7 +847,10 @@ fn merge_statement(stmts: &mut Vec<Value>, add: &Value) {
                 Some(one) => vec![one.clone()],
                 None => vec![],
             };
-            let have: std::collections::BTreeSet<String> = actions.iter().filter_map(|a| a.as_str().map(str::to_ascii_lowercase)).collect();
+            let have: std::collections::BTreeSet<String> = actions
+                .iter()
+                .filter_map(|a| a.as_str().map(str::to_ascii_lowercase))
+                .collect();
             for a in new_actions {
                 if !have.contains(&a.to_ascii_lowercase()) {
                     actions.push(Value::String(a));

@@ -105,7 +105,8 @@ fn quote(s: &str) -> String {
     const RESERVED: &[&str] = &["y", "n", "yes", "no", "on", "off", "true", "false", "null"];
     let plain = !s.is_empty()
         && s.starts_with(|c: char| c.is_ascii_alphabetic())
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || "_-./".contains(c))
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-./".contains(c))
         && !RESERVED.contains(&s.to_ascii_lowercase().as_str());
     if plain {
         s.to_string()
@@ -126,7 +127,11 @@ mod tests {
         let text = json_to_yaml_text(&v);
         assert!(text.contains("Version: \"2012-10-17\""), "{text}");
         assert!(text.contains("- \"yes\""), "{text}");
-        let back = crate::manifest::yaml::parse_documents(&std::sync::Arc::from(std::path::Path::new("t")), &text).unwrap();
+        let back = crate::manifest::yaml::parse_documents(
+            &std::sync::Arc::from(std::path::Path::new("t")),
+            &text,
+        )
+        .unwrap();
         assert_eq!(back[0].value, v, "{text}");
     }
 }

@@ -47,13 +47,23 @@ fn pointer(p: Option<&Path>) -> String {
 fn walk(v: &mut Value, path: Option<&Path>, vars: &Vars, missing: &mut Vec<(String, String)>) {
     match v {
         Value::String(s) => {
-            if let Some(new) = substitute(s, vars, &mut |name| missing.push((pointer(path), name.to_string()))) {
+            if let Some(new) = substitute(s, vars, &mut |name| {
+                missing.push((pointer(path), name.to_string()))
+            }) {
                 *s = new;
             }
         }
         Value::Array(items) => {
             for (i, item) in items.iter_mut().enumerate() {
-                walk(item, Some(&Path { parent: path, seg: Seg::Index(i) }), vars, missing);
+                walk(
+                    item,
+                    Some(&Path {
+                        parent: path,
+                        seg: Seg::Index(i),
+                    }),
+                    vars,
+                    missing,
+                );
             }
         }
         Value::Object(map) => {
@@ -61,14 +71,28 @@ fn walk(v: &mut Value, path: Option<&Path>, vars: &Vars, missing: &mut Vec<(Stri
             if map.keys().any(|k| k.contains('{')) {
                 let old = std::mem::take(map);
                 for (k, mut val) in old {
-                    let here = Path { parent: path, seg: Seg::Key(&k) };
-                    let key = substitute(&k, vars, &mut |name| missing.push((pointer(Some(&here)), name.to_string()))).unwrap_or_else(|| k.clone());
+                    let here = Path {
+                        parent: path,
+                        seg: Seg::Key(&k),
+                    };
+                    let key = substitute(&k, vars, &mut |name| {
+                        missing.push((pointer(Some(&here)), name.to_string()))
+                    })
+                    .unwrap_or_else(|| k.clone());
                     walk(&mut val, Some(&here), vars, missing);
                     map.insert(key, val);
                 }
             } else {
                 for (k, val) in map.iter_mut() {
-                    walk(val, Some(&Path { parent: path, seg: Seg::Key(k) }), vars, missing);
+                    walk(
+                        val,
+                        Some(&Path {
+                            parent: path,
+                            seg: Seg::Key(k),
+                        }),
+                        vars,
+                        missing,
+                    );
                 }
             }
         }
@@ -152,7 +176,10 @@ mod tests {
     fn replaces_tokens_and_keeps_iam_variables() {
         let mut v = json!({"r": "arn:{AWS_PARTITION}:s3:::b-{AWS_ACCOUNT}/${aws:username}/{lower}/${AWS_X}"});
         assert!(resolve(&mut v, &vars()).is_empty());
-        assert_eq!(v["r"], "arn:aws:s3:::b-123456789012/${aws:username}/{lower}/${AWS_X}");
+        assert_eq!(
+            v["r"],
+            "arn:aws:s3:::b-123456789012/${aws:username}/{lower}/${AWS_X}"
+        );
     }
 
     #[test]

@@ -150,7 +150,9 @@ impl Builder {
     fn next_pointer(&self) -> (String, bool) {
         match self.stack.last() {
             None => (String::new(), false),
-            Some(Frame::Seq { pointer, items, .. }) => (format!("{pointer}/{}", items.len()), false),
+            Some(Frame::Seq { pointer, items, .. }) => {
+                (format!("{pointer}/{}", items.len()), false)
+            }
             Some(Frame::Map {
                 pointer,
                 pending_key,
@@ -295,7 +297,9 @@ impl MarkedEventReceiver for Builder {
                     self.fail(&mark, "mapping keys must be scalars".into());
                     return;
                 }
-                self.map.values.insert(pointer.clone(), loc(&self.file, &mark));
+                self.map
+                    .values
+                    .insert(pointer.clone(), loc(&self.file, &mark));
                 self.stack.push(Frame::Seq {
                     pointer,
                     items: Vec::new(),
@@ -308,7 +312,9 @@ impl MarkedEventReceiver for Builder {
                     self.fail(&mark, "mapping keys must be scalars".into());
                     return;
                 }
-                self.map.values.insert(pointer.clone(), loc(&self.file, &mark));
+                self.map
+                    .values
+                    .insert(pointer.clone(), loc(&self.file, &mark));
                 self.stack.push(Frame::Map {
                     pointer,
                     entries: Map::new(),
@@ -413,7 +419,8 @@ mod tests {
 
     #[test]
     fn json_is_yaml() {
-        let d = &parse("{\"Version\": \"2012-10-17\",\n \"Statement\": [{\"Effect\": \"Allow\"}]}")[0];
+        let d =
+            &parse("{\"Version\": \"2012-10-17\",\n \"Statement\": [{\"Effect\": \"Allow\"}]}")[0];
         assert_eq!(d.value["Statement"][0]["Effect"], "Allow");
         assert_eq!(d.map.value("/Statement/0/Effect").unwrap().line, 2);
     }

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use crate::aws::{AwsContext, AwsError};
 use crate::kinds::bucket::Bucket;
-use crate::kinds::engine::{KindAws, KindPlan, PlanCx};
+use crate::kinds::engine::{KindAws, KindPlan, PlanCx, Wanted};
 use crate::kinds::managed_policy::ManagedPolicy;
 use crate::kinds::role::Role;
 use crate::kinds::service_linked_role::ServiceLinkedRole;
@@ -31,22 +31,53 @@ impl Observation {
     }
 }
 
-fn names_of<K: KindPlan>(desired: &DesiredState, extra: &[ResourceId]) -> Vec<String> {
-    let mut v: BTreeSet<String> = desired.resources.iter().filter(|r| r.kind == K::KIND).map(|r| r.name.clone()).collect();
-    v.extend(extra.iter().filter(|(k, _)| *k == K::KIND).map(|(_, n)| n.clone()));
-    v.into_iter().collect()
+/// The resources of kind `K` to observe: the desired ones with their specs, then the extra
+/// ones (deletion candidates) without.
+fn wanted_of<'a, K: KindPlan>(
+    desired: &'a DesiredState,
+    extra: &'a [ResourceId],
+) -> Vec<Wanted<'a, K::Spec>> {
+    let mut seen = BTreeSet::new();
+    let mut v = Vec::new();
+    for r in desired.resources.iter().filter(|r| r.kind == K::KIND) {
+        if seen.insert(r.name.as_str()) {
+            v.push(Wanted {
+                name: &r.name,
+                spec: K::spec(&r.spec),
+            });
+        }
+    }
+    for (_, n) in extra.iter().filter(|(k, _)| *k == K::KIND) {
+        if seen.insert(n.as_str()) {
+            v.push(Wanted {
+                name: n,
+                spec: None,
+            });
+        }
+    }
+    v
 }
 
-async fn one<K: KindAws>(aws: &AwsContext, desired: &DesiredState, extra: &[ResourceId], cx: &PlanCx) -> Result<std::collections::BTreeMap<String, K::Observed>, (Kind, AwsError)> {
-    let names = names_of::<K>(desired, extra);
-    if names.is_empty() {
+async fn one<K: KindAws>(
+    aws: &AwsContext,
+    desired: &DesiredState,
+    extra: &[ResourceId],
+    cx: &PlanCx,
+) -> Result<std::collections::BTreeMap<String, K::Observed>, (Kind, AwsError)> {
+    let wanted = wanted_of::<K>(desired, extra);
+    if wanted.is_empty() {
         return Ok(Default::default());
     }
-    K::observe(aws, &names, cx).await.map_err(|e| (K::KIND, e))
+    K::observe(aws, &wanted, cx).await.map_err(|e| (K::KIND, e))
 }
 
 /// Observe every desired resource and every resource in `extra` (e.g. deletion candidates).
-pub async fn observe(aws: &AwsContext, desired: &DesiredState, extra: &[ResourceId], cx: &PlanCx) -> Observation {
+pub async fn observe(
+    aws: &AwsContext,
+    desired: &DesiredState,
+    extra: &[ResourceId],
+    cx: &PlanCx,
+) -> Observation {
     let (p, r, s, b, t) = tokio::join!(
         one::<ManagedPolicy>(aws, desired, extra, cx),
         one::<Role>(aws, desired, extra, cx),

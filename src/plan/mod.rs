@@ -59,7 +59,11 @@ pub struct FieldChange {
 impl FieldChange {
     /// A field changing from `old` to `new`.
     pub fn new(field: impl Into<String>, old: Option<Value>, new: Option<Value>) -> FieldChange {
-        FieldChange { field: field.into(), old, new }
+        FieldChange {
+            field: field.into(),
+            old,
+            new,
+        }
     }
 }
 
@@ -120,7 +124,11 @@ pub struct PlanError {
 
 impl std::fmt::Display for PlanError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}: {}: {}", self.kind, self.name, self.field, self.message)
+        write!(
+            f,
+            "{} {}: {}: {}",
+            self.kind, self.name, self.field, self.message
+        )
     }
 }
 
@@ -156,7 +164,10 @@ pub struct Plan {
 impl Plan {
     /// Build a plan and its summary.
     pub fn new(changes: Vec<Change>, errors: Vec<PlanError>) -> Plan {
-        let mut s = Summary { errors: errors.len(), ..Summary::default() };
+        let mut s = Summary {
+            errors: errors.len(),
+            ..Summary::default()
+        };
         for c in &changes {
             match c.action {
                 Action::Create => s.create += 1,
@@ -166,7 +177,11 @@ impl Plan {
                 Action::NoOp => s.no_op += 1,
             }
         }
-        Plan { changes, errors, summary: s }
+        Plan {
+            changes,
+            errors,
+            summary: s,
+        }
     }
 
     /// Whether applying would change anything in AWS.
@@ -176,12 +191,18 @@ impl Plan {
 
     /// The changes that do something.
     pub fn actionable(&self) -> impl Iterator<Item = &Change> {
-        self.changes.iter().filter(|c| matches!(c.action, Action::Create | Action::Update | Action::Delete))
+        self.changes
+            .iter()
+            .filter(|c| matches!(c.action, Action::Create | Action::Update | Action::Delete))
     }
 
     /// The JSON contract: `{"changes": [...], "summary": {...}}` (no-ops left out).
     pub fn to_json(&self) -> Value {
-        let changes: Vec<&Change> = self.changes.iter().filter(|c| c.action != Action::NoOp).collect();
+        let changes: Vec<&Change> = self
+            .changes
+            .iter()
+            .filter(|c| c.action != Action::NoOp)
+            .collect();
         let mut v = serde_json::json!({ "changes": changes, "summary": self.summary });
         if !self.errors.is_empty() {
             v["errors"] = serde_json::to_value(&self.errors).expect("plain data");

@@ -42,11 +42,17 @@ pub struct PlanInput<'a> {
 /// The planning context derived from the desired state.
 pub fn plan_cx(desired: &DesiredState) -> PlanCx {
     let env = &desired.environment;
-    let mut cx = PlanCx { partition: env.partition.clone(), account: env.account.clone(), region: env.region.clone(), ..PlanCx::default() };
+    let mut cx = PlanCx {
+        partition: env.partition.clone(),
+        account: env.account.clone(),
+        region: env.region.clone(),
+        ..PlanCx::default()
+    };
     for r in &desired.resources {
         match &r.spec {
             ResourceSpec::ManagedPolicy(p) => {
-                cx.policy_arns.insert(p.arn(&env.partition, &env.account, &r.name), r.name.clone());
+                cx.policy_arns
+                    .insert(p.arn(&env.partition, &env.account, &r.name), r.name.clone());
             }
             ResourceSpec::Bucket(_) => {
                 cx.buckets.insert(r.name.clone());
@@ -70,16 +76,35 @@ pub fn plan(input: &PlanInput) -> Plan {
     Plan::new(order(changes), errors)
 }
 
-fn plan_kind<K: KindPlan>(input: &PlanInput, cx: &PlanCx, changes: &mut Vec<Change>, errors: &mut Vec<PlanError>) {
+fn plan_kind<K: KindPlan>(
+    input: &PlanInput,
+    cx: &PlanCx,
+    changes: &mut Vec<Change>,
+    errors: &mut Vec<PlanError>,
+) {
     if input.skip_kinds.contains(&K::KIND) {
         return;
     }
     let observed = K::observed(input.observed);
     for r in input.desired.resources.iter().filter(|r| r.kind == K::KIND) {
-        let Some(spec) = K::spec(&r.spec) else { continue };
+        let Some(spec) = K::spec(&r.spec) else {
+            continue;
+        };
         let depends_on = K::depends_on(&r.name, spec, cx);
-        let adopt = r.annotations.get(crate::kinds::common::ADOPT_ANNOTATION).map(String::as_str) == Some("true");
-        let mut change = Change { kind: K::KIND, name: r.name.clone(), action: Action::NoOp, fields: vec![], reason: None, steps: vec![], depends_on };
+        let adopt = r
+            .annotations
+            .get(crate::kinds::common::ADOPT_ANNOTATION)
+            .map(String::as_str)
+            == Some("true");
+        let mut change = Change {
+            kind: K::KIND,
+            name: r.name.clone(),
+            action: Action::NoOp,
+            fields: vec![],
+            reason: None,
+            steps: vec![],
+            depends_on,
+        };
         match observed.get(&r.name) {
             None => {
                 let (fields, ops) = K::create(&r.name, spec, cx);
@@ -112,12 +137,25 @@ fn plan_kind<K: KindPlan>(input: &PlanInput, cx: &PlanCx, changes: &mut Vec<Chan
         changes.push(change);
     }
     for (kind, name) in input.deletes.iter().filter(|(k, _)| *k == K::KIND) {
-        if input.desired.resources.iter().any(|r| r.kind == *kind && &r.name == name) {
+        if input
+            .desired
+            .resources
+            .iter()
+            .any(|r| r.kind == *kind && &r.name == name)
+        {
             continue;
         }
         if let Some(o) = observed.get(name) {
             let steps = K::delete(name, o).into_iter().map(K::step).collect();
-            changes.push(Change { kind: K::KIND, name: name.clone(), action: Action::Delete, fields: vec![], reason: None, steps, depends_on: vec![] });
+            changes.push(Change {
+                kind: K::KIND,
+                name: name.clone(),
+                action: Action::Delete,
+                fields: vec![],
+                reason: None,
+                steps,
+                depends_on: vec![],
+            });
         }
     }
 }
@@ -126,14 +164,20 @@ fn plan_kind<K: KindPlan>(input: &PlanInput, cx: &PlanCx, changes: &mut Vec<Chan
 /// kind, then name), deletes after them in reverse kind order.
 fn order(mut changes: Vec<Change>) -> Vec<Change> {
     changes.sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
-    let (deletes, rest): (Vec<Change>, Vec<Change>) = changes.into_iter().partition(|c| c.action == Action::Delete);
+    let (deletes, rest): (Vec<Change>, Vec<Change>) = changes
+        .into_iter()
+        .partition(|c| c.action == Action::Delete);
     let mut out: Vec<Change> = Vec::with_capacity(rest.len() + deletes.len());
     let mut placed: BTreeSet<ResourceId> = BTreeSet::new();
     let ids: BTreeSet<ResourceId> = rest.iter().map(|c| (c.kind, c.name.clone())).collect();
     let mut pending = rest;
     // Kahn's algorithm, one pass per dependency level; a cycle falls back to name order.
     while !pending.is_empty() {
-        let (ready, waiting): (Vec<Change>, Vec<Change>) = pending.into_iter().partition(|c| c.depends_on.iter().all(|d| placed.contains(d) || !ids.contains(d)));
+        let (ready, waiting): (Vec<Change>, Vec<Change>) = pending.into_iter().partition(|c| {
+            c.depends_on
+                .iter()
+                .all(|d| placed.contains(d) || !ids.contains(d))
+        });
         if ready.is_empty() {
             out.extend(waiting);
             break;
@@ -143,7 +187,9 @@ fn order(mut changes: Vec<Change>) -> Vec<Change> {
         pending = waiting;
     }
     let mut deletes = deletes;
-    deletes.sort_by(|a, b| (std::cmp::Reverse(a.kind), &a.name).cmp(&(std::cmp::Reverse(b.kind), &b.name)));
+    deletes.sort_by(|a, b| {
+        (std::cmp::Reverse(a.kind), &a.name).cmp(&(std::cmp::Reverse(b.kind), &b.name))
+    });
     out.extend(deletes);
     out
 }

@@ -30,7 +30,13 @@ impl fmt::Display for Change {
             Action::Conflict => "is not managed by mlspace-gitops",
             Action::NoOp => "is up to date",
         };
-        writeln!(f, "{} {} {} {what}", self.action.symbol(), self.kind, self.name)?;
+        writeln!(
+            f,
+            "{} {} {} {what}",
+            self.action.symbol(),
+            self.kind,
+            self.name
+        )?;
         for fc in &self.fields {
             writeln!(f, "    {fc}")?;
         }
@@ -43,9 +49,17 @@ impl fmt::Display for Change {
 
 impl fmt::Display for Plan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let shown: Vec<&Change> = self.changes.iter().filter(|c| c.action != Action::NoOp).collect();
+        let shown: Vec<&Change> = self
+            .changes
+            .iter()
+            .filter(|c| c.action != Action::NoOp)
+            .collect();
         if shown.is_empty() && self.errors.is_empty() {
-            writeln!(f, "No changes. AWS matches the manifests ({} resources).", self.summary.no_op)?;
+            writeln!(
+                f,
+                "No changes. AWS matches the manifests ({} resources).",
+                self.summary.no_op
+            )?;
         }
         for c in shown {
             writeln!(f, "{c}")?;
@@ -54,7 +68,11 @@ impl fmt::Display for Plan {
             writeln!(f, "error: {e}")?;
         }
         let s = &self.summary;
-        write!(f, "Plan: {} to create, {} to update, {} to delete.", s.create, s.update, s.delete)?;
+        write!(
+            f,
+            "Plan: {} to create, {} to update, {} to delete.",
+            s.create, s.update, s.delete
+        )?;
         if s.conflict > 0 {
             write!(f, " {} not managed (conflict).", s.conflict)?;
         }

@@ -19,10 +19,23 @@ pub struct Planned {
 }
 
 /// Observe AWS and plan the changes that make it match `desired`, deleting `deletes`.
-pub async fn plan_once(aws: &AwsContext, desired: &DesiredState, deletes: &[ResourceId]) -> Planned {
+pub async fn plan_once(
+    aws: &AwsContext,
+    desired: &DesiredState,
+    deletes: &[ResourceId],
+) -> Planned {
     let cx = crate::plan::plan_cx(desired);
     let observation = observe(aws, desired, deletes, &cx).await;
     let skip: BTreeSet<_> = observation.failed_kinds();
-    let plan = plan(&PlanInput { desired, observed: &observation.observed, deletes, skip_kinds: &skip });
-    Planned { plan, observation, cx }
+    let plan = plan(&PlanInput {
+        desired,
+        observed: &observation.observed,
+        deletes,
+        skip_kinds: &skip,
+    });
+    Planned {
+        plan,
+        observation,
+        cx,
+    }
 }

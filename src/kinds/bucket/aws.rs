@@ -31,7 +31,7 @@ use super::{
 };
 use crate::aws::{retry_eventual, AwsContext, AwsError, ErrorClass};
 use crate::kinds::common::Tags;
-use crate::kinds::engine::{KindAws, PlanCx};
+use crate::kinds::engine::{self, KindAws, PlanCx};
 
 /// Buckets observed at the same time (each with up to 8 setting reads in flight).
 pub const CONCURRENCY: usize = 8;
@@ -734,10 +734,14 @@ impl KindAws for Bucket {
     /// have them should use [`observe_buckets`] with [`Wanted::of`].
     async fn observe(
         aws: &AwsContext,
-        names: &[String],
+        wanted: &[engine::Wanted<'_, super::BucketSpec>],
         _: &PlanCx,
     ) -> Result<BTreeMap<String, BucketObserved>, AwsError> {
-        let all: Vec<(String, Wanted)> = names.iter().map(|n| (n.clone(), Wanted::ALL)).collect();
+        // Read only the settings the manifest manages (tags always: they decide ownership).
+        let all: Vec<(String, Wanted)> = wanted
+            .iter()
+            .map(|w| (w.name.to_string(), w.spec.map_or(Wanted::ALL, Wanted::of)))
+            .collect();
         observe_buckets(aws, &all).await
     }
 

@@ -217,7 +217,14 @@ impl ObjectOwnership {
     }
 }
 
-const STORAGE_CLASSES: &[&str] = &["STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING", "GLACIER_IR", "GLACIER", "DEEP_ARCHIVE"];
+const STORAGE_CLASSES: &[&str] = &[
+    "STANDARD_IA",
+    "ONEZONE_IA",
+    "INTELLIGENT_TIERING",
+    "GLACIER_IR",
+    "GLACIER",
+    "DEEP_ARCHIVE",
+];
 const METHODS: &[&str] = &["GET", "PUT", "POST", "DELETE", "HEAD"];
 
 impl BucketSpec {
@@ -228,19 +235,28 @@ impl BucketSpec {
         }
         if let Some(e) = &self.encryption {
             if e.kms_key_id.is_some() && e.sse_algorithm == SseAlgorithm::Aes256 {
-                cx.error("/spec/encryption/kmsKeyId", "a KMS key needs sseAlgorithm `aws:kms` or `aws:kms:dsse`");
+                cx.error(
+                    "/spec/encryption/kmsKeyId",
+                    "a KMS key needs sseAlgorithm `aws:kms` or `aws:kms:dsse`",
+                );
             }
         }
         if let Some(l) = &self.logging {
             if let Err(why) = check_bucket_name(&l.target_bucket) {
-                cx.error("/spec/logging/targetBucket", format_args!("bucket name `{}` {why}", l.target_bucket));
+                cx.error(
+                    "/spec/logging/targetBucket",
+                    format_args!("bucket name `{}` {why}", l.target_bucket),
+                );
             }
         }
         if let Some(p) = &self.policy {
             check_policy(cx, "/spec/policy", p, mlspace_policy::PolicyKind::Resource);
             let len = mlspace_policy::quota_len(p);
             if len > 20 * 1024 {
-                cx.error("/spec/policy", format_args!("bucket policy is {len} bytes; S3 allows 20 KB"));
+                cx.error(
+                    "/spec/policy",
+                    format_args!("bucket policy is {len} bytes; S3 allows 20 KB"),
+                );
             }
         }
         if let Some(rules) = &self.cors {
@@ -250,20 +266,32 @@ impl BucketSpec {
             for (i, r) in rules.iter().enumerate() {
                 for (j, m) in r.allowed_methods.iter().enumerate() {
                     if !METHODS.contains(&m.as_str()) {
-                        cx.error(&format!("/spec/cors/{i}/allowedMethods/{j}"), format_args!("`{m}` is not one of {}", METHODS.join(", ")));
+                        cx.error(
+                            &format!("/spec/cors/{i}/allowedMethods/{j}"),
+                            format_args!("`{m}` is not one of {}", METHODS.join(", ")),
+                        );
                     }
                 }
                 if r.allowed_methods.is_empty() {
-                    cx.error(&format!("/spec/cors/{i}/allowedMethods"), "at least one method is required");
+                    cx.error(
+                        &format!("/spec/cors/{i}/allowedMethods"),
+                        "at least one method is required",
+                    );
                 }
                 if r.allowed_origins.is_empty() {
-                    cx.error(&format!("/spec/cors/{i}/allowedOrigins"), "at least one origin is required");
+                    cx.error(
+                        &format!("/spec/cors/{i}/allowedOrigins"),
+                        "at least one origin is required",
+                    );
                 }
             }
         }
         if let Some(rules) = &self.lifecycle_rules {
             if rules.len() > 1000 {
-                cx.error("/spec/lifecycleRules", "S3 allows at most 1000 lifecycle rules");
+                cx.error(
+                    "/spec/lifecycleRules",
+                    "S3 allows at most 1000 lifecycle rules",
+                );
             }
             let mut ids = std::collections::BTreeSet::new();
             for (i, r) in rules.iter().enumerate() {
@@ -272,19 +300,43 @@ impl BucketSpec {
                     cx.error(&format!("{p}/id"), "rule id must be 1 to 255 characters");
                 }
                 if !ids.insert(&r.id) {
-                    cx.error(&format!("{p}/id"), format_args!("rule id `{}` is used twice", r.id));
+                    cx.error(
+                        &format!("{p}/id"),
+                        format_args!("rule id `{}` is used twice", r.id),
+                    );
                 }
-                if r.expiration_days.is_none() && r.noncurrent_version_expiration_days.is_none() && r.abort_incomplete_multipart_upload_days.is_none() && r.transitions.is_empty() {
+                if r.expiration_days.is_none()
+                    && r.noncurrent_version_expiration_days.is_none()
+                    && r.abort_incomplete_multipart_upload_days.is_none()
+                    && r.transitions.is_empty()
+                {
                     cx.error(&p, "a lifecycle rule needs at least one action (expirationDays, noncurrentVersionExpirationDays, abortIncompleteMultipartUploadDays or transitions)");
                 }
-                for (f, v) in [("expirationDays", r.expiration_days), ("noncurrentVersionExpirationDays", r.noncurrent_version_expiration_days), ("abortIncompleteMultipartUploadDays", r.abort_incomplete_multipart_upload_days)] {
+                for (f, v) in [
+                    ("expirationDays", r.expiration_days),
+                    (
+                        "noncurrentVersionExpirationDays",
+                        r.noncurrent_version_expiration_days,
+                    ),
+                    (
+                        "abortIncompleteMultipartUploadDays",
+                        r.abort_incomplete_multipart_upload_days,
+                    ),
+                ] {
                     if v.is_some_and(|d| d < 1) {
                         cx.error(&format!("{p}/{f}"), "must be a positive number of days");
                     }
                 }
                 for (j, t) in r.transitions.iter().enumerate() {
                     if !STORAGE_CLASSES.contains(&t.storage_class.as_str()) {
-                        cx.error(&format!("{p}/transitions/{j}/storageClass"), format_args!("`{}` is not one of {}", t.storage_class, STORAGE_CLASSES.join(", ")));
+                        cx.error(
+                            &format!("{p}/transitions/{j}/storageClass"),
+                            format_args!(
+                                "`{}` is not one of {}",
+                                t.storage_class,
+                                STORAGE_CLASSES.join(", ")
+                            ),
+                        );
                     }
                     if t.days < 0 {
                         cx.error(&format!("{p}/transitions/{j}/days"), "must not be negative");
@@ -301,7 +353,10 @@ pub fn check_bucket_name(n: &str) -> Result<(), &'static str> {
     if n.len() < 3 || n.len() > 63 {
         return Err("must be 3 to 63 characters");
     }
-    if !n.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-') {
+    if !n
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+    {
         return Err("may only hold lowercase letters, digits, dots and hyphens");
     }
     let first = n.as_bytes()[0];

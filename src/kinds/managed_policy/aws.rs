@@ -36,6 +36,7 @@ use serde_json::Value;
 use super::diff::{tag_changes, ManagedPolicy, ManagedPolicyObserved, Op};
 use crate::aws::{AwsContext, AwsError, ErrorClass};
 use crate::kinds::common::{Tags, OWNERSHIP_TAG, OWNERSHIP_VALUE};
+use crate::kinds::engine::Wanted;
 use crate::kinds::engine::{has_ownership_tag, KindAws, PlanCx};
 use crate::kinds::role::aws::iam_snapshot::{
     self, decode_document, gone_ok, tags_from_sdk, tags_to_sdk, Reader, PAGE, PER_RESOURCE_MAX,
@@ -48,9 +49,12 @@ const TAG_READS: usize = 8;
 impl KindAws for ManagedPolicy {
     async fn observe(
         aws: &AwsContext,
-        names: &[String],
+        wanted: &[Wanted<'_, Self::Spec>],
         cx: &PlanCx,
     ) -> Result<BTreeMap<String, ManagedPolicyObserved>, AwsError> {
+        // IAM reads are per resource or per account, never per setting: names suffice.
+        let names: Vec<String> = wanted.iter().map(|w| w.name.to_string()).collect();
+        let names = names.as_slice();
         if names.len() <= PER_RESOURCE_MAX {
             return observe_few(&aws.iam, names, cx).await;
         }

@@ -3,7 +3,9 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::common::{check_iam_description, check_iam_name, check_iam_path, check_policy, check_tags, Tags};
+use super::common::{
+    check_iam_description, check_iam_name, check_iam_path, check_policy, check_tags, Tags,
+};
 use crate::manifest::diag::DocCx;
 
 /// IAM quota: managed policy document size, characters without white space.
@@ -43,9 +45,16 @@ impl ManagedPolicySpec {
             check_iam_description(cx, "/spec/description", d);
         }
         match &self.document {
-            Some(doc) => check_policy(cx, "/spec/document", doc, mlspace_policy::PolicyKind::Identity),
+            Some(doc) => check_policy(
+                cx,
+                "/spec/document",
+                doc,
+                mlspace_policy::PolicyKind::Identity,
+            ),
             // With a documentFile that could not be read, the loader already said why.
-            None if self.document_file.is_none() => cx.error("/spec", "one of `document` or `documentFile` is required"),
+            None if self.document_file.is_none() => {
+                cx.error("/spec", "one of `document` or `documentFile` is required")
+            }
             None => {}
         }
         check_tags(cx, "/spec/tags", &self.tags, env_tags);

@@ -42,6 +42,7 @@ use serde_json::Value;
 use super::diff::{NewRole, Op, Role, RoleObserved};
 use crate::aws::{retry_eventual, AwsContext, AwsError, ErrorClass};
 use crate::kinds::common::{Tags, OWNERSHIP_TAG, OWNERSHIP_VALUE};
+use crate::kinds::engine::Wanted;
 use crate::kinds::engine::{has_ownership_tag, KindAws, PlanCx};
 use crate::kinds::managed_policy::diff::tag_changes;
 
@@ -56,9 +57,12 @@ use iam_snapshot::{
 impl KindAws for Role {
     async fn observe(
         aws: &AwsContext,
-        names: &[String],
+        wanted: &[Wanted<'_, Self::Spec>],
         _: &PlanCx,
     ) -> Result<BTreeMap<String, RoleObserved>, AwsError> {
+        // IAM reads are per resource or per account, never per setting: names suffice.
+        let names: Vec<String> = wanted.iter().map(|w| w.name.to_string()).collect();
+        let names = names.as_slice();
         if names.is_empty() {
             return Ok(BTreeMap::new());
         }

@@ -5,7 +5,10 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::common::{check_iam_description, check_iam_name, check_iam_path, check_policy, check_policy_size, check_tags, Tags};
+use super::common::{
+    check_iam_description, check_iam_name, check_iam_path, check_policy, check_policy_size,
+    check_tags, Tags,
+};
 use crate::manifest::diag::DocCx;
 use crate::manifest::yaml::escape_segment;
 
@@ -63,10 +66,24 @@ impl RoleSpec {
         }
         match &self.assume_role_policy {
             Some(doc) => {
-                check_policy(cx, "/spec/assumeRolePolicy", doc, mlspace_policy::PolicyKind::Trust);
-                check_policy_size(cx, "/spec/assumeRolePolicy", "trust policy", mlspace_policy::quota_len(doc), MAX_TRUST_POLICY_LEN);
+                check_policy(
+                    cx,
+                    "/spec/assumeRolePolicy",
+                    doc,
+                    mlspace_policy::PolicyKind::Trust,
+                );
+                check_policy_size(
+                    cx,
+                    "/spec/assumeRolePolicy",
+                    "trust policy",
+                    mlspace_policy::quota_len(doc),
+                    MAX_TRUST_POLICY_LEN,
+                );
             }
-            None if self.assume_role_policy_file.is_none() => cx.error("/spec", "one of `assumeRolePolicy` or `assumeRolePolicyFile` is required"),
+            None if self.assume_role_policy_file.is_none() => cx.error(
+                "/spec",
+                "one of `assumeRolePolicy` or `assumeRolePolicyFile` is required",
+            ),
             None => {}
         }
         let mut inline_total = 0;
@@ -76,19 +93,37 @@ impl RoleSpec {
             check_policy(cx, &p, doc, mlspace_policy::PolicyKind::Identity);
             inline_total += mlspace_policy::quota_len(doc);
         }
-        check_policy_size(cx, "/spec/inlinePolicies", "the role's inline policies together", inline_total, MAX_INLINE_POLICIES_LEN);
+        check_policy_size(
+            cx,
+            "/spec/inlinePolicies",
+            "the role's inline policies together",
+            inline_total,
+            MAX_INLINE_POLICIES_LEN,
+        );
         if self.managed_policies.len() > MAX_ATTACHED_POLICIES {
-            cx.error("/spec/managedPolicies", format_args!("{} managed policies; IAM attaches at most {MAX_ATTACHED_POLICIES} to a role", self.managed_policies.len()));
+            cx.error(
+                "/spec/managedPolicies",
+                format_args!(
+                    "{} managed policies; IAM attaches at most {MAX_ATTACHED_POLICIES} to a role",
+                    self.managed_policies.len()
+                ),
+            );
         }
         let mut seen = std::collections::BTreeSet::new();
         for (i, p) in self.managed_policies.iter().enumerate() {
             if !seen.insert(p) {
-                cx.error(&format!("/spec/managedPolicies/{i}"), format_args!("`{p}` is listed twice"));
+                cx.error(
+                    &format!("/spec/managedPolicies/{i}"),
+                    format_args!("`{p}` is listed twice"),
+                );
             }
         }
         if let Some(s) = self.max_session_duration {
             if !(3600..=43200).contains(&s) {
-                cx.error("/spec/maxSessionDuration", format_args!("must be between 3600 and 43200 seconds, got {s}"));
+                cx.error(
+                    "/spec/maxSessionDuration",
+                    format_args!("must be between 3600 and 43200 seconds, got {s}"),
+                );
             }
         }
         if self.instance_profile {
@@ -105,4 +140,4 @@ pub fn is_policy_arn(s: &str) -> bool {
 
 pub mod aws;
 pub mod diff;
-pub use diff::{Role, Op};
+pub use diff::{Op, Role};

@@ -17,7 +17,7 @@ use futures::future::try_join_all;
 
 use super::diff::{Op, ServiceLinkedRole, ServiceLinkedRoleObserved};
 use crate::aws::{AwsContext, AwsError, ErrorClass};
-use crate::kinds::engine::{KindAws, PlanCx};
+use crate::kinds::engine::{KindAws, PlanCx, Wanted};
 use crate::kinds::role::aws::get_role;
 use crate::kinds::role::aws::iam_snapshot::{PAGE, PER_RESOURCE_MAX};
 
@@ -28,9 +28,12 @@ const SLR_PREFIX: &str = "/aws-service-role/";
 impl KindAws for ServiceLinkedRole {
     async fn observe(
         aws: &AwsContext,
-        names: &[String],
+        wanted: &[Wanted<'_, Self::Spec>],
         _: &PlanCx,
     ) -> Result<BTreeMap<String, ServiceLinkedRoleObserved>, AwsError> {
+        // IAM reads are per resource or per account, never per setting: names suffice.
+        let names: Vec<String> = wanted.iter().map(|w| w.name.to_string()).collect();
+        let names = names.as_slice();
         if names.is_empty() {
             return Ok(BTreeMap::new());
         }

@@ -26,16 +26,28 @@ impl ServiceLinkedRoleSpec {
     pub fn validate(&self, name: &str, cx: &mut DocCx) {
         check_iam_name(cx, "/metadata/name", "role", name, 64);
         let s = &self.aws_service_name;
-        let ok = s.ends_with(".amazonaws.com") || s.ends_with(".amazonaws.com.cn") || s.ends_with(".c2s.ic.gov") || s.ends_with(".sc2s.sgov.gov");
+        let ok = s.ends_with(".amazonaws.com")
+            || s.ends_with(".amazonaws.com.cn")
+            || s.ends_with(".c2s.ic.gov")
+            || s.ends_with(".sc2s.sgov.gov");
         if !ok || s.contains(char::is_whitespace) {
-            cx.error("/spec/awsServiceName", format_args!("`{s}` is not a service principal such as elasticmapreduce.amazonaws.com"));
+            cx.error(
+                "/spec/awsServiceName",
+                format_args!(
+                    "`{s}` is not a service principal such as elasticmapreduce.amazonaws.com"
+                ),
+            );
         }
         if let Some(d) = &self.description {
             check_iam_description(cx, "/spec/description", d);
         }
         if let Some(sfx) = &self.custom_suffix {
-            if sfx.is_empty() || sfx.len() > 64 || !sfx.chars().all(super::common::is_iam_name_char) {
-                cx.error("/spec/customSuffix", "custom suffix must be 1 to 64 of the characters IAM allows in names");
+            if sfx.is_empty() || sfx.len() > 64 || !sfx.chars().all(super::common::is_iam_name_char)
+            {
+                cx.error(
+                    "/spec/customSuffix",
+                    "custom suffix must be 1 to 64 of the characters IAM allows in names",
+                );
             }
         }
         if !name.starts_with("AWSServiceRoleFor") {
@@ -46,4 +58,4 @@ impl ServiceLinkedRoleSpec {
 
 pub mod aws;
 pub mod diff;
-pub use diff::{ServiceLinkedRole, Op};
+pub use diff::{Op, ServiceLinkedRole};

@@ -40,7 +40,7 @@ use super::{
 };
 use crate::aws::{retry_eventual, AwsContext, AwsError, ErrorClass};
 use crate::kinds::common::Tags;
-use crate::kinds::engine::{has_ownership_tag, KindAws, PlanCx};
+use crate::kinds::engine::{self, has_ownership_tag, KindAws, PlanCx};
 
 /// Tables observed at once.
 pub const CONCURRENCY: usize = 8;
@@ -54,14 +54,24 @@ pub const WAIT_LIMIT: Duration = Duration::from_secs(30 * 60);
 impl KindAws for Table {
     async fn observe(
         aws: &AwsContext,
-        names: &[String],
+        wanted: &[engine::Wanted<'_, TableSpec>],
         _: &PlanCx,
     ) -> Result<BTreeMap<String, TableObserved>, AwsError> {
-        // PITR and TTL only matter when a manifest mentions them, but the names alone do
-        // not say so; read them always until observe gets the specs.
-        // Owned names: a closure over borrowed ones trips the Send check of async_trait.
-        let found: Vec<_> = futures::stream::iter(names.to_vec())
-            .map(|n| observe_named(aws, n, true, true))
+        // PITR and TTL are separate calls: read them only when the manifest manages them
+        // (or when there is no spec to say, e.g. a table about to be deleted).
+        // Owned items: a closure over borrowed ones trips the Send check of async_trait.
+        let items: Vec<(String, bool, bool)> = wanted
+            .iter()
+            .map(|w| {
+                (
+                    w.name.to_string(),
+                    w.spec.is_none_or(|s| s.point_in_time_recovery.is_some()),
+                    w.spec.is_none_or(|s| s.ttl.is_some()),
+                )
+            })
+            .collect();
+        let found: Vec<_> = futures::stream::iter(items)
+            .map(|(n, pitr, ttl)| observe_named(aws, n, pitr, ttl))
             .buffer_unordered(CONCURRENCY)
             .try_collect()
             .await?;

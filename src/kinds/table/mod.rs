@@ -255,25 +255,41 @@ impl StreamViewType {
 }
 
 fn valid_table_name(n: &str) -> bool {
-    (3..=255).contains(&n.len()) && n.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+    (3..=255).contains(&n.len())
+        && n.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
 }
 
 impl TableSpec {
     /// Check names, keys, indexes and settings.
     pub fn validate(&self, name: &str, cx: &mut DocCx, env_tags: &Tags) {
         if !valid_table_name(name) {
-            cx.error("/metadata/name", format_args!("table name `{name}` must be 3 to 255 letters, digits, `_`, `.` or `-`"));
+            cx.error(
+                "/metadata/name",
+                format_args!(
+                    "table name `{name}` must be 3 to 255 letters, digits, `_`, `.` or `-`"
+                ),
+            );
         }
         // Every key attribute (table and indexes) must have one type.
         let mut types: std::collections::BTreeMap<String, AttributeType> = Default::default();
         let mut key = |cx: &mut DocCx, k: &KeyAttribute, p: String| {
             if k.name.is_empty() || k.name.len() > 255 {
-                cx.error(&format!("{p}/name"), "attribute name must be 1 to 255 characters");
+                cx.error(
+                    &format!("{p}/name"),
+                    "attribute name must be 1 to 255 characters",
+                );
             }
             match types.get(k.name.as_str()) {
-                Some(t) if *t != k.attr_type => {
-                    cx.error(&format!("{p}/type"), format_args!("attribute `{}` is {} here but {} elsewhere", k.name, k.attr_type.as_str(), t.as_str()))
-                }
+                Some(t) if *t != k.attr_type => cx.error(
+                    &format!("{p}/type"),
+                    format_args!(
+                        "attribute `{}` is {} here but {} elsewhere",
+                        k.name,
+                        k.attr_type.as_str(),
+                        t.as_str()
+                    ),
+                ),
                 _ => {
                     types.insert(k.name.clone(), k.attr_type);
                 }
@@ -283,30 +299,54 @@ impl TableSpec {
         if let Some(s) = &self.sort_key {
             key(cx, s, "/spec/sortKey".into());
             if s.name == self.partition_key.name {
-                cx.error("/spec/sortKey/name", "sort key must differ from the partition key");
+                cx.error(
+                    "/spec/sortKey/name",
+                    "sort key must differ from the partition key",
+                );
             }
         }
         let provisioned = self.billing_mode == BillingMode::Provisioned;
         if provisioned && self.provisioned_throughput.is_none() {
-            cx.error("/spec/provisionedThroughput", "required when billingMode is PROVISIONED");
+            cx.error(
+                "/spec/provisionedThroughput",
+                "required when billingMode is PROVISIONED",
+            );
         }
         if !provisioned && self.provisioned_throughput.is_some() {
-            cx.error("/spec/provisionedThroughput", "only allowed when billingMode is PROVISIONED");
+            cx.error(
+                "/spec/provisionedThroughput",
+                "only allowed when billingMode is PROVISIONED",
+            );
         }
         if self.global_secondary_indexes.len() > 20 {
-            cx.error("/spec/globalSecondaryIndexes", "DynamoDB allows at most 20 global secondary indexes");
+            cx.error(
+                "/spec/globalSecondaryIndexes",
+                "DynamoDB allows at most 20 global secondary indexes",
+            );
         }
         if self.local_secondary_indexes.len() > 5 {
-            cx.error("/spec/localSecondaryIndexes", "DynamoDB allows at most 5 local secondary indexes");
+            cx.error(
+                "/spec/localSecondaryIndexes",
+                "DynamoDB allows at most 5 local secondary indexes",
+            );
         }
         let mut names = std::collections::BTreeSet::new();
         for (i, g) in self.global_secondary_indexes.iter().enumerate() {
             let p = format!("/spec/globalSecondaryIndexes/{i}");
             if !valid_table_name(&g.name) {
-                cx.error(&format!("{p}/name"), format_args!("index name `{}` must be 3 to 255 letters, digits, `_`, `.` or `-`", g.name));
+                cx.error(
+                    &format!("{p}/name"),
+                    format_args!(
+                        "index name `{}` must be 3 to 255 letters, digits, `_`, `.` or `-`",
+                        g.name
+                    ),
+                );
             }
             if !names.insert(g.name.as_str()) {
-                cx.error(&format!("{p}/name"), format_args!("index name `{}` is used twice", g.name));
+                cx.error(
+                    &format!("{p}/name"),
+                    format_args!("index name `{}` is used twice", g.name),
+                );
             }
             key(cx, &g.partition_key, format!("{p}/partitionKey"));
             if let Some(s) = &g.sort_key {
@@ -314,41 +354,69 @@ impl TableSpec {
             }
             check_projection(cx, &g.projection, &format!("{p}/projection"));
             if provisioned && g.provisioned_throughput.is_none() {
-                cx.error(&format!("{p}/provisionedThroughput"), "required when the table is PROVISIONED");
+                cx.error(
+                    &format!("{p}/provisionedThroughput"),
+                    "required when the table is PROVISIONED",
+                );
             }
             if !provisioned && g.provisioned_throughput.is_some() {
-                cx.error(&format!("{p}/provisionedThroughput"), "only allowed when the table is PROVISIONED");
+                cx.error(
+                    &format!("{p}/provisionedThroughput"),
+                    "only allowed when the table is PROVISIONED",
+                );
             }
         }
         if !self.local_secondary_indexes.is_empty() && self.sort_key.is_none() {
-            cx.error("/spec/localSecondaryIndexes", "local secondary indexes need a table with a sort key");
+            cx.error(
+                "/spec/localSecondaryIndexes",
+                "local secondary indexes need a table with a sort key",
+            );
         }
         for (i, l) in self.local_secondary_indexes.iter().enumerate() {
             let p = format!("/spec/localSecondaryIndexes/{i}");
             if !valid_table_name(&l.name) {
-                cx.error(&format!("{p}/name"), format_args!("index name `{}` must be 3 to 255 letters, digits, `_`, `.` or `-`", l.name));
+                cx.error(
+                    &format!("{p}/name"),
+                    format_args!(
+                        "index name `{}` must be 3 to 255 letters, digits, `_`, `.` or `-`",
+                        l.name
+                    ),
+                );
             }
             if !names.insert(l.name.as_str()) {
-                cx.error(&format!("{p}/name"), format_args!("index name `{}` is used twice", l.name));
+                cx.error(
+                    &format!("{p}/name"),
+                    format_args!("index name `{}` is used twice", l.name),
+                );
             }
             key(cx, &l.sort_key, format!("{p}/sortKey"));
             check_projection(cx, &l.projection, &format!("{p}/projection"));
         }
         if let Some(e) = &self.encryption {
             match (e.key_type, &e.kms_key_id) {
-                (TableKeyType::Kms, None) => cx.error("/spec/encryption/kmsKeyId", "required when type is KMS"),
-                (TableKeyType::AwsOwned | TableKeyType::AwsManaged, Some(_)) => cx.error("/spec/encryption/kmsKeyId", "only allowed when type is KMS"),
+                (TableKeyType::Kms, None) => {
+                    cx.error("/spec/encryption/kmsKeyId", "required when type is KMS")
+                }
+                (TableKeyType::AwsOwned | TableKeyType::AwsManaged, Some(_)) => {
+                    cx.error("/spec/encryption/kmsKeyId", "only allowed when type is KMS")
+                }
                 _ => {}
             }
         }
         if let Some(t) = &self.ttl {
             if t.attribute.is_empty() || t.attribute.len() > 255 {
-                cx.error("/spec/ttl/attribute", "attribute name must be 1 to 255 characters");
+                cx.error(
+                    "/spec/ttl/attribute",
+                    "attribute name must be 1 to 255 characters",
+                );
             }
         }
         if let Some(s) = &self.streams {
             if s.enabled && s.view_type.is_none() {
-                cx.error("/spec/streams/viewType", "required when streams are enabled");
+                cx.error(
+                    "/spec/streams/viewType",
+                    "required when streams are enabled",
+                );
             }
         }
         check_tags(cx, "/spec/tags", &self.tags, env_tags);
@@ -357,14 +425,19 @@ impl TableSpec {
 
 fn check_projection(cx: &mut DocCx, p: &Projection, ptr: &str) {
     match p.projection_type {
-        ProjectionType::Include if p.non_key_attributes.is_empty() => cx.error(&format!("{ptr}/nonKeyAttributes"), "required with type INCLUDE"),
-        ProjectionType::All | ProjectionType::KeysOnly if !p.non_key_attributes.is_empty() => {
-            cx.error(&format!("{ptr}/nonKeyAttributes"), "only allowed with type INCLUDE")
-        }
+        ProjectionType::Include if p.non_key_attributes.is_empty() => cx.error(
+            &format!("{ptr}/nonKeyAttributes"),
+            "required with type INCLUDE",
+        ),
+        ProjectionType::All | ProjectionType::KeysOnly if !p.non_key_attributes.is_empty() => cx
+            .error(
+                &format!("{ptr}/nonKeyAttributes"),
+                "only allowed with type INCLUDE",
+            ),
         _ => {}
     }
 }
 
 pub mod aws;
 pub mod diff;
-pub use diff::{Table, Op};
+pub use diff::{Op, Table};
