@@ -31,26 +31,44 @@ impl KindAws for ServiceLinkedRole {
         wanted: &[Wanted<'_, Self::Spec>],
         _: &PlanCx,
     ) -> Result<BTreeMap<String, ServiceLinkedRoleObserved>, AwsError> {
-        // IAM reads are per resource or per account, never per setting: names suffice.
-        let names: Vec<String> = wanted.iter().map(|w| w.name.to_string()).collect();
-        let names = names.as_slice();
-        if names.is_empty() {
-            return Ok(BTreeMap::new());
+        // IAM, not the manifest, names a service-linked role: with a spec the role is found
+        // by its service (and suffix) under /aws-service-role/; without one, by name.
+        let (by_service, by_name): (Vec<_>, Vec<_>) = wanted.iter().partition(|w| w.spec.is_some());
+        let mut out = BTreeMap::new();
+        if !by_service.is_empty() {
+            let all = if by_service.len() <= PER_RESOURCE_MAX {
+                let names: Vec<&str> = by_service.iter().map(|w| w.name).collect();
+                let direct: Vec<_> = try_join_all(names.iter().map(|n| get_role(&aws.iam, n)))
+                    .await?
+                    .into_iter()
+                    .flatten()
+                    .collect();
+                // The common case (IAM used the manifest's name) costs one GetRole each.
+                if direct.len() == by_service.len() {
+                    direct
+                } else {
+                    list_slrs(&aws.iam).await?
+                }
+            } else {
+                list_slrs(&aws.iam).await?
+            };
+            for w in &by_service {
+                let spec = w.spec.expect("partitioned on spec");
+                let found = all
+                    .iter()
+                    .find(|r| r.role_name == w.name)
+                    .or_else(|| all.iter().find(|r| linked_to(r, spec)));
+                if let Some(r) = found {
+                    out.insert(w.name.to_string(), observed(r));
+                }
+            }
         }
-        let roles: Vec<aws_sdk_iam::types::Role> = if names.len() <= PER_RESOURCE_MAX {
-            try_join_all(names.iter().map(|n| get_role(&aws.iam, n)))
-                .await?
-                .into_iter()
-                .flatten()
-                .collect()
-        } else {
-            list_slrs(&aws.iam).await?
-        };
-        Ok(roles
-            .into_iter()
-            .filter(|r| names.contains(&r.role_name))
-            .map(|r| (r.role_name.clone(), observed(&r)))
-            .collect())
+        for w in by_name {
+            if let Some(r) = get_role(&aws.iam, w.name).await? {
+                out.insert(w.name.to_string(), observed(&r));
+            }
+        }
+        Ok(out)
     }
 
     async fn apply(aws: &AwsContext, name: &str, op: &Op, _: &PlanCx) -> Result<(), AwsError> {
@@ -69,32 +87,42 @@ impl KindAws for ServiceLinkedRole {
                     .send()
                     .await;
                 match res {
-                    Ok(out) => match out.role {
-                        Some(r) if r.role_name != name => Err(AwsError {
-                            operation: "iam:CreateServiceLinkedRole".into(),
-                            class: ErrorClass::Fatal,
-                            message: format!(
-                                "AWS named the role `{}`, not `{name}`; set metadata.name to `{}`",
-                                r.role_name, r.role_name
-                            ),
-                        }),
-                        _ => Ok(()),
-                    },
+                    Ok(out) => {
+                        if let Some(r) = out.role.filter(|r| r.role_name != name) {
+                            // The role is tracked by its service, so this still converges.
+                            tracing::warn!(expected = name, actual = %r.role_name, "IAM named the service-linked role differently from metadata.name");
+                        }
+                        Ok(())
+                    }
                     // IAM refuses a second role for the service (InvalidInput; moto says
                     // EntityAlreadyExists): when ours exists, an earlier attempt made it.
                     Err(e) => {
                         let err = AwsError::from_sdk("iam:CreateServiceLinkedRole", e, |_| None);
-                        match get_role(&aws.iam, name).await? {
-                            Some(_) => Ok(()),
-                            None => Err(err),
+                        let spec = crate::kinds::service_linked_role::ServiceLinkedRoleSpec {
+                            aws_service_name: aws_service_name.clone(),
+                            description: None,
+                            custom_suffix: custom_suffix.clone(),
+                        };
+                        let exists = get_role(&aws.iam, name).await?.is_some()
+                            || list_slrs(&aws.iam)
+                                .await?
+                                .iter()
+                                .any(|r| linked_to(r, &spec));
+                        if exists {
+                            Ok(())
+                        } else {
+                            Err(err)
                         }
                     }
                 }
             }
-            Op::UpdateDescription { description } => {
+            Op::UpdateDescription {
+                role_name,
+                description,
+            } => {
                 aws.iam
                     .update_role_description()
-                    .role_name(name)
+                    .role_name(role_name)
                     .description(description)
                     .send()
                     .await
@@ -108,14 +136,30 @@ impl KindAws for ServiceLinkedRole {
                     })?;
                 Ok(())
             }
-            Op::Delete => delete(aws, name).await,
+            Op::Delete { role_name } => delete(aws, role_name).await,
         }
     }
+}
+
+/// Whether `r` is the service-linked role `spec` describes: linked to its service, and with
+/// its custom suffix (IAM appends `_SUFFIX` to the name) or none.
+fn linked_to(
+    r: &aws_sdk_iam::types::Role,
+    spec: &crate::kinds::service_linked_role::ServiceLinkedRoleSpec,
+) -> bool {
+    let service_ok = ServiceLinkedRoleObserved::service_from_path(&r.path)
+        .is_some_and(|s| s.eq_ignore_ascii_case(&spec.aws_service_name));
+    let suffix_ok = match &spec.custom_suffix {
+        Some(sfx) => r.role_name.ends_with(&format!("_{sfx}")),
+        None => !r.role_name.contains('_'),
+    };
+    service_ok && suffix_ok
 }
 
 /// What the plan needs of a service-linked role.
 fn observed(r: &aws_sdk_iam::types::Role) -> ServiceLinkedRoleObserved {
     ServiceLinkedRoleObserved {
+        role_name: r.role_name.clone(),
         arn: r.arn.clone(),
         path: r.path.clone(),
         aws_service_name: ServiceLinkedRoleObserved::service_from_path(&r.path),

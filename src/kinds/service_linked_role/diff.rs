@@ -21,6 +21,9 @@ pub struct ServiceLinkedRole;
 /// What AWS has for one service-linked role.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ServiceLinkedRoleObserved {
+    /// The role's name as IAM chose it (found by its service, so it may differ from
+    /// `metadata.name`, e.g. on emulators).
+    pub role_name: String,
     /// The role's ARN.
     pub arn: String,
     /// IAM path, `/aws-service-role/SERVICE/`.
@@ -56,11 +59,16 @@ pub enum Op {
     },
     /// UpdateRoleDescription.
     UpdateDescription {
+        /// The role's actual name.
+        role_name: String,
         /// New description.
         description: String,
     },
     /// DeleteServiceLinkedRole, then wait for the deletion task to finish.
-    Delete,
+    Delete {
+        /// The role's actual name.
+        role_name: String,
+    },
 }
 
 impl KindPlan for ServiceLinkedRole {
@@ -135,6 +143,7 @@ impl KindPlan for ServiceLinkedRole {
                 Ok((
                     vec![field],
                     vec![Op::UpdateDescription {
+                        role_name: o.role_name.clone(),
                         description: d.clone(),
                     }],
                 ))
@@ -143,8 +152,10 @@ impl KindPlan for ServiceLinkedRole {
         }
     }
 
-    fn delete(_: &str, _: &ServiceLinkedRoleObserved) -> Vec<Op> {
-        vec![Op::Delete]
+    fn delete(_: &str, o: &ServiceLinkedRoleObserved) -> Vec<Op> {
+        vec![Op::Delete {
+            role_name: o.role_name.clone(),
+        }]
     }
 }
 
@@ -163,6 +174,7 @@ mod tests {
     fn observed() -> ServiceLinkedRoleObserved {
         let path = "/aws-service-role/elasticmapreduce.amazonaws.com/".to_string();
         ServiceLinkedRoleObserved {
+            role_name: "AWSServiceRoleForEMRCleanup".into(),
             arn: format!("arn:aws:iam::123456789012:role{path}AWSServiceRoleForEMRCleanup"),
             aws_service_name: ServiceLinkedRoleObserved::service_from_path(&path),
             path,
@@ -195,7 +207,12 @@ mod tests {
             .unwrap(),
             (vec![], vec![])
         );
-        assert_eq!(ServiceLinkedRole::delete("x", &o), vec![Op::Delete]);
+        assert_eq!(
+            ServiceLinkedRole::delete("x", &o),
+            vec![Op::Delete {
+                role_name: "AWSServiceRoleForEMRCleanup".into()
+            }]
+        );
     }
 
     #[test]
@@ -206,6 +223,7 @@ mod tests {
         assert_eq!(
             ops,
             vec![Op::UpdateDescription {
+                role_name: "AWSServiceRoleForEMRCleanup".into(),
                 description: "EMR cleanup".into()
             }]
         );
