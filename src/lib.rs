@@ -7,8 +7,14 @@
 
 pub mod apply;
 pub mod aws;
+pub mod daemon;
+pub mod http;
 pub mod kinds;
 pub mod manifest;
+pub mod metrics;
 pub mod observe;
 pub mod plan;
 pub mod reconcile;
+pub mod secret;
+pub mod source;
+pub mod status;

@@ -10,8 +10,11 @@ use std::io::IsTerminal;
 
 use mlspace_gitops::apply;
 use mlspace_gitops::aws::{AwsContext, AwsOptions};
+use mlspace_gitops::daemon;
 use mlspace_gitops::manifest::{self, render, ManifestError};
 use mlspace_gitops::reconcile::{plan_once, Planned};
+use mlspace_gitops::secret::Secret;
+use mlspace_gitops::source::{GitAuth, SourceConfig};
 
 #[derive(Parser)]
 #[command(
@@ -62,6 +65,9 @@ enum Command {
         #[arg(long)]
         detailed_exitcode: bool,
     },
+    /// The daemon: watch git (or a directory), reconcile continuously, repair drift, serve
+    /// /metrics, /healthz, /readyz, /status and the git webhook.
+    Run(Box<RunArgs>),
     /// Make AWS match the manifests.
     Apply {
         #[command(flatten)]
@@ -92,6 +98,87 @@ struct AwsArgs {
     /// Print the AWS requests made, by operation.
     #[arg(long)]
     stats: bool,
+}
+
+/// Flags of `run`; each also reads an MLSPACE_GITOPS_* environment variable.
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Git URL (https, ssh, file) or local directory of the manifests repository.
+    #[arg(long, env = "MLSPACE_GITOPS_SOURCE")]
+    source: String,
+    /// Branch to follow.
+    #[arg(long, env = "MLSPACE_GITOPS_BRANCH", default_value = "main")]
+    branch: String,
+    /// Directory of manifests inside the repository.
+    #[arg(long, env = "MLSPACE_GITOPS_PATH", default_value = "manifests")]
+    path: PathBuf,
+    /// Where the git cache clone (and later the inventory) live.
+    #[arg(long, env = "MLSPACE_GITOPS_STATE_DIR", default_value = ".state")]
+    state_dir: PathBuf,
+    /// How often the git remote is checked (e.g. 30s, 1m).
+    #[arg(long, env = "MLSPACE_GITOPS_INTERVAL", default_value = "1m", value_parser = humantime::parse_duration)]
+    interval: std::time::Duration,
+    /// How often AWS is observed again to repair drift.
+    #[arg(long, env = "MLSPACE_GITOPS_RESYNC", default_value = "10m", value_parser = humantime::parse_duration)]
+    resync: std::time::Duration,
+    /// `apply` repairs drift; `detect` only reports it and never writes to AWS.
+    #[arg(long, env = "MLSPACE_GITOPS_MODE", value_enum, default_value_t = ModeArg::Apply)]
+    mode: ModeArg,
+    /// HTTP address for /metrics, /healthz, /readyz, /status and /hooks/git.
+    #[arg(long, env = "MLSPACE_GITOPS_LISTEN", default_value = "127.0.0.1:9464")]
+    listen: std::net::SocketAddr,
+    /// File holding the webhook secret (else MLSPACE_GITOPS_WEBHOOK_SECRET).
+    #[arg(long, env = "MLSPACE_GITOPS_WEBHOOK_SECRET_FILE")]
+    webhook_secret_file: Option<PathBuf>,
+    /// Environment variable holding the HTTPS git token.
+    #[arg(
+        long,
+        env = "MLSPACE_GITOPS_GIT_TOKEN_ENV",
+        default_value = "MLSPACE_GITOPS_GIT_TOKEN"
+    )]
+    git_token_env: String,
+    /// File holding the HTTPS git token.
+    #[arg(long, env = "MLSPACE_GITOPS_GIT_TOKEN_FILE")]
+    git_token_file: Option<PathBuf>,
+    /// User name sent with the HTTPS token.
+    #[arg(long, env = "MLSPACE_GITOPS_GIT_USERNAME")]
+    git_username: Option<String>,
+    /// SSH private key file for ssh git URLs.
+    #[arg(long, env = "MLSPACE_GITOPS_SSH_KEY")]
+    ssh_key: Option<PathBuf>,
+    /// known_hosts file; SSH hosts not in it are refused.
+    #[arg(long, env = "MLSPACE_GITOPS_KNOWN_HOSTS")]
+    known_hosts: Option<PathBuf>,
+    /// How long a reconcile in flight may finish after SIGTERM.
+    #[arg(long, env = "MLSPACE_GITOPS_GRACE_PERIOD", default_value = "30s", value_parser = humantime::parse_duration)]
+    grace_period: std::time::Duration,
+    /// AWS endpoint (else AWS_ENDPOINT_URL or the SDK's default).
+    #[arg(long, env = "MLSPACE_GITOPS_ENDPOINT_URL")]
+    endpoint_url: Option<String>,
+    /// Changes applied at once.
+    #[arg(long, env = "MLSPACE_GITOPS_CONCURRENCY", default_value_t = 8)]
+    concurrency: usize,
+    /// First retry delay of a failed resource.
+    #[arg(long, env = "MLSPACE_GITOPS_RETRY_BASE", default_value = "5s", value_parser = humantime::parse_duration)]
+    retry_base: std::time::Duration,
+    /// Longest retry delay of a failed resource.
+    #[arg(long, env = "MLSPACE_GITOPS_RETRY_MAX", default_value = "5m", value_parser = humantime::parse_duration)]
+    retry_max: std::time::Duration,
+    /// Log format.
+    #[arg(long, env = "MLSPACE_GITOPS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ModeArg {
+    Apply,
+    Detect,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -180,6 +267,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             rt.block_on(plan_cmd(loaded, aws, output, detailed_exitcode))
+        }
+        Command::Run(args) => {
+            let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+            rt.block_on(run_daemon(*args))
         }
         Command::Apply {
             aws,
@@ -281,7 +372,10 @@ async fn apply_cmd(
         &aws,
         &planned.plan,
         &planned.cx,
-        &apply::ApplyOptions { concurrency },
+        &apply::ApplyOptions {
+            concurrency,
+            stop: None,
+        },
         |ev| match ev {
             apply::Event::Started(c) => println!(
                 "{} {} {}: {:?}...",
@@ -325,4 +419,69 @@ async fn apply_cmd(
             ExitCode::FAILURE
         },
     )
+}
+
+async fn run_daemon(a: RunArgs) -> anyhow::Result<ExitCode> {
+    let webhook_secret = match &a.webhook_secret_file {
+        Some(f) => Some(
+            Secret::from_file(f)
+                .with_context(|| format!("reading the webhook secret from {}", f.display()))?,
+        ),
+        None => std::env::var("MLSPACE_GITOPS_WEBHOOK_SECRET")
+            .ok()
+            .filter(|s| !s.is_empty())
+            .map(Secret::new),
+    };
+    let token = match &a.git_token_file {
+        Some(f) => Some(
+            Secret::from_file(f)
+                .with_context(|| format!("reading the git token from {}", f.display()))?,
+        ),
+        None => std::env::var(&a.git_token_env)
+            .ok()
+            .filter(|s| !s.is_empty())
+            .map(Secret::new),
+    };
+    let cfg = daemon::DaemonConfig {
+        source: SourceConfig {
+            location: a.source,
+            branch: a.branch,
+            path: a.path,
+            state_dir: a.state_dir,
+            auth: GitAuth {
+                token,
+                username: a.git_username,
+                ssh_key: a.ssh_key,
+                known_hosts: a.known_hosts,
+            },
+        },
+        interval: a.interval,
+        resync: a.resync,
+        mode: match a.mode {
+            ModeArg::Apply => daemon::Mode::Apply,
+            ModeArg::Detect => daemon::Mode::Detect,
+        },
+        listen: a.listen,
+        webhook_secret,
+        grace: a.grace_period,
+        aws: AwsOptions {
+            endpoint_url: a.endpoint_url,
+            ..AwsOptions::default()
+        },
+        concurrency: a.concurrency,
+        retry_base: a.retry_base,
+        retry_max: a.retry_max,
+    };
+    daemon::run(cfg, prometheus::Registry::new(), shutdown_signal()).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Resolves on SIGTERM (ECS, systemd) or SIGINT (a terminal).
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+    }
 }

@@ -5,10 +5,13 @@
 //! after an interruption is safe.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::stream::{FuturesUnordered, StreamExt};
 use serde::Serialize;
+use tracing::Instrument;
 
 use crate::aws::{AwsContext, AwsError, ErrorClass};
 use crate::kinds::bucket::Bucket;
@@ -25,11 +28,22 @@ use crate::plan::{Action, Change, Plan, ResourceId, Step};
 pub struct ApplyOptions {
     /// Changes running at once.
     pub concurrency: usize,
+    /// Set on shutdown: no new change or step starts; the AWS call in flight finishes.
+    pub stop: Option<Arc<AtomicBool>>,
 }
 
 impl Default for ApplyOptions {
     fn default() -> Self {
-        ApplyOptions { concurrency: 8 }
+        ApplyOptions {
+            concurrency: 8,
+            stop: None,
+        }
+    }
+}
+
+impl ApplyOptions {
+    fn stopping(&self) -> bool {
+        self.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst))
     }
 }
 
@@ -70,6 +84,11 @@ pub enum ChangeError {
     /// AWS refused or failed a step.
     #[error("{0}")]
     Aws(#[serde(serialize_with = "ser_display")] AwsError),
+    /// Shutdown began before the change (or its next step) started.
+    #[error(
+        "not finished: the daemon is shutting down (steps are idempotent; the next run continues)"
+    )]
+    Stopped,
     /// A change this one depends on failed, so it was not started.
     #[error("not started: {kind} {name} it depends on failed")]
     DependencyFailed {
@@ -92,7 +111,7 @@ impl ChangeError {
                 e.class,
                 ErrorClass::Transient | ErrorClass::EventualConsistency
             ),
-            ChangeError::DependencyFailed { .. } => true,
+            ChangeError::DependencyFailed { .. } | ChangeError::Stopped => true,
         }
     }
 }
@@ -127,30 +146,45 @@ async fn run_step(aws: &AwsContext, name: &str, step: &Step, cx: &PlanCx) -> Res
     }
 }
 
-async fn run_change(aws: &AwsContext, change: &Change, cx: &PlanCx) -> ChangeResult {
+async fn run_change(
+    aws: &AwsContext,
+    change: &Change,
+    cx: &PlanCx,
+    opts: &ApplyOptions,
+) -> ChangeResult {
     let span = tracing::info_span!("change", kind = %change.kind, name = %change.name, action = ?change.action);
-    let _enter = span.enter();
-    let start = Instant::now();
-    let mut done = 0;
-    let mut error = None;
-    for step in &change.steps {
-        match run_step(aws, &change.name, step, cx).await {
-            Ok(()) => done += 1,
-            Err(e) => {
-                tracing::warn!(error = %e, "step failed");
-                error = Some(ChangeError::Aws(e));
+    async {
+        let start = Instant::now();
+        let mut done = 0;
+        let mut error = None;
+        for step in &change.steps {
+            if opts.stopping() {
+                error = Some(ChangeError::Stopped);
                 break;
             }
+            match run_step(aws, &change.name, step, cx).await {
+                Ok(()) => done += 1,
+                Err(e) => {
+                    tracing::warn!(error = %e, "step failed");
+                    error = Some(ChangeError::Aws(e));
+                    break;
+                }
+            }
+        }
+        if error.is_none() {
+            tracing::info!(steps = done, "change applied");
+        }
+        ChangeResult {
+            kind: change.kind,
+            name: change.name.clone(),
+            action: change.action,
+            error,
+            steps_done: done,
+            elapsed: start.elapsed(),
         }
     }
-    ChangeResult {
-        kind: change.kind,
-        name: change.name.clone(),
-        action: change.action,
-        error,
-        steps_done: done,
-        elapsed: start.elapsed(),
-    }
+    .instrument(span)
+    .await
 }
 
 /// Apply every actionable change of `plan`. Creates and updates go first, ordered by their
@@ -252,7 +286,7 @@ async fn run_batch(
                 && my_deps.iter().all(|d| succeeded.contains(d))
             {
                 on_event(Event::Started(c));
-                running.push(run_change(aws, c, cx));
+                running.push(run_change(aws, c, cx, opts));
                 pending.remove(i);
                 continue;
             }
@@ -266,7 +300,7 @@ async fn run_batch(
             }
             let c = pending.remove(0);
             on_event(Event::Started(c));
-            running.push(run_change(aws, c, cx));
+            running.push(run_change(aws, c, cx, opts));
         }
         let Some(r) = running.next().await else { break };
         let id = (r.kind, r.name.clone());

@@ -1,0 +1,362 @@
+//! The daemon: a level-triggered controller. The runtime here owns the loop (as in
+//! kube-runtime): triggers (source poll, webhook, file watch, resync, retry timers) wake it,
+//! one reconcile runs at a time, and failed resources are requeued with capped
+//! exponential backoff by a separate error policy ([`Backoff`]).
+//!
+//! A revision that fails validation is never applied: the last good revision stays in force
+//! and the error is reported until a new revision arrives.
+
+mod backoff;
+mod reconcile;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+pub use backoff::Backoff;
+
+use crate::aws::AwsOptions;
+use crate::manifest::{self, DesiredState, ManifestError};
+use crate::metrics::Metrics;
+use crate::plan::ResourceId;
+use crate::secret::Secret;
+use crate::source::{Revision, Source, SourceConfig};
+use crate::status::{Readiness, SharedStatus, Status};
+
+/// Whether drift is repaired or only reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Plan and apply (default).
+    Apply,
+    /// Plan and report; never write to AWS.
+    Detect,
+}
+
+impl Mode {
+    /// Name used in status and flags.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Apply => "apply",
+            Mode::Detect => "detect",
+        }
+    }
+}
+
+/// Everything `run` needs.
+#[derive(Debug, Clone)]
+pub struct DaemonConfig {
+    /// Where manifests come from.
+    pub source: SourceConfig,
+    /// How often a git source is polled (jittered by up to 10%).
+    pub interval: Duration,
+    /// How often AWS is observed again to repair drift.
+    pub resync: Duration,
+    /// Apply or detect.
+    pub mode: Mode,
+    /// HTTP listen address.
+    pub listen: SocketAddr,
+    /// Shared secret of `POST /hooks/git`.
+    pub webhook_secret: Option<Secret>,
+    /// How long a reconcile in flight may run on after SIGTERM.
+    pub grace: Duration,
+    /// AWS connection.
+    pub aws: AwsOptions,
+    /// Changes applied at once.
+    pub concurrency: usize,
+    /// First retry delay of a failed resource.
+    pub retry_base: Duration,
+    /// Longest retry delay of a failed resource.
+    pub retry_max: Duration,
+}
+
+/// Errors that stop the daemon from starting (afterwards it reports and retries instead).
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// The HTTP listener could not bind.
+    #[error("cannot listen on {addr}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Metrics could not be registered.
+    #[error("cannot register metrics")]
+    Metrics(#[from] crate::metrics::MetricsError),
+    /// The source configuration is unusable.
+    #[error("bad source configuration")]
+    Source(#[from] crate::source::SourceError),
+}
+
+/// Seconds since the epoch, for status.
+pub(crate) fn epoch_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// The last revision that validated, with its desired state.
+struct Good {
+    revision: Revision,
+    desired: DesiredState,
+}
+
+/// Controller state between reconciles.
+struct Controller {
+    cfg: DaemonConfig,
+    metrics: Arc<Metrics>,
+    status: SharedStatus,
+    readiness: Arc<Readiness>,
+    aws: Option<(String, crate::aws::AwsContext)>,
+    good: Option<Good>,
+    /// Revision id last loaded (valid or not): a failed one is retried only when it changes.
+    last_seen: Option<String>,
+    /// Revision id last applied without failures.
+    applied: Option<String>,
+    backoff: BTreeMap<ResourceId, Backoff>,
+    stop: Arc<AtomicBool>,
+}
+
+/// Run the daemon until `shutdown` resolves. It never exits because AWS or the source is
+/// unreachable: failures are reported and retried.
+pub async fn run(
+    cfg: DaemonConfig,
+    registry: prometheus::Registry,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), DaemonError> {
+    let metrics = crate::metrics::register(&registry)?;
+    let mut source = Source::new(cfg.source.clone())?;
+    let status: SharedStatus = Arc::new(RwLock::new(Status {
+        source: source.display_location(),
+        mode: cfg.mode.as_str().into(),
+        ..Status::default()
+    }));
+    // Ready needs the source reached within three polls (and a first reconcile).
+    let readiness = Arc::new(Readiness::new(if source.is_git() {
+        cfg.interval * 3
+    } else {
+        cfg.resync * 3
+    }));
+    let trigger = Arc::new(Notify::new());
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|source| DaemonError::Listen {
+            addr: cfg.listen,
+            source,
+        })?;
+    tracing::info!(listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), source = %source.display_location(), mode = cfg.mode.as_str(), "mlspace-gitops daemon starting");
+
+    let (http_stop_tx, http_stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let http_state = crate::http::HttpState {
+        registry: registry.clone(),
+        status: status.clone(),
+        readiness: readiness.clone(),
+        webhook_secret: cfg.webhook_secret.clone(),
+        trigger: trigger.clone(),
+    };
+    let http = tokio::spawn(crate::http::serve(listener, http_state, async move {
+        let _ = http_stop_rx.await;
+    }));
+
+    let mut watch_rx = match source.watch() {
+        Ok(rx) => rx,
+        Err(e) => {
+            tracing::warn!(error = %crate::aws::DisplayChain(&e), "cannot watch the manifests directory; falling back to polling");
+            None
+        }
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut ctl = Controller {
+        cfg: cfg.clone(),
+        metrics,
+        status,
+        readiness,
+        aws: None,
+        good: None,
+        last_seen: None,
+        applied: None,
+        backoff: BTreeMap::new(),
+        stop: stop.clone(),
+    };
+
+    tokio::pin!(shutdown);
+    let mut next_fetch = Instant::now();
+    let mut next_resync = Instant::now() + cfg.resync;
+    loop {
+        let retry_at = ctl.next_retry();
+        let mut fetch = false;
+        let mut resync = false;
+        tokio::select! {
+            _ = &mut shutdown => break,
+            _ = tokio::time::sleep_until(next_fetch) => fetch = true,
+            _ = trigger.notified() => { tracing::info!("webhook: fetching now"); fetch = true },
+            Some(()) = async { match watch_rx.as_mut() { Some(rx) => rx.recv().await, None => std::future::pending().await } } => fetch = true,
+            _ = tokio::time::sleep_until(next_resync) => resync = true,
+            _ = async { match retry_at { Some(t) => tokio::time::sleep_until(t).await, None => std::future::pending().await } } => resync = true,
+        }
+        let mut reconcile_now = resync;
+        if fetch {
+            next_fetch = Instant::now()
+                + jitter(if source.is_git() {
+                    cfg.interval
+                } else {
+                    cfg.resync
+                });
+            if ctl.fetch(&mut source).await {
+                reconcile_now = true;
+            }
+        }
+        if reconcile_now && ctl.good.is_some() {
+            // Finish the reconcile even if SIGTERM arrives, up to the grace period.
+            let work = ctl.reconcile();
+            tokio::pin!(work);
+            tokio::select! {
+                _ = &mut work => {}
+                _ = &mut shutdown => {
+                    tracing::info!(grace_secs = cfg.grace.as_secs(), "shutting down: letting the reconcile in flight finish");
+                    stop.store(true, Ordering::SeqCst);
+                    if tokio::time::timeout(cfg.grace, &mut work).await.is_err() {
+                        tracing::warn!("grace period over; exiting with the reconcile unfinished (steps are idempotent: the next start continues)");
+                    }
+                    break;
+                }
+            }
+            next_resync = Instant::now() + cfg.resync;
+        }
+    }
+    stop.store(true, Ordering::SeqCst);
+    let _ = http_stop_tx.send(());
+    let _ = http.await;
+    tracing::info!("mlspace-gitops daemon stopped");
+    Ok(())
+}
+
+/// `d` plus up to 10% so that replicas and restarts spread their polls.
+fn jitter(d: Duration) -> Duration {
+    d + d.mul_f64(rand::random_range(0.0..0.1))
+}
+
+impl Controller {
+    /// The earliest retry time of a failed resource.
+    fn next_retry(&self) -> Option<Instant> {
+        self.backoff.values().map(|b| b.next_at).min()
+    }
+
+    /// Sync the source; on a new revision load it. True when a valid new revision arrived.
+    async fn fetch(&mut self, source: &mut Source) -> bool {
+        let rev = match source.sync().await {
+            Ok(r) => r,
+            Err(e) => {
+                let msg = crate::aws::DisplayChain(&e).to_string();
+                tracing::warn!(error = %msg, "source unreachable; will retry");
+                self.metrics
+                    .source_fetch_total
+                    .with_label_values(&["failure"])
+                    .inc();
+                let mut s = self.status.write().unwrap();
+                s.last_fetch_error = Some(msg);
+                return false;
+            }
+        };
+        self.readiness.source_reached();
+        let result = if source.last_sync_fetched() {
+            "success"
+        } else {
+            "unchanged"
+        };
+        self.metrics
+            .source_fetch_total
+            .with_label_values(&[result])
+            .inc();
+        self.metrics.set_revision(&rev.id);
+        {
+            let mut s = self.status.write().unwrap();
+            s.last_fetch_at = Some(epoch_secs());
+            s.last_fetch_error = None;
+            s.source_revision = Some(rev.id.clone());
+        }
+        if self.last_seen.as_deref() == Some(rev.id.as_str()) {
+            return false;
+        }
+        self.last_seen = Some(rev.id.clone());
+        self.load(rev)
+    }
+
+    /// Validate a revision; keep it when valid, report it when not.
+    fn load(&mut self, rev: Revision) -> bool {
+        let _span = tracing::info_span!("load", revision = %rev.id).entered();
+        self.status.write().unwrap().last_attempted_revision = Some(rev.id.clone());
+        let result = if rev.manifests_dir.is_dir() {
+            manifest::load_dir(&rev.manifests_dir)
+        } else {
+            Err(ManifestError::Io {
+                path: rev.manifests_dir.clone(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "the manifests directory does not exist at this revision",
+                ),
+            })
+        };
+        match result {
+            Ok(loaded) => {
+                for w in loaded.warnings.iter() {
+                    tracing::warn!("{w}");
+                }
+                self.metrics.validation_errors.set(0);
+                tracing::info!(
+                    resources = loaded.desired.resources.len(),
+                    author = rev.author.as_deref().unwrap_or(""),
+                    message = rev.message.as_deref().unwrap_or(""),
+                    "new revision is valid"
+                );
+                self.good = Some(Good {
+                    revision: rev,
+                    desired: loaded.desired,
+                });
+                // A new revision deserves a fresh attempt at every resource.
+                self.backoff.clear();
+                true
+            }
+            Err(e) => {
+                let text = match &e {
+                    ManifestError::Invalid(d) => {
+                        for line in d.sorted() {
+                            tracing::error!("{line}");
+                        }
+                        self.metrics.validation_errors.set(d.error_count() as i64);
+                        format!(
+                            "revision {} is invalid and was not applied; still applying {}:\n{d}",
+                            rev.id,
+                            self.good
+                                .as_ref()
+                                .map(|g| g.revision.id.as_str())
+                                .unwrap_or("nothing")
+                        )
+                    }
+                    other => {
+                        let msg = crate::aws::DisplayChain(other).to_string();
+                        tracing::error!(error = %msg, "cannot load the revision");
+                        self.metrics.validation_errors.set(1);
+                        format!(
+                            "revision {} could not be loaded and was not applied: {msg}",
+                            rev.id
+                        )
+                    }
+                };
+                self.metrics
+                    .reconcile_total
+                    .with_label_values(&["invalid"])
+                    .inc();
+                self.status.write().unwrap().last_error = Some(text);
+                false
+            }
+        }
+    }
+}

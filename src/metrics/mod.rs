@@ -1,0 +1,540 @@
+//! Prometheus metrics of the daemon.
+//!
+//! Everything registers on a caller-supplied [`Registry`] (no global registry), so tests and
+//! embedders get isolated sets. Metric names live in [`names`] and nowhere else.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use prometheus::core::Collector;
+use prometheus::{
+    Gauge, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+use crate::aws::{CallObserver, CallResult};
+use crate::kinds::Kind;
+use crate::plan::Action;
+use crate::status::ResourceState;
+
+/// Metric names: the single place they are spelled.
+pub mod names {
+    /// Reconcile attempts by `result` (success | failure | invalid | skipped).
+    pub const RECONCILE_TOTAL: &str = "mlspace_gitops_reconcile_total";
+    /// Wall time of a reconcile attempt.
+    pub const RECONCILE_DURATION_SECONDS: &str = "mlspace_gitops_reconcile_duration_seconds";
+    /// Managed resources by `kind` and `state`.
+    pub const RESOURCES: &str = "mlspace_gitops_resources";
+    /// Drift found by `kind` (AWS differed from git without a git change).
+    pub const DRIFT_DETECTED_TOTAL: &str = "mlspace_gitops_drift_detected_total";
+    /// Changes made to AWS by `kind`, `action` and `result`.
+    pub const CHANGES_APPLIED_TOTAL: &str = "mlspace_gitops_changes_applied_total";
+    /// AWS HTTP attempts by `service`, `operation` and `result`.
+    pub const AWS_REQUESTS_TOTAL: &str = "mlspace_gitops_aws_requests_total";
+    /// AWS HTTP attempt latency by `service`.
+    pub const AWS_REQUEST_DURATION_SECONDS: &str = "mlspace_gitops_aws_request_duration_seconds";
+    /// Source fetches by `result` (success | failure | unchanged).
+    pub const SOURCE_FETCH_TOTAL: &str = "mlspace_gitops_source_fetch_total";
+    /// The newest source revision, as a `revision` label on a constant 1.
+    pub const SOURCE_REVISION_INFO: &str = "mlspace_gitops_source_revision_info";
+    /// Unix time of the last successful reconcile.
+    pub const LAST_SUCCESS_TIMESTAMP_SECONDS: &str =
+        "mlspace_gitops_last_success_timestamp_seconds";
+    /// The running `version`, as a label on a constant 1.
+    pub const BUILD_INFO: &str = "mlspace_gitops_build_info";
+    /// Validation errors in the last attempted revision.
+    pub const VALIDATION_ERRORS: &str = "mlspace_gitops_validation_errors";
+
+    /// Every name above.
+    pub const ALL: [&str; 12] = [
+        RECONCILE_TOTAL,
+        RECONCILE_DURATION_SECONDS,
+        RESOURCES,
+        DRIFT_DETECTED_TOTAL,
+        CHANGES_APPLIED_TOTAL,
+        AWS_REQUESTS_TOTAL,
+        AWS_REQUEST_DURATION_SECONDS,
+        SOURCE_FETCH_TOTAL,
+        SOURCE_REVISION_INFO,
+        LAST_SUCCESS_TIMESTAMP_SECONDS,
+        BUILD_INFO,
+        VALIDATION_ERRORS,
+    ];
+}
+
+/// Errors of this module.
+#[derive(Debug, thiserror::Error)]
+pub enum MetricsError {
+    /// A metric could not be built or registered (bad options, or a name already taken).
+    #[error("registering metric {name}: {source}")]
+    Register {
+        /// The metric.
+        name: &'static str,
+        /// Why.
+        source: prometheus::Error,
+    },
+}
+
+/// Outcome of one reconcile attempt, the `result` label of [`names::RECONCILE_TOTAL`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReconcileResult {
+    /// Everything converged (or, in detect mode, was checked).
+    Success,
+    /// AWS or the plan failed.
+    Failure,
+    /// The revision did not validate; nothing was touched.
+    Invalid,
+    /// Nothing to do this time (e.g. a run was already in flight).
+    Skipped,
+}
+
+impl ReconcileResult {
+    /// All values, for pre-creating label sets.
+    pub const ALL: [ReconcileResult; 4] = [
+        ReconcileResult::Success,
+        ReconcileResult::Failure,
+        ReconcileResult::Invalid,
+        ReconcileResult::Skipped,
+    ];
+
+    /// Label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReconcileResult::Success => "success",
+            ReconcileResult::Failure => "failure",
+            ReconcileResult::Invalid => "invalid",
+            ReconcileResult::Skipped => "skipped",
+        }
+    }
+}
+
+/// Outcome of one source fetch, the `result` label of [`names::SOURCE_FETCH_TOTAL`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FetchResult {
+    /// A new revision arrived.
+    Success,
+    /// The source could not be read.
+    Failure,
+    /// The source answered with the revision already seen.
+    Unchanged,
+}
+
+impl FetchResult {
+    /// All values, for pre-creating label sets.
+    pub const ALL: [FetchResult; 3] = [
+        FetchResult::Success,
+        FetchResult::Failure,
+        FetchResult::Unchanged,
+    ];
+
+    /// Label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FetchResult::Success => "success",
+            FetchResult::Failure => "failure",
+            FetchResult::Unchanged => "unchanged",
+        }
+    }
+}
+
+/// The daemon's metrics. Fields are public for direct use; the helpers cover the cases
+/// that need more than one call or bookkeeping.
+pub struct Metrics {
+    /// See [`names::RECONCILE_TOTAL`].
+    pub reconcile_total: IntCounterVec,
+    /// See [`names::RECONCILE_DURATION_SECONDS`].
+    pub reconcile_duration_seconds: Histogram,
+    /// See [`names::RESOURCES`]; prefer [`Metrics::set_resource_counts`].
+    pub resources: IntGaugeVec,
+    /// See [`names::DRIFT_DETECTED_TOTAL`].
+    pub drift_detected_total: IntCounterVec,
+    /// See [`names::CHANGES_APPLIED_TOTAL`]; prefer [`Metrics::record_change`].
+    pub changes_applied_total: IntCounterVec,
+    /// See [`names::AWS_REQUESTS_TOTAL`]; fed through [`CallObserver`].
+    pub aws_requests_total: IntCounterVec,
+    /// See [`names::AWS_REQUEST_DURATION_SECONDS`]; fed through [`CallObserver`].
+    pub aws_request_duration_seconds: HistogramVec,
+    /// See [`names::SOURCE_FETCH_TOTAL`].
+    pub source_fetch_total: IntCounterVec,
+    /// See [`names::SOURCE_REVISION_INFO`]; use [`Metrics::set_revision`].
+    pub source_revision_info: IntGaugeVec,
+    /// See [`names::LAST_SUCCESS_TIMESTAMP_SECONDS`].
+    pub last_success_timestamp_seconds: Gauge,
+    /// See [`names::BUILD_INFO`].
+    pub build_info: IntGaugeVec,
+    /// See [`names::VALIDATION_ERRORS`].
+    pub validation_errors: IntGauge,
+    /// Serializes the read-modify-write helpers so concurrent callers cannot leave, say,
+    /// two revisions at 1.
+    label_sets: Mutex<()>,
+}
+
+impl fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The prometheus vec types have no Debug; the values are on /metrics anyway.
+        f.write_str("Metrics { .. }")
+    }
+}
+
+/// Reconciles take from a no-op check (tens of ms) to a cold full apply (minutes).
+const RECONCILE_BUCKETS: [f64; 12] = [
+    0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
+];
+
+/// Single AWS attempts: a few ms against an emulator to tens of seconds on a bad day.
+const AWS_BUCKETS: [f64; 12] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// Build a collector and register it, naming the metric in any error.
+fn add<C: Collector + Clone + 'static>(
+    reg: &Registry,
+    name: &'static str,
+    build: impl FnOnce() -> prometheus::Result<C>,
+) -> Result<C, MetricsError> {
+    let wrap = |source| MetricsError::Register { name, source };
+    let c = build().map_err(wrap)?;
+    reg.register(Box::new(c.clone())).map_err(wrap)?;
+    Ok(c)
+}
+
+/// Create and register every metric on `reg`.
+pub fn register(reg: &Registry) -> Result<Arc<Metrics>, MetricsError> {
+    use names::*;
+    let m = Metrics {
+        reconcile_total: add(reg, RECONCILE_TOTAL, || {
+            IntCounterVec::new(
+                Opts::new(RECONCILE_TOTAL, "Reconcile attempts."),
+                &["result"],
+            )
+        })?,
+        reconcile_duration_seconds: add(reg, RECONCILE_DURATION_SECONDS, || {
+            Histogram::with_opts(
+                HistogramOpts::new(RECONCILE_DURATION_SECONDS, "Reconcile attempt wall time.")
+                    .buckets(RECONCILE_BUCKETS.to_vec()),
+            )
+        })?,
+        resources: add(reg, RESOURCES, || {
+            IntGaugeVec::new(
+                Opts::new(RESOURCES, "Managed resources by kind and state."),
+                &["kind", "state"],
+            )
+        })?,
+        drift_detected_total: add(reg, DRIFT_DETECTED_TOTAL, || {
+            IntCounterVec::new(
+                Opts::new(DRIFT_DETECTED_TOTAL, "Resources found drifted from git."),
+                &["kind"],
+            )
+        })?,
+        changes_applied_total: add(reg, CHANGES_APPLIED_TOTAL, || {
+            IntCounterVec::new(
+                Opts::new(CHANGES_APPLIED_TOTAL, "Changes made to AWS."),
+                &["kind", "action", "result"],
+            )
+        })?,
+        aws_requests_total: add(reg, AWS_REQUESTS_TOTAL, || {
+            IntCounterVec::new(
+                Opts::new(AWS_REQUESTS_TOTAL, "AWS HTTP attempts, retries included."),
+                &["service", "operation", "result"],
+            )
+        })?,
+        aws_request_duration_seconds: add(reg, AWS_REQUEST_DURATION_SECONDS, || {
+            HistogramVec::new(
+                HistogramOpts::new(AWS_REQUEST_DURATION_SECONDS, "AWS HTTP attempt latency.")
+                    .buckets(AWS_BUCKETS.to_vec()),
+                &["service"],
+            )
+        })?,
+        source_fetch_total: add(reg, SOURCE_FETCH_TOTAL, || {
+            IntCounterVec::new(
+                Opts::new(SOURCE_FETCH_TOTAL, "Source fetches."),
+                &["result"],
+            )
+        })?,
+        source_revision_info: add(reg, SOURCE_REVISION_INFO, || {
+            IntGaugeVec::new(
+                Opts::new(SOURCE_REVISION_INFO, "Newest revision seen at the source."),
+                &["revision"],
+            )
+        })?,
+        last_success_timestamp_seconds: add(reg, LAST_SUCCESS_TIMESTAMP_SECONDS, || {
+            Gauge::new(
+                LAST_SUCCESS_TIMESTAMP_SECONDS,
+                "Unix time of the last successful reconcile.",
+            )
+        })?,
+        build_info: add(reg, BUILD_INFO, || {
+            IntGaugeVec::new(Opts::new(BUILD_INFO, "Build information."), &["version"])
+        })?,
+        validation_errors: add(reg, VALIDATION_ERRORS, || {
+            IntGauge::new(
+                VALIDATION_ERRORS,
+                "Validation errors in the last attempted revision.",
+            )
+        })?,
+        label_sets: Mutex::new(()),
+    };
+    m.build_info
+        .with_label_values(&[env!("CARGO_PKG_VERSION")])
+        .set(1);
+    // Series that exist from the start at 0 let `rate()`/`increase()` see the first event.
+    for r in ReconcileResult::ALL {
+        m.reconcile_total.with_label_values(&[r.as_str()]);
+    }
+    for r in FetchResult::ALL {
+        m.source_fetch_total.with_label_values(&[r.as_str()]);
+    }
+    Ok(Arc::new(m))
+}
+
+/// Render everything registered on `reg` in the Prometheus text format 0.0.4.
+pub fn encode(reg: &Registry) -> String {
+    let mut out = String::new();
+    if let Err(e) = TextEncoder::new().encode_utf8(&reg.gather(), &mut out) {
+        // Only malformed families fail; serve what was rendered rather than nothing.
+        tracing::warn!(error = %e, "encoding metrics");
+    }
+    out
+}
+
+/// Seconds since the Unix epoch, now.
+fn now_unix() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// The label value of a change action, `None` for actions that change nothing.
+fn action_label(action: Action) -> Option<&'static str> {
+    match action {
+        Action::Create => Some("create"),
+        Action::Update => Some("update"),
+        Action::Delete => Some("delete"),
+        Action::Conflict | Action::NoOp => None,
+    }
+}
+
+impl Metrics {
+    /// Count a reconcile attempt and its duration; a success also stamps
+    /// [`names::LAST_SUCCESS_TIMESTAMP_SECONDS`].
+    pub fn observe_reconcile(&self, result: ReconcileResult, elapsed: Duration) {
+        self.reconcile_total
+            .with_label_values(&[result.as_str()])
+            .inc();
+        self.reconcile_duration_seconds
+            .observe(elapsed.as_secs_f64());
+        if result == ReconcileResult::Success {
+            self.last_success_timestamp_seconds.set(now_unix());
+        }
+    }
+
+    /// Count a source fetch.
+    pub fn record_fetch(&self, result: FetchResult) {
+        self.source_fetch_total
+            .with_label_values(&[result.as_str()])
+            .inc();
+    }
+
+    /// Count one drifted resource of `kind`.
+    pub fn record_drift(&self, kind: Kind) {
+        self.drift_detected_total
+            .with_label_values(&[kind.as_str()])
+            .inc();
+    }
+
+    /// Count one change made to AWS. Conflict and NoOp change nothing and are ignored.
+    pub fn record_change(&self, kind: Kind, action: Action, succeeded: bool) {
+        let Some(action) = action_label(action) else {
+            return;
+        };
+        let result = if succeeded { "success" } else { "failure" };
+        self.changes_applied_total
+            .with_label_values(&[kind.as_str(), action, result])
+            .inc();
+    }
+
+    /// Set the resource gauges to `counts`; label sets set before but absent now go to 0,
+    /// so a state that emptied out reads 0 instead of its last value.
+    pub fn set_resource_counts(&self, counts: &BTreeMap<(Kind, ResourceState), i64>) {
+        let _guard = self.label_sets.lock().unwrap_or_else(|e| e.into_inner());
+        let present: BTreeSet<(&str, &str)> = counts
+            .keys()
+            .map(|(k, s)| (k.as_str(), s.as_str()))
+            .collect();
+        for kv in label_values(&self.resources, &["kind", "state"]) {
+            if !present.contains(&(kv[0].as_str(), kv[1].as_str())) {
+                self.resources.with_label_values(&kv).set(0);
+            }
+        }
+        for ((kind, state), n) in counts {
+            self.resources
+                .with_label_values(&[kind.as_str(), state.as_str()])
+                .set(*n);
+        }
+    }
+
+    /// Make `rev` the one revision at 1, removing every other revision's series.
+    pub fn set_revision(&self, rev: &str) {
+        let _guard = self.label_sets.lock().unwrap_or_else(|e| e.into_inner());
+        for old in label_values(&self.source_revision_info, &["revision"]) {
+            if old[0] != rev {
+                // Err only if already gone, which is the goal.
+                let _ = self.source_revision_info.remove_label_values(&old);
+            }
+        }
+        self.source_revision_info.with_label_values(&[rev]).set(1);
+    }
+}
+
+/// For every series in `vec`, the values of `labels`, in that order.
+fn label_values(vec: &IntGaugeVec, labels: &[&str]) -> Vec<Vec<String>> {
+    let mut out = Vec::new();
+    for family in vec.collect() {
+        for metric in family.get_metric() {
+            let pairs = metric.get_label();
+            let value = |name: &&str| {
+                pairs
+                    .iter()
+                    .find(|l| l.name() == *name)
+                    .map(|l| l.value().to_string())
+                    .unwrap_or_default()
+            };
+            out.push(labels.iter().map(value).collect());
+        }
+    }
+    out
+}
+
+impl CallObserver for Metrics {
+    fn observe(&self, service: &str, operation: &str, result: CallResult, elapsed: Duration) {
+        self.aws_requests_total
+            .with_label_values(&[service, operation, result.as_str()])
+            .inc();
+        self.aws_request_duration_seconds
+            .with_label_values(&[service])
+            .observe(elapsed.as_secs_f64());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fresh() -> (Registry, Arc<Metrics>) {
+        let reg = Registry::new();
+        let m = register(&reg).unwrap();
+        (reg, m)
+    }
+
+    #[test]
+    fn set_revision_keeps_exactly_one() {
+        let (_reg, m) = fresh();
+        m.set_revision("aaa");
+        m.set_revision("bbb");
+        m.set_revision("bbb");
+        let revs = label_values(&m.source_revision_info, &["revision"]);
+        assert_eq!(revs, vec![vec!["bbb".to_string()]]);
+        assert_eq!(m.source_revision_info.with_label_values(&["bbb"]).get(), 1);
+    }
+
+    #[test]
+    fn set_resource_counts_zeroes_stale_label_sets() {
+        let (_reg, m) = fresh();
+        let mut counts = BTreeMap::new();
+        counts.insert((Kind::Role, ResourceState::InSync), 3);
+        counts.insert((Kind::Bucket, ResourceState::Drifted), 1);
+        m.set_resource_counts(&counts);
+        assert_eq!(
+            m.resources.with_label_values(&["Bucket", "drifted"]).get(),
+            1
+        );
+
+        counts.remove(&(Kind::Bucket, ResourceState::Drifted));
+        counts.insert((Kind::Bucket, ResourceState::InSync), 1);
+        m.set_resource_counts(&counts);
+        assert_eq!(
+            m.resources.with_label_values(&["Bucket", "drifted"]).get(),
+            0
+        );
+        assert_eq!(
+            m.resources.with_label_values(&["Bucket", "in_sync"]).get(),
+            1
+        );
+        assert_eq!(m.resources.with_label_values(&["Role", "in_sync"]).get(), 3);
+
+        m.set_resource_counts(&BTreeMap::new());
+        let all = label_values(&m.resources, &["kind", "state"]);
+        assert_eq!(all.len(), 3);
+        for kv in all {
+            assert_eq!(m.resources.with_label_values(&kv).get(), 0, "{kv:?}");
+        }
+    }
+
+    #[test]
+    fn call_observer_counts_and_times() {
+        let (_reg, m) = fresh();
+        let obs: Arc<dyn CallObserver> = m.clone();
+        obs.observe("iam", "GetRole", CallResult::Ok, Duration::from_millis(20));
+        obs.observe(
+            "iam",
+            "GetRole",
+            CallResult::Throttled,
+            Duration::from_millis(5),
+        );
+        obs.observe("iam", "GetRole", CallResult::Ok, Duration::from_millis(7));
+        let get = |r: CallResult| {
+            m.aws_requests_total
+                .with_label_values(&["iam", "GetRole", r.as_str()])
+                .get()
+        };
+        assert_eq!(get(CallResult::Ok), 2);
+        assert_eq!(get(CallResult::Throttled), 1);
+        assert_eq!(get(CallResult::ServerError), 0);
+        let h = m.aws_request_duration_seconds.with_label_values(&["iam"]);
+        assert_eq!(h.get_sample_count(), 3);
+        assert!((h.get_sample_sum() - 0.032).abs() < 1e-9);
+    }
+
+    #[test]
+    fn record_change_ignores_non_changes() {
+        let (_reg, m) = fresh();
+        m.record_change(Kind::Table, Action::Create, true);
+        m.record_change(Kind::Table, Action::Delete, false);
+        m.record_change(Kind::Table, Action::NoOp, true);
+        m.record_change(Kind::Table, Action::Conflict, true);
+        let families = m.changes_applied_total.collect();
+        assert_eq!(families[0].get_metric().len(), 2);
+        let v = |a: &str, r: &str| {
+            m.changes_applied_total
+                .with_label_values(&["Table", a, r])
+                .get()
+        };
+        assert_eq!((v("create", "success"), v("delete", "failure")), (1, 1));
+    }
+
+    #[test]
+    fn reconcile_success_stamps_time_and_build_info_is_set() {
+        let (reg, m) = fresh();
+        m.observe_reconcile(ReconcileResult::Invalid, Duration::from_millis(60));
+        assert_eq!(m.last_success_timestamp_seconds.get(), 0.0);
+        m.observe_reconcile(ReconcileResult::Success, Duration::from_secs(2));
+        assert!(m.last_success_timestamp_seconds.get() > 1.6e9);
+        assert_eq!(m.reconcile_duration_seconds.get_sample_count(), 2);
+        let text = encode(&reg);
+        let want = format!(
+            "{}{{version=\"{}\"}} 1",
+            names::BUILD_INFO,
+            env!("CARGO_PKG_VERSION")
+        );
+        assert!(text.contains(&want), "{text}");
+    }
+
+    #[test]
+    fn registering_twice_on_one_registry_fails() {
+        let (reg, _m) = fresh();
+        let err = register(&reg).unwrap_err();
+        assert!(err.to_string().contains(names::RECONCILE_TOTAL), "{err}");
+    }
+}

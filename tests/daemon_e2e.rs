@@ -1,0 +1,544 @@
+//! The daemon end to end: a git repository made by the test, `mlspace-gitops run` on it
+//! against a real moto server, driven by commits, drift and signals; observed through AWS,
+//! /status, /metrics and the webhook.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::Moto;
+use serde_json::Value;
+
+const SECRET: &str = "webhook-secret-for-tests";
+
+fn environment() -> &'static str {
+    "apiVersion: mlspace-gitops/v1\nkind: Environment\nmetadata: {name: e2e}\nspec:\n  region: us-east-1\n  account: \"123456789012\"\n  tags: {system: MLSpace}\n"
+}
+
+fn role(team: &str) -> String {
+    format!(
+        "apiVersion: mlspace-gitops/v1\nkind: ManagedPolicy\nmetadata: {{name: daemon-policy}}\nspec:\n  document:\n    Version: '2012-10-17'\n    Statement: [{{Effect: Allow, Action: 's3:GetObject', Resource: '*'}}]\n---\napiVersion: mlspace-gitops/v1\nkind: Role\nmetadata: {{name: daemon-role}}\nspec:\n  assumeRolePolicy:\n    Version: '2012-10-17'\n    Statement: [{{Effect: Allow, Principal: {{Service: ec2.amazonaws.com}}, Action: 'sts:AssumeRole'}}]\n  managedPolicies: [daemon-policy]\n  tags: {{team: {team}}}\n---\napiVersion: mlspace-gitops/v1\nkind: Table\nmetadata: {{name: daemon-table}}\nspec:\n  partitionKey: {{name: pk, type: S}}\n  pointInTimeRecovery: false\n"
+    )
+}
+
+/// A git repository in a temp dir, driven with git2.
+struct Repo {
+    dir: tempfile::TempDir,
+    repo: git2::Repository,
+}
+
+impl Repo {
+    fn new() -> Repo {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = git2::Repository::init_opts(
+            dir.path(),
+            git2::RepositoryInitOptions::new().initial_head("main"),
+        )
+        .unwrap();
+        Repo { dir, repo }
+    }
+
+    fn url(&self) -> String {
+        format!("file://{}", self.dir.path().display())
+    }
+
+    /// Write files (relative path → content) and commit them; returns the commit id.
+    fn commit(&self, files: &[(&str, &str)], message: &str) -> String {
+        for (p, content) in files {
+            let path = self.dir.path().join(p);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, content).unwrap();
+        }
+        let mut index = self.repo.index().unwrap();
+        index
+            .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
+            .unwrap();
+        index.write().unwrap();
+        let tree = self.repo.find_tree(index.write_tree().unwrap()).unwrap();
+        let sig = git2::Signature::now("Test Author", "author@example.com").unwrap();
+        let parents: Vec<git2::Commit> = self
+            .repo
+            .head()
+            .ok()
+            .and_then(|h| h.peel_to_commit().ok())
+            .into_iter()
+            .collect();
+        let parent_refs: Vec<&git2::Commit> = parents.iter().collect();
+        self.repo
+            .commit(Some("HEAD"), &sig, &sig, message, &tree, &parent_refs)
+            .unwrap()
+            .to_string()
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Daemon {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+    _state: tempfile::TempDir,
+}
+
+impl Daemon {
+    fn start(moto: &Moto, source: &str, extra: &[&str]) -> Daemon {
+        let state = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let log = state.path().join("daemon.log");
+        let mut c = Command::new(env!("CARGO_BIN_EXE_mlspace-gitops"));
+        c.args([
+            "run",
+            "--source",
+            source,
+            "--interval",
+            "1s",
+            "--resync",
+            "3s",
+            "--retry-base",
+            "1s",
+            "--grace-period",
+            "10s",
+        ])
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .arg("--state-dir")
+        .arg(state.path())
+        .args(extra)
+        .env("MLSPACE_GITOPS_WEBHOOK_SECRET", SECRET)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap());
+        for (k, v) in moto.env() {
+            c.env(k, v);
+        }
+        Daemon {
+            child: c.spawn().unwrap(),
+            port,
+            log,
+            _state: state,
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn get(&self, path: &str) -> (u16, String) {
+        http(self.port, "GET", path, &[], b"")
+    }
+
+    /// `/status` as JSON; `null` while the server is not up yet (callers poll).
+    fn status(&self) -> Value {
+        match self.get("/status") {
+            (200, body) => serde_json::from_str(&body).unwrap(),
+            _ => Value::Null,
+        }
+    }
+
+    fn metric(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        let (_, body) = self.get("/metrics");
+        let lines = body.lines().map(|l| Ok(l.to_string()));
+        let scrape = prometheus_parse::Scrape::parse(lines).expect("metrics parse");
+        scrape
+            .samples
+            .iter()
+            .filter(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+            .map(|s| match s.value {
+                prometheus_parse::Value::Counter(v)
+                | prometheus_parse::Value::Gauge(v)
+                | prometheus_parse::Value::Untyped(v) => v,
+                _ => 0.0,
+            })
+            .sum()
+    }
+
+    fn wait_until(&self, what: &str, timeout: Duration, mut f: impl FnMut() -> bool) -> Duration {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if f() {
+                return start.elapsed();
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "timed out waiting for {what}\n--- daemon log ---\n{}",
+            self.log()
+        );
+    }
+
+    fn terminate(mut self) -> std::process::ExitStatus {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        let start = Instant::now();
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "no exit after SIGTERM\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+/// A minimal HTTP/1.1 client (the test talks to its own server on loopback).
+fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    body: &[u8],
+) -> (u16, String) {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return (0, String::new());
+    };
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out).to_string();
+    let code = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    // Chunked bodies: good enough to keep only the payload lines for JSON and text.
+    let body = if text
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(&body)
+    } else {
+        body
+    };
+    (code, body)
+}
+
+fn dechunk(b: &str) -> String {
+    let mut out = String::new();
+    let mut rest = b;
+    while let Some((size, tail)) = rest.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 || tail.len() < n {
+            break;
+        }
+        out.push_str(&tail[..n]);
+        rest = tail[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+fn sign(body: &[u8]) -> String {
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+fn role_tag(rt: &tokio::runtime::Runtime, moto: &Moto, key: &str) -> Option<String> {
+    rt.block_on(async {
+        let aws = moto.aws().await;
+        let r = aws
+            .iam
+            .get_role()
+            .role_name("daemon-role")
+            .send()
+            .await
+            .ok()?;
+        r.role()?
+            .tags()
+            .iter()
+            .find(|t| t.key() == key)
+            .map(|t| t.value().to_string())
+    })
+}
+
+fn rss_kb(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    s.lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn daemon_follows_git_keeps_the_last_good_revision_and_repairs_drift() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let moto = Moto::start();
+    let repo = Repo::new();
+    let first = repo.commit(
+        &[
+            ("manifests/env.yaml", environment()),
+            ("manifests/iam.yaml", &role("blue")),
+        ],
+        "first",
+    );
+    let d = Daemon::start(&moto, &repo.url(), &[]);
+
+    // First revision applied; ready.
+    d.wait_until("the first revision in AWS", Duration::from_secs(60), || {
+        role_tag(&rt, &moto, "team").as_deref() == Some("blue")
+    });
+    d.wait_until("/readyz", Duration::from_secs(20), || {
+        d.get("/readyz").0 == 200
+    });
+    assert_eq!(d.get("/healthz").0, 200);
+    let s = d.status();
+    assert_eq!(s["last_applied_revision"], first.as_str(), "{s:#}");
+    eprintln!("idle RSS: {} KB", rss_kb(d.child.id()));
+
+    // A new commit reaches AWS within seconds.
+    let second = repo.commit(&[("manifests/iam.yaml", &role("green"))], "green team");
+    let latency = d.wait_until(
+        "the second revision in AWS",
+        Duration::from_secs(30),
+        || role_tag(&rt, &moto, "team").as_deref() == Some("green"),
+    );
+    eprintln!("commit to applied: {:.1} s", latency.as_secs_f64());
+    d.wait_until(
+        "status shows the second revision",
+        Duration::from_secs(10),
+        || d.status()["last_applied_revision"] == second.as_str(),
+    );
+
+    // Broken YAML: nothing applied, error reported, last applied revision kept.
+    let invalid_before = d.metric("mlspace_gitops_reconcile_total", &[("result", "invalid")]);
+    let broken = repo.commit(&[("manifests/iam.yaml", &role("red").replace("kind: Role", "kind: Role\n  bad: [")), ("manifests/extra.yaml", "apiVersion: mlspace-gitops/v1\nkind: Bucket\nmetadata: {name: daemon-extra-bucket}\nspec: {}\n")], "broken");
+    d.wait_until(
+        "the broken revision to be reported",
+        Duration::from_secs(20),
+        || {
+            let s = d.status();
+            s["last_attempted_revision"] == broken.as_str()
+                && s["last_error"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("error"))
+        },
+    );
+    let s = d.status();
+    assert_eq!(s["last_applied_revision"], second.as_str(), "{s:#}");
+    assert!(d.metric("mlspace_gitops_reconcile_total", &[("result", "invalid")]) > invalid_before);
+    assert!(d.metric("mlspace_gitops_validation_errors", &[]) >= 1.0);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        role_tag(&rt, &moto, "team").as_deref(),
+        Some("green"),
+        "a broken revision changed AWS"
+    );
+    let bucket_exists = rt.block_on(async {
+        moto.aws()
+            .await
+            .s3
+            .head_bucket()
+            .bucket("daemon-extra-bucket")
+            .send()
+            .await
+            .is_ok()
+    });
+    assert!(!bucket_exists, "a broken revision was partly applied");
+
+    // Fixed: applied.
+    let fixed = repo.commit(&[("manifests/iam.yaml", &role("red"))], "fixed");
+    d.wait_until("the fixed revision in AWS", Duration::from_secs(30), || {
+        role_tag(&rt, &moto, "team").as_deref() == Some("red")
+    });
+    d.wait_until(
+        "status shows the fixed revision",
+        Duration::from_secs(10),
+        || {
+            let s = d.status();
+            s["last_applied_revision"] == fixed.as_str() && s["last_error"].is_null()
+        },
+    );
+    rt.block_on(async {
+        moto.aws()
+            .await
+            .s3
+            .head_bucket()
+            .bucket("daemon-extra-bucket")
+            .send()
+            .await
+            .unwrap()
+    });
+
+    // Drift behind its back is repaired by the next resync.
+    rt.block_on(async {
+        let aws = moto.aws().await;
+        aws.iam
+            .tag_role()
+            .role_name("daemon-role")
+            .tags(
+                aws_sdk_iam::types::Tag::builder()
+                    .key("team")
+                    .value("rogue")
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
+    });
+    d.wait_until("drift repaired", Duration::from_secs(20), || {
+        role_tag(&rt, &moto, "team").as_deref() == Some("red")
+    });
+    d.wait_until("drift counted", Duration::from_secs(10), || {
+        d.metric("mlspace_gitops_drift_detected_total", &[("kind", "Role")]) >= 1.0
+    });
+
+    // Webhook: a bad signature changes nothing; a good one is accepted.
+    let body = br#"{"ref":"refs/heads/main"}"#;
+    let (code, _) = http(
+        d.port,
+        "POST",
+        "/hooks/git",
+        &[("X-Hub-Signature-256", "sha256=00".into())],
+        body,
+    );
+    assert_eq!(code, 401);
+    let (code, _) = http(d.port, "POST", "/hooks/git", &[], body);
+    assert_eq!(code, 401);
+    let (code, _) = http(
+        d.port,
+        "POST",
+        "/hooks/git",
+        &[("X-Hub-Signature-256", sign(body))],
+        body,
+    );
+    assert_eq!(code, 202);
+
+    // Metrics scrape and parse, with the documented names.
+    for m in [
+        "mlspace_gitops_reconcile_total",
+        "mlspace_gitops_resources",
+        "mlspace_gitops_changes_applied_total",
+        "mlspace_gitops_aws_requests_total",
+        "mlspace_gitops_source_fetch_total",
+        "mlspace_gitops_build_info",
+    ] {
+        assert!(d.metric(m, &[]) > 0.0, "{m} missing or zero");
+    }
+    assert_eq!(
+        d.metric(
+            "mlspace_gitops_source_revision_info",
+            &[("revision", fixed.as_str())]
+        ),
+        1.0
+    );
+    assert_eq!(
+        d.metric(
+            "mlspace_gitops_resources",
+            &[("kind", "Role"), ("state", "in_sync")]
+        ),
+        1.0
+    );
+    eprintln!("RSS after reconciles: {} KB", rss_kb(d.child.id()));
+
+    // SIGTERM: clean exit.
+    let status = d.terminate();
+    assert!(status.success(), "exit status {status:?}");
+}
+
+#[test]
+fn detect_mode_reports_drift_and_never_writes() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let moto = Moto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let manifests = dir.path().join("manifests");
+    std::fs::create_dir_all(&manifests).unwrap();
+    std::fs::write(manifests.join("env.yaml"), environment()).unwrap();
+    std::fs::write(manifests.join("iam.yaml"), role("blue")).unwrap();
+    // Bring AWS to the desired state first, with the one-shot command.
+    let mut c = Command::new(env!("CARGO_BIN_EXE_mlspace-gitops"));
+    c.args(["apply", "--auto-approve", "--manifests"])
+        .arg(&manifests);
+    for (k, v) in moto.env() {
+        c.env(k, v);
+    }
+    assert!(c.output().unwrap().status.success());
+    rt.block_on(async {
+        let aws = moto.aws().await;
+        aws.iam
+            .tag_role()
+            .role_name("daemon-role")
+            .tags(
+                aws_sdk_iam::types::Tag::builder()
+                    .key("team")
+                    .value("rogue")
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
+    });
+
+    // A local directory source (watched), detect mode.
+    let d = Daemon::start(&moto, manifests.to_str().unwrap(), &["--mode", "detect"]);
+    d.wait_until("drift reported", Duration::from_secs(30), || {
+        let s = d.status();
+        s["resources"].as_array().is_some_and(|rs| {
+            rs.iter()
+                .any(|r| r["name"] == "daemon-role" && r["state"] == "drifted")
+        })
+    });
+    d.wait_until("drift gauge", Duration::from_secs(10), || {
+        d.metric(
+            "mlspace_gitops_resources",
+            &[("kind", "Role"), ("state", "drifted")],
+        ) == 1.0
+    });
+    std::thread::sleep(Duration::from_secs(4)); // past a resync
+    assert_eq!(
+        role_tag(&rt, &moto, "team").as_deref(),
+        Some("rogue"),
+        "detect mode wrote to AWS"
+    );
+    assert_eq!(d.metric("mlspace_gitops_changes_applied_total", &[]), 0.0);
+
+    // A change to a watched file is picked up without waiting for the resync.
+    std::fs::write(manifests.join("iam.yaml"), role("rogue")).unwrap();
+    d.wait_until(
+        "the edited file to be seen",
+        Duration::from_secs(10),
+        || {
+            let s = d.status();
+            s["resources"].as_array().is_some_and(|rs| {
+                rs.iter()
+                    .any(|r| r["name"] == "daemon-role" && r["state"] == "in_sync")
+            })
+        },
+    );
+    assert!(d.terminate().success());
+}
