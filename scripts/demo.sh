@@ -1,16 +1,23 @@
 #!/usr/bin/env bash
-# The main job on a laptop: start moto on loopback, apply the bundled manifests to it,
-# then show that a second plan has nothing to do.
+# The main job on one machine: start moto (the AWS emulator) on loopback, then run the
+# mlspace-gitops daemon on the bundled manifests/ against it. The daemon applies them,
+# watches the directory (edit a file and watch it reconcile), repairs drift every resync,
+# and serves /metrics, /status, /healthz and /readyz. Ctrl-C stops both.
+#   LISTEN=127.0.0.1:9464 RESYNC=1m scripts/demo.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+listen=${LISTEN:-127.0.0.1:9464}
 state=${MLSPACE_GITOPS_DEMO_DIR:-$(mktemp -d)}
 endpoint=$(MOTO_PID_FILE="$state/moto.pid" scripts/moto.sh start "$state/moto.log")
 trap 'kill "$(cat "$state/moto.pid")" 2>/dev/null || true' EXIT
-echo "moto: $endpoint (log: $state/moto.log)"
 export AWS_ENDPOINT_URL=$endpoint AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
 cargo build --release --quiet
-bin=target/release/mlspace-gitops
-$bin validate --manifests manifests
-$bin apply --manifests manifests --auto-approve
-echo; echo "Second plan (expect no changes):"
-$bin plan --manifests manifests --detailed-exitcode --stats
+cat <<MSG
+moto (AWS emulator):  $endpoint   (log: $state/moto.log)
+metrics:              http://$listen/metrics
+status:               http://$listen/status
+readiness:            http://$listen/readyz
+Reconciling manifests/ continuously; Ctrl-C to stop.
+MSG
+target/release/mlspace-gitops run --source manifests --state-dir "$state/daemon" \
+  --listen "$listen" --resync "${RESYNC:-1m}" --log-format "${LOG_FORMAT:-text}"
