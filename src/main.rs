@@ -378,11 +378,20 @@ async fn apply_cmd(
         },
         |ev| match ev {
             apply::Event::Started(c) => println!(
-                "{} {} {}: {:?}...",
+                "{} {} {}: {} ({} steps)...",
                 c.action.symbol(),
                 c.kind,
                 c.name,
-                c.action
+                match c.action {
+                    mlspace_gitops::plan::Action::Create => "creating",
+                    mlspace_gitops::plan::Action::Delete => "deleting",
+                    _ => "updating",
+                },
+                c.steps.len()
+            ),
+            apply::Event::StepDone(st) => println!(
+                "    {} {}: step {}/{} {} done",
+                st.kind, st.name, st.index, st.total, st.op
             ),
             apply::Event::Finished(r) => match &r.error {
                 None => println!(

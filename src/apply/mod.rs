@@ -52,8 +52,25 @@ impl ApplyOptions {
 pub enum Event<'a> {
     /// A change started.
     Started(&'a Change),
+    /// One step of a change succeeded.
+    StepDone(&'a StepDone),
     /// A change finished.
     Finished(&'a ChangeResult),
+}
+
+/// A completed step, for progress output.
+#[derive(Debug, Clone)]
+pub struct StepDone {
+    /// Kind of the resource.
+    pub kind: Kind,
+    /// Name of the resource.
+    pub name: String,
+    /// 1-based position of the step in its change.
+    pub index: usize,
+    /// Steps in the change.
+    pub total: usize,
+    /// The step's operation name.
+    pub op: String,
 }
 
 /// How one change ended.
@@ -151,6 +168,7 @@ async fn run_change(
     change: &Change,
     cx: &PlanCx,
     opts: &ApplyOptions,
+    progress: tokio::sync::mpsc::UnboundedSender<StepDone>,
 ) -> ChangeResult {
     let span = tracing::info_span!("change", kind = %change.kind, name = %change.name, action = ?change.action);
     async {
@@ -163,7 +181,16 @@ async fn run_change(
                 break;
             }
             match run_step(aws, &change.name, step, cx).await {
-                Ok(()) => done += 1,
+                Ok(()) => {
+                    done += 1;
+                    let _ = progress.send(StepDone {
+                        kind: change.kind,
+                        name: change.name.clone(),
+                        index: done,
+                        total: change.steps.len(),
+                        op: step.op_name(),
+                    });
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "step failed");
                     error = Some(ChangeError::Aws(e));
@@ -256,6 +283,7 @@ async fn run_batch(
     let mut failed: BTreeSet<ResourceId> = BTreeSet::new();
     let mut pending: Vec<&Change> = changes.to_vec();
     let mut running = FuturesUnordered::new();
+    let (progress, mut steps) = tokio::sync::mpsc::unbounded_channel::<StepDone>();
     loop {
         // Start what is ready, in plan order, up to the bound; skip what cannot run.
         let mut i = 0;
@@ -286,7 +314,7 @@ async fn run_batch(
                 && my_deps.iter().all(|d| succeeded.contains(d))
             {
                 on_event(Event::Started(c));
-                running.push(run_change(aws, c, cx, opts));
+                running.push(run_change(aws, c, cx, opts, progress.clone()));
                 pending.remove(i);
                 continue;
             }
@@ -300,9 +328,20 @@ async fn run_batch(
             }
             let c = pending.remove(0);
             on_event(Event::Started(c));
-            running.push(run_change(aws, c, cx, opts));
+            running.push(run_change(aws, c, cx, opts, progress.clone()));
         }
-        let Some(r) = running.next().await else { break };
+        // Report steps as they complete, until a change finishes.
+        let r = loop {
+            tokio::select! {
+                biased;
+                Some(step) = steps.recv() => on_event(Event::StepDone(&step)),
+                r = running.next() => break r,
+            }
+        };
+        while let Ok(step) = steps.try_recv() {
+            on_event(Event::StepDone(&step));
+        }
+        let Some(r) = r else { break };
         let id = (r.kind, r.name.clone());
         if r.error.is_some() {
             failed.insert(id);

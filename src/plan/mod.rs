@@ -84,6 +84,21 @@ pub enum Step {
     Table(crate::kinds::table::Op),
 }
 
+impl Step {
+    /// The operation's name (its variant), for progress output.
+    pub fn op_name(&self) -> String {
+        let v = serde_json::to_value(self).unwrap_or(Value::Null);
+        match &v["op"] {
+            Value::String(s) => s.clone(),
+            Value::Object(m) => match m.get("type").and_then(Value::as_str) {
+                Some(t) => t.to_string(),
+                None => m.keys().next().cloned().unwrap_or_default(),
+            },
+            _ => String::new(),
+        }
+    }
+}
+
 /// Identity of a resource in a plan.
 pub type ResourceId = (Kind, String);
 
