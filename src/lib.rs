@@ -15,6 +15,8 @@ pub mod metrics;
 pub mod observe;
 pub mod plan;
 pub mod reconcile;
+pub mod schema;
 pub mod secret;
 pub mod source;
+pub mod state;
 pub mod status;

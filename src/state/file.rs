@@ -1,0 +1,527 @@
+//! The file backend: per environment, under `STATE_DIR/state/`,
+//! - `<env>.json`: format version, inventory and the latest history records;
+//! - `<env>.lease`: the lease (holder, token, expiry), kept after release so tokens only grow;
+//! - `<env>.lock`: present while one writer updates the two files above.
+//!
+//! Every file is replaced atomically: written to a temp file in the same directory, fsynced,
+//! renamed over the old one, then the directory is fsynced. A crash at any point leaves the
+//! old file or the new one (and possibly a temp file, removed by the next writer).
+//!
+//! Writers of one environment are serialised by the lock file, created with `O_EXCL`
+//! (`create_new`), so leases and fencing hold between processes of one host. A lock file
+//! older than [`STALE_LOCK`] is taken to be left by a crash and removed; writers hold it for
+//! milliseconds. This is not a distributed lock: replicas on several hosts need the DynamoDB
+//! backend.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use super::{
+    check_entries, check_environment, now_ms, path_error, HistoryRecord, InventoryEntry, Lease,
+    StateError, StateStore,
+};
+use crate::plan::ResourceId;
+
+/// Format version written in every state file.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// History records kept per environment by default.
+pub const DEFAULT_HISTORY_CAP: usize = 200;
+
+/// Age after which a lock file is considered left behind by a crashed writer.
+pub const STALE_LOCK: Duration = Duration::from_secs(10);
+
+/// How long a writer waits for the lock before giving up.
+const LOCK_WAIT: Duration = Duration::from_secs(30);
+
+/// Makes temp file names unique within this process (the pid makes them unique between).
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// State in JSON files under a directory.
+#[derive(Debug, Clone)]
+pub struct FileStore {
+    dir: PathBuf,
+    history_cap: usize,
+}
+
+/// `<env>.json`.
+#[derive(Debug, Serialize, Deserialize)]
+struct EnvFile {
+    version: u32,
+    environment: String,
+    inventory: Vec<InventoryEntry>,
+    /// Oldest first.
+    history: Vec<HistoryRecord>,
+}
+
+/// Read before the whole file so a newer format is reported as such, not as a schema error.
+#[derive(Deserialize)]
+struct VersionOnly {
+    version: u32,
+}
+
+/// `<env>.lease`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct LeaseFile {
+    /// `None` once released.
+    holder: Option<String>,
+    token: u64,
+    expires_at_ms: u64,
+}
+
+impl FileStore {
+    /// Use `state_dir/state/`, creating it when missing.
+    pub fn open(state_dir: &Path) -> Result<FileStore, StateError> {
+        let dir = state_dir.join("state");
+        fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        Ok(FileStore {
+            dir,
+            history_cap: DEFAULT_HISTORY_CAP,
+        })
+    }
+
+    /// Keep at most `cap` history records per environment (at least one).
+    pub fn with_history_cap(mut self, cap: usize) -> FileStore {
+        self.history_cap = cap.max(1);
+        self
+    }
+
+    /// The directory holding the state files.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The state file of `environment`.
+    pub fn state_file(&self, environment: &str) -> PathBuf {
+        self.dir.join(format!("{environment}.json"))
+    }
+
+    /// The lease file of `environment`.
+    pub fn lease_file(&self, environment: &str) -> PathBuf {
+        self.dir.join(format!("{environment}.lease"))
+    }
+
+    fn lock_file(&self, environment: &str) -> PathBuf {
+        self.dir.join(format!("{environment}.lock"))
+    }
+
+    /// Read `<env>.json`; a missing file is an empty state.
+    fn load(&self, environment: &str) -> Result<EnvFile, StateError> {
+        let path = self.state_file(environment);
+        let Some(bytes) = read_optional(&path)? else {
+            return Ok(EnvFile {
+                version: FORMAT_VERSION,
+                environment: environment.to_string(),
+                inventory: Vec::new(),
+                history: Vec::new(),
+            });
+        };
+        let corrupt = |detail: String| StateError::Corrupt {
+            location: path.display().to_string(),
+            detail,
+        };
+        let version = serde_json::from_slice::<VersionOnly>(&bytes)
+            .map_err(|e| corrupt(e.to_string()))?
+            .version;
+        if version != FORMAT_VERSION {
+            return Err(corrupt(format!(
+                "format version {version}, this build reads version {FORMAT_VERSION}"
+            )));
+        }
+        let mut de = serde_json::Deserializer::from_slice(&bytes);
+        let file: EnvFile =
+            serde_path_to_error::deserialize(&mut de).map_err(|e| corrupt(path_error(&e)))?;
+        if file.environment != environment {
+            return Err(corrupt(format!(
+                "holds environment {:?}, expected {environment:?}",
+                file.environment
+            )));
+        }
+        Ok(file)
+    }
+
+    fn save(&self, environment: &str, file: &EnvFile) -> Result<(), StateError> {
+        let bytes = serde_json::to_vec_pretty(file).expect("state serializes");
+        write_atomic(&self.state_file(environment), &bytes)
+    }
+
+    fn load_lease(&self, environment: &str) -> Result<Option<LeaseFile>, StateError> {
+        let path = self.lease_file(environment);
+        let Some(bytes) = read_optional(&path)? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| StateError::Corrupt {
+                location: path.display().to_string(),
+                detail: e.to_string(),
+            })
+    }
+
+    fn save_lease(&self, environment: &str, lease: &LeaseFile) -> Result<(), StateError> {
+        let bytes = serde_json::to_vec_pretty(lease).expect("lease serializes");
+        write_atomic(&self.lease_file(environment), &bytes)
+    }
+
+    /// Refuse the write unless `fence` is the environment's current lease.
+    fn check_fence(&self, environment: &str, fence: Option<&Lease>) -> Result<(), StateError> {
+        let Some(fence) = fence else {
+            return Ok(());
+        };
+        let current = self.load_lease(environment)?;
+        let held = fence.environment == environment
+            && current.is_some_and(|l| {
+                l.token == fence.token && l.holder.as_deref() == Some(fence.holder.as_str())
+            });
+        if held {
+            Ok(())
+        } else {
+            Err(StateError::Fenced {
+                environment: environment.to_string(),
+                token: fence.token,
+            })
+        }
+    }
+
+    /// Run `f` holding the environment's lock, after removing temp files a crash left behind.
+    fn locked<T>(
+        &self,
+        environment: &str,
+        f: impl FnOnce() -> Result<T, StateError>,
+    ) -> Result<T, StateError> {
+        let _guard = LockGuard::acquire(self.lock_file(environment))?;
+        self.remove_stale_temps(environment);
+        f()
+    }
+
+    /// Temp files of this environment's files. Every writer holds the lock, so any present
+    /// now is from a writer that died before its rename.
+    fn remove_stale_temps(&self, environment: &str) {
+        let Ok(entries) = fs::read_dir(&self.dir) else {
+            return;
+        };
+        let targets = [
+            format!("{environment}.json"),
+            format!("{environment}.lease"),
+        ];
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(target) = name.to_str().and_then(temp_target) else {
+                continue;
+            };
+            if targets.iter().any(|t| t == target) {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+    }
+
+    fn record_sync(
+        &self,
+        environment: &str,
+        upserts: &[InventoryEntry],
+        removals: &[ResourceId],
+        fence: Option<&Lease>,
+    ) -> Result<(), StateError> {
+        check_entries(environment, upserts)?;
+        self.locked(environment, || {
+            self.check_fence(environment, fence)?;
+            if upserts.is_empty() && removals.is_empty() {
+                return Ok(());
+            }
+            // A corrupt file is refused rather than overwritten: the operator may still
+            // recover the entries it held.
+            let mut file = self.load(environment)?;
+            for u in upserts {
+                file.inventory
+                    .retain(|e| !(e.kind == u.kind && e.name == u.name));
+                file.inventory.push(u.clone());
+            }
+            file.inventory
+                .retain(|e| !removals.iter().any(|(k, n)| e.kind == *k && e.name == *n));
+            file.inventory
+                .sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
+            self.save(environment, &file)
+        })
+    }
+
+    fn append_history_sync(
+        &self,
+        rec: &HistoryRecord,
+        fence: Option<&Lease>,
+    ) -> Result<(), StateError> {
+        let environment = rec.environment.as_str();
+        check_environment(environment)?;
+        self.locked(environment, || {
+            self.check_fence(environment, fence)?;
+            let mut file = self.load(environment)?;
+            file.history.push(rec.clone());
+            let excess = file.history.len().saturating_sub(self.history_cap);
+            file.history.drain(..excess);
+            self.save(environment, &file)
+        })
+    }
+
+    fn history_sync(
+        &self,
+        environment: &str,
+        limit: usize,
+    ) -> Result<Vec<HistoryRecord>, StateError> {
+        check_environment(environment)?;
+        let mut history = self.load(environment)?.history;
+        history.reverse();
+        // Stable: records with the same time stay newest-appended first.
+        history.sort_by_key(|r| std::cmp::Reverse(r.at));
+        history.truncate(limit);
+        Ok(history)
+    }
+
+    fn acquire_lease_sync(
+        &self,
+        environment: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<Lease, StateError> {
+        check_environment(environment)?;
+        self.locked(environment, || {
+            let now = now_ms();
+            let token = match self.load_lease(environment)? {
+                None => 1,
+                Some(l) if l.holder.as_deref() == Some(holder) => l.token,
+                Some(l) if l.holder.is_none() || l.expires_at_ms < now => l.token + 1,
+                Some(l) => {
+                    return Err(StateError::LeaseHeld {
+                        environment: environment.to_string(),
+                        holder: l.holder.unwrap_or_default(),
+                        expires_at_ms: l.expires_at_ms,
+                    })
+                }
+            };
+            let expires_at_ms = now.saturating_add(ttl.as_millis() as u64);
+            self.save_lease(
+                environment,
+                &LeaseFile {
+                    holder: Some(holder.to_string()),
+                    token,
+                    expires_at_ms,
+                },
+            )?;
+            Ok(Lease {
+                environment: environment.to_string(),
+                holder: holder.to_string(),
+                token,
+                expires_at_ms,
+            })
+        })
+    }
+
+    fn release_lease_sync(&self, lease: &Lease) -> Result<(), StateError> {
+        let environment = lease.environment.as_str();
+        check_environment(environment)?;
+        self.locked(environment, || match self.load_lease(environment)? {
+            Some(l) if l.token == lease.token && l.holder.as_deref() == Some(&lease.holder) => self
+                .save_lease(
+                    environment,
+                    &LeaseFile {
+                        holder: None,
+                        token: l.token,
+                        expires_at_ms: 0,
+                    },
+                ),
+            _ => Ok(()),
+        })
+    }
+}
+
+#[async_trait]
+impl StateStore for FileStore {
+    fn location(&self) -> String {
+        format!("file:{}", self.dir.display())
+    }
+
+    async fn inventory(&self, environment: &str) -> Result<Vec<InventoryEntry>, StateError> {
+        let (me, env) = (self.clone(), environment.to_string());
+        // Readers take no lock: files are only ever replaced whole, by rename.
+        blocking(move || {
+            check_environment(&env)?;
+            Ok(me.load(&env)?.inventory)
+        })
+        .await
+    }
+
+    async fn record(
+        &self,
+        environment: &str,
+        upserts: &[InventoryEntry],
+        removals: &[ResourceId],
+        fence: Option<&Lease>,
+    ) -> Result<(), StateError> {
+        let (me, env) = (self.clone(), environment.to_string());
+        let (upserts, removals, fence) = (upserts.to_vec(), removals.to_vec(), fence.cloned());
+        blocking(move || me.record_sync(&env, &upserts, &removals, fence.as_ref())).await
+    }
+
+    async fn append_history(
+        &self,
+        rec: &HistoryRecord,
+        fence: Option<&Lease>,
+    ) -> Result<(), StateError> {
+        let (me, rec, fence) = (self.clone(), rec.clone(), fence.cloned());
+        blocking(move || me.append_history_sync(&rec, fence.as_ref())).await
+    }
+
+    async fn history(
+        &self,
+        environment: &str,
+        limit: usize,
+    ) -> Result<Vec<HistoryRecord>, StateError> {
+        let (me, env) = (self.clone(), environment.to_string());
+        blocking(move || me.history_sync(&env, limit)).await
+    }
+
+    async fn acquire_lease(
+        &self,
+        environment: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<Lease, StateError> {
+        let (me, env, holder) = (self.clone(), environment.to_string(), holder.to_string());
+        blocking(move || me.acquire_lease_sync(&env, &holder, ttl)).await
+    }
+
+    async fn release_lease(&self, lease: &Lease) -> Result<(), StateError> {
+        let (me, lease) = (self.clone(), lease.clone());
+        blocking(move || me.release_lease_sync(&lease)).await
+    }
+}
+
+/// Run blocking file work off the async workers.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StateError> + Send + 'static,
+) -> Result<T, StateError> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => Err(StateError::Io {
+            path: PathBuf::new(),
+            source: io::Error::other(e),
+        }),
+    }
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StateError + '_ {
+    move |source| StateError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// The file's bytes, or `None` when it does not exist.
+fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, StateError> {
+    match fs::read(path) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_err(path)(e)),
+    }
+}
+
+/// Temp file names are `.<target>.<pid>.<n>.tmp`; the target they would replace.
+fn temp_target(name: &str) -> Option<&str> {
+    let inner = name.strip_prefix('.')?.strip_suffix(".tmp")?;
+    let mut parts = inner.rsplitn(3, '.');
+    let n = parts.next()?;
+    let pid = parts.next()?;
+    let target = parts.next()?;
+    let numeric = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    (numeric(n) && numeric(pid)).then_some(target)
+}
+
+/// Replace `target` with `bytes` so that a crash leaves either the old or the new content.
+fn write_atomic(target: &Path, bytes: &[u8]) -> Result<(), StateError> {
+    let dir = target.parent().expect("state files live in a directory");
+    let name = target
+        .file_name()
+        .and_then(|n| n.to_str())
+        .expect("state file names are UTF-8");
+    let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+    let tmp = dir.join(format!(".{name}.{}.{n}.tmp", std::process::id()));
+    let write = || -> io::Result<()> {
+        let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        f.write_all(bytes)?;
+        // The data must be on disk before the rename makes it visible.
+        f.sync_all()
+    };
+    if let Err(e) = write().and_then(|_| fs::rename(&tmp, target)) {
+        let _ = fs::remove_file(&tmp);
+        return Err(io_err(target)(e));
+    }
+    // The rename itself is durable only once the directory is.
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(dir))
+}
+
+/// Holds `<env>.lock` until dropped.
+struct LockGuard {
+    path: PathBuf,
+}
+
+impl LockGuard {
+    fn acquire(path: PathBuf) -> Result<LockGuard, StateError> {
+        let start = Instant::now();
+        let mut delay = Duration::from_millis(2);
+        loop {
+            match OpenOptions::new().write(true).create_new(true).open(&path) {
+                Ok(mut f) => {
+                    // For whoever finds a stale lock: which process left it.
+                    let _ = writeln!(f, "{}", std::process::id());
+                    return Ok(LockGuard { path });
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(io_err(&path)(e)),
+            }
+            let age = fs::metadata(&path)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok());
+            if age.is_some_and(|a| a > STALE_LOCK) {
+                tracing::warn!(lock = %path.display(), "removing a stale state lock left by a crashed writer");
+                let _ = fs::remove_file(&path);
+                continue;
+            }
+            if start.elapsed() > LOCK_WAIT {
+                return Err(io_err(&path)(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "state lock held too long by another writer",
+                )));
+            }
+            std::thread::sleep(delay);
+            delay = (delay * 2).min(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temp_names_map_back_to_their_target() {
+        assert_eq!(temp_target(".dev.json.123.4.tmp"), Some("dev.json"));
+        assert_eq!(temp_target(".a.json.json.1.2.tmp"), Some("a.json.json"));
+        assert_eq!(temp_target(".dev.lease.9.0.tmp"), Some("dev.lease"));
+        assert_eq!(temp_target("dev.json"), None);
+        assert_eq!(temp_target(".dev.json.x.4.tmp"), None);
+    }
+}
