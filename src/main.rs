@@ -12,9 +12,10 @@ use mlspace_gitops::apply;
 use mlspace_gitops::aws::{AwsContext, AwsOptions};
 use mlspace_gitops::daemon;
 use mlspace_gitops::manifest::{self, render, ManifestError};
-use mlspace_gitops::reconcile::{plan_once, Planned};
+use mlspace_gitops::reconcile::{inventory, plan_once, Planned};
 use mlspace_gitops::secret::Secret;
 use mlspace_gitops::source::{GitAuth, SourceConfig};
+use mlspace_gitops::state;
 
 #[derive(Parser)]
 #[command(
@@ -79,6 +80,8 @@ enum Command {
         #[arg(long, default_value_t = 8)]
         concurrency: usize,
     },
+    /// Print the JSON Schema of a manifest document, for editors (yaml-language-server).
+    Schema,
 }
 
 /// Options shared by the commands that talk to AWS.
@@ -98,6 +101,18 @@ struct AwsArgs {
     /// Print the AWS requests made, by operation.
     #[arg(long)]
     stats: bool,
+    /// Directory of the local state (the inventory of managed resources).
+    #[arg(long, env = "MLSPACE_GITOPS_STATE_DIR", default_value = ".state")]
+    state_dir: PathBuf,
+    /// State store other than the local file: `dynamodb://TABLE` (created if missing).
+    #[arg(long, env = "MLSPACE_GITOPS_STATE")]
+    state: Option<String>,
+    /// Delete managed resources that left the manifests (also `spec.prune` in the Environment).
+    #[arg(long, env = "MLSPACE_GITOPS_PRUNE")]
+    prune: bool,
+    /// Allow one revision to delete more than 25% (or more than 10) of the managed resources.
+    #[arg(long, env = "MLSPACE_GITOPS_ALLOW_MASS_PRUNE")]
+    allow_mass_prune: bool,
 }
 
 /// Flags of `run`; each also reads an MLSPACE_GITOPS_* environment variable.
@@ -284,6 +299,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             rt.block_on(apply_cmd(loaded, aws, auto_approve, concurrency))
         }
+        Command::Schema => {
+            let schema = mlspace_gitops::schema::manifest_schema();
+            println!("{}", serde_json::to_string_pretty(&schema)?);
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -312,6 +332,59 @@ fn report_observe_failures(planned: &Planned) -> bool {
     !planned.observation.failures.is_empty()
 }
 
+/// The inventory, the removals it implies, and the store to write back to.
+struct Inventory {
+    store: Box<dyn state::StateStore>,
+    entries: Vec<state::InventoryEntry>,
+    removals: inventory::Removals,
+}
+
+async fn open_inventory(
+    args: &AwsArgs,
+    aws: &AwsContext,
+    desired: &manifest::DesiredState,
+) -> anyhow::Result<Inventory> {
+    let store = state::open(args.state.as_deref(), &args.state_dir, Some(aws))
+        .await
+        .context("opening the state store")?;
+    let env = &desired.environment.name;
+    let read = store.inventory(env).await;
+    let opts = inventory::PruneOptions {
+        enabled: args.prune || desired.environment.prune,
+        allow_mass: args.allow_mass_prune,
+    };
+    let removals = inventory::removals(desired, read.as_deref().map_err(|e| aws_chain(e)), opts);
+    if let Some(why) = &removals.refused {
+        eprintln!("error: {why}");
+    }
+    Ok(Inventory {
+        store,
+        entries: read.unwrap_or_default(),
+        removals,
+    })
+}
+
+fn aws_chain(e: &dyn std::error::Error) -> String {
+    mlspace_gitops::aws::DisplayChain(e).to_string()
+}
+
+/// The manifests' git commit when they sit in a repository, for the inventory and history.
+fn local_revision(dir: &std::path::Path) -> (String, Option<String>, Option<String>) {
+    let commit = git2::Repository::discover(dir).ok().and_then(|r| {
+        r.head().ok()?.peel_to_commit().ok().map(|c| {
+            (
+                c.id().to_string(),
+                c.author().to_string(),
+                c.summary().ok().flatten().map(str::to_string),
+            )
+        })
+    });
+    match commit {
+        Some((id, author, msg)) => (id, Some(author), msg),
+        None => ("local".into(), None, None),
+    }
+}
+
 async fn plan_cmd(
     loaded: manifest::Loaded,
     args: AwsArgs,
@@ -319,13 +392,16 @@ async fn plan_cmd(
     detailed: bool,
 ) -> anyhow::Result<ExitCode> {
     let aws = connect(&args, &loaded).await;
-    let planned = plan_once(&aws, &loaded.desired, &[]).await;
+    let inv = open_inventory(&args, &aws, &loaded.desired).await?;
+    let planned = plan_once(&aws, &loaded.desired, &inv.removals.removals).await;
     match output {
         PlanFormat::Text => print!("{}", planned.plan),
         PlanFormat::Json => println!("{}", serde_json::to_string_pretty(&planned.plan.to_json())?),
     }
     print_stats(&aws, args.stats);
-    let failed = report_observe_failures(&planned) || !planned.plan.errors.is_empty();
+    let failed = report_observe_failures(&planned)
+        || !planned.plan.errors.is_empty()
+        || inv.removals.refused.is_some();
     Ok(if failed {
         ExitCode::FAILURE
     } else if detailed && planned.plan.has_changes() {
@@ -342,17 +418,23 @@ async fn apply_cmd(
     concurrency: usize,
 ) -> anyhow::Result<ExitCode> {
     let aws = connect(&args, &loaded).await;
-    let planned = plan_once(&aws, &loaded.desired, &[]).await;
+    let inv = open_inventory(&args, &aws, &loaded.desired).await?;
+    let planned = plan_once(&aws, &loaded.desired, &inv.removals.removals).await;
     print!("{}", planned.plan);
+    let refused = inv.removals.refused.is_some();
     let observe_failed = report_observe_failures(&planned);
     if !planned.plan.has_changes() {
         print_stats(&aws, args.stats);
-        return Ok(if observe_failed || !planned.plan.errors.is_empty() {
-            ExitCode::FAILURE
-        } else {
-            ExitCode::SUCCESS
-        });
+        record_inventory(&inv, &loaded, &args, &planned, None).await?;
+        return Ok(
+            if observe_failed || refused || !planned.plan.errors.is_empty() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            },
+        );
     }
+
     if !auto_approve {
         if !std::io::stdin().is_terminal() {
             anyhow::bail!("refusing to apply without confirmation: no terminal to ask on; pass --auto-approve");
@@ -421,8 +503,9 @@ async fn apply_cmd(
         );
     }
     print_stats(&aws, args.stats);
+    record_inventory(&inv, &loaded, &args, &planned, Some(&report)).await?;
     Ok(
-        if failed.is_empty() && !observe_failed && planned.plan.errors.is_empty() {
+        if failed.is_empty() && !observe_failed && !refused && planned.plan.errors.is_empty() {
             ExitCode::SUCCESS
         } else {
             ExitCode::FAILURE
@@ -493,4 +576,42 @@ async fn shutdown_signal() {
         _ = term.recv() => tracing::info!("SIGTERM received"),
         _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
     }
+}
+
+/// Write the inventory (and a history record when something was applied) back.
+async fn record_inventory(
+    inv: &Inventory,
+    loaded: &manifest::Loaded,
+    args: &AwsArgs,
+    planned: &Planned,
+    report: Option<&apply::ApplyReport>,
+) -> anyhow::Result<()> {
+    let env = &loaded.desired.environment.name;
+    let (revision, author, message) = local_revision(&args.manifests);
+    let now = state::now_ms();
+    let (upserts, removed) = inventory::after_apply(
+        &loaded.desired,
+        &planned.plan,
+        report,
+        &inv.removals.removals,
+        &revision,
+        &inv.entries,
+        &planned.observation.failed_kinds(),
+        now,
+    );
+    if !upserts.is_empty() || !removed.is_empty() {
+        inv.store
+            .record(env, &upserts, &removed, None)
+            .await
+            .context("writing the inventory")?;
+    }
+    if let Some(h) =
+        report.and_then(|r| inventory::history(env, &revision, author, message, r, now))
+    {
+        inv.store
+            .append_history(&h, None)
+            .await
+            .context("writing the history")?;
+    }
+    Ok(())
 }

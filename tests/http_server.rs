@@ -271,6 +271,7 @@ async fn metrics_parse_and_name_every_metric() {
     m.record_fetch(FetchResult::Unchanged);
     m.set_revision("deadbeef");
     m.validation_errors.set(2);
+    m.leader.with_label_values(&["dev"]).set(1);
 
     let r = srv.get("/metrics").await;
     assert_eq!(r.status, 200);

@@ -20,6 +20,8 @@ fn entry(kind: Kind, name: &str, revision: &str) -> InventoryEntry {
         revision: revision.into(),
         spec_digest: state::spec_digest(&serde_json::json!({ "name": name })),
         updated_at: 1_700_000_000_000,
+        retain: false,
+        force_destroy: false,
     }
 }
 

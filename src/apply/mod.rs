@@ -236,11 +236,15 @@ pub async fn apply(
         c.depends_on.clone()
     })
     .await;
-    // A delete waits for deletes of kinds that may reference it (a role before its policies).
+    // A policy's delete waits for the role deletes (a role lets go of its policies first);
+    // other kinds do not reference each other's existence, so one failure blocks no other.
     let delete_deps = |c: &Change| -> Vec<ResourceId> {
+        if c.kind != Kind::ManagedPolicy {
+            return vec![];
+        }
         deletes
             .iter()
-            .filter(|d| d.kind > c.kind)
+            .filter(|d| d.kind == Kind::Role)
             .map(|d| (d.kind, d.name.clone()))
             .collect()
     };

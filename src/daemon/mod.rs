@@ -310,6 +310,10 @@ impl Controller {
                     tracing::warn!("{w}");
                 }
                 self.metrics.validation_errors.set(0);
+                self.metrics
+                    .leader
+                    .with_label_values(&[&loaded.desired.environment.name])
+                    .set(1);
                 tracing::info!(
                     resources = loaded.desired.resources.len(),
                     author = rev.author.as_deref().unwrap_or(""),

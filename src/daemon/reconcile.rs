@@ -67,7 +67,7 @@ impl Controller {
             let state = match c.action {
                 Action::NoOp => ResourceState::InSync,
                 Action::Conflict => ResourceState::Conflict,
-                Action::Create | Action::Update | Action::Delete => {
+                Action::Create | Action::Update | Action::Delete | Action::Forget => {
                     if already_applied {
                         self.metrics
                             .drift_detected_total
@@ -147,6 +147,7 @@ impl Controller {
                 let action = match r.action {
                     Action::Create => "create",
                     Action::Update => "update",
+                    Action::Forget => "forget",
                     _ => "delete",
                 };
                 match &r.error {

@@ -17,6 +17,9 @@ pub const OWNERSHIP_TAG: &str = "mlspace-gitops:managed-by";
 pub const OWNERSHIP_VALUE: &str = "mlspace-gitops";
 /// Annotation that lets the daemon take over an existing resource without the ownership tag.
 pub const ADOPT_ANNOTATION: &str = "mlspace-gitops/adopt";
+/// Annotation `mlspace-gitops/deletion-policy: retain`: when the resource leaves the
+/// manifests it is forgotten (ownership tag removed), never deleted.
+pub const DELETION_POLICY_ANNOTATION: &str = "mlspace-gitops/deletion-policy";
 
 /// `metadata` of every manifest document.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -78,6 +78,14 @@ pub trait KindPlan {
     ) -> Result<Diff<Self::Op>, Vec<PlanError>>;
     /// Steps to delete the resource, dependents first (detach, empty, then delete).
     fn delete(name: &str, observed: &Self::Observed) -> Vec<Self::Op>;
+    /// Steps to delete the resource with its contents, where the manifest allowed it
+    /// (a bucket's `forceDestroy`). Most kinds have no contents.
+    fn force_delete(name: &str, observed: &Self::Observed) -> Vec<Self::Op> {
+        Self::delete(name, observed)
+    }
+    /// Steps that hand the resource back: remove the ownership tag, change nothing else
+    /// (the `retain` deletion policy).
+    fn release(name: &str, observed: &Self::Observed) -> Vec<Self::Op>;
 }
 
 /// A resource to observe, with its desired spec when the manifests have one (so a kind can

@@ -39,6 +39,10 @@ pub struct EnvironmentSpec {
     /// Tags put on every taggable resource (a resource's own tags win on the same key).
     #[serde(default)]
     pub tags: Tags,
+    /// Delete managed resources that left the manifests (as `--prune` does). Resources
+    /// annotated `mlspace-gitops/deletion-policy: retain` are only forgotten.
+    #[serde(default)]
+    pub prune: bool,
 }
 
 fn default_partition() -> String {

@@ -59,6 +59,9 @@ pub struct EnvironmentView {
     pub params: BTreeMap<String, String>,
     /// Default tags.
     pub tags: Tags,
+    /// Whether resources that left the manifests are deleted.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub prune: bool,
 }
 
 /// One desired resource, fully resolved.
@@ -813,6 +816,7 @@ fn resolve(
             account,
             params,
             tags: env.tags,
+            prune: env.prune,
         },
         resources: out,
     }

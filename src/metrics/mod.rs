@@ -46,9 +46,12 @@ pub mod names {
     pub const BUILD_INFO: &str = "mlspace_gitops_build_info";
     /// Validation errors in the last attempted revision.
     pub const VALIDATION_ERRORS: &str = "mlspace_gitops_validation_errors";
+    /// 1 while this replica holds the reconcile lease of the `environment` (the
+    /// Environment's `metadata.name`), 0 or absent otherwise.
+    pub const LEADER: &str = "mlspace_gitops_leader";
 
     /// Every name above.
-    pub const ALL: [&str; 12] = [
+    pub const ALL: [&str; 13] = [
         RECONCILE_TOTAL,
         RECONCILE_DURATION_SECONDS,
         RESOURCES,
@@ -61,6 +64,7 @@ pub mod names {
         LAST_SUCCESS_TIMESTAMP_SECONDS,
         BUILD_INFO,
         VALIDATION_ERRORS,
+        LEADER,
     ];
 }
 
@@ -166,6 +170,8 @@ pub struct Metrics {
     pub build_info: IntGaugeVec,
     /// See [`names::VALIDATION_ERRORS`].
     pub validation_errors: IntGauge,
+    /// See [`names::LEADER`].
+    pub leader: IntGaugeVec,
     /// Serializes the read-modify-write helpers so concurrent callers cannot leave, say,
     /// two revisions at 1.
     label_sets: Mutex<()>,
@@ -274,6 +280,15 @@ pub fn register(reg: &Registry) -> Result<Arc<Metrics>, MetricsError> {
                 "Validation errors in the last attempted revision.",
             )
         })?,
+        leader: add(reg, LEADER, || {
+            IntGaugeVec::new(
+                Opts::new(
+                    LEADER,
+                    "1 while this replica holds the environment's reconcile lease.",
+                ),
+                &["environment"],
+            )
+        })?,
         label_sets: Mutex::new(()),
     };
     m.build_info
@@ -312,6 +327,7 @@ fn action_label(action: Action) -> Option<&'static str> {
         Action::Create => Some("create"),
         Action::Update => Some("update"),
         Action::Delete => Some("delete"),
+        Action::Forget => Some("forget"),
         Action::Conflict | Action::NoOp => None,
     }
 }

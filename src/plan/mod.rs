@@ -24,6 +24,9 @@ pub enum Action {
     Update,
     /// It will be deleted.
     Delete,
+    /// It left the manifests with the `retain` deletion policy: the ownership tag is
+    /// removed and the resource is kept, no longer managed.
+    Forget,
     /// It exists without the ownership tag and is not adopted: reported, left alone.
     Conflict,
     /// It matches.
@@ -37,6 +40,7 @@ impl Action {
             Action::Create => "+",
             Action::Update => "~",
             Action::Delete => "-",
+            Action::Forget => "~",
             Action::Conflict => "!",
             Action::NoOp => " ",
         }
@@ -102,6 +106,26 @@ impl Step {
 /// Identity of a resource in a plan.
 pub type ResourceId = (Kind, String);
 
+/// How a resource that left the manifests goes (chosen by the caller from the inventory).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RemovalKind {
+    /// Delete it.
+    Delete,
+    /// Delete it with its contents (a bucket's `forceDestroy`).
+    ForceDelete,
+    /// Keep it; remove the ownership tag (the `retain` deletion policy).
+    Release,
+}
+
+/// A resource to remove from management.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Removal {
+    /// The resource.
+    pub id: ResourceId,
+    /// How.
+    pub how: RemovalKind,
+}
+
 /// The change to one resource.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Change {
@@ -156,6 +180,8 @@ pub struct Summary {
     pub update: usize,
     /// Resources to delete.
     pub delete: usize,
+    /// Resources to hand back (retained: ownership tag removed, kept in AWS).
+    pub forget: usize,
     /// Resources left alone because they are not ours.
     pub conflict: usize,
     /// Resources already as desired.
@@ -188,6 +214,7 @@ impl Plan {
                 Action::Create => s.create += 1,
                 Action::Update => s.update += 1,
                 Action::Delete => s.delete += 1,
+                Action::Forget => s.forget += 1,
                 Action::Conflict => s.conflict += 1,
                 Action::NoOp => s.no_op += 1,
             }
@@ -201,14 +228,17 @@ impl Plan {
 
     /// Whether applying would change anything in AWS.
     pub fn has_changes(&self) -> bool {
-        self.summary.create + self.summary.update + self.summary.delete > 0
+        self.summary.create + self.summary.update + self.summary.delete + self.summary.forget > 0
     }
 
     /// The changes that do something.
     pub fn actionable(&self) -> impl Iterator<Item = &Change> {
-        self.changes
-            .iter()
-            .filter(|c| matches!(c.action, Action::Create | Action::Update | Action::Delete))
+        self.changes.iter().filter(|c| {
+            matches!(
+                c.action,
+                Action::Create | Action::Update | Action::Delete | Action::Forget
+            )
+        })
     }
 
     /// The JSON contract: `{"changes": [...], "summary": {...}}` (no-ops left out).

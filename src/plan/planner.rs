@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{Action, Change, Plan, PlanError, ResourceId};
+use super::{Action, Change, Plan, PlanError, Removal, RemovalKind, ResourceId};
 use crate::kinds::bucket::Bucket;
 use crate::kinds::engine::{KindPlan, PlanCx};
 use crate::kinds::managed_policy::ManagedPolicy;
@@ -33,8 +33,9 @@ pub struct PlanInput<'a> {
     pub desired: &'a DesiredState,
     /// What AWS has.
     pub observed: &'a Observed,
-    /// Resources to delete (chosen by the caller, e.g. prune from the inventory).
-    pub deletes: &'a [ResourceId],
+    /// Resources that left the manifests and how they go (chosen by the caller from the
+    /// inventory: prune, retain, forceDestroy).
+    pub removals: &'a [Removal],
     /// Kinds that could not be observed: their resources are left out of the plan.
     pub skip_kinds: &'a BTreeSet<crate::kinds::Kind>,
 }
@@ -136,27 +137,34 @@ fn plan_kind<K: KindPlan>(
         }
         changes.push(change);
     }
-    for (kind, name) in input.deletes.iter().filter(|(k, _)| *k == K::KIND) {
+    for rm in input.removals.iter().filter(|r| r.id.0 == K::KIND) {
+        let name = &rm.id.1;
         if input
             .desired
             .resources
             .iter()
-            .any(|r| r.kind == *kind && &r.name == name)
+            .any(|r| r.kind == K::KIND && &r.name == name)
         {
             continue;
         }
-        if let Some(o) = observed.get(name) {
-            let steps = K::delete(name, o).into_iter().map(K::step).collect();
-            changes.push(Change {
-                kind: K::KIND,
-                name: name.clone(),
-                action: Action::Delete,
-                fields: vec![],
-                reason: None,
-                steps,
-                depends_on: vec![],
-            });
-        }
+        // Only what is still ours goes: a resource someone else took over is left alone.
+        let Some(o) = observed.get(name).filter(|o| K::is_owned(o)) else {
+            continue;
+        };
+        let (action, ops) = match rm.how {
+            RemovalKind::Delete => (Action::Delete, K::delete(name, o)),
+            RemovalKind::ForceDelete => (Action::Delete, K::force_delete(name, o)),
+            RemovalKind::Release => (Action::Forget, K::release(name, o)),
+        };
+        changes.push(Change {
+            kind: K::KIND,
+            name: name.clone(),
+            action,
+            fields: vec![],
+            reason: None,
+            steps: ops.into_iter().map(K::step).collect(),
+            depends_on: vec![],
+        });
     }
 }
 
@@ -166,7 +174,7 @@ fn order(mut changes: Vec<Change>) -> Vec<Change> {
     changes.sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
     let (deletes, rest): (Vec<Change>, Vec<Change>) = changes
         .into_iter()
-        .partition(|c| c.action == Action::Delete);
+        .partition(|c| matches!(c.action, Action::Delete | Action::Forget));
     let mut out: Vec<Change> = Vec::with_capacity(rest.len() + deletes.len());
     let mut placed: BTreeSet<ResourceId> = BTreeSet::new();
     let ids: BTreeSet<ResourceId> = rest.iter().map(|c| (c.kind, c.name.clone())).collect();

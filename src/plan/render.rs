@@ -27,6 +27,7 @@ impl fmt::Display for Change {
             Action::Create => "will be created",
             Action::Update => "will be updated in place",
             Action::Delete => "will be deleted",
+            Action::Forget => "will be forgotten (kept in AWS, ownership tag removed)",
             Action::Conflict => "is not managed by mlspace-gitops",
             Action::NoOp => "is up to date",
         };
@@ -73,6 +74,9 @@ impl fmt::Display for Plan {
             "Plan: {} to create, {} to update, {} to delete.",
             s.create, s.update, s.delete
         )?;
+        if s.forget > 0 {
+            write!(f, " {} to forget.", s.forget)?;
+        }
         if s.conflict > 0 {
             write!(f, " {} not managed (conflict).", s.conflict)?;
         }

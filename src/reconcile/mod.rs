@@ -1,12 +1,14 @@
 //! One pass of the pipeline against AWS: observe → plan (→ apply, by the caller).
 
+pub mod inventory;
+
 use std::collections::BTreeSet;
 
 use crate::aws::AwsContext;
 use crate::kinds::engine::PlanCx;
 use crate::manifest::DesiredState;
 use crate::observe::{observe, Observation};
-use crate::plan::{plan, Plan, PlanInput, ResourceId};
+use crate::plan::{plan, Plan, PlanInput, Removal, ResourceId};
 
 /// A plan with what it was computed from.
 pub struct Planned {
@@ -18,19 +20,17 @@ pub struct Planned {
     pub cx: PlanCx,
 }
 
-/// Observe AWS and plan the changes that make it match `desired`, deleting `deletes`.
-pub async fn plan_once(
-    aws: &AwsContext,
-    desired: &DesiredState,
-    deletes: &[ResourceId],
-) -> Planned {
+/// Observe AWS and plan the changes that make it match `desired`, with `removals` for the
+/// resources that left the manifests.
+pub async fn plan_once(aws: &AwsContext, desired: &DesiredState, removals: &[Removal]) -> Planned {
     let cx = crate::plan::plan_cx(desired);
-    let observation = observe(aws, desired, deletes, &cx).await;
+    let extra: Vec<ResourceId> = removals.iter().map(|r| r.id.clone()).collect();
+    let observation = observe(aws, desired, &extra, &cx).await;
     let skip: BTreeSet<_> = observation.failed_kinds();
     let plan = plan(&PlanInput {
         desired,
         observed: &observation.observed,
-        deletes,
+        removals,
         skip_kinds: &skip,
     });
     Planned {

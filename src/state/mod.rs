@@ -45,6 +45,13 @@ pub struct InventoryEntry {
     pub spec_digest: String,
     /// When it was last applied, milliseconds since the Unix epoch.
     pub updated_at: u64,
+    /// Its manifest said `mlspace-gitops/deletion-policy: retain`: once it leaves the
+    /// manifests it is forgotten (ownership tag removed), never deleted.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub retain: bool,
+    /// A bucket whose manifest allowed `forceDestroy`: prune may delete it with its objects.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub force_destroy: bool,
 }
 
 impl InventoryEntry {
@@ -405,12 +412,13 @@ mod action_serde {
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Action, D::Error> {
-        const NAMES: &[&str] = &["create", "update", "delete", "conflict", "no_op"];
+        const NAMES: &[&str] = &["create", "update", "delete", "forget", "conflict", "no_op"];
         let s = String::deserialize(d)?;
         Ok(match s.as_str() {
             "create" => Action::Create,
             "update" => Action::Update,
             "delete" => Action::Delete,
+            "forget" => Action::Forget,
             "conflict" => Action::Conflict,
             "no_op" => Action::NoOp,
             other => return Err(serde::de::Error::unknown_variant(other, NAMES)),

@@ -716,15 +716,67 @@ async fn apply_op(aws: &AwsContext, name: &str, op: &Op) -> Result<(), AwsError>
                 .bucket(name)
                 .ownership_controls(ownership_controls(*o)?)
         ),
+        // S3 refuses an empty tag set: no tags left means deleting the tagging.
+        Op::PutTags(tags) if tags.is_empty() => send!(
+            "s3:DeleteBucketTagging",
+            c.delete_bucket_tagging().bucket(name)
+        ),
         Op::PutTags(tags) => send!(
             "s3:PutBucketTagging",
             c.put_bucket_tagging().bucket(name).tagging(tagging(tags)?)
         ),
+        Op::Empty => empty_bucket(c, name).await,
         Op::Delete => match c.delete_bucket().bucket(name).send().await {
             // Already gone: the step's goal holds.
             Err(e) if code(&e) == Some("NoSuchBucket") => Ok(()),
             r => r.map(|_| ()).map_err(|e| s3_error("s3:DeleteBucket", e)),
         },
+    }
+}
+
+/// Delete every object version and delete marker, a page (up to 1,000 keys) at a time.
+async fn empty_bucket(c: &aws_sdk_s3::Client, name: &str) -> Result<(), AwsError> {
+    loop {
+        let page = match c.list_object_versions().bucket(name).send().await {
+            Ok(p) => p,
+            Err(e) if code(&e) == Some("NoSuchBucket") => return Ok(()),
+            Err(e) => return Err(s3_error("s3:ListObjectVersions", e)),
+        };
+        let mut ids = Vec::new();
+        for v in page.versions() {
+            ids.push(built(
+                "s3:DeleteObjects",
+                s3::ObjectIdentifier::builder()
+                    .key(v.key().unwrap_or_default())
+                    .set_version_id(v.version_id().map(str::to_string))
+                    .build(),
+            )?);
+        }
+        for m in page.delete_markers() {
+            ids.push(built(
+                "s3:DeleteObjects",
+                s3::ObjectIdentifier::builder()
+                    .key(m.key().unwrap_or_default())
+                    .set_version_id(m.version_id().map(str::to_string))
+                    .build(),
+            )?);
+        }
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let delete = built(
+            "s3:DeleteObjects",
+            s3::Delete::builder()
+                .set_objects(Some(ids))
+                .quiet(true)
+                .build(),
+        )?;
+        c.delete_objects()
+            .bucket(name)
+            .delete(delete)
+            .send()
+            .await
+            .map_err(|e| s3_error("s3:DeleteObjects", e))?;
     }
 }
 

@@ -220,6 +220,8 @@ pub enum Op {
     PutOwnership(ObjectOwnership),
     /// Replace the whole tag set (S3 has no partial tagging), ownership tag included.
     PutTags(Tags),
+    /// Delete every object version and delete marker (only for `forceDestroy`).
+    Empty,
     /// Delete the bucket; refused (a conflict) while it holds objects.
     Delete,
 }
@@ -557,6 +559,16 @@ impl KindPlan for Bucket {
     fn delete(_: &str, _: &BucketObserved) -> Vec<Op> {
         vec![Op::Delete]
     }
+
+    fn force_delete(_: &str, _: &BucketObserved) -> Vec<Op> {
+        vec![Op::Empty, Op::Delete]
+    }
+
+    fn release(_: &str, o: &BucketObserved) -> Vec<Op> {
+        let mut tags = o.tags.clone();
+        tags.remove(crate::kinds::common::OWNERSHIP_TAG);
+        vec![Op::PutTags(tags)]
+    }
 }
 
 #[cfg(test)]
@@ -585,6 +597,7 @@ mod tests {
             lifecycle_rules: None,
             ownership: None,
             tags: Tags::new(),
+            force_destroy: false,
         }
     }
 
@@ -644,6 +657,7 @@ mod tests {
             ]),
             ownership: Some(ObjectOwnership::BucketOwnerEnforced),
             tags: [("team".to_string(), "ml".to_string())].into(),
+            force_destroy: false,
         }
     }
 
@@ -710,7 +724,7 @@ mod tests {
                 Op::DeleteLifecycle => o.lifecycle_rules = Setting::Unset,
                 Op::PutOwnership(x) => o.ownership = Setting::Set(x.as_str().into()),
                 Op::PutTags(t) => o.tags = t,
-                Op::Delete => unreachable!(),
+                Op::Delete | Op::Empty => unreachable!(),
             }
         }
         o

@@ -38,6 +38,10 @@ pub struct BucketSpec {
     /// Tags of this bucket (added to the Environment's tags).
     #[serde(default)]
     pub tags: Tags,
+    /// Let prune delete the bucket with every object in it. Without it a bucket that holds
+    /// objects is never deleted.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub force_destroy: bool,
 }
 
 /// Default encryption settings.

@@ -278,6 +278,13 @@ impl KindPlan for ManagedPolicy {
         Ok((fields, ops))
     }
 
+    fn release(_: &str, o: &ManagedPolicyObserved) -> Vec<Op> {
+        vec![Op::Untag {
+            arn: o.arn.clone(),
+            keys: vec![crate::kinds::common::OWNERSHIP_TAG.to_string()],
+        }]
+    }
+
     fn delete(_: &str, o: &ManagedPolicyObserved) -> Vec<Op> {
         let versions = o
             .versions

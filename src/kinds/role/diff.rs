@@ -397,6 +397,12 @@ impl KindPlan for Role {
         Ok((fields, ops))
     }
 
+    fn release(_: &str, _: &RoleObserved) -> Vec<Op> {
+        vec![Op::Untag {
+            keys: vec![crate::kinds::common::OWNERSHIP_TAG.to_string()],
+        }]
+    }
+
     fn delete(name: &str, o: &RoleObserved) -> Vec<Op> {
         let mut ops = Vec::new();
         if o.instance_profiles.contains(name) {

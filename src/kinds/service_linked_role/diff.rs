@@ -152,6 +152,11 @@ impl KindPlan for ServiceLinkedRole {
         }
     }
 
+    fn release(_: &str, _: &ServiceLinkedRoleObserved) -> Vec<Op> {
+        // Service-linked roles carry no ownership tag: nothing to hand back.
+        vec![]
+    }
+
     fn delete(_: &str, o: &ServiceLinkedRoleObserved) -> Vec<Op> {
         vec![Op::Delete {
             role_name: o.role_name.clone(),

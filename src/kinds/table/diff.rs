@@ -484,6 +484,13 @@ impl KindPlan for Table {
         Ok((fields, ops))
     }
 
+    fn release(_: &str, o: &TableObserved) -> Vec<Op> {
+        vec![Op::Untag {
+            arn: o.arn.clone(),
+            keys: vec![crate::kinds::common::OWNERSHIP_TAG.to_string()],
+        }]
+    }
+
     fn delete(_: &str, _: &TableObserved) -> Vec<Op> {
         vec![Op::Delete]
     }

@@ -1,0 +1,208 @@
+//! Inventory and prune through the CLI against moto: nothing outside the inventory is
+//! touched, prune needs the flag, `retain` only forgets, mass deletions are refused, and a
+//! bucket holding objects needs forceDestroy.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use common::Moto;
+
+const ENV: &str = "apiVersion: mlspace-gitops/v1\nkind: Environment\nmetadata: {name: prune}\nspec: {region: us-east-1, account: \"123456789012\"}\n";
+
+fn policy(name: &str, retain: bool) -> String {
+    let ann = if retain {
+        ", annotations: {mlspace-gitops/deletion-policy: retain}"
+    } else {
+        ""
+    };
+    format!("---\napiVersion: mlspace-gitops/v1\nkind: ManagedPolicy\nmetadata: {{name: {name}{ann}}}\nspec:\n  document: {{Version: '2012-10-17', Statement: [{{Effect: Allow, Action: 's3:GetObject', Resource: '*'}}]}}\n")
+}
+
+fn bucket(name: &str) -> String {
+    format!("---\napiVersion: mlspace-gitops/v1\nkind: Bucket\nmetadata: {{name: {name}}}\nspec: {{versioning: true}}\n")
+}
+
+fn write(dir: &Path, docs: &[String]) {
+    std::fs::write(dir.join("m.yaml"), format!("{ENV}{}", docs.concat())).unwrap();
+}
+
+fn cli(moto: &Moto, dir: &Path, state: &Path, args: &[&str]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_mlspace-gitops"));
+    c.args(args)
+        .arg("--manifests")
+        .arg(dir)
+        .arg("--state-dir")
+        .arg(state)
+        .stdin(Stdio::null());
+    for (k, v) in moto.env() {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+fn out(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn policy_exists(rt: &tokio::runtime::Runtime, moto: &Moto, name: &str) -> bool {
+    rt.block_on(async {
+        moto.aws()
+            .await
+            .iam
+            .get_policy()
+            .policy_arn(format!("arn:aws:iam::123456789012:policy/{name}"))
+            .send()
+            .await
+            .is_ok()
+    })
+}
+
+#[test]
+fn prune_deletes_only_inventory_resources_with_the_flag_and_guards() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let moto = Moto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let names = [
+        "pr-a", "pr-b", "pr-c", "pr-d", "pr-e", "pr-f", "pr-g", "pr-h",
+    ];
+    let mut docs: Vec<String> = names.iter().map(|n| policy(n, false)).collect();
+    docs.push(policy("pr-kept", true));
+    docs.push(bucket("pr-bucket-with-objects"));
+    write(dir.path(), &docs);
+    let o = cli(
+        &moto,
+        dir.path(),
+        state.path(),
+        &["apply", "--auto-approve"],
+    );
+    assert!(o.status.success(), "{}", out(&o));
+
+    // A resource the MLSpace application creates at runtime, beside ours: never touched.
+    rt.block_on(async {
+        let aws = moto.aws().await;
+        aws.iam.create_policy().policy_name("MLSpace-project-demo").policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:ListBucket","Resource":"*"}]}"#).send().await.unwrap();
+        aws.s3.put_object().bucket("pr-bucket-with-objects").key("data.csv").body(b"a,b\n".to_vec().into()).send().await.unwrap();
+    });
+
+    // Drop one policy: without --prune nothing is deleted.
+    let mut fewer = docs.clone();
+    fewer.remove(0);
+    write(dir.path(), &fewer);
+    let o = cli(
+        &moto,
+        dir.path(),
+        state.path(),
+        &["apply", "--auto-approve"],
+    );
+    assert!(o.status.success(), "{}", out(&o));
+    assert!(policy_exists(&rt, &moto, "pr-a"), "deleted without --prune");
+
+    // With --prune it goes.
+    let o = cli(
+        &moto,
+        dir.path(),
+        state.path(),
+        &["apply", "--auto-approve", "--prune"],
+    );
+    assert!(o.status.success(), "{}", out(&o));
+    assert!(
+        !policy_exists(&rt, &moto, "pr-a"),
+        "not pruned:\n{}",
+        out(&o)
+    );
+    assert!(
+        policy_exists(&rt, &moto, "MLSpace-project-demo"),
+        "pruned a resource outside the inventory"
+    );
+
+    // Dropping most of the rest at once is refused by the guard; nothing is deleted.
+    write(dir.path(), &[policy("pr-b", false)]);
+    let o = cli(
+        &moto,
+        dir.path(),
+        state.path(),
+        &["apply", "--auto-approve", "--prune"],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    assert!(out(&o).contains("refusing to delete"), "{}", out(&o));
+    for n in &names[2..] {
+        assert!(
+            policy_exists(&rt, &moto, n),
+            "{n} deleted despite the guard"
+        );
+    }
+
+    // Allowed: the policies go, the retained one is only forgotten (kept, untagged), and the
+    // bucket holding objects is refused (no forceDestroy) but the rest proceeds.
+    let o = cli(
+        &moto,
+        dir.path(),
+        state.path(),
+        &["apply", "--auto-approve", "--prune", "--allow-mass-prune"],
+    );
+    let text = out(&o);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "the non-empty bucket must fail the apply\n{text}"
+    );
+    for n in &names[2..] {
+        assert!(!policy_exists(&rt, &moto, n), "{n} not pruned\n{text}");
+    }
+    assert!(
+        policy_exists(&rt, &moto, "pr-kept"),
+        "a retained policy was deleted"
+    );
+    let tags = rt.block_on(async {
+        moto.aws()
+            .await
+            .iam
+            .list_policy_tags()
+            .policy_arn("arn:aws:iam::123456789012:policy/pr-kept")
+            .send()
+            .await
+            .unwrap()
+    });
+    assert!(
+        tags.tags()
+            .iter()
+            .all(|t| t.key() != "mlspace-gitops:managed-by"),
+        "ownership tag kept on a retained policy"
+    );
+    let bucket = rt.block_on(async {
+        moto.aws()
+            .await
+            .s3
+            .head_bucket()
+            .bucket("pr-bucket-with-objects")
+            .send()
+            .await
+            .is_ok()
+    });
+    assert!(
+        bucket,
+        "a bucket holding objects was deleted without forceDestroy"
+    );
+    assert!(policy_exists(&rt, &moto, "MLSpace-project-demo"));
+
+    // An empty manifest set (the Environment alone) never deletes anything.
+    write(dir.path(), &[]);
+    let o = cli(
+        &moto,
+        dir.path(),
+        state.path(),
+        &["apply", "--auto-approve", "--prune", "--allow-mass-prune"],
+    );
+    assert!(
+        policy_exists(&rt, &moto, "pr-b"),
+        "an empty manifest set pruned\n{}",
+        out(&o)
+    );
+}
