@@ -69,6 +69,14 @@ enum Command {
     /// The daemon: watch git (or a directory), reconcile continuously, repair drift, serve
     /// /metrics, /healthz, /readyz, /status and the git webhook.
     Run(Box<RunArgs>),
+    /// Print what past reconciles changed (from the state store), newest first.
+    History {
+        #[command(flatten)]
+        aws: AwsArgs,
+        /// Records to print.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
     /// Make AWS match the manifests.
     Apply {
         #[command(flatten)]
@@ -182,6 +190,15 @@ struct RunArgs {
     /// Log format.
     #[arg(long, env = "MLSPACE_GITOPS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// State store other than the file under --state-dir: `dynamodb://TABLE`.
+    #[arg(long, env = "MLSPACE_GITOPS_STATE")]
+    state: Option<String>,
+    /// Delete managed resources that left the manifests (also `spec.prune`).
+    #[arg(long, env = "MLSPACE_GITOPS_PRUNE")]
+    prune: bool,
+    /// Allow one revision to delete more than 25% (or more than 10) of the managed resources.
+    #[arg(long, env = "MLSPACE_GITOPS_ALLOW_MASS_PRUNE")]
+    allow_mass_prune: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -282,6 +299,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             rt.block_on(plan_cmd(loaded, aws, output, detailed_exitcode))
+        }
+        Command::History { aws, limit } => {
+            let loaded = match load(&aws.manifests)? {
+                Ok(l) => l,
+                Err(code) => return Ok(code),
+            };
+            let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+            rt.block_on(history_cmd(loaded, aws, limit))
         }
         Command::Run(args) => {
             let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
@@ -563,6 +588,11 @@ async fn run_daemon(a: RunArgs) -> anyhow::Result<ExitCode> {
         concurrency: a.concurrency,
         retry_base: a.retry_base,
         retry_max: a.retry_max,
+        state: a.state,
+        prune: inventory::PruneOptions {
+            enabled: a.prune,
+            allow_mass: a.allow_mass_prune,
+        },
     };
     daemon::run(cfg, prometheus::Registry::new(), shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)
@@ -614,4 +644,56 @@ async fn record_inventory(
             .context("writing the history")?;
     }
     Ok(())
+}
+
+async fn history_cmd(
+    loaded: manifest::Loaded,
+    args: AwsArgs,
+    limit: usize,
+) -> anyhow::Result<ExitCode> {
+    let aws = if args.state.is_some() {
+        Some(connect(&args, &loaded).await)
+    } else {
+        None
+    };
+    let store = state::open(args.state.as_deref(), &args.state_dir, aws.as_ref())
+        .await
+        .context("opening the state store")?;
+    let env = &loaded.desired.environment.name;
+    let records = store
+        .history(env, limit)
+        .await
+        .context("reading the history")?;
+    if records.is_empty() {
+        println!("No history for environment {env} in {}.", store.location());
+    }
+    for r in records {
+        let when = humantime::format_rfc3339_seconds(
+            std::time::UNIX_EPOCH + std::time::Duration::from_millis(r.at),
+        );
+        println!(
+            "{when}  {}  {}  {}",
+            r.revision,
+            r.result,
+            r.author.as_deref().unwrap_or("-")
+        );
+        if let Some(m) = &r.message {
+            println!("    {m}");
+        }
+        for c in &r.changes {
+            let err = c
+                .error
+                .as_deref()
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default();
+            println!(
+                "    {} {} {} {:?}{err}",
+                c.action.symbol(),
+                c.kind,
+                c.name,
+                c.result
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -87,7 +87,7 @@ struct Daemon {
     child: Child,
     port: u16,
     log: PathBuf,
-    _state: tempfile::TempDir,
+    state: tempfile::TempDir,
 }
 
 impl Daemon {
@@ -125,7 +125,7 @@ impl Daemon {
             child: c.spawn().unwrap(),
             port,
             log,
-            _state: state,
+            state,
         }
     }
 
@@ -464,6 +464,23 @@ fn daemon_follows_git_keeps_the_last_good_revision_and_repairs_drift() {
         1.0
     );
     eprintln!("RSS after reconciles: {} KB", rss_kb(d.child.id()));
+
+    // The daemon keeps the inventory and history the CLI reads (same state dir).
+    let mut c = Command::new(env!("CARGO_BIN_EXE_mlspace-gitops"));
+    c.args(["history", "--limit", "100", "--manifests"])
+        .arg(repo.dir.path().join("manifests"))
+        .arg("--state-dir")
+        .arg(d.state.path());
+    let o = c.output().unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{text}");
+    assert!(
+        text.contains(&first) && text.contains("+ Role daemon-role Success"),
+        "{text}"
+    );
+    assert!(text.contains(&fixed) && text.contains("fixed"), "{text}");
+    let inventory = std::fs::read_to_string(d.state.path().join("state/e2e.json")).unwrap();
+    assert!(inventory.contains("daemon-extra-bucket"), "{inventory}");
 
     // SIGTERM: clean exit.
     let status = d.terminate();

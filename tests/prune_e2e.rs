@@ -192,6 +192,23 @@ fn prune_deletes_only_inventory_resources_with_the_flag_and_guards() {
     );
     assert!(policy_exists(&rt, &moto, "MLSpace-project-demo"));
 
+    // Each apply that changed something left a history record, newest first.
+    write(dir.path(), &[policy("pr-b", false)]);
+    let o = cli(
+        &moto,
+        dir.path(),
+        state.path(),
+        &["history", "--limit", "50"],
+    );
+    let text = out(&o);
+    assert!(o.status.success(), "{text}");
+    assert!(text.contains("- ManagedPolicy pr-a Success"), "{text}");
+    assert!(text.contains("~ ManagedPolicy pr-kept Success"), "{text}");
+    assert!(
+        text.contains("+ Bucket pr-bucket-with-objects Success"),
+        "{text}"
+    );
+
     // An empty manifest set (the Environment alone) never deletes anything.
     write(dir.path(), &[]);
     let o = cli(

@@ -72,6 +72,10 @@ pub struct DaemonConfig {
     pub retry_base: Duration,
     /// Longest retry delay of a failed resource.
     pub retry_max: Duration,
+    /// State store other than the file under the state dir (`dynamodb://TABLE`).
+    pub state: Option<String>,
+    /// Prune settings (the Environment's `spec.prune` also turns prune on).
+    pub prune: crate::reconcile::inventory::PruneOptions,
 }
 
 /// Errors that stop the daemon from starting (afterwards it reports and retries instead).
@@ -122,6 +126,8 @@ struct Controller {
     applied: Option<String>,
     backoff: BTreeMap<ResourceId, Backoff>,
     stop: Arc<AtomicBool>,
+    /// The inventory, opened on first use (a DynamoDB store needs the AWS clients).
+    store: Option<Box<dyn crate::state::StateStore>>,
 }
 
 /// Run the daemon until `shutdown` resolves. It never exits because AWS or the source is
@@ -184,6 +190,7 @@ pub async fn run(
         applied: None,
         backoff: BTreeMap::new(),
         stop: stop.clone(),
+        store: None,
     };
 
     tokio::pin!(shutdown);

@@ -11,8 +11,11 @@ use super::{epoch_secs, Backoff, Controller, Mode};
 use crate::apply::{self, ApplyOptions, Event};
 use crate::aws::{AwsContext, CallObserver};
 use crate::kinds::Kind;
+use crate::manifest::DesiredState;
 use crate::plan::{Action, Plan, ResourceId};
+use crate::reconcile::inventory::{self, PruneOptions, Removals};
 use crate::reconcile::plan_once;
+use crate::state::InventoryEntry;
 use crate::status::{ResourceState, ResourceStatus};
 
 /// Epoch seconds of a tokio instant in the future.
@@ -21,6 +24,105 @@ fn epoch_of(t: Instant) -> u64 {
 }
 
 impl Controller {
+    /// The inventory and what leaves management this time. An unreadable store is
+    /// reported and prunes nothing.
+    async fn inventory(
+        &mut self,
+        aws: &AwsContext,
+        desired: &DesiredState,
+        errors: &mut Vec<String>,
+    ) -> (Vec<InventoryEntry>, Removals) {
+        let opts = PruneOptions {
+            enabled: self.cfg.prune.enabled || desired.environment.prune,
+            allow_mass: self.cfg.prune.allow_mass,
+        };
+        if self.store.is_none() {
+            match crate::state::open(
+                self.cfg.state.as_deref(),
+                &self.cfg.source.state_dir,
+                Some(aws),
+            )
+            .await
+            {
+                Ok(s) => self.store = Some(s),
+                Err(e) => {
+                    let msg = format!(
+                        "cannot open the state store: {}",
+                        crate::aws::DisplayChain(&e)
+                    );
+                    tracing::error!("{msg}");
+                    errors.push(msg);
+                    return (vec![], Removals::default());
+                }
+            }
+        }
+        let store = self.store.as_ref().expect("opened above");
+        let read = store.inventory(&desired.environment.name).await;
+        let rm = inventory::removals(
+            desired,
+            read.as_deref()
+                .map_err(|e| crate::aws::DisplayChain(e).to_string()),
+            opts,
+        );
+        if let Some(why) = &rm.refused {
+            tracing::error!(error = %why, "prune refused");
+            errors.push(why.to_string());
+        }
+        (read.unwrap_or_default(), rm)
+    }
+
+    /// Write the inventory and, when something was applied, a history record.
+    async fn record(
+        &mut self,
+        good: &super::Good,
+        planned: &crate::reconcile::Planned,
+        report: Option<&apply::ApplyReport>,
+        removals: &[crate::plan::Removal],
+        entries: &[InventoryEntry],
+        errors: &mut Vec<String>,
+    ) {
+        let Some(store) = self.store.as_ref() else {
+            return;
+        };
+        let env = &good.desired.environment.name;
+        let now = crate::state::now_ms();
+        let (upserts, removed) = inventory::after_apply(
+            &good.desired,
+            &planned.plan,
+            report,
+            removals,
+            &good.revision.id,
+            entries,
+            &planned.observation.failed_kinds(),
+            now,
+        );
+        if !upserts.is_empty() || !removed.is_empty() {
+            if let Err(e) = store.record(env, &upserts, &removed, None).await {
+                errors.push(format!(
+                    "cannot write the inventory: {}",
+                    crate::aws::DisplayChain(&e)
+                ));
+            }
+        }
+        if let Some(h) = report.and_then(|r| {
+            inventory::history(
+                env,
+                &good.revision.id,
+                good.revision.author.clone(),
+                good.revision.message.clone(),
+                r,
+                now,
+            )
+        }) {
+            if let Err(e) = store.append_history(&h, None).await {
+                errors.push(format!(
+                    "cannot write the history: {}",
+                    crate::aws::DisplayChain(&e)
+                ));
+            }
+        }
+    }
+
     /// The AWS clients for the Environment's region, made on first use.
     async fn aws_for(&mut self, region: &str) -> AwsContext {
         if let Some((r, aws)) = &self.aws {
@@ -47,8 +149,9 @@ impl Controller {
         let started = StdInstant::now();
         let rev = good.revision.id.clone();
         let aws = self.aws_for(&good.desired.environment.region).await;
-        let planned = plan_once(&aws, &good.desired, &[]).await;
         let mut errors: Vec<String> = Vec::new();
+        let (entries, removals) = self.inventory(&aws, &good.desired, &mut errors).await;
+        let planned = plan_once(&aws, &good.desired, &removals.removals).await;
         for (kind, e) in &planned.observation.failures {
             tracing::warn!(%kind, error = %e, "cannot observe; its resources are skipped this time");
             errors.push(format!("cannot read {kind} resources: {e}"));
@@ -108,6 +211,7 @@ impl Controller {
         }
 
         let mut failures = 0usize;
+        let mut report: Option<apply::ApplyReport> = None;
         if self.cfg.mode == Mode::Apply && planned.plan.has_changes() {
             // The error policy: resources still backing off wait for their turn.
             let now = Instant::now();
@@ -136,12 +240,13 @@ impl Controller {
                 concurrency: self.cfg.concurrency,
                 stop: Some(self.stop.clone()),
             };
-            let report = apply::apply(&aws, &runnable, &planned.cx, &opts, |ev| {
+            let applied = apply::apply(&aws, &runnable, &planned.cx, &opts, |ev| {
                 if let Event::Started(c) = ev {
                     tracing::info!(kind = %c.kind, name = %c.name, action = ?c.action, "applying");
                 }
             })
             .await;
+            let report = report.insert(applied);
             for r in &report.results {
                 let id = (r.kind, r.name.clone());
                 let action = match r.action {
@@ -186,6 +291,17 @@ impl Controller {
                 }
             }
             failures += waiting.len();
+        }
+        if self.cfg.mode == Mode::Apply {
+            self.record(
+                good,
+                &planned,
+                report.as_ref(),
+                &removals.removals,
+                &entries,
+                &mut errors,
+            )
+            .await;
         }
         // Resources that are in sync no longer need a retry.
         let in_sync: BTreeSet<ResourceId> = states
