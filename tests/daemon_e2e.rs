@@ -522,7 +522,11 @@ fn detect_mode_reports_drift_and_never_writes() {
     });
 
     // A local directory source (watched), detect mode.
-    let d = Daemon::start(&moto, manifests.to_str().unwrap(), &["--mode", "detect"]);
+    let d = Daemon::start(
+        &moto,
+        manifests.to_str().unwrap(),
+        &["--mode", "detect", "--log-format", "json"],
+    );
     d.wait_until("drift reported", Duration::from_secs(30), || {
         let s = d.status();
         s["resources"].as_array().is_some_and(|rs| {
@@ -556,6 +560,20 @@ fn detect_mode_reports_drift_and_never_writes() {
                     .any(|r| r["name"] == "daemon-role" && r["state"] == "in_sync")
             })
         },
+    );
+    // --log-format json: one JSON object per line, with the reconcile span's revision.
+    let log = d.log();
+    let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(!lines.is_empty());
+    for l in &lines {
+        let v: Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
+        assert!(v["level"].is_string(), "{l}");
+    }
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("reconcile finished") && l.contains("revision")),
+        "{log}"
     );
     assert!(d.terminate().success());
 }
