@@ -223,3 +223,87 @@ fn prune_deletes_only_inventory_resources_with_the_flag_and_guards() {
         out(&o)
     );
 }
+
+#[test]
+fn attachments_matching_ignore_rules_are_neither_drift_nor_removed() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let moto = Moto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let role = "---\napiVersion: mlspace-gitops/v1\nkind: Role\nmetadata: {name: mlspace-app-role}\nspec:\n  assumeRolePolicy: {Version: '2012-10-17', Statement: [{Effect: Allow, Principal: {Service: lambda.amazonaws.com}, Action: 'sts:AssumeRole'}]}\n  managedPolicies: [pr-a]\n";
+    let env_ignoring = ENV.replace("spec: {region: us-east-1, account: \"123456789012\"}", "spec:\n  region: us-east-1\n  account: \"123456789012\"\n  ignore:\n    - name: MLSpace-app-denied-services\n");
+    std::fs::write(
+        dir.path().join("m.yaml"),
+        format!("{env_ignoring}{}{role}", policy("pr-a", false)),
+    )
+    .unwrap();
+    let o = cli(
+        &moto,
+        dir.path(),
+        state.path(),
+        &["apply", "--auto-approve"],
+    );
+    assert!(o.status.success(), "{}", out(&o));
+
+    // What MLSpace does at runtime: create the denied-services policy and attach it.
+    rt.block_on(async {
+        let aws = moto.aws().await;
+        aws.iam.create_policy().policy_name("MLSpace-app-denied-services").policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"comprehend:*","Resource":"*"}]}"#).send().await.unwrap();
+        aws.iam.attach_role_policy().role_name("mlspace-app-role").policy_arn("arn:aws:iam::123456789012:policy/MLSpace-app-denied-services").send().await.unwrap();
+    });
+    let o = cli(
+        &moto,
+        dir.path(),
+        state.path(),
+        &["plan", "--detailed-exitcode"],
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "an ignored attachment is drift:\n{}",
+        out(&o)
+    );
+    let o = cli(
+        &moto,
+        dir.path(),
+        state.path(),
+        &["apply", "--auto-approve", "--prune"],
+    );
+    assert!(o.status.success(), "{}", out(&o));
+    let attached = rt.block_on(async {
+        moto.aws()
+            .await
+            .iam
+            .list_attached_role_policies()
+            .role_name("mlspace-app-role")
+            .send()
+            .await
+            .unwrap()
+    });
+    assert!(
+        attached
+            .attached_policies()
+            .iter()
+            .any(|p| p.policy_name() == Some("MLSpace-app-denied-services")),
+        "the runtime attachment was removed"
+    );
+
+    // Without the rule the same attachment is drift (what a role's permissions are belongs to the manifest).
+    std::fs::write(
+        dir.path().join("m.yaml"),
+        format!("{ENV}{}{role}", policy("pr-a", false)),
+    )
+    .unwrap();
+    let o = cli(
+        &moto,
+        dir.path(),
+        state.path(),
+        &["plan", "--detailed-exitcode"],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", out(&o));
+    assert!(
+        out(&o).contains("MLSpace-app-denied-services"),
+        "{}",
+        out(&o)
+    );
+}

@@ -258,7 +258,15 @@ fn render_json_follows_the_contract() {
     let keys: Vec<&str> = env.keys().map(String::as_str).collect();
     assert_eq!(
         keys,
-        ["name", "partition", "region", "account", "params", "tags"]
+        [
+            "name",
+            "partition",
+            "region",
+            "account",
+            "params",
+            "tags",
+            "ignore"
+        ]
     );
     for k in ["name", "partition", "region", "account"] {
         assert!(env[k].is_string(), "environment.{k} must be a string");

@@ -25,9 +25,22 @@ pub struct PlanCx {
     pub policy_arns: BTreeMap<String, String>,
     /// Names of the Buckets in the manifests (for dependencies).
     pub buckets: BTreeSet<String>,
+    /// The Environment's ignore rules.
+    pub ignore: Vec<crate::kinds::environment::IgnoreRule>,
 }
 
 impl PlanCx {
+    /// Whether an object (a policy attached to a role, an inline policy, a resource) is
+    /// ignored by the Environment's rules.
+    pub fn ignored(&self, name: &str, tags: Option<&Tags>) -> bool {
+        self.ignore.iter().any(|r| r.matches(name, tags))
+    }
+
+    /// [`Self::ignored`] for a policy ARN (the name is its last path segment).
+    pub fn ignored_arn(&self, arn: &str) -> bool {
+        self.ignored(arn.rsplit('/').next().unwrap_or(arn), None)
+    }
+
     /// The desired tags of a resource: its own (Environment's merged in) plus ownership.
     pub fn desired_tags(&self, own: &Tags) -> Tags {
         let mut t = own.clone();

@@ -43,6 +43,50 @@ pub struct EnvironmentSpec {
     /// annotated `mlspace-gitops/deletion-policy: retain` are only forgotten.
     #[serde(default)]
     pub prune: bool,
+    /// Objects the MLSpace application (or anyone else) owns: never changed, detached,
+    /// removed or pruned, and never drift (e.g. the `MLSpace-app-denied-services` policy that
+    /// MLSpace attaches to its roles at runtime).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ignore: Vec<IgnoreRule>,
+}
+
+/// One ignore rule: a name pattern, tags, or both (all given conditions must hold).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct IgnoreRule {
+    /// Glob on the object's name (`*` any run of characters, `?` one), e.g. `MLSpace-project-*`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Tags the object carries (every one must match), e.g. `{dynamic-user-role: "true"}`.
+    #[serde(default, skip_serializing_if = "Tags::is_empty")]
+    pub tags: Tags,
+}
+
+impl IgnoreRule {
+    /// Whether an object with this name (and these tags, when known) is ignored.
+    pub fn matches(&self, name: &str, tags: Option<&Tags>) -> bool {
+        if self.name.is_none() && self.tags.is_empty() {
+            return false;
+        }
+        let name_ok = self
+            .name
+            .as_deref()
+            .is_none_or(|p| glob(p.as_bytes(), name.as_bytes()));
+        let tags_ok = self.tags.is_empty()
+            || tags.is_some_and(|t| self.tags.iter().all(|(k, v)| t.get(k) == Some(v)));
+        name_ok && tags_ok
+    }
+}
+
+/// `*` and `?` glob matching.
+fn glob(p: &[u8], s: &[u8]) -> bool {
+    match (p.first(), s.first()) {
+        (None, None) => true,
+        (Some(b'*'), _) => glob(&p[1..], s) || (!s.is_empty() && glob(p, &s[1..])),
+        (Some(b'?'), Some(_)) => glob(&p[1..], &s[1..]),
+        (Some(a), Some(b)) if a == b => glob(&p[1..], &s[1..]),
+        _ => false,
+    }
 }
 
 fn default_partition() -> String {
@@ -138,4 +182,38 @@ fn is_region(s: &str) -> bool {
             .iter()
             .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
         && parts[parts.len() - 1].parse::<u8>().is_ok()
+}
+
+#[cfg(test)]
+mod ignore_tests {
+    use super::*;
+
+    #[test]
+    fn names_and_tags_match() {
+        let r = IgnoreRule {
+            name: Some("MLSpace-project-*".into()),
+            tags: Tags::new(),
+        };
+        assert!(r.matches("MLSpace-project-demo", None));
+        assert!(!r.matches("mlspace-app-policy", None));
+        let t = IgnoreRule {
+            name: None,
+            tags: [("dynamic-user-role".to_string(), "true".to_string())].into(),
+        };
+        assert!(t.matches(
+            "MLSpace-x-1",
+            Some(&[("dynamic-user-role".to_string(), "true".to_string())].into())
+        ));
+        assert!(!t.matches("MLSpace-x-1", None));
+        assert!(!IgnoreRule {
+            name: None,
+            tags: Tags::new()
+        }
+        .matches("x", None));
+        assert!(IgnoreRule {
+            name: Some("a?c".into()),
+            tags: Tags::new()
+        }
+        .matches("abc", None));
+    }
 }

@@ -62,6 +62,9 @@ pub struct EnvironmentView {
     /// Whether resources that left the manifests are deleted.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub prune: bool,
+    /// Objects never touched.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ignore: Vec<crate::kinds::environment::IgnoreRule>,
 }
 
 /// One desired resource, fully resolved.
@@ -817,6 +820,7 @@ fn resolve(
             params,
             tags: env.tags,
             prune: env.prune,
+            ignore: env.ignore,
         },
         resources: out,
     }

@@ -44,6 +44,7 @@ pub struct PlanInput<'a> {
 pub fn plan_cx(desired: &DesiredState) -> PlanCx {
     let env = &desired.environment;
     let mut cx = PlanCx {
+        ignore: env.ignore.clone(),
         partition: env.partition.clone(),
         account: env.account.clone(),
         region: env.region.clone(),
@@ -145,6 +146,9 @@ fn plan_kind<K: KindPlan>(
             .iter()
             .any(|r| r.kind == K::KIND && &r.name == name)
         {
+            continue;
+        }
+        if cx.ignored(name, None) {
             continue;
         }
         // Only what is still ours goes: a resource someone else took over is left alone.

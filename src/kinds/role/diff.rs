@@ -284,10 +284,11 @@ impl KindPlan for Role {
 
         // Detach before attaching: a role at its attachment quota has no room otherwise.
         let desired: BTreeSet<&String> = spec.managed_policies.iter().collect();
+        // Attachments the Environment ignores (MLSpace attaches some at runtime) stay.
         let detach: Vec<&String> = o
             .managed_policies
             .iter()
-            .filter(|a| !desired.contains(a))
+            .filter(|a| !desired.contains(a) && !cx.ignored_arn(a))
             .collect();
         let attach: Vec<&String> = spec
             .managed_policies
@@ -305,7 +306,7 @@ impl KindPlan for Role {
         }
 
         for (p, actual) in &o.inline_policies {
-            if !spec.inline_policies.contains_key(p) {
+            if !spec.inline_policies.contains_key(p) && !cx.ignored(p, None) {
                 fields.push(FieldChange::new(
                     format!("spec.inlinePolicies.{p}"),
                     Some(actual.clone()),
