@@ -199,6 +199,10 @@ struct RunArgs {
     /// Allow one revision to delete more than 25% (or more than 10) of the managed resources.
     #[arg(long, env = "MLSPACE_GITOPS_ALLOW_MASS_PRUNE")]
     allow_mass_prune: bool,
+    /// Lease time per Environment: with several replicas on one state store, one reconciles
+    /// and another takes over within this time after it dies.
+    #[arg(long, env = "MLSPACE_GITOPS_LEASE_TTL", default_value = "30s", value_parser = humantime::parse_duration)]
+    lease_ttl: std::time::Duration,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -601,6 +605,15 @@ async fn run_daemon(a: RunArgs) -> anyhow::Result<ExitCode> {
             enabled: a.prune,
             allow_mass: a.allow_mass_prune,
         },
+        lease_ttl: a.lease_ttl,
+        holder: format!(
+            "{}-{}-{:08x}",
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_string())
+                .unwrap_or_else(|_| "host".into()),
+            std::process::id(),
+            rand::random::<u32>()
+        ),
     };
     daemon::run(cfg, prometheus::Registry::new(), shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)

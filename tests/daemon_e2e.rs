@@ -577,3 +577,74 @@ fn detect_mode_reports_drift_and_never_writes() {
     );
     assert!(d.terminate().success());
 }
+
+#[test]
+fn two_replicas_on_one_dynamodb_state_table_one_reconciles_the_other_takes_over() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let moto = Moto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let manifests = dir.path().join("manifests");
+    std::fs::create_dir_all(&manifests).unwrap();
+    std::fs::write(manifests.join("env.yaml"), environment()).unwrap();
+    std::fs::write(manifests.join("iam.yaml"), role("blue")).unwrap();
+    let ha = [
+        "--state",
+        "dynamodb://mlspace-gitops-state",
+        "--lease-ttl",
+        "3s",
+    ];
+    let src = manifests.to_str().unwrap();
+
+    let a = Daemon::start(&moto, src, &ha);
+    a.wait_until("replica A applies", Duration::from_secs(60), || {
+        role_tag(&rt, &moto, "team").as_deref() == Some("blue")
+    });
+    a.wait_until("replica A leads", Duration::from_secs(10), || {
+        a.metric("mlspace_gitops_leader", &[("environment", "e2e")]) == 1.0
+    });
+
+    let b = Daemon::start(&moto, src, &ha);
+    b.wait_until("replica B stands by", Duration::from_secs(20), || {
+        b.metric("mlspace_gitops_leader", &[("environment", "e2e")]) == 0.0
+            && b.status()["last_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("standby"))
+    });
+    assert_eq!(
+        b.metric("mlspace_gitops_changes_applied_total", &[]),
+        0.0,
+        "the standby replica wrote to AWS"
+    );
+
+    // A dies without releasing its lease; B takes over within the lease time and repairs drift.
+    let mut a = a;
+    a.child.kill().unwrap();
+    a.child.wait().unwrap();
+    rt.block_on(async {
+        let aws = moto.aws().await;
+        aws.iam
+            .tag_role()
+            .role_name("daemon-role")
+            .tags(
+                aws_sdk_iam::types::Tag::builder()
+                    .key("team")
+                    .value("rogue")
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
+    });
+    let took = b.wait_until("replica B takes over", Duration::from_secs(30), || {
+        b.metric("mlspace_gitops_leader", &[("environment", "e2e")]) == 1.0
+    });
+    eprintln!(
+        "takeover after the leader died: {:.1} s (lease 3 s)",
+        took.as_secs_f64()
+    );
+    b.wait_until("replica B repairs drift", Duration::from_secs(20), || {
+        role_tag(&rt, &moto, "team").as_deref() == Some("blue")
+    });
+    assert!(b.terminate().success());
+}

@@ -76,6 +76,11 @@ pub struct DaemonConfig {
     pub state: Option<String>,
     /// Prune settings (the Environment's `spec.prune` also turns prune on).
     pub prune: crate::reconcile::inventory::PruneOptions,
+    /// How long a replica's lease on its Environment lasts without renewal; another replica
+    /// takes over within this time after it dies.
+    pub lease_ttl: Duration,
+    /// This replica's identity in leases (unique: host, pid, random suffix).
+    pub holder: String,
 }
 
 /// Errors that stop the daemon from starting (afterwards it reports and retries instead).
@@ -128,6 +133,8 @@ struct Controller {
     stop: Arc<AtomicBool>,
     /// The inventory, opened on first use (a DynamoDB store needs the AWS clients).
     store: Option<Box<dyn crate::state::StateStore>>,
+    /// The lease on the Environment while this replica reconciles it.
+    lease: Option<crate::state::Lease>,
 }
 
 /// Run the daemon until `shutdown` resolves. It never exits because AWS or the source is
@@ -191,6 +198,7 @@ pub async fn run(
         backoff: BTreeMap::new(),
         stop: stop.clone(),
         store: None,
+        lease: None,
     };
 
     tokio::pin!(shutdown);
@@ -206,6 +214,8 @@ pub async fn run(
             _ = trigger.notified() => { tracing::info!("webhook: fetching now"); fetch = true },
             Some(()) = async { match watch_rx.as_mut() { Some(rx) => rx.recv().await, None => std::future::pending().await } } => fetch = true,
             _ = tokio::time::sleep_until(next_resync) => resync = true,
+            // Renew the lease (or try to take it over) well within its lifetime.
+            _ = tokio::time::sleep(cfg.lease_ttl / 3), if ctl.good.is_some() => resync = ctl.lease_tick().await,
             _ = async { match retry_at { Some(t) => tokio::time::sleep_until(t).await, None => std::future::pending().await } } => resync = true,
         }
         let mut reconcile_now = resync;
@@ -239,6 +249,7 @@ pub async fn run(
         }
     }
     stop.store(true, Ordering::SeqCst);
+    ctl.release().await;
     let _ = http_stop_tx.send(());
     let _ = http.await;
     tracing::info!("mlspace-gitops daemon stopped");
@@ -317,10 +328,6 @@ impl Controller {
                     tracing::warn!("{w}");
                 }
                 self.metrics.validation_errors.set(0);
-                self.metrics
-                    .leader
-                    .with_label_values(&[&loaded.desired.environment.name])
-                    .set(1);
                 tracing::info!(
                     resources = loaded.desired.resources.len(),
                     author = rev.author.as_deref().unwrap_or(""),

@@ -24,6 +24,105 @@ fn epoch_of(t: Instant) -> u64 {
 }
 
 impl Controller {
+    /// Open the state store on first use (a DynamoDB store needs the AWS clients).
+    async fn open_store(&mut self, aws: &AwsContext) -> Result<(), String> {
+        if self.store.is_none() {
+            let s = crate::state::open(
+                self.cfg.state.as_deref(),
+                &self.cfg.source.state_dir,
+                Some(aws),
+            )
+            .await
+            .map_err(|e| {
+                format!(
+                    "cannot open the state store: {}",
+                    crate::aws::DisplayChain(&e)
+                )
+            })?;
+            self.store = Some(s);
+        }
+        Ok(())
+    }
+
+    /// Hold (or renew) the lease on the Environment. False when another replica holds it
+    /// or the store cannot be reached: then this replica must not reconcile.
+    async fn hold_lease(&mut self, aws: &AwsContext, env: &str) -> bool {
+        if let Err(e) = self.open_store(aws).await {
+            tracing::error!("{e}");
+            self.status.write().unwrap().last_error = Some(e);
+            return false;
+        }
+        let store = self.store.as_ref().expect("opened above");
+        let was = self.lease.is_some();
+        match store
+            .acquire_lease(env, &self.cfg.holder, self.cfg.lease_ttl)
+            .await
+        {
+            Ok(l) => {
+                if !was {
+                    tracing::info!(
+                        environment = env,
+                        token = l.token,
+                        "lease acquired: this replica reconciles the environment"
+                    );
+                }
+                self.metrics.leader.with_label_values(&[env]).set(1);
+                self.lease = Some(l);
+                true
+            }
+            Err(crate::state::StateError::LeaseHeld {
+                holder,
+                expires_at_ms,
+                ..
+            }) => {
+                if was {
+                    tracing::warn!(environment = env, %holder, "lease lost to another replica");
+                }
+                self.lease = None;
+                self.metrics.leader.with_label_values(&[env]).set(0);
+                let mut s = self.status.write().unwrap();
+                s.last_error = Some(format!("standby: {holder} holds the lease on {env} (until {expires_at_ms} ms since the epoch)"));
+                false
+            }
+            Err(e) => {
+                let msg = format!(
+                    "cannot take the lease on {env}: {}",
+                    crate::aws::DisplayChain(&e)
+                );
+                tracing::warn!("{msg}");
+                self.lease = None;
+                self.metrics.leader.with_label_values(&[env]).set(0);
+                self.status.write().unwrap().last_error = Some(msg);
+                false
+            }
+        }
+    }
+
+    /// The periodic lease renewal. True when this replica just became the holder (it then
+    /// reconciles at once instead of waiting for the next resync).
+    pub(super) async fn lease_tick(&mut self) -> bool {
+        let Some(good) = self.good.as_ref() else {
+            return false;
+        };
+        let (region, env) = (
+            good.desired.environment.region.clone(),
+            good.desired.environment.name.clone(),
+        );
+        let was = self.lease.is_some();
+        let aws = self.aws_for(&region).await;
+        let now = self.hold_lease(&aws, &env).await;
+        now && !was
+    }
+
+    /// Give the lease back on shutdown so another replica takes over at once.
+    pub(super) async fn release(&mut self) {
+        if let (Some(store), Some(lease)) = (self.store.as_ref(), self.lease.take()) {
+            if let Err(e) = store.release_lease(&lease).await {
+                tracing::warn!(error = %crate::aws::DisplayChain(&e), "cannot release the lease");
+            }
+        }
+    }
+
     /// The inventory and what leaves management this time. An unreadable store is
     /// reported and prunes nothing.
     async fn inventory(
@@ -36,25 +135,10 @@ impl Controller {
             enabled: self.cfg.prune.enabled || desired.environment.prune,
             allow_mass: self.cfg.prune.allow_mass,
         };
-        if self.store.is_none() {
-            match crate::state::open(
-                self.cfg.state.as_deref(),
-                &self.cfg.source.state_dir,
-                Some(aws),
-            )
-            .await
-            {
-                Ok(s) => self.store = Some(s),
-                Err(e) => {
-                    let msg = format!(
-                        "cannot open the state store: {}",
-                        crate::aws::DisplayChain(&e)
-                    );
-                    tracing::error!("{msg}");
-                    errors.push(msg);
-                    return (vec![], Removals::default());
-                }
-            }
+        if let Err(msg) = self.open_store(aws).await {
+            tracing::error!("{msg}");
+            errors.push(msg);
+            return (vec![], Removals::default());
         }
         let store = self.store.as_ref().expect("opened above");
         let read = store.inventory(&desired.environment.name).await;
@@ -97,7 +181,10 @@ impl Controller {
             now,
         );
         if !upserts.is_empty() || !removed.is_empty() {
-            if let Err(e) = store.record(env, &upserts, &removed, None).await {
+            if let Err(e) = store
+                .record(env, &upserts, &removed, self.lease.as_ref())
+                .await
+            {
                 errors.push(format!(
                     "cannot write the inventory: {}",
                     crate::aws::DisplayChain(&e)
@@ -114,7 +201,7 @@ impl Controller {
                 now,
             )
         }) {
-            if let Err(e) = store.append_history(&h, None).await {
+            if let Err(e) = store.append_history(&h, self.lease.as_ref()).await {
                 errors.push(format!(
                     "cannot write the history: {}",
                     crate::aws::DisplayChain(&e)
@@ -149,6 +236,15 @@ impl Controller {
         let started = StdInstant::now();
         let rev = good.revision.id.clone();
         let aws = self.aws_for(&good.desired.environment.region).await;
+        // Exactly one replica reconciles an Environment: the one holding its lease.
+        if !self.hold_lease(&aws, &good.desired.environment.name).await {
+            self.metrics
+                .reconcile_total
+                .with_label_values(&["skipped"])
+                .inc();
+            self.readiness.reconciled();
+            return;
+        }
         let mut errors: Vec<String> = Vec::new();
         let (entries, removals) = self.inventory(&aws, &good.desired, &mut errors).await;
         let planned = plan_once(&aws, &good.desired, &removals.removals).await;
