@@ -299,3 +299,62 @@ fn apply_refuses_without_a_terminal_or_auto_approve() {
     let o = cli(&moto, &["plan", "--detailed-exitcode"]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+#[test]
+fn apply_killed_midway_then_rerun_converges() {
+    let moto = Moto::start();
+    let state = tempfile::tempdir().unwrap();
+    for delay_ms in [700u64, 1500] {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_mlspace-gitops"));
+        c.args(["apply", "--auto-approve", "--manifests"])
+            .arg(manifests_dir())
+            .arg("--state-dir")
+            .arg(state.path());
+        c.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        for (k, v) in moto.env() {
+            c.env(k, v);
+        }
+        let mut child = c.spawn().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let _ = child.kill(); // SIGKILL: no cleanup of any kind
+        let _ = child.wait();
+    }
+    let mut c = Command::new(env!("CARGO_BIN_EXE_mlspace-gitops"));
+    c.args(["apply", "--auto-approve", "--manifests"])
+        .arg(manifests_dir())
+        .arg("--state-dir")
+        .arg(state.path())
+        .stdin(Stdio::null());
+    for (k, v) in moto.env() {
+        c.env(k, v);
+    }
+    let o = c.output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let o = cli(&moto, &["plan", "--detailed-exitcode"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "not converged after kill -9:\n{}",
+        text(&o)
+    );
+    // Nothing duplicated: exactly one version of each policy unless it was updated.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let aws = moto.aws().await;
+        let arn = format!("arn:aws:iam::{ACCOUNT}:policy/mlspace-app-policy");
+        let v = aws
+            .iam
+            .list_policy_versions()
+            .policy_arn(arn)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            v.versions().len(),
+            1,
+            "a retried create made extra versions"
+        );
+    });
+}
