@@ -16,7 +16,7 @@ repo=$work/repo; mkdir -p "$repo"; cp -r manifests "$repo/"
 git -C "$repo" init -q -b main && git -C "$repo" -c user.name=bench -c user.email=bench@example.com add -A \
   && git -C "$repo" -c user.name=bench -c user.email=bench@example.com commit -qm initial
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-"$root/target/release/mlspace-gitops" run --source "file://$repo" --state-dir "$work/state" --interval 1s --resync 10m \
+"${CARGO_TARGET_DIR:-$root/target}/release/mlspace-gitops" run --source "file://$repo" --state-dir "$work/state" --interval 1s --resync 10m \
   --listen "127.0.0.1:$port" >"$work/daemon.log" 2>&1 &
 dpid=$!; pids+=("$dpid")
 applied() { curl -fsS "http://127.0.0.1:$port/status" 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin).get("last_applied_revision") or "")' 2>/dev/null || true; }

@@ -20,7 +20,7 @@ start_moto() { # $1: name; sets $endpoint
 requests() { grep -c 'HTTP/1.1"' "$1" || true; }
 
 cargo build --release --quiet
-bin=$root/target/release/mlspace-gitops
+bin=${CARGO_TARGET_DIR:-$root/target}/release/mlspace-gitops
 
 echo "== terraform"
 if command -v terraform >/dev/null && [ -d "$peer" ]; then

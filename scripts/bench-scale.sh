@@ -10,7 +10,7 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
 cargo build --release --quiet
-bin=$PWD/target/release/mlspace-gitops
+bin=${CARGO_TARGET_DIR:-$PWD/target}/release/mlspace-gitops
 requests() { grep -c 'HTTP/1.1"' "$1" || true; }
 
 measure() { # $1 label, $2 manifests dir

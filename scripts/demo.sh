@@ -19,5 +19,5 @@ status:               http://$listen/status
 readiness:            http://$listen/readyz
 Reconciling manifests/ continuously; Ctrl-C to stop.
 MSG
-target/release/mlspace-gitops run --source manifests --state-dir "$state/daemon" \
+"${CARGO_TARGET_DIR:-target}"/release/mlspace-gitops run --source manifests --state-dir "$state/daemon" \
   --listen "$listen" --resync "${RESYNC:-1m}" --log-format "${LOG_FORMAT:-text}"
