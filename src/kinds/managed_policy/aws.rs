@@ -269,28 +269,20 @@ async fn observe_few(
 async fn local_policy_arns(
     iam: &aws_sdk_iam::Client,
 ) -> Result<BTreeMap<String, String>, AwsError> {
-    let mut out = BTreeMap::new();
-    let mut marker: Option<String> = None;
-    loop {
-        let page = iam
-            .list_policies()
-            .scope(PolicyScopeType::Local)
-            .max_items(PAGE)
-            .set_marker(marker.clone())
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("iam:ListPolicies", e, |_| None))?;
-        for p in page.policies() {
-            if let (Some(n), Some(a)) = (p.policy_name(), p.arn()) {
-                out.insert(n.to_string(), a.to_string());
-            }
-        }
-        match page.marker {
-            Some(m) if page.is_truncated && marker.as_ref() != Some(&m) => marker = Some(m),
-            _ => break,
-        }
-    }
-    Ok(out)
+    let pages = iam
+        .list_policies()
+        .scope(PolicyScopeType::Local)
+        .max_items(PAGE)
+        .into_paginator()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| AwsError::from_sdk("iam:ListPolicies", e, |_| None))?;
+    Ok(pages
+        .into_iter()
+        .flat_map(|p| p.policies.unwrap_or_default())
+        .filter_map(|p| Some((p.policy_name?, p.arn?)))
+        .collect())
 }
 
 /// Read one policy by ARN; `None` when there is none at that ARN.
@@ -343,29 +335,24 @@ async fn list_versions(
     iam: &aws_sdk_iam::Client,
     arn: &str,
 ) -> Result<Vec<PolicyVersion>, AwsError> {
-    let mut all = Vec::new();
-    let mut marker: Option<String> = None;
-    loop {
-        let page = iam
-            .list_policy_versions()
-            .policy_arn(arn)
-            .max_items(PAGE)
-            .set_marker(marker.clone())
-            .send()
-            .await
-            .map_err(|e| {
-                AwsError::from_sdk("iam:ListPolicyVersions", e, |e| match e {
-                    ListPolicyVersionsError::NoSuchEntityException(_) => Some(ErrorClass::NotFound),
-                    _ => None,
-                })
-            })?;
-        all.extend(page.versions.unwrap_or_default());
-        match page.marker {
-            Some(m) if page.is_truncated && marker.as_ref() != Some(&m) => marker = Some(m),
-            _ => break,
-        }
-    }
-    Ok(all)
+    let pages = iam
+        .list_policy_versions()
+        .policy_arn(arn)
+        .max_items(PAGE)
+        .into_paginator()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| {
+            AwsError::from_sdk("iam:ListPolicyVersions", e, |e| match e {
+                ListPolicyVersionsError::NoSuchEntityException(_) => Some(ErrorClass::NotFound),
+                _ => None,
+            })
+        })?;
+    Ok(pages
+        .into_iter()
+        .flat_map(|p| p.versions.unwrap_or_default())
+        .collect())
 }
 
 /// The document of one version, decoded.
@@ -396,29 +383,21 @@ async fn get_document(
 
 /// A policy's tags (GAAD leaves them out).
 async fn policy_tags(iam: &aws_sdk_iam::Client, arn: &str) -> Result<Tags, AwsError> {
-    let mut tags = Tags::new();
-    let mut marker: Option<String> = None;
-    loop {
-        let page = iam
-            .list_policy_tags()
-            .policy_arn(arn)
-            .max_items(PAGE)
-            .set_marker(marker.clone())
-            .send()
-            .await
-            .map_err(|e| {
-                AwsError::from_sdk("iam:ListPolicyTags", e, |e| match e {
-                    ListPolicyTagsError::NoSuchEntityException(_) => Some(ErrorClass::NotFound),
-                    _ => None,
-                })
-            })?;
-        tags.extend(tags_from_sdk(page.tags()));
-        match page.marker {
-            Some(m) if page.is_truncated && marker.as_ref() != Some(&m) => marker = Some(m),
-            _ => break,
-        }
-    }
-    Ok(tags)
+    let pages = iam
+        .list_policy_tags()
+        .policy_arn(arn)
+        .max_items(PAGE)
+        .into_paginator()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| {
+            AwsError::from_sdk("iam:ListPolicyTags", e, |e| match e {
+                ListPolicyTagsError::NoSuchEntityException(_) => Some(ErrorClass::NotFound),
+                _ => None,
+            })
+        })?;
+    Ok(pages.iter().flat_map(|p| tags_from_sdk(p.tags())).collect())
 }
 
 /// Bring a policy that already exists (created by an earlier attempt whose answer was

@@ -279,34 +279,33 @@ fn from_detail(r: &RoleDetail, listed: Option<&(Option<String>, Option<i32>)>) -
     }
 }
 
+/// Every role under `prefix`, all pages.
+pub(crate) async fn roles_under(
+    iam: &aws_sdk_iam::Client,
+    prefix: &str,
+) -> Result<Vec<aws_sdk_iam::types::Role>, AwsError> {
+    let pages = iam
+        .list_roles()
+        .path_prefix(prefix)
+        .max_items(PAGE)
+        .into_paginator()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| AwsError::from_sdk("iam:ListRoles", e, |_| None))?;
+    Ok(pages.into_iter().flat_map(|p| p.roles).collect())
+}
+
 /// Name → (description, max session duration) of every role under `prefix`.
 async fn list_roles(
     iam: &aws_sdk_iam::Client,
     prefix: &str,
 ) -> Result<HashMap<String, (Option<String>, Option<i32>)>, AwsError> {
-    let mut out = HashMap::new();
-    let mut marker: Option<String> = None;
-    loop {
-        let page = iam
-            .list_roles()
-            .path_prefix(prefix)
-            .max_items(PAGE)
-            .set_marker(marker.clone())
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("iam:ListRoles", e, |_| None))?;
-        for r in page.roles() {
-            out.insert(
-                r.role_name.clone(),
-                (r.description.clone(), r.max_session_duration),
-            );
-        }
-        match page.marker {
-            Some(m) if page.is_truncated && marker.as_ref() != Some(&m) => marker = Some(m),
-            _ => break,
-        }
-    }
-    Ok(out)
+    Ok(roles_under(iam, prefix)
+        .await?
+        .into_iter()
+        .map(|r| (r.role_name, (r.description, r.max_session_duration)))
+        .collect())
 }
 
 /// GetRole, or `None` when there is no such role.
@@ -374,28 +373,23 @@ async fn inline_policies(
     iam: &aws_sdk_iam::Client,
     role: &str,
 ) -> Result<BTreeMap<String, Value>, AwsError> {
-    let mut names = Vec::new();
-    let mut marker: Option<String> = None;
-    loop {
-        let page = iam
-            .list_role_policies()
-            .role_name(role)
-            .max_items(PAGE)
-            .set_marker(marker.clone())
-            .send()
-            .await
-            .map_err(|e| {
-                AwsError::from_sdk("iam:ListRolePolicies", e, |e| match e {
-                    ListRolePoliciesError::NoSuchEntityException(_) => Some(ErrorClass::NotFound),
-                    _ => None,
-                })
-            })?;
-        names.extend(page.policy_names);
-        match page.marker {
-            Some(m) if page.is_truncated && marker.as_ref() != Some(&m) => marker = Some(m),
-            _ => break,
-        }
-    }
+    let names: Vec<String> = iam
+        .list_role_policies()
+        .role_name(role)
+        .max_items(PAGE)
+        .into_paginator()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| {
+            AwsError::from_sdk("iam:ListRolePolicies", e, |e| match e {
+                ListRolePoliciesError::NoSuchEntityException(_) => Some(ErrorClass::NotFound),
+                _ => None,
+            })
+        })?
+        .into_iter()
+        .flat_map(|p| p.policy_names)
+        .collect();
     let docs = try_join_all(names.iter().map(|p| async move {
         let out = iam
             .get_role_policy()
@@ -420,35 +414,27 @@ async fn inline_policies(
 
 /// ARNs of the attached managed policies.
 async fn attached_policies(iam: &aws_sdk_iam::Client, role: &str) -> Result<Vec<String>, AwsError> {
-    let mut arns = Vec::new();
-    let mut marker: Option<String> = None;
-    loop {
-        let page = iam
-            .list_attached_role_policies()
-            .role_name(role)
-            .max_items(PAGE)
-            .set_marker(marker.clone())
-            .send()
-            .await
-            .map_err(|e| {
-                AwsError::from_sdk("iam:ListAttachedRolePolicies", e, |e| match e {
-                    ListAttachedRolePoliciesError::NoSuchEntityException(_) => {
-                        Some(ErrorClass::NotFound)
-                    }
-                    _ => None,
-                })
-            })?;
-        arns.extend(
-            page.attached_policies()
-                .iter()
-                .filter_map(|p| p.policy_arn.clone()),
-        );
-        match page.marker {
-            Some(m) if page.is_truncated && marker.as_ref() != Some(&m) => marker = Some(m),
-            _ => break,
-        }
-    }
-    Ok(arns)
+    let pages = iam
+        .list_attached_role_policies()
+        .role_name(role)
+        .max_items(PAGE)
+        .into_paginator()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| {
+            AwsError::from_sdk("iam:ListAttachedRolePolicies", e, |e| match e {
+                ListAttachedRolePoliciesError::NoSuchEntityException(_) => {
+                    Some(ErrorClass::NotFound)
+                }
+                _ => None,
+            })
+        })?;
+    Ok(pages
+        .into_iter()
+        .flat_map(|p| p.attached_policies.unwrap_or_default())
+        .filter_map(|p| p.policy_arn)
+        .collect())
 }
 
 /// Names of the instance profiles holding the role.
@@ -456,35 +442,27 @@ async fn instance_profiles_for_role(
     iam: &aws_sdk_iam::Client,
     role: &str,
 ) -> Result<Vec<String>, AwsError> {
-    let mut names = Vec::new();
-    let mut marker: Option<String> = None;
-    loop {
-        let page = iam
-            .list_instance_profiles_for_role()
-            .role_name(role)
-            .max_items(PAGE)
-            .set_marker(marker.clone())
-            .send()
-            .await
-            .map_err(|e| {
-                AwsError::from_sdk("iam:ListInstanceProfilesForRole", e, |e| match e {
-                    ListInstanceProfilesForRoleError::NoSuchEntityException(_) => {
-                        Some(ErrorClass::NotFound)
-                    }
-                    _ => None,
-                })
-            })?;
-        names.extend(
-            page.instance_profiles
-                .into_iter()
-                .map(|p| p.instance_profile_name),
-        );
-        match page.marker {
-            Some(m) if page.is_truncated && marker.as_ref() != Some(&m) => marker = Some(m),
-            _ => break,
-        }
-    }
-    Ok(names)
+    let pages = iam
+        .list_instance_profiles_for_role()
+        .role_name(role)
+        .max_items(PAGE)
+        .into_paginator()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| {
+            AwsError::from_sdk("iam:ListInstanceProfilesForRole", e, |e| match e {
+                ListInstanceProfilesForRoleError::NoSuchEntityException(_) => {
+                    Some(ErrorClass::NotFound)
+                }
+                _ => None,
+            })
+        })?;
+    Ok(pages
+        .into_iter()
+        .flat_map(|p| p.instance_profiles)
+        .map(|p| p.instance_profile_name)
+        .collect())
 }
 
 /// CreateRole; `Ok(false)` when the role already exists. "Invalid principal" right after

@@ -18,8 +18,8 @@ use futures::future::try_join_all;
 use super::diff::{Op, ServiceLinkedRole, ServiceLinkedRoleObserved};
 use crate::aws::{AwsContext, AwsError, ErrorClass};
 use crate::kinds::engine::{KindAws, PlanCx, Wanted};
-use crate::kinds::role::aws::get_role;
-use crate::kinds::role::aws::iam_snapshot::{PAGE, PER_RESOURCE_MAX};
+use crate::kinds::role::aws::iam_snapshot::PER_RESOURCE_MAX;
+use crate::kinds::role::aws::{get_role, roles_under};
 
 /// Path prefix of every service-linked role.
 const SLR_PREFIX: &str = "/aws-service-role/";
@@ -169,24 +169,7 @@ fn observed(r: &aws_sdk_iam::types::Role) -> ServiceLinkedRoleObserved {
 
 /// Every service-linked role.
 async fn list_slrs(iam: &aws_sdk_iam::Client) -> Result<Vec<aws_sdk_iam::types::Role>, AwsError> {
-    let mut roles = Vec::new();
-    let mut marker: Option<String> = None;
-    loop {
-        let page = iam
-            .list_roles()
-            .path_prefix(SLR_PREFIX)
-            .max_items(PAGE)
-            .set_marker(marker.clone())
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("iam:ListRoles", e, |_| None))?;
-        roles.extend(page.roles);
-        match page.marker {
-            Some(m) if page.is_truncated && marker.as_ref() != Some(&m) => marker = Some(m),
-            _ => break,
-        }
-    }
-    Ok(roles)
+    roles_under(iam, SLR_PREFIX).await
 }
 
 /// Start the deletion task and wait for it.
