@@ -266,7 +266,11 @@ async fn read_pitr_status(aws: &AwsContext, name: &str) -> Result<bool, AwsError
     Ok(status == Some(&t::PointInTimeRecoveryStatus::Enabled))
 }
 
-async fn read_ttl_status(aws: &AwsContext, name: &str) -> Result<TtlObserved, AwsError> {
+/// The table's TTL status and attribute, as DescribeTimeToLive reports them.
+async fn describe_ttl(
+    aws: &AwsContext,
+    name: &str,
+) -> Result<(Option<t::TimeToLiveStatus>, Option<String>), AwsError> {
     let out = aws
         .dynamodb
         .describe_time_to_live()
@@ -280,13 +284,25 @@ async fn read_ttl_status(aws: &AwsContext, name: &str) -> Result<TtlObserved, Aw
             })
         })?;
     let d = out.time_to_live_description();
-    let status = d.and_then(|d| d.time_to_live_status());
+    Ok((
+        d.and_then(|d| d.time_to_live_status()).cloned(),
+        d.and_then(|d| d.attribute_name()).map(str::to_string),
+    ))
+}
+
+/// Whether a TTL status counts as on.
+fn ttl_enabled(status: Option<&t::TimeToLiveStatus>) -> bool {
+    matches!(
+        status,
+        Some(t::TimeToLiveStatus::Enabled | t::TimeToLiveStatus::Enabling)
+    )
+}
+
+async fn read_ttl_status(aws: &AwsContext, name: &str) -> Result<TtlObserved, AwsError> {
+    let (status, attribute) = describe_ttl(aws, name).await?;
     Ok(TtlObserved {
-        enabled: matches!(
-            status,
-            Some(t::TimeToLiveStatus::Enabled | t::TimeToLiveStatus::Enabling)
-        ),
-        attribute: d.and_then(|d| d.attribute_name()).map(str::to_string),
+        enabled: ttl_enabled(status.as_ref()),
+        attribute,
     })
 }
 
@@ -817,21 +833,8 @@ async fn update_pitr(aws: &AwsContext, name: &str, enabled: bool) -> Result<(), 
 }
 
 async fn update_ttl(aws: &AwsContext, name: &str, attribute: &str) -> Result<(), AwsError> {
-    let out = aws
-        .dynamodb
-        .describe_time_to_live()
-        .table_name(name)
-        .send()
-        .await
-        .map_err(|e| {
-            AwsError::from_sdk("dynamodb:DescribeTimeToLive", e, |e| {
-                matches!(e, DescribeTimeToLiveError::ResourceNotFoundException(_))
-                    .then_some(ErrorClass::NotFound)
-            })
-        })?;
-    let d = out.time_to_live_description();
-    let status = d.and_then(|d| d.time_to_live_status());
-    let current = d.and_then(|d| d.attribute_name());
+    let (status, current) = describe_ttl(aws, name).await?;
+    let (status, current) = (status.as_ref(), current.as_deref());
     let set = |enabled: bool, attr: String| async move {
         let spec = built(
             t::TimeToLiveSpecification::builder()
@@ -852,10 +855,7 @@ async fn update_ttl(aws: &AwsContext, name: &str, attribute: &str) -> Result<(),
             })
         })
     };
-    let enabled = matches!(
-        status,
-        Some(t::TimeToLiveStatus::Enabled | t::TimeToLiveStatus::Enabling)
-    );
+    let enabled = ttl_enabled(status);
     if enabled && current == Some(attribute) {
         return Ok(());
     }
