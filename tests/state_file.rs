@@ -1,6 +1,8 @@
 //! The file state backend: round trips, atomic replacement, corrupt files, history order and
 //! cap, leases and fencing, all in a temp state directory.
 
+mod common;
+
 use std::path::Path;
 use std::time::Duration;
 
@@ -8,22 +10,10 @@ use mlspace_gitops::kinds::Kind;
 use mlspace_gitops::plan::Action;
 use mlspace_gitops::state::file::{FileStore, DEFAULT_HISTORY_CAP};
 use mlspace_gitops::state::{
-    self, ChangeResult, HistoryChange, HistoryRecord, InventoryEntry, StateError, StateStore,
+    self, ChangeResult, HistoryChange, HistoryRecord, StateError, StateStore,
 };
 
-fn entry(kind: Kind, name: &str, revision: &str) -> InventoryEntry {
-    InventoryEntry {
-        kind,
-        name: name.into(),
-        arn: (kind == Kind::Role).then(|| format!("arn:aws:iam::123456789012:role/{name}")),
-        environment: "dev".into(),
-        revision: revision.into(),
-        spec_digest: state::spec_digest(&serde_json::json!({ "name": name })),
-        updated_at: 1_700_000_000_000,
-        retain: false,
-        force_destroy: false,
-    }
-}
+use common::entry;
 
 fn record(at: u64, revision: &str) -> HistoryRecord {
     HistoryRecord {

@@ -93,3 +93,23 @@ impl Drop for Moto {
 pub fn manifests_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests")
 }
+
+/// An inventory entry in environment `dev`, as the state store tests write them.
+pub fn entry(
+    kind: mlspace_gitops::kinds::Kind,
+    name: &str,
+    revision: &str,
+) -> mlspace_gitops::state::InventoryEntry {
+    mlspace_gitops::state::InventoryEntry {
+        kind,
+        name: name.into(),
+        arn: (kind == mlspace_gitops::kinds::Kind::Role)
+            .then(|| format!("arn:aws:iam::123456789012:role/{name}")),
+        environment: "dev".into(),
+        revision: revision.into(),
+        spec_digest: mlspace_gitops::state::spec_digest(&serde_json::json!({ "name": name })),
+        updated_at: 1_700_000_000_000,
+        retain: false,
+        force_destroy: false,
+    }
+}
