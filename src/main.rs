@@ -32,14 +32,16 @@ struct Cli {
 enum Command {
     /// Check the manifests; print every error as FILE:LINE:COL: error: message.
     Validate {
-        /// Directory of manifests.
+        /// Directories of manifests: an Environment each, or a directory of Environments
+        /// (repeat the flag or separate with commas).
         #[arg(
             long,
             short = 'm',
             default_value = "manifests",
-            env = "MLSPACE_GITOPS_MANIFESTS"
+            env = "MLSPACE_GITOPS_MANIFESTS",
+            value_delimiter = ','
         )]
-        manifests: PathBuf,
+        manifests: Vec<PathBuf>,
     },
     /// Print the fully resolved desired state.
     Render {
@@ -95,14 +97,17 @@ enum Command {
 /// Options shared by the commands that talk to AWS.
 #[derive(clap::Args)]
 struct AwsArgs {
-    /// Directory of manifests.
+    /// Directories of manifests: an Environment each, or a directory of Environments such as
+    /// envs/{dev,staging,prod} (repeat the flag or separate with commas). Each Environment is
+    /// reconciled with its own credentials (`assumeRoleArn`) and inventory, concurrently.
     #[arg(
         long,
         short = 'm',
         default_value = "manifests",
-        env = "MLSPACE_GITOPS_MANIFESTS"
+        env = "MLSPACE_GITOPS_MANIFESTS",
+        value_delimiter = ','
     )]
-    manifests: PathBuf,
+    manifests: Vec<PathBuf>,
     /// AWS endpoint (else AWS_ENDPOINT_URL or the SDK's default).
     #[arg(long, env = "MLSPACE_GITOPS_ENDPOINT_URL")]
     endpoint_url: Option<String>,
@@ -132,7 +137,10 @@ struct RunArgs {
     /// Branch to follow.
     #[arg(long, env = "MLSPACE_GITOPS_BRANCH", default_value = "main")]
     branch: String,
-    /// Directory of manifests inside the repository.
+    /// Directory of manifests inside the repository: one Environment, or a directory of
+    /// Environments (e.g. envs/ with dev/, staging/, prod/), each reconciled concurrently with
+    /// its own credentials, lease, inventory and status. A local --source is itself that
+    /// directory.
     #[arg(long, env = "MLSPACE_GITOPS_PATH", default_value = "manifests")]
     path: PathBuf,
     /// Where the git cache clone (and later the inventory) live.
@@ -274,18 +282,48 @@ fn load(dir: &std::path::Path) -> anyhow::Result<Result<manifest::Loaded, ExitCo
     }
 }
 
+/// Load every Environment under `paths`; all must be valid, or errors of all are printed
+/// and the exit code is 1 (nothing is applied anywhere).
+fn load_all(
+    paths: &[PathBuf],
+) -> anyhow::Result<Result<Vec<(PathBuf, manifest::Loaded)>, ExitCode>> {
+    let shown = || {
+        paths
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match manifest::load_environments(paths) {
+        Ok(all) => {
+            for (_, l) in &all {
+                eprint!("{}", l.warnings);
+            }
+            Ok(Ok(all))
+        }
+        Err(ManifestError::Invalid(d)) => {
+            eprint!("{d}");
+            eprintln!("{} error(s) in {}", d.error_count(), shown());
+            Ok(Err(ExitCode::FAILURE))
+        }
+        Err(e) => Err(e).with_context(|| format!("loading manifests from {}", shown())),
+    }
+}
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Validate { manifests } => {
-            let loaded = match load(&manifests)? {
+            let all = match load_all(&manifests)? {
                 Ok(l) => l,
                 Err(code) => return Ok(code),
             };
-            println!(
-                "{}: {} resources valid",
-                manifests.display(),
-                loaded.desired.resources.len()
-            );
+            for (dir, loaded) in &all {
+                println!(
+                    "{}: {} resources valid",
+                    dir.display(),
+                    loaded.desired.resources.len()
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Render { manifests, output } => {
@@ -305,20 +343,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             output,
             detailed_exitcode,
         } => {
-            let loaded = match load(&aws.manifests)? {
+            let all = match load_all(&aws.manifests)? {
                 Ok(l) => l,
                 Err(code) => return Ok(code),
             };
             let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-            rt.block_on(plan_cmd(loaded, aws, output, detailed_exitcode))
+            rt.block_on(plan_cmd(all, aws, output, detailed_exitcode))
         }
         Command::History { aws, limit } => {
-            let loaded = match load(&aws.manifests)? {
+            let all = match load_all(&aws.manifests)? {
                 Ok(l) => l,
                 Err(code) => return Ok(code),
             };
             let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-            rt.block_on(history_cmd(loaded, aws, limit))
+            rt.block_on(history_cmd(all, aws, limit))
         }
         Command::Run(args) => {
             let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
@@ -329,12 +367,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             auto_approve,
             concurrency,
         } => {
-            let loaded = match load(&aws.manifests)? {
+            let all = match load_all(&aws.manifests)? {
                 Ok(l) => l,
                 Err(code) => return Ok(code),
             };
             let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-            rt.block_on(apply_cmd(loaded, aws, auto_approve, concurrency))
+            rt.block_on(apply_cmd(all, aws, auto_approve, concurrency))
         }
         Command::Schema => {
             let schema = mlspace_gitops::schema::manifest_schema();
@@ -344,12 +382,54 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-async fn connect(args: &AwsArgs, loaded: &manifest::Loaded) -> AwsContext {
+/// Clients for one Environment: the standard chain, then its `assumeRoleArn` when set. The
+/// account the credentials reach must be the Environment's, or nothing is read or changed.
+async fn connect(args: &AwsArgs, env: &manifest::EnvironmentView) -> anyhow::Result<AwsContext> {
     let opts = AwsOptions {
         endpoint_url: args.endpoint_url.clone(),
         ..AwsOptions::default()
+    }
+    .for_environment(env);
+    let aws = AwsContext::from_env(&opts, &env.region).await;
+    let account = aws.caller_account().await.with_context(|| {
+        format!(
+            "finding the account of the credentials for Environment {}",
+            env.name
+        )
+    })?;
+    if account != env.account {
+        anyhow::bail!(
+            "the credentials for Environment {} reach account {account}, not {}; nothing was read or changed (set spec.assumeRoleArn, or run with that account's credentials)",
+            env.name,
+            env.account
+        );
+    }
+    Ok(aws)
+}
+
+/// The state store, shared by every Environment. A DynamoDB table lives in the account of
+/// the standard chain's credentials (the daemon's own), not in an assumed one.
+async fn open_store(
+    args: &AwsArgs,
+    region: &str,
+) -> anyhow::Result<(Box<dyn state::StateStore>, Option<AwsContext>)> {
+    let home = match &args.state {
+        Some(_) => Some(
+            AwsContext::from_env(
+                &AwsOptions {
+                    endpoint_url: args.endpoint_url.clone(),
+                    ..AwsOptions::default()
+                },
+                region,
+            )
+            .await,
+        ),
+        None => None,
     };
-    AwsContext::from_env(&opts, &loaded.desired.environment.region).await
+    let store = state::open(args.state.as_deref(), &args.state_dir, home.as_ref())
+        .await
+        .context("opening the state store")?;
+    Ok((store, home))
 }
 
 fn print_stats(aws: &AwsContext, detailed: bool) {
@@ -369,21 +449,17 @@ fn report_observe_failures(planned: &Planned) -> bool {
     !planned.observation.failures.is_empty()
 }
 
-/// The inventory, the removals it implies, and the store to write back to.
+/// The inventory, and the removals it implies.
 struct Inventory {
-    store: Box<dyn state::StateStore>,
     entries: Vec<state::InventoryEntry>,
     removals: inventory::Removals,
 }
 
 async fn open_inventory(
     args: &AwsArgs,
-    aws: &AwsContext,
+    store: &dyn state::StateStore,
     desired: &manifest::DesiredState,
-) -> anyhow::Result<Inventory> {
-    let store = state::open(args.state.as_deref(), &args.state_dir, Some(aws))
-        .await
-        .context("opening the state store")?;
+) -> Inventory {
     let env = &desired.environment.name;
     let read = store.inventory(env).await;
     let opts = inventory::PruneOptions {
@@ -392,13 +468,12 @@ async fn open_inventory(
     };
     let removals = inventory::removals(desired, read.as_deref().map_err(|e| aws_chain(e)), opts);
     if let Some(why) = &removals.refused {
-        eprintln!("error: {why}");
+        eprintln!("error: Environment {env}: {why}");
     }
-    Ok(Inventory {
-        store,
+    Inventory {
         entries: read.unwrap_or_default(),
         removals,
-    })
+    }
 }
 
 fn aws_chain(e: &dyn std::error::Error) -> String {
@@ -422,26 +497,129 @@ fn local_revision(dir: &std::path::Path) -> (String, Option<String>, Option<Stri
     }
 }
 
-async fn plan_cmd(
+/// One Environment of `plan` or `apply`: its manifests, clients, inventory and plan.
+struct EnvRun {
+    dir: PathBuf,
     loaded: manifest::Loaded,
+    aws: AwsContext,
+    inv: Inventory,
+    planned: Planned,
+}
+
+impl EnvRun {
+    fn name(&self) -> &str {
+        &self.loaded.desired.environment.name
+    }
+
+    /// Whether anything keeps this Environment's run from being a clean success.
+    fn has_errors(&self) -> bool {
+        !self.planned.observation.failures.is_empty()
+            || !self.planned.plan.errors.is_empty()
+            || self.inv.removals.refused.is_some()
+    }
+}
+
+/// Connect, read the inventory and plan every Environment, concurrently. An Environment
+/// that cannot be reached is reported and left out; the others go on.
+async fn plan_all(
+    all: Vec<(PathBuf, manifest::Loaded)>,
+    args: &AwsArgs,
+    store: &dyn state::StateStore,
+) -> (Vec<EnvRun>, usize) {
+    let jobs = all.into_iter().map(|(dir, loaded)| async move {
+        let aws = connect(args, &loaded.desired.environment).await?;
+        let inv = open_inventory(args, store, &loaded.desired).await;
+        let planned = plan_once(&aws, &loaded.desired, &inv.removals.removals).await;
+        anyhow::Ok(EnvRun {
+            dir,
+            loaded,
+            aws,
+            inv,
+            planned,
+        })
+    });
+    let mut runs = Vec::new();
+    let mut failed = 0;
+    for r in futures::future::join_all(jobs).await {
+        match r {
+            Ok(run) => runs.push(run),
+            Err(e) => {
+                failed += 1;
+                eprintln!("error: {e:#}");
+            }
+        }
+    }
+    (runs, failed)
+}
+
+/// A heading per Environment when there are several.
+fn heading(run: &EnvRun, several: bool) {
+    if several {
+        let env = &run.loaded.desired.environment;
+        println!(
+            "# Environment {} (account {}, {}) from {}",
+            env.name,
+            env.account,
+            env.region,
+            run.dir.display()
+        );
+    }
+}
+
+async fn plan_cmd(
+    all: Vec<(PathBuf, manifest::Loaded)>,
     args: AwsArgs,
     output: PlanFormat,
     detailed: bool,
 ) -> anyhow::Result<ExitCode> {
-    let aws = connect(&args, &loaded).await;
-    let inv = open_inventory(&args, &aws, &loaded.desired).await?;
-    let planned = plan_once(&aws, &loaded.desired, &inv.removals.removals).await;
+    let several = all.len() > 1;
+    let region = all[0].1.desired.environment.region.clone();
+    let (store, _home) = open_store(&args, &region).await?;
+    let (runs, unreachable) = plan_all(all, &args, store.as_ref()).await;
     match output {
-        PlanFormat::Text => print!("{}", planned.plan),
-        PlanFormat::Json => println!("{}", serde_json::to_string_pretty(&planned.plan.to_json())?),
+        PlanFormat::Text => {
+            for run in &runs {
+                heading(run, several);
+                print!("{}", run.planned.plan);
+                if several {
+                    println!();
+                }
+            }
+        }
+        // One Environment keeps the plan's own JSON contract; several are listed by name.
+        PlanFormat::Json if !several => {
+            for run in &runs {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&run.planned.plan.to_json())?
+                );
+            }
+        }
+        PlanFormat::Json => {
+            let envs: Vec<serde_json::Value> = runs
+                .iter()
+                .map(|r| {
+                    serde_json::json!({
+                        "environment": r.name(),
+                        "directory": r.dir.display().to_string(),
+                        "plan": r.planned.plan.to_json(),
+                    })
+                })
+                .collect();
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&serde_json::json!({ "environments": envs }))?
+            );
+        }
     }
-    print_stats(&aws, args.stats);
-    let failed = report_observe_failures(&planned)
-        || !planned.plan.errors.is_empty()
-        || inv.removals.refused.is_some();
+    let mut failed = unreachable > 0;
+    for run in &runs {
+        print_stats(&run.aws, args.stats);
+        failed |= report_observe_failures(&run.planned) | run.has_errors();
+    }
     Ok(if failed {
         ExitCode::FAILURE
-    } else if detailed && planned.plan.has_changes() {
+    } else if detailed && runs.iter().any(|r| r.planned.plan.has_changes()) {
         ExitCode::from(2)
     } else {
         ExitCode::SUCCESS
@@ -449,27 +627,33 @@ async fn plan_cmd(
 }
 
 async fn apply_cmd(
-    loaded: manifest::Loaded,
+    all: Vec<(PathBuf, manifest::Loaded)>,
     args: AwsArgs,
     auto_approve: bool,
     concurrency: usize,
 ) -> anyhow::Result<ExitCode> {
-    let aws = connect(&args, &loaded).await;
-    let inv = open_inventory(&args, &aws, &loaded.desired).await?;
-    let planned = plan_once(&aws, &loaded.desired, &inv.removals.removals).await;
-    print!("{}", planned.plan);
-    let refused = inv.removals.refused.is_some();
-    let observe_failed = report_observe_failures(&planned);
-    if !planned.plan.has_changes() {
-        print_stats(&aws, args.stats);
-        record_inventory(&inv, &loaded, &args, &planned, None).await?;
-        return Ok(
-            if observe_failed || refused || !planned.plan.errors.is_empty() {
-                ExitCode::FAILURE
-            } else {
-                ExitCode::SUCCESS
-            },
-        );
+    let several = all.len() > 1;
+    let region = all[0].1.desired.environment.region.clone();
+    let (store, _home) = open_store(&args, &region).await?;
+    let (runs, unreachable) = plan_all(all, &args, store.as_ref()).await;
+    for run in &runs {
+        heading(run, several);
+        print!("{}", run.planned.plan);
+    }
+    let mut failed = unreachable > 0;
+    for run in &runs {
+        failed |= report_observe_failures(&run.planned) | run.has_errors();
+    }
+    if !runs.iter().any(|r| r.planned.plan.has_changes()) {
+        for run in &runs {
+            print_stats(&run.aws, args.stats);
+            record_inventory(store.as_ref(), run, None).await?;
+        }
+        return Ok(if failed {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        });
     }
 
     if !auto_approve {
@@ -487,17 +671,60 @@ async fn apply_cmd(
         }
     }
     println!();
-    let report = apply::apply(
-        &aws,
-        &planned.plan,
-        &planned.cx,
+    let applies = runs.iter().map(|run| {
+        let prefix = if several {
+            format!("[{}] ", run.name())
+        } else {
+            String::new()
+        };
+        apply_env(run, concurrency, prefix)
+    });
+    let reports = futures::future::join_all(applies).await;
+    for (run, report) in runs.iter().zip(&reports) {
+        let ok = report.results.iter().filter(|r| r.error.is_none()).count();
+        let failures: Vec<_> = report.failures().collect();
+        let label = if several {
+            format!(" for Environment {}", run.name())
+        } else {
+            String::new()
+        };
+        println!(
+            "\nApply complete{label}: {ok} succeeded, {} failed. AWS requests: {}.",
+            failures.len(),
+            run.aws.stats.total()
+        );
+        for f in &failures {
+            println!(
+                "  failed: {} {}: {}",
+                f.kind,
+                f.name,
+                f.error.as_ref().map(|e| e.to_string()).unwrap_or_default()
+            );
+        }
+        print_stats(&run.aws, args.stats);
+        record_inventory(store.as_ref(), run, Some(report)).await?;
+        failed |= !failures.is_empty();
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Apply one Environment's plan, printing each step as it completes.
+async fn apply_env(run: &EnvRun, concurrency: usize, p: String) -> apply::ApplyReport {
+    apply::apply(
+        &run.aws,
+        &run.planned.plan,
+        &run.planned.cx,
         &apply::ApplyOptions {
             concurrency,
             stop: None,
         },
         |ev| match ev {
             apply::Event::Started(c) => println!(
-                "{} {} {}: {} ({} steps)...",
+                "{p}{} {} {}: {} ({} steps)...",
                 c.action.symbol(),
                 c.kind,
                 c.name,
@@ -509,45 +736,21 @@ async fn apply_cmd(
                 c.steps.len()
             ),
             apply::Event::StepDone(st) => println!(
-                "    {} {}: step {}/{} {} done",
+                "{p}    {} {}: step {}/{} {} done",
                 st.kind, st.name, st.index, st.total, st.op
             ),
             apply::Event::Finished(r) => match &r.error {
                 None => println!(
-                    "  {} {}: done in {:.1}s",
+                    "{p}  {} {}: done in {:.1}s",
                     r.kind,
                     r.name,
                     r.elapsed.as_secs_f64()
                 ),
-                Some(e) => println!("  {} {}: FAILED: {e}", r.kind, r.name),
+                Some(e) => println!("{p}  {} {}: FAILED: {e}", r.kind, r.name),
             },
         },
     )
-    .await;
-    let ok = report.results.iter().filter(|r| r.error.is_none()).count();
-    let failed: Vec<_> = report.failures().collect();
-    println!(
-        "\nApply complete: {ok} succeeded, {} failed. AWS requests: {}.",
-        failed.len(),
-        aws.stats.total()
-    );
-    for f in &failed {
-        println!(
-            "  failed: {} {}: {}",
-            f.kind,
-            f.name,
-            f.error.as_ref().map(|e| e.to_string()).unwrap_or_default()
-        );
-    }
-    print_stats(&aws, args.stats);
-    record_inventory(&inv, &loaded, &args, &planned, Some(&report)).await?;
-    Ok(
-        if failed.is_empty() && !observe_failed && !refused && planned.plan.errors.is_empty() {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::FAILURE
-        },
-    )
+    .await
 }
 
 async fn run_daemon(a: RunArgs) -> anyhow::Result<ExitCode> {
@@ -631,89 +834,86 @@ async fn shutdown_signal() {
 
 /// Write the inventory (and a history record when something was applied) back.
 async fn record_inventory(
-    inv: &Inventory,
-    loaded: &manifest::Loaded,
-    args: &AwsArgs,
-    planned: &Planned,
+    store: &dyn state::StateStore,
+    run: &EnvRun,
     report: Option<&apply::ApplyReport>,
 ) -> anyhow::Result<()> {
-    let env = &loaded.desired.environment.name;
-    let (revision, author, message) = local_revision(&args.manifests);
+    let env = run.name();
+    let (revision, author, message) = local_revision(&run.dir);
     let now = state::now_ms();
     let (upserts, removed) = inventory::after_apply(
-        &loaded.desired,
-        &planned.plan,
+        &run.loaded.desired,
+        &run.planned.plan,
         report,
-        &inv.removals.removals,
+        &run.inv.removals.removals,
         &revision,
-        &inv.entries,
-        &planned.observation.failed_kinds(),
+        &run.inv.entries,
+        &run.planned.observation.failed_kinds(),
         now,
     );
     if !upserts.is_empty() || !removed.is_empty() {
-        inv.store
+        store
             .record(env, &upserts, &removed, None)
             .await
-            .context("writing the inventory")?;
+            .with_context(|| format!("writing the inventory of Environment {env}"))?;
     }
     if let Some(h) =
         report.and_then(|r| inventory::history(env, &revision, author, message, r, now))
     {
-        inv.store
+        store
             .append_history(&h, None)
             .await
-            .context("writing the history")?;
+            .with_context(|| format!("writing the history of Environment {env}"))?;
     }
     Ok(())
 }
 
 async fn history_cmd(
-    loaded: manifest::Loaded,
+    all: Vec<(PathBuf, manifest::Loaded)>,
     args: AwsArgs,
     limit: usize,
 ) -> anyhow::Result<ExitCode> {
-    let aws = if args.state.is_some() {
-        Some(connect(&args, &loaded).await)
-    } else {
-        None
-    };
-    let store = state::open(args.state.as_deref(), &args.state_dir, aws.as_ref())
-        .await
-        .context("opening the state store")?;
-    let env = &loaded.desired.environment.name;
-    let records = store
-        .history(env, limit)
-        .await
-        .context("reading the history")?;
-    if records.is_empty() {
-        println!("No history for environment {env} in {}.", store.location());
-    }
-    for r in records {
-        let when = humantime::format_rfc3339_seconds(
-            std::time::UNIX_EPOCH + std::time::Duration::from_millis(r.at),
-        );
-        println!(
-            "{when}  {}  {}  {}",
-            r.revision,
-            r.result,
-            r.author.as_deref().unwrap_or("-")
-        );
-        if let Some(m) = &r.message {
-            println!("    {m}");
+    let region = all[0].1.desired.environment.region.clone();
+    let (store, _home) = open_store(&args, &region).await?;
+    for (_, loaded) in &all {
+        let env = &loaded.desired.environment.name;
+        let records = store
+            .history(env, limit)
+            .await
+            .with_context(|| format!("reading the history of Environment {env}"))?;
+        if all.len() > 1 {
+            println!("# Environment {env}");
         }
-        for c in &r.changes {
-            let err = c
-                .error
-                .as_deref()
-                .map(|e| format!(": {e}"))
-                .unwrap_or_default();
-            println!(
-                "    {} {} {} {:?}{err}",
-                c.action.symbol(),
-                c.kind,
-                c.name,
-                c.result
+        if records.is_empty() {
+            println!("No history for environment {env} in {}.", store.location());
+        }
+        for r in records {
+            let when = humantime::format_rfc3339_seconds(
+                std::time::UNIX_EPOCH + std::time::Duration::from_millis(r.at),
             );
+            println!(
+                "{when}  {}  {}  {}",
+                r.revision,
+                r.result,
+                r.author.as_deref().unwrap_or("-")
+            );
+            if let Some(m) = &r.message {
+                println!("    {m}");
+            }
+            for c in &r.changes {
+                let err = c
+                    .error
+                    .as_deref()
+                    .map(|e| format!(": {e}"))
+                    .unwrap_or_default();
+                println!(
+                    "    {} {} {} {:?}{err}",
+                    c.action.symbol(),
+                    c.kind,
+                    c.name,
+                    c.result
+                );
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -61,6 +61,9 @@ impl fmt::Display for ResourceState {
 /// One managed resource.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResourceStatus {
+    /// The Environment it belongs to.
+    #[serde(default)]
+    pub environment: String,
     /// Its kind.
     pub kind: Kind,
     /// Its manifest name.
@@ -96,8 +99,33 @@ pub struct Status {
     pub last_reconcile_at: Option<u64>,
     /// Reconciles attempted since start.
     pub reconciles: u64,
+    /// Every Environment the revision holds, by name.
+    #[serde(default)]
+    pub environments: Vec<EnvironmentStatus>,
     /// Every managed resource.
     pub resources: Vec<ResourceStatus>,
+}
+
+/// One Environment (an account and region) of the revision.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnvironmentStatus {
+    /// `metadata.name` of the Environment.
+    pub name: String,
+    /// Its manifests directory, relative to the revision's manifests path (`.` when the path
+    /// is the Environment itself).
+    pub directory: String,
+    /// AWS account id.
+    pub account: String,
+    /// AWS region.
+    pub region: String,
+    /// Whether this replica holds the Environment's lease (and so reconciles it).
+    pub leader: bool,
+    /// The last revision that reconciled this Environment without errors.
+    pub last_applied_revision: Option<String>,
+    /// Errors of its last reconcile, `null` when it succeeded.
+    pub last_error: Option<String>,
+    /// Epoch seconds of the end of its last reconcile.
+    pub last_reconcile_at: Option<u64>,
 }
 
 impl Status {
@@ -206,6 +234,7 @@ mod tests {
     #[test]
     fn counts_by_kind_and_state() {
         let res = |kind, state| ResourceStatus {
+            environment: "e".into(),
             kind,
             name: "x".into(),
             state,

@@ -648,3 +648,113 @@ fn two_replicas_on_one_dynamodb_state_table_one_reconciles_the_other_takes_over(
     });
     assert!(b.terminate().success());
 }
+
+#[test]
+fn one_daemon_reconciles_a_directory_of_environments_in_two_accounts() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let moto = Moto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let envs = dir.path().join("envs");
+    let dev = envs.join("dev");
+    let prod = envs.join("prod");
+    std::fs::create_dir_all(&dev).unwrap();
+    std::fs::create_dir_all(&prod).unwrap();
+    std::fs::write(
+        dev.join("env.yaml"),
+        environment().replace("{name: e2e}", "{name: dev}"),
+    )
+    .unwrap();
+    std::fs::write(dev.join("iam.yaml"), role("blue")).unwrap();
+    let prod_env = environment()
+        .replace("{name: e2e}", "{name: prod}")
+        .replace("123456789012", "111111111111")
+        + "  assumeRoleArn: \"arn:aws:iam::111111111111:role/mlspace-gitops\"\n  externalId: prod-external-id\n";
+    std::fs::write(prod.join("env.yaml"), prod_env).unwrap();
+    std::fs::write(prod.join("iam.yaml"), role("green")).unwrap();
+
+    let d = Daemon::start(&moto, envs.to_str().unwrap(), &[]);
+    d.wait_until("both environments applied", Duration::from_secs(90), || {
+        let st = d.status();
+        st["environments"].as_array().is_some_and(|e| {
+            e.len() == 2 && e.iter().all(|e| e["last_applied_revision"].is_string())
+        })
+    });
+    let st = d.status();
+    let envs_st: Vec<(String, String, bool)> = st["environments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["name"].as_str().unwrap().to_string(),
+                e["account"].as_str().unwrap().to_string(),
+                e["leader"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        envs_st,
+        [
+            ("dev".to_string(), "123456789012".to_string(), true),
+            ("prod".to_string(), "111111111111".to_string(), true)
+        ]
+    );
+    assert_eq!(st["last_error"], Value::Null, "{st}");
+    // Every resource says which Environment it belongs to: three in each.
+    for env in ["dev", "prod"] {
+        let n = st["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["environment"] == env && r["state"] == "in_sync")
+            .count();
+        assert_eq!(n, 3, "{env}: {st}");
+        assert_eq!(
+            d.metric("mlspace_gitops_leader", &[("environment", env)]),
+            1.0
+        );
+    }
+    // Each account got its own role, with its own tags, through its own credentials.
+    let tag = |iam: aws_sdk_iam::Client| {
+        rt.block_on(async move {
+            iam.list_role_tags()
+                .role_name("daemon-role")
+                .send()
+                .await
+                .ok()
+                .and_then(|t| {
+                    t.tags()
+                        .iter()
+                        .find(|t| t.key() == "team")
+                        .map(|t| t.value().to_string())
+                })
+        })
+    };
+    assert_eq!(tag(rt.block_on(moto.aws()).iam).as_deref(), Some("blue"));
+    assert_eq!(
+        tag(rt.block_on(moto.iam_in_account("111111111111"))).as_deref(),
+        Some("green")
+    );
+
+    // Drift in the assumed account is repaired like any other.
+    rt.block_on(async {
+        moto.iam_in_account("111111111111")
+            .await
+            .tag_role()
+            .role_name("daemon-role")
+            .tags(
+                aws_sdk_iam::types::Tag::builder()
+                    .key("team")
+                    .value("rogue")
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
+    });
+    d.wait_until("prod drift repaired", Duration::from_secs(30), || {
+        tag(rt.block_on(moto.iam_in_account("111111111111"))).as_deref() == Some("green")
+    });
+    assert!(d.terminate().success());
+}

@@ -201,6 +201,7 @@ async fn status_serves_json_with_stable_fields() {
         st.reconciles = 3;
         st.resources = vec![
             ResourceStatus {
+                environment: "mlspace".into(),
                 kind: Kind::ManagedPolicy,
                 name: "notebook-policy".into(),
                 state: ResourceState::InSync,
@@ -208,6 +209,7 @@ async fn status_serves_json_with_stable_fields() {
                 retry_at: None,
             },
             ResourceStatus {
+                environment: "mlspace".into(),
                 kind: Kind::Bucket,
                 name: "data".into(),
                 state: ResourceState::Failed,
@@ -237,6 +239,7 @@ async fn status_serves_json_with_stable_fields() {
             "last_error",
             "last_reconcile_at",
             "reconciles",
+            "environments",
             "resources",
         ]
     );
@@ -248,7 +251,7 @@ async fn status_serves_json_with_stable_fields() {
     assert_eq!(v["reconciles"], 3);
     assert_eq!(
         v["resources"][0],
-        serde_json::json!({"kind": "ManagedPolicy", "name": "notebook-policy",
+        serde_json::json!({"environment": "mlspace", "kind": "ManagedPolicy", "name": "notebook-policy",
                            "state": "in_sync", "error": null, "retry_at": null})
     );
     assert_eq!(v["resources"][1]["state"], "failed");

@@ -24,7 +24,7 @@ use aws_smithy_types::config_bag::ConfigBag;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 /// How to reach AWS.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AwsOptions {
     /// Endpoint override (else `AWS_ENDPOINT_URL` / the SDK's resolution).
     pub endpoint_url: Option<String>,
@@ -32,6 +32,49 @@ pub struct AwsOptions {
     pub region: Option<String>,
     /// Attempts per request for throttling and 5xx (SDK standard retry).
     pub max_attempts: Option<u32>,
+    /// Role to assume with the standard chain's credentials (an Environment's `assumeRoleArn`).
+    pub assume_role: Option<AssumeRole>,
+}
+
+/// A role assumed to reach an Environment's account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssumeRole {
+    /// The role ARN.
+    pub arn: String,
+    /// `sts:ExternalId`, when the role's trust policy requires one.
+    pub external_id: Option<String>,
+    /// Session name, shown in CloudTrail (`mlspace-gitops-ENVIRONMENT`).
+    pub session_name: String,
+}
+
+impl AwsOptions {
+    /// These options for one Environment: its region as the fallback region is passed to
+    /// [`AwsContext::from_env`]; its `assumeRoleArn`, when set, is assumed.
+    pub fn for_environment(&self, env: &crate::manifest::EnvironmentView) -> AwsOptions {
+        let mut o = self.clone();
+        o.assume_role = env.assume_role_arn.as_ref().map(|arn| AssumeRole {
+            arn: arn.clone(),
+            external_id: env.external_id.clone(),
+            session_name: session_name(&env.name),
+        });
+        o
+    }
+}
+
+/// `mlspace-gitops-NAME`, cut to the 64 characters STS allows and to its character set.
+fn session_name(env: &str) -> String {
+    let mut s: String = format!("mlspace-gitops-{env}")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "_+=,.@-".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    s.truncate(64);
+    s
 }
 
 /// One AWS call's outcome, for counting.
@@ -223,6 +266,8 @@ pub struct AwsContext {
     pub s3: aws_sdk_s3::Client,
     /// DynamoDB.
     pub dynamodb: aws_sdk_dynamodb::Client,
+    /// STS (the caller's account).
+    pub sts: aws_sdk_sts::Client,
     /// Requests made through these clients.
     pub stats: Arc<CallStats>,
     /// How long to keep retrying IAM eventual-consistency errors.
@@ -230,8 +275,30 @@ pub struct AwsContext {
 }
 
 impl AwsContext {
-    /// Build clients from the standard chain, with `default_region` when none is configured.
+    /// Build clients from the standard chain, with `default_region` when none is configured;
+    /// with `opts.assume_role`, the clients use that role's credentials (refreshed before
+    /// they expire), obtained with the standard chain's.
     pub async fn from_env(opts: &AwsOptions, default_region: &str) -> AwsContext {
+        let base = Self::loader(opts, default_region).load().await;
+        let Some(role) = &opts.assume_role else {
+            return Self::from_sdk_config(&base);
+        };
+        let mut provider = aws_config::sts::AssumeRoleProvider::builder(role.arn.clone())
+            .session_name(role.session_name.clone())
+            .configure(&base);
+        if let Some(id) = &role.external_id {
+            provider = provider.external_id(id.clone());
+        }
+        let provider = provider.build().await;
+        let conf = Self::loader(opts, default_region)
+            .credentials_provider(provider)
+            .load()
+            .await;
+        Self::from_sdk_config(&conf)
+    }
+
+    /// The SDK config loader for these options (region, endpoint, retry).
+    fn loader(opts: &AwsOptions, default_region: &str) -> aws_config::ConfigLoader {
         let mut loader = aws_config::defaults(BehaviorVersion::latest());
         let region = opts.region.clone();
         let fallback = default_region.to_string();
@@ -249,9 +316,20 @@ impl AwsContext {
             .with_max_attempts(opts.max_attempts.unwrap_or(8))
             .with_initial_backoff(Duration::from_millis(200))
             .with_max_backoff(Duration::from_secs(20));
-        loader = loader.retry_config(retry);
-        let conf = loader.load().await;
-        Self::from_sdk_config(&conf)
+        loader.retry_config(retry)
+    }
+
+    /// The account the credentials belong to (STS GetCallerIdentity, which needs no
+    /// permission). Checked against the Environment's account before anything is read or
+    /// written, so that a dev manifest set never lands in a prod account.
+    pub async fn caller_account(&self) -> Result<String, AwsError> {
+        let out = self
+            .sts
+            .get_caller_identity()
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("sts:GetCallerIdentity", e, |_| None))?;
+        Ok(out.account().unwrap_or_default().to_string())
     }
 
     /// Build clients from a loaded SDK config.
@@ -276,10 +354,16 @@ impl AwsContext {
                 .interceptor(counter())
                 .build(),
         );
+        let sts = aws_sdk_sts::Client::from_conf(
+            aws_sdk_sts::config::Builder::from(conf)
+                .interceptor(counter())
+                .build(),
+        );
         AwsContext {
             iam,
             s3,
             dynamodb,
+            sts,
             stats,
             eventual_consistency_timeout: Duration::from_secs(120),
         }

@@ -111,10 +111,31 @@ pub(crate) fn epoch_secs() -> u64 {
         .unwrap_or(0)
 }
 
-/// The last revision that validated, with its desired state.
+/// The last revision that validated, with the desired state of each of its Environments.
 struct Good {
     revision: Revision,
-    desired: DesiredState,
+    /// (directory relative to the manifests path, desired state), sorted by directory.
+    envs: Vec<(String, DesiredState)>,
+}
+
+/// What the controller keeps per Environment between reconciles. Environments are
+/// reconciled concurrently, each with its own clients (its `assumeRoleArn`), lease, inventory
+/// and error policy.
+#[derive(Default)]
+struct EnvCtl {
+    /// Clients for the Environment (region, assumed role), made on first use and checked to
+    /// reach the Environment's account.
+    aws: Option<(crate::aws::AwsOptions, String, crate::aws::AwsContext)>,
+    /// Revision last applied without failures.
+    applied: Option<String>,
+    /// Failed resources waiting for their retry.
+    backoff: BTreeMap<ResourceId, Backoff>,
+    /// The lease on the Environment while this replica reconciles it.
+    lease: Option<crate::state::Lease>,
+    /// Its part of `/status`.
+    status: crate::status::EnvironmentStatus,
+    /// Its resources' part of `/status`.
+    resources: Vec<crate::status::ResourceStatus>,
 }
 
 /// Controller state between reconciles.
@@ -123,18 +144,19 @@ struct Controller {
     metrics: Arc<Metrics>,
     status: SharedStatus,
     readiness: Arc<Readiness>,
-    aws: Option<(String, crate::aws::AwsContext)>,
     good: Option<Good>,
     /// Revision id last loaded (valid or not): a failed one is retried only when it changes.
     last_seen: Option<String>,
-    /// Revision id last applied without failures.
-    applied: Option<String>,
-    backoff: BTreeMap<ResourceId, Backoff>,
+    /// Per Environment, by name.
+    envs: BTreeMap<String, EnvCtl>,
+    /// Leases of Environments that left the manifests, to give back.
+    retired: Vec<crate::state::Lease>,
     stop: Arc<AtomicBool>,
+    /// Clients of the daemon's own account (standard chain, no assumed role), for the
+    /// DynamoDB state table.
+    home: Option<crate::aws::AwsContext>,
     /// The inventory, opened on first use (a DynamoDB store needs the AWS clients).
     store: Option<Box<dyn crate::state::StateStore>>,
-    /// The lease on the Environment while this replica reconciles it.
-    lease: Option<crate::state::Lease>,
 }
 
 /// Run the daemon until `shutdown` resolves. It never exits because AWS or the source is
@@ -191,14 +213,13 @@ pub async fn run(
         metrics,
         status,
         readiness,
-        aws: None,
         good: None,
         last_seen: None,
-        applied: None,
-        backoff: BTreeMap::new(),
+        envs: BTreeMap::new(),
+        retired: Vec::new(),
         stop: stop.clone(),
+        home: None,
         store: None,
-        lease: None,
     };
 
     tokio::pin!(shutdown);
@@ -264,7 +285,11 @@ fn jitter(d: Duration) -> Duration {
 impl Controller {
     /// The earliest retry time of a failed resource.
     fn next_retry(&self) -> Option<Instant> {
-        self.backoff.values().map(|b| b.next_at).min()
+        self.envs
+            .values()
+            .flat_map(|e| e.backoff.values())
+            .map(|b| b.next_at)
+            .min()
     }
 
     /// Sync the source; on a new revision load it. True when a valid new revision arrived.
@@ -312,7 +337,7 @@ impl Controller {
         let _span = tracing::info_span!("load", revision = %rev.id).entered();
         self.status.write().unwrap().last_attempted_revision = Some(rev.id.clone());
         let result = if rev.manifests_dir.is_dir() {
-            manifest::load_dir(&rev.manifests_dir)
+            manifest::load_environments(std::slice::from_ref(&rev.manifests_dir))
         } else {
             Err(ManifestError::Io {
                 path: rev.manifests_dir.clone(),
@@ -323,23 +348,59 @@ impl Controller {
             })
         };
         match result {
-            Ok(loaded) => {
-                for w in loaded.warnings.iter() {
-                    tracing::warn!("{w}");
+            Ok(all) => {
+                let mut envs = Vec::new();
+                for (dir, loaded) in all {
+                    for w in loaded.warnings.iter() {
+                        tracing::warn!("{w}");
+                    }
+                    let rel = dir
+                        .strip_prefix(&rev.manifests_dir)
+                        .ok()
+                        .filter(|r| !r.as_os_str().is_empty())
+                        .map(|r| r.display().to_string())
+                        .unwrap_or_else(|| ".".into());
+                    envs.push((rel, loaded.desired));
                 }
                 self.metrics.validation_errors.set(0);
                 tracing::info!(
-                    resources = loaded.desired.resources.len(),
+                    environments = envs.len(),
+                    resources = envs.iter().map(|(_, d)| d.resources.len()).sum::<usize>(),
                     author = rev.author.as_deref().unwrap_or(""),
                     message = rev.message.as_deref().unwrap_or(""),
                     "new revision is valid"
                 );
+                // Environments that left the manifests give their lease back and are no
+                // longer reconciled (their resources stay: prune is per Environment).
+                let names: std::collections::BTreeSet<&str> = envs
+                    .iter()
+                    .map(|(_, d)| d.environment.name.as_str())
+                    .collect();
+                let gone: Vec<String> = self
+                    .envs
+                    .keys()
+                    .filter(|n| !names.contains(n.as_str()))
+                    .cloned()
+                    .collect();
+                for name in gone {
+                    if let Some(lease) = self.envs.remove(&name).and_then(|e| e.lease) {
+                        self.retired.push(lease);
+                    }
+                    self.metrics.leader.with_label_values(&[&name]).set(0);
+                }
+                for (dir, d) in &envs {
+                    let e = self.envs.entry(d.environment.name.clone()).or_default();
+                    // A new revision deserves a fresh attempt at every resource.
+                    e.backoff.clear();
+                    e.status.name = d.environment.name.clone();
+                    e.status.directory = dir.clone();
+                    e.status.account = d.environment.account.clone();
+                    e.status.region = d.environment.region.clone();
+                }
                 self.good = Some(Good {
                     revision: rev,
-                    desired: loaded.desired,
+                    envs,
                 });
-                // A new revision deserves a fresh attempt at every resource.
-                self.backoff.clear();
                 true
             }
             Err(e) => {

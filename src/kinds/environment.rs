@@ -48,6 +48,15 @@ pub struct EnvironmentSpec {
     /// MLSpace attaches to its roles at runtime).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ignore: Vec<IgnoreRule>,
+    /// IAM role the daemon assumes to reach this Environment's account (from the credentials
+    /// of the standard chain), e.g. `arn:{AWS_PARTITION}:iam::{AWS_ACCOUNT}:role/mlspace-gitops`.
+    /// May use `{AWS_PARTITION}` and `{AWS_ACCOUNT}`. Unset: the standard chain's own
+    /// credentials are used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assume_role_arn: Option<String>,
+    /// External id the role's trust policy requires (`sts:ExternalId`); only with `assumeRoleArn`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
 }
 
 /// One ignore rule: a name pattern, tags, or both (all given conditions must hold).
@@ -143,6 +152,44 @@ impl EnvironmentSpec {
             });
         }
         check_tags(cx, "/spec/tags", &self.tags, &Tags::new());
+        if let Some(arn) = &self.assume_role_arn {
+            match self.resolved_assume_role_arn() {
+                Some(resolved) if is_role_arn(&resolved) => {}
+                _ => cx.error(
+                    "/spec/assumeRoleArn",
+                    format_args!("`{arn}` is not an IAM role ARN such as arn:aws:iam::123456789012:role/mlspace-gitops (only {{AWS_PARTITION}} and {{AWS_ACCOUNT}} may be used)"),
+                ),
+            }
+        }
+        if let Some(id) = &self.external_id {
+            if self.assume_role_arn.is_none() {
+                cx.error(
+                    "/spec/externalId",
+                    "externalId is only used with assumeRoleArn; set both or neither",
+                );
+            }
+            // STS: 2 to 1,224 characters of [\w+=,.@:/-].
+            let ok = (2..=1224).contains(&id.len())
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_+=,.@:/-".contains(c));
+            if !ok {
+                cx.error(
+                    "/spec/externalId",
+                    "externalId must be 2 to 1224 characters of letters, digits and _+=,.@:/-",
+                );
+            }
+        }
+    }
+
+    /// `assumeRoleArn` with `{AWS_PARTITION}` and `{AWS_ACCOUNT}` filled in; `None` when unset
+    /// or when it uses another placeholder.
+    pub fn resolved_assume_role_arn(&self) -> Option<String> {
+        let arn = self.assume_role_arn.as_ref()?;
+        let mut missing = false;
+        let out =
+            crate::manifest::template::substitute(arn, &self.builtins(), &mut |_| missing = true);
+        (!missing).then(|| out.unwrap_or_else(|| arn.clone()))
     }
 
     /// Every placeholder value: the built-ins and the params. Param values may use the
@@ -172,6 +219,22 @@ pub fn is_placeholder_name(s: &str) -> bool {
     s.starts_with(|c: char| c.is_ascii_uppercase())
         && s.bytes()
             .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// `arn:PARTITION:iam::ACCOUNT:role/[path/]NAME`.
+fn is_role_arn(s: &str) -> bool {
+    let parts: Vec<&str> = s.splitn(6, ':').collect();
+    parts.len() == 6
+        && parts[0] == "arn"
+        && PARTITIONS.contains(&parts[1])
+        && parts[2] == "iam"
+        && parts[3].is_empty()
+        && parts[4].len() == 12
+        && parts[4].bytes().all(|b| b.is_ascii_digit())
+        && parts[5]
+            .strip_prefix("role/")
+            .and_then(|r| r.rsplit('/').next())
+            .is_some_and(|n| !n.is_empty() && n.chars().all(super::common::is_iam_name_char))
 }
 
 /// `xx-name-N` or `xx-name-name-N` (e.g. us-gov-west-1, eu-central-1).

@@ -65,6 +65,15 @@ pub struct EnvironmentView {
     /// Objects never touched.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub ignore: Vec<crate::kinds::environment::IgnoreRule>,
+    /// Role assumed to reach the account (placeholders filled in).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assume_role_arn: Option<String>,
+    /// External id sent when assuming the role.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
+    /// Where the Environment's `metadata.name` is written.
+    #[serde(skip)]
+    pub source: Option<Loc>,
 }
 
 /// One desired resource, fully resolved.
@@ -159,6 +168,109 @@ pub fn load_dir(dir: &Path) -> Result<Loaded, ManifestError> {
             root: dir.to_path_buf(),
         },
     )
+}
+
+/// The Environment directories that `paths` name. A path holding YAML files of its own is one
+/// Environment; a path holding only directories is a directory of Environments (for example
+/// `envs/dev`, `envs/staging`, `envs/prod`), each subdirectory with YAML in it being one.
+/// Sorted and without duplicates.
+pub fn environment_dirs(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ManifestError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| ManifestError::Io { path, source }
+    };
+    let is_yaml = |p: &Path| {
+        p.is_file() && matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
+    };
+    let mut out = Vec::new();
+    for root in paths {
+        let mut subdirs = Vec::new();
+        let mut own_yaml = false;
+        for entry in std::fs::read_dir(root).map_err(io(root))? {
+            let path = entry.map_err(io(root))?.path();
+            let hidden = path
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'));
+            if hidden {
+                continue;
+            }
+            if path.is_dir() {
+                subdirs.push(path);
+            } else if is_yaml(&path) {
+                own_yaml = true;
+            }
+        }
+        if own_yaml || subdirs.is_empty() {
+            // An empty directory stays one (empty) Environment: loading it reports that.
+            out.push(root.clone());
+            continue;
+        }
+        for d in subdirs {
+            if !list_yaml_files(&d)?.is_empty() {
+                out.push(d);
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+/// Load every Environment under `paths` (see [`environment_dirs`]). All or nothing: when one
+/// is invalid, the errors of all are returned. Two Environments may not share a name (their
+/// inventory, lease and status are keyed by it), nor manage the same resource in one account.
+pub fn load_environments(paths: &[PathBuf]) -> Result<Vec<(PathBuf, Loaded)>, ManifestError> {
+    let dirs = environment_dirs(paths)?;
+    let mut diags = Diagnostics::default();
+    let mut out: Vec<(PathBuf, Loaded)> = Vec::new();
+    for dir in dirs {
+        match load_dir(&dir) {
+            Ok(l) => out.push((dir, l)),
+            Err(ManifestError::Invalid(d)) => diags.extend(d),
+            Err(e) => return Err(e),
+        }
+    }
+    let mut names: HashMap<&str, &Path> = HashMap::new();
+    let mut owners: HashMap<(&str, &str, Kind, &str), &str> = HashMap::new();
+    for (dir, l) in &out {
+        let env = &l.desired.environment;
+        if let Some(first) = names.insert(&env.name, dir) {
+            diags.error(
+                env.source.clone(),
+                format!(
+                    "metadata.name: Environment `{}` is also defined in {}; each Environment needs its own name",
+                    env.name,
+                    first.display()
+                ),
+            );
+        }
+        for r in &l.desired.resources {
+            // IAM and bucket names are global to the account (buckets even to the
+            // partition); table names are per region.
+            let region = if r.kind == Kind::Table {
+                env.region.as_str()
+            } else {
+                ""
+            };
+            let key = (env.account.as_str(), region, r.kind, r.name.as_str());
+            match owners.get(&key) {
+                Some(other) if *other != env.name => diags.error(
+                    r.source.clone(),
+                    format!(
+                        "metadata.name: {} `{}` in account {} is also managed by Environment `{other}`; one resource has one owner",
+                        r.kind, r.name, env.account
+                    ),
+                ),
+                _ => {
+                    owners.insert(key, &env.name);
+                }
+            }
+        }
+    }
+    if diags.has_errors() {
+        return Err(ManifestError::Invalid(diags));
+    }
+    Ok(out)
 }
 
 /// Parse one file's documents into `docs` (syntax errors go to `diags`).
@@ -263,7 +375,7 @@ pub fn compile(
         .iter()
         .filter(|d| d.kind == Kind::Environment)
         .collect();
-    let mut env: Option<(EnvironmentSpec, String)> = None;
+    let mut env: Option<(EnvironmentSpec, String, Option<Loc>)> = None;
     match envs.as_slice() {
         // A file that failed to parse may hold it: do not add a misleading error.
         [] if diags.has_errors() => {}
@@ -291,15 +403,19 @@ pub fn compile(
                 let ok = !own.has_errors();
                 diags.extend(own);
                 if ok {
-                    env = Some((spec, first.metadata.name.clone()));
+                    env = Some((
+                        spec,
+                        first.metadata.name.clone(),
+                        first.loc("/metadata/name"),
+                    ));
                 }
             }
         }
     }
-    let vars = env.as_ref().map(|(e, _)| e.vars());
+    let vars = env.as_ref().map(|(e, _, _)| e.vars());
     let env_tags = env
         .as_ref()
-        .map(|(e, _)| e.tags.clone())
+        .map(|(e, _, _)| e.tags.clone())
         .unwrap_or_default();
 
     // 3. Placeholders, inlined files, typed specs, per-kind rules.
@@ -407,12 +523,13 @@ pub fn compile(
         }
     }
 
-    let Some((env, env_name)) = env else {
+    let Some((env, env_name, env_loc)) = env else {
         return Err(ManifestError::Invalid(diags));
     };
 
     // 5. Resolve: merge EcrAccess statements, turn names into ARNs, merge tags.
-    let desired = resolve(env, env_name, resources, &mut diags);
+    let mut desired = resolve(env, env_name, resources, &mut diags);
+    desired.environment.source = env_loc;
     if diags.has_errors() {
         return Err(ManifestError::Invalid(diags));
     }
@@ -811,6 +928,7 @@ fn resolve(
         });
     }
     out.sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
+    let assume_role_arn = env.resolved_assume_role_arn();
     DesiredState {
         environment: EnvironmentView {
             name: env_name,
@@ -820,6 +938,9 @@ fn resolve(
             params,
             tags: env.tags,
             prune: env.prune,
+            assume_role_arn,
+            external_id: env.external_id,
+            source: None,
             ignore: env.ignore,
         },
         resources: out,
@@ -871,5 +992,44 @@ fn merge_statement(stmts: &mut Vec<Value>, add: &Value) {
                 stmts.push(add.clone());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod environment_dir_tests {
+    use super::*;
+
+    fn touch(p: &Path) {
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, "x: 1\n").unwrap();
+    }
+
+    #[test]
+    fn a_directory_with_yaml_is_one_environment_and_one_without_lists_them() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path();
+        touch(&root.join("single/environment.yaml"));
+        touch(&root.join("single/iam/roles.yaml"));
+        touch(&root.join("envs/prod/environment.yaml"));
+        touch(&root.join("envs/dev/environment.yaml"));
+        touch(&root.join("envs/dev/s3/buckets.yml"));
+        touch(&root.join("envs/notes/README.txt"));
+        touch(&root.join("envs/.hidden/environment.yaml"));
+        let dirs = environment_dirs(&[root.join("single")]).unwrap();
+        assert_eq!(dirs, [root.join("single")]);
+        let dirs = environment_dirs(&[root.join("envs")]).unwrap();
+        assert_eq!(dirs, [root.join("envs/dev"), root.join("envs/prod")]);
+        // Named one by one (and twice), the same Environments come back once each.
+        let dirs = environment_dirs(&[
+            root.join("envs/prod"),
+            root.join("envs/dev"),
+            root.join("envs/prod"),
+        ])
+        .unwrap();
+        assert_eq!(dirs, [root.join("envs/dev"), root.join("envs/prod")]);
+        assert!(matches!(
+            environment_dirs(&[root.join("missing")]),
+            Err(ManifestError::Io { .. })
+        ));
     }
 }

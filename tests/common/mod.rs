@@ -73,6 +73,36 @@ impl Moto {
         AwsContext::from_sdk_config(&conf)
     }
 
+    /// IAM in another moto account, reached by assuming a role there (moto maps the
+    /// credentials it hands out to the account of the role ARN).
+    pub async fn iam_in_account(&self, account: &str) -> aws_sdk_iam::Client {
+        let c = self
+            .aws()
+            .await
+            .sts
+            .assume_role()
+            .role_arn(format!("arn:aws:iam::{account}:role/mlspace-gitops"))
+            .role_session_name("test-check")
+            .send()
+            .await
+            .unwrap();
+        let c = c.credentials().unwrap();
+        let creds = aws_sdk_iam::config::Credentials::new(
+            c.access_key_id(),
+            c.secret_access_key(),
+            Some(c.session_token().to_string()),
+            None,
+            "assumed",
+        );
+        let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .endpoint_url(&self.endpoint)
+            .credentials_provider(creds)
+            .load()
+            .await;
+        aws_sdk_iam::Client::new(&conf)
+    }
+
     /// Number of requests moto has logged so far (one line per request).
     pub fn requests(&self) -> usize {
         std::fs::read_to_string(&self.log)

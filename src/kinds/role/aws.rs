@@ -954,10 +954,17 @@ mod tests {
                 .region(Region::new("us-east-1"))
                 .build(),
         );
+        let sts = aws_sdk_sts::Client::from_conf(
+            aws_sdk_sts::Config::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .region(Region::new("us-east-1"))
+                .build(),
+        );
         AwsContext {
             iam: Client::from_conf(conf),
             s3,
             dynamodb,
+            sts,
             stats: Default::default(),
             eventual_consistency_timeout: timeout,
         }
