@@ -11,6 +11,9 @@ use common::Moto;
 
 const ENV: &str = "apiVersion: mlspace-gitops/v1\nkind: Environment\nmetadata: {name: prune}\nspec: {region: us-east-1, account: \"123456789012\"}\n";
 
+/// A role the MLSpace application creates at runtime for a project user.
+const RUNTIME_ROLE: &str = "MLSpace-demo-7f3a9c21";
+
 fn policy(name: &str, retain: bool) -> String {
     let ann = if retain {
         ", annotations: {mlspace-gitops/deletion-policy: retain}"
@@ -88,6 +91,13 @@ fn prune_deletes_only_inventory_resources_with_the_flag_and_guards() {
     rt.block_on(async {
         let aws = moto.aws().await;
         aws.iam.create_policy().policy_name("MLSpace-project-demo").policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:ListBucket","Resource":"*"}]}"#).send().await.unwrap();
+        // A per-project-user role as MLSpace makes it: its prefix, the dynamic-user-role tag, an
+        // inline policy, its project policy and a copy of a managed role's policy attached.
+        let tag = |k: &str, v: &str| aws_sdk_iam::types::Tag::builder().key(k).value(v).build().unwrap();
+        aws.iam.create_role().role_name(RUNTIME_ROLE).assume_role_policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"sagemaker.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#).tags(tag("dynamic-user-role", "true")).tags(tag("project", "demo")).send().await.unwrap();
+        aws.iam.put_role_policy().role_name(RUNTIME_ROLE).policy_name("MLSpace-user-demo").policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}]}"#).send().await.unwrap();
+        aws.iam.attach_role_policy().role_name(RUNTIME_ROLE).policy_arn("arn:aws:iam::123456789012:policy/MLSpace-project-demo").send().await.unwrap();
+        aws.iam.attach_role_policy().role_name(RUNTIME_ROLE).policy_arn("arn:aws:iam::123456789012:policy/pr-kept").send().await.unwrap();
         aws.s3.put_object().bucket("pr-bucket-with-objects").key("data.csv").body(b"a,b\n".to_vec().into()).send().await.unwrap();
     });
 
@@ -191,6 +201,44 @@ fn prune_deletes_only_inventory_resources_with_the_flag_and_guards() {
         "a bucket holding objects was deleted without forceDestroy"
     );
     assert!(policy_exists(&rt, &moto, "MLSpace-project-demo"));
+
+    // The runtime role came through every apply and prune as MLSpace left it.
+    let (tags, inline, attached) = rt.block_on(async {
+        let iam = moto.aws().await.iam;
+        let tags = iam
+            .list_role_tags()
+            .role_name(RUNTIME_ROLE)
+            .send()
+            .await
+            .unwrap();
+        let inline = iam
+            .list_role_policies()
+            .role_name(RUNTIME_ROLE)
+            .send()
+            .await
+            .unwrap();
+        let attached = iam
+            .list_attached_role_policies()
+            .role_name(RUNTIME_ROLE)
+            .send()
+            .await
+            .unwrap();
+        (
+            tags.tags()
+                .iter()
+                .map(|t| format!("{}={}", t.key(), t.value()))
+                .collect::<Vec<_>>(),
+            inline.policy_names().to_vec(),
+            attached
+                .attached_policies()
+                .iter()
+                .filter_map(|p| p.policy_name().map(str::to_string))
+                .collect::<Vec<_>>(),
+        )
+    });
+    assert_eq!(tags, ["dynamic-user-role=true", "project=demo"]);
+    assert_eq!(inline, ["MLSpace-user-demo"]);
+    assert_eq!(attached, ["MLSpace-project-demo", "pr-kept"]);
 
     // Each apply that changed something left a history record, newest first.
     write(dir.path(), &[policy("pr-b", false)]);
