@@ -345,7 +345,66 @@ async fn the_import_command_prints_or_writes_the_documents() {
     let table = std::fs::read_to_string(out.path().join("table-imp-table.yaml")).unwrap();
     assert!(table.contains("type: KEYS_ONLY"), "{table}");
 
+    let o = run(&["--all-mlspace"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+
     let o = run(&["--kind", "EcrAccess", "--name", "x"]);
     assert_eq!(o.status.code(), Some(2), "clap rejects the kind");
     assert!(Path::new(out.path()).join("table-imp-table.yaml").exists());
+}
+
+/// Apply `desired` and check it went through.
+async fn apply_all(aws: &AwsContext, desired: &manifest::DesiredState) {
+    let planned = plan_once(aws, desired, &[]).await;
+    assert!(planned.plan.errors.is_empty(), "{}", planned.plan);
+    let report = apply(
+        aws,
+        &planned.plan,
+        &planned.cx,
+        &ApplyOptions::default(),
+        |_| {},
+    )
+    .await;
+    assert_eq!(report.failures().count(), 0, "{}", planned.plan);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn all_mlspace_imported_after_apply_plans_no_changes() {
+    let moto = Moto::start();
+    let aws = moto.aws().await;
+    let bundled = manifest::load_dir(&common::manifests_dir()).unwrap();
+    let request = import::request_all(&bundled.desired);
+    let resources: usize = request.values().map(Vec::len).sum();
+
+    // Nothing exists yet: every resource is missing.
+    let none = import::import(&aws, &bundled.desired, &request)
+        .await
+        .unwrap();
+    assert!(none.documents.is_empty());
+    assert_eq!(none.missing.len(), resources);
+
+    apply_all(&aws, &bundled.desired).await;
+    let all = import::import(&aws, &bundled.desired, &request)
+        .await
+        .unwrap();
+    assert!(all.missing.is_empty(), "{:?}", all.missing);
+    let out = tempfile::tempdir().unwrap();
+    import::write_dir(out.path(), &all.documents).unwrap();
+    std::fs::copy(
+        common::manifests_dir().join("environment.yaml"),
+        out.path().join("environment.yaml"),
+    )
+    .unwrap();
+    let imported = manifest::load_dir(out.path()).unwrap_or_else(|e| panic!("{e}"));
+    let planned = plan_once(&aws, &imported.desired, &[]).await;
+    assert!(
+        !planned.plan.has_changes() && planned.plan.errors.is_empty(),
+        "imported manifests differ from AWS:\n{}",
+        planned.plan
+    );
 }

@@ -19,7 +19,7 @@ use serde_json::{json, Map, Value};
 use crate::aws::{AwsContext, AwsError};
 use crate::kinds::bucket::Bucket;
 use crate::kinds::common::{Tags, ADOPT_ANNOTATION};
-use crate::kinds::engine::{KindAws, PlanCx};
+use crate::kinds::engine::{KindAws, PlanCx, Wanted};
 use crate::kinds::managed_policy::ManagedPolicy;
 use crate::kinds::role::Role;
 use crate::kinds::service_linked_role::ServiceLinkedRole;
@@ -109,28 +109,39 @@ pub async fn import(
     {
         return Err(ImportError::NotImportable(*k));
     }
-    let env = &desired.environment;
     let mut cx = crate::plan::plan_cx(desired);
     let mut out = Imported::default();
     let names = |k: Kind| request.get(&k).map(Vec::as_slice).unwrap_or_default();
 
-    let policies = kind::<ManagedPolicy>(aws, names(Kind::ManagedPolicy), &cx, env, &mut out);
+    let policies = kind::<ManagedPolicy>(
+        aws,
+        desired,
+        names(Kind::ManagedPolicy),
+        false,
+        &cx,
+        &mut out,
+    );
     for (name, o) in policies.await? {
         cx.policy_arns.insert(o.arn, name);
     }
-    kind::<Role>(aws, names(Kind::Role), &cx, env, &mut out).await?;
-    kind::<ServiceLinkedRole>(aws, names(Kind::ServiceLinkedRole), &cx, env, &mut out).await?;
-    kind::<Bucket>(aws, names(Kind::Bucket), &cx, env, &mut out).await?;
-    kind::<Table>(aws, names(Kind::Table), &cx, env, &mut out).await?;
+    kind::<Role>(aws, desired, names(Kind::Role), false, &cx, &mut out).await?;
+    // IAM, not the manifest, names a service-linked role: with the manifest's spec it is
+    // found by its service. The other kinds are read without one, so every setting is read.
+    let slr = names(Kind::ServiceLinkedRole);
+    kind::<ServiceLinkedRole>(aws, desired, slr, true, &cx, &mut out).await?;
+    kind::<Bucket>(aws, desired, names(Kind::Bucket), false, &cx, &mut out).await?;
+    kind::<Table>(aws, desired, names(Kind::Table), false, &cx, &mut out).await?;
     Ok(out)
 }
 
-/// Import the resources of one kind; returns what was observed.
+/// Import the resources of one kind; returns what was observed. With `by_spec`, a name
+/// that `desired` holds is observed with its spec.
 async fn kind<K>(
     aws: &AwsContext,
+    desired: &DesiredState,
     names: &[String],
+    by_spec: bool,
     cx: &PlanCx,
-    env: &EnvironmentView,
     out: &mut Imported,
 ) -> Result<BTreeMap<String, K::Observed>, ImportError>
 where
@@ -140,13 +151,27 @@ where
     if names.is_empty() {
         return Ok(BTreeMap::new());
     }
-    let observed =
-        K::observe_names(aws, names, cx)
-            .await
-            .map_err(|source| ImportError::Observe {
-                kind: K::KIND,
-                source,
-            })?;
+    let env = &desired.environment;
+    let spec_of = |n: &str| {
+        desired
+            .resources
+            .iter()
+            .filter(|r| by_spec && r.kind == K::KIND && r.name == n)
+            .find_map(|r| K::spec(&r.spec))
+    };
+    let wanted: Vec<Wanted<'_, K::Spec>> = names
+        .iter()
+        .map(|n| Wanted {
+            name: n,
+            spec: spec_of(n),
+        })
+        .collect();
+    let observed = K::observe(aws, &wanted, cx)
+        .await
+        .map_err(|source| ImportError::Observe {
+            kind: K::KIND,
+            source,
+        })?;
     for n in names {
         match observed.get(n) {
             Some(o) => out.documents.push(ImportedDoc {
@@ -160,8 +185,11 @@ where
     Ok(observed)
 }
 
+/// Whether a spec value is the default a manifest gets when the key is left out.
+type IsDefault = fn(&Value) -> bool;
+
 /// Spec keys left out when they hold the value a manifest gets by default.
-const DEFAULTS: &[(&str, fn(&Value) -> bool)] = &[
+const DEFAULTS: &[(&str, IsDefault)] = &[
     ("path", |v| v == "/"),
     ("billingMode", |v| v == "PAY_PER_REQUEST"),
     ("instanceProfile", |v| v == &Value::Bool(false)),
