@@ -9,6 +9,7 @@ pub mod apply;
 pub mod aws;
 pub mod daemon;
 pub mod http;
+pub mod import;
 pub mod kinds;
 pub mod manifest;
 pub mod metrics;

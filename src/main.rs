@@ -11,6 +11,8 @@ use std::io::IsTerminal;
 use mlspace_gitops::apply;
 use mlspace_gitops::aws::{AwsContext, AwsOptions};
 use mlspace_gitops::daemon;
+use mlspace_gitops::import;
+use mlspace_gitops::kinds::Kind;
 use mlspace_gitops::manifest::{self, render, ManifestError};
 use mlspace_gitops::reconcile::{inventory, plan_once, Planned};
 use mlspace_gitops::secret::Secret;
@@ -92,6 +94,39 @@ enum Command {
     },
     /// Print the JSON Schema of a manifest document, for editors (yaml-language-server).
     Schema,
+    /// Write manifests for resources that already exist, annotated for adoption: the next
+    /// apply only tags them as managed. Account, region and partition become placeholders.
+    Import {
+        #[command(flatten)]
+        aws: AwsArgs,
+        /// Kind of the resources named by --name.
+        #[arg(long, value_parser = parse_kind, required_unless_present = "all_mlspace", requires = "names")]
+        kind: Option<Kind>,
+        /// Name of a resource to import (repeatable).
+        #[arg(long = "name", requires = "kind")]
+        names: Vec<String>,
+        /// Import every resource the manifests (--manifests) name; missing ones are reported
+        /// and skipped.
+        #[arg(long, conflicts_with = "kind")]
+        all_mlspace: bool,
+        /// Write one file per resource (KIND-NAME.yaml) into this directory instead of
+        /// printing one YAML stream.
+        #[arg(long, short = 'o')]
+        output_dir: Option<PathBuf>,
+    },
+}
+
+fn parse_kind(s: &str) -> Result<Kind, String> {
+    match Kind::parse(s) {
+        Some(
+            k @ (Kind::ManagedPolicy
+            | Kind::Role
+            | Kind::ServiceLinkedRole
+            | Kind::Bucket
+            | Kind::Table),
+        ) => Ok(k),
+        _ => Err("expected ManagedPolicy, Role, ServiceLinkedRole, Bucket or Table".into()),
+    }
 }
 
 /// Options shared by the commands that talk to AWS.
@@ -373,6 +408,31 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             rt.block_on(apply_cmd(all, aws, auto_approve, concurrency))
+        }
+        Command::Import {
+            aws,
+            kind,
+            names,
+            all_mlspace,
+            output_dir,
+        } => {
+            let mut all = match load_all(&aws.manifests)? {
+                Ok(l) => l,
+                Err(code) => return Ok(code),
+            };
+            if all.len() != 1 {
+                anyhow::bail!(
+                    "import writes manifests for one Environment, and -m names {}; pass one Environment directory",
+                    all.len()
+                );
+            }
+            let (_, loaded) = all.remove(0);
+            let request = match kind {
+                Some(k) if !all_mlspace => import::Request::from([(k, names)]),
+                _ => import::request_all(&loaded.desired),
+            };
+            let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+            rt.block_on(import_cmd(loaded, aws, request, all_mlspace, output_dir))
         }
         Command::Schema => {
             let schema = mlspace_gitops::schema::manifest_schema();
@@ -751,6 +811,37 @@ async fn apply_env(run: &EnvRun, concurrency: usize, p: String) -> apply::ApplyR
         },
     )
     .await
+}
+
+async fn import_cmd(
+    loaded: manifest::Loaded,
+    args: AwsArgs,
+    request: import::Request,
+    all: bool,
+    output_dir: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    let aws = connect(&args, &loaded.desired.environment).await?;
+    let imported = import::import(&aws, &loaded.desired, &request).await?;
+    for (kind, name) in &imported.missing {
+        eprintln!(
+            "{}: {kind} {name} does not exist; skipped",
+            if all { "warning" } else { "error" }
+        );
+    }
+    match &output_dir {
+        Some(dir) => {
+            for path in import::write_dir(dir, &imported.documents)? {
+                eprintln!("wrote {}", path.display());
+            }
+        }
+        None => print!("{}", import::to_yaml(&imported.documents)),
+    }
+    print_stats(&aws, args.stats);
+    Ok(if imported.missing.is_empty() || all {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 async fn run_daemon(a: RunArgs) -> anyhow::Result<ExitCode> {

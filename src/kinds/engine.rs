@@ -99,6 +99,19 @@ pub trait KindPlan {
     /// Steps that hand the resource back: remove the ownership tag, change nothing else
     /// (the `retain` deletion policy).
     fn release(name: &str, observed: &Self::Observed) -> Vec<Self::Op>;
+    /// The manifest spec that describes `observed` as it is (the `import` command): the
+    /// ownership tag, AWS defaults and what the Environment ignores are left out, and a
+    /// setting the manifest cannot express exactly is left out too (unmanaged), so that
+    /// adopting the resource changes nothing but its ownership tag.
+    fn import(name: &str, observed: &Self::Observed, cx: &PlanCx) -> Self::Spec;
+}
+
+/// Tags as a manifest writes them: the ownership tag left out.
+pub fn own_tags(tags: &Tags) -> Tags {
+    tags.iter()
+        .filter(|(k, _)| k.as_str() != OWNERSHIP_TAG)
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 /// A resource to observe, with its desired spec when the manifests have one (so a kind can

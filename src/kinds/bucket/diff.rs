@@ -569,6 +569,10 @@ impl KindPlan for Bucket {
         tags.remove(crate::kinds::common::OWNERSHIP_TAG);
         vec![Op::PutTags(tags)]
     }
+
+    fn import(_: &str, o: &BucketObserved, _: &PlanCx) -> BucketSpec {
+        super::import::spec(o)
+    }
 }
 
 #[cfg(test)]

@@ -389,4 +389,5 @@ pub fn check_bucket_name(n: &str) -> Result<(), &'static str> {
 
 pub mod aws;
 pub mod diff;
+pub mod import;
 pub use diff::{Bucket, Op};

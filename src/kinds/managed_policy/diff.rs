@@ -297,6 +297,10 @@ impl KindPlan for ManagedPolicy {
             versions,
         }]
     }
+
+    fn import(_: &str, o: &ManagedPolicyObserved, _: &PlanCx) -> ManagedPolicySpec {
+        super::import::spec(o)
+    }
 }
 
 #[cfg(test)]

@@ -68,4 +68,5 @@ impl ManagedPolicySpec {
 
 pub mod aws;
 pub mod diff;
+pub mod import;
 pub use diff::{ManagedPolicy, Op};

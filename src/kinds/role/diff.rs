@@ -423,6 +423,10 @@ impl KindPlan for Role {
         ops.push(Op::Delete);
         ops
     }
+
+    fn import(name: &str, o: &RoleObserved, cx: &PlanCx) -> RoleSpec {
+        super::import::spec(name, o, cx)
+    }
 }
 
 #[cfg(test)]

@@ -140,4 +140,5 @@ pub fn is_policy_arn(s: &str) -> bool {
 
 pub mod aws;
 pub mod diff;
+pub mod import;
 pub use diff::{Op, Role};

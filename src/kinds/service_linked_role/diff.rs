@@ -162,6 +162,10 @@ impl KindPlan for ServiceLinkedRole {
             role_name: o.role_name.clone(),
         }]
     }
+
+    fn import(name: &str, o: &ServiceLinkedRoleObserved, _: &PlanCx) -> ServiceLinkedRoleSpec {
+        super::import::spec(name, o)
+    }
 }
 
 #[cfg(test)]

@@ -58,4 +58,5 @@ impl ServiceLinkedRoleSpec {
 
 pub mod aws;
 pub mod diff;
+pub mod import;
 pub use diff::{Op, ServiceLinkedRole};

@@ -494,6 +494,10 @@ impl KindPlan for Table {
     fn delete(_: &str, _: &TableObserved) -> Vec<Op> {
         vec![Op::Delete]
     }
+
+    fn import(_: &str, o: &TableObserved, _: &PlanCx) -> TableSpec {
+        super::import::spec(o)
+    }
 }
 
 fn to_json<T: Serialize>(v: &T) -> Value {

@@ -440,4 +440,5 @@ fn check_projection(cx: &mut DocCx, p: &Projection, ptr: &str) {
 
 pub mod aws;
 pub mod diff;
+pub mod import;
 pub use diff::{Op, Table};
