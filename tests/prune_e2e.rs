@@ -355,3 +355,83 @@ fn attachments_matching_ignore_rules_are_neither_drift_nor_removed() {
         out(&o)
     );
 }
+
+/// Regression: pruning a managed policy detached it from every role first, including the
+/// per-user roles MLSpace makes at runtime (it copies the notebook role's policies onto
+/// them), which changed roles the daemon does not own.
+#[test]
+fn a_pruned_policy_still_used_by_an_ignored_runtime_role_is_kept() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let moto = Moto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let env_ignoring = ENV.replace(
+        "spec: {region: us-east-1, account: \"123456789012\"}",
+        "spec:\n  region: us-east-1\n  account: \"123456789012\"\n  ignore:\n    - tags: {dynamic-user-role: \"true\"}\n",
+    );
+    let write_docs = |docs: &[String]| {
+        std::fs::write(
+            dir.path().join("m.yaml"),
+            format!("{env_ignoring}{}", docs.concat()),
+        )
+        .unwrap()
+    };
+    write_docs(&[policy("pr-shared", false), policy("pr-alone", false)]);
+    let o = cli(
+        &moto,
+        dir.path(),
+        state.path(),
+        &["apply", "--auto-approve"],
+    );
+    assert!(o.status.success(), "{}", out(&o));
+    rt.block_on(async {
+        let aws = moto.aws().await;
+        let tag = aws_sdk_iam::types::Tag::builder()
+            .key("dynamic-user-role")
+            .value("true")
+            .build()
+            .unwrap();
+        aws.iam.create_role().role_name(RUNTIME_ROLE).assume_role_policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"sagemaker.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#).tags(tag).send().await.unwrap();
+        aws.iam
+            .attach_role_policy()
+            .role_name(RUNTIME_ROLE)
+            .policy_arn("arn:aws:iam::123456789012:policy/pr-shared")
+            .send()
+            .await
+            .unwrap();
+    });
+
+    // Both leave the manifests (one resource must stay, or nothing is pruned at all).
+    write_docs(&[policy("pr-other", false)]);
+    let o = cli(
+        &moto,
+        dir.path(),
+        state.path(),
+        &["apply", "--auto-approve", "--prune", "--allow-mass-prune"],
+    );
+    let text = out(&o);
+    assert_eq!(o.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains(&format!(
+            "still attached to role {RUNTIME_ROLE}, which the Environment's ignore rules leave to its owner"
+        )),
+        "{text}"
+    );
+    assert!(!policy_exists(&rt, &moto, "pr-alone"), "{text}");
+    assert!(policy_exists(&rt, &moto, "pr-shared"), "{text}");
+    let attached = rt.block_on(async {
+        moto.aws()
+            .await
+            .iam
+            .list_attached_role_policies()
+            .role_name(RUNTIME_ROLE)
+            .send()
+            .await
+            .unwrap()
+            .attached_policies()
+            .iter()
+            .filter_map(|p| p.policy_name().map(str::to_string))
+            .collect::<Vec<_>>()
+    });
+    assert_eq!(attached, ["pr-shared"]);
+}

@@ -82,7 +82,7 @@ impl KindAws for ManagedPolicy {
         Ok(observed.into_iter().flatten().collect())
     }
 
-    async fn apply(aws: &AwsContext, name: &str, op: &Op, _: &PlanCx) -> Result<(), AwsError> {
+    async fn apply(aws: &AwsContext, name: &str, op: &Op, cx: &PlanCx) -> Result<(), AwsError> {
         match op {
             Op::Create {
                 arn,
@@ -145,7 +145,7 @@ impl KindAws for ManagedPolicy {
                     })?;
                 Ok(())
             }
-            Op::Delete { arn, versions } => delete_policy(aws, arn, versions).await,
+            Op::Delete { arn, versions } => delete_policy(aws, arn, versions, cx).await,
         }
     }
 }
@@ -544,10 +544,111 @@ async fn create_version(
 /// Delete the non-default versions, detach the policy from every role, user and group,
 /// then delete it. A policy used as a permissions boundary is not deleted: removing a
 /// boundary widens someone's permissions, so IAM's DeleteConflict is reported instead.
-async fn delete_policy(aws: &AwsContext, arn: &str, versions: &[String]) -> Result<(), AwsError> {
+/// Neither is a policy still attached to a role the Environment ignores (a role the MLSpace
+/// application made at runtime, which copies managed policies onto its per-user roles):
+/// detaching it would change that role, so the delete fails as a conflict naming the role,
+/// before anything is changed.
+async fn delete_policy(
+    aws: &AwsContext,
+    arn: &str,
+    versions: &[String],
+    cx: &PlanCx,
+) -> Result<(), AwsError> {
+    let Some((roles, users, groups)) = attached_entities(aws, arn).await? else {
+        return Ok(()); // already gone
+    };
+    for role in &roles {
+        if ignored_role(aws, role, cx).await? {
+            return Err(AwsError {
+                operation: "iam:DeletePolicy".into(),
+                class: ErrorClass::Conflict,
+                message: format!(
+                    "{arn} is still attached to role {role}, which the Environment's ignore rules leave to its owner (the MLSpace application); the policy is kept until that role no longer uses it"
+                ),
+            });
+        }
+    }
     for v in versions {
         delete_version(aws, arn, v).await?;
     }
+    for role in &roles {
+        gone_ok(
+            aws.iam
+                .detach_role_policy()
+                .role_name(role)
+                .policy_arn(arn)
+                .send()
+                .await
+                .map_err(|e| {
+                    AwsError::from_sdk("iam:DetachRolePolicy", e, |e| match e {
+                        DetachRolePolicyError::NoSuchEntityException(_) => {
+                            Some(ErrorClass::NotFound)
+                        }
+                        _ => None,
+                    })
+                }),
+        )?;
+    }
+    for user in &users {
+        gone_ok(
+            aws.iam
+                .detach_user_policy()
+                .user_name(user)
+                .policy_arn(arn)
+                .send()
+                .await
+                .map_err(|e| {
+                    AwsError::from_sdk("iam:DetachUserPolicy", e, |e| match e {
+                        DetachUserPolicyError::NoSuchEntityException(_) => {
+                            Some(ErrorClass::NotFound)
+                        }
+                        _ => None,
+                    })
+                }),
+        )?;
+    }
+    for group in &groups {
+        gone_ok(
+            aws.iam
+                .detach_group_policy()
+                .group_name(group)
+                .policy_arn(arn)
+                .send()
+                .await
+                .map_err(|e| {
+                    AwsError::from_sdk("iam:DetachGroupPolicy", e, |e| match e {
+                        DetachGroupPolicyError::NoSuchEntityException(_) => {
+                            Some(ErrorClass::NotFound)
+                        }
+                        _ => None,
+                    })
+                }),
+        )?;
+    }
+    gone_ok(
+        aws.iam
+            .delete_policy()
+            .policy_arn(arn)
+            .send()
+            .await
+            .map_err(|e| {
+                AwsError::from_sdk("iam:DeletePolicy", e, |e| match e {
+                    DeletePolicyError::NoSuchEntityException(_) => Some(ErrorClass::NotFound),
+                    DeletePolicyError::DeleteConflictException(_) => Some(ErrorClass::Conflict),
+                    _ => None,
+                })
+            }),
+    )
+}
+
+/// Roles, users and groups the policy is attached to (as a permissions policy); `None`
+/// when the policy does not exist.
+#[allow(clippy::type_complexity)]
+async fn attached_entities(
+    aws: &AwsContext,
+    arn: &str,
+) -> Result<Option<(Vec<String>, Vec<String>, Vec<String>)>, AwsError> {
+    let (mut roles, mut users, mut groups) = (Vec::new(), Vec::new(), Vec::new());
     let mut marker: Option<String> = None;
     loop {
         let page = aws
@@ -568,88 +669,62 @@ async fn delete_policy(aws: &AwsContext, arn: &str, versions: &[String]) -> Resu
                     }
                     _ => None,
                 });
-                return if e.is_not_found() { Ok(()) } else { Err(e) };
+                return if e.is_not_found() { Ok(None) } else { Err(e) };
             }
         };
-        for r in page.policy_roles() {
-            if let Some(role) = r.role_name() {
-                gone_ok(
-                    aws.iam
-                        .detach_role_policy()
-                        .role_name(role)
-                        .policy_arn(arn)
-                        .send()
-                        .await
-                        .map_err(|e| {
-                            AwsError::from_sdk("iam:DetachRolePolicy", e, |e| match e {
-                                DetachRolePolicyError::NoSuchEntityException(_) => {
-                                    Some(ErrorClass::NotFound)
-                                }
-                                _ => None,
-                            })
-                        }),
-                )?;
-            }
-        }
-        for u in page.policy_users() {
-            if let Some(user) = u.user_name() {
-                gone_ok(
-                    aws.iam
-                        .detach_user_policy()
-                        .user_name(user)
-                        .policy_arn(arn)
-                        .send()
-                        .await
-                        .map_err(|e| {
-                            AwsError::from_sdk("iam:DetachUserPolicy", e, |e| match e {
-                                DetachUserPolicyError::NoSuchEntityException(_) => {
-                                    Some(ErrorClass::NotFound)
-                                }
-                                _ => None,
-                            })
-                        }),
-                )?;
-            }
-        }
-        for g in page.policy_groups() {
-            if let Some(group) = g.group_name() {
-                gone_ok(
-                    aws.iam
-                        .detach_group_policy()
-                        .group_name(group)
-                        .policy_arn(arn)
-                        .send()
-                        .await
-                        .map_err(|e| {
-                            AwsError::from_sdk("iam:DetachGroupPolicy", e, |e| match e {
-                                DetachGroupPolicyError::NoSuchEntityException(_) => {
-                                    Some(ErrorClass::NotFound)
-                                }
-                                _ => None,
-                            })
-                        }),
-                )?;
-            }
-        }
+        roles.extend(
+            page.policy_roles()
+                .iter()
+                .filter_map(|r| r.role_name().map(str::to_string)),
+        );
+        users.extend(
+            page.policy_users()
+                .iter()
+                .filter_map(|u| u.user_name().map(str::to_string)),
+        );
+        groups.extend(
+            page.policy_groups()
+                .iter()
+                .filter_map(|g| g.group_name().map(str::to_string)),
+        );
         match page.marker {
             Some(m) if page.is_truncated && marker.as_ref() != Some(&m) => marker = Some(m),
             _ => break,
         }
     }
-    gone_ok(
-        aws.iam
-            .delete_policy()
-            .policy_arn(arn)
-            .send()
-            .await
-            .map_err(|e| {
-                AwsError::from_sdk("iam:DeletePolicy", e, |e| match e {
-                    DeletePolicyError::NoSuchEntityException(_) => Some(ErrorClass::NotFound),
-                    DeletePolicyError::DeleteConflictException(_) => Some(ErrorClass::Conflict),
-                    _ => None,
-                })
-            }),
-    )
+    Ok(Some((roles, users, groups)))
+}
+
+/// Whether the Environment's ignore rules cover a role; its tags are read only when a rule
+/// needs them.
+async fn ignored_role(aws: &AwsContext, role: &str, cx: &PlanCx) -> Result<bool, AwsError> {
+    if cx.ignored(role, None) {
+        return Ok(true);
+    }
+    if cx.ignore.iter().all(|r| r.tags.is_empty()) {
+        return Ok(false);
+    }
+    let tags: Tags = match aws.iam.get_role().role_name(role).send().await {
+        Ok(out) => out
+            .role()
+            .map(|r| {
+                r.tags()
+                    .iter()
+                    .map(|t| (t.key().to_string(), t.value().to_string()))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        Err(e) => {
+            let e = AwsError::from_sdk("iam:GetRole", e, |e| match e {
+                aws_sdk_iam::operation::get_role::GetRoleError::NoSuchEntityException(_) => {
+                    Some(ErrorClass::NotFound)
+                }
+                _ => None,
+            });
+            return if e.is_not_found() { Ok(false) } else { Err(e) };
+        }
+    };
+    Ok(cx.ignored(role, Some(&tags)))
 }
 
 #[cfg(test)]
