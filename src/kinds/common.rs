@@ -33,6 +33,10 @@ pub struct Metadata {
     /// Instructions to mlspace-gitops, e.g. `mlspace-gitops/adopt: "true"`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
+    /// Top-level spec fields whose value AWS keeps, e.g. `document`: neither drift nor a
+    /// change; the manifest value is used only when the resource is created.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ignore_fields: Vec<String>,
 }
 
 impl Metadata {
