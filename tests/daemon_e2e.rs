@@ -578,6 +578,52 @@ fn detect_mode_reports_drift_and_never_writes() {
     assert!(d.terminate().success());
 }
 
+/// A revision that would prune most of the environment is refused, and the refusal is
+/// counted in `mlspace_gitops_prune_refused_total` (the MlspaceGitopsPruneRefused alert).
+#[test]
+fn a_refused_mass_prune_is_counted_and_deletes_nothing() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let moto = Moto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let manifests = dir.path().join("manifests");
+    std::fs::create_dir_all(&manifests).unwrap();
+    std::fs::write(manifests.join("env.yaml"), environment()).unwrap();
+    std::fs::write(manifests.join("iam.yaml"), role("blue")).unwrap();
+    let d = Daemon::start(&moto, manifests.to_str().unwrap(), &["--prune"]);
+    d.wait_until("the first revision in AWS", Duration::from_secs(60), || {
+        role_tag(&rt, &moto, "team").as_deref() == Some("blue")
+    });
+    let refused = |reason: &str| {
+        d.metric(
+            "mlspace_gitops_prune_refused_total",
+            &[("environment", "e2e"), ("reason", reason)],
+        )
+    };
+    d.wait_until("the series at 0", Duration::from_secs(10), || {
+        d.get("/metrics").1.contains(
+            r#"mlspace_gitops_prune_refused_total{environment="e2e",reason="mass_deletion"} 0"#,
+        )
+    });
+
+    // Keep only the table: two of three managed resources would go at once.
+    std::fs::write(
+        manifests.join("iam.yaml"),
+        "apiVersion: mlspace-gitops/v1\nkind: Table\nmetadata: {name: daemon-table}\nspec:\n  partitionKey: {name: pk, type: S}\n  pointInTimeRecovery: false\n",
+    )
+    .unwrap();
+    d.wait_until("the refusal counted", Duration::from_secs(30), || {
+        refused("mass_deletion") >= 1.0
+    });
+    assert_eq!(refused("inventory"), 0.0);
+    assert!(d.log().contains("prune refused"), "{}", d.log());
+    assert_eq!(
+        role_tag(&rt, &moto, "team").as_deref(),
+        Some("blue"),
+        "the role was deleted"
+    );
+    assert!(d.terminate().success());
+}
+
 #[test]
 fn two_replicas_on_one_dynamodb_state_table_one_reconciles_the_other_takes_over() {
     let rt = tokio::runtime::Runtime::new().unwrap();

@@ -148,6 +148,8 @@ impl Controller {
                 .map_err(|e| crate::aws::DisplayChain(e).to_string()),
             opts,
         );
+        self.metrics
+            .record_prune(&desired.environment.name, rm.refused.as_ref());
         if let Some(why) = &rm.refused {
             tracing::error!(error = %why, "prune refused");
             errors.push(why.to_string());
