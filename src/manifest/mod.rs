@@ -376,6 +376,14 @@ pub fn compile(
             _ => None,
         })
         .collect();
+    let ignored_documents: std::collections::HashSet<&str> = resources
+        .iter()
+        .filter(|(d, s)| {
+            matches!(s, ResourceSpec::ManagedPolicy(_))
+                && d.metadata.ignore_fields.iter().any(|f| f == "document")
+        })
+        .map(|(d, _)| d.metadata.name.as_str())
+        .collect();
     for (d, spec) in &resources {
         let mut cx = d.cx(&mut diags);
         let check_ref = |cx: &mut DocCx, ptr: &str, r: &str| {
@@ -402,6 +410,11 @@ pub fn compile(
                         cx.error(
                             &format!("/spec/grantTo/{i}"),
                             format_args!("no ManagedPolicy named `{t}` in the manifests"),
+                        );
+                    } else if ignored_documents.contains(t.as_str()) {
+                        cx.warning(
+                            &format!("/spec/grantTo/{i}"),
+                            format_args!("ManagedPolicy `{t}` ignores its document (metadata.ignoreFields), so these statements reach AWS only when it is created"),
                         );
                     }
                 }

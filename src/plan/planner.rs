@@ -249,6 +249,10 @@ mod tests {
     const ENV: &str = "apiVersion: mlspace-gitops/v1\nkind: Environment\nmetadata: {name: t}\nspec: {region: us-east-1, account: \"123456789012\"}\n";
 
     fn desired(resources: &str) -> DesiredState {
+        loaded(resources).desired
+    }
+
+    fn loaded(resources: &str) -> crate::manifest::Loaded {
         let file: Arc<Path> = Arc::from(Path::new("m.yaml"));
         let mut docs = Vec::new();
         let mut diags = Diagnostics::default();
@@ -259,7 +263,7 @@ mod tests {
             &mut diags,
         );
         match compile(docs, diags, &NoFiles) {
-            Ok(l) => l.desired,
+            Ok(l) => l,
             Err(e) => panic!("{e}: {e:?}"),
         }
     }
@@ -416,6 +420,54 @@ mod tests {
         ] {
             assert!(fields.contains(f), "{f} missing from {fields:?}");
         }
+    }
+
+    #[test]
+    fn bucket_settings_left_to_aws() {
+        use crate::kinds::bucket::diff::{BucketObserved, Setting, Versioning};
+        let bucket = |ignore: &str| {
+            desired(&format!(
+                "apiVersion: mlspace-gitops/v1\nkind: Bucket\nmetadata: {{name: bkt, ignoreFields: [{ignore}]}}\nspec:\n  versioning: true\n  policy: {{Version: \"2012-10-17\", Statement: [{{Effect: Deny, Principal: \"*\", Action: \"s3:*\", Resource: \"arn:aws:s3:::bkt/*\", Condition: {{Bool: {{aws:SecureTransport: \"false\"}}}}}}]}}\n  tags: {{team: ml}}\n"
+            ))
+        };
+        let mut observed = Observed::default();
+        observed.buckets.insert(
+            "bkt".into(),
+            BucketObserved {
+                tags: owned(&[("team", "data")]),
+                versioning: Setting::Set(Versioning::Suspended),
+                policy: Setting::Unset,
+                ..BucketObserved::default()
+            },
+        );
+        let p = run(&bucket("versioning, policy, tags"), &observed);
+        assert!(!p.has_changes(), "{p}");
+        let p = run(&bucket("versioning, policy"), &observed);
+        let fields: Vec<&str> = p.changes[0]
+            .fields
+            .iter()
+            .map(|f| f.field.as_str())
+            .collect();
+        assert_eq!(fields, ["spec.tags.team"]);
+        let p = run(&bucket(""), &observed);
+        assert!(p.changes[0].fields.len() >= 3, "{p}");
+    }
+
+    #[test]
+    fn ecr_statements_for_an_ignored_document_are_warned_about() {
+        let ecr = "---\napiVersion: mlspace-gitops/v1\nkind: EcrAccess\nmetadata: {name: e}\nspec: {access: read, repositories: [r1], grantTo: [p]}\n";
+        let policy = |ignore: &str| {
+            format!(
+                "apiVersion: mlspace-gitops/v1\nkind: ManagedPolicy\nmetadata: {{name: p, ignoreFields: [{ignore}]}}\nspec:\n  document: {{Version: \"2012-10-17\", Statement: [{{Effect: Allow, Action: \"s3:ListBucket\", Resource: \"*\"}}]}}\n{ecr}"
+            )
+        };
+        let warned = loaded(&policy("document")).warnings.to_string();
+        assert!(
+            warned.contains("spec.grantTo[0]: ManagedPolicy `p` ignores its document"),
+            "{warned}"
+        );
+        let warned = loaded(&policy("tags")).warnings.to_string();
+        assert!(!warned.contains("ignores its document"), "{warned}");
     }
 
     #[test]
