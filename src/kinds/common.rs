@@ -146,6 +146,16 @@ pub fn check_tag(cx: &mut DocCx, pointer: &str, k: &str, v: &str) {
     }
 }
 
+/// Observed tags as desired tags (an ignored `tags` field): without the `aws:` tags, which
+/// nobody can set, and which the tag diffs leave alone anyway.
+pub fn settable_tags(observed: &Tags) -> Tags {
+    observed
+        .iter()
+        .filter(|(k, _)| !k.to_ascii_lowercase().starts_with("aws:"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
 /// Merge the Environment's default tags with a resource's own (the resource's win).
 pub fn merged_tags(env: &Tags, own: &Tags) -> Tags {
     let mut t = env.clone();

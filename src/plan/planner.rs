@@ -357,7 +357,11 @@ mod tests {
 
         let p = run(
             &policy("document, tags"),
-            &observed_policy(&[("team", "data"), ("extra", "x")]),
+            &observed_policy(&[
+                ("team", "data"),
+                ("extra", "x"),
+                ("aws:cloudformation:stack-name", "s"),
+            ]),
         );
         assert!(!p.has_changes(), "{p}");
     }

@@ -185,7 +185,7 @@ impl KindPlan for ManagedPolicy {
         match field {
             "document" => spec.document = Some(o.document.clone()),
             "description" => spec.description = o.description.clone(),
-            "tags" => spec.tags = o.tags.clone(),
+            "tags" => spec.tags = crate::kinds::common::settable_tags(&o.tags),
             _ => {}
         }
     }

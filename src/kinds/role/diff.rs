@@ -166,7 +166,7 @@ impl KindPlan for Role {
             "permissionsBoundary" => spec.permissions_boundary = o.permissions_boundary.clone(),
             "description" => spec.description = o.description.clone(),
             "maxSessionDuration" => spec.max_session_duration = o.max_session_duration,
-            "tags" => spec.tags = o.tags.clone(),
+            "tags" => spec.tags = crate::kinds::common::settable_tags(&o.tags),
             _ => {}
         }
     }

@@ -213,7 +213,7 @@ impl KindPlan for Table {
             "ttl" => spec.ttl = None,
             "deletionProtection" => spec.deletion_protection = None,
             "streams" => spec.streams = None,
-            "tags" => spec.tags = o.tags.clone(),
+            "tags" => spec.tags = crate::kinds::common::settable_tags(&o.tags),
             _ => {}
         }
     }
