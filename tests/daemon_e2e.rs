@@ -266,6 +266,24 @@ fn sign(body: &[u8]) -> String {
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
+/// Drift made behind the daemon's back: the role's `team` tag set to `value`.
+fn tag_team(rt: &tokio::runtime::Runtime, iam: aws_sdk_iam::Client, value: &str) {
+    rt.block_on(async {
+        iam.tag_role()
+            .role_name("daemon-role")
+            .tags(
+                aws_sdk_iam::types::Tag::builder()
+                    .key("team")
+                    .value(value)
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
+    });
+}
+
 fn role_tag(rt: &tokio::runtime::Runtime, moto: &Moto, key: &str) -> Option<String> {
     rt.block_on(async {
         let aws = moto.aws().await;
@@ -394,22 +412,7 @@ fn daemon_follows_git_keeps_the_last_good_revision_and_repairs_drift() {
     });
 
     // Drift behind its back is repaired by the next resync.
-    rt.block_on(async {
-        let aws = moto.aws().await;
-        aws.iam
-            .tag_role()
-            .role_name("daemon-role")
-            .tags(
-                aws_sdk_iam::types::Tag::builder()
-                    .key("team")
-                    .value("rogue")
-                    .build()
-                    .unwrap(),
-            )
-            .send()
-            .await
-            .unwrap();
-    });
+    tag_team(&rt, rt.block_on(moto.aws()).iam, "rogue");
     d.wait_until("drift repaired", Duration::from_secs(20), || {
         role_tag(&rt, &moto, "team").as_deref() == Some("red")
     });
@@ -504,22 +507,7 @@ fn detect_mode_reports_drift_and_never_writes() {
         c.env(k, v);
     }
     assert!(c.output().unwrap().status.success());
-    rt.block_on(async {
-        let aws = moto.aws().await;
-        aws.iam
-            .tag_role()
-            .role_name("daemon-role")
-            .tags(
-                aws_sdk_iam::types::Tag::builder()
-                    .key("team")
-                    .value("rogue")
-                    .build()
-                    .unwrap(),
-            )
-            .send()
-            .await
-            .unwrap();
-    });
+    tag_team(&rt, rt.block_on(moto.aws()).iam, "rogue");
 
     // A local directory source (watched), detect mode.
     let d = Daemon::start(
@@ -578,6 +566,52 @@ fn detect_mode_reports_drift_and_never_writes() {
     assert!(d.terminate().success());
 }
 
+/// A revision that would prune most of the environment is refused, and the refusal is
+/// counted in `mlspace_gitops_prune_refused_total` (the MlspaceGitopsPruneRefused alert).
+#[test]
+fn a_refused_mass_prune_is_counted_and_deletes_nothing() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let moto = Moto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let manifests = dir.path().join("manifests");
+    std::fs::create_dir_all(&manifests).unwrap();
+    std::fs::write(manifests.join("env.yaml"), environment()).unwrap();
+    std::fs::write(manifests.join("iam.yaml"), role("blue")).unwrap();
+    let d = Daemon::start(&moto, manifests.to_str().unwrap(), &["--prune"]);
+    d.wait_until("the first revision in AWS", Duration::from_secs(60), || {
+        role_tag(&rt, &moto, "team").as_deref() == Some("blue")
+    });
+    let refused = |reason: &str| {
+        d.metric(
+            "mlspace_gitops_prune_refused_total",
+            &[("environment", "e2e"), ("reason", reason)],
+        )
+    };
+    d.wait_until("the series at 0", Duration::from_secs(10), || {
+        d.get("/metrics").1.contains(
+            r#"mlspace_gitops_prune_refused_total{environment="e2e",reason="mass_deletion"} 0"#,
+        )
+    });
+
+    // Keep only the table: two of three managed resources would go at once.
+    std::fs::write(
+        manifests.join("iam.yaml"),
+        "apiVersion: mlspace-gitops/v1\nkind: Table\nmetadata: {name: daemon-table}\nspec:\n  partitionKey: {name: pk, type: S}\n  pointInTimeRecovery: false\n",
+    )
+    .unwrap();
+    d.wait_until("the refusal counted", Duration::from_secs(30), || {
+        refused("mass_deletion") >= 1.0
+    });
+    assert_eq!(refused("inventory"), 0.0);
+    assert!(d.log().contains("prune refused"), "{}", d.log());
+    assert_eq!(
+        role_tag(&rt, &moto, "team").as_deref(),
+        Some("blue"),
+        "the role was deleted"
+    );
+    assert!(d.terminate().success());
+}
+
 #[test]
 fn two_replicas_on_one_dynamodb_state_table_one_reconciles_the_other_takes_over() {
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -620,22 +654,7 @@ fn two_replicas_on_one_dynamodb_state_table_one_reconciles_the_other_takes_over(
     let mut a = a;
     a.child.kill().unwrap();
     a.child.wait().unwrap();
-    rt.block_on(async {
-        let aws = moto.aws().await;
-        aws.iam
-            .tag_role()
-            .role_name("daemon-role")
-            .tags(
-                aws_sdk_iam::types::Tag::builder()
-                    .key("team")
-                    .value("rogue")
-                    .build()
-                    .unwrap(),
-            )
-            .send()
-            .await
-            .unwrap();
-    });
+    tag_team(&rt, rt.block_on(moto.aws()).iam, "rogue");
     let took = b.wait_until("replica B takes over", Duration::from_secs(30), || {
         b.metric("mlspace_gitops_leader", &[("environment", "e2e")]) == 1.0
     });
@@ -737,22 +756,7 @@ fn one_daemon_reconciles_a_directory_of_environments_in_two_accounts() {
     );
 
     // Drift in the assumed account is repaired like any other.
-    rt.block_on(async {
-        moto.iam_in_account("111111111111")
-            .await
-            .tag_role()
-            .role_name("daemon-role")
-            .tags(
-                aws_sdk_iam::types::Tag::builder()
-                    .key("team")
-                    .value("rogue")
-                    .build()
-                    .unwrap(),
-            )
-            .send()
-            .await
-            .unwrap();
-    });
+    tag_team(&rt, rt.block_on(moto.iam_in_account("111111111111")), "rogue");
     d.wait_until("prod drift repaired", Duration::from_secs(30), || {
         tag(rt.block_on(moto.iam_in_account("111111111111"))).as_deref() == Some("green")
     });

@@ -285,6 +285,114 @@ async fn a_resource_without_the_ownership_tag_is_reported_and_left_alone() {
     assert_eq!(plan["summary"]["update"], 0);
 }
 
+/// Copy a directory tree.
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), &target).unwrap();
+        }
+    }
+}
+
+/// The default version's document of a managed policy.
+async fn default_document(aws: &mlspace_gitops::aws::AwsContext, arn: &str) -> (String, Value) {
+    let p = aws.iam.get_policy().policy_arn(arn).send().await.unwrap();
+    let v = p
+        .policy()
+        .unwrap()
+        .default_version_id()
+        .unwrap()
+        .to_string();
+    let pv = aws
+        .iam
+        .get_policy_version()
+        .policy_arn(arn)
+        .version_id(&v)
+        .send()
+        .await
+        .unwrap();
+    let doc = mlspace_policy::decode_iam_document(pv.policy_version().unwrap().document().unwrap())
+        .unwrap();
+    (v, doc)
+}
+
+/// Regression: the instance-constraint policies MLSpace re-versions at runtime were planned
+/// as document drift, and every apply put the seed document back (undoing the admin's
+/// instance-type settings). With `ignoreFields: [document]` the new version is kept.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_policy_document_re_versioned_by_mlspace_is_left_alone_when_ignored() {
+    const POLICY: &str = "MLSpace-kms-instance-constraint-policy";
+    let moto = Moto::start();
+    apply(&moto);
+    let aws = moto.aws().await;
+    let arn = format!("arn:aws:iam::{ACCOUNT}:policy/{POLICY}");
+
+    // What mls-lambda-instance-kms-conditions does: a new default version with the instance
+    // types that lack KMS volume support, then the old versions deleted.
+    let doc = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":["sagemaker:CreateTrainingJob","sagemaker:CreateNotebookInstance"],"Resource":"*","Condition":{"Null":{"sagemaker:VolumeKmsKey":"true"},"ForAllValues:StringNotLike":{"sagemaker:InstanceTypes":["ml.g4dn.*"]}}}]}"#;
+    let (old_version, _) = default_document(&aws, &arn).await;
+    aws.iam
+        .create_policy_version()
+        .policy_arn(&arn)
+        .policy_document(doc)
+        .set_as_default(true)
+        .send()
+        .await
+        .unwrap();
+    aws.iam
+        .delete_policy_version()
+        .policy_arn(&arn)
+        .version_id(&old_version)
+        .send()
+        .await
+        .unwrap();
+    let (mlspace_version, _) = default_document(&aws, &arn).await;
+
+    // The bundled manifests ignore the document: nothing to do, and apply leaves it.
+    let o = cli(&moto, &["plan", "--detailed-exitcode"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    apply(&moto);
+    let (version, kept) = default_document(&aws, &arn).await;
+    assert_eq!(version, mlspace_version);
+    assert!(
+        mlspace_policy::semantically_equal(&kept, &serde_json::from_str(doc).unwrap()),
+        "the document MLSpace set was replaced: {kept}"
+    );
+
+    // Without `ignoreFields` the same account shows the document as drift.
+    let tmp = tempfile::tempdir().unwrap();
+    copy_dir(&manifests_dir(), tmp.path());
+    let file = tmp.path().join("iam/policies.yaml");
+    let yaml = std::fs::read_to_string(&file).unwrap();
+    assert!(yaml.contains("  ignoreFields: [document]\n"));
+    std::fs::write(&file, yaml.replace("  ignoreFields: [document]\n", "")).unwrap();
+    let mut c = Command::new(env!("CARGO_BIN_EXE_mlspace-gitops"));
+    c.args(["plan", "-o", "json", "--manifests"])
+        .arg(tmp.path())
+        .stdin(Stdio::null());
+    for (k, v) in moto.env() {
+        c.env(k, v);
+    }
+    let o = c.output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let plan: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let drift = fields(&plan);
+    assert!(
+        drift.contains(&(
+            "ManagedPolicy".to_string(),
+            POLICY.to_string(),
+            "spec.document".to_string()
+        )),
+        "{drift:?}"
+    );
+    assert_eq!(plan["summary"]["update"], 1, "{plan}");
+}
+
 #[test]
 fn apply_refuses_without_a_terminal_or_auto_approve() {
     let moto = Moto::start();

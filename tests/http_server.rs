@@ -275,6 +275,7 @@ async fn metrics_parse_and_name_every_metric() {
     m.set_revision("deadbeef");
     m.validation_errors.set(2);
     m.leader.with_label_values(&["dev"]).set(1);
+    m.record_prune("dev", None);
 
     let r = srv.get("/metrics").await;
     assert_eq!(r.status, 200);

@@ -391,6 +391,9 @@ async fn reconcile_env(
         read.as_deref().map_err(|e| DisplayChain(e).to_string()),
         opts,
     );
+    shared
+        .metrics
+        .record_prune(&name, removals.refused.as_ref());
     if let Some(why) = &removals.refused {
         tracing::error!(error = %why, "prune refused");
         errors.push(why.to_string());

@@ -33,6 +33,10 @@ pub struct Metadata {
     /// Instructions to mlspace-gitops, e.g. `mlspace-gitops/adopt: "true"`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
+    /// Top-level spec fields whose value AWS keeps, e.g. `document`: neither drift nor a
+    /// change; the manifest value is used only when the resource is created.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ignore_fields: Vec<String>,
 }
 
 impl Metadata {
@@ -140,6 +144,16 @@ pub fn check_tag(cx: &mut DocCx, pointer: &str, k: &str, v: &str) {
     if v.chars().count() > 256 {
         cx.error(pointer, "tag value must be at most 256 characters");
     }
+}
+
+/// Observed tags as desired tags (an ignored `tags` field): without the `aws:` tags, which
+/// nobody can set, and which the tag diffs leave alone anyway.
+pub fn settable_tags(observed: &Tags) -> Tags {
+    observed
+        .iter()
+        .filter(|(k, _)| !k.to_ascii_lowercase().starts_with("aws:"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 /// Merge the Environment's default tags with a resource's own (the resource's win).

@@ -62,11 +62,19 @@ pub trait KindPlan {
     /// The kind.
     const KIND: Kind;
     /// Resolved manifest spec.
-    type Spec: Send + Sync;
+    type Spec: Clone + Send + Sync;
     /// What AWS has.
     type Observed: Clone + std::fmt::Debug + Send + Sync;
     /// One executable step.
     type Op: Clone + std::fmt::Debug + Send + Sync;
+
+    /// Top-level spec fields (as written in manifests) that `metadata.ignoreFields` may name.
+    const IGNORABLE_FIELDS: &'static [&'static str] = &[];
+
+    /// Overwrite `field` (one of [`Self::IGNORABLE_FIELDS`]) of a copy of the spec with what
+    /// AWS has, so that [`Self::update`] sees no difference in it. The planner calls this for
+    /// each ignored field before `update`; creation still uses the manifest's value.
+    fn keep_observed(_spec: &mut Self::Spec, _observed: &Self::Observed, _field: &str) {}
 
     /// This kind's spec, if `s` is one.
     fn spec(s: &ResourceSpec) -> Option<&Self::Spec>;

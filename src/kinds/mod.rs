@@ -82,6 +82,20 @@ impl fmt::Display for Kind {
     }
 }
 
+/// The spec fields `metadata.ignoreFields` may name on a document of `kind` (none for the
+/// Environment, EcrAccess and ServiceLinkedRole).
+pub fn ignorable_fields(kind: Kind) -> &'static [&'static str] {
+    use engine::KindPlan;
+    match kind {
+        Kind::ManagedPolicy => managed_policy::ManagedPolicy::IGNORABLE_FIELDS,
+        Kind::Role => role::Role::IGNORABLE_FIELDS,
+        Kind::ServiceLinkedRole => service_linked_role::ServiceLinkedRole::IGNORABLE_FIELDS,
+        Kind::Bucket => bucket::Bucket::IGNORABLE_FIELDS,
+        Kind::Table => table::Table::IGNORABLE_FIELDS,
+        Kind::Environment | Kind::EcrAccess => &[],
+    }
+}
+
 /// The typed spec of a resource document.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]

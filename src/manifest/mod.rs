@@ -86,6 +86,9 @@ pub struct Resource {
     /// Annotations (adopt, ...); not part of the render contract when empty.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
+    /// Top-level spec fields AWS keeps (`metadata.ignoreFields`); not rendered when empty.
+    #[serde(rename = "ignoreFields", skip_serializing_if = "Vec::is_empty")]
+    pub ignore_fields: Vec<String>,
     /// The resolved spec: placeholders replaced, files inlined, defaults applied, policy
     /// references turned into ARNs, Environment tags merged in.
     pub spec: ResourceSpec,
@@ -489,6 +492,14 @@ pub fn compile(
             _ => None,
         })
         .collect();
+    let ignored_documents: std::collections::HashSet<&str> = resources
+        .iter()
+        .filter(|(d, s)| {
+            matches!(s, ResourceSpec::ManagedPolicy(_))
+                && d.metadata.ignore_fields.iter().any(|f| f == "document")
+        })
+        .map(|(d, _)| d.metadata.name.as_str())
+        .collect();
     for (d, spec) in &resources {
         let mut cx = d.cx(&mut diags);
         let check_ref = |cx: &mut DocCx, ptr: &str, r: &str| {
@@ -515,6 +526,11 @@ pub fn compile(
                         cx.error(
                             &format!("/spec/grantTo/{i}"),
                             format_args!("no ManagedPolicy named `{t}` in the manifests"),
+                        );
+                    } else if ignored_documents.contains(t.as_str()) {
+                        cx.warning(
+                            &format!("/spec/grantTo/{i}"),
+                            format_args!("ManagedPolicy `{t}` ignores its document (metadata.ignoreFields), so these statements reach AWS only when it is created"),
                         );
                     }
                 }
@@ -629,6 +645,9 @@ fn check_header(s: SourceDoc, diags: &mut Diagnostics) -> Option<Doc> {
             cx.error("/metadata/name", "name must not be empty");
             ok = false;
         }
+        if let Some(k) = kind {
+            check_ignore_fields(&mut cx, k, &m.ignore_fields);
+        }
     }
     match obj.get("spec") {
         Some(Value::Object(_)) => {}
@@ -654,6 +673,30 @@ fn check_header(s: SourceDoc, diags: &mut Diagnostics) -> Option<Doc> {
         metadata,
         value: s.value,
     })
+}
+
+/// Each `metadata.ignoreFields` entry must be a spec field the kind can leave to AWS.
+fn check_ignore_fields(cx: &mut DocCx, kind: Kind, fields: &[String]) {
+    let allowed = crate::kinds::ignorable_fields(kind);
+    for (i, f) in fields.iter().enumerate() {
+        let ptr = format!("/metadata/ignoreFields/{i}");
+        if allowed.is_empty() {
+            cx.error(
+                &ptr,
+                format_args!("{kind} documents have no fields to ignore"),
+            );
+        } else if !allowed.contains(&f.as_str()) {
+            cx.error(
+                &ptr,
+                format_args!(
+                    "`{f}` cannot be ignored on a {kind}; ignorable fields: {}",
+                    allowed.join(", ")
+                ),
+            );
+        } else if fields[..i].contains(f) {
+            cx.error(&ptr, format_args!("`{f}` is listed twice"));
+        }
+    }
 }
 
 fn type_name(v: &Value) -> &'static str {
@@ -923,6 +966,7 @@ fn resolve(
             kind: d.kind,
             name,
             annotations: d.metadata.annotations.clone(),
+            ignore_fields: d.metadata.ignore_fields.clone(),
             spec,
             source: d.loc(""),
         });

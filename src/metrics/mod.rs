@@ -17,6 +17,7 @@ use prometheus::{
 use crate::aws::{CallObserver, CallResult};
 use crate::kinds::Kind;
 use crate::plan::Action;
+use crate::reconcile::inventory::PruneRefused;
 use crate::status::ResourceState;
 
 /// Metric names: the single place they are spelled.
@@ -49,9 +50,12 @@ pub mod names {
     /// 1 while this replica holds the reconcile lease of the `environment` (the
     /// Environment's `metadata.name`), 0 or absent otherwise.
     pub const LEADER: &str = "mlspace_gitops_leader";
+    /// Reconciles whose prune was refused, by `environment` and `reason` (mass_deletion:
+    /// the revision would delete too much at once; inventory: the inventory was unreadable).
+    pub const PRUNE_REFUSED_TOTAL: &str = "mlspace_gitops_prune_refused_total";
 
     /// Every name above.
-    pub const ALL: [&str; 13] = [
+    pub const ALL: [&str; 14] = [
         RECONCILE_TOTAL,
         RECONCILE_DURATION_SECONDS,
         RESOURCES,
@@ -65,6 +69,7 @@ pub mod names {
         BUILD_INFO,
         VALIDATION_ERRORS,
         LEADER,
+        PRUNE_REFUSED_TOTAL,
     ];
 }
 
@@ -143,6 +148,17 @@ impl FetchResult {
     }
 }
 
+/// Every `reason` label value of [`names::PRUNE_REFUSED_TOTAL`].
+pub const PRUNE_REFUSED_REASONS: [&str; 2] = ["mass_deletion", "inventory"];
+
+/// The `reason` label value of a refused prune.
+pub fn prune_refused_reason(why: &PruneRefused) -> &'static str {
+    match why {
+        PruneRefused::MassDeletion { .. } => PRUNE_REFUSED_REASONS[0],
+        PruneRefused::Inventory(_) => PRUNE_REFUSED_REASONS[1],
+    }
+}
+
 /// The daemon's metrics. Fields are public for direct use; the helpers cover the cases
 /// that need more than one call or bookkeeping.
 pub struct Metrics {
@@ -172,6 +188,8 @@ pub struct Metrics {
     pub validation_errors: IntGauge,
     /// See [`names::LEADER`].
     pub leader: IntGaugeVec,
+    /// See [`names::PRUNE_REFUSED_TOTAL`]; prefer [`Metrics::record_prune`].
+    pub prune_refused_total: IntCounterVec,
     /// Serializes the read-modify-write helpers so concurrent callers cannot leave, say,
     /// two revisions at 1.
     label_sets: Mutex<()>,
@@ -289,6 +307,15 @@ pub fn register(reg: &Registry) -> Result<Arc<Metrics>, MetricsError> {
                 &["environment"],
             )
         })?,
+        prune_refused_total: add(reg, PRUNE_REFUSED_TOTAL, || {
+            IntCounterVec::new(
+                Opts::new(
+                    PRUNE_REFUSED_TOTAL,
+                    "Reconciles whose prune was refused (mass deletion or unreadable inventory).",
+                ),
+                &["environment", "reason"],
+            )
+        })?,
         label_sets: Mutex::new(()),
     };
     m.build_info
@@ -351,6 +378,20 @@ impl Metrics {
         self.source_fetch_total
             .with_label_values(&[result.as_str()])
             .inc();
+    }
+
+    /// After an environment's prune decision: count a refusal by its reason. The series of
+    /// every reason exist from the first call at 0, so `increase()` sees the first refusal.
+    pub fn record_prune(&self, environment: &str, refused: Option<&PruneRefused>) {
+        for r in PRUNE_REFUSED_REASONS {
+            self.prune_refused_total
+                .with_label_values(&[environment, r]);
+        }
+        if let Some(why) = refused {
+            self.prune_refused_total
+                .with_label_values(&[environment, prune_refused_reason(why)])
+                .inc();
+        }
     }
 
     /// Count one drifted resource of `kind`.
@@ -442,6 +483,23 @@ mod tests {
         let reg = Registry::new();
         let m = register(&reg).unwrap();
         (reg, m)
+    }
+
+    #[test]
+    fn record_prune_counts_refusals_by_reason() {
+        let (_reg, m) = fresh();
+        m.record_prune("dev", None);
+        let at = |r: &str| m.prune_refused_total.with_label_values(&["dev", r]).get();
+        assert_eq!((at("mass_deletion"), at("inventory")), (0, 0));
+        let mass = PruneRefused::MassDeletion {
+            count: 9,
+            managed: 10,
+        };
+        m.record_prune("dev", Some(&mass));
+        m.record_prune("dev", Some(&mass));
+        m.record_prune("dev", Some(&PruneRefused::Inventory("gone".into())));
+        assert_eq!((at("mass_deletion"), at("inventory")), (2, 1));
+        assert_eq!(m.prune_refused_total.collect()[0].get_metric().len(), 2);
     }
 
     #[test]

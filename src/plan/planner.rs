@@ -1,5 +1,6 @@
 //! The planner: desired + observed → plan. Pure and deterministic.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{Action, Change, Plan, PlanError, Removal, RemovalKind, ResourceId};
@@ -123,7 +124,7 @@ fn plan_kind<K: KindPlan>(
                     crate::kinds::common::ADOPT_ANNOTATION
                 ));
             }
-            Some(o) => match K::update(&r.name, spec, o, cx) {
+            Some(o) => match K::update(&r.name, &kept_observed::<K>(spec, o, r), o, cx) {
                 Ok((fields, ops)) if fields.is_empty() && ops.is_empty() => {}
                 Ok((fields, ops)) => {
                     change.action = Action::Update;
@@ -172,6 +173,23 @@ fn plan_kind<K: KindPlan>(
     }
 }
 
+/// The spec to update against: the manifest's, with every field of `metadata.ignoreFields`
+/// taken from what AWS has, so ignored fields are neither drift nor a step.
+fn kept_observed<'a, K: KindPlan>(
+    spec: &'a K::Spec,
+    observed: &K::Observed,
+    r: &crate::manifest::Resource,
+) -> Cow<'a, K::Spec> {
+    if r.ignore_fields.is_empty() {
+        return Cow::Borrowed(spec);
+    }
+    let mut kept = spec.clone();
+    for f in &r.ignore_fields {
+        K::keep_observed(&mut kept, observed, f);
+    }
+    Cow::Owned(kept)
+}
+
 /// Sort changes into a deterministic apply order: creates and updates by dependency (then
 /// kind, then name), deletes after them in reverse kind order.
 fn order(mut changes: Vec<Change>) -> Vec<Change> {
@@ -204,4 +222,269 @@ fn order(mut changes: Vec<Change>) -> Vec<Change> {
     });
     out.extend(deletes);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use serde_json::{json, Value};
+
+    use super::*;
+    use crate::kinds::common::{OWNERSHIP_TAG, OWNERSHIP_VALUE};
+    use crate::kinds::managed_policy::diff::ManagedPolicyObserved;
+    use crate::kinds::role::diff::RoleObserved;
+    use crate::manifest::diag::Diagnostics;
+    use crate::manifest::{compile, parse_file, FileReader};
+    use crate::plan::Action;
+
+    struct NoFiles;
+    impl FileReader for NoFiles {
+        fn read(&self, _: &Path) -> std::io::Result<String> {
+            Err(std::io::ErrorKind::NotFound.into())
+        }
+    }
+
+    const ENV: &str = "apiVersion: mlspace-gitops/v1\nkind: Environment\nmetadata: {name: t}\nspec: {region: us-east-1, account: \"123456789012\"}\n";
+
+    fn desired(resources: &str) -> DesiredState {
+        loaded(resources).desired
+    }
+
+    fn loaded(resources: &str) -> crate::manifest::Loaded {
+        let file: Arc<Path> = Arc::from(Path::new("m.yaml"));
+        let mut docs = Vec::new();
+        let mut diags = Diagnostics::default();
+        parse_file(
+            &file,
+            &format!("{ENV}---\n{resources}"),
+            &mut docs,
+            &mut diags,
+        );
+        match compile(docs, diags, &NoFiles) {
+            Ok(l) => l,
+            Err(e) => panic!("{e}: {e:?}"),
+        }
+    }
+
+    fn policy(ignore: &str) -> DesiredState {
+        desired(&format!(
+            "apiVersion: mlspace-gitops/v1\nkind: ManagedPolicy\nmetadata: {{name: p, ignoreFields: [{ignore}]}}\nspec:\n  document: {{Version: \"2012-10-17\", Statement: [{{Effect: Deny, Action: \"sagemaker:CreateTrainingJob\", Resource: \"*\"}}]}}\n  tags: {{team: ml}}\n"
+        ))
+    }
+
+    fn owned(tags: &[(&str, &str)]) -> crate::kinds::common::Tags {
+        let mut t: crate::kinds::common::Tags = tags
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        t.insert(OWNERSHIP_TAG.into(), OWNERSHIP_VALUE.into());
+        t
+    }
+
+    /// What MLSpace leaves after re-versioning an instance-constraint policy.
+    fn reversioned() -> Value {
+        json!({"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "sagemaker:CreateTrainingJob", "Resource": "*", "Condition": {"ForAnyValue:StringNotLike": {"sagemaker:InstanceTypes": ["ml.t3.*"]}}}]})
+    }
+
+    fn observed_policy(tags: &[(&str, &str)]) -> Observed {
+        let mut o = Observed::default();
+        o.managed_policies.insert(
+            "p".into(),
+            ManagedPolicyObserved {
+                arn: "arn:aws:iam::123456789012:policy/p".into(),
+                path: "/".into(),
+                description: None,
+                document: reversioned(),
+                default_version: "v2".into(),
+                versions: vec!["v1".into(), "v2".into()],
+                tags: owned(tags),
+            },
+        );
+        o
+    }
+
+    fn run(desired: &DesiredState, observed: &Observed) -> crate::plan::Plan {
+        plan(&PlanInput {
+            desired,
+            observed,
+            removals: &[],
+            skip_kinds: &BTreeSet::new(),
+        })
+    }
+
+    #[test]
+    fn ignore_fields_reach_the_resolved_resource() {
+        let d = policy("document");
+        assert_eq!(d.resources[0].ignore_fields, ["document"]);
+        assert_eq!(
+            serde_json::to_value(&d.resources[0]).unwrap()["ignoreFields"],
+            json!(["document"])
+        );
+        // Not rendered when empty.
+        let d = policy("");
+        assert!(serde_json::to_value(&d.resources[0])
+            .unwrap()
+            .get("ignoreFields")
+            .is_none());
+    }
+
+    /// Regression: a policy MLSpace re-versions at runtime was planned as document drift
+    /// and re-versioned back on every reconcile.
+    #[test]
+    fn an_ignored_document_is_neither_drift_nor_a_step() {
+        let observed = observed_policy(&[("team", "ml")]);
+        let p = run(&policy("document"), &observed);
+        assert!(!p.has_changes(), "{p}");
+        assert_eq!(p.changes[0].action, Action::NoOp);
+
+        let p = run(&policy(""), &observed);
+        assert_eq!(p.changes[0].action, Action::Update);
+        assert_eq!(p.changes[0].fields[0].field, "spec.document");
+    }
+
+    #[test]
+    fn other_fields_still_converge_when_one_is_ignored() {
+        let p = run(&policy("document"), &observed_policy(&[("team", "data")]));
+        assert_eq!(p.changes[0].action, Action::Update);
+        let fields: Vec<&str> = p.changes[0]
+            .fields
+            .iter()
+            .map(|f| f.field.as_str())
+            .collect();
+        assert_eq!(fields, ["spec.tags.team"]);
+
+        let p = run(
+            &policy("document, tags"),
+            &observed_policy(&[
+                ("team", "data"),
+                ("extra", "x"),
+                ("aws:cloudformation:stack-name", "s"),
+            ]),
+        );
+        assert!(!p.has_changes(), "{p}");
+    }
+
+    #[test]
+    fn creation_uses_the_manifest_value_of_an_ignored_field() {
+        let p = run(&policy("document"), &Observed::default());
+        assert_eq!(p.changes[0].action, Action::Create);
+        let doc = &p.changes[0].fields[0];
+        assert_eq!(doc.field, "spec.document");
+        assert_eq!(
+            doc.new.as_ref().unwrap()["Statement"][0]["Action"],
+            "sagemaker:CreateTrainingJob"
+        );
+        assert!(doc.new.as_ref().unwrap()["Statement"][0]
+            .get("Condition")
+            .is_none());
+    }
+
+    #[test]
+    fn role_fields_left_to_aws() {
+        let role = |ignore: &str| {
+            desired(&format!(
+                "apiVersion: mlspace-gitops/v1\nkind: Role\nmetadata: {{name: r, ignoreFields: [{ignore}]}}\nspec:\n  assumeRolePolicy: {{Version: \"2012-10-17\", Statement: [{{Effect: Allow, Principal: {{Service: ec2.amazonaws.com}}, Action: \"sts:AssumeRole\"}}]}}\n  managedPolicies: [\"arn:aws:iam::aws:policy/ReadOnlyAccess\"]\n  inlinePolicies:\n    own: {{Version: \"2012-10-17\", Statement: [{{Effect: Allow, Action: \"s3:ListBucket\", Resource: \"*\"}}]}}\n  description: mine\n  maxSessionDuration: 7200\n  tags: {{team: ml}}\n"
+            ))
+        };
+        let mut observed = Observed::default();
+        observed.roles.insert(
+            "r".into(),
+            RoleObserved {
+                arn: "arn:aws:iam::123456789012:role/r".into(),
+                path: "/".into(),
+                assume_role_policy: json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "sagemaker.amazonaws.com"}, "Action": "sts:AssumeRole"}]}),
+                description: Some("theirs".into()),
+                max_session_duration: Some(3600),
+                inline_policies: BTreeMap::new(),
+                managed_policies: ["arn:aws:iam::aws:policy/PowerUserAccess".to_string()].into(),
+                permissions_boundary: None,
+                instance_profiles: BTreeSet::new(),
+                tags: owned(&[("team", "data")]),
+            },
+        );
+        let all = "assumeRolePolicy, managedPolicies, inlinePolicies, description, maxSessionDuration, tags";
+        let p = run(&role(all), &observed);
+        assert!(!p.has_changes(), "{p}");
+
+        let p = run(&role(""), &observed);
+        let fields: BTreeSet<&str> = p.changes[0]
+            .fields
+            .iter()
+            .map(|f| f.field.as_str())
+            .collect();
+        for f in [
+            "spec.assumeRolePolicy",
+            "spec.managedPolicies",
+            "spec.inlinePolicies.own",
+            "spec.description",
+            "spec.maxSessionDuration",
+            "spec.tags.team",
+        ] {
+            assert!(fields.contains(f), "{f} missing from {fields:?}");
+        }
+    }
+
+    #[test]
+    fn bucket_settings_left_to_aws() {
+        use crate::kinds::bucket::diff::{BucketObserved, Setting, Versioning};
+        let bucket = |ignore: &str| {
+            desired(&format!(
+                "apiVersion: mlspace-gitops/v1\nkind: Bucket\nmetadata: {{name: bkt, ignoreFields: [{ignore}]}}\nspec:\n  versioning: true\n  policy: {{Version: \"2012-10-17\", Statement: [{{Effect: Deny, Principal: \"*\", Action: \"s3:*\", Resource: \"arn:aws:s3:::bkt/*\", Condition: {{Bool: {{aws:SecureTransport: \"false\"}}}}}}]}}\n  tags: {{team: ml}}\n"
+            ))
+        };
+        let mut observed = Observed::default();
+        observed.buckets.insert(
+            "bkt".into(),
+            BucketObserved {
+                tags: owned(&[("team", "data")]),
+                versioning: Setting::Set(Versioning::Suspended),
+                policy: Setting::Unset,
+                ..BucketObserved::default()
+            },
+        );
+        let p = run(&bucket("versioning, policy, tags"), &observed);
+        assert!(!p.has_changes(), "{p}");
+        let p = run(&bucket("versioning, policy"), &observed);
+        let fields: Vec<&str> = p.changes[0]
+            .fields
+            .iter()
+            .map(|f| f.field.as_str())
+            .collect();
+        assert_eq!(fields, ["spec.tags.team"]);
+        let p = run(&bucket(""), &observed);
+        assert!(p.changes[0].fields.len() >= 3, "{p}");
+    }
+
+    #[test]
+    fn ecr_statements_for_an_ignored_document_are_warned_about() {
+        let ecr = "---\napiVersion: mlspace-gitops/v1\nkind: EcrAccess\nmetadata: {name: e}\nspec: {access: read, repositories: [r1], grantTo: [p]}\n";
+        let policy = |ignore: &str| {
+            format!(
+                "apiVersion: mlspace-gitops/v1\nkind: ManagedPolicy\nmetadata: {{name: p, ignoreFields: [{ignore}]}}\nspec:\n  document: {{Version: \"2012-10-17\", Statement: [{{Effect: Allow, Action: \"s3:ListBucket\", Resource: \"*\"}}]}}\n{ecr}"
+            )
+        };
+        let warned = loaded(&policy("document")).warnings.to_string();
+        assert!(
+            warned.contains("spec.grantTo[0]: ManagedPolicy `p` ignores its document"),
+            "{warned}"
+        );
+        let warned = loaded(&policy("tags")).warnings.to_string();
+        assert!(!warned.contains("ignores its document"), "{warned}");
+    }
+
+    #[test]
+    fn every_ignorable_field_is_a_spec_field() {
+        let schema = crate::schema::manifest_schema();
+        for kind in crate::kinds::Kind::ALL {
+            for f in crate::kinds::ignorable_fields(kind) {
+                let def = format!("{kind}Spec");
+                assert!(
+                    schema["definitions"][&def]["properties"].get(*f).is_some(),
+                    "{kind}: `{f}` is not a field of {def}"
+                );
+            }
+        }
+    }
 }

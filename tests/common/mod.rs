@@ -64,13 +64,20 @@ impl Moto {
     /// Clients for this server (the same construction the CLI uses).
     pub async fn aws(&self) -> AwsContext {
         let creds = aws_sdk_iam::config::Credentials::new("testing", "testing", None, None, "test");
-        let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        AwsContext::from_sdk_config(&self.sdk_config(creds).await)
+    }
+
+    /// SDK config for this server with the given credentials.
+    async fn sdk_config(
+        &self,
+        creds: aws_sdk_iam::config::Credentials,
+    ) -> aws_config::SdkConfig {
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
             .region(aws_config::Region::new("us-east-1"))
             .endpoint_url(&self.endpoint)
             .credentials_provider(creds)
             .load()
-            .await;
-        AwsContext::from_sdk_config(&conf)
+            .await
     }
 
     /// IAM in another moto account, reached by assuming a role there (moto maps the
@@ -94,13 +101,7 @@ impl Moto {
             None,
             "assumed",
         );
-        let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new("us-east-1"))
-            .endpoint_url(&self.endpoint)
-            .credentials_provider(creds)
-            .load()
-            .await;
-        aws_sdk_iam::Client::new(&conf)
+        aws_sdk_iam::Client::new(&self.sdk_config(creds).await)
     }
 
     /// Number of requests moto has logged so far (one line per request).

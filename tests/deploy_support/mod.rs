@@ -128,6 +128,7 @@ pub fn exported_metrics() -> BTreeMap<String, BTreeSet<String>> {
         &m.build_info,
         &m.validation_errors,
         &m.leader,
+        &m.prune_refused_total,
     ];
     let mut out = BTreeMap::new();
     for c in collectors {
@@ -179,6 +180,10 @@ fn known_values(metric: &str, label: &str) -> Option<Vec<String>> {
         (names::RESOURCES, "state") => ResourceState::ALL
             .iter()
             .map(|s| s.as_str().into())
+            .collect(),
+        (names::PRUNE_REFUSED_TOTAL, "reason") => metrics::PRUNE_REFUSED_REASONS
+            .iter()
+            .map(|r| r.to_string())
             .collect(),
         (_, "kind") => Kind::ALL.iter().map(|k| k.as_str().into()).collect(),
         (names::CHANGES_APPLIED_TOTAL, "action") => {

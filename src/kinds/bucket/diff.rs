@@ -309,6 +309,34 @@ impl KindPlan for Bucket {
     type Observed = BucketObserved;
     type Op = Op;
 
+    // Every optional setting left out is unmanaged, so ignoring one is leaving it out.
+    const IGNORABLE_FIELDS: &'static [&'static str] = &[
+        "encryption",
+        "versioning",
+        "publicAccessBlock",
+        "logging",
+        "policy",
+        "cors",
+        "lifecycleRules",
+        "ownership",
+        "tags",
+    ];
+
+    fn keep_observed(spec: &mut BucketSpec, o: &BucketObserved, field: &str) {
+        match field {
+            "encryption" => spec.encryption = None,
+            "versioning" => spec.versioning = None,
+            "publicAccessBlock" => spec.public_access_block = None,
+            "logging" => spec.logging = None,
+            "policy" => spec.policy = None,
+            "cors" => spec.cors = None,
+            "lifecycleRules" => spec.lifecycle_rules = None,
+            "ownership" => spec.ownership = None,
+            "tags" => spec.tags = o.tags.clone(),
+            _ => {}
+        }
+    }
+
     fn spec(s: &ResourceSpec) -> Option<&BucketSpec> {
         match s {
             ResourceSpec::Bucket(x) => Some(x),

@@ -179,6 +179,17 @@ impl KindPlan for ManagedPolicy {
     type Observed = ManagedPolicyObserved;
     type Op = Op;
 
+    const IGNORABLE_FIELDS: &'static [&'static str] = &["document", "description", "tags"];
+
+    fn keep_observed(spec: &mut ManagedPolicySpec, o: &ManagedPolicyObserved, field: &str) {
+        match field {
+            "document" => spec.document = Some(o.document.clone()),
+            "description" => spec.description = o.description.clone(),
+            "tags" => spec.tags = crate::kinds::common::settable_tags(&o.tags),
+            _ => {}
+        }
+    }
+
     fn spec(s: &ResourceSpec) -> Option<&ManagedPolicySpec> {
         match s {
             ResourceSpec::ManagedPolicy(x) => Some(x),

@@ -146,6 +146,31 @@ impl KindPlan for Role {
     type Observed = RoleObserved;
     type Op = Op;
 
+    const IGNORABLE_FIELDS: &'static [&'static str] = &[
+        "assumeRolePolicy",
+        "managedPolicies",
+        "inlinePolicies",
+        "permissionsBoundary",
+        "description",
+        "maxSessionDuration",
+        "tags",
+    ];
+
+    fn keep_observed(spec: &mut RoleSpec, o: &RoleObserved, field: &str) {
+        match field {
+            "assumeRolePolicy" => spec.assume_role_policy = Some(o.assume_role_policy.clone()),
+            "managedPolicies" => {
+                spec.managed_policies = o.managed_policies.iter().cloned().collect()
+            }
+            "inlinePolicies" => spec.inline_policies = o.inline_policies.clone(),
+            "permissionsBoundary" => spec.permissions_boundary = o.permissions_boundary.clone(),
+            "description" => spec.description = o.description.clone(),
+            "maxSessionDuration" => spec.max_session_duration = o.max_session_duration,
+            "tags" => spec.tags = crate::kinds::common::settable_tags(&o.tags),
+            _ => {}
+        }
+    }
+
     fn spec(s: &ResourceSpec) -> Option<&RoleSpec> {
         match s {
             ResourceSpec::Role(x) => Some(x),

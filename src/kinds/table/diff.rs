@@ -198,6 +198,26 @@ impl KindPlan for Table {
     type Observed = TableObserved;
     type Op = Op;
 
+    // Optional settings left out are unmanaged, so ignoring one is leaving it out.
+    const IGNORABLE_FIELDS: &'static [&'static str] = &[
+        "pointInTimeRecovery",
+        "ttl",
+        "deletionProtection",
+        "streams",
+        "tags",
+    ];
+
+    fn keep_observed(spec: &mut TableSpec, o: &TableObserved, field: &str) {
+        match field {
+            "pointInTimeRecovery" => spec.point_in_time_recovery = None,
+            "ttl" => spec.ttl = None,
+            "deletionProtection" => spec.deletion_protection = None,
+            "streams" => spec.streams = None,
+            "tags" => spec.tags = crate::kinds::common::settable_tags(&o.tags),
+            _ => {}
+        }
+    }
+
     fn spec(s: &ResourceSpec) -> Option<&TableSpec> {
         match s {
             ResourceSpec::Table(x) => Some(x),
