@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Scale figures for a large account (docs/benchmarks.md, issue 7): a fresh moto server holding
+# UNMANAGED roles and UNMANAGED customer managed policies made outside mlspace-gitops (default
+# 4,500 each), beside a manifest set of MANAGED roles and MANAGED policies (default 500 each)
+# that mlspace-gitops creates: 5,000 roles and 5,000 policies in the account, 1,000 managed.
+# Prints validate, create, no-op plans (time, requests, peak RSS).
+#   UNMANAGED=4500 MANAGED=500 scripts/bench-account.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+unmanaged=${UNMANAGED:-4500}
+managed=${MANAGED:-500}
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+cargo build --release --quiet
+bin=${CARGO_TARGET_DIR:-$PWD/target}/release/mlspace-gitops
+venv=${MLSPACE_GITOPS_VENV:-$PWD/.venv}
+log=$work/moto.log
+endpoint=$(MOTO_PID_FILE="$work/moto.pid" scripts/moto.sh start "$log"); pids+=("$(cat "$work/moto.pid")")
+export AWS_ENDPOINT_URL=$endpoint AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
+requests() { grep -c 'HTTP/1.1"' "$log" || true; }
+
+s0=$(date +%s.%N)
+"$venv/bin/python" - "$unmanaged" <<'PY'
+# The rest of the account, made the way other tools and the MLSpace app make it: untagged
+# by mlspace-gitops, some roles with an attached policy and an inline policy.
+import json, sys, boto3
+from botocore.config import Config
+n = int(sys.argv[1])
+# One client, one thread: moto's IAM backend answers 500 to concurrent writers.
+iam = boto3.client("iam", config=Config(retries={"max_attempts": 10, "mode": "standard"}))
+trust = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "sagemaker.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
+def make(i):
+    doc = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::other-{i % 13}/{i}/*"}]})
+    p = iam.create_policy(PolicyName=f"other-policy-{i:05d}", PolicyDocument=doc)["Policy"]["Arn"]
+    iam.create_role(RoleName=f"other-role-{i:05d}", AssumeRolePolicyDocument=trust, Tags=[{"Key": "team", "Value": f"t{i % 17}"}])
+    iam.attach_role_policy(RoleName=f"other-role-{i:05d}", PolicyArn=p)
+    if i % 3 == 0:
+        iam.put_role_policy(RoleName=f"other-role-{i:05d}", PolicyName="inline", PolicyDocument=doc)
+for i in range(n):
+    make(i)
+PY
+s1=$(date +%s.%N)
+echo "seeded $unmanaged unmanaged roles and policies in $(echo "$s1 - $s0" | bc) s"
+
+mkdir -p "$work/m"
+python3 - "$work/m/resources.yaml" "$managed" <<'PY'
+import sys
+path, n = sys.argv[1], int(sys.argv[2])
+docs = ['apiVersion: mlspace-gitops/v1\nkind: Environment\nmetadata: {name: scale}\nspec: {region: us-east-1, account: "123456789012", tags: {system: MLSpace}}\n']
+for i in range(n):
+    docs.append(f'apiVersion: mlspace-gitops/v1\nkind: ManagedPolicy\nmetadata: {{name: mlspace-scale-policy-{i:04d}}}\nspec:\n  document: {{Version: "2012-10-17", Statement: [{{Effect: Allow, Action: ["s3:GetObject"], Resource: "arn:aws:s3:::mlspace-{i % 7}/{i:04d}/*"}}]}}\n')
+for i in range(n):
+    docs.append(f'apiVersion: mlspace-gitops/v1\nkind: Role\nmetadata: {{name: mlspace-scale-role-{i:04d}}}\nspec:\n  managedPolicies: [mlspace-scale-policy-{i:04d}]\n  assumeRolePolicy: {{Version: "2012-10-17", Statement: [{{Effect: Allow, Principal: {{Service: ec2.amazonaws.com}}, Action: "sts:AssumeRole"}}]}}\n')
+open(path, "w").write("---\n".join(docs))
+PY
+state=$work/state
+s0=$(date +%s.%N)
+/usr/bin/time -f "%M" -o "$work/rss" "$bin" validate -m "$work/m" >/dev/null
+s1=$(date +%s.%N)
+echo "validate $((managed * 2)) resources: $(echo "$s1 - $s0" | bc) s, peak RSS $(cat "$work/rss") KB"
+b=$(requests); s0=$(date +%s.%N)
+/usr/bin/time -f "%M" -o "$work/rss" "$bin" apply -m "$work/m" --state-dir "$state" --auto-approve --concurrency 16 >/dev/null
+s1=$(date +%s.%N)
+echo "create $((managed * 2)) managed: $(echo "$s1 - $s0" | bc) s, $(( $(requests) - b )) requests, peak RSS $(cat "$work/rss") KB"
+for i in 1 2 3; do
+  b=$(requests); s0=$(date +%s.%N)
+  /usr/bin/time -f "%M" -o "$work/rss" "$bin" plan -m "$work/m" --state-dir "$state" --detailed-exitcode --stats >/dev/null 2>"$work/stats"
+  s1=$(date +%s.%N)
+  echo "no-op plan: $(echo "$s1 - $s0" | bc) s, $(( $(requests) - b )) requests, peak RSS $(cat "$work/rss") KB"
+done
+sed 's/^/  /' "$work/stats"
+# Where a no-op plan's time goes: the one account-wide read, and one tag read per policy.
+"$venv/bin/python" - "$managed" <<'PY'
+import sys, time, boto3
+n = int(sys.argv[1])
+iam = boto3.client("iam")
+t = time.time()
+out = iam.get_account_authorization_details(Filter=["Role", "LocalManagedPolicy"], MaxItems=1000)
+print(f"  moto GetAccountAuthorizationDetails alone: {time.time() - t:.2f} s ({len(out['RoleDetailList'])} roles, {len(out['Policies'])} policies)")
+t = time.time()
+for i in range(n):
+    iam.list_policy_tags(PolicyArn=f"arn:aws:iam::123456789012:policy/mlspace-scale-policy-{i:04d}")
+print(f"  moto ListPolicyTags x{n}, one at a time: {time.time() - t:.2f} s")
+PY
