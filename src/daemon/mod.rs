@@ -379,10 +379,13 @@ impl Controller {
             .reconcile_total
             .with_label_values(&["invalid"])
             .inc();
-        s.last_error = Some(format!(
-            "revision {commit} was not applied: its commit signature is not verified: {}; still applying {still}",
-            crate::aws::DisplayChain(why)
-        ));
+        let why = crate::aws::DisplayChain(why);
+        s.last_error = Some(if commit == still {
+            // Its key was removed from the file after it was applied.
+            format!("revision {commit}, in force, no longer verifies: {why}; it stays applied until a verified commit arrives")
+        } else {
+            format!("revision {commit} was not applied: its commit signature is not verified: {why}; still applying {still}")
+        });
         s.last_rejected_revision = Some(commit.clone());
         // Keeps last_error from being cleared by reconciles of the last good revision.
         s.last_attempted_revision = Some(commit.clone());

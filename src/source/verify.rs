@@ -293,8 +293,8 @@ impl AllowedSigners {
     }
 }
 
-/// Verify the commit `oid` of `repo` against the allowed-signers file `path`, re-read now so
-/// that a rotated key takes effect at the next sync.
+/// Verify `commit` of `repo` against the allowed-signers file `path`, read now so that a
+/// rotated key takes effect at the next sync.
 pub(crate) fn verify_commit(
     repo: &git2::Repository,
     commit: &git2::Commit<'_>,
