@@ -15,6 +15,17 @@ if ! command -v promtool >/dev/null 2>&1; then
     echo "promtool not found (apt-get install prometheus); its test is skipped outside CI" >&2
   fi
 fi
+# git and ssh-keygen sign commits for tests/verify_commits.rs (which fails without them under
+# CI); Debian ships them in git and openssh-client.
+if ! { command -v git && command -v ssh-keygen; } >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    echo "installing git and ssh-keygen (Debian packages git, openssh-client)" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends git openssh-client >/dev/null
+  else
+    echo "git or ssh-keygen not found; tests/verify_commits.rs is skipped outside CI" >&2
+  fi
+fi
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace

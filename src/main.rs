@@ -246,6 +246,14 @@ struct RunArgs {
     /// and another takes over within this time after it dies.
     #[arg(long, env = "MLSPACE_GITOPS_LEASE_TTL", default_value = "30s", value_parser = humantime::parse_duration)]
     lease_ttl: std::time::Duration,
+    /// Apply a git revision only when its head commit is SSH-signed (git's gpg.format=ssh)
+    /// by a key of --allowed-signers; other revisions are refused and reported.
+    #[arg(long, env = "MLSPACE_GITOPS_VERIFY_COMMITS")]
+    verify_commits: bool,
+    /// Allowed-signers file for --verify-commits (git's gpg.ssh.allowedSignersFile format),
+    /// re-read at every poll.
+    #[arg(long, env = "MLSPACE_GITOPS_ALLOWED_SIGNERS")]
+    allowed_signers: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -845,6 +853,17 @@ async fn import_cmd(
 }
 
 async fn run_daemon(a: RunArgs) -> anyhow::Result<ExitCode> {
+    // Checked here rather than with clap's `requires`, which would also fire for
+    // MLSPACE_GITOPS_VERIFY_COMMITS=false. Half a configuration is refused: it would
+    // otherwise look like verification while verifying nothing.
+    let allowed_signers = match (a.verify_commits, a.allowed_signers) {
+        (true, Some(f)) => Some(f),
+        (false, None) => None,
+        (true, None) => anyhow::bail!("--verify-commits needs --allowed-signers FILE"),
+        (false, Some(_)) => {
+            anyhow::bail!("--allowed-signers is set but --verify-commits is not; set both")
+        }
+    };
     let webhook_secret = match &a.webhook_secret_file {
         Some(f) => Some(
             Secret::from_file(f)
@@ -900,6 +919,7 @@ async fn run_daemon(a: RunArgs) -> anyhow::Result<ExitCode> {
             allow_mass: a.allow_mass_prune,
         },
         lease_ttl: a.lease_ttl,
+        allowed_signers,
         holder: format!(
             "{}-{}-{:08x}",
             std::fs::read_to_string("/proc/sys/kernel/hostname")

@@ -93,6 +93,10 @@ pub struct Status {
     pub last_attempted_revision: Option<String>,
     /// The last revision that reconciled successfully.
     pub last_applied_revision: Option<String>,
+    /// The newest revision refused because its head commit failed signature verification
+    /// (`run --verify-commits`); `last_error` says why. `null` when none was refused.
+    #[serde(default)]
+    pub last_rejected_revision: Option<String>,
     /// Validation errors (all lines) or the reconcile error of the last attempt.
     pub last_error: Option<String>,
     /// Epoch seconds of the end of the last reconcile.

@@ -48,6 +48,48 @@ impl Repo {
 
     /// Write files (relative path → content) and commit them; returns the commit id.
     fn commit(&self, files: &[(&str, &str)], message: &str) -> String {
+        let (tree, parents) = self.stage(files);
+        let parent_refs: Vec<&git2::Commit> = parents.iter().collect();
+        let sig = git2::Signature::now("Test Author", "author@example.com").unwrap();
+        self.repo
+            .commit(Some("HEAD"), &sig, &sig, message, &tree, &parent_refs)
+            .unwrap()
+            .to_string()
+    }
+
+    /// Like [`Repo::commit`], with an SSH signature by `key` as `git commit -S` makes it
+    /// with `gpg.format = ssh`.
+    fn commit_signed(
+        &self,
+        files: &[(&str, &str)],
+        message: &str,
+        key: &ssh_key::PrivateKey,
+    ) -> String {
+        let (tree, parents) = self.stage(files);
+        let parent_refs: Vec<&git2::Commit> = parents.iter().collect();
+        let sig = git2::Signature::now("Test Author", "author@example.com").unwrap();
+        let buf = self
+            .repo
+            .commit_create_buffer(&sig, &sig, message, &tree, &parent_refs)
+            .unwrap();
+        let content = buf.as_str().unwrap();
+        let armor = key
+            .sign("git", ssh_key::HashAlg::Sha512, content.as_bytes())
+            .unwrap()
+            .to_pem(ssh_key::LineEnding::LF)
+            .unwrap();
+        let oid = self
+            .repo
+            .commit_signed(content, armor.trim_end(), None)
+            .unwrap();
+        self.repo
+            .reference("refs/heads/main", oid, true, "signed commit")
+            .unwrap();
+        oid.to_string()
+    }
+
+    /// Write files and stage everything; the tree and the current head (if any).
+    fn stage(&self, files: &[(&str, &str)]) -> (git2::Tree<'_>, Vec<git2::Commit<'_>>) {
         for (p, content) in files {
             let path = self.dir.path().join(p);
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -59,7 +101,6 @@ impl Repo {
             .unwrap();
         index.write().unwrap();
         let tree = self.repo.find_tree(index.write_tree().unwrap()).unwrap();
-        let sig = git2::Signature::now("Test Author", "author@example.com").unwrap();
         let parents: Vec<git2::Commit> = self
             .repo
             .head()
@@ -67,11 +108,7 @@ impl Repo {
             .and_then(|h| h.peel_to_commit().ok())
             .into_iter()
             .collect();
-        let parent_refs: Vec<&git2::Commit> = parents.iter().collect();
-        self.repo
-            .commit(Some("HEAD"), &sig, &sig, message, &tree, &parent_refs)
-            .unwrap()
-            .to_string()
+        (tree, parents)
     }
 }
 
@@ -765,4 +802,188 @@ fn one_daemon_reconciles_a_directory_of_environments_in_two_accounts() {
         tag(rt.block_on(moto.iam_in_account("111111111111"))).as_deref() == Some("green")
     });
     assert!(d.terminate().success());
+}
+
+/// An ed25519 key made for the test, and its allowed-signers line for the test committer.
+fn signing_key() -> (ssh_key::PrivateKey, String) {
+    let key =
+        ssh_key::PrivateKey::from(ssh_key::private::Ed25519Keypair::from_seed(&rand::random()));
+    let line = format!(
+        "author@example.com namespaces=\"git\" {}\n",
+        key.public_key().to_openssh().unwrap()
+    );
+    (key, line)
+}
+
+#[test]
+fn verify_commits_applies_only_revisions_signed_by_an_allowed_key() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let moto = Moto::start();
+    let repo = Repo::new();
+    let (alice, alice_line) = signing_key();
+    let (mallory, mallory_line) = signing_key();
+    let signers_dir = tempfile::tempdir().unwrap();
+    let signers = signers_dir.path().join("allowed_signers");
+    std::fs::write(&signers, format!("# deployers\n{alice_line}")).unwrap();
+
+    let first = repo.commit_signed(
+        &[
+            ("manifests/env.yaml", environment()),
+            ("manifests/iam.yaml", &role("blue")),
+        ],
+        "first, signed",
+        &alice,
+    );
+    let d = Daemon::start(
+        &moto,
+        &repo.url(),
+        &[
+            "--verify-commits",
+            "--allowed-signers",
+            signers.to_str().unwrap(),
+        ],
+    );
+    d.wait_until(
+        "the signed revision in AWS",
+        Duration::from_secs(60),
+        || role_tag(&rt, &moto, "team").as_deref() == Some("blue"),
+    );
+    d.wait_until("status shows it applied", Duration::from_secs(20), || {
+        d.status()["last_applied_revision"] == first.as_str()
+    });
+    let failures = |reason: &str| {
+        d.metric(
+            "mlspace_gitops_commit_verification_failures_total",
+            &[("reason", reason)],
+        )
+    };
+    assert_eq!(failures("unsigned"), 0.0);
+
+    // Unsigned, then signed by a key not in the file: refused, reported, AWS unchanged.
+    let invalid_before = d.metric("mlspace_gitops_reconcile_total", &[("result", "invalid")]);
+    for (signer, reason, why) in [
+        (None, "unsigned", "not signed"),
+        (
+            Some(&mallory),
+            "unknown_key",
+            "is not in the allowed signers file",
+        ),
+    ] {
+        // Made one at a time: the daemon must see each as the branch head.
+        let files = [("manifests/iam.yaml", role("red"))];
+        let files: Vec<(&str, &str)> = files.iter().map(|(p, c)| (*p, c.as_str())).collect();
+        let rev = match signer {
+            None => repo.commit(&files, "unsigned"),
+            Some(key) => repo.commit_signed(&files, "stranger", key),
+        };
+        d.wait_until(
+            &format!("{reason} reported"),
+            Duration::from_secs(20),
+            || {
+                let s = d.status();
+                s["last_rejected_revision"] == rev.as_str()
+                    && s["last_error"].as_str().is_some_and(|e| e.contains(why))
+            },
+        );
+        let s = d.status();
+        assert_eq!(s["last_applied_revision"], first.as_str(), "{s:#}");
+        assert_eq!(s["source_revision"], rev.as_str(), "{s:#}");
+        assert!(s["last_error"].as_str().unwrap().contains(&rev), "{s:#}");
+        // Counted once, however many polls see it.
+        std::thread::sleep(Duration::from_secs(3));
+        assert_eq!(failures(reason), 1.0, "{reason}");
+        assert_eq!(
+            d.status()["last_rejected_revision"],
+            rev.as_str(),
+            "a resync cleared the refusal"
+        );
+        assert!(d.status()["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains(why)));
+        assert_eq!(role_tag(&rt, &moto, "team").as_deref(), Some("blue"));
+    }
+    assert_eq!(
+        d.metric("mlspace_gitops_reconcile_total", &[("result", "invalid")]),
+        invalid_before + 2.0
+    );
+    assert!(
+        d.log().contains("commit signature not verified"),
+        "{}",
+        d.log()
+    );
+
+    // The file is re-read: allowing the second key makes its (unchanged) head apply.
+    let stranger = d.status()["source_revision"].as_str().unwrap().to_string();
+    std::fs::write(&signers, format!("{alice_line}{mallory_line}")).unwrap();
+    d.wait_until(
+        "the newly allowed key's revision in AWS",
+        Duration::from_secs(30),
+        || role_tag(&rt, &moto, "team").as_deref() == Some("red"),
+    );
+    d.wait_until("status shows it applied", Duration::from_secs(20), || {
+        d.status()["last_applied_revision"] == stranger.as_str()
+    });
+
+    // The next good signed commit applies and clears the error.
+    let next = repo.commit_signed(&[("manifests/iam.yaml", &role("green"))], "green", &alice);
+    d.wait_until(
+        "the next signed revision in AWS",
+        Duration::from_secs(30),
+        || role_tag(&rt, &moto, "team").as_deref() == Some("green"),
+    );
+    d.wait_until("status shows it, no error", Duration::from_secs(20), || {
+        let s = d.status();
+        s["last_applied_revision"] == next.as_str() && s["last_error"].is_null()
+    });
+    let status = d.terminate();
+    assert!(status.success(), "exit status {status:?}");
+}
+
+#[test]
+fn verify_commits_needs_a_git_source_and_an_allowed_signers_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let signers = dir.path().join("allowed_signers");
+    let (_, line) = signing_key();
+    std::fs::write(&signers, &line).unwrap();
+    let bad = dir.path().join("bad_signers");
+    std::fs::write(&bad, format!("{line}oops ssh-ed25519 notakey\n")).unwrap();
+    let manifests = dir.path().join("manifests");
+    std::fs::create_dir_all(&manifests).unwrap();
+    let repo = Repo::new();
+    let run = |source: &str, args: &[&str]| {
+        let o = Command::new(env!("CARGO_BIN_EXE_mlspace-gitops"))
+            .args(["run", "--source", source, "--listen", "127.0.0.1:0"])
+            .arg("--state-dir")
+            .arg(dir.path().join("state"))
+            .args(args)
+            .env_remove("MLSPACE_GITOPS_VERIFY_COMMITS")
+            .env_remove("MLSPACE_GITOPS_ALLOWED_SIGNERS")
+            .output()
+            .unwrap();
+        assert!(!o.status.success(), "{args:?} started");
+        String::from_utf8_lossy(&o.stderr).to_string()
+    };
+    let signers = signers.to_str().unwrap();
+    let local = manifests.to_str().unwrap();
+    let err = run(local, &["--verify-commits", "--allowed-signers", signers]);
+    assert!(err.contains("only be verified for a git source"), "{err}");
+    let err = run(&repo.url(), &["--verify-commits"]);
+    assert!(
+        err.contains("--verify-commits needs --allowed-signers"),
+        "{err}"
+    );
+    let err = run(&repo.url(), &["--allowed-signers", signers]);
+    assert!(err.contains("--verify-commits is not"), "{err}");
+    let err = run(
+        &repo.url(),
+        &[
+            "--verify-commits",
+            "--allowed-signers",
+            bad.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        err.contains("bad_signers:2: cannot parse the public key"),
+        "{err}"
+    );
 }

@@ -236,6 +236,7 @@ async fn status_serves_json_with_stable_fields() {
             "last_fetch_error",
             "last_attempted_revision",
             "last_applied_revision",
+            "last_rejected_revision",
             "last_error",
             "last_reconcile_at",
             "reconciles",

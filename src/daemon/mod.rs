@@ -3,14 +3,16 @@
 //! one reconcile runs at a time, and failed resources are requeued with capped
 //! exponential backoff by a separate error policy ([`Backoff`]).
 //!
-//! A revision that fails validation is never applied: the last good revision stays in force
-//! and the error is reported until a new revision arrives.
+//! A revision that fails validation, or whose head commit fails signature verification
+//! (`--verify-commits`), is never applied: the last good revision stays in force and the
+//! error is reported until a new revision arrives.
 
 mod backoff;
 mod reconcile;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -25,7 +27,7 @@ use crate::manifest::{self, DesiredState, ManifestError};
 use crate::metrics::Metrics;
 use crate::plan::ResourceId;
 use crate::secret::Secret;
-use crate::source::{Revision, Source, SourceConfig};
+use crate::source::{Revision, Source, SourceConfig, SourceError, VerifyError};
 use crate::status::{Readiness, SharedStatus, Status};
 
 /// Whether drift is repaired or only reported.
@@ -81,6 +83,9 @@ pub struct DaemonConfig {
     pub lease_ttl: Duration,
     /// This replica's identity in leases (unique: host, pid, random suffix).
     pub holder: String,
+    /// Allowed-signers file: when set, only revisions whose head commit is SSH-signed by a
+    /// key in it are applied (git sources only).
+    pub allowed_signers: Option<PathBuf>,
 }
 
 /// Errors that stop the daemon from starting (afterwards it reports and retries instead).
@@ -147,6 +152,9 @@ struct Controller {
     good: Option<Good>,
     /// Revision id last loaded (valid or not): a failed one is retried only when it changes.
     last_seen: Option<String>,
+    /// Revision id last refused for its signature: reported once, not at every poll. Never
+    /// in `last_seen`, so it loads as soon as it verifies (a key added to the file).
+    rejected: Option<String>,
     /// Per Environment, by name.
     envs: BTreeMap<String, EnvCtl>,
     /// Leases of Environments that left the manifests, to give back.
@@ -168,6 +176,9 @@ pub async fn run(
 ) -> Result<(), DaemonError> {
     let metrics = crate::metrics::register(&registry)?;
     let mut source = Source::new(cfg.source.clone())?;
+    if let Some(file) = &cfg.allowed_signers {
+        source.verify_commits(file.clone())?;
+    }
     let status: SharedStatus = Arc::new(RwLock::new(Status {
         source: source.display_location(),
         mode: cfg.mode.as_str().into(),
@@ -215,6 +226,7 @@ pub async fn run(
         readiness,
         good: None,
         last_seen: None,
+        rejected: None,
         envs: BTreeMap::new(),
         retired: Vec::new(),
         stop: stop.clone(),
@@ -296,6 +308,10 @@ impl Controller {
     async fn fetch(&mut self, source: &mut Source) -> bool {
         let rev = match source.sync().await {
             Ok(r) => r,
+            Err(SourceError::Unverified { commit, source }) => {
+                self.reject(commit, &source);
+                return false;
+            }
             Err(e) => {
                 let msg = crate::aws::DisplayChain(&e).to_string();
                 tracing::warn!(error = %msg, "source unreachable; will retry");
@@ -330,6 +346,50 @@ impl Controller {
         }
         self.last_seen = Some(rev.id.clone());
         self.load(rev)
+    }
+
+    /// The source is at `commit`, whose signature failed verification: report it (once per
+    /// commit) and keep the last good revision.
+    fn reject(&mut self, commit: String, why: &VerifyError) {
+        self.readiness.source_reached();
+        let new = self.rejected.as_deref() != Some(commit.as_str());
+        self.metrics
+            .source_fetch_total
+            .with_label_values(&[if new { "success" } else { "unchanged" }])
+            .inc();
+        self.metrics.set_revision(&commit);
+        let mut s = self.status.write().unwrap();
+        s.last_fetch_at = Some(epoch_secs());
+        s.last_fetch_error = None;
+        s.source_revision = Some(commit.clone());
+        if !new {
+            return;
+        }
+        let still = self
+            .good
+            .as_ref()
+            .map(|g| g.revision.id.as_str())
+            .unwrap_or("nothing");
+        tracing::error!(revision = %commit, reason = why.reason(), error = %crate::aws::DisplayChain(why), still_applying = still, "revision refused: commit signature not verified");
+        self.metrics
+            .commit_verification_failures_total
+            .with_label_values(&[why.reason()])
+            .inc();
+        self.metrics
+            .reconcile_total
+            .with_label_values(&["invalid"])
+            .inc();
+        let why = crate::aws::DisplayChain(why);
+        s.last_error = Some(if commit == still {
+            // Its key was removed from the file after it was applied.
+            format!("revision {commit}, in force, no longer verifies: {why}; it stays applied until a verified commit arrives")
+        } else {
+            format!("revision {commit} was not applied: its commit signature is not verified: {why}; still applying {still}")
+        });
+        s.last_rejected_revision = Some(commit.clone());
+        // Keeps last_error from being cleared by reconciles of the last good revision.
+        s.last_attempted_revision = Some(commit.clone());
+        self.rejected = Some(commit);
     }
 
     /// Validate a revision; keep it when valid, report it when not.

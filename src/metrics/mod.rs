@@ -53,9 +53,14 @@ pub mod names {
     /// Reconciles whose prune was refused, by `environment` and `reason` (mass_deletion:
     /// the revision would delete too much at once; inventory: the inventory was unreadable).
     pub const PRUNE_REFUSED_TOTAL: &str = "mlspace_gitops_prune_refused_total";
+    /// Source revisions refused because their head commit failed signature verification
+    /// (`run --verify-commits`), by `reason` (see [`super::COMMIT_VERIFICATION_REASONS`]).
+    /// Counted once per refused revision.
+    pub const COMMIT_VERIFICATION_FAILURES_TOTAL: &str =
+        "mlspace_gitops_commit_verification_failures_total";
 
     /// Every name above.
-    pub const ALL: [&str; 14] = [
+    pub const ALL: [&str; 15] = [
         RECONCILE_TOTAL,
         RECONCILE_DURATION_SECONDS,
         RESOURCES,
@@ -70,6 +75,7 @@ pub mod names {
         VALIDATION_ERRORS,
         LEADER,
         PRUNE_REFUSED_TOTAL,
+        COMMIT_VERIFICATION_FAILURES_TOTAL,
     ];
 }
 
@@ -159,6 +165,9 @@ pub fn prune_refused_reason(why: &PruneRefused) -> &'static str {
     }
 }
 
+/// Every `reason` label value of [`names::COMMIT_VERIFICATION_FAILURES_TOTAL`].
+pub const COMMIT_VERIFICATION_REASONS: [&str; 8] = crate::source::VERIFY_REASONS;
+
 /// The daemon's metrics. Fields are public for direct use; the helpers cover the cases
 /// that need more than one call or bookkeeping.
 pub struct Metrics {
@@ -190,6 +199,8 @@ pub struct Metrics {
     pub leader: IntGaugeVec,
     /// See [`names::PRUNE_REFUSED_TOTAL`]; prefer [`Metrics::record_prune`].
     pub prune_refused_total: IntCounterVec,
+    /// See [`names::COMMIT_VERIFICATION_FAILURES_TOTAL`].
+    pub commit_verification_failures_total: IntCounterVec,
     /// Serializes the read-modify-write helpers so concurrent callers cannot leave, say,
     /// two revisions at 1.
     label_sets: Mutex<()>,
@@ -316,6 +327,15 @@ pub fn register(reg: &Registry) -> Result<Arc<Metrics>, MetricsError> {
                 &["environment", "reason"],
             )
         })?,
+        commit_verification_failures_total: add(reg, COMMIT_VERIFICATION_FAILURES_TOTAL, || {
+            IntCounterVec::new(
+                Opts::new(
+                    COMMIT_VERIFICATION_FAILURES_TOTAL,
+                    "Source revisions refused because their head commit failed signature verification.",
+                ),
+                &["reason"],
+            )
+        })?,
         label_sets: Mutex::new(()),
     };
     m.build_info
@@ -327,6 +347,9 @@ pub fn register(reg: &Registry) -> Result<Arc<Metrics>, MetricsError> {
     }
     for r in FetchResult::ALL {
         m.source_fetch_total.with_label_values(&[r.as_str()]);
+    }
+    for r in COMMIT_VERIFICATION_REASONS {
+        m.commit_verification_failures_total.with_label_values(&[r]);
     }
     Ok(Arc::new(m))
 }

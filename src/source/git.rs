@@ -54,6 +54,8 @@ pub(crate) struct GitSource {
     secrets: Vec<Secret>,
     /// Checkout directory returned by the last successful sync.
     current: Option<PathBuf>,
+    /// Allowed-signers file the head commit must be verified against, if any.
+    allowed_signers: Option<PathBuf>,
 }
 
 /// What one sync produced.
@@ -122,12 +124,18 @@ impl GitSource {
             ssh_port: url.port.unwrap_or(22),
             secrets,
             current: None,
+            allowed_signers: None,
         })
     }
 
     /// The location without credentials.
     pub fn display(&self) -> &str {
         &self.url
+    }
+
+    /// Require a verified signature on every head commit from now on.
+    pub fn verify_with(&mut self, allowed_signers: PathBuf) {
+        self.allowed_signers = Some(allowed_signers);
     }
 
     /// Remember the checkout the daemon now reads, so the next prune keeps it.
@@ -152,6 +160,16 @@ impl GitSource {
         // Keeps the commit reachable and gives the next fetch something to negotiate from.
         repo.reference(&self.tracking_ref(), oid, true, "mlspace-gitops sync")
             .map_err(|e| self.cache_err("updating the branch reference", &e))?;
+        // Before the checkout: unverified content is never written where it could be read.
+        if let Some(file) = &self.allowed_signers {
+            let signer = super::verify::verify_commit(&repo, &commit, file).map_err(|source| {
+                SourceError::Unverified {
+                    commit: oid.to_string(),
+                    source,
+                }
+            })?;
+            tracing::debug!(commit = %oid, key = %signer.fingerprint, principals = %signer.principals, "commit signature verified");
+        }
         let checkout = self.checkout(&repo, &commit)?;
         let author = commit.author();
         let revision = Revision {

@@ -10,6 +10,7 @@ mod git;
 mod known_hosts;
 mod local;
 mod url;
+mod verify;
 mod watch;
 
 use std::fmt;
@@ -18,6 +19,7 @@ use std::path::PathBuf;
 use crate::secret::Secret;
 
 pub use url::redact_url;
+pub use verify::{AllowedSigners, SignedCommit, Verified, VerifyError, REASONS as VERIFY_REASONS};
 
 /// Errors of the source stage. Every one is worth retrying later (the remote may come
 /// back, the branch may be pushed) except [`SourceError::Config`]. No message contains a
@@ -79,6 +81,17 @@ pub enum SourceError {
         path: PathBuf,
         /// Why.
         message: String,
+    },
+    /// The head commit failed signature verification (see [`Source::verify_commits`]): the
+    /// source was reached, but this revision must not be used. Retried at every sync, so a
+    /// fixed allowed-signers file takes effect without a new commit.
+    #[error("commit {commit} failed signature verification")]
+    Unverified {
+        /// The full commit id.
+        commit: String,
+        /// Why.
+        #[source]
+        source: VerifyError,
     },
     /// The blocking task doing the work died.
     #[error("source task failed: {0}")]
@@ -179,6 +192,27 @@ impl Source {
             kind,
             last_fetched: false,
         })
+    }
+
+    /// From now on, accept a git revision only when its head commit is SSH-signed by a key
+    /// of the allowed-signers file `allowed_signers` (see [`AllowedSigners`]); other
+    /// revisions fail [`Source::sync`] with [`SourceError::Unverified`] before anything is
+    /// checked out. The file is checked now and re-read at every sync, so keys can rotate
+    /// without a restart. A local directory has no commits to verify: a configuration error.
+    pub fn verify_commits(&mut self, allowed_signers: PathBuf) -> Result<(), SourceError> {
+        let Kind::Git(git) = &mut self.kind else {
+            return Err(SourceError::Config(
+                "commit signatures can only be verified for a git source, not a local directory"
+                    .into(),
+            ));
+        };
+        let signers = AllowedSigners::load(&allowed_signers)
+            .map_err(|e| SourceError::Config(crate::aws::DisplayChain(&e).to_string()))?;
+        if signers.is_empty() {
+            tracing::warn!(file = %allowed_signers.display(), "the allowed signers file lists no key: every revision will be refused");
+        }
+        git.verify_with(allowed_signers);
+        Ok(())
     }
 
     /// Whether this is a git source.

@@ -129,6 +129,7 @@ pub fn exported_metrics() -> BTreeMap<String, BTreeSet<String>> {
         &m.validation_errors,
         &m.leader,
         &m.prune_refused_total,
+        &m.commit_verification_failures_total,
     ];
     let mut out = BTreeMap::new();
     for c in collectors {
@@ -185,6 +186,12 @@ fn known_values(metric: &str, label: &str) -> Option<Vec<String>> {
             .iter()
             .map(|r| r.to_string())
             .collect(),
+        (names::COMMIT_VERIFICATION_FAILURES_TOTAL, "reason") => {
+            metrics::COMMIT_VERIFICATION_REASONS
+                .iter()
+                .map(|r| r.to_string())
+                .collect()
+        }
         (_, "kind") => Kind::ALL.iter().map(|k| k.as_str().into()).collect(),
         (names::CHANGES_APPLIED_TOTAL, "action") => {
             ["create", "update", "delete"].map(String::from).to_vec()
