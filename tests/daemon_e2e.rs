@@ -756,7 +756,11 @@ fn one_daemon_reconciles_a_directory_of_environments_in_two_accounts() {
     );
 
     // Drift in the assumed account is repaired like any other.
-    tag_team(&rt, rt.block_on(moto.iam_in_account("111111111111")), "rogue");
+    tag_team(
+        &rt,
+        rt.block_on(moto.iam_in_account("111111111111")),
+        "rogue",
+    );
     d.wait_until("prod drift repaired", Duration::from_secs(30), || {
         tag(rt.block_on(moto.iam_in_account("111111111111"))).as_deref() == Some("green")
     });

@@ -68,10 +68,7 @@ impl Moto {
     }
 
     /// SDK config for this server with the given credentials.
-    async fn sdk_config(
-        &self,
-        creds: aws_sdk_iam::config::Credentials,
-    ) -> aws_config::SdkConfig {
+    async fn sdk_config(&self, creds: aws_sdk_iam::config::Credentials) -> aws_config::SdkConfig {
         aws_config::defaults(aws_config::BehaviorVersion::latest())
             .region(aws_config::Region::new("us-east-1"))
             .endpoint_url(&self.endpoint)

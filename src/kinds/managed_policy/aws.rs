@@ -34,7 +34,7 @@ use futures::{StreamExt, TryStreamExt};
 use serde_json::Value;
 
 use super::diff::{tag_changes, ManagedPolicy, ManagedPolicyObserved, Op};
-use crate::aws::{AwsContext, AwsError, ErrorClass};
+use crate::aws::{retry_eventual, AwsContext, AwsError, ErrorClass};
 use crate::kinds::common::{Tags, OWNERSHIP_TAG, OWNERSHIP_VALUE};
 use crate::kinds::engine::Wanted;
 use crate::kinds::engine::{has_ownership_tag, KindAws, PlanCx};
@@ -400,6 +400,9 @@ async fn policy_tags(iam: &aws_sdk_iam::Client, arn: &str) -> Result<Tags, AwsEr
     Ok(pages.iter().flat_map(|p| tags_from_sdk(p.tags())).collect())
 }
 
+/// How long [`converge`] waits for a policy that CreatePolicy says exists to become readable.
+const CLASH_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
+
 /// Bring a policy that already exists (created by an earlier attempt whose answer was
 /// lost) to the desired document and tags; a policy without the ownership tag is not touched.
 async fn converge(
@@ -414,8 +417,24 @@ async fn converge(
         class,
         message,
     };
-    let Some(o) = observe_one(&aws.iam, name, arn).await? else {
-        return Err(fail(ErrorClass::Fatal, format!("a policy named {name} exists, but not at {arn} (IAM policy names are unique across paths)")));
+    let clash = || {
+        format!("a policy named {name} exists, but not at {arn} (IAM policy names are unique across paths)")
+    };
+    // A policy created moments ago by an attempt whose answer was lost may not be readable
+    // at its ARN yet: wait for IAM to propagate it before calling it a path clash.
+    let wait = aws.eventual_consistency_timeout.min(CLASH_WAIT);
+    let observed = retry_eventual(wait, || async {
+        observe_one(&aws.iam, name, arn)
+            .await?
+            .ok_or_else(|| fail(ErrorClass::EventualConsistency, clash()))
+    })
+    .await;
+    let o = match observed {
+        Ok(o) => o,
+        Err(e) if e.class == ErrorClass::EventualConsistency => {
+            return Err(fail(ErrorClass::Fatal, clash()))
+        }
+        Err(e) => return Err(e),
     };
     if !has_ownership_tag(&o.tags) {
         return Err(fail(
@@ -731,6 +750,134 @@ async fn ignored_role(aws: &AwsContext, role: &str, cx: &PlanCx) -> Result<bool,
 mod tests {
     use super::*;
     use aws_smithy_types::DateTime;
+
+    mod lost_create_answer {
+        //! Regression, found by tests/faults_e2e.rs: CreatePolicy's answer is lost, the SDK's
+        //! retry meets EntityAlreadyExists, and GetPolicy does not see the new policy yet.
+        //! This was reported as a path clash (fatal); it must wait for IAM to catch up.
+
+        use std::time::Duration;
+
+        use aws_config::retry::RetryConfig;
+        use aws_config::{BehaviorVersion, Region};
+        use aws_sdk_iam::config::Credentials;
+        use aws_sdk_iam::operation::get_policy::GetPolicyOutput;
+        use aws_sdk_iam::operation::get_policy_version::GetPolicyVersionOutput;
+        use aws_sdk_iam::operation::list_policy_tags::ListPolicyTagsOutput;
+        use aws_sdk_iam::operation::list_policy_versions::ListPolicyVersionsOutput;
+        use aws_sdk_iam::types::error::{EntityAlreadyExistsException, NoSuchEntityException};
+        use aws_sdk_iam::types::{Policy, Tag};
+        use aws_sdk_iam::Client;
+        use aws_smithy_mocks::{create_mock_http_client, mock, MockResponseInterceptor, Rule};
+        use serde_json::json;
+
+        use super::*;
+
+        const ARN: &str = "arn:aws:iam::123456789012:policy/p";
+
+        fn doc() -> Value {
+            json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "*"}]})
+        }
+
+        fn aws(rules: &[&Rule]) -> AwsContext {
+            let mut interceptor =
+                MockResponseInterceptor::new().rule_mode(aws_smithy_mocks::RuleMode::MatchAny);
+            for r in rules {
+                interceptor = interceptor.with_rule(r);
+            }
+            let region = || Region::new("us-east-1");
+            let conf = aws_sdk_iam::Config::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .region(region())
+                .credentials_provider(Credentials::new("a", "b", None, None, "test"))
+                .http_client(create_mock_http_client())
+                .retry_config(RetryConfig::disabled())
+                .interceptor(interceptor)
+                .build();
+            let sdk = aws_config::SdkConfig::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .region(region())
+                .build();
+            AwsContext {
+                iam: Client::from_conf(conf),
+                s3: aws_sdk_s3::Client::new(&sdk),
+                dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
+                sts: aws_sdk_sts::Client::new(&sdk),
+                stats: Default::default(),
+                eventual_consistency_timeout: Duration::from_secs(10),
+            }
+        }
+
+        fn create_op() -> Op {
+            Op::Create {
+                arn: ARN.into(),
+                path: "/".into(),
+                document: doc(),
+                description: None,
+                tags: [(OWNERSHIP_TAG.to_string(), OWNERSHIP_VALUE.to_string())].into(),
+            }
+        }
+
+        #[tokio::test]
+        async fn lost_create_policy_answer_waits_for_the_policy_to_become_readable() {
+            let create = mock!(Client::create_policy).then_error(|| {
+                CreatePolicyError::EntityAlreadyExistsException(
+                    EntityAlreadyExistsException::builder().build(),
+                )
+            });
+            let get = mock!(Client::get_policy)
+                .sequence()
+                .error(|| {
+                    GetPolicyError::NoSuchEntityException(NoSuchEntityException::builder().build())
+                })
+                .times(2)
+                .output(|| {
+                    GetPolicyOutput::builder()
+                        .policy(
+                            Policy::builder()
+                                .arn(ARN)
+                                .path("/")
+                                .default_version_id("v1")
+                                .build(),
+                        )
+                        .build()
+                })
+                .build();
+            let versions = mock!(Client::list_policy_versions).then_output(|| {
+                ListPolicyVersionsOutput::builder()
+                    .versions(version("v1", 1, true))
+                    .build()
+            });
+            let version_doc = mock!(Client::get_policy_version).then_output(|| {
+                GetPolicyVersionOutput::builder()
+                    .policy_version(
+                        PolicyVersion::builder()
+                            .version_id("v1")
+                            .document(doc().to_string())
+                            .is_default_version(true)
+                            .build(),
+                    )
+                    .build()
+            });
+            let tags = mock!(Client::list_policy_tags).then_output(|| {
+                ListPolicyTagsOutput::builder()
+                    .tags(
+                        Tag::builder()
+                            .key(OWNERSHIP_TAG)
+                            .value(OWNERSHIP_VALUE)
+                            .build()
+                            .unwrap(),
+                    )
+                    .build()
+                    .unwrap()
+            });
+            let aws = aws(&[&create, &get, &versions, &version_doc, &tags]);
+            ManagedPolicy::apply(&aws, "p", &create_op(), &PlanCx::default())
+                .await
+                .unwrap();
+            assert_eq!(get.num_calls(), 3);
+        }
+    }
 
     fn version(id: &str, secs: i64, default: bool) -> PolicyVersion {
         PolicyVersion::builder()
