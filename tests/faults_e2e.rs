@@ -349,3 +349,74 @@ async fn apply_at_20_percent_faults_converges_to_the_fault_free_result() {
         assert_eq!(&got[k], v, "{k} differs from the fault-free apply");
     }
 }
+
+/// Requests per second.
+fn rate(n: u64, t: Duration) -> f64 {
+    n as f64 / t.as_secs_f64()
+}
+
+/// A 50% throttling storm makes `plan` slower, not louder: every logical request is tried
+/// at most 8 times (the SDK's standard retry), and the request rate falls below the
+/// fault-free rate because the retries back off.
+#[test]
+fn throttling_storm_slows_plan_down_instead_of_amplifying_it() {
+    let state = tempfile::tempdir().unwrap();
+    let moto = Moto::start();
+    let o = cli(
+        &moto,
+        &moto.endpoint,
+        state.path(),
+        &["apply", "--auto-approve"],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let proxy = FaultProxy::start(&moto.endpoint, FaultConfig::default());
+    let plan = || {
+        let start = Instant::now();
+        let o = cli(
+            &moto,
+            &proxy.endpoint,
+            state.path(),
+            &["plan", "--detailed-exitcode", "--stats"],
+        );
+        (o, start.elapsed())
+    };
+
+    let (o, calm_time) = plan();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let logical = proxy.counts().total_requests();
+
+    proxy.reset_counts();
+    let mut storm = FaultConfig::uniform(Rates::throttle_only(0.5));
+    storm.iam_consistency = Duration::ZERO;
+    proxy.set_config(storm);
+    let (o, storm_time) = plan();
+    let c = proxy.counts();
+    let attempts = c.total_requests();
+    let throttled = c.fault(Fault::Throttle);
+    eprintln!(
+        "FIGURES storm seed={} calm: requests={logical} time={:.2}s rate={:.0}/s; \
+         50% throttle: exit={:?} attempts={attempts} throttled={throttled} \
+         forwarded={} time={:.2}s rate={:.0}/s amplification={:.2}",
+        proxy.seed,
+        calm_time.as_secs_f64(),
+        rate(logical, calm_time),
+        o.status.code(),
+        c.forwarded.values().sum::<u64>(),
+        storm_time.as_secs_f64(),
+        rate(attempts, storm_time),
+        attempts as f64 / logical as f64,
+    );
+    if !o.status.success() {
+        eprintln!("plan under the storm:\n{}", text(&o));
+    }
+    // Either the plan got through, or a request ran out of its attempts: never a crash.
+    assert!(matches!(o.status.code(), Some(0 | 1)), "{}", text(&o));
+    assert!(
+        attempts <= 8 * logical,
+        "{attempts} attempts for {logical} logical requests"
+    );
+    assert!(
+        rate(attempts, storm_time) < rate(logical, calm_time),
+        "the storm raised the request rate"
+    );
+}
