@@ -56,6 +56,22 @@ pub struct Rates {
 }
 
 impl Rates {
+    /// Panics unless every rate is in 0..=1 and they sum to at most 1 (one draw per request
+    /// picks at most one fault).
+    fn check(&self) {
+        let all = [
+            self.throttle,
+            self.internal,
+            self.reset_before,
+            self.reset_after,
+            self.latency,
+        ];
+        assert!(
+            all.iter().all(|r| (0.0..=1.0).contains(r)) && all.iter().sum::<f64>() <= 1.0 + 1e-9,
+            "fault rates must be in 0..=1 and sum to at most 1: {self:?}"
+        );
+    }
+
     /// `total` split evenly over the five kinds.
     pub fn mixed(total: f64) -> Rates {
         let r = total / 5.0;
@@ -93,6 +109,12 @@ pub struct FaultConfig {
 }
 
 impl FaultConfig {
+    fn check(&self) {
+        self.iam.check();
+        self.s3.check();
+        self.dynamodb.check();
+    }
+
     /// The same rates for every service.
     pub fn uniform(rates: Rates) -> FaultConfig {
         FaultConfig {
@@ -183,6 +205,7 @@ impl FaultProxy {
     /// Start a proxy to `upstream` (`http://127.0.0.1:PORT`) on its own thread and runtime.
     /// The seed comes from `FAULT_SEED` when set, else from the clock; it is printed.
     pub fn start(upstream: &str, config: FaultConfig) -> FaultProxy {
+        config.check();
         let seed = std::env::var("FAULT_SEED")
             .ok()
             .map(|s| s.parse().expect("FAULT_SEED must be a u64"))
@@ -230,6 +253,7 @@ impl FaultProxy {
 
     /// Replace the configuration (takes effect for the next request).
     pub fn set_config(&self, config: FaultConfig) {
+        config.check();
         *self.state.config.lock().unwrap() = config;
     }
 
