@@ -383,7 +383,9 @@ fn throttling_storm_slows_plan_down_instead_of_amplifying_it() {
 
     let (o, calm_time) = plan();
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    let logical = proxy.counts().total_requests();
+    let calm = proxy.counts();
+    let logical = calm.total_requests();
+    assert_eq!(calm.max_attempts(), 1, "a retry without faults");
 
     proxy.reset_counts();
     let mut storm = FaultConfig::uniform(Rates::throttle_only(0.5));
@@ -393,10 +395,14 @@ fn throttling_storm_slows_plan_down_instead_of_amplifying_it() {
     let c = proxy.counts();
     let attempts = c.total_requests();
     let throttled = c.fault(Fault::Throttle);
+    let mut gaps = c.retry_gaps();
+    gaps.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     eprintln!(
         "FIGURES storm seed={} calm: requests={logical} time={:.2}s rate={:.0}/s; \
          50% throttle: exit={:?} attempts={attempts} throttled={throttled} \
-         forwarded={} time={:.2}s rate={:.0}/s amplification={:.2}",
+         forwarded={} time={:.2}s rate={:.0}/s amplification={:.2} invocations={} \
+         max_attempts={} retry_gap_ms min={:.0} median={:.0} max={:.0}",
         proxy.seed,
         calm_time.as_secs_f64(),
         rate(logical, calm_time),
@@ -405,6 +411,11 @@ fn throttling_storm_slows_plan_down_instead_of_amplifying_it() {
         storm_time.as_secs_f64(),
         rate(attempts, storm_time),
         attempts as f64 / logical as f64,
+        c.invocations.len(),
+        c.max_attempts(),
+        ms(gaps[0]),
+        ms(gaps[gaps.len() / 2]),
+        ms(gaps[gaps.len() - 1]),
     );
     if !o.status.success() {
         eprintln!("plan under the storm:\n{}", text(&o));
@@ -414,6 +425,14 @@ fn throttling_storm_slows_plan_down_instead_of_amplifying_it() {
     assert!(
         attempts <= 8 * logical,
         "{attempts} attempts for {logical} logical requests"
+    );
+    // Per logical request: at most 8 attempts, and the waits between them are jittered
+    // (not one fixed schedule that would synchronise the retries of concurrent requests).
+    assert!(c.max_attempts() <= 8, "{} attempts", c.max_attempts());
+    let distinct: std::collections::BTreeSet<_> = gaps.iter().map(|g| g.as_millis()).collect();
+    assert!(
+        distinct.len() * 2 > gaps.len(),
+        "retry waits are not jittered: {gaps:?}"
     );
     assert!(
         rate(attempts, storm_time) < rate(logical, calm_time),

@@ -157,6 +157,9 @@ pub struct Counts {
     pub faults: BTreeMap<(String, Fault), u64>,
     /// Requests by `service:operation`.
     pub operations: BTreeMap<String, u64>,
+    /// Arrival times (since the proxy started) of the attempts of each SDK invocation, by
+    /// its `amz-sdk-invocation-id` (the same on every retry of one logical request).
+    pub invocations: BTreeMap<String, Vec<Duration>>,
 }
 
 impl Counts {
@@ -174,6 +177,19 @@ impl Counts {
             .sum()
     }
 
+    /// The most attempts any one invocation made.
+    pub fn max_attempts(&self) -> usize {
+        self.invocations.values().map(Vec::len).max().unwrap_or(0)
+    }
+
+    /// The wait before each retry (gap between consecutive attempts), over all invocations.
+    pub fn retry_gaps(&self) -> Vec<Duration> {
+        self.invocations
+            .values()
+            .flat_map(|t| t.windows(2).map(|w| w[1].saturating_sub(w[0])))
+            .collect()
+    }
+
     /// Total faults of every kind.
     pub fn total_faults(&self) -> u64 {
         self.faults.values().sum()
@@ -182,6 +198,7 @@ impl Counts {
 
 struct State {
     upstream: SocketAddr,
+    started: Instant,
     config: Mutex<FaultConfig>,
     rng: Mutex<StdRng>,
     counts: Mutex<Counts>,
@@ -223,6 +240,7 @@ impl FaultProxy {
             .expect("upstream is http://IP:PORT");
         let state = Arc::new(State {
             upstream,
+            started: Instant::now(),
             config: Mutex::new(config),
             rng: Mutex::new(StdRng::seed_from_u64(seed)),
             counts: Mutex::new(Counts::default()),
@@ -379,6 +397,16 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Answer {
         *c.operations
             .entry(format!("{}:{}", call.service, call.operation))
             .or_default() += 1;
+        if let Some(id) = parts
+            .headers
+            .get("amz-sdk-invocation-id")
+            .and_then(|v| v.to_str().ok())
+        {
+            c.invocations
+                .entry(id.to_string())
+                .or_default()
+                .push(state.started.elapsed());
+        }
     }
     let count = |f: Fault| {
         *state
