@@ -15,10 +15,15 @@ use mlspace_gitops::aws::AwsContext;
 
 /// Run the CLI with moto's environment, but `endpoint` as `AWS_ENDPOINT_URL`.
 fn cli(moto: &Moto, endpoint: &str, state: &Path, args: &[&str]) -> Output {
+    cli_on(moto, endpoint, state, &manifests_dir(), args)
+}
+
+/// [`cli`] on another manifests directory.
+fn cli_on(moto: &Moto, endpoint: &str, state: &Path, manifests: &Path, args: &[&str]) -> Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_mlspace-gitops"));
     c.args(args)
         .arg("--manifests")
-        .arg(manifests_dir())
+        .arg(manifests)
         .stdin(Stdio::null());
     for (k, v) in moto.env() {
         c.env(k, v);
@@ -438,4 +443,83 @@ fn throttling_storm_slows_plan_down_instead_of_amplifying_it() {
         rate(attempts, storm_time) < rate(logical, calm_time),
         "the storm raised the request rate"
     );
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), dest).unwrap();
+        }
+    }
+}
+
+/// Regression: the answer to CreatePolicyVersion is lost, the retry creates the version a
+/// second time. The policy must end with the versions one update makes (the old one and
+/// the new default), not a duplicate of the new document.
+#[tokio::test(flavor = "multi_thread")]
+async fn lost_create_policy_version_answer_leaves_no_duplicate_version() {
+    let moto = Moto::start();
+    let state = tempfile::tempdir().unwrap();
+    let o = cli(
+        &moto,
+        &moto.endpoint,
+        state.path(),
+        &["apply", "--auto-approve"],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+
+    let changed = tempfile::tempdir().unwrap();
+    copy_dir(&manifests_dir(), changed.path());
+    let file = changed
+        .path()
+        .join("iam/policies/mlspace-website-read-policy.json");
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    doc["Statement"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({
+            "Effect": "Allow", "Action": "s3:ListAllMyBuckets", "Resource": "*"
+        }));
+    std::fs::write(&file, doc.to_string()).unwrap();
+
+    let proxy = FaultProxy::start(&moto.endpoint, FaultConfig::default());
+    proxy.inject_once("CreatePolicyVersion", Fault::ResetAfter);
+    let o = cli_on(
+        &moto,
+        &proxy.endpoint,
+        state.path(),
+        changed.path(),
+        &["apply", "--auto-approve"],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(proxy.counts().fault(Fault::ResetAfter), 1);
+    let o = cli_on(
+        &moto,
+        &moto.endpoint,
+        state.path(),
+        changed.path(),
+        &["plan", "--detailed-exitcode"],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+
+    let aws = moto.aws().await;
+    let versions = aws
+        .iam
+        .list_policy_versions()
+        .policy_arn("arn:aws:iam::123456789012:policy/mlspace-website-read-policy")
+        .send()
+        .await
+        .unwrap();
+    let ids: Vec<_> = versions
+        .versions()
+        .iter()
+        .map(|v| (v.version_id().unwrap_or(""), v.is_default_version()))
+        .collect();
+    assert_eq!(ids.len(), 2, "versions after one update: {ids:?}");
 }

@@ -205,6 +205,8 @@ struct State {
     /// Creation times of roles and policies, by name (IAM eventual consistency).
     created_roles: Mutex<HashMap<String, Instant>>,
     created_policies: Mutex<HashMap<String, Instant>>,
+    /// One-shot faults: the next request for the operation gets the fault.
+    once: Mutex<Vec<(String, Fault)>>,
 }
 
 /// A running proxy; stops when dropped.
@@ -246,6 +248,7 @@ impl FaultProxy {
             counts: Mutex::new(Counts::default()),
             created_roles: Mutex::new(HashMap::new()),
             created_policies: Mutex::new(HashMap::new()),
+            once: Mutex::new(Vec::new()),
         });
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
@@ -273,6 +276,16 @@ impl FaultProxy {
     pub fn set_config(&self, config: FaultConfig) {
         config.check();
         *self.state.config.lock().unwrap() = config;
+    }
+
+    /// Give the next request for `operation` (e.g. `CreatePolicyVersion`) `fault`, once;
+    /// a random fault kind (not the IAM consistency ones).
+    pub fn inject_once(&self, operation: &str, fault: Fault) {
+        self.state
+            .once
+            .lock()
+            .unwrap()
+            .push((operation.to_string(), fault));
     }
 
     /// A copy of the counters.
@@ -433,7 +446,11 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Answer {
     };
     let draw: f64 = state.rng.lock().unwrap().random();
     let mut edge = 0.0;
-    let mut fault = None;
+    let mut fault = {
+        let mut once = state.once.lock().unwrap();
+        let hit = once.iter().position(|(op, _)| *op == call.operation);
+        hit.map(|i| once.remove(i).1)
+    };
     for (f, r) in [
         (Fault::Throttle, rates.throttle),
         (Fault::Internal, rates.internal),
@@ -442,7 +459,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Answer {
         (Fault::Latency, rates.latency),
     ] {
         edge += r;
-        if draw < edge {
+        if fault.is_none() && draw < edge {
             fault = Some(f);
             break;
         }

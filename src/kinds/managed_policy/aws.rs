@@ -12,6 +12,7 @@
 //! attachments are removed first), and GAAD ignores paging.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_iam::operation::create_policy::CreatePolicyError;
@@ -401,7 +402,7 @@ async fn policy_tags(iam: &aws_sdk_iam::Client, arn: &str) -> Result<Tags, AwsEr
 }
 
 /// How long [`converge`] waits for a policy that CreatePolicy says exists to become readable.
-const CLASH_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
+const CLASH_WAIT: Duration = Duration::from_secs(20);
 
 /// Bring a policy that already exists (created by an earlier attempt whose answer was
 /// lost) to the desired document and tags; a policy without the ownership tag is not touched.
@@ -517,13 +518,22 @@ async fn create_version(
         }
     }
     let mut made_room = false;
+    let mut attempt = 0;
     loop {
+        attempt += 1;
         let res = aws
             .iam
             .create_policy_version()
             .policy_arn(arn)
             .policy_document(document.to_string())
             .set_as_default(true)
+            // Not retried by the SDK: after a lost answer its retry would add the version a
+            // second time. The retries below first check whether the lost write landed.
+            .customize()
+            .config_override(
+                aws_sdk_iam::config::Builder::default()
+                    .retry_config(aws_sdk_iam::config::retry::RetryConfig::disabled()),
+            )
             .send()
             .await;
         match res {
@@ -542,22 +552,58 @@ async fn create_version(
                 }
             }
             Err(e) => {
-                return Err(AwsError::from_sdk(
-                    "iam:CreatePolicyVersion",
-                    e,
-                    |e| match e {
-                        CreatePolicyVersionError::NoSuchEntityException(_) => {
-                            Some(ErrorClass::NotFound)
-                        }
-                        CreatePolicyVersionError::LimitExceededException(_) => {
-                            Some(ErrorClass::Conflict)
-                        }
-                        _ => None,
-                    },
-                ))
+                let err = AwsError::from_sdk("iam:CreatePolicyVersion", e, |e| match e {
+                    CreatePolicyVersionError::NoSuchEntityException(_) => {
+                        Some(ErrorClass::NotFound)
+                    }
+                    CreatePolicyVersionError::LimitExceededException(_) => {
+                        Some(ErrorClass::Conflict)
+                    }
+                    _ => None,
+                });
+                if err.class != ErrorClass::Transient || attempt >= CREATE_VERSION_ATTEMPTS {
+                    return Err(err);
+                }
+                if default_document_is(aws, arn, document).await? {
+                    return Ok(()); // the answer was lost, the write was not
+                }
+                // Jittered exponential backoff, as the SDK's standard retry would do.
+                let delay = Duration::from_millis(200 * (1 << attempt.min(7)))
+                    .min(Duration::from_secs(20))
+                    .mul_f64(rand::random_range(0.0..1.0));
+                tracing::debug!(policy = arn, error = %err.message, "retrying CreatePolicyVersion");
+                tokio::time::sleep(delay).await;
             }
         }
     }
+}
+
+/// Attempts of [`create_version`], as many as the SDK's retry would make.
+const CREATE_VERSION_ATTEMPTS: u32 = 8;
+
+/// Whether the policy's default version has `document`.
+async fn default_document_is(
+    aws: &AwsContext,
+    arn: &str,
+    document: &Value,
+) -> Result<bool, AwsError> {
+    let policy = aws
+        .iam
+        .get_policy()
+        .policy_arn(arn)
+        .send()
+        .await
+        .map_err(|e| {
+            AwsError::from_sdk("iam:GetPolicy", e, |e| match e {
+                GetPolicyError::NoSuchEntityException(_) => Some(ErrorClass::NotFound),
+                _ => None,
+            })
+        })?;
+    let Some(version) = policy.policy.and_then(|p| p.default_version_id) else {
+        return Ok(false);
+    };
+    let actual = get_document(&aws.iam, arn, arn, &version).await?;
+    Ok(mlspace_policy::semantically_equal(document, &actual))
 }
 
 /// Delete the non-default versions, detach the policy from every role, user and group,
