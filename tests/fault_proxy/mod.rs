@@ -24,6 +24,9 @@
 //!   Real IAM is inconsistent only sometimes; here it always is, inside the window. Deletes
 //!   and re-creates inside the window are not modelled.
 //!
+//! A test can also aim one fault at the next request for an operation
+//! ([`FaultProxy::inject_once`]), for deterministic regression tests.
+//!
 //! Determinism: the RNG is seeded (the seed is printed), but concurrent requests draw from it
 //! in arrival order, so two runs with one seed agree only as far as the scheduling does.
 #![allow(dead_code)]
