@@ -523,3 +523,95 @@ async fn lost_create_policy_version_answer_leaves_no_duplicate_version() {
         .collect();
     assert_eq!(ids.len(), 2, "versions after one update: {ids:?}");
 }
+
+/// Updates at 20% faults: every customer managed policy whose document is managed gets a new
+/// statement; apply converges, and each changed policy has exactly two versions.
+#[tokio::test(flavor = "multi_thread")]
+async fn update_at_20_percent_faults_leaves_exactly_one_new_version_per_policy() {
+    let moto = Moto::start();
+    let state = tempfile::tempdir().unwrap();
+    let o = cli(
+        &moto,
+        &moto.endpoint,
+        state.path(),
+        &["apply", "--auto-approve"],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+
+    let changed = tempfile::tempdir().unwrap();
+    copy_dir(&manifests_dir(), changed.path());
+    let names = [
+        "mlspace-notebook-policy",
+        "mlspace-app-policy",
+        "mlspace-system-policy",
+        "mlspace-website-read-policy",
+    ];
+    for n in names {
+        let file = changed.path().join(format!("iam/policies/{n}.json"));
+        let mut doc: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        doc["Statement"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({
+                "Effect": "Allow", "Action": "s3:ListAllMyBuckets", "Resource": "*"
+            }));
+        std::fs::write(&file, doc.to_string()).unwrap();
+    }
+
+    let mut cfg = FaultConfig::uniform(Rates::mixed(0.20));
+    cfg.latency = Duration::from_millis(200);
+    let proxy = FaultProxy::start(&moto.endpoint, cfg);
+    let start = Instant::now();
+    let mut runs = 0;
+    loop {
+        runs += 1;
+        let o = cli_on(
+            &moto,
+            &proxy.endpoint,
+            state.path(),
+            changed.path(),
+            &["apply", "--auto-approve"],
+        );
+        if o.status.success() {
+            break;
+        }
+        eprintln!("apply run {runs} failed:\n{}", text(&o));
+        assert!(runs < 5, "no convergence in 5 apply runs");
+    }
+    let c = proxy.counts();
+    eprintln!(
+        "FIGURES update seed={} runs={runs} time={:.1}s requests={} faults={} reset_after={} \
+         CreatePolicyVersion={}",
+        proxy.seed,
+        start.elapsed().as_secs_f64(),
+        c.total_requests(),
+        c.total_faults(),
+        c.fault(Fault::ResetAfter),
+        c.operations.get("iam:CreatePolicyVersion").unwrap_or(&0),
+    );
+    let o = cli_on(
+        &moto,
+        &moto.endpoint,
+        state.path(),
+        changed.path(),
+        &["plan", "--detailed-exitcode"],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let aws = moto.aws().await;
+    for n in names {
+        let versions = aws
+            .iam
+            .list_policy_versions()
+            .policy_arn(format!("arn:aws:iam::123456789012:policy/{n}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            versions.versions().len(),
+            2,
+            "{n}: {:?}",
+            versions.versions()
+        );
+    }
+}
