@@ -459,7 +459,7 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 /// Regression: the answer to CreatePolicyVersion is lost, the retry creates the version a
-/// second time. The policy must end with the versions one update makes (the old one and
+/// second time (and, once the SDK's retry was turned off for it, a 500 was not retried). The policy must end with the versions one update makes (the old one and
 /// the new default), not a duplicate of the new document.
 #[tokio::test(flavor = "multi_thread")]
 async fn lost_create_policy_version_answer_leaves_no_duplicate_version() {
@@ -489,6 +489,8 @@ async fn lost_create_policy_version_answer_leaves_no_duplicate_version() {
     std::fs::write(&file, doc.to_string()).unwrap();
 
     let proxy = FaultProxy::start(&moto.endpoint, FaultConfig::default());
+    // First a 500 (retried: the SDK no longer does it), then the lost answer.
+    proxy.inject_once("CreatePolicyVersion", Fault::Internal);
     proxy.inject_once("CreatePolicyVersion", Fault::ResetAfter);
     let o = cli_on(
         &moto,
@@ -498,6 +500,7 @@ async fn lost_create_policy_version_answer_leaves_no_duplicate_version() {
         &["apply", "--auto-approve"],
     );
     assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(proxy.counts().fault(Fault::Internal), 1);
     assert_eq!(proxy.counts().fault(Fault::ResetAfter), 1);
     let o = cli_on(
         &moto,
