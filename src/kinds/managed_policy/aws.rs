@@ -12,6 +12,7 @@
 //! attachments are removed first), and GAAD ignores paging.
 
 use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_iam::operation::create_policy::CreatePolicyError;
@@ -29,12 +30,13 @@ use aws_sdk_iam::operation::list_policy_versions::ListPolicyVersionsError;
 use aws_sdk_iam::operation::tag_policy::TagPolicyError;
 use aws_sdk_iam::operation::untag_policy::UntagPolicyError;
 use aws_sdk_iam::types::{ManagedPolicyDetail, PolicyScopeType, PolicyUsageType, PolicyVersion};
+use aws_smithy_runtime_api::client::result::SdkError;
 use futures::future::try_join_all;
 use futures::{StreamExt, TryStreamExt};
 use serde_json::Value;
 
 use super::diff::{tag_changes, ManagedPolicy, ManagedPolicyObserved, Op};
-use crate::aws::{AwsContext, AwsError, ErrorClass};
+use crate::aws::{retry_eventual, AwsContext, AwsError, ErrorClass};
 use crate::kinds::common::{Tags, OWNERSHIP_TAG, OWNERSHIP_VALUE};
 use crate::kinds::engine::Wanted;
 use crate::kinds::engine::{has_ownership_tag, KindAws, PlanCx};
@@ -442,6 +444,9 @@ async fn policy_tags(iam: &aws_sdk_iam::Client, arn: &str) -> Result<Tags, AwsEr
     Ok(pages.iter().flat_map(|p| tags_from_sdk(p.tags())).collect())
 }
 
+/// How long [`converge`] waits for a policy that CreatePolicy says exists to become readable.
+const CLASH_WAIT: Duration = Duration::from_secs(20);
+
 /// Bring a policy that already exists (created by an earlier attempt whose answer was
 /// lost) to the desired document and tags; a policy without the ownership tag is not touched.
 async fn converge(
@@ -456,8 +461,24 @@ async fn converge(
         class,
         message,
     };
-    let Some(o) = observe_one(&aws.iam, name, arn).await? else {
-        return Err(fail(ErrorClass::Fatal, format!("a policy named {name} exists, but not at {arn} (IAM policy names are unique across paths)")));
+    let clash = || {
+        format!("a policy named {name} exists, but not at {arn} (IAM policy names are unique across paths)")
+    };
+    // A policy created moments ago by an attempt whose answer was lost may not be readable
+    // at its ARN yet: wait for IAM to propagate it before calling it a path clash.
+    let wait = aws.eventual_consistency_timeout.min(CLASH_WAIT);
+    let observed = retry_eventual(wait, || async {
+        observe_one(&aws.iam, name, arn)
+            .await?
+            .ok_or_else(|| fail(ErrorClass::EventualConsistency, clash()))
+    })
+    .await;
+    let o = match observed {
+        Ok(o) => o,
+        Err(e) if e.class == ErrorClass::EventualConsistency => {
+            return Err(fail(ErrorClass::Fatal, clash()))
+        }
+        Err(e) => return Err(e),
     };
     if !has_ownership_tag(&o.tags) {
         return Err(fail(
@@ -540,13 +561,22 @@ async fn create_version(
         }
     }
     let mut made_room = false;
+    let mut attempt = 0;
     loop {
+        attempt += 1;
         let res = aws
             .iam
             .create_policy_version()
             .policy_arn(arn)
             .policy_document(document.to_string())
             .set_as_default(true)
+            // Not retried by the SDK: after a lost answer its retry would add the version a
+            // second time. The retries below first check whether the lost write landed.
+            .customize()
+            .config_override(
+                aws_sdk_iam::config::Builder::default()
+                    .retry_config(aws_sdk_iam::config::retry::RetryConfig::disabled()),
+            )
             .send()
             .await;
         match res {
@@ -565,22 +595,68 @@ async fn create_version(
                 }
             }
             Err(e) => {
-                return Err(AwsError::from_sdk(
-                    "iam:CreatePolicyVersion",
-                    e,
-                    |e| match e {
-                        CreatePolicyVersionError::NoSuchEntityException(_) => {
-                            Some(ErrorClass::NotFound)
-                        }
-                        CreatePolicyVersionError::LimitExceededException(_) => {
-                            Some(ErrorClass::Conflict)
-                        }
-                        _ => None,
-                    },
-                ))
+                // Worth another try: no answer, throttling, or a 5xx (which from_sdk alone
+                // would call fatal).
+                let retryable = match &e {
+                    SdkError::ServiceError(se) => se.raw().status().is_server_error(),
+                    SdkError::TimeoutError(_)
+                    | SdkError::DispatchFailure(_)
+                    | SdkError::ResponseError(_) => true,
+                    _ => false,
+                };
+                let err = AwsError::from_sdk("iam:CreatePolicyVersion", e, |e| match e {
+                    CreatePolicyVersionError::NoSuchEntityException(_) => {
+                        Some(ErrorClass::NotFound)
+                    }
+                    CreatePolicyVersionError::LimitExceededException(_) => {
+                        Some(ErrorClass::Conflict)
+                    }
+                    _ => None,
+                });
+                let retryable = retryable || err.class == ErrorClass::Transient;
+                if !retryable || attempt >= CREATE_VERSION_ATTEMPTS {
+                    return Err(err);
+                }
+                if default_document_is(aws, arn, document).await? {
+                    return Ok(()); // the answer was lost, the write was not
+                }
+                // Jittered exponential backoff, as the SDK's standard retry would do.
+                let delay = Duration::from_millis(200 * (1 << attempt.min(7)))
+                    .min(Duration::from_secs(20))
+                    .mul_f64(rand::random_range(0.0..1.0));
+                tracing::debug!(policy = arn, error = %err.message, "retrying CreatePolicyVersion");
+                tokio::time::sleep(delay).await;
             }
         }
     }
+}
+
+/// Attempts of [`create_version`], as many as the SDK's retry would make.
+const CREATE_VERSION_ATTEMPTS: u32 = 8;
+
+/// Whether the policy's default version has `document`.
+async fn default_document_is(
+    aws: &AwsContext,
+    arn: &str,
+    document: &Value,
+) -> Result<bool, AwsError> {
+    let policy = aws
+        .iam
+        .get_policy()
+        .policy_arn(arn)
+        .send()
+        .await
+        .map_err(|e| {
+            AwsError::from_sdk("iam:GetPolicy", e, |e| match e {
+                GetPolicyError::NoSuchEntityException(_) => Some(ErrorClass::NotFound),
+                _ => None,
+            })
+        })?;
+    let Some(version) = policy.policy.and_then(|p| p.default_version_id) else {
+        return Ok(false);
+    };
+    let actual = get_document(&aws.iam, arn, arn, &version).await?;
+    Ok(mlspace_policy::semantically_equal(document, &actual))
 }
 
 /// Delete the non-default versions, detach the policy from every role, user and group,
@@ -773,6 +849,134 @@ async fn ignored_role(aws: &AwsContext, role: &str, cx: &PlanCx) -> Result<bool,
 mod tests {
     use super::*;
     use aws_smithy_types::DateTime;
+
+    mod lost_create_answer {
+        //! Regression, found by tests/faults_e2e.rs: CreatePolicy's answer is lost, the SDK's
+        //! retry meets EntityAlreadyExists, and GetPolicy does not see the new policy yet.
+        //! This was reported as a path clash (fatal); it must wait for IAM to catch up.
+
+        use std::time::Duration;
+
+        use aws_config::retry::RetryConfig;
+        use aws_config::{BehaviorVersion, Region};
+        use aws_sdk_iam::config::Credentials;
+        use aws_sdk_iam::operation::get_policy::GetPolicyOutput;
+        use aws_sdk_iam::operation::get_policy_version::GetPolicyVersionOutput;
+        use aws_sdk_iam::operation::list_policy_tags::ListPolicyTagsOutput;
+        use aws_sdk_iam::operation::list_policy_versions::ListPolicyVersionsOutput;
+        use aws_sdk_iam::types::error::{EntityAlreadyExistsException, NoSuchEntityException};
+        use aws_sdk_iam::types::{Policy, Tag};
+        use aws_sdk_iam::Client;
+        use aws_smithy_mocks::{create_mock_http_client, mock, MockResponseInterceptor, Rule};
+        use serde_json::json;
+
+        use super::*;
+
+        const ARN: &str = "arn:aws:iam::123456789012:policy/p";
+
+        fn doc() -> Value {
+            json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "*"}]})
+        }
+
+        fn aws(rules: &[&Rule]) -> AwsContext {
+            let mut interceptor =
+                MockResponseInterceptor::new().rule_mode(aws_smithy_mocks::RuleMode::MatchAny);
+            for r in rules {
+                interceptor = interceptor.with_rule(r);
+            }
+            let region = || Region::new("us-east-1");
+            let conf = aws_sdk_iam::Config::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .region(region())
+                .credentials_provider(Credentials::new("a", "b", None, None, "test"))
+                .http_client(create_mock_http_client())
+                .retry_config(RetryConfig::disabled())
+                .interceptor(interceptor)
+                .build();
+            let sdk = aws_config::SdkConfig::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .region(region())
+                .build();
+            AwsContext {
+                iam: Client::from_conf(conf),
+                s3: aws_sdk_s3::Client::new(&sdk),
+                dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
+                sts: aws_sdk_sts::Client::new(&sdk),
+                stats: Default::default(),
+                eventual_consistency_timeout: Duration::from_secs(10),
+            }
+        }
+
+        fn create_op() -> Op {
+            Op::Create {
+                arn: ARN.into(),
+                path: "/".into(),
+                document: doc(),
+                description: None,
+                tags: [(OWNERSHIP_TAG.to_string(), OWNERSHIP_VALUE.to_string())].into(),
+            }
+        }
+
+        #[tokio::test]
+        async fn lost_create_policy_answer_waits_for_the_policy_to_become_readable() {
+            let create = mock!(Client::create_policy).then_error(|| {
+                CreatePolicyError::EntityAlreadyExistsException(
+                    EntityAlreadyExistsException::builder().build(),
+                )
+            });
+            let get = mock!(Client::get_policy)
+                .sequence()
+                .error(|| {
+                    GetPolicyError::NoSuchEntityException(NoSuchEntityException::builder().build())
+                })
+                .times(2)
+                .output(|| {
+                    GetPolicyOutput::builder()
+                        .policy(
+                            Policy::builder()
+                                .arn(ARN)
+                                .path("/")
+                                .default_version_id("v1")
+                                .build(),
+                        )
+                        .build()
+                })
+                .build();
+            let versions = mock!(Client::list_policy_versions).then_output(|| {
+                ListPolicyVersionsOutput::builder()
+                    .versions(version("v1", 1, true))
+                    .build()
+            });
+            let version_doc = mock!(Client::get_policy_version).then_output(|| {
+                GetPolicyVersionOutput::builder()
+                    .policy_version(
+                        PolicyVersion::builder()
+                            .version_id("v1")
+                            .document(doc().to_string())
+                            .is_default_version(true)
+                            .build(),
+                    )
+                    .build()
+            });
+            let tags = mock!(Client::list_policy_tags).then_output(|| {
+                ListPolicyTagsOutput::builder()
+                    .tags(
+                        Tag::builder()
+                            .key(OWNERSHIP_TAG)
+                            .value(OWNERSHIP_VALUE)
+                            .build()
+                            .unwrap(),
+                    )
+                    .build()
+                    .unwrap()
+            });
+            let aws = aws(&[&create, &get, &versions, &version_doc, &tags]);
+            ManagedPolicy::apply(&aws, "p", &create_op(), &PlanCx::default())
+                .await
+                .unwrap();
+            assert_eq!(get.num_calls(), 3);
+        }
+    }
 
     fn version(id: &str, secs: i64, default: bool) -> PolicyVersion {
         PolicyVersion::builder()

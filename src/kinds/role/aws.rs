@@ -526,13 +526,16 @@ async fn converge(aws: &AwsContext, name: &str, new: &NewRole) -> Result<(), Aws
         tags,
     } = new;
     let max_session = *max_session;
-    let Some(role) = get_role(&aws.iam, name).await? else {
-        return Err(AwsError {
+    // CreateRole says it exists, GetRole may not see it yet (an attempt moments ago made it
+    // and IAM has not propagated it): wait here rather than fail the whole step.
+    let role = retry_eventual(aws.eventual_consistency_timeout, || async {
+        get_role(&aws.iam, name).await?.ok_or_else(|| AwsError {
             operation: "iam:CreateRole".into(),
-            class: ErrorClass::Transient,
+            class: ErrorClass::EventualConsistency,
             message: format!("role {name} already exists but cannot be read yet"),
-        });
-    };
+        })
+    })
+    .await?;
     let actual_tags = tags_from_sdk(role.tags());
     if !has_ownership_tag(&actual_tags) {
         return Err(AwsError {
@@ -971,14 +974,18 @@ mod tests {
     }
 
     fn create_op() -> Op {
-        Op::Create(NewRole {
+        Op::Create(new_role())
+    }
+
+    fn new_role() -> NewRole {
+        NewRole {
             path: "/".into(),
             assume_role_policy: json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:role/just-created"}, "Action": "sts:AssumeRole"}]}),
             description: None,
             max_session_duration: None,
             permissions_boundary: None,
             tags: [(OWNERSHIP_TAG.to_string(), OWNERSHIP_VALUE.to_string())].into(),
-        })
+        }
     }
 
     fn invalid_principal() -> CreateRoleError {
@@ -995,6 +1002,47 @@ mod tests {
             .build()
             .unwrap();
         CreateRoleOutput::builder().role(role).build()
+    }
+
+    #[tokio::test]
+    async fn lost_create_role_answer_waits_for_the_role_to_become_readable() {
+        // Regression, found by tests/faults_e2e.rs: CreateRole's answer is lost, the retry
+        // meets EntityAlreadyExists and GetRole does not see the role yet. This failed the
+        // step ("cannot be read yet") instead of waiting for IAM to catch up.
+        let create = mock!(Client::create_role).then_error(|| {
+            CreateRoleError::EntityAlreadyExistsException(
+                aws_sdk_iam::types::error::EntityAlreadyExistsException::builder().build(),
+            )
+        });
+        let role = || {
+            let new = new_role();
+            let role = aws_sdk_iam::types::Role::builder()
+                .path("/")
+                .role_name("r")
+                .role_id("AROAEXAMPLE")
+                .arn("arn:aws:iam::123456789012:role/r")
+                .create_date(aws_smithy_types::DateTime::from_secs(0))
+                .assume_role_policy_document(new.assume_role_policy.to_string())
+                .set_tags(Some(tags_to_sdk(&new.tags)))
+                .build()
+                .unwrap();
+            aws_sdk_iam::operation::get_role::GetRoleOutput::builder()
+                .role(role)
+                .build()
+        };
+        let get = mock!(Client::get_role)
+            .sequence()
+            .error(|| GetRoleError::NoSuchEntityException(NoSuchEntityException::builder().build()))
+            .times(2)
+            .output(role)
+            .build();
+        let aws = mock_aws(&[&create, &get], 1, Duration::from_secs(10));
+        create_role(&aws, "r", &new_role())
+            .await
+            .map(|created| assert!(!created))
+            .unwrap();
+        converge(&aws, "r", &new_role()).await.unwrap();
+        assert_eq!(get.num_calls(), 3);
     }
 
     #[tokio::test]
