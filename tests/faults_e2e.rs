@@ -458,35 +458,37 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// Apply `manifests/` without faults, then a copy of them in which each named policy's
+/// document gains one statement.
+fn applied_then_changed(moto: &Moto, state: &Path, policies: &[&str]) -> tempfile::TempDir {
+    let o = cli(moto, &moto.endpoint, state, &["apply", "--auto-approve"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let changed = tempfile::tempdir().unwrap();
+    copy_dir(&manifests_dir(), changed.path());
+    for n in policies {
+        let file = changed.path().join(format!("iam/policies/{n}.json"));
+        let mut doc: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        doc["Statement"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({
+                "Effect": "Allow", "Action": "s3:ListAllMyBuckets", "Resource": "*"
+            }));
+        std::fs::write(&file, doc.to_string()).unwrap();
+    }
+    changed
+}
+
 /// Regression: the answer to CreatePolicyVersion is lost, the retry creates the version a
-/// second time (and, once the SDK's retry was turned off for it, a 500 was not retried). The policy must end with the versions one update makes (the old one and
-/// the new default), not a duplicate of the new document.
+/// second time (and, once the SDK's retry was turned off for it, a 500 was not retried).
+/// The policy must end with the versions one update makes (the old one and the new
+/// default), not a duplicate of the new document.
 #[tokio::test(flavor = "multi_thread")]
 async fn lost_create_policy_version_answer_leaves_no_duplicate_version() {
     let moto = Moto::start();
     let state = tempfile::tempdir().unwrap();
-    let o = cli(
-        &moto,
-        &moto.endpoint,
-        state.path(),
-        &["apply", "--auto-approve"],
-    );
-    assert!(o.status.success(), "{}", text(&o));
-
-    let changed = tempfile::tempdir().unwrap();
-    copy_dir(&manifests_dir(), changed.path());
-    let file = changed
-        .path()
-        .join("iam/policies/mlspace-website-read-policy.json");
-    let mut doc: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
-    doc["Statement"]
-        .as_array_mut()
-        .unwrap()
-        .push(serde_json::json!({
-            "Effect": "Allow", "Action": "s3:ListAllMyBuckets", "Resource": "*"
-        }));
-    std::fs::write(&file, doc.to_string()).unwrap();
+    let changed = applied_then_changed(&moto, state.path(), &["mlspace-website-read-policy"]);
 
     let proxy = FaultProxy::start(&moto.endpoint, FaultConfig::default());
     // First a 500 (retried: the SDK no longer does it), then the lost answer.
@@ -533,34 +535,13 @@ async fn lost_create_policy_version_answer_leaves_no_duplicate_version() {
 async fn update_at_20_percent_faults_leaves_exactly_one_new_version_per_policy() {
     let moto = Moto::start();
     let state = tempfile::tempdir().unwrap();
-    let o = cli(
-        &moto,
-        &moto.endpoint,
-        state.path(),
-        &["apply", "--auto-approve"],
-    );
-    assert!(o.status.success(), "{}", text(&o));
-
-    let changed = tempfile::tempdir().unwrap();
-    copy_dir(&manifests_dir(), changed.path());
     let names = [
         "mlspace-notebook-policy",
         "mlspace-app-policy",
         "mlspace-system-policy",
         "mlspace-website-read-policy",
     ];
-    for n in names {
-        let file = changed.path().join(format!("iam/policies/{n}.json"));
-        let mut doc: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
-        doc["Statement"]
-            .as_array_mut()
-            .unwrap()
-            .push(serde_json::json!({
-                "Effect": "Allow", "Action": "s3:ListAllMyBuckets", "Resource": "*"
-            }));
-        std::fs::write(&file, doc.to_string()).unwrap();
-    }
+    let changed = applied_then_changed(&moto, state.path(), &names);
 
     let mut cfg = FaultConfig::uniform(Rates::mixed(0.20));
     cfg.latency = Duration::from_millis(200);
