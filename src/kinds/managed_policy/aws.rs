@@ -11,7 +11,7 @@
 //! default), DeletePolicy does not enforce DeleteConflict (real IAM does, so versions and
 //! attachments are removed first), and GAAD ignores paging.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -60,60 +60,18 @@ impl KindAws for ManagedPolicy {
         if names.len() <= PER_RESOURCE_MAX {
             return observe_few(&aws.iam, names, cx).await;
         }
-        // Policy ARNs follow from the manifest (path and name), so the tag reads, one per
-        // policy, run while the account-wide read is still under way instead of after it.
-        let expected: Vec<(String, String)> = wanted
-            .iter()
-            .map(|w| {
-                let path = w.spec.map(|s| s.path.as_str()).unwrap_or("/");
-                let arn = format!(
-                    "arn:{}:iam::{}:policy{path}{}",
-                    cx.partition, cx.account, w.name
-                );
-                (w.name.to_string(), arn)
-            })
-            .collect();
-        let iam = aws.iam.clone();
-        let tags_early = futures::stream::iter(expected)
-            .map(move |(n, arn)| {
-                let iam = iam.clone();
-                async move {
-                    match policy_tags(&iam, &arn).await {
-                        Ok(t) => Ok((n, (arn, Some(t)))),
-                        Err(e) if e.is_not_found() => Ok((n, (arn, None))),
-                        Err(e) => Err(e),
-                    }
-                }
-            })
-            .buffer_unordered(TAG_READS)
-            .try_collect::<HashMap<String, (String, Option<Tags>)>>();
-        let (snap, tags_early) = futures::try_join!(
-            iam_snapshot::snapshot(aws, Reader::ManagedPolicy),
-            tags_early
-        )?;
+        let snap = iam_snapshot::snapshot(aws, Reader::ManagedPolicy).await?;
         // Owned items: the stream's closure must not borrow (it runs inside a boxed future).
-        let found: Vec<(String, ManagedPolicyDetail, Option<Tags>)> = names
+        let found: Vec<(String, ManagedPolicyDetail)> = names
             .iter()
-            .filter_map(|n| {
-                let d = snap.policies.get(n)?.clone();
-                // Tags read early count only for the ARN the policy really has.
-                let early = tags_early
-                    .get(n)
-                    .filter(|(arn, _)| d.arn.as_deref() == Some(arn.as_str()))
-                    .and_then(|(_, t)| t.clone());
-                Some((n.clone(), d, early))
-            })
+            .filter_map(|n| Some((n.clone(), snap.policies.get(n)?.clone())))
             .collect();
         let observed: Vec<Option<(String, ManagedPolicyObserved)>> = futures::stream::iter(found)
-            .map(|(n, d, early)| {
+            .map(|(n, d)| {
                 let iam = aws.iam.clone();
                 async move {
-                    let tags = match early {
-                        Some(t) => Ok(t),
-                        // Created or moved since, or under another path: read it now.
-                        None => policy_tags(&iam, d.arn.as_deref().unwrap_or_default()).await,
-                    };
-                    match tags {
+                    let arn = d.arn.clone().unwrap_or_default();
+                    match policy_tags(&iam, &arn).await {
                         Ok(tags) => Ok(Some((n.clone(), from_detail(&n, &d, tags)))),
                         Err(e) if e.is_not_found() => Ok(None), // deleted since the snapshot
                         Err(e) => Err(e),
