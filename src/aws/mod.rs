@@ -17,6 +17,7 @@ use aws_smithy_runtime_api::client::interceptors::context::{
     BeforeTransmitInterceptorContextRef, FinalizerInterceptorContextRef,
 };
 use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
@@ -401,21 +402,20 @@ pub struct AwsError {
 impl AwsError {
     /// Build from an SDK error; `classify` maps the typed service error, the rest of the
     /// classes come from the SDK's own error kinds and the HTTP status.
-    pub fn from_sdk<E, R>(
+    pub fn from_sdk<E>(
         operation: &str,
-        err: SdkError<E, R>,
+        err: SdkError<E, HttpResponse>,
         classify: impl FnOnce(&E) -> Option<ErrorClass>,
     ) -> AwsError
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-        R: fmt::Debug,
     {
         let (class, message) = match &err {
             SdkError::ServiceError(se) => {
                 let e = se.err();
                 let code = e.code().unwrap_or("Unknown");
                 let class = classify(e).unwrap_or_else(|| {
-                    if is_throttling_code(code) {
+                    if is_throttling_code(code) || se.raw().status().is_server_error() {
                         ErrorClass::Transient
                     } else {
                         ErrorClass::Fatal

@@ -49,10 +49,9 @@ fn classify_code(code: Option<&str>) -> Option<ErrorClass> {
 }
 
 /// An S3 call's error, classified by its code.
-fn s3_error<E, R>(operation: &str, err: SdkError<E, R>) -> AwsError
+fn s3_error<E>(operation: &str, err: SdkError<E, HttpResponse>) -> AwsError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug,
 {
     AwsError::from_sdk(operation, err, |e| classify_code(e.code()))
 }
@@ -63,14 +62,13 @@ fn code<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> Option<&str> {
 }
 
 /// A read whose "not configured" answer is the error code `missing`: `Ok(None)` then.
-fn read<T, E, R>(
+fn read<T, E>(
     operation: &str,
     missing: &str,
-    r: Result<T, SdkError<E, R>>,
+    r: Result<T, SdkError<E, HttpResponse>>,
 ) -> Result<Option<T>, AwsError>
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug,
 {
     match r {
         Ok(v) => Ok(Some(v)),

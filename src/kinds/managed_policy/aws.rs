@@ -30,7 +30,6 @@ use aws_sdk_iam::operation::list_policy_versions::ListPolicyVersionsError;
 use aws_sdk_iam::operation::tag_policy::TagPolicyError;
 use aws_sdk_iam::operation::untag_policy::UntagPolicyError;
 use aws_sdk_iam::types::{ManagedPolicyDetail, PolicyScopeType, PolicyUsageType, PolicyVersion};
-use aws_smithy_runtime_api::client::result::SdkError;
 use futures::future::try_join_all;
 use futures::{StreamExt, TryStreamExt};
 use serde_json::Value;
@@ -553,15 +552,7 @@ async fn create_version(
                 }
             }
             Err(e) => {
-                // Worth another try: no answer, throttling, or a 5xx (which from_sdk alone
-                // would call fatal).
-                let retryable = match &e {
-                    SdkError::ServiceError(se) => se.raw().status().is_server_error(),
-                    SdkError::TimeoutError(_)
-                    | SdkError::DispatchFailure(_)
-                    | SdkError::ResponseError(_) => true,
-                    _ => false,
-                };
+                // Worth another try: no answer, throttling, or a 5xx.
                 let err = AwsError::from_sdk("iam:CreatePolicyVersion", e, |e| match e {
                     CreatePolicyVersionError::NoSuchEntityException(_) => {
                         Some(ErrorClass::NotFound)
@@ -571,7 +562,7 @@ async fn create_version(
                     }
                     _ => None,
                 });
-                let retryable = retryable || err.class == ErrorClass::Transient;
+                let retryable = err.class == ErrorClass::Transient;
                 if !retryable || attempt >= CREATE_VERSION_ATTEMPTS {
                     return Err(err);
                 }

@@ -923,6 +923,8 @@ mod tests {
 
     use super::*;
 
+    const INTERNAL: &str = r#"<ErrorResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/"><Error><Type>Receiver</Type><Code>InternalFailure</Code><Message>We encountered an internal error</Message></Error><RequestId>1</RequestId></ErrorResponse>"#;
+
     const THROTTLED: &str = r#"<ErrorResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/"><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error><RequestId>1</RequestId></ErrorResponse>"#;
 
     /// Clients whose IAM answers come from `rules`; retries are fast, the
@@ -1104,6 +1106,30 @@ mod tests {
         let rule = mock!(Client::untag_role)
             .sequence()
             .http_status(400, Some(THROTTLED.into()))
+            .repeatedly()
+            .build();
+        let aws = mock_aws(&[&rule], 2, Duration::from_millis(1));
+        let err = Role::apply(
+            &aws,
+            "r",
+            &Op::Untag {
+                keys: vec!["k".into()],
+            },
+            &PlanCx::default(),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.class, ErrorClass::Transient);
+        assert_eq!(rule.num_calls(), 2);
+    }
+
+    /// Regression: a 5xx that outlived the SDK's retries was classed `Fatal`, although the
+    /// class is documented as "throttled or a 5xx", so callers gave up on it.
+    #[tokio::test]
+    async fn server_errors_beyond_the_sdk_retries_are_transient() {
+        let rule = mock!(Client::untag_role)
+            .sequence()
+            .http_status(500, Some(INTERNAL.into()))
             .repeatedly()
             .build();
         let aws = mock_aws(&[&rule], 2, Duration::from_millis(1));
