@@ -203,16 +203,20 @@ pub fn environment_dirs(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ManifestError
                 own_yaml = true;
             }
         }
-        if own_yaml || subdirs.is_empty() {
-            // An empty directory stays one (empty) Environment: loading it reports that.
-            out.push(root.clone());
-            continue;
-        }
-        for d in subdirs {
-            if !list_yaml_files(&d)?.is_empty() {
-                out.push(d);
+        let mut envs = Vec::new();
+        if !own_yaml {
+            for d in subdirs {
+                if !list_yaml_files(&d)?.is_empty() {
+                    envs.push(d);
+                }
             }
         }
+        if envs.is_empty() {
+            // Without YAML below it, the path stays one (empty) Environment: loading it
+            // reports that, instead of the command doing nothing.
+            envs.push(root.clone());
+        }
+        out.extend(envs);
     }
     out.sort();
     out.dedup();
@@ -1059,6 +1063,7 @@ mod environment_dir_tests {
         touch(&root.join("envs/dev/s3/buckets.yml"));
         touch(&root.join("envs/notes/README.txt"));
         touch(&root.join("envs/.hidden/environment.yaml"));
+        touch(&root.join("nothing/notes/README.txt"));
         let dirs = environment_dirs(&[root.join("single")]).unwrap();
         assert_eq!(dirs, [root.join("single")]);
         let dirs = environment_dirs(&[root.join("envs")]).unwrap();
@@ -1071,6 +1076,12 @@ mod environment_dir_tests {
         ])
         .unwrap();
         assert_eq!(dirs, [root.join("envs/dev"), root.join("envs/prod")]);
+        // Regression: a directory with no YAML below it gave no Environment at all, and plan
+        // indexed the first one of none.
+        assert_eq!(
+            environment_dirs(&[root.join("nothing")]).unwrap(),
+            [root.join("nothing")]
+        );
         assert!(matches!(
             environment_dirs(&[root.join("missing")]),
             Err(ManifestError::Io { .. })
