@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use std::io::IsTerminal;
 
 use mlspace_gitops::apply;
-use mlspace_gitops::aws::{AwsContext, AwsOptions};
+use mlspace_gitops::aws::{AccountError, AwsContext, AwsOptions};
 use mlspace_gitops::daemon;
 use mlspace_gitops::import;
 use mlspace_gitops::kinds::Kind;
@@ -163,6 +163,16 @@ struct AwsArgs {
     allow_mass_prune: bool,
 }
 
+impl AwsArgs {
+    /// How to reach AWS, before any Environment's role is assumed.
+    fn aws_options(&self) -> AwsOptions {
+        AwsOptions {
+            endpoint_url: self.endpoint_url.clone(),
+            ..AwsOptions::default()
+        }
+    }
+}
+
 /// Flags of `run`; each also reads an MLSPACE_GITOPS_* environment variable.
 #[derive(clap::Args)]
 struct RunArgs {
@@ -309,22 +319,6 @@ fn main() -> ExitCode {
     }
 }
 
-/// Load manifests; on validation errors print them all and return exit code 1.
-fn load(dir: &std::path::Path) -> anyhow::Result<Result<manifest::Loaded, ExitCode>> {
-    match manifest::load_dir(dir) {
-        Ok(l) => {
-            eprint!("{}", l.warnings);
-            Ok(Ok(l))
-        }
-        Err(ManifestError::Invalid(d)) => {
-            eprint!("{d}");
-            eprintln!("{} error(s) in {}", d.error_count(), dir.display());
-            Ok(Err(ExitCode::FAILURE))
-        }
-        Err(e) => Err(e).with_context(|| format!("loading manifests from {}", dir.display())),
-    }
-}
-
 /// Load every Environment under `paths`; all must be valid, or errors of all are printed
 /// and the exit code is 1 (nothing is applied anywhere).
 fn load_all(
@@ -353,6 +347,21 @@ fn load_all(
     }
 }
 
+/// [`load_all`] for a command that works on one Environment (`what` says which).
+fn load_one(paths: &[PathBuf], what: &str) -> anyhow::Result<Result<manifest::Loaded, ExitCode>> {
+    let mut all = match load_all(paths)? {
+        Ok(all) => all,
+        Err(code) => return Ok(Err(code)),
+    };
+    if all.len() != 1 {
+        anyhow::bail!(
+            "{what} one Environment, and -m names {}; pass one Environment directory",
+            all.len()
+        );
+    }
+    Ok(Ok(all.remove(0).1))
+}
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Validate { manifests } => {
@@ -370,7 +379,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Render { manifests, output } => {
-            let loaded = match load(&manifests)? {
+            let loaded = match load_one(std::slice::from_ref(&manifests), "render prints")? {
                 Ok(l) => l,
                 Err(code) => return Ok(code),
             };
@@ -424,17 +433,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             all_mlspace,
             output_dir,
         } => {
-            let mut all = match load_all(&aws.manifests)? {
+            let loaded = match load_one(&aws.manifests, "import writes manifests for")? {
                 Ok(l) => l,
                 Err(code) => return Ok(code),
             };
-            if all.len() != 1 {
-                anyhow::bail!(
-                    "import writes manifests for one Environment, and -m names {}; pass one Environment directory",
-                    all.len()
-                );
-            }
-            let (_, loaded) = all.remove(0);
             let request = match kind {
                 Some(k) if !all_mlspace => import::Request::from([(k, names)]),
                 _ => import::request_all(&loaded.desired),
@@ -453,24 +455,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 /// Clients for one Environment: the standard chain, then its `assumeRoleArn` when set. The
 /// account the credentials reach must be the Environment's, or nothing is read or changed.
 async fn connect(args: &AwsArgs, env: &manifest::EnvironmentView) -> anyhow::Result<AwsContext> {
-    let opts = AwsOptions {
-        endpoint_url: args.endpoint_url.clone(),
-        ..AwsOptions::default()
-    }
-    .for_environment(env);
+    let opts = args.aws_options().for_environment(env);
     let aws = AwsContext::from_env(&opts, &env.region).await;
-    let account = aws.caller_account().await.with_context(|| {
-        format!(
-            "finding the account of the credentials for Environment {}",
+    match aws.check_account(&env.account).await {
+        Ok(()) => {}
+        Err(AccountError::WrongAccount { actual, expected }) => anyhow::bail!(
+            "the credentials for Environment {} reach account {actual}, not {expected}; nothing was read or changed (set spec.assumeRoleArn, or run with that account's credentials)",
             env.name
-        )
-    })?;
-    if account != env.account {
-        anyhow::bail!(
-            "the credentials for Environment {} reach account {account}, not {}; nothing was read or changed (set spec.assumeRoleArn, or run with that account's credentials)",
-            env.name,
-            env.account
-        );
+        ),
+        Err(e) => {
+            return Err(e).with_context(|| {
+                format!("checking the credentials for Environment {}", env.name)
+            })
+        }
     }
     Ok(aws)
 }
@@ -482,16 +479,7 @@ async fn open_store(
     region: &str,
 ) -> anyhow::Result<(Box<dyn state::StateStore>, Option<AwsContext>)> {
     let home = match &args.state {
-        Some(_) => Some(
-            AwsContext::from_env(
-                &AwsOptions {
-                    endpoint_url: args.endpoint_url.clone(),
-                    ..AwsOptions::default()
-                },
-                region,
-            )
-            .await,
-        ),
+        Some(_) => Some(AwsContext::from_env(&args.aws_options(), region).await),
         None => None,
     };
     let store = state::open(args.state.as_deref(), &args.state_dir, home.as_ref())

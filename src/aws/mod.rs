@@ -320,17 +320,21 @@ impl AwsContext {
         loader.retry_config(retry)
     }
 
-    /// The account the credentials belong to (STS GetCallerIdentity, which needs no
-    /// permission). Checked against the Environment's account before anything is read or
-    /// written, so that a dev manifest set never lands in a prod account.
-    pub async fn caller_account(&self) -> Result<String, AwsError> {
-        let out = self
-            .sts
-            .get_caller_identity()
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("sts:GetCallerIdentity", e, |_| None))?;
-        Ok(out.account().unwrap_or_default().to_string())
+    /// Check that the credentials reach `expected` (STS GetCallerIdentity, which needs no
+    /// permission). Done for an Environment before anything is read or written, so that a
+    /// dev manifest set never lands in a prod account.
+    pub async fn check_account(&self, expected: &str) -> Result<(), AccountError> {
+        let out = self.sts.get_caller_identity().send().await.map_err(|e| {
+            AccountError::Identity(AwsError::from_sdk("sts:GetCallerIdentity", e, |_| None))
+        })?;
+        let actual = out.account().unwrap_or_default();
+        if actual != expected {
+            return Err(AccountError::WrongAccount {
+                actual: actual.to_string(),
+                expected: expected.to_string(),
+            });
+        }
+        Ok(())
     }
 
     /// Build clients from a loaded SDK config.
@@ -369,6 +373,22 @@ impl AwsContext {
             eventual_consistency_timeout: Duration::from_secs(120),
         }
     }
+}
+
+/// Why clients were refused for an Environment's account.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    /// STS did not say whose credentials these are.
+    #[error("cannot find the account of the credentials")]
+    Identity(#[source] AwsError),
+    /// The credentials belong to another account.
+    #[error("the credentials reach account {actual}, not {expected}")]
+    WrongAccount {
+        /// The account the credentials reach.
+        actual: String,
+        /// The Environment's account.
+        expected: String,
+    },
 }
 
 /// What an AWS error means to the engine.

@@ -12,7 +12,7 @@ use tracing::Instrument;
 
 use super::{epoch_secs, Backoff, Controller, DaemonConfig, EnvCtl, Mode};
 use crate::apply::{self, ApplyOptions, Event};
-use crate::aws::{AwsContext, CallObserver, DisplayChain};
+use crate::aws::{AccountError, AwsContext, CallObserver, DisplayChain};
 use crate::kinds::Kind;
 use crate::manifest::DesiredState;
 use crate::metrics::Metrics;
@@ -279,18 +279,12 @@ async fn aws_for(
     let aws = AwsContext::from_env(&opts, &e.region).await;
     aws.stats
         .set_observer(shared.metrics.clone() as Arc<dyn CallObserver>);
-    let account = aws.caller_account().await.map_err(|err| {
-        format!(
-            "cannot find the account of the credentials: {}",
-            DisplayChain(&err)
-        )
+    aws.check_account(&e.account).await.map_err(|err| match err {
+        AccountError::WrongAccount { .. } => format!(
+            "{err}; nothing is read or changed (set spec.assumeRoleArn, or run with that account's credentials)"
+        ),
+        AccountError::Identity(_) => DisplayChain(&err).to_string(),
     })?;
-    if account != e.account {
-        return Err(format!(
-            "the credentials reach account {account}, not {}; nothing is read or changed (set spec.assumeRoleArn, or run with that account's credentials)",
-            e.account
-        ));
-    }
     env.aws = Some((opts, e.region.clone(), aws.clone()));
     Ok(aws)
 }
