@@ -53,6 +53,24 @@ fn out(o: &Output) -> String {
     )
 }
 
+/// Names of the managed policies attached to `role`.
+fn attached_policies(rt: &tokio::runtime::Runtime, moto: &Moto, role: &str) -> Vec<String> {
+    rt.block_on(async {
+        moto.aws()
+            .await
+            .iam
+            .list_attached_role_policies()
+            .role_name(role)
+            .send()
+            .await
+            .unwrap()
+            .attached_policies()
+            .iter()
+            .filter_map(|p| p.policy_name().map(str::to_string))
+            .collect()
+    })
+}
+
 fn policy_exists(rt: &tokio::runtime::Runtime, moto: &Moto, name: &str) -> bool {
     rt.block_on(async {
         moto.aws()
@@ -203,7 +221,7 @@ fn prune_deletes_only_inventory_resources_with_the_flag_and_guards() {
     assert!(policy_exists(&rt, &moto, "MLSpace-project-demo"));
 
     // The runtime role came through every apply and prune as MLSpace left it.
-    let (tags, inline, attached) = rt.block_on(async {
+    let (tags, inline) = rt.block_on(async {
         let iam = moto.aws().await.iam;
         let tags = iam
             .list_role_tags()
@@ -217,25 +235,15 @@ fn prune_deletes_only_inventory_resources_with_the_flag_and_guards() {
             .send()
             .await
             .unwrap();
-        let attached = iam
-            .list_attached_role_policies()
-            .role_name(RUNTIME_ROLE)
-            .send()
-            .await
-            .unwrap();
         (
             tags.tags()
                 .iter()
                 .map(|t| format!("{}={}", t.key(), t.value()))
                 .collect::<Vec<_>>(),
             inline.policy_names().to_vec(),
-            attached
-                .attached_policies()
-                .iter()
-                .filter_map(|p| p.policy_name().map(str::to_string))
-                .collect::<Vec<_>>(),
         )
     });
+    let attached = attached_policies(&rt, &moto, RUNTIME_ROLE);
     assert_eq!(tags, ["dynamic-user-role=true", "project=demo"]);
     assert_eq!(inline, ["MLSpace-user-demo"]);
     assert_eq!(attached, ["MLSpace-project-demo", "pr-kept"]);
@@ -318,21 +326,10 @@ fn attachments_matching_ignore_rules_are_neither_drift_nor_removed() {
         &["apply", "--auto-approve", "--prune"],
     );
     assert!(o.status.success(), "{}", out(&o));
-    let attached = rt.block_on(async {
-        moto.aws()
-            .await
-            .iam
-            .list_attached_role_policies()
-            .role_name("mlspace-app-role")
-            .send()
-            .await
-            .unwrap()
-    });
     assert!(
-        attached
-            .attached_policies()
+        attached_policies(&rt, &moto, "mlspace-app-role")
             .iter()
-            .any(|p| p.policy_name() == Some("MLSpace-app-denied-services")),
+            .any(|p| p == "MLSpace-app-denied-services"),
         "the runtime attachment was removed"
     );
 
@@ -419,19 +416,5 @@ fn a_pruned_policy_still_used_by_an_ignored_runtime_role_is_kept() {
     );
     assert!(!policy_exists(&rt, &moto, "pr-alone"), "{text}");
     assert!(policy_exists(&rt, &moto, "pr-shared"), "{text}");
-    let attached = rt.block_on(async {
-        moto.aws()
-            .await
-            .iam
-            .list_attached_role_policies()
-            .role_name(RUNTIME_ROLE)
-            .send()
-            .await
-            .unwrap()
-            .attached_policies()
-            .iter()
-            .filter_map(|p| p.policy_name().map(str::to_string))
-            .collect::<Vec<_>>()
-    });
-    assert_eq!(attached, ["pr-shared"]);
+    assert_eq!(attached_policies(&rt, &moto, RUNTIME_ROLE), ["pr-shared"]);
 }
