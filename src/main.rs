@@ -146,6 +146,9 @@ struct AwsArgs {
     /// AWS endpoint (else AWS_ENDPOINT_URL or the SDK's default).
     #[arg(long, env = "MLSPACE_GITOPS_ENDPOINT_URL")]
     endpoint_url: Option<String>,
+    /// How long one AWS request attempt may take before it is abandoned and retried.
+    #[arg(long, env = "MLSPACE_GITOPS_AWS_ATTEMPT_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    aws_attempt_timeout: std::time::Duration,
     /// Print the AWS requests made, by operation.
     #[arg(long)]
     stats: bool,
@@ -168,6 +171,7 @@ impl AwsArgs {
     fn aws_options(&self) -> AwsOptions {
         AwsOptions {
             endpoint_url: self.endpoint_url.clone(),
+            attempt_timeout: Some(self.aws_attempt_timeout),
             ..AwsOptions::default()
         }
     }
@@ -231,6 +235,9 @@ struct RunArgs {
     /// AWS endpoint (else AWS_ENDPOINT_URL or the SDK's default).
     #[arg(long, env = "MLSPACE_GITOPS_ENDPOINT_URL")]
     endpoint_url: Option<String>,
+    /// How long one AWS request attempt may take before it is abandoned and retried.
+    #[arg(long, env = "MLSPACE_GITOPS_AWS_ATTEMPT_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    aws_attempt_timeout: std::time::Duration,
     /// Changes applied at once.
     #[arg(long, env = "MLSPACE_GITOPS_CONCURRENCY", default_value_t = 8)]
     concurrency: usize,
@@ -896,6 +903,7 @@ async fn run_daemon(a: RunArgs) -> anyhow::Result<ExitCode> {
         grace: a.grace_period,
         aws: AwsOptions {
             endpoint_url: a.endpoint_url,
+            attempt_timeout: Some(a.aws_attempt_timeout),
             ..AwsOptions::default()
         },
         concurrency: a.concurrency,

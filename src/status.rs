@@ -155,22 +155,30 @@ impl Status {
 /// The status shared between the daemon (writer) and the HTTP server (readers).
 pub type SharedStatus = Arc<RwLock<Status>>;
 
-/// Readiness: a first reconcile has completed and the source answered recently.
+/// Readiness: a first reconcile has completed, the source answered recently, and AWS is
+/// answering.
 #[derive(Debug)]
 pub struct Readiness {
     max_source_age: Duration,
+    max_aws_silence: Duration,
     reconciled: AtomicBool,
     source_reached_at: Mutex<Option<Instant>>,
+    /// Per scope (an Environment, the state store): since when its AWS attempts have all gone
+    /// unanswered. Absent while they are answered.
+    aws_silent_since: Mutex<BTreeMap<String, Instant>>,
 }
 
 impl Readiness {
     /// Not ready until [`Readiness::reconciled`] and [`Readiness::source_reached`] are called;
-    /// not ready again once the source has been silent for longer than `max_source_age`.
-    pub fn new(max_source_age: Duration) -> Readiness {
+    /// not ready again once the source has been silent for longer than `max_source_age`, or
+    /// once AWS has answered none of a scope's attempts for longer than `max_aws_silence`.
+    pub fn new(max_source_age: Duration, max_aws_silence: Duration) -> Readiness {
         Readiness {
             max_source_age,
+            max_aws_silence,
             reconciled: AtomicBool::new(false),
             source_reached_at: Mutex::new(None),
+            aws_silent_since: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -181,32 +189,61 @@ impl Readiness {
 
     /// Record that the source answered just now.
     pub fn source_reached(&self) {
-        *self.lock() = Some(Instant::now());
+        *lock(&self.source_reached_at) = Some(Instant::now());
     }
 
-    /// First reconcile done and the source reached within the maximum age.
+    /// Record one AWS attempt made for `scope` (`Environment NAME`, `state store`):
+    /// `answered` unless it got no answer or a 5xx. Throttling counts as an answer: AWS is
+    /// there, only busy.
+    pub fn aws_attempt(&self, scope: &str, answered: bool) {
+        let mut silent = lock(&self.aws_silent_since);
+        if answered {
+            silent.remove(scope);
+        } else if !silent.contains_key(scope) {
+            silent.insert(scope.to_string(), Instant::now());
+        }
+    }
+
+    /// Forget the AWS scopes for which `keep` is false (an Environment that left the
+    /// manifests no longer makes the daemon unready).
+    pub fn retain_aws_scopes(&self, keep: impl Fn(&str) -> bool) {
+        lock(&self.aws_silent_since).retain(|scope, _| keep(scope));
+    }
+
+    /// First reconcile done, the source reached within the maximum age and AWS answering.
     pub fn is_ready(&self) -> bool {
         self.unready_reason().is_none()
     }
 
-    /// Why not ready, in a few words; `None` when ready.
-    pub fn unready_reason(&self) -> Option<&'static str> {
+    /// Why not ready, in a few words (every reason, `; `-separated); `None` when ready.
+    pub fn unready_reason(&self) -> Option<String> {
         if !self.reconciled.load(Ordering::Acquire) {
-            return Some("no reconcile has completed yet");
+            return Some("no reconcile has completed yet".into());
         }
-        match *self.lock() {
-            None => Some("source not reached yet"),
-            Some(at) if at.elapsed() > self.max_source_age => Some("source not reached recently"),
-            Some(_) => None,
+        let mut why = Vec::new();
+        match *lock(&self.source_reached_at) {
+            None => why.push("source not reached yet".to_string()),
+            Some(at) if at.elapsed() > self.max_source_age => {
+                why.push("source not reached recently".into())
+            }
+            Some(_) => {}
         }
+        let silent: Vec<String> = lock(&self.aws_silent_since)
+            .iter()
+            .filter(|(_, since)| since.elapsed() > self.max_aws_silence)
+            .map(|(scope, since)| format!("{scope} for {} s", since.elapsed().as_secs()))
+            .collect();
+        if !silent.is_empty() {
+            // While a reconcile waits on AWS the source is not polled either: both show.
+            why.push(format!("AWS not answering: {}", silent.join(", ")));
+        }
+        (!why.is_empty()).then(|| why.join("; "))
     }
+}
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Instant>> {
-        // An Option<Instant> cannot be left half-written: a poisoned lock is still usable.
-        self.source_reached_at
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-    }
+/// Readiness data cannot be left half-written: a poisoned lock is still usable.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[cfg(test)]
@@ -223,15 +260,42 @@ mod tests {
 
     #[test]
     fn readiness_needs_both_and_expires() {
-        let r = Readiness::new(Duration::from_millis(50));
+        let r = Readiness::new(Duration::from_millis(50), Duration::from_secs(60));
         assert!(!r.is_ready());
         r.source_reached();
         assert!(!r.is_ready());
         r.reconciled();
         assert!(r.is_ready());
         std::thread::sleep(Duration::from_millis(80));
-        assert_eq!(r.unready_reason(), Some("source not reached recently"));
+        assert_eq!(
+            r.unready_reason().as_deref(),
+            Some("source not reached recently")
+        );
         r.source_reached();
+        assert!(r.is_ready());
+    }
+
+    #[test]
+    fn readiness_goes_while_aws_answers_nothing_and_comes_back_with_an_answer() {
+        let r = Readiness::new(Duration::from_secs(60), Duration::from_millis(50));
+        r.reconciled();
+        r.source_reached();
+        r.aws_attempt("Environment dev", false);
+        // A short silence (one lost answer, a retry) is not an outage.
+        assert!(r.is_ready());
+        std::thread::sleep(Duration::from_millis(80));
+        r.aws_attempt("Environment dev", false);
+        let why = r.unready_reason().unwrap();
+        assert!(
+            why.starts_with("AWS not answering: Environment dev for "),
+            "{why}"
+        );
+        r.aws_attempt("Environment dev", true);
+        assert!(r.is_ready());
+        r.aws_attempt("Environment gone", false);
+        std::thread::sleep(Duration::from_millis(80));
+        assert!(!r.is_ready());
+        r.retain_aws_scopes(|s| s != "Environment gone");
         assert!(r.is_ready());
     }
 

@@ -3,6 +3,7 @@
 //! /status, /metrics and the webhook.
 
 mod common;
+mod fault_proxy;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -129,6 +130,11 @@ struct Daemon {
 
 impl Daemon {
     fn start(moto: &Moto, source: &str, extra: &[&str]) -> Daemon {
+        Daemon::start_env(&moto.env(), source, extra)
+    }
+
+    /// [`Daemon::start`] with these AWS environment variables (a proxy as the endpoint).
+    fn start_env(aws_env: &[(&str, String)], source: &str, extra: &[&str]) -> Daemon {
         let state = tempfile::tempdir().unwrap();
         let port = free_port();
         let log = state.path().join("daemon.log");
@@ -155,7 +161,7 @@ impl Daemon {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap());
-        for (k, v) in moto.env() {
+        for (k, v) in aws_env {
             c.env(k, v);
         }
         Daemon {
@@ -986,4 +992,206 @@ fn verify_commits_needs_a_git_source_and_an_allowed_signers_file() {
         err.contains("bad_signers:2: cannot parse the public key"),
         "{err}"
     );
+}
+
+/// Watches the daemon through an outage: it must stay up, and `/readyz` is sampled.
+struct OutageWatch {
+    /// Seconds into the outage when `/readyz` first answered 503 with each distinct reason.
+    unready: Vec<(f64, String)>,
+}
+
+impl OutageWatch {
+    /// Sample for `length`, every 250 ms: the process never exits.
+    fn run(d: &mut Daemon, length: Duration, mut during: impl FnMut(Duration)) -> OutageWatch {
+        let start = Instant::now();
+        let mut w = OutageWatch {
+            unready: Vec::new(),
+        };
+        while start.elapsed() < length {
+            if let Some(exit) = d.child.try_wait().unwrap() {
+                panic!("the daemon exited during the outage: {exit}\n{}", d.log());
+            }
+            let (code, body) = d.get("/readyz");
+            if code == 503 && w.unready.iter().all(|(_, r)| *r != body) {
+                w.unready.push((start.elapsed().as_secs_f64(), body));
+            }
+            during(start.elapsed());
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        w
+    }
+
+    /// When `/readyz` first gave a reason containing `what`, and that reason.
+    fn first(&self, what: &str) -> (f64, String) {
+        self.unready
+            .iter()
+            .find(|(_, r)| r.contains(what))
+            .cloned()
+            .unwrap_or_else(|| panic!("/readyz never said {what:?}: {:?}", self.unready))
+    }
+}
+
+#[test]
+fn daemon_rides_out_a_minute_without_aws_and_a_minute_without_its_git_remote() {
+    use fault_proxy::{Fault, FaultConfig, FaultProxy, Outage};
+    const OUTAGE: Duration = Duration::from_secs(60);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let moto = Moto::start();
+    let proxy = FaultProxy::start(&moto.endpoint, FaultConfig::default());
+    let repo = Repo::new();
+    let first = repo.commit(
+        &[
+            ("manifests/env.yaml", environment()),
+            ("manifests/iam.yaml", &role("one")),
+        ],
+        "first",
+    );
+    let aws_env: Vec<(&str, String)> = moto
+        .env()
+        .into_iter()
+        .map(|(k, v)| match k {
+            "AWS_ENDPOINT_URL" => (k, proxy.endpoint.clone()),
+            _ => (k, v),
+        })
+        .collect();
+    let mut d = Daemon::start_env(&aws_env, &repo.url(), &["--aws-attempt-timeout", "2s"]);
+    d.wait_until(
+        "ready with the first revision",
+        Duration::from_secs(60),
+        || d.get("/readyz").0 == 200 && d.status()["last_applied_revision"] == first.as_str(),
+    );
+    let all_in_sync = |d: &Daemon| {
+        let s = d.status();
+        s["resources"]
+            .as_array()
+            .is_some_and(|r| !r.is_empty() && r.iter().all(|r| r["state"] == "in_sync"))
+    };
+
+    // AWS goes away for a minute: first a black hole (requests never answered), then every
+    // connection refused. A commit arrives meanwhile.
+    let aws_failed_before = d.metric(
+        "mlspace_gitops_aws_requests_total",
+        &[("result", "server_error")],
+    );
+    let reconcile_failed_before =
+        d.metric("mlspace_gitops_reconcile_total", &[("result", "failure")]);
+    proxy.reset_counts();
+    proxy.set_config(FaultConfig {
+        outage: Some(Outage::Blackhole),
+        ..FaultConfig::default()
+    });
+    let mut second = None;
+    let watch = OutageWatch::run(&mut d, OUTAGE, |t| {
+        if second.is_none() && t > Duration::from_secs(2) {
+            second = Some(repo.commit(&[("manifests/iam.yaml", &role("two"))], "two"));
+        }
+        if t > OUTAGE / 2 {
+            proxy.set_config(FaultConfig {
+                outage: Some(Outage::Refuse),
+                ..FaultConfig::default()
+            });
+        }
+    });
+    let second = second.unwrap();
+    let attempts = proxy.counts().fault(Fault::Outage);
+    let (unready_at, reason) = watch.first("AWS not answering: Environment e2e");
+    let s = d.status();
+    assert_eq!(s["source_revision"], second.as_str(), "{s:#}");
+    assert_eq!(s["last_applied_revision"], first.as_str(), "{s:#}");
+    assert!(s["last_error"].is_string(), "{s:#}");
+    let aws_failed = d.metric(
+        "mlspace_gitops_aws_requests_total",
+        &[("result", "server_error")],
+    ) - aws_failed_before;
+    let reconcile_failed = d.metric("mlspace_gitops_reconcile_total", &[("result", "failure")])
+        - reconcile_failed_before;
+    assert!(
+        aws_failed >= 1.0 && reconcile_failed >= 1.0,
+        "failures not counted"
+    );
+    assert_eq!(
+        role_tag(&rt, &moto, "team").as_deref(),
+        Some("one"),
+        "written during the outage?"
+    );
+
+    // AWS is back: the commit made during the outage is applied.
+    proxy.set_config(FaultConfig::default());
+    let back = d.wait_until(
+        "the revision of the outage applied after AWS came back",
+        Duration::from_secs(60),
+        || {
+            d.get("/readyz").0 == 200
+                && d.status()["last_applied_revision"] == second.as_str()
+                && all_in_sync(&d)
+        },
+    );
+    assert_eq!(role_tag(&rt, &moto, "team").as_deref(), Some("two"));
+    eprintln!(
+        "FIGURES aws outage {} s: daemon up throughout; /readyz 503 after {unready_at:.1} s ({reason}); {attempts} attempts reached the dead endpoint ({:.1}/s); counted: aws_requests_total{{result=server_error}} +{aws_failed}, reconcile_total{{result=failure}} +{reconcile_failed}; converged and ready {:.1} s after AWS came back",
+        OUTAGE.as_secs(),
+        attempts as f64 / OUTAGE.as_secs_f64(),
+        back.as_secs_f64()
+    );
+
+    // The git remote goes away for a minute. The last good revision is still enforced:
+    // drift made meanwhile is repaired.
+    let fetch_failed_before = d.metric(
+        "mlspace_gitops_source_fetch_total",
+        &[("result", "failure")],
+    );
+    let away = repo.dir.path().with_extension("away");
+    std::fs::rename(repo.dir.path(), &away).unwrap();
+    let mut drifted_at = None;
+    let mut repaired_after = None;
+    let iam = rt.block_on(moto.aws()).iam;
+    let watch = OutageWatch::run(&mut d, OUTAGE, |t| {
+        if drifted_at.is_none() && t > Duration::from_secs(5) {
+            tag_team(&rt, iam.clone(), "drifted");
+            drifted_at = Some(t);
+        }
+        if let (Some(at), None) = (drifted_at, repaired_after) {
+            if role_tag(&rt, &moto, "team").as_deref() == Some("two") {
+                repaired_after = Some(t - at);
+            }
+        }
+    });
+    let (unready_at, reason) = watch.first("source not reached recently");
+    assert!(
+        watch.unready.iter().all(|(_, r)| !r.contains("AWS")),
+        "{:?}",
+        watch.unready
+    );
+    let repaired_after = repaired_after.expect("drift during the git outage not repaired");
+    let fetch_failed = d.metric(
+        "mlspace_gitops_source_fetch_total",
+        &[("result", "failure")],
+    ) - fetch_failed_before;
+    assert!(
+        fetch_failed >= 10.0,
+        "fetch failures not counted: {fetch_failed}"
+    );
+    assert!(d.status()["last_fetch_error"].is_string());
+
+    // The remote is back with a new commit: fetched, applied, ready.
+    std::fs::rename(&away, repo.dir.path()).unwrap();
+    let third = repo.commit(&[("manifests/iam.yaml", &role("three"))], "three");
+    let back = d.wait_until(
+        "the commit pushed after the git outage applied",
+        Duration::from_secs(60),
+        || {
+            d.get("/readyz").0 == 200
+                && d.status()["last_applied_revision"] == third.as_str()
+                && all_in_sync(&d)
+        },
+    );
+    assert_eq!(role_tag(&rt, &moto, "team").as_deref(), Some("three"));
+    assert!(d.status()["last_fetch_error"].is_null());
+    eprintln!(
+        "FIGURES git outage {} s: daemon up throughout; /readyz 503 after {unready_at:.1} s ({reason}); source_fetch_total{{result=failure}} +{fetch_failed}; drift made during it repaired in {:.1} s; a commit pushed after it applied and ready in {:.1} s",
+        OUTAGE.as_secs(),
+        repaired_after.as_secs_f64(),
+        back.as_secs_f64()
+    );
+    assert!(d.terminate().success());
 }

@@ -35,7 +35,7 @@ impl Server {
                 "https://example.com/repo.git",
                 "apply",
             ))),
-            readiness: Arc::new(Readiness::new(max_source_age)),
+            readiness: Arc::new(Readiness::new(max_source_age, Duration::from_secs(10))),
             webhook_secret: secret.map(Secret::new),
             trigger: Arc::new(Notify::new()),
         };

@@ -24,6 +24,14 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
+/// Default [`AwsOptions::attempt_timeout`]: well above the slowest single AWS answer the
+/// tool waits for (a large GetAccountAuthorizationDetails page takes seconds).
+pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Time to open a connection (the SDK's own default; set again because a timeout config
+/// replaces the defaults as a whole).
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(3100);
+
 /// How to reach AWS.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AwsOptions {
@@ -33,6 +41,10 @@ pub struct AwsOptions {
     pub region: Option<String>,
     /// Attempts per request for throttling and 5xx (SDK standard retry).
     pub max_attempts: Option<u32>,
+    /// How long one attempt may take before it is abandoned and retried (else
+    /// [`DEFAULT_ATTEMPT_TIMEOUT`]). Without it, an endpoint that accepts connections but
+    /// never answers would hold a request, and the reconcile waiting on it, for ever.
+    pub attempt_timeout: Option<Duration>,
     /// Role to assume with the standard chain's credentials (an Environment's `assumeRoleArn`).
     pub assume_role: Option<AssumeRole>,
 }
@@ -317,7 +329,11 @@ impl AwsContext {
             .with_max_attempts(opts.max_attempts.unwrap_or(8))
             .with_initial_backoff(Duration::from_millis(200))
             .with_max_backoff(Duration::from_secs(20));
-        loader.retry_config(retry)
+        let timeouts = aws_config::timeout::TimeoutConfig::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .operation_attempt_timeout(opts.attempt_timeout.unwrap_or(DEFAULT_ATTEMPT_TIMEOUT))
+            .build();
+        loader.retry_config(retry).timeout_config(timeouts)
     }
 
     /// Check that the credentials reach `expected` (STS GetCallerIdentity, which needs no

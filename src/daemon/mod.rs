@@ -22,7 +22,7 @@ use tokio::time::Instant;
 
 pub use backoff::Backoff;
 
-use crate::aws::AwsOptions;
+use crate::aws::{AwsOptions, CallObserver, CallResult};
 use crate::manifest::{self, DesiredState, ManifestError};
 use crate::metrics::Metrics;
 use crate::plan::ResourceId;
@@ -108,6 +108,48 @@ pub enum DaemonError {
     Source(#[from] crate::source::SourceError),
 }
 
+/// How long every AWS attempt of an Environment (or of the state store) may go unanswered
+/// before the daemon reports not ready: longer than one request's retries usually take to
+/// get through a burst of 5xx or lost connections, short enough that `/readyz` shows an
+/// outage within seconds.
+const AWS_SILENCE: Duration = Duration::from_secs(10);
+
+/// Reports each AWS attempt to the metrics, and to readiness under a scope (an Environment
+/// or the state store), so that `/readyz` follows whether AWS answers.
+#[derive(Debug)]
+pub(crate) struct AttemptObserver {
+    scope: String,
+    metrics: Arc<Metrics>,
+    readiness: Arc<Readiness>,
+}
+
+impl AttemptObserver {
+    /// An observer for `scope` (`Environment NAME`, `state store`).
+    fn new(scope: String, metrics: &Arc<Metrics>, readiness: &Arc<Readiness>) -> Arc<Self> {
+        Arc::new(AttemptObserver {
+            scope,
+            metrics: metrics.clone(),
+            readiness: readiness.clone(),
+        })
+    }
+}
+
+impl CallObserver for AttemptObserver {
+    fn observe(&self, service: &str, operation: &str, result: CallResult, elapsed: Duration) {
+        self.metrics.observe(service, operation, result, elapsed);
+        self.readiness
+            .aws_attempt(&self.scope, result != CallResult::ServerError);
+    }
+}
+
+/// The readiness scope of an Environment's AWS attempts.
+fn env_scope(name: &str) -> String {
+    format!("Environment {name}")
+}
+
+/// The readiness scope of the DynamoDB state table's attempts.
+const STORE_SCOPE: &str = "state store";
+
 /// Seconds since the epoch, for status.
 pub(crate) fn epoch_secs() -> u64 {
     SystemTime::now()
@@ -184,12 +226,16 @@ pub async fn run(
         mode: cfg.mode.as_str().into(),
         ..Status::default()
     }));
-    // Ready needs the source reached within three polls (and a first reconcile).
-    let readiness = Arc::new(Readiness::new(if source.is_git() {
-        cfg.interval * 3
-    } else {
-        cfg.resync * 3
-    }));
+    // Ready needs a first reconcile, the source reached within three polls, and AWS
+    // answering (see `AWS_SILENCE`).
+    let readiness = Arc::new(Readiness::new(
+        if source.is_git() {
+            cfg.interval * 3
+        } else {
+            cfg.resync * 3
+        },
+        AWS_SILENCE,
+    ));
     let trigger = Arc::new(Notify::new());
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
@@ -448,6 +494,10 @@ impl Controller {
                     }
                     self.metrics.leader.with_label_values(&[&name]).set(0);
                 }
+                let scopes: std::collections::BTreeSet<String> =
+                    names.iter().map(|n| env_scope(n)).collect();
+                self.readiness
+                    .retain_aws_scopes(|s| s == STORE_SCOPE || scopes.contains(s));
                 for (dir, d) in &envs {
                     let e = self.envs.entry(d.environment.name.clone()).or_default();
                     // A new revision deserves a fresh attempt at every resource.

@@ -10,9 +10,12 @@ use std::time::Instant as StdInstant;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use super::{epoch_secs, Backoff, Controller, DaemonConfig, EnvCtl, Mode};
+use super::{
+    env_scope, epoch_secs, AttemptObserver, Backoff, Controller, DaemonConfig, EnvCtl, Mode,
+    STORE_SCOPE,
+};
 use crate::apply::{self, ApplyOptions, Event};
-use crate::aws::{AccountError, AwsContext, CallObserver, DisplayChain};
+use crate::aws::{AccountError, AwsContext, DisplayChain};
 use crate::kinds::Kind;
 use crate::manifest::DesiredState;
 use crate::metrics::Metrics;
@@ -21,7 +24,7 @@ use crate::reconcile::inventory::{self, PruneOptions};
 use crate::reconcile::plan_once;
 use crate::source::Revision;
 use crate::state::StateStore;
-use crate::status::{ResourceState, ResourceStatus};
+use crate::status::{Readiness, ResourceState, ResourceStatus};
 
 /// Epoch seconds of a tokio instant in the future.
 fn epoch_of(t: Instant) -> u64 {
@@ -32,6 +35,7 @@ fn epoch_of(t: Instant) -> u64 {
 struct Shared<'a> {
     cfg: &'a DaemonConfig,
     metrics: &'a Arc<Metrics>,
+    readiness: &'a Arc<Readiness>,
     stop: &'a Arc<AtomicBool>,
     store: Option<&'a dyn StateStore>,
 }
@@ -60,8 +64,11 @@ impl Controller {
         if self.store.is_none() {
             if self.home.is_none() && self.cfg.state.is_some() {
                 let home = AwsContext::from_env(&self.cfg.aws, region).await;
-                home.stats
-                    .set_observer(self.metrics.clone() as Arc<dyn CallObserver>);
+                home.stats.set_observer(AttemptObserver::new(
+                    STORE_SCOPE.into(),
+                    &self.metrics,
+                    &self.readiness,
+                ));
                 self.home = Some(home);
             }
             let s = crate::state::open(
@@ -98,6 +105,7 @@ impl Controller {
         let shared = Shared {
             cfg: &self.cfg,
             metrics: &self.metrics,
+            readiness: &self.readiness,
             stop: &self.stop,
             store: self.store.as_deref(),
         };
@@ -162,6 +170,7 @@ impl Controller {
         let shared = Shared {
             cfg: &self.cfg,
             metrics: &self.metrics,
+            readiness: &self.readiness,
             stop: &self.stop,
             store: self.store.as_deref(),
         };
@@ -277,8 +286,11 @@ async fn aws_for(
         }
     }
     let aws = AwsContext::from_env(&opts, &e.region).await;
-    aws.stats
-        .set_observer(shared.metrics.clone() as Arc<dyn CallObserver>);
+    aws.stats.set_observer(AttemptObserver::new(
+        env_scope(&e.name),
+        shared.metrics,
+        shared.readiness,
+    ));
     aws.check_account(&e.account).await.map_err(|err| match err {
         AccountError::WrongAccount { .. } => format!(
             "{err}; nothing is read or changed (set spec.assumeRoleArn, or run with that account's credentials)"

@@ -103,9 +103,9 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
-async fn readyz(State(st): AppState) -> (StatusCode, &'static str) {
+async fn readyz(State(st): AppState) -> (StatusCode, String) {
     match st.readiness.unready_reason() {
-        None => (StatusCode::OK, "ready"),
+        None => (StatusCode::OK, "ready".into()),
         Some(reason) => (StatusCode::SERVICE_UNAVAILABLE, reason),
     }
 }

@@ -109,6 +109,18 @@ pub struct FaultConfig {
     pub latency: Duration,
     /// How long a just-created role or policy stays invisible (zero: off).
     pub iam_consistency: Duration,
+    /// An outage of every service (STS included), instead of the random faults.
+    pub outage: Option<Outage>,
+}
+
+/// How AWS is unreachable during an outage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outage {
+    /// Every connection is closed without an answer (an endpoint that is down).
+    Refuse,
+    /// Requests are read and never answered (a network black hole): only the client's own
+    /// timeouts end them.
+    Blackhole,
 }
 
 impl FaultConfig {
@@ -126,6 +138,7 @@ impl FaultConfig {
             dynamodb: rates,
             latency: Duration::from_millis(300),
             iam_consistency: Duration::ZERO,
+            outage: None,
         }
     }
 }
@@ -147,6 +160,8 @@ pub enum Fault {
     NotYetVisible,
     /// IAM "Invalid principal" for a trust policy naming a just-created role.
     InvalidPrincipal,
+    /// Refused or never answered: [`FaultConfig::outage`].
+    Outage,
 }
 
 /// Counters, per service.
@@ -434,6 +449,19 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Answer {
             .or_default() += 1;
     };
 
+    match config.outage {
+        Some(Outage::Refuse) => {
+            count(Fault::Outage);
+            return Err(Dropped);
+        }
+        Some(Outage::Blackhole) => {
+            count(Fault::Outage);
+            // Held until the client gives up and closes the connection.
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            return Err(Dropped);
+        }
+        None => {}
+    }
     if call.service == "iam" && !config.iam_consistency.is_zero() {
         if let Some((fault, answer)) = consistency_fault(&state, &call, config.iam_consistency) {
             count(fault);
