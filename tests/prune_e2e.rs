@@ -418,3 +418,143 @@ fn a_pruned_policy_still_used_by_an_ignored_runtime_role_is_kept() {
     assert!(policy_exists(&rt, &moto, "pr-shared"), "{text}");
     assert_eq!(attached_policies(&rt, &moto, RUNTIME_ROLE), ["pr-shared"]);
 }
+
+/// Policies `{p}a`, `{p}b` and `{p}c`, or only the first two.
+fn abc(p: &str, with_c: bool) -> Vec<String> {
+    let n = if with_c { 3 } else { 2 };
+    ["a", "b", "c"][..n]
+        .iter()
+        .map(|x| policy(&format!("{p}{x}"), false))
+        .collect()
+}
+
+/// One `apply --prune` after `{p}c` left the manifests, with the state in `state_args`.
+fn prune_without_c(moto: &Moto, p: &str, dir: &Path, state: &Path, state_args: &[&str]) -> Output {
+    write(dir, &abc(p, false));
+    // One of three is a "mass" prune; that guard is tested above, not here.
+    let mut args = vec!["apply", "--auto-approve", "--prune", "--allow-mass-prune"];
+    args.extend_from_slice(state_args);
+    cli(moto, dir, state, &args)
+}
+
+#[test]
+fn a_corrupt_state_file_or_item_is_reported_and_prunes_nothing_until_fixed() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let moto = Moto::start();
+
+    // The state file, cut in half (a disk that filled up, a bad copy).
+    let dir = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    write(dir.path(), &abc("pr-file-", true));
+    let o = cli(
+        &moto,
+        dir.path(),
+        state.path(),
+        &["apply", "--auto-approve"],
+    );
+    assert!(o.status.success(), "{}", out(&o));
+    let file = state.path().join("state").join("prune.json");
+    let good = std::fs::read(&file).unwrap();
+    std::fs::write(&file, &good[..good.len() / 2]).unwrap();
+    let o = prune_without_c(&moto, "pr-file-", dir.path(), state.path(), &[]);
+    let text = out(&o);
+    assert!(!o.status.success(), "{text}");
+    assert!(text.contains(&file.display().to_string()), "{text}");
+    assert!(text.contains("corrupt"), "{text}");
+    assert!(
+        policy_exists(&rt, &moto, "pr-file-c"),
+        "pruned with a corrupt state file"
+    );
+    assert_eq!(
+        std::fs::read(&file).unwrap(),
+        &good[..good.len() / 2],
+        "the corrupt file was overwritten"
+    );
+    eprintln!(
+        "FIGURES truncated state file: exit {:?}, nothing deleted; reported: {}",
+        o.status.code(),
+        text.lines().find(|l| l.contains("corrupt")).unwrap_or("")
+    );
+    // Fixed (the file restored): the prune goes ahead.
+    std::fs::write(&file, &good).unwrap();
+    let o = prune_without_c(&moto, "pr-file-", dir.path(), state.path(), &[]);
+    assert!(o.status.success(), "{}", out(&o));
+    assert!(
+        !policy_exists(&rt, &moto, "pr-file-c"),
+        "not pruned once fixed"
+    );
+
+    // The DynamoDB state table, one item with a number where a string belongs.
+    let dir = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let table = ["--state", "dynamodb://mlspace-gitops-state-corrupt"];
+    write(dir.path(), &abc("pr-item-", true));
+    let mut args = vec!["apply", "--auto-approve"];
+    args.extend_from_slice(&table);
+    let o = cli(&moto, dir.path(), state.path(), &args);
+    assert!(o.status.success(), "{}", out(&o));
+    assert!(policy_exists(&rt, &moto, "pr-item-c"));
+    let key = |sk: &str| {
+        std::collections::HashMap::from([
+            ("pk".to_string(), AttributeValue::S("env#prune".into())),
+            ("sk".to_string(), AttributeValue::S(sk.into())),
+        ])
+    };
+    let item = rt.block_on(async {
+        let aws = moto.aws().await;
+        let item = aws
+            .dynamodb
+            .get_item()
+            .table_name("mlspace-gitops-state-corrupt")
+            .set_key(Some(key("res#ManagedPolicy#pr-item-b")))
+            .send()
+            .await
+            .unwrap()
+            .item
+            .expect("the inventory item of pr-item-b");
+        let mut broken = item.clone();
+        broken.insert("revision".into(), AttributeValue::N("7".into()));
+        aws.dynamodb
+            .put_item()
+            .table_name("mlspace-gitops-state-corrupt")
+            .set_item(Some(broken))
+            .send()
+            .await
+            .unwrap();
+        item
+    });
+    let o = prune_without_c(&moto, "pr-item-", dir.path(), state.path(), &table);
+    let text = out(&o);
+    assert!(!o.status.success(), "{text}");
+    assert!(text.contains("res#ManagedPolicy#pr-item-b"), "{text}");
+    assert!(text.contains("revision"), "{text}");
+    assert!(
+        policy_exists(&rt, &moto, "pr-item-c"),
+        "pruned with a corrupt state item"
+    );
+    eprintln!(
+        "FIGURES corrupt state item: exit {:?}, nothing deleted; reported: {}",
+        o.status.code(),
+        text.lines()
+            .find(|l| l.contains("res#ManagedPolicy#pr-item-b"))
+            .unwrap_or("")
+    );
+    rt.block_on(async {
+        moto.aws()
+            .await
+            .dynamodb
+            .put_item()
+            .table_name("mlspace-gitops-state-corrupt")
+            .set_item(Some(item))
+            .send()
+            .await
+            .unwrap();
+    });
+    let o = prune_without_c(&moto, "pr-item-", dir.path(), state.path(), &table);
+    assert!(o.status.success(), "{}", out(&o));
+    assert!(
+        !policy_exists(&rt, &moto, "pr-item-c"),
+        "not pruned once fixed"
+    );
+}
