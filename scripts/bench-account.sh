@@ -44,33 +44,70 @@ PY
 s1=$(date +%s.%N)
 echo "seeded $unmanaged unmanaged roles and policies in $(echo "$s1 - $s0" | bc) s"
 
-mkdir -p "$work/m"
-python3 - "$work/m/resources.yaml" "$managed" <<'PY'
+# manifests DIR N [CHANGED]: N managed policies and N roles using them; the first CHANGED/2
+# policies get another document and the first CHANGED/2 roles another tag.
+manifests() {
+  mkdir -p "$1"
+  python3 - "$1/resources.yaml" "$2" "${3:-0}" <<'PY'
 import sys
-path, n = sys.argv[1], int(sys.argv[2])
+path, n, changed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]) // 2
 docs = ['apiVersion: mlspace-gitops/v1\nkind: Environment\nmetadata: {name: scale}\nspec: {region: us-east-1, account: "123456789012", tags: {system: MLSpace}}\n']
 for i in range(n):
-    docs.append(f'apiVersion: mlspace-gitops/v1\nkind: ManagedPolicy\nmetadata: {{name: mlspace-scale-policy-{i:04d}}}\nspec:\n  document: {{Version: "2012-10-17", Statement: [{{Effect: Allow, Action: ["s3:GetObject"], Resource: "arn:aws:s3:::mlspace-{i % 7}/{i:04d}/*"}}]}}\n')
+    prefix = "v2/" if i < changed else ""
+    docs.append(f'apiVersion: mlspace-gitops/v1\nkind: ManagedPolicy\nmetadata: {{name: mlspace-scale-policy-{i:04d}}}\nspec:\n  document: {{Version: "2012-10-17", Statement: [{{Effect: Allow, Action: ["s3:GetObject"], Resource: "arn:aws:s3:::mlspace-{i % 7}/{prefix}{i:04d}/*"}}]}}\n')
 for i in range(n):
-    docs.append(f'apiVersion: mlspace-gitops/v1\nkind: Role\nmetadata: {{name: mlspace-scale-role-{i:04d}}}\nspec:\n  managedPolicies: [mlspace-scale-policy-{i:04d}]\n  assumeRolePolicy: {{Version: "2012-10-17", Statement: [{{Effect: Allow, Principal: {{Service: ec2.amazonaws.com}}, Action: "sts:AssumeRole"}}]}}\n')
+    tags = f"\n  tags: {{wave: '2'}}" if i < changed else ""
+    docs.append(f'apiVersion: mlspace-gitops/v1\nkind: Role\nmetadata: {{name: mlspace-scale-role-{i:04d}}}\nspec:\n  managedPolicies: [mlspace-scale-policy-{i:04d}]\n  assumeRolePolicy: {{Version: "2012-10-17", Statement: [{{Effect: Allow, Principal: {{Service: ec2.amazonaws.com}}, Action: "sts:AssumeRole"}}]}}{tags}\n')
 open(path, "w").write("---\n".join(docs))
 PY
+}
+manifests "$work/m" "$managed"
 state=$work/state
 s0=$(date +%s.%N)
 /usr/bin/time -f "%M" -o "$work/rss" "$bin" validate -m "$work/m" >/dev/null
 s1=$(date +%s.%N)
-echo "validate $((managed * 2)) resources: $(echo "$s1 - $s0" | bc) s, peak RSS $(cat "$work/rss") KB"
+echo "validate $((managed * 2)) resources: $(echo "$s1 - $s0" | bc) s, peak RSS $(tail -n1 "$work/rss") KB"
 b=$(requests); s0=$(date +%s.%N)
 /usr/bin/time -f "%M" -o "$work/rss" "$bin" apply -m "$work/m" --state-dir "$state" --auto-approve --concurrency 16 >/dev/null
 s1=$(date +%s.%N)
-echo "create $((managed * 2)) managed: $(echo "$s1 - $s0" | bc) s, $(( $(requests) - b )) requests, peak RSS $(cat "$work/rss") KB"
+echo "create $((managed * 2)) managed: $(echo "$s1 - $s0" | bc) s, $(( $(requests) - b )) requests, peak RSS $(tail -n1 "$work/rss") KB"
 for i in 1 2 3; do
   b=$(requests); s0=$(date +%s.%N)
   /usr/bin/time -f "%M" -o "$work/rss" "$bin" plan -m "$work/m" --state-dir "$state" --detailed-exitcode --stats >/dev/null 2>"$work/stats"
   s1=$(date +%s.%N)
-  echo "no-op plan: $(echo "$s1 - $s0" | bc) s, $(( $(requests) - b )) requests, peak RSS $(cat "$work/rss") KB"
+  echo "no-op plan: $(echo "$s1 - $s0" | bc) s, $(( $(requests) - b )) requests, peak RSS $(tail -n1 "$work/rss") KB"
 done
 sed 's/^/  /' "$work/stats"
+
+# 100 changes: 50 policy documents and 50 role tags.
+changes=${CHANGES:-100}
+rm -rf "$work/m" && manifests "$work/m" "$managed" "$changes"
+b=$(requests); s0=$(date +%s.%N)
+set +e
+/usr/bin/time -f "%M" -o "$work/rss" "$bin" plan -m "$work/m" --state-dir "$state" --detailed-exitcode >"$work/plan" 2>&1
+code=$?
+set -e
+s1=$(date +%s.%N)
+[ "$code" = 2 ] || { echo "plan with changes exited $code"; cat "$work/plan"; exit 1; }
+echo "plan with $changes changes: $(echo "$s1 - $s0" | bc) s, $(( $(requests) - b )) requests, peak RSS $(tail -n1 "$work/rss") KB; $(grep '^Plan:' "$work/plan")"
+b=$(requests); s0=$(date +%s.%N)
+/usr/bin/time -f "%M" -o "$work/rss" "$bin" apply -m "$work/m" --state-dir "$state" --auto-approve --concurrency 16 >/dev/null
+s1=$(date +%s.%N)
+echo "apply of $changes changes: $(echo "$s1 - $s0" | bc) s, $(( $(requests) - b )) requests, peak RSS $(tail -n1 "$work/rss") KB"
+b=$(requests); s0=$(date +%s.%N)
+/usr/bin/time -f "%M" -o "$work/rss" "$bin" plan -m "$work/m" --state-dir "$state" --detailed-exitcode >/dev/null
+s1=$(date +%s.%N)
+echo "no-op plan after it: $(echo "$s1 - $s0" | bc) s, $(( $(requests) - b )) requests, peak RSS $(tail -n1 "$work/rss") KB"
+
+# Validation alone at 5x and 10x the managed set: 5,000 and 10,000 resources by default.
+for times in 5 10; do
+  big=$((managed * times))
+  manifests "$work/big$times" "$big"
+  s0=$(date +%s.%N)
+  /usr/bin/time -f "%M" -o "$work/rss" "$bin" validate -m "$work/big$times" >/dev/null
+  s1=$(date +%s.%N)
+  echo "validate $((big * 2)) resources: $(echo "$s1 - $s0" | bc) s, peak RSS $(tail -n1 "$work/rss") KB"
+done
 # Where a no-op plan's time goes: the one account-wide read, and one tag read per policy.
 "$venv/bin/python" - "$managed" <<'PY'
 import sys, time, boto3

@@ -684,6 +684,67 @@ async fn many_roles_and_policies_are_read_with_one_authorization_details_call() 
 }
 
 #[tokio::test]
+async fn roles_are_listed_only_when_a_spec_manages_description_or_session_length() {
+    use mlspace_gitops::kinds::engine::Wanted;
+    let moto = common::Moto::start();
+    let aws = moto.aws().await;
+    let cx = fixture().cx;
+    let names: Vec<String> = (0..5).map(|i| format!("listed-{i}")).collect();
+    for r in &names {
+        aws.iam
+            .create_role()
+            .role_name(r)
+            .description("made elsewhere")
+            .assume_role_policy_document(trust("ec2.amazonaws.com").to_string())
+            .send()
+            .await
+            .unwrap();
+    }
+    let plain = RoleSpec {
+        description: None,
+        max_session_duration: None,
+        ..fixture().role
+    };
+    let described = RoleSpec {
+        max_session_duration: None,
+        ..fixture().role
+    };
+    let observe_with = |specs: Vec<RoleSpec>| {
+        let aws = aws.clone();
+        let cx = cx.clone();
+        let names = names.clone();
+        async move {
+            let wanted: Vec<Wanted<'_, RoleSpec>> = names
+                .iter()
+                .zip(&specs)
+                .map(|(n, s)| Wanted {
+                    name: n,
+                    spec: Some(s),
+                })
+                .collect();
+            let mut seen = BTreeMap::new();
+            let n = calls(&aws, async {
+                seen = Role::observe(&aws, &wanted, &cx).await.unwrap();
+            })
+            .await;
+            (n, seen)
+        }
+    };
+    // No spec manages either setting: no ListRoles (it pages through every role of the
+    // account).
+    let (n, seen) = observe_with(vec![plain.clone(); 5]).await;
+    assert_eq!(seen.len(), 5);
+    assert!(!n.contains_key("IAM:ListRoles"), "{n:?}");
+    assert_eq!(seen["listed-0"].description, None, "not read, so never compared");
+    // One does: listed, and the description is read.
+    let mut specs = vec![plain; 5];
+    specs[2] = described;
+    let (n, seen) = observe_with(specs).await;
+    assert_eq!(n.get("IAM:ListRoles"), Some(&1), "{n:?}");
+    assert_eq!(seen["listed-2"].description.as_deref(), Some("made elsewhere"));
+}
+
+#[tokio::test]
 async fn path_change_is_a_plan_error_not_a_missing_resource() {
     let moto = common::Moto::start();
     let aws = moto.aws().await;

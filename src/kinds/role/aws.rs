@@ -75,10 +75,23 @@ impl KindAws for Role {
                 .filter_map(|(n, o)| Some((n, o?)))
                 .collect());
         }
-        let (snap, listed) = tokio::try_join!(
-            iam_snapshot::snapshot(aws, Reader::Role),
-            list_roles(&aws.iam, "/")
-        )?;
+        // GAAD leaves out description and maximum session duration; only ListRoles (every
+        // role of the account, page by page) has them. It is read only when some wanted role
+        // manages one of them, or has no spec to tell (import, removals): unmanaged, they are
+        // never compared.
+        let listing_needed = wanted.iter().any(|w| {
+            w.spec
+                .is_none_or(|s| s.description.is_some() || s.max_session_duration.is_some())
+        });
+        let listing = async {
+            if listing_needed {
+                list_roles(&aws.iam, "/").await
+            } else {
+                Ok(HashMap::new())
+            }
+        };
+        let (snap, listed) =
+            tokio::try_join!(iam_snapshot::snapshot(aws, Reader::Role), listing)?;
         Ok(names
             .iter()
             .filter_map(|n| Some((n.clone(), from_detail(snap.roles.get(n)?, listed.get(n)))))
