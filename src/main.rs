@@ -14,7 +14,7 @@ use mlspace_gitops::daemon;
 use mlspace_gitops::import;
 use mlspace_gitops::kinds::Kind;
 use mlspace_gitops::manifest::{self, render, ManifestError};
-use mlspace_gitops::reconcile::{inventory, plan_once, Planned};
+use mlspace_gitops::reconcile::{inventory, plan_with_inventory, Planned};
 use mlspace_gitops::secret::Secret;
 use mlspace_gitops::source::{GitAuth, SourceConfig};
 use mlspace_gitops::state;
@@ -592,7 +592,8 @@ async fn plan_all(
     let jobs = all.into_iter().map(|(dir, loaded)| async move {
         let aws = connect(args, &loaded.desired.environment).await?;
         let inv = open_inventory(args, store, &loaded.desired).await;
-        let planned = plan_once(&aws, &loaded.desired, &inv.removals.removals).await;
+        let planned =
+            plan_with_inventory(&aws, &loaded.desired, &inv.removals.removals, &inv.entries).await;
         anyhow::Ok(EnvRun {
             dir,
             loaded,
@@ -732,6 +733,9 @@ async fn apply_cmd(
             eprintln!("Apply cancelled.");
             return Ok(ExitCode::FAILURE);
         }
+    }
+    for run in &runs {
+        record_creates(store.as_ref(), run).await?;
     }
     println!();
     let applies = runs.iter().map(|run| {
@@ -937,6 +941,27 @@ async fn shutdown_signal() {
         _ = term.recv() => tracing::info!("SIGTERM received"),
         _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
     }
+}
+
+/// Before applying: list the buckets about to be created in the inventory, so that one a
+/// crash leaves without its ownership tag is still known to be ours.
+async fn record_creates(store: &dyn state::StateStore, run: &EnvRun) -> anyhow::Result<()> {
+    let env = run.name();
+    let (revision, _, _) = local_revision(&run.dir);
+    let creates = inventory::before_apply(
+        &run.loaded.desired,
+        &run.planned.plan,
+        &revision,
+        &run.inv.entries,
+        state::now_ms(),
+    );
+    if !creates.is_empty() {
+        store
+            .record(env, &creates, &[], None)
+            .await
+            .with_context(|| format!("writing the inventory of Environment {env}"))?;
+    }
+    Ok(())
 }
 
 /// Write the inventory (and a history record when something was applied) back.

@@ -39,6 +39,9 @@ pub struct PlanInput<'a> {
     pub removals: &'a [Removal],
     /// Kinds that could not be observed: their resources are left out of the plan.
     pub skip_kinds: &'a BTreeSet<crate::kinds::Kind>,
+    /// Resources an apply began creating (so says their inventory entry): ours even without
+    /// the ownership tag, which a kill between CreateBucket and PutBucketTagging keeps off.
+    pub creating: &'a BTreeSet<ResourceId>,
 }
 
 /// The planning context derived from the desired state.
@@ -98,7 +101,8 @@ fn plan_kind<K: KindPlan>(
             .annotations
             .get(crate::kinds::common::ADOPT_ANNOTATION)
             .map(String::as_str)
-            == Some("true");
+            == Some("true")
+            || input.creating.contains(&(K::KIND, r.name.clone()));
         let mut change = Change {
             kind: K::KIND,
             name: r.name.clone(),
@@ -235,6 +239,7 @@ mod tests {
     use crate::kinds::common::{OWNERSHIP_TAG, OWNERSHIP_VALUE};
     use crate::kinds::managed_policy::diff::ManagedPolicyObserved;
     use crate::kinds::role::diff::RoleObserved;
+    use crate::kinds::Kind;
     use crate::manifest::diag::Diagnostics;
     use crate::manifest::{compile, parse_file, FileReader};
     use crate::plan::Action;
@@ -311,7 +316,33 @@ mod tests {
             observed,
             removals: &[],
             skip_kinds: &BTreeSet::new(),
+            creating: &BTreeSet::new(),
         })
+    }
+
+    /// Regression (bucket created but killed before its ownership tag): what an apply began
+    /// creating is ours, so a missing ownership tag is added, not a conflict.
+    #[test]
+    fn an_untagged_resource_an_apply_began_creating_is_ours() {
+        let mut observed = observed_policy(&[("team", "ml")]);
+        let p = observed.managed_policies.get_mut("p").unwrap();
+        p.tags.remove(OWNERSHIP_TAG);
+        let p = run(&policy("document"), &observed);
+        assert_eq!(p.changes[0].action, Action::Conflict);
+
+        let creating = BTreeSet::from([(Kind::ManagedPolicy, "p".to_string())]);
+        let p = plan(&PlanInput {
+            desired: &policy("document"),
+            observed: &observed,
+            removals: &[],
+            skip_kinds: &BTreeSet::new(),
+            creating: &creating,
+        });
+        assert_eq!(p.changes[0].action, Action::Update);
+        assert_eq!(
+            p.changes[0].fields[0].field,
+            format!("spec.tags.{OWNERSHIP_TAG}")
+        );
     }
 
     #[test]

@@ -125,6 +125,59 @@ pub fn arn_of(desired: &DesiredState, r: &Resource) -> Option<String> {
     })
 }
 
+/// The inventory entry of a desired resource applied at `revision`.
+fn entry(desired: &DesiredState, r: &Resource, revision: &str, now_ms: u64) -> InventoryEntry {
+    InventoryEntry {
+        kind: r.kind,
+        name: r.name.clone(),
+        arn: arn_of(desired, r),
+        environment: desired.environment.name.clone(),
+        revision: revision.to_string(),
+        spec_digest: spec_digest(&r.spec),
+        updated_at: now_ms,
+        retain: r
+            .annotations
+            .get(DELETION_POLICY_ANNOTATION)
+            .map(String::as_str)
+            == Some("retain"),
+        force_destroy: matches!(&r.spec, ResourceSpec::Bucket(b) if b.force_destroy),
+        creating: false,
+    }
+}
+
+/// Entries to record before applying `plan`, marked `creating`: the buckets it creates. S3
+/// creates a bucket and tags it in two requests; a crash between them leaves a bucket without
+/// the ownership tag, which only this entry then shows to be ours. (The other kinds are
+/// created with their tags in one request.)
+pub fn before_apply(
+    desired: &DesiredState,
+    plan: &Plan,
+    revision: &str,
+    inventory: &[InventoryEntry],
+    now_ms: u64,
+) -> Vec<InventoryEntry> {
+    let creates: BTreeSet<&str> = plan
+        .changes
+        .iter()
+        .filter(|c| c.kind == Kind::Bucket && c.action == Action::Create)
+        .map(|c| c.name.as_str())
+        .collect();
+    desired
+        .resources
+        .iter()
+        .filter(|r| r.kind == Kind::Bucket && creates.contains(r.name.as_str()))
+        .filter(|r| {
+            !inventory
+                .iter()
+                .any(|e| e.creating && e.kind == r.kind && e.name == r.name)
+        })
+        .map(|r| InventoryEntry {
+            creating: true,
+            ..entry(desired, r, revision, now_ms)
+        })
+        .collect()
+}
+
 /// The inventory after a plan was (partly) applied: upserts for the desired resources that
 /// are now ours and in sync, removals for what was deleted or released (or was already gone).
 #[allow(clippy::too_many_arguments)]
@@ -163,33 +216,21 @@ pub fn after_apply(
         if !ours {
             continue;
         }
-        let retain = r
-            .annotations
-            .get(DELETION_POLICY_ANNOTATION)
-            .map(String::as_str)
-            == Some("retain");
-        let force_destroy = matches!(&r.spec, ResourceSpec::Bucket(b) if b.force_destroy);
-        let digest = spec_digest(&r.spec);
+        let entry = entry(desired, r, revision, now_ms);
         // Unchanged entries are not rewritten: a resync must not cost a write per resource.
+        // A create is always written: it clears the `creating` mark `before_apply` may have
+        // set after `inventory` was read.
         if let Some(old) = known.get(&id) {
-            if old.spec_digest == digest
-                && old.retain == retain
-                && old.force_destroy == force_destroy
+            if old.spec_digest == entry.spec_digest
+                && old.retain == entry.retain
+                && old.force_destroy == entry.force_destroy
+                && !old.creating
+                && actions.get(&id) != Some(&Action::Create)
             {
                 continue;
             }
         }
-        upserts.push(InventoryEntry {
-            kind: r.kind,
-            name: r.name.clone(),
-            arn: arn_of(desired, r),
-            environment: desired.environment.name.clone(),
-            revision: revision.to_string(),
-            spec_digest: digest,
-            updated_at: now_ms,
-            retain,
-            force_destroy,
-        });
+        upserts.push(entry);
     }
     // Entries that were not planned for removal (prune off, refused) stay in the inventory.
     let mut removed = Vec::new();

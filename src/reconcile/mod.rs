@@ -9,6 +9,7 @@ use crate::kinds::engine::PlanCx;
 use crate::manifest::DesiredState;
 use crate::observe::{observe, Observation};
 use crate::plan::{plan, Plan, PlanInput, Removal, ResourceId};
+use crate::state::InventoryEntry;
 
 /// A plan with what it was computed from.
 pub struct Planned {
@@ -23,6 +24,22 @@ pub struct Planned {
 /// Observe AWS and plan the changes that make it match `desired`, with `removals` for the
 /// resources that left the manifests.
 pub async fn plan_once(aws: &AwsContext, desired: &DesiredState, removals: &[Removal]) -> Planned {
+    plan_with_inventory(aws, desired, removals, &[]).await
+}
+
+/// [`plan_once`], with what the inventory says an apply began creating taken as ours even
+/// without the ownership tag.
+pub async fn plan_with_inventory(
+    aws: &AwsContext,
+    desired: &DesiredState,
+    removals: &[Removal],
+    inventory: &[InventoryEntry],
+) -> Planned {
+    let creating: BTreeSet<ResourceId> = inventory
+        .iter()
+        .filter(|e| e.creating)
+        .map(InventoryEntry::id)
+        .collect();
     let cx = crate::plan::plan_cx(desired);
     let extra: Vec<ResourceId> = removals.iter().map(|r| r.id.clone()).collect();
     let observation = observe(aws, desired, &extra, &cx).await;
@@ -32,6 +49,7 @@ pub async fn plan_once(aws: &AwsContext, desired: &DesiredState, removals: &[Rem
         observed: &observation.observed,
         removals,
         skip_kinds: &skip,
+        creating: &creating,
     });
     Planned {
         plan,

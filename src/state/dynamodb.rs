@@ -4,7 +4,7 @@
 //!
 //! | `sk` | attributes |
 //! |---|---|
-//! | `res#<Kind>#<name>` | one [`InventoryEntry`]: `kind`, `name`, `arn`, `environment`, `revision`, `spec_digest`, `updated_at`, `retain`, `force_destroy` |
+//! | `res#<Kind>#<name>` | one [`InventoryEntry`]: `kind`, `name`, `arn`, `environment`, `revision`, `spec_digest`, `updated_at`, `retain`, `force_destroy`, `creating` |
 //! | `hist#<at, 20 digits>#<8 hex>` | one [`HistoryRecord`]; the random suffix keeps two records of the same millisecond apart |
 //! | `lease` | `holder` (absent once released), `token` (N), `expires_at_ms` (N) |
 //!

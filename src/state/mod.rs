@@ -52,6 +52,11 @@ pub struct InventoryEntry {
     /// A bucket whose manifest allowed `forceDestroy`: prune may delete it with its objects.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub force_destroy: bool,
+    /// Recorded just before an apply created it, and not yet confirmed by the apply's end:
+    /// found without the ownership tag (a crash can come between a bucket's creation and its
+    /// tagging), it is still ours.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub creating: bool,
 }
 
 impl InventoryEntry {
