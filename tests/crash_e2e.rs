@@ -384,10 +384,19 @@ fn apply_killed_at_random_points_always_converges() {
 /// the ownership tag, which every later apply refused as not managed (a conflict, exit 1, and
 /// the buckets logging to it failed). Apply now lists a bucket in the inventory before it
 /// creates it, and what the inventory lists is ours, tag or not.
-#[test]
-fn bucket_killed_before_its_ownership_tag_is_still_ours() {
-    let moto = Moto::start();
-    // The held request stays held far longer than the test runs.
+/// The access-logs bucket of the bundled manifests (other buckets log into it).
+fn log_bucket(desired: &DesiredState) -> String {
+    desired
+        .resources
+        .iter()
+        .find(|r| r.kind == Kind::Bucket && r.name.starts_with("mlspace-access-logs-"))
+        .unwrap()
+        .name
+        .clone()
+}
+
+/// A proxy that holds the next PutBucketTagging of the log bucket (far longer than a test).
+fn tagging_holder(moto: &Moto) -> FaultProxy {
     let proxy = FaultProxy::start(
         &moto.endpoint,
         FaultConfig {
@@ -395,24 +404,23 @@ fn bucket_killed_before_its_ownership_tag_is_still_ours() {
             ..FaultConfig::default()
         },
     );
-    let desired = load_dir(&manifests_dir()).unwrap().desired;
-    let bucket = desired
-        .resources
-        .iter()
-        .find(|r| r.kind == Kind::Bucket && r.name.starts_with("mlspace-access-logs-"))
-        .unwrap()
-        .name
-        .clone();
-    let tagging = format!("PUT /{bucket}/?tagging");
-    proxy.inject_once(&tagging, Fault::Latency);
-    let state = tempfile::tempdir().unwrap();
-    let mut child = command(&moto, state.path(), &["apply", "--auto-approve"])
-        .env("AWS_ENDPOINT_URL", &proxy.endpoint)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let held = format!("s3:{tagging}");
+    let bucket = log_bucket(&load_dir(&manifests_dir()).unwrap().desired);
+    proxy.inject_once(&format!("PUT /{bucket}/?tagging"), Fault::Latency);
+    proxy
+}
+
+/// Wait until `child` is held in the log bucket's tagging, SIGKILL it, and check what it
+/// leaves: the bucket untagged, and its inventory entry marked as being created.
+fn kill_while_tagging_is_held(
+    rt: &Runtime,
+    moto: &Moto,
+    proxy: &FaultProxy,
+    mut child: std::process::Child,
+    state: &Path,
+    desired: &DesiredState,
+) {
+    let bucket = log_bucket(desired);
+    let held = format!("s3:PUT /{bucket}/?tagging");
     let deadline = Instant::now() + Duration::from_secs(60);
     while !proxy.counts().operations.contains_key(&held) {
         assert!(
@@ -424,8 +432,6 @@ fn bucket_killed_before_its_ownership_tag_is_still_ours() {
     }
     let _ = child.kill();
     let _ = child.wait();
-
-    let rt = Runtime::new().unwrap();
     let aws = rt.block_on(moto.aws());
     rt.block_on(aws.s3.head_bucket().bucket(&bucket).send())
         .expect("the bucket was created before the kill");
@@ -435,17 +441,91 @@ fn bucket_killed_before_its_ownership_tag_is_still_ours() {
         "the bucket was tagged before the kill"
     );
     // The kill left the bucket's entry marked as being created: that is what makes it ours.
-    let inv = inventory(
-        &rt,
-        state.path(),
-        &desired.environment.name,
-        "after the kill",
-    );
+    let inv = inventory(rt, state, &desired.environment.name, "after the kill");
     assert!(
         inv.iter()
             .any(|e| e.kind == Kind::Bucket && e.name == bucket && e.creating),
         "{inv:?}"
     );
+}
+
+/// `mlspace-gitops run` on the bundled manifests (a directory source), AWS at `endpoint`.
+fn daemon(moto: &Moto, endpoint: &str, state: &Path) -> std::process::Child {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut c = Command::new(env!("CARGO_BIN_EXE_mlspace-gitops"));
+    c.arg("run")
+        .arg("--source")
+        .arg(manifests_dir())
+        .arg("--state-dir")
+        .arg(state)
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--resync", "2s"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for (k, v) in moto.env() {
+        c.env(k, v);
+    }
+    c.env("AWS_ENDPOINT_URL", endpoint);
+    c.spawn().unwrap()
+}
+
+#[test]
+fn daemon_killed_before_a_bucket_tag_converges_after_restart() {
+    let moto = Moto::start();
+    let proxy = tagging_holder(&moto);
+    let desired = load_dir(&manifests_dir()).unwrap().desired;
+    let state = tempfile::tempdir().unwrap();
+    let rt = Runtime::new().unwrap();
+    let child = daemon(&moto, &proxy.endpoint, state.path());
+    kill_while_tagging_is_held(&rt, &moto, &proxy, child, state.path(), &desired);
+
+    // Restarted, the daemon tags the bucket as its own instead of calling it a conflict.
+    let mut restarted = daemon(&moto, &moto.endpoint, state.path());
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let o = command(&moto, state.path(), &["plan", "--detailed-exitcode"])
+            .output()
+            .unwrap();
+        if o.status.code() == Some(0) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline && restarted.try_wait().unwrap().is_none(),
+            "the restarted daemon did not converge\n{}",
+            text(&o)
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let _ = restarted.kill();
+    let _ = restarted.wait();
+    let inv = inventory(
+        &rt,
+        state.path(),
+        &desired.environment.name,
+        "after the restart",
+    );
+    assert!(inv.iter().all(|e| !e.creating), "{inv:?}");
+}
+
+#[test]
+fn bucket_killed_before_its_ownership_tag_is_still_ours() {
+    let moto = Moto::start();
+    let proxy = tagging_holder(&moto);
+    let desired = load_dir(&manifests_dir()).unwrap().desired;
+    let state = tempfile::tempdir().unwrap();
+    let child = command(&moto, state.path(), &["apply", "--auto-approve"])
+        .env("AWS_ENDPOINT_URL", &proxy.endpoint)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let rt = Runtime::new().unwrap();
+    kill_while_tagging_is_held(&rt, &moto, &proxy, child, state.path(), &desired);
+    let aws = rt.block_on(moto.aws());
     let o = apply(&moto, state.path());
     assert!(o.status.success(), "rerun failed\n{}", text(&o));
     let o = command(&moto, state.path(), &["plan", "--detailed-exitcode"])

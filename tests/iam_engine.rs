@@ -735,13 +735,19 @@ async fn roles_are_listed_only_when_a_spec_manages_description_or_session_length
     let (n, seen) = observe_with(vec![plain.clone(); 5]).await;
     assert_eq!(seen.len(), 5);
     assert!(!n.contains_key("IAM:ListRoles"), "{n:?}");
-    assert_eq!(seen["listed-0"].description, None, "not read, so never compared");
+    assert_eq!(
+        seen["listed-0"].description, None,
+        "not read, so never compared"
+    );
     // One does: listed, and the description is read.
     let mut specs = vec![plain; 5];
     specs[2] = described;
     let (n, seen) = observe_with(specs).await;
     assert_eq!(n.get("IAM:ListRoles"), Some(&1), "{n:?}");
-    assert_eq!(seen["listed-2"].description.as_deref(), Some("made elsewhere"));
+    assert_eq!(
+        seen["listed-2"].description.as_deref(),
+        Some("made elsewhere")
+    );
 }
 
 #[tokio::test]

@@ -21,7 +21,7 @@ use crate::manifest::DesiredState;
 use crate::metrics::Metrics;
 use crate::plan::{Action, Plan, ResourceId};
 use crate::reconcile::inventory::{self, PruneOptions};
-use crate::reconcile::plan_once;
+use crate::reconcile::plan_with_inventory;
 use crate::source::Revision;
 use crate::state::StateStore;
 use crate::status::{Readiness, ResourceState, ResourceStatus};
@@ -406,7 +406,7 @@ async fn reconcile_env(
     }
     let entries = read.unwrap_or_default();
 
-    let planned = plan_once(&aws, desired, &removals.removals).await;
+    let planned = plan_with_inventory(&aws, desired, &removals.removals, &entries).await;
     for (kind, e) in &planned.observation.failures {
         tracing::warn!(%kind, error = %e, "cannot observe; its resources are skipped this time");
         errors.push(format!("cannot read {kind} resources: {e}"));
@@ -492,7 +492,37 @@ async fn reconcile_env(
                 ),
             );
         }
-        let runnable = Plan::new(ready, vec![]);
+        let mut runnable = Plan::new(ready, vec![]);
+        // Buckets about to be created go into the inventory first, marked `creating`: a
+        // crash between CreateBucket and its tagging must not leave a bucket that later
+        // looks like someone else's. Without that record they are not created this time.
+        let creating = inventory::before_apply(
+            desired,
+            &runnable,
+            &rev.id,
+            &entries,
+            crate::state::now_ms(),
+        );
+        if !creating.is_empty() {
+            if let Err(e) = store
+                .record(&name, &creating, &[], env.lease.as_ref())
+                .await
+            {
+                let why = format!(
+                    "cannot record the buckets about to be created: {}",
+                    DisplayChain(&e)
+                );
+                tracing::warn!(error = %why, "bucket creates wait for the next reconcile");
+                let held: BTreeSet<ResourceId> = creating.iter().map(|e| e.id()).collect();
+                runnable
+                    .changes
+                    .retain(|c| !held.contains(&(c.kind, c.name.clone())));
+                for id in held {
+                    states.insert(id, (ResourceState::Pending, Some(why.clone()), None));
+                }
+                errors.push(why);
+            }
+        }
         let opts = ApplyOptions {
             concurrency: shared.cfg.concurrency,
             stop: Some(shared.stop.clone()),

@@ -90,8 +90,7 @@ impl KindAws for Role {
                 Ok(HashMap::new())
             }
         };
-        let (snap, listed) =
-            tokio::try_join!(iam_snapshot::snapshot(aws, Reader::Role), listing)?;
+        let (snap, listed) = tokio::try_join!(iam_snapshot::snapshot(aws, Reader::Role), listing)?;
         Ok(names
             .iter()
             .filter_map(|n| Some((n.clone(), from_detail(snap.roles.get(n)?, listed.get(n)))))
