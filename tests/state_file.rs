@@ -416,6 +416,50 @@ async fn a_stale_lock_left_by_a_crash_is_broken() {
     assert!(!lock.exists());
 }
 
+/// A lock as a writer with `pid` on `host` leaves it, written just now.
+fn lock_of(store: &FileStore, pid: u32, host: &str) -> std::path::PathBuf {
+    let lock = store.dir().join("dev.lock");
+    std::fs::write(&lock, format!("{pid} {host}\n")).unwrap();
+    lock
+}
+
+#[tokio::test]
+async fn a_lock_whose_writer_was_killed_is_broken_at_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = FileStore::open(tmp.path()).unwrap();
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let mut child = std::process::Command::new("sleep").arg("60").spawn().unwrap();
+    let dead = child.id();
+    child.kill().unwrap(); // SIGKILL, as a crash would
+    child.wait().unwrap();
+    let lock = lock_of(&store, dead, host.trim());
+    let start = std::time::Instant::now();
+    store
+        .acquire_lease("dev", "a", Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert!(start.elapsed() < Duration::from_secs(1), "waited out STALE_LOCK");
+    assert!(!lock.exists());
+
+    // A running writer's lock, and one from another host sharing the directory, are held.
+    for (pid, host) in [(1, host.trim()), (dead, "another-host")] {
+        let lock = lock_of(&store, pid, host);
+        // The file store waits for its lock in a blocking loop: run it on a thread.
+        let dir = tmp.path().to_path_buf();
+        let waiter = std::thread::spawn(move || {
+            let rt = tokio::runtime::Runtime::new().unwrap();
+            let store = FileStore::open(&dir).unwrap();
+            rt.block_on(store.acquire_lease("dev", "b", Duration::from_secs(1)))
+        });
+        std::thread::sleep(Duration::from_millis(500));
+        assert!(!waiter.is_finished(), "took the lock of {pid} on {host}");
+        assert!(lock.exists());
+        std::fs::remove_file(&lock).unwrap(); // the writer finishes
+        // Past the lock; the lease itself may still be a's: either answer will do.
+        let _ = waiter.join().unwrap();
+    }
+}
+
 /// Set in the child process of [`a_writer_killed_at_any_point_leaves_a_complete_file`].
 const CRASH_DIR_ENV: &str = "MLSPACE_GITOPS_STATE_CRASH_DIR";
 
@@ -455,9 +499,6 @@ async fn a_writer_killed_at_any_point_leaves_a_complete_file() {
         assert!(inventory.len() >= seen, "state went back");
         seen = inventory.len();
         store.history("dev", 1).await.unwrap();
-        // The killed writer may have held the lock; it is stale (tested above), so clear it
-        // rather than wait out STALE_LOCK.
-        let _ = std::fs::remove_file(store.dir().join("dev.lock"));
     }
     assert!(seen > 0, "the child wrote nothing");
     store

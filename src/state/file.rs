@@ -8,9 +8,10 @@
 //! old file or the new one (and possibly a temp file, removed by the next writer).
 //!
 //! Writers of one environment are serialised by the lock file, created with `O_EXCL`
-//! (`create_new`), so leases and fencing hold between processes of one host. A lock file
-//! older than [`STALE_LOCK`] is taken to be left by a crash and removed; writers hold it for
-//! milliseconds. This is not a distributed lock: replicas on several hosts need the DynamoDB
+//! (`create_new`), so leases and fencing hold between processes of one host. The lock file
+//! names its writer (`PID HOSTNAME`); a lock whose writer no longer runs on this host, or
+//! older than [`STALE_LOCK`] whoever wrote it, is taken to be left by a crash and removed.
+//! Writers hold it for milliseconds. This is not a distributed lock: replicas on several hosts need the DynamoDB
 //! backend.
 
 use std::fs::{self, File, OpenOptions};
@@ -478,12 +479,17 @@ impl LockGuard {
         loop {
             match OpenOptions::new().write(true).create_new(true).open(&path) {
                 Ok(mut f) => {
-                    // For whoever finds a stale lock: which process left it.
-                    let _ = writeln!(f, "{}", std::process::id());
+                    // For whoever finds a stale lock: which process on which host left it.
+                    let _ = writeln!(f, "{} {}", std::process::id(), hostname());
                     return Ok(LockGuard { path });
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
                 Err(e) => return Err(io_err(&path)(e)),
+            }
+            if writer_is_gone(&path) {
+                tracing::warn!(lock = %path.display(), "removing a state lock whose writer no longer runs");
+                let _ = fs::remove_file(&path);
+                continue;
             }
             let age = fs::metadata(&path)
                 .and_then(|m| m.modified())
@@ -504,6 +510,34 @@ impl LockGuard {
             delay = (delay * 2).min(Duration::from_millis(50));
         }
     }
+}
+
+/// This host's name, as the kernel has it (`unknown` where there is no `/proc`).
+fn hostname() -> String {
+    fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// Whether the lock at `path` names a writer of this host that no longer runs (it was
+/// killed). Only provable through `/proc`; a lock from another host sharing the directory,
+/// one being written right now (still empty), or an unreadable one is left to the age rule.
+fn writer_is_gone(path: &Path) -> bool {
+    let Ok(text) = fs::read_to_string(path) else {
+        return false;
+    };
+    let mut parts = text.split_whitespace();
+    let (Some(pid), Some(host)) = (parts.next(), parts.next()) else {
+        return false;
+    };
+    let Ok(pid) = pid.parse::<u32>() else {
+        return false;
+    };
+    let proc_works = Path::new("/proc/self").exists();
+    proc_works
+        && host == hostname()
+        && pid != std::process::id()
+        && !Path::new("/proc").join(pid.to_string()).exists()
 }
 
 impl Drop for LockGuard {
