@@ -428,7 +428,10 @@ async fn a_lock_whose_writer_was_killed_is_broken_at_once() {
     let tmp = tempfile::tempdir().unwrap();
     let store = FileStore::open(tmp.path()).unwrap();
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
-    let mut child = std::process::Command::new("sleep").arg("60").spawn().unwrap();
+    let mut child = std::process::Command::new("sleep")
+        .arg("60")
+        .spawn()
+        .unwrap();
     let dead = child.id();
     child.kill().unwrap(); // SIGKILL, as a crash would
     child.wait().unwrap();
@@ -438,7 +441,10 @@ async fn a_lock_whose_writer_was_killed_is_broken_at_once() {
         .acquire_lease("dev", "a", Duration::from_secs(1))
         .await
         .unwrap();
-    assert!(start.elapsed() < Duration::from_secs(1), "waited out STALE_LOCK");
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "waited out STALE_LOCK"
+    );
     assert!(!lock.exists());
 
     // A running writer's lock, and one from another host sharing the directory, are held.
@@ -454,8 +460,8 @@ async fn a_lock_whose_writer_was_killed_is_broken_at_once() {
         std::thread::sleep(Duration::from_millis(500));
         assert!(!waiter.is_finished(), "took the lock of {pid} on {host}");
         assert!(lock.exists());
-        std::fs::remove_file(&lock).unwrap(); // the writer finishes
-        // Past the lock; the lease itself may still be a's: either answer will do.
+        // The writer finishes: past the lock, the lease may still be a's; either answer will do.
+        std::fs::remove_file(&lock).unwrap();
         let _ = waiter.join().unwrap();
     }
 }
