@@ -1062,11 +1062,14 @@ fn daemon_rides_out_a_minute_without_aws_and_a_minute_without_its_git_remote() {
         Duration::from_secs(60),
         || d.get("/readyz").0 == 200 && d.status()["last_applied_revision"] == first.as_str(),
     );
-    let all_in_sync = |d: &Daemon| {
+    // Ready again, with `rev` applied and every resource in sync.
+    let settled_at = |d: &Daemon, rev: &str| {
         let s = d.status();
-        s["resources"]
-            .as_array()
-            .is_some_and(|r| !r.is_empty() && r.iter().all(|r| r["state"] == "in_sync"))
+        d.get("/readyz").0 == 200
+            && s["last_applied_revision"] == rev
+            && s["resources"]
+                .as_array()
+                .is_some_and(|r| !r.is_empty() && r.iter().all(|r| r["state"] == "in_sync"))
     };
 
     // AWS goes away for a minute: first a black hole (requests never answered), then every
@@ -1122,11 +1125,7 @@ fn daemon_rides_out_a_minute_without_aws_and_a_minute_without_its_git_remote() {
     let back = d.wait_until(
         "the revision of the outage applied after AWS came back",
         Duration::from_secs(60),
-        || {
-            d.get("/readyz").0 == 200
-                && d.status()["last_applied_revision"] == second.as_str()
-                && all_in_sync(&d)
-        },
+        || settled_at(&d, &second),
     );
     assert_eq!(role_tag(&rt, &moto, "team").as_deref(), Some("two"));
     eprintln!(
@@ -1181,11 +1180,7 @@ fn daemon_rides_out_a_minute_without_aws_and_a_minute_without_its_git_remote() {
     let back = d.wait_until(
         "the commit pushed after the git outage applied",
         Duration::from_secs(60),
-        || {
-            d.get("/readyz").0 == 200
-                && d.status()["last_applied_revision"] == third.as_str()
-                && all_in_sync(&d)
-        },
+        || settled_at(&d, &third),
     );
     assert_eq!(role_tag(&rt, &moto, "team").as_deref(), Some("three"));
     assert!(d.status()["last_fetch_error"].is_null());
