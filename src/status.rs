@@ -163,9 +163,9 @@ pub struct Readiness {
     max_aws_silence: Duration,
     reconciled: AtomicBool,
     source_reached_at: Mutex<Option<Instant>>,
-    /// Per scope (an Environment, the state store): since when its AWS attempts have all gone
-    /// unanswered. Absent while they are answered.
-    aws_silent_since: Mutex<BTreeMap<String, Instant>>,
+    /// Per scope (an Environment, the state store): when the first and the latest of its
+    /// unanswered AWS attempts since the last answer started. Absent after an answer.
+    aws_silent: Mutex<BTreeMap<String, (Instant, Instant)>>,
 }
 
 impl Readiness {
@@ -178,7 +178,7 @@ impl Readiness {
             max_aws_silence,
             reconciled: AtomicBool::new(false),
             source_reached_at: Mutex::new(None),
-            aws_silent_since: Mutex::new(BTreeMap::new()),
+            aws_silent: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -192,22 +192,28 @@ impl Readiness {
         *lock(&self.source_reached_at) = Some(Instant::now());
     }
 
-    /// Record one AWS attempt made for `scope` (`Environment NAME`, `state store`):
-    /// `answered` unless it got no answer or a 5xx. Throttling counts as an answer: AWS is
-    /// there, only busy.
-    pub fn aws_attempt(&self, scope: &str, answered: bool) {
-        let mut silent = lock(&self.aws_silent_since);
+    /// Record one AWS attempt made for `scope` (`Environment NAME`, `state store`), started
+    /// `elapsed` ago: `answered` unless it got no answer or a 5xx. Throttling counts as an
+    /// answer: AWS is there, only busy.
+    pub fn aws_attempt(&self, scope: &str, answered: bool, elapsed: Duration) {
+        let mut silent = lock(&self.aws_silent);
         if answered {
             silent.remove(scope);
-        } else if !silent.contains_key(scope) {
-            silent.insert(scope.to_string(), Instant::now());
+            return;
         }
+        let started = Instant::now()
+            .checked_sub(elapsed)
+            .unwrap_or_else(Instant::now);
+        silent
+            .entry(scope.to_string())
+            .and_modify(|(_, last)| *last = started)
+            .or_insert((started, started));
     }
 
     /// Forget the AWS scopes for which `keep` is false (an Environment that left the
     /// manifests no longer makes the daemon unready).
     pub fn retain_aws_scopes(&self, keep: impl Fn(&str) -> bool) {
-        lock(&self.aws_silent_since).retain(|scope, _| keep(scope));
+        lock(&self.aws_silent).retain(|scope, _| keep(scope));
     }
 
     /// First reconcile done, the source reached within the maximum age and AWS answering.
@@ -228,10 +234,12 @@ impl Readiness {
             }
             Some(_) => {}
         }
-        let silent: Vec<String> = lock(&self.aws_silent_since)
+        // Unanswered attempts spread over more than the window: one failed request at the
+        // end of a reconcile, followed by idle time, is not an outage.
+        let silent: Vec<String> = lock(&self.aws_silent)
             .iter()
-            .filter(|(_, since)| since.elapsed() > self.max_aws_silence)
-            .map(|(scope, since)| format!("{scope} for {} s", since.elapsed().as_secs()))
+            .filter(|(_, (first, last))| last.duration_since(*first) > self.max_aws_silence)
+            .map(|(scope, (first, _))| format!("{scope} for {} s", first.elapsed().as_secs()))
             .collect();
         if !silent.is_empty() {
             // While a reconcile waits on AWS the source is not polled either: both show.
@@ -278,22 +286,25 @@ mod tests {
     #[test]
     fn readiness_goes_while_aws_answers_nothing_and_comes_back_with_an_answer() {
         let r = Readiness::new(Duration::from_secs(60), Duration::from_millis(50));
+        let none = Duration::ZERO;
         r.reconciled();
         r.source_reached();
-        r.aws_attempt("Environment dev", false);
-        // A short silence (one lost answer, a retry) is not an outage.
-        assert!(r.is_ready());
+        r.aws_attempt("Environment dev", false, none);
+        // One unanswered request, then idle time, is not an outage.
         std::thread::sleep(Duration::from_millis(80));
-        r.aws_attempt("Environment dev", false);
+        assert!(r.is_ready());
+        // Unanswered attempts spread over more than the window are.
+        r.aws_attempt("Environment dev", false, none);
         let why = r.unready_reason().unwrap();
         assert!(
             why.starts_with("AWS not answering: Environment dev for "),
             "{why}"
         );
-        r.aws_attempt("Environment dev", true);
+        r.aws_attempt("Environment dev", true, none);
         assert!(r.is_ready());
-        r.aws_attempt("Environment gone", false);
-        std::thread::sleep(Duration::from_millis(80));
+        // An attempt that hung for a while counts from when it started.
+        r.aws_attempt("Environment gone", false, Duration::from_millis(80));
+        r.aws_attempt("Environment gone", false, none);
         assert!(!r.is_ready());
         r.retain_aws_scopes(|s| s != "Environment gone");
         assert!(r.is_ready());

@@ -416,10 +416,10 @@ async fn a_stale_lock_left_by_a_crash_is_broken() {
     assert!(!lock.exists());
 }
 
-/// A lock as a writer with `pid` on `host` leaves it, written just now.
-fn lock_of(store: &FileStore, pid: u32, host: &str) -> std::path::PathBuf {
+/// A lock as a writer with `pid` on `host` in PID namespace `ns` leaves it, written just now.
+fn lock_of(store: &FileStore, pid: u32, host: &str, ns: &str) -> std::path::PathBuf {
     let lock = store.dir().join("dev.lock");
-    std::fs::write(&lock, format!("{pid} {host}\n")).unwrap();
+    std::fs::write(&lock, format!("{pid} {host} {ns}\n")).unwrap();
     lock
 }
 
@@ -435,7 +435,9 @@ async fn a_lock_whose_writer_was_killed_is_broken_at_once() {
     let dead = child.id();
     child.kill().unwrap(); // SIGKILL, as a crash would
     child.wait().unwrap();
-    let lock = lock_of(&store, dead, host.trim());
+    let ns = std::fs::read_link("/proc/self/ns/pid").unwrap();
+    let ns = ns.display().to_string();
+    let lock = lock_of(&store, dead, host.trim(), &ns);
     let start = std::time::Instant::now();
     store
         .acquire_lease("dev", "a", Duration::from_secs(1))
@@ -447,9 +449,14 @@ async fn a_lock_whose_writer_was_killed_is_broken_at_once() {
     );
     assert!(!lock.exists());
 
-    // A running writer's lock, and one from another host sharing the directory, are held.
-    for (pid, host) in [(1, host.trim()), (dead, "another-host")] {
-        let lock = lock_of(&store, pid, host);
+    // A running writer's lock, and one from another host or container sharing the
+    // directory, are held.
+    for (pid, host, ns) in [
+        (1, host.trim(), ns.as_str()),
+        (dead, "another-host", ns.as_str()),
+        (dead, host.trim(), "pid:[1]"),
+    ] {
+        let lock = lock_of(&store, pid, host, ns);
         // The file store waits for its lock in a blocking loop: run it on a thread.
         let dir = tmp.path().to_path_buf();
         let waiter = std::thread::spawn(move || {
@@ -458,7 +465,10 @@ async fn a_lock_whose_writer_was_killed_is_broken_at_once() {
             rt.block_on(store.acquire_lease("dev", "b", Duration::from_secs(1)))
         });
         std::thread::sleep(Duration::from_millis(500));
-        assert!(!waiter.is_finished(), "took the lock of {pid} on {host}");
+        assert!(
+            !waiter.is_finished(),
+            "took the lock of {pid} on {host} in {ns}"
+        );
         assert!(lock.exists());
         // The writer finishes: past the lock, the lease may still be a's; either answer will do.
         std::fs::remove_file(&lock).unwrap();

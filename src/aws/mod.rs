@@ -210,7 +210,8 @@ impl Intercept for Counter {
             None => CallResult::ServerError,
             Some(r) => {
                 let s = r.status().as_u16();
-                // Only for the metric label: the error code sits in the (buffered) body,
+                // For the metric label (and, in the daemon, readiness, where it only tells a
+                // busy AWS from a failing one): the error code sits in the (buffered) body,
                 // `<Code>Throttling</Code>` for IAM, `"__type":"...#ThrottlingException"` for DynamoDB.
                 let throttled_body =
                     s >= 400 && r.body().bytes().is_some_and(body_has_throttling_code);

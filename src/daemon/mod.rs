@@ -108,10 +108,11 @@ pub enum DaemonError {
     Source(#[from] crate::source::SourceError),
 }
 
-/// How long every AWS attempt of an Environment (or of the state store) may go unanswered
-/// before the daemon reports not ready: longer than one request's retries usually take to
-/// get through a burst of 5xx or lost connections, short enough that `/readyz` shows an
-/// outage within seconds.
+/// How long the AWS attempts of an Environment (or of the state store) may go unanswered,
+/// from the start of the first to the start of the latest, before the daemon reports not
+/// ready: longer than one request's retries usually take to get through a burst of 5xx or
+/// lost connections. An endpoint that never answers shows once attempts have timed out over
+/// this span (with the default 30 s attempt timeout, after about 40 s).
 const AWS_SILENCE: Duration = Duration::from_secs(10);
 
 /// Reports each AWS attempt to the metrics, and to readiness under a scope (an Environment
@@ -138,7 +139,7 @@ impl CallObserver for AttemptObserver {
     fn observe(&self, service: &str, operation: &str, result: CallResult, elapsed: Duration) {
         self.metrics.observe(service, operation, result, elapsed);
         self.readiness
-            .aws_attempt(&self.scope, result != CallResult::ServerError);
+            .aws_attempt(&self.scope, result != CallResult::ServerError, elapsed);
     }
 }
 

@@ -371,6 +371,10 @@ async fn reconcile_env(
     };
     // Exactly one replica reconciles an Environment: the one holding its lease.
     if let Err(standby) = hold_lease(shared, env, &name).await {
+        // A standby makes no AWS requests for the Environment: what it saw before says
+        // nothing about AWS now.
+        let scope = env_scope(&name);
+        shared.readiness.retain_aws_scopes(|s| s != scope);
         shared
             .metrics
             .reconcile_total

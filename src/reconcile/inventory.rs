@@ -199,7 +199,18 @@ pub fn after_apply(
         .iter()
         .map(|c| ((c.kind, c.name.clone()), c.action))
         .collect();
-    let applied = report.is_some();
+    // A create or update is ours once its own change succeeded, not merely because an
+    // apply ran: the daemon holds back changes still waiting out their backoff, and a bucket
+    // whose tagging never happened must keep its `creating` mark.
+    let succeeded: BTreeSet<ResourceId> = report
+        .map(|r| {
+            r.results
+                .iter()
+                .filter(|c| c.error.is_none())
+                .map(|c| (c.kind, c.name.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
     let known: BTreeMap<ResourceId, &InventoryEntry> =
         inventory.iter().map(|e| (e.id(), e)).collect();
     let mut upserts = Vec::new();
@@ -210,7 +221,7 @@ pub fn after_apply(
         }
         let ours = match actions.get(&id) {
             Some(Action::NoOp) => true,
-            Some(Action::Create | Action::Update) => applied,
+            Some(Action::Create | Action::Update) => succeeded.contains(&id),
             _ => false, // conflicts, refused changes, not planned
         };
         if !ours {
@@ -240,7 +251,7 @@ pub fn after_apply(
             continue;
         }
         match actions.get(&id) {
-            Some(Action::Delete | Action::Forget) if applied => removed.push(id),
+            Some(Action::Delete | Action::Forget) if succeeded.contains(&id) => removed.push(id),
             // Not found in AWS, or no longer ours: nothing left to manage.
             None => removed.push(id),
             _ => {}
@@ -290,4 +301,88 @@ pub fn history(
             "failure".into()
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::apply::ChangeResult;
+    use crate::manifest::diag::Diagnostics;
+    use crate::manifest::{compile, parse_file, FileReader};
+    use crate::plan::Change;
+
+    struct NoFiles;
+    impl FileReader for NoFiles {
+        fn read(&self, _: &Path) -> std::io::Result<String> {
+            Err(std::io::ErrorKind::NotFound.into())
+        }
+    }
+
+    fn two_buckets() -> DesiredState {
+        let file: Arc<Path> = Arc::from(Path::new("m.yaml"));
+        let (mut docs, mut diags) = (Vec::new(), Diagnostics::default());
+        let text = "apiVersion: mlspace-gitops/v1\nkind: Environment\nmetadata: {name: t}\nspec: {region: us-east-1, account: \"123456789012\"}\n---\napiVersion: mlspace-gitops/v1\nkind: Bucket\nmetadata: {name: b-logs}\nspec: {}\n---\napiVersion: mlspace-gitops/v1\nkind: Bucket\nmetadata: {name: b-data}\nspec: {}\n";
+        parse_file(&file, text, &mut docs, &mut diags);
+        compile(docs, diags, &NoFiles).unwrap().desired
+    }
+
+    fn change(name: &str, action: Action) -> Change {
+        Change {
+            kind: Kind::Bucket,
+            name: name.into(),
+            action,
+            fields: vec![],
+            reason: None,
+            steps: vec![],
+            depends_on: vec![],
+        }
+    }
+
+    /// Regression (review of the crash fix): a bucket whose tagging failed waits out its
+    /// backoff while another resource is applied; that apply must neither clear the bucket's
+    /// `creating` mark nor record it as an ordinary entry, or it becomes a conflict for good.
+    #[test]
+    fn only_changes_that_succeeded_are_recorded() {
+        let desired = two_buckets();
+        // b-logs: created before, untagged, marked; its adopting update is held back.
+        let marked = InventoryEntry {
+            creating: true,
+            ..entry(&desired, &desired.resources[0], "r1", 1)
+        };
+        let plan = Plan::new(
+            vec![
+                change("b-logs", Action::Update),
+                change("b-data", Action::Create),
+            ],
+            vec![],
+        );
+        let report = ApplyReport {
+            results: vec![ChangeResult {
+                kind: Kind::Bucket,
+                name: "b-data".into(),
+                action: Action::Create,
+                error: None,
+                steps_done: 1,
+                elapsed: Duration::ZERO,
+            }],
+        };
+        let (upserts, removed) = after_apply(
+            &desired,
+            &plan,
+            Some(&report),
+            &[],
+            "r2",
+            std::slice::from_ref(&marked),
+            &BTreeSet::new(),
+            2,
+        );
+        let names: Vec<&str> = upserts.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, ["b-data"], "only the change that ran and succeeded");
+        assert!(!upserts[0].creating);
+        assert!(removed.is_empty());
+    }
 }

@@ -9,7 +9,8 @@
 //!
 //! Writers of one environment are serialised by the lock file, created with `O_EXCL`
 //! (`create_new`), so leases and fencing hold between processes of one host. The lock file
-//! names its writer (`PID HOSTNAME`); a lock whose writer no longer runs on this host, or
+//! names its writer (`PID HOSTNAME PIDNS`); a lock whose writer no longer runs on this host
+//! and in this PID namespace, or
 //! older than [`STALE_LOCK`] whoever wrote it, is taken to be left by a crash and removed.
 //! Writers hold it for milliseconds. This is not a distributed lock: replicas on several hosts need the DynamoDB
 //! backend.
@@ -480,7 +481,13 @@ impl LockGuard {
             match OpenOptions::new().write(true).create_new(true).open(&path) {
                 Ok(mut f) => {
                     // For whoever finds a stale lock: which process on which host left it.
-                    let _ = writeln!(f, "{} {}", std::process::id(), hostname());
+                    let _ = writeln!(
+                        f,
+                        "{} {} {}",
+                        std::process::id(),
+                        hostname(),
+                        pid_namespace()
+                    );
                     return Ok(LockGuard { path });
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
@@ -519,22 +526,32 @@ fn hostname() -> String {
         .unwrap_or_else(|_| "unknown".into())
 }
 
-/// Whether the lock at `path` names a writer of this host that no longer runs (it was
-/// killed). Only provable through `/proc`; a lock from another host sharing the directory,
-/// one being written right now (still empty), or an unreadable one is left to the age rule.
+/// This process's PID namespace (`pid:[INODE]`; empty where there is no `/proc`): two
+/// containers can share a hostname and a volume but not their process ids.
+fn pid_namespace() -> String {
+    fs::read_link("/proc/self/ns/pid")
+        .map(|p| p.display().to_string())
+        .unwrap_or_default()
+}
+
+/// Whether the lock at `path` names a writer of this host and PID namespace that no longer
+/// runs (it was killed). Only provable through `/proc`; a lock from another host or
+/// container sharing the directory, one being written right now (still empty), or an
+/// unreadable one is left to the age rule.
 fn writer_is_gone(path: &Path) -> bool {
     let Ok(text) = fs::read_to_string(path) else {
         return false;
     };
     let mut parts = text.split_whitespace();
-    let (Some(pid), Some(host)) = (parts.next(), parts.next()) else {
+    let (Some(pid), Some(host), Some(ns)) = (parts.next(), parts.next(), parts.next()) else {
         return false;
     };
     let Ok(pid) = pid.parse::<u32>() else {
         return false;
     };
-    let proc_works = Path::new("/proc/self").exists();
-    proc_works
+    let ours = pid_namespace();
+    !ours.is_empty()
+        && ns == ours
         && host == hostname()
         && pid != std::process::id()
         && !Path::new("/proc").join(pid.to_string()).exists()
