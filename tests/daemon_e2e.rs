@@ -996,6 +996,17 @@ fn verify_commits_needs_a_git_source_and_an_allowed_signers_file() {
     );
 }
 
+/// moto's environment variables with AWS reached through `endpoint` (a fault proxy).
+fn through(moto: &Moto, endpoint: &str) -> Vec<(&'static str, String)> {
+    moto.env()
+        .into_iter()
+        .map(|(k, v)| match k {
+            "AWS_ENDPOINT_URL" => (k, endpoint.to_string()),
+            _ => (k, v),
+        })
+        .collect()
+}
+
 /// Watches the daemon through an outage: it must stay up, and `/readyz` is sampled.
 struct OutageWatch {
     /// Seconds into the outage when `/readyz` first answered 503 with each distinct reason.
@@ -1048,14 +1059,7 @@ fn daemon_rides_out_a_minute_without_aws_and_a_minute_without_its_git_remote() {
         ],
         "first",
     );
-    let aws_env: Vec<(&str, String)> = moto
-        .env()
-        .into_iter()
-        .map(|(k, v)| match k {
-            "AWS_ENDPOINT_URL" => (k, proxy.endpoint.clone()),
-            _ => (k, v),
-        })
-        .collect();
+    let aws_env = through(&moto, &proxy.endpoint);
     let mut d = Daemon::start_env(&aws_env, &repo.url(), &["--aws-attempt-timeout", "2s"]);
     d.wait_until(
         "ready with the first revision",
@@ -1203,14 +1207,7 @@ fn daemon_under_20_percent_faults_converges_and_stays_up() {
     cfg.latency = Duration::from_millis(200);
     cfg.iam_consistency = Duration::from_secs(2);
     let proxy = FaultProxy::start(&moto.endpoint, cfg);
-    let aws_env: Vec<(&str, String)> = moto
-        .env()
-        .into_iter()
-        .map(|(k, v)| match k {
-            "AWS_ENDPOINT_URL" => (k, proxy.endpoint.clone()),
-            _ => (k, v),
-        })
-        .collect();
+    let aws_env = through(&moto, &proxy.endpoint);
     let manifests = common::manifests_dir();
     let mut d = Daemon::start_env(&aws_env, &manifests.display().to_string(), &[]);
     let converged = d.wait_until(

@@ -363,6 +363,22 @@ impl Doc {
     }
 }
 
+/// Compile one YAML text (file `m.yaml`, no referenced files): the unit tests of other
+/// stages build their desired states with it.
+#[cfg(test)]
+pub(crate) fn compile_text(text: &str) -> Loaded {
+    struct NoFiles;
+    impl FileReader for NoFiles {
+        fn read(&self, _: &Path) -> std::io::Result<String> {
+            Err(std::io::ErrorKind::NotFound.into())
+        }
+    }
+    let file: Arc<Path> = Arc::from(Path::new("m.yaml"));
+    let (mut docs, mut diags) = (Vec::new(), Diagnostics::default());
+    parse_file(&file, text, &mut docs, &mut diags);
+    compile(docs, diags, &NoFiles).unwrap_or_else(|e| panic!("{e}: {e:?}"))
+}
+
 /// Turn parsed documents into the desired state, collecting every problem.
 pub fn compile(
     sources: Vec<SourceDoc>,

@@ -230,9 +230,6 @@ fn order(mut changes: Vec<Change>) -> Vec<Change> {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-    use std::sync::Arc;
-
     use serde_json::{json, Value};
 
     use super::*;
@@ -240,16 +237,7 @@ mod tests {
     use crate::kinds::managed_policy::diff::ManagedPolicyObserved;
     use crate::kinds::role::diff::RoleObserved;
     use crate::kinds::Kind;
-    use crate::manifest::diag::Diagnostics;
-    use crate::manifest::{compile, parse_file, FileReader};
     use crate::plan::Action;
-
-    struct NoFiles;
-    impl FileReader for NoFiles {
-        fn read(&self, _: &Path) -> std::io::Result<String> {
-            Err(std::io::ErrorKind::NotFound.into())
-        }
-    }
 
     const ENV: &str = "apiVersion: mlspace-gitops/v1\nkind: Environment\nmetadata: {name: t}\nspec: {region: us-east-1, account: \"123456789012\"}\n";
 
@@ -258,19 +246,7 @@ mod tests {
     }
 
     fn loaded(resources: &str) -> crate::manifest::Loaded {
-        let file: Arc<Path> = Arc::from(Path::new("m.yaml"));
-        let mut docs = Vec::new();
-        let mut diags = Diagnostics::default();
-        parse_file(
-            &file,
-            &format!("{ENV}---\n{resources}"),
-            &mut docs,
-            &mut diags,
-        );
-        match compile(docs, diags, &NoFiles) {
-            Ok(l) => l,
-            Err(e) => panic!("{e}: {e:?}"),
-        }
+        crate::manifest::compile_text(&format!("{ENV}---\n{resources}"))
     }
 
     fn policy(ignore: &str) -> DesiredState {

@@ -305,29 +305,14 @@ pub fn history(
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-    use std::sync::Arc;
     use std::time::Duration;
 
     use super::*;
     use crate::apply::ChangeResult;
-    use crate::manifest::diag::Diagnostics;
-    use crate::manifest::{compile, parse_file, FileReader};
     use crate::plan::Change;
 
-    struct NoFiles;
-    impl FileReader for NoFiles {
-        fn read(&self, _: &Path) -> std::io::Result<String> {
-            Err(std::io::ErrorKind::NotFound.into())
-        }
-    }
-
     fn two_buckets() -> DesiredState {
-        let file: Arc<Path> = Arc::from(Path::new("m.yaml"));
-        let (mut docs, mut diags) = (Vec::new(), Diagnostics::default());
-        let text = "apiVersion: mlspace-gitops/v1\nkind: Environment\nmetadata: {name: t}\nspec: {region: us-east-1, account: \"123456789012\"}\n---\napiVersion: mlspace-gitops/v1\nkind: Bucket\nmetadata: {name: b-logs}\nspec: {}\n---\napiVersion: mlspace-gitops/v1\nkind: Bucket\nmetadata: {name: b-data}\nspec: {}\n";
-        parse_file(&file, text, &mut docs, &mut diags);
-        compile(docs, diags, &NoFiles).unwrap().desired
+        crate::manifest::compile_text("apiVersion: mlspace-gitops/v1\nkind: Environment\nmetadata: {name: t}\nspec: {region: us-east-1, account: \"123456789012\"}\n---\napiVersion: mlspace-gitops/v1\nkind: Bucket\nmetadata: {name: b-logs}\nspec: {}\n---\napiVersion: mlspace-gitops/v1\nkind: Bucket\nmetadata: {name: b-data}\nspec: {}\n").desired
     }
 
     fn change(name: &str, action: Action) -> Change {
