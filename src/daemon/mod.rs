@@ -166,6 +166,15 @@ struct Good {
     envs: Vec<(String, DesiredState)>,
 }
 
+impl Good {
+    /// The region the DynamoDB state table is opened in: the first Environment's.
+    fn store_region(&self) -> Option<&str> {
+        self.envs
+            .first()
+            .map(|(_, d)| d.environment.region.as_str())
+    }
+}
+
 /// What the controller keeps per Environment between reconciles. Environments are
 /// reconciled concurrently, each with its own clients (its `assumeRoleArn`), lease, inventory
 /// and error policy.

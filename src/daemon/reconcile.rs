@@ -89,7 +89,7 @@ impl Controller {
         let Some(good) = self.good.as_ref() else {
             return false;
         };
-        let Some(region) = good.envs.first().map(|(_, d)| d.environment.region.clone()) else {
+        let Some(region) = good.store_region().map(str::to_string) else {
             return false;
         };
         let names: Vec<String> = good
@@ -150,11 +150,7 @@ impl Controller {
         let started = StdInstant::now();
         let rev = &good.revision;
         let mut errors: Vec<String> = Vec::new();
-        let region = good
-            .envs
-            .first()
-            .map(|(_, d)| d.environment.region.clone())
-            .unwrap_or_default();
+        let region = good.store_region().unwrap_or_default().to_string();
         if let Err(e) = self.open_store(&region).await {
             tracing::error!("{e}");
             errors.push(e);
