@@ -1113,11 +1113,12 @@ mod tests {
         assert_eq!(rule.num_calls(), 3);
     }
 
-    #[tokio::test]
-    async fn throttling_beyond_the_sdk_retries_is_transient() {
+    /// An UntagRole answered with `status` and `body` on every attempt (2 allowed): the
+    /// error it ends with, and the attempts made.
+    async fn untag_always_failing(status: u16, body: &str) -> (AwsError, usize) {
         let rule = mock!(Client::untag_role)
             .sequence()
-            .http_status(400, Some(THROTTLED.into()))
+            .http_status(status, Some(body.into()))
             .repeatedly()
             .build();
         let aws = mock_aws(&[&rule], 2, Duration::from_millis(1));
@@ -1131,32 +1132,23 @@ mod tests {
         )
         .await
         .unwrap_err();
+        (err, rule.num_calls())
+    }
+
+    #[tokio::test]
+    async fn throttling_beyond_the_sdk_retries_is_transient() {
+        let (err, calls) = untag_always_failing(400, THROTTLED).await;
         assert_eq!(err.class, ErrorClass::Transient);
-        assert_eq!(rule.num_calls(), 2);
+        assert_eq!(calls, 2);
     }
 
     /// Regression: a 5xx that outlived the SDK's retries was classed `Fatal`, although the
     /// class is documented as "throttled or a 5xx", so callers gave up on it.
     #[tokio::test]
     async fn server_errors_beyond_the_sdk_retries_are_transient() {
-        let rule = mock!(Client::untag_role)
-            .sequence()
-            .http_status(500, Some(INTERNAL.into()))
-            .repeatedly()
-            .build();
-        let aws = mock_aws(&[&rule], 2, Duration::from_millis(1));
-        let err = Role::apply(
-            &aws,
-            "r",
-            &Op::Untag {
-                keys: vec!["k".into()],
-            },
-            &PlanCx::default(),
-        )
-        .await
-        .unwrap_err();
+        let (err, calls) = untag_always_failing(500, INTERNAL).await;
         assert_eq!(err.class, ErrorClass::Transient);
-        assert_eq!(rule.num_calls(), 2);
+        assert_eq!(calls, 2);
     }
 
     #[tokio::test]
