@@ -563,6 +563,9 @@ fn local_revision(dir: &std::path::Path) -> (String, Option<String>, Option<Stri
 /// One Environment of `plan` or `apply`: its manifests, clients, inventory and plan.
 struct EnvRun {
     dir: PathBuf,
+    /// The manifests' commit, author and message ([`local_revision`]), for the inventory and
+    /// history.
+    revision: (String, Option<String>, Option<String>),
     loaded: manifest::Loaded,
     aws: AwsContext,
     inv: Inventory,
@@ -595,6 +598,7 @@ async fn plan_all(
         let planned =
             plan_with_inventory(&aws, &loaded.desired, &inv.removals.removals, &inv.entries).await;
         anyhow::Ok(EnvRun {
+            revision: local_revision(&dir),
             dir,
             loaded,
             aws,
@@ -947,11 +951,11 @@ async fn shutdown_signal() {
 /// crash leaves without its ownership tag is still known to be ours.
 async fn record_creates(store: &dyn state::StateStore, run: &EnvRun) -> anyhow::Result<()> {
     let env = run.name();
-    let (revision, _, _) = local_revision(&run.dir);
+    let revision = &run.revision.0;
     let creates = inventory::before_apply(
         &run.loaded.desired,
         &run.planned.plan,
-        &revision,
+        revision,
         &run.inv.entries,
         state::now_ms(),
     );
@@ -971,7 +975,7 @@ async fn record_inventory(
     report: Option<&apply::ApplyReport>,
 ) -> anyhow::Result<()> {
     let env = run.name();
-    let (revision, author, message) = local_revision(&run.dir);
+    let (revision, author, message) = run.revision.clone();
     let now = state::now_ms();
     let (upserts, removed) = inventory::after_apply(
         &run.loaded.desired,
