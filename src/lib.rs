@@ -2,22 +2,47 @@
 //! policies, S3 buckets, DynamoDB tables) equal to what a directory of YAML manifests says.
 //!
 //! The pipeline, one module per stage:
-//! - [`manifest`]: parse, template and validate manifests into a desired state (pure).
-//! - [`kinds`]: each resource kind's spec, validation, diff and AWS code.
+//! - [`syntax`]: YAML with positions, diagnostics, placeholders (pure).
+//! - [`kinds`]: the kind registry; each kind's spec, validation, pure diff and import, and
+//!   with the `runtime` feature its AWS half.
+//! - [`manifest`]: load and compile manifests into a desired state (pure).
+//! - [`plan`]: desired + observed → plan, as data (pure).
+//! - [`inventory`]: what is managed, prune decisions, history records (pure).
+//! - `observe`, `apply`, `import`: read and change AWS through the kinds (runtime).
+//! - `pipeline`: one Environment reconciled end to end; the CLI and the daemon call it.
+//! - `source`, `daemon`, `state`, `status`, `metrics`, `http`: the controller around it.
+//!
+//! Without the default `runtime` feature only the pure stages build, which proves they
+//! need no AWS SDK, tokio, axum or git2.
 
-pub mod apply;
-pub mod aws;
-pub mod daemon;
-pub mod http;
-pub mod import;
+pub mod inventory;
 pub mod kinds;
 pub mod manifest;
-pub mod metrics;
-pub mod observe;
 pub mod plan;
-pub mod reconcile;
 pub mod schema;
+pub mod syntax;
+
+#[cfg(feature = "runtime")]
+pub mod apply;
+#[cfg(feature = "runtime")]
+pub mod aws;
+#[cfg(feature = "runtime")]
+pub mod daemon;
+#[cfg(feature = "runtime")]
+pub mod http;
+#[cfg(feature = "runtime")]
+pub mod import;
+#[cfg(feature = "runtime")]
+pub mod metrics;
+#[cfg(feature = "runtime")]
+pub mod observe;
+#[cfg(feature = "runtime")]
+pub mod pipeline;
+#[cfg(feature = "runtime")]
 pub mod secret;
+#[cfg(feature = "runtime")]
 pub mod source;
+#[cfg(feature = "runtime")]
 pub mod state;
+#[cfg(feature = "runtime")]
 pub mod status;

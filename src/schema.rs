@@ -6,18 +6,12 @@
 //! and policy documents are `mlspace-gitops validate`'s job.
 
 use schemars::generate::SchemaSettings;
-use schemars::{JsonSchema, SchemaGenerator};
+use schemars::SchemaGenerator;
 use serde_json::{json, Map, Value};
 
-use crate::kinds::bucket::BucketSpec;
 use crate::kinds::common::Metadata;
-use crate::kinds::ecr_access::EcrAccessSpec;
 use crate::kinds::environment::EnvironmentSpec;
-use crate::kinds::managed_policy::ManagedPolicySpec;
-use crate::kinds::role::RoleSpec;
-use crate::kinds::service_linked_role::ServiceLinkedRoleSpec;
-use crate::kinds::table::TableSpec;
-use crate::kinds::Kind;
+use crate::kinds::{with_kind, Kind, KindFn, Registered};
 use crate::manifest::API_VERSION;
 
 /// The schema's title, also what editors show for the whole document.
@@ -25,18 +19,14 @@ pub const TITLE: &str = "mlspace-gitops manifest (mlspace-gitops/v1)";
 
 /// The `spec` schema of `kind` (a `$ref` into the generator's definitions).
 fn spec_ref(generator: &mut SchemaGenerator, kind: Kind) -> Value {
-    fn r<T: JsonSchema>(g: &mut SchemaGenerator) -> Value {
-        g.subschema_for::<T>().to_value()
+    struct SpecRef<'a>(&'a mut SchemaGenerator);
+    impl KindFn<Value> for SpecRef<'_> {
+        fn document<K: Registered>(self) -> Value {
+            self.0.subschema_for::<K::Spec>().to_value()
+        }
     }
-    match kind {
-        Kind::Environment => r::<EnvironmentSpec>(generator),
-        Kind::ManagedPolicy => r::<ManagedPolicySpec>(generator),
-        Kind::Role => r::<RoleSpec>(generator),
-        Kind::ServiceLinkedRole => r::<ServiceLinkedRoleSpec>(generator),
-        Kind::EcrAccess => r::<EcrAccessSpec>(generator),
-        Kind::Bucket => r::<BucketSpec>(generator),
-        Kind::Table => r::<TableSpec>(generator),
-    }
+    with_kind(kind, SpecRef(generator))
+        .unwrap_or_else(|| generator.subschema_for::<EnvironmentSpec>().to_value())
 }
 
 /// The JSON Schema (draft-07, which every yaml-language-server release reads) of one
@@ -48,7 +38,8 @@ pub fn manifest_schema() -> Value {
     // `if kind == K then spec is KSpec`, one branch per kind; `allOf` lets every branch
     // apply, and only the one whose `if` holds constrains anything.
     let per_kind: Vec<Value> = Kind::ALL
-        .into_iter()
+        .iter()
+        .copied()
         .map(|kind| {
             json!({
                 "if": {

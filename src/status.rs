@@ -1,5 +1,6 @@
-//! What the daemon knows about itself: the `/status` document and the readiness rule
-//! behind `/readyz`.
+//! What the daemon knows about itself: the `/status` document, the states of resources as
+//! a pure function of an Environment's pipeline report ([`resource_states`]), and the
+//! readiness rule behind `/readyz`.
 //!
 //! Field names are part of the interface (scripts and dashboards read them): snake_case,
 //! always present, `null` when unknown.
@@ -13,6 +14,8 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::kinds::Kind;
+use crate::pipeline::EnvReport;
+use crate::plan::{Action, ResourceId};
 
 /// Where one resource stands after the last reconcile.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -150,6 +153,91 @@ impl Status {
         }
         counts
     }
+}
+
+/// Where each resource of an Environment stands after a run, from its report alone:
+/// in sync, conflicting, failed (with the error and, from `retry_at`, when it is tried
+/// again), drifted (`detect`) or pending (planned, held, or its kind unreadable).
+pub fn resource_states(
+    report: &EnvReport,
+    detect: bool,
+    retry_at: impl Fn(&ResourceId) -> Option<u64>,
+) -> Vec<ResourceStatus> {
+    let mut states: BTreeMap<ResourceId, (ResourceState, Option<String>, Option<u64>)> =
+        BTreeMap::new();
+    if let Some(plan) = report.plan() {
+        for c in &plan.changes {
+            let state = match c.action {
+                Action::NoOp => ResourceState::InSync,
+                Action::Conflict => ResourceState::Conflict,
+                Action::Create | Action::Update | Action::Delete | Action::Forget if detect => {
+                    ResourceState::Drifted
+                }
+                Action::Create | Action::Update | Action::Delete | Action::Forget => {
+                    ResourceState::Pending
+                }
+            };
+            states.insert((c.kind, c.name.clone()), (state, c.reason.clone(), None));
+        }
+        for e in &plan.errors {
+            states.insert(
+                (e.kind, e.name.clone()),
+                (
+                    ResourceState::Failed,
+                    Some(format!("{}: {}", e.field, e.message)),
+                    None,
+                ),
+            );
+        }
+    }
+    if let Some(p) = &report.planned {
+        for (kind, _) in &p.observation.failures {
+            for id in p.cx.declared.keys().filter(|(k, _)| k == kind) {
+                states.insert(
+                    id.clone(),
+                    (
+                        ResourceState::Pending,
+                        Some("could not be observed".into()),
+                        None,
+                    ),
+                );
+            }
+        }
+    }
+    for (id, why) in &report.held {
+        let retry = retry_at(id);
+        let state = if retry.is_some() {
+            ResourceState::Failed
+        } else {
+            ResourceState::Pending
+        };
+        states.insert(id.clone(), (state, Some(why.clone()), retry));
+    }
+    if let Some(applied) = &report.applied {
+        for r in &applied.results {
+            let id = (r.kind, r.name.clone());
+            let entry = match &r.error {
+                None => (ResourceState::InSync, None, None),
+                Some(e) => (
+                    ResourceState::Failed,
+                    Some(crate::aws::DisplayChain(e).to_string()),
+                    retry_at(&id),
+                ),
+            };
+            states.insert(id, entry);
+        }
+    }
+    states
+        .into_iter()
+        .map(|((kind, name), (state, error, retry_at))| ResourceStatus {
+            environment: report.environment.clone(),
+            kind,
+            name,
+            state,
+            error,
+            retry_at,
+        })
+        .collect()
 }
 
 /// The status shared between the daemon (writer) and the HTTP server (readers).

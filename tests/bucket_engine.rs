@@ -4,6 +4,8 @@
 //! No test uses a Deny bucket policy: moto then refuses the test's own object calls.
 
 mod common;
+#[allow(unused_imports)]
+use common::Clients as _;
 
 use std::collections::BTreeMap;
 
@@ -11,8 +13,9 @@ use mlspace_gitops::aws::{AwsContext, ErrorClass};
 use mlspace_gitops::kinds::bucket::aws::observe_buckets;
 use mlspace_gitops::kinds::bucket::diff::{BucketObserved, Setting, Wanted};
 use mlspace_gitops::kinds::bucket::{Bucket, BucketSpec, Op};
-use mlspace_gitops::kinds::engine::{KindAws, KindPlan, PlanCx};
+use mlspace_gitops::kinds::runtime::KindAws;
 use mlspace_gitops::kinds::Kind;
+use mlspace_gitops::kinds::{KindPlan, PlanCx};
 use serde_json::{json, Value};
 
 fn cx(region: &str) -> PlanCx {
@@ -127,7 +130,7 @@ async fn every_setting_round_trips_and_drift_is_put_back() {
         BucketVersioningStatus, PublicAccessBlockConfiguration, Tag, Tagging,
         VersioningConfiguration,
     };
-    aws.s3
+    aws.s3()
         .put_bucket_versioning()
         .bucket(name)
         .versioning_configuration(
@@ -144,7 +147,7 @@ async fn every_setting_round_trips_and_drift_is_put_back() {
         .block_public_policy(false)
         .restrict_public_buckets(false)
         .build();
-    aws.s3
+    aws.s3()
         .put_public_access_block()
         .bucket(name)
         .public_access_block_configuration(pab)
@@ -157,7 +160,7 @@ async fn every_setting_round_trips_and_drift_is_put_back() {
         .iter()
         .map(|(k, v)| Tag::builder().key(k).value(v).build().unwrap())
         .collect();
-    aws.s3
+    aws.s3()
         .put_bucket_tagging()
         .bucket(name)
         .tagging(Tagging::builder().set_tag_set(Some(set)).build().unwrap())
@@ -244,7 +247,7 @@ async fn create_outside_us_east_1_and_again_converges() {
     let spec = spec(json!({"ownership": "BucketOwnerEnforced", "versioning": true}));
     create_in_sync(&aws, name, &spec, &cx).await;
     let location = aws
-        .s3
+        .s3()
         .get_bucket_location()
         .bucket(name)
         .send()
@@ -275,7 +278,8 @@ async fn logging_to_a_target_bucket() {
     let aws = moto.aws().await;
     let mut cx = cx("us-east-1");
     let (target, source) = ("mlspace-engine-logs", "mlspace-engine-data");
-    cx.buckets = [target.to_string(), source.to_string()].into();
+    cx.declare(Kind::Bucket, target, None);
+    cx.declare(Kind::Bucket, source, None);
     // What S3 (and moto) require of a log target: a policy letting the logging service write.
     let target_spec = spec(json!({
         "policy": {
@@ -323,7 +327,7 @@ async fn delete_refuses_a_bucket_with_objects_and_deletes_an_empty_one() {
     let name = "mlspace-engine-delete";
     let spec = spec(json!({"versioning": false}));
     let o = create_in_sync(&aws, name, &spec, &cx).await;
-    aws.s3
+    aws.s3()
         .put_object()
         .bucket(name)
         .key("keep/me.txt")
@@ -340,7 +344,7 @@ async fn delete_refuses_a_bucket_with_objects_and_deletes_an_empty_one() {
     assert_eq!(err.class, ErrorClass::Conflict, "{err}");
     assert!(observe(&aws, name, &cx).await.is_some());
 
-    aws.s3
+    aws.s3()
         .delete_object()
         .bucket(name)
         .key("keep/me.txt")
@@ -362,7 +366,7 @@ async fn untagged_bucket_is_not_owned() {
     let aws = moto.aws().await;
     let cx = cx("us-east-1");
     let name = "mlspace-engine-foreign";
-    aws.s3.create_bucket().bucket(name).send().await.unwrap();
+    aws.s3().create_bucket().bucket(name).send().await.unwrap();
     let found = Bucket::observe_names(
         &aws,
         &[name.to_string(), "mlspace-engine-missing".to_string()],

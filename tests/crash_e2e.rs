@@ -10,6 +10,8 @@
 //! found: between a bucket's creation and its tagging.
 
 mod common;
+#[allow(unused_imports)]
+use common::Clients as _;
 mod fault_proxy;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -137,7 +139,7 @@ impl Census {
     async fn take(aws: &AwsContext) -> Census {
         let mut c = Census::default();
         let policies = aws
-            .iam
+            .iam()
             .list_policies()
             .scope(aws_sdk_iam::types::PolicyScopeType::Local)
             .max_items(1000)
@@ -146,7 +148,7 @@ impl Census {
             .unwrap();
         for p in policies.policies() {
             let versions = aws
-                .iam
+                .iam()
                 .list_policy_versions()
                 .policy_arn(p.arn().unwrap())
                 .send()
@@ -157,7 +159,7 @@ impl Census {
                 versions.versions().len(),
             );
         }
-        let roles = aws.iam.list_roles().max_items(1000).send().await.unwrap();
+        let roles = aws.iam().list_roles().max_items(1000).send().await.unwrap();
         for r in roles.roles() {
             if r.path().starts_with("/aws-service-role/") {
                 c.service_linked += 1;
@@ -166,7 +168,7 @@ impl Census {
             }
         }
         let profiles = aws
-            .iam
+            .iam()
             .list_instance_profiles()
             .max_items(1000)
             .send()
@@ -177,13 +179,13 @@ impl Census {
             .iter()
             .map(|p| p.instance_profile_name().to_string())
             .collect();
-        let buckets = aws.s3.list_buckets().send().await.unwrap();
+        let buckets = aws.s3().list_buckets().send().await.unwrap();
         c.buckets = buckets
             .buckets()
             .iter()
             .filter_map(|b| b.name().map(str::to_string))
             .collect();
-        let tables = aws.dynamodb.list_tables().send().await.unwrap();
+        let tables = aws.dynamodb().list_tables().send().await.unwrap();
         c.tables = tables.table_names().iter().cloned().collect();
         c
     }
@@ -275,7 +277,7 @@ fn apply_killed_at_random_points_always_converges() {
         "moto's reset left resources behind"
     );
     for arn in aws_managed_policies(&desired) {
-        rt.block_on(aws.iam.get_policy().policy_arn(&arn).send())
+        rt.block_on(aws.iam().get_policy().policy_arn(&arn).send())
             .unwrap_or_else(|e| panic!("{arn} is gone after moto's reset: {e:?}"));
     }
     let state = tempfile::tempdir().unwrap();
@@ -433,10 +435,10 @@ fn kill_while_tagging_is_held(
     let _ = child.kill();
     let _ = child.wait();
     let aws = rt.block_on(moto.aws());
-    rt.block_on(aws.s3.head_bucket().bucket(&bucket).send())
+    rt.block_on(aws.s3().head_bucket().bucket(&bucket).send())
         .expect("the bucket was created before the kill");
     assert!(
-        rt.block_on(aws.s3.get_bucket_tagging().bucket(&bucket).send())
+        rt.block_on(aws.s3().get_bucket_tagging().bucket(&bucket).send())
             .is_err(),
         "the bucket was tagged before the kill"
     );
@@ -544,7 +546,7 @@ fn bucket_killed_before_its_ownership_tag_is_still_ours() {
         .iter()
         .find(|r| r.kind == Kind::Bucket && r.name.starts_with("mlspace-website-"))
         .unwrap();
-    rt.block_on(aws.s3.delete_bucket().bucket(&website.name).send())
+    rt.block_on(aws.s3().delete_bucket().bucket(&website.name).send())
         .unwrap();
     let o = apply(&moto, state.path());
     assert!(o.status.success(), "re-create failed\n{}", text(&o));

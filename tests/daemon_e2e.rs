@@ -3,6 +3,8 @@
 //! /status, /metrics and the webhook.
 
 mod common;
+#[allow(unused_imports)]
+use common::Clients as _;
 mod fault_proxy;
 
 use std::io::{Read, Write};
@@ -333,7 +335,7 @@ fn role_tag(rt: &tokio::runtime::Runtime, moto: &Moto, key: &str) -> Option<Stri
     rt.block_on(async {
         let aws = moto.aws().await;
         let r = aws
-            .iam
+            .iam()
             .get_role()
             .role_name("daemon-role")
             .send()
@@ -423,7 +425,7 @@ fn daemon_follows_git_keeps_the_last_good_revision_and_repairs_drift() {
     let bucket_exists = rt.block_on(async {
         moto.aws()
             .await
-            .s3
+            .s3()
             .head_bucket()
             .bucket("daemon-extra-bucket")
             .send()
@@ -448,7 +450,7 @@ fn daemon_follows_git_keeps_the_last_good_revision_and_repairs_drift() {
     rt.block_on(async {
         moto.aws()
             .await
-            .s3
+            .s3()
             .head_bucket()
             .bucket("daemon-extra-bucket")
             .send()
@@ -457,7 +459,7 @@ fn daemon_follows_git_keeps_the_last_good_revision_and_repairs_drift() {
     });
 
     // Drift behind its back is repaired by the next resync.
-    tag_team(&rt, rt.block_on(moto.aws()).iam, "rogue");
+    tag_team(&rt, rt.block_on(moto.aws()).iam(), "rogue");
     d.wait_until("drift repaired", Duration::from_secs(20), || {
         role_tag(&rt, &moto, "team").as_deref() == Some("red")
     });
@@ -552,7 +554,7 @@ fn detect_mode_reports_drift_and_never_writes() {
         c.env(k, v);
     }
     assert!(c.output().unwrap().status.success());
-    tag_team(&rt, rt.block_on(moto.aws()).iam, "rogue");
+    tag_team(&rt, rt.block_on(moto.aws()).iam(), "rogue");
 
     // A local directory source (watched), detect mode.
     let d = Daemon::start(
@@ -699,7 +701,7 @@ fn two_replicas_on_one_dynamodb_state_table_one_reconciles_the_other_takes_over(
     let mut a = a;
     a.child.kill().unwrap();
     a.child.wait().unwrap();
-    tag_team(&rt, rt.block_on(moto.aws()).iam, "rogue");
+    tag_team(&rt, rt.block_on(moto.aws()).iam(), "rogue");
     let took = b.wait_until("replica B takes over", Duration::from_secs(30), || {
         b.metric("mlspace_gitops_leader", &[("environment", "e2e")]) == 1.0
     });
@@ -794,7 +796,7 @@ fn one_daemon_reconciles_a_directory_of_environments_in_two_accounts() {
                 })
         })
     };
-    assert_eq!(tag(rt.block_on(moto.aws()).iam).as_deref(), Some("blue"));
+    assert_eq!(tag(rt.block_on(moto.aws()).iam()).as_deref(), Some("blue"));
     assert_eq!(
         tag(rt.block_on(moto.iam_in_account("111111111111"))).as_deref(),
         Some("green")
@@ -1149,7 +1151,7 @@ fn daemon_rides_out_a_minute_without_aws_and_a_minute_without_its_git_remote() {
     std::fs::rename(repo.dir.path(), &away).unwrap();
     let mut drifted_at = None;
     let mut repaired_after = None;
-    let iam = rt.block_on(moto.aws()).iam;
+    let iam = rt.block_on(moto.aws()).iam();
     let watch = OutageWatch::run(&mut d, OUTAGE, |t| {
         if drifted_at.is_none() && t > Duration::from_secs(5) {
             tag_team(&rt, iam.clone(), "drifted");
@@ -1256,7 +1258,7 @@ fn daemon_under_20_percent_faults_converges_and_stays_up() {
         if let ResourceSpec::ManagedPolicy(p) = &r.spec {
             let versions = rt
                 .block_on(
-                    aws.iam
+                    aws.iam()
                         .list_policy_versions()
                         .policy_arn(p.arn(&env.partition, &env.account, &r.name))
                         .send(),

@@ -2,6 +2,8 @@
 //! server. Each test gets its own server (a fresh account).
 
 mod common;
+#[allow(unused_imports)]
+use common::Clients as _;
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -118,7 +120,7 @@ async fn drift_made_behind_its_back_is_planned_and_repaired() {
 
     // Managed policy: a new default version with another document.
     let doc = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:ListAllMyBuckets","Resource":"*"}]}"#;
-    aws.iam
+    aws.iam()
         .create_policy_version()
         .policy_arn(format!(
             "arn:aws:iam::{ACCOUNT}:policy/mlspace-system-policy"
@@ -130,14 +132,14 @@ async fn drift_made_behind_its_back_is_planned_and_repaired() {
         .unwrap();
     // Role: trust policy, an extra tag, a detached policy, an extra inline policy.
     let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
-    aws.iam
+    aws.iam()
         .update_assume_role_policy()
         .role_name("mlspace-notebook-role")
         .policy_document(trust)
         .send()
         .await
         .unwrap();
-    aws.iam
+    aws.iam()
         .tag_role()
         .role_name("mlspace-system-role")
         .tags(
@@ -150,14 +152,14 @@ async fn drift_made_behind_its_back_is_planned_and_repaired() {
         .send()
         .await
         .unwrap();
-    aws.iam
+    aws.iam()
         .detach_role_policy()
         .role_name("mlspace-app-role")
         .policy_arn(format!("arn:aws:iam::{ACCOUNT}:policy/mlspace-app-policy"))
         .send()
         .await
         .unwrap();
-    aws.iam
+    aws.iam()
         .put_role_policy()
         .role_name("mlspace-s3-reader-Role")
         .policy_name("extra")
@@ -166,7 +168,7 @@ async fn drift_made_behind_its_back_is_planned_and_repaired() {
         .await
         .unwrap();
     // Buckets: versioning suspended, public access block removed.
-    aws.s3
+    aws.s3()
         .put_bucket_versioning()
         .bucket(&data)
         .versioning_configuration(
@@ -177,14 +179,14 @@ async fn drift_made_behind_its_back_is_planned_and_repaired() {
         .send()
         .await
         .unwrap();
-    aws.s3
+    aws.s3()
         .delete_public_access_block()
         .bucket(&logs)
         .send()
         .await
         .unwrap();
     // Table: PITR turned on.
-    aws.dynamodb
+    aws.dynamodb()
         .update_continuous_backups()
         .table_name("mlspace-datasets")
         .point_in_time_recovery_specification(
@@ -239,7 +241,7 @@ async fn a_resource_without_the_ownership_tag_is_reported_and_left_alone() {
     let moto = Moto::start();
     let aws = moto.aws().await;
     let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
-    aws.iam
+    aws.iam()
         .create_role()
         .role_name("mlspace-s3-reader-Role")
         .assume_role_policy_document(trust)
@@ -255,7 +257,7 @@ async fn a_resource_without_the_ownership_tag_is_reported_and_left_alone() {
     );
     apply(&moto);
     let role = aws
-        .iam
+        .iam()
         .get_role()
         .role_name("mlspace-s3-reader-Role")
         .send()
@@ -271,7 +273,7 @@ async fn a_resource_without_the_ownership_tag_is_reported_and_left_alone() {
     );
     assert!(role.role().unwrap().tags().is_empty(), "tags were changed");
     let attached = aws
-        .iam
+        .iam()
         .list_attached_role_policies()
         .role_name("mlspace-s3-reader-Role")
         .send()
@@ -301,7 +303,7 @@ fn copy_dir(from: &Path, to: &Path) {
 
 /// The default version's document of a managed policy.
 async fn default_document(aws: &mlspace_gitops::aws::AwsContext, arn: &str) -> (String, Value) {
-    let p = aws.iam.get_policy().policy_arn(arn).send().await.unwrap();
+    let p = aws.iam().get_policy().policy_arn(arn).send().await.unwrap();
     let v = p
         .policy()
         .unwrap()
@@ -309,7 +311,7 @@ async fn default_document(aws: &mlspace_gitops::aws::AwsContext, arn: &str) -> (
         .unwrap()
         .to_string();
     let pv = aws
-        .iam
+        .iam()
         .get_policy_version()
         .policy_arn(arn)
         .version_id(&v)
@@ -336,7 +338,7 @@ async fn a_policy_document_re_versioned_by_mlspace_is_left_alone_when_ignored() 
     // types that lack KMS volume support, then the old versions deleted.
     let doc = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":["sagemaker:CreateTrainingJob","sagemaker:CreateNotebookInstance"],"Resource":"*","Condition":{"Null":{"sagemaker:VolumeKmsKey":"true"},"ForAllValues:StringNotLike":{"sagemaker:InstanceTypes":["ml.g4dn.*"]}}}]}"#;
     let (old_version, _) = default_document(&aws, &arn).await;
-    aws.iam
+    aws.iam()
         .create_policy_version()
         .policy_arn(&arn)
         .policy_document(doc)
@@ -344,7 +346,7 @@ async fn a_policy_document_re_versioned_by_mlspace_is_left_alone_when_ignored() 
         .send()
         .await
         .unwrap();
-    aws.iam
+    aws.iam()
         .delete_policy_version()
         .policy_arn(&arn)
         .version_id(&old_version)
@@ -453,7 +455,7 @@ fn apply_killed_midway_then_rerun_converges() {
         let aws = moto.aws().await;
         let arn = format!("arn:aws:iam::{ACCOUNT}:policy/mlspace-app-policy");
         let v = aws
-            .iam
+            .iam()
             .list_policy_versions()
             .policy_arn(arn)
             .send()

@@ -2,6 +2,8 @@
 //! (`tests/fault_proxy`). Figures printed here are recorded in docs/reliability.md.
 
 mod common;
+#[allow(unused_imports)]
+use common::Clients as _;
 mod fault_proxy;
 
 use std::collections::BTreeMap;
@@ -76,11 +78,11 @@ async fn proxy_answers_each_fault_in_the_shape_of_the_service() {
     let aws = raw_clients(&proxy.endpoint).await;
 
     proxy.set_config(FaultConfig::uniform(Rates::throttle_only(1.0)));
-    let e = aws.iam.list_roles().send().await.unwrap_err();
+    let e = aws.iam().list_roles().send().await.unwrap_err();
     assert_eq!(code(&e), "Throttling");
-    let e = aws.s3.list_buckets().send().await.unwrap_err();
+    let e = aws.s3().list_buckets().send().await.unwrap_err();
     assert_eq!(code(&e), "SlowDown");
-    let e = aws.dynamodb.list_tables().send().await.unwrap_err();
+    let e = aws.dynamodb().list_tables().send().await.unwrap_err();
     assert_eq!(code(&e), "ThrottlingException");
 
     let only = |r: Rates| FaultConfig::uniform(r);
@@ -88,16 +90,16 @@ async fn proxy_answers_each_fault_in_the_shape_of_the_service() {
         internal: 1.0,
         ..Rates::default()
     }));
-    let e = aws.iam.list_roles().send().await.unwrap_err();
+    let e = aws.iam().list_roles().send().await.unwrap_err();
     assert_eq!(code(&e), "InternalFailure");
-    let e = aws.dynamodb.list_tables().send().await.unwrap_err();
+    let e = aws.dynamodb().list_tables().send().await.unwrap_err();
     assert_eq!(code(&e), "InternalServerError");
 
     proxy.set_config(only(Rates {
         reset_before: 1.0,
         ..Rates::default()
     }));
-    let e = aws.iam.list_roles().send().await.unwrap_err();
+    let e = aws.iam().list_roles().send().await.unwrap_err();
     assert_eq!(code(&e), "no-answer");
 
     // Reset after: the write reached moto although the caller saw no answer.
@@ -106,7 +108,7 @@ async fn proxy_answers_each_fault_in_the_shape_of_the_service() {
         ..Rates::default()
     }));
     let e = aws
-        .s3
+        .s3()
         .create_bucket()
         .bucket("lost-answer")
         .send()
@@ -115,7 +117,7 @@ async fn proxy_answers_each_fault_in_the_shape_of_the_service() {
     assert_eq!(code(&e), "no-answer");
     let direct = moto.aws().await;
     direct
-        .s3
+        .s3()
         .head_bucket()
         .bucket("lost-answer")
         .send()
@@ -128,7 +130,7 @@ async fn proxy_answers_each_fault_in_the_shape_of_the_service() {
         ..FaultConfig::default()
     });
     let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
-    aws.iam
+    aws.iam()
         .create_role()
         .role_name("fresh")
         .assume_role_policy_document(trust)
@@ -136,7 +138,7 @@ async fn proxy_answers_each_fault_in_the_shape_of_the_service() {
         .await
         .unwrap();
     let e = aws
-        .iam
+        .iam()
         .get_role()
         .role_name("fresh")
         .send()
@@ -148,7 +150,7 @@ async fn proxy_answers_each_fault_in_the_shape_of_the_service() {
         r#"{"AWS":"arn:aws:iam::123456789012:role/fresh"}"#,
     );
     let e = aws
-        .iam
+        .iam()
         .create_role()
         .role_name("second")
         .assume_role_policy_document(by_role)
@@ -157,7 +159,12 @@ async fn proxy_answers_each_fault_in_the_shape_of_the_service() {
         .unwrap_err();
     assert_eq!(code(&e), "MalformedPolicyDocument");
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    aws.iam.get_role().role_name("fresh").send().await.unwrap();
+    aws.iam()
+        .get_role()
+        .role_name("fresh")
+        .send()
+        .await
+        .unwrap();
 
     let c = proxy.counts();
     assert_eq!(c.fault(Fault::Throttle), 3);
@@ -172,11 +179,11 @@ async fn proxy_answers_each_fault_in_the_shape_of_the_service() {
 /// customer managed policies (versions, default document), bucket and table names.
 async fn snapshot(aws: &AwsContext) -> BTreeMap<String, String> {
     let mut s = BTreeMap::new();
-    let roles = aws.iam.list_roles().max_items(1000).send().await.unwrap();
+    let roles = aws.iam().list_roles().max_items(1000).send().await.unwrap();
     for r in roles.roles() {
         let n = r.role_name();
         let attached = aws
-            .iam
+            .iam()
             .list_attached_role_policies()
             .role_name(n)
             .send()
@@ -189,7 +196,7 @@ async fn snapshot(aws: &AwsContext) -> BTreeMap<String, String> {
             .collect();
         attached.sort();
         let inline = aws
-            .iam
+            .iam()
             .list_role_policies()
             .role_name(n)
             .send()
@@ -197,7 +204,13 @@ async fn snapshot(aws: &AwsContext) -> BTreeMap<String, String> {
             .unwrap();
         let mut inline = inline.policy_names().to_vec();
         inline.sort();
-        let tags = aws.iam.list_role_tags().role_name(n).send().await.unwrap();
+        let tags = aws
+            .iam()
+            .list_role_tags()
+            .role_name(n)
+            .send()
+            .await
+            .unwrap();
         let mut tags: Vec<_> = tags
             .tags()
             .iter()
@@ -213,7 +226,7 @@ async fn snapshot(aws: &AwsContext) -> BTreeMap<String, String> {
         );
     }
     let policies = aws
-        .iam
+        .iam()
         .list_policies()
         .scope(aws_sdk_iam::types::PolicyScopeType::Local)
         .max_items(1000)
@@ -223,14 +236,14 @@ async fn snapshot(aws: &AwsContext) -> BTreeMap<String, String> {
     for p in policies.policies() {
         let arn = p.arn().unwrap();
         let versions = aws
-            .iam
+            .iam()
             .list_policy_versions()
             .policy_arn(arn)
             .send()
             .await
             .unwrap();
         let doc = aws
-            .iam
+            .iam()
             .get_policy_version()
             .policy_arn(arn)
             .version_id(p.default_version_id().unwrap())
@@ -248,11 +261,11 @@ async fn snapshot(aws: &AwsContext) -> BTreeMap<String, String> {
     }
     // Bucket settings are left to the plan (moto's GetBucketVersioning answer does not
     // parse with this SDK); the names show that nothing was created twice.
-    for b in aws.s3.list_buckets().send().await.unwrap().buckets() {
+    for b in aws.s3().list_buckets().send().await.unwrap().buckets() {
         s.insert(format!("bucket/{}", b.name().unwrap()), String::new());
     }
     for t in aws
-        .dynamodb
+        .dynamodb()
         .list_tables()
         .send()
         .await
@@ -515,7 +528,7 @@ async fn lost_create_policy_version_answer_leaves_no_duplicate_version() {
 
     let aws = moto.aws().await;
     let versions = aws
-        .iam
+        .iam()
         .list_policy_versions()
         .policy_arn("arn:aws:iam::123456789012:policy/mlspace-website-read-policy")
         .send()
@@ -585,7 +598,7 @@ async fn update_at_20_percent_faults_leaves_exactly_one_new_version_per_policy()
     let aws = moto.aws().await;
     for n in names {
         let versions = aws
-            .iam
+            .iam()
             .list_policy_versions()
             .policy_arn(format!("arn:aws:iam::123456789012:policy/{n}"))
             .send()

@@ -267,15 +267,15 @@ async fn metrics_parse_and_name_every_metric() {
     let srv = Server::start(None, Duration::from_secs(60)).await;
     let m = metrics::register(&srv.state.registry).unwrap();
     // Touch every labelled metric so each has at least one series.
-    m.observe_reconcile(ReconcileResult::Success, Duration::from_millis(120));
+    m.record_reconcile(ReconcileResult::Success, Some(Duration::from_millis(120)));
     m.set_resource_counts(&BTreeMap::from([((Kind::Role, ResourceState::InSync), 4)]));
     m.record_drift(Kind::Bucket);
     m.record_change(Kind::Table, Action::Update, true);
     m.observe("iam", "GetRole", CallResult::Ok, Duration::from_millis(15));
     m.record_fetch(FetchResult::Unchanged);
     m.set_revision("deadbeef");
-    m.validation_errors.set(2);
-    m.leader.with_label_values(&["dev"]).set(1);
+    m.set_validation_errors(2);
+    m.set_leader("dev", true);
     m.record_prune("dev", None);
 
     let r = srv.get("/metrics").await;

@@ -3,18 +3,21 @@
 //! deletion of a role that still has attachments, ownership, and the number of reads.
 
 mod common;
+#[allow(unused_imports)]
+use common::Clients as _;
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use mlspace_gitops::aws::{AwsContext, ErrorClass};
 use mlspace_gitops::kinds::common::{Tags, OWNERSHIP_TAG, OWNERSHIP_VALUE};
-use mlspace_gitops::kinds::engine::{KindAws, KindPlan, PlanCx};
 use mlspace_gitops::kinds::managed_policy::diff::ManagedPolicyObserved;
 use mlspace_gitops::kinds::managed_policy::{ManagedPolicy, ManagedPolicySpec, Op as PolicyOp};
 use mlspace_gitops::kinds::role::diff::RoleObserved;
 use mlspace_gitops::kinds::role::{Role, RoleSpec};
+use mlspace_gitops::kinds::runtime::KindAws;
 use mlspace_gitops::kinds::service_linked_role::diff::ServiceLinkedRoleObserved;
 use mlspace_gitops::kinds::service_linked_role::{ServiceLinkedRole, ServiceLinkedRoleSpec};
+use mlspace_gitops::kinds::{Kind, KindPlan, PlanCx};
 use serde_json::{json, Value};
 
 const ACCOUNT: &str = "123456789012";
@@ -73,7 +76,7 @@ fn fixture() -> Fixture {
         ..PlanCx::default()
     };
     for (n, p) in &policies {
-        cx.policy_arns.insert(p.arn("aws", ACCOUNT, n), n.clone());
+        cx.declare(Kind::ManagedPolicy, n, Some(p.arn("aws", ACCOUNT, n)));
     }
     let mut managed = vec![policy_arn("/mlspace/", "app"), READONLY.to_string()];
     managed.sort();
@@ -194,7 +197,7 @@ async fn drift_made_behind_its_back_is_reported_and_repaired() {
     let f = fixture();
     create_all(&aws, &f, "notebook").await;
 
-    let iam = &aws.iam;
+    let iam = &aws.iam();
     iam.update_assume_role_policy()
         .role_name("notebook")
         .policy_document(trust("ec2.amazonaws.com").to_string())
@@ -317,7 +320,7 @@ async fn six_updates_keep_at_most_five_versions() {
         run::<ManagedPolicy>(&aws, "app", &ops, &f.cx).await;
 
         let versions = aws
-            .iam
+            .iam()
             .list_policy_versions()
             .policy_arn(&arn)
             .send()
@@ -349,7 +352,7 @@ async fn deleting_a_role_removes_attachments_inline_policies_and_instance_profil
     let aws = moto.aws().await;
     let f = fixture();
     create_all(&aws, &f, "notebook").await;
-    let iam = &aws.iam;
+    let iam = &aws.iam();
     // Also in somebody else's instance profile, which stays (emptied).
     iam.create_instance_profile()
         .instance_profile_name("other-profile")
@@ -434,7 +437,7 @@ async fn resources_without_the_ownership_tag_are_not_owned() {
     let moto = common::Moto::start();
     let aws = moto.aws().await;
     let f = fixture();
-    let iam = &aws.iam;
+    let iam = &aws.iam();
     iam.create_role()
         .role_name("handmade")
         .assume_role_policy_document(trust("ec2.amazonaws.com").to_string())
@@ -497,7 +500,7 @@ async fn create_steps_run_twice_converge() {
     );
 
     // A create meeting our own role whose trust policy drifted converges it.
-    aws.iam
+    aws.iam()
         .update_assume_role_policy()
         .role_name("notebook")
         .policy_document(trust("ec2.amazonaws.com").to_string())
@@ -591,14 +594,14 @@ async fn many_roles_and_policies_are_read_with_one_authorization_details_call() 
     let roles: Vec<String> = (0..20).map(|i| format!("role-{i}")).collect();
     let policies: Vec<String> = (0..21).map(|i| format!("policy-{i}")).collect();
     for r in &roles {
-        aws.iam
+        aws.iam()
             .create_role()
             .role_name(r)
             .assume_role_policy_document(trust("ec2.amazonaws.com").to_string())
             .send()
             .await
             .unwrap();
-        aws.iam
+        aws.iam()
             .put_role_policy()
             .role_name(r)
             .policy_name("inline")
@@ -608,7 +611,7 @@ async fn many_roles_and_policies_are_read_with_one_authorization_details_call() 
             .unwrap();
     }
     for p in &policies {
-        aws.iam
+        aws.iam()
             .create_policy()
             .policy_name(p)
             .policy_document(s3_doc(p).to_string())
@@ -650,7 +653,7 @@ async fn many_roles_and_policies_are_read_with_one_authorization_details_call() 
     // A write in between: the answer is stale, so the second reader asks again.
     let n = calls(&aws, async {
         Role::observe_names(&aws, &roles, &cx).await.unwrap();
-        aws.iam
+        aws.iam()
             .delete_role_policy()
             .role_name("role-0")
             .policy_name("inline")
@@ -685,13 +688,13 @@ async fn many_roles_and_policies_are_read_with_one_authorization_details_call() 
 
 #[tokio::test]
 async fn roles_are_listed_only_when_a_spec_manages_description_or_session_length() {
-    use mlspace_gitops::kinds::engine::Wanted;
+    use mlspace_gitops::kinds::runtime::Wanted;
     let moto = common::Moto::start();
     let aws = moto.aws().await;
     let cx = fixture().cx;
     let names: Vec<String> = (0..5).map(|i| format!("listed-{i}")).collect();
     for r in &names {
-        aws.iam
+        aws.iam()
             .create_role()
             .role_name(r)
             .description("made elsewhere")
@@ -761,9 +764,13 @@ async fn path_change_is_a_plan_error_not_a_missing_resource() {
     let mut moved = f.policies["app"].clone();
     moved.path = "/other/".into();
     let mut cx = f.cx.clone();
-    cx.policy_arns.retain(|_, n| n != "app");
-    cx.policy_arns
-        .insert(moved.arn("aws", ACCOUNT, "app"), "app".into());
+    // Declaring it again replaces its ARN.
+    cx.by_arn.retain(|_, (_, n)| n != "app");
+    cx.declare(
+        Kind::ManagedPolicy,
+        "app",
+        Some(moved.arn("aws", ACCOUNT, "app")),
+    );
     let o = observe_policy(&aws, "app", &cx).await;
     assert_eq!(o.path, "/mlspace/");
     let errs = ManagedPolicy::update("app", &moved, &o, &cx).unwrap_err();

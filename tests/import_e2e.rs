@@ -3,6 +3,8 @@
 //! and the plan after that apply is empty. Against a real moto server.
 
 mod common;
+#[allow(unused_imports)]
+use common::Clients as _;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -18,8 +20,8 @@ use mlspace_gitops::import::{self, Request};
 use mlspace_gitops::kinds::common::OWNERSHIP_TAG;
 use mlspace_gitops::kinds::Kind;
 use mlspace_gitops::manifest;
+use mlspace_gitops::pipeline::observe_and_plan;
 use mlspace_gitops::plan::Action;
-use mlspace_gitops::reconcile::plan_once;
 
 const ACCOUNT: &str = "123456789012";
 const POLICY: &str = "imp-policy";
@@ -54,7 +56,7 @@ async fn make_resources(aws: &AwsContext) {
     let doc = format!(
         r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::imp-bucket-{ACCOUNT}/*"}}]}}"#
     );
-    aws.iam
+    aws.iam()
         .create_policy()
         .policy_name(POLICY)
         .policy_document(doc)
@@ -64,7 +66,7 @@ async fn make_resources(aws: &AwsContext) {
         .await
         .unwrap();
     let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"sagemaker.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
-    aws.iam
+    aws.iam()
         .create_role()
         .role_name(ROLE)
         .assume_role_policy_document(trust)
@@ -78,7 +80,7 @@ async fn make_resources(aws: &AwsContext) {
     let inline = format!(
         r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":"logs:PutLogEvents","Resource":"arn:aws:logs:us-east-1:{ACCOUNT}:log-group:/aws/sagemaker/*"}}]}}"#
     );
-    aws.iam
+    aws.iam()
         .put_role_policy()
         .role_name(ROLE)
         .policy_name("logs")
@@ -86,7 +88,7 @@ async fn make_resources(aws: &AwsContext) {
         .send()
         .await
         .unwrap();
-    aws.iam
+    aws.iam()
         .attach_role_policy()
         .role_name(ROLE)
         .policy_arn(format!("arn:aws:iam::{ACCOUNT}:policy/{POLICY}"))
@@ -94,13 +96,13 @@ async fn make_resources(aws: &AwsContext) {
         .await
         .unwrap();
 
-    aws.s3
+    aws.s3()
         .create_bucket()
         .bucket(bucket())
         .send()
         .await
         .unwrap();
-    aws.s3
+    aws.s3()
         .put_bucket_versioning()
         .bucket(bucket())
         .versioning_configuration(
@@ -115,14 +117,14 @@ async fn make_resources(aws: &AwsContext) {
         r#"{{"Version":"2012-10-17","Statement":[{{"Sid":"Role","Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{ACCOUNT}:role/{ROLE}"}},"Action":"s3:GetObject","Resource":"arn:aws:s3:::{}/*"}}]}}"#,
         bucket()
     );
-    aws.s3
+    aws.s3()
         .put_bucket_policy()
         .bucket(bucket())
         .policy(policy)
         .send()
         .await
         .unwrap();
-    aws.s3
+    aws.s3()
         .put_bucket_tagging()
         .bucket(bucket())
         .tagging(
@@ -162,7 +164,7 @@ async fn make_resources(aws: &AwsContext) {
             .build()
             .unwrap()
     };
-    aws.dynamodb
+    aws.dynamodb()
         .create_table()
         .table_name(TABLE)
         .billing_mode(BillingMode::PayPerRequest)
@@ -258,7 +260,7 @@ async fn import_then_adopt_gives_a_no_op_plan() {
     assert_eq!(loaded.desired.resources.len(), 4);
 
     // Adopting changes nothing but the ownership tag.
-    let planned = plan_once(&aws, &loaded.desired, &[]).await;
+    let planned = observe_and_plan(&aws, &loaded.desired, &[], &[]).await;
     assert!(planned.observation.failures.is_empty());
     assert!(planned.plan.errors.is_empty(), "{:?}", planned.plan.errors);
     assert_eq!(planned.plan.changes.len(), 4, "{}", planned.plan);
@@ -286,7 +288,7 @@ async fn import_then_adopt_gives_a_no_op_plan() {
     .await;
     assert_eq!(report.failures().count(), 0);
 
-    let again = plan_once(&aws, &loaded.desired, &[]).await;
+    let again = observe_and_plan(&aws, &loaded.desired, &[], &[]).await;
     assert!(!again.plan.has_changes(), "{}", again.plan);
     assert!(again.plan.errors.is_empty());
 }
@@ -360,7 +362,7 @@ async fn the_import_command_prints_or_writes_the_documents() {
 
 /// Apply `desired` and check it went through.
 async fn apply_all(aws: &AwsContext, desired: &manifest::DesiredState) {
-    let planned = plan_once(aws, desired, &[]).await;
+    let planned = observe_and_plan(aws, desired, &[], &[]).await;
     assert!(planned.plan.errors.is_empty(), "{}", planned.plan);
     let report = apply(
         aws,
@@ -401,7 +403,7 @@ async fn all_mlspace_imported_after_apply_plans_no_changes() {
     )
     .unwrap();
     let imported = manifest::load_dir(out.path()).unwrap_or_else(|e| panic!("{e}"));
-    let planned = plan_once(&aws, &imported.desired, &[]).await;
+    let planned = observe_and_plan(&aws, &imported.desired, &[], &[]).await;
     assert!(
         !planned.plan.has_changes() && planned.plan.errors.is_empty(),
         "imported manifests differ from AWS:\n{}",

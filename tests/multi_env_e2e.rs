@@ -4,6 +4,8 @@
 //! refused without touching anything; names across Environments must be unique.
 
 mod common;
+#[allow(unused_imports)]
+use common::Clients as _;
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -67,7 +69,7 @@ fn out(o: &Output) -> String {
 /// IAM clients in `account` (moto's default one, or another reached by assuming a role).
 async fn iam_in(moto: &Moto, account: &str) -> aws_sdk_iam::Client {
     if account == DEV_ACCOUNT {
-        moto.aws().await.iam
+        moto.aws().await.iam()
     } else {
         moto.iam_in_account(account).await
     }

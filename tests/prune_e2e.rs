@@ -3,6 +3,8 @@
 //! bucket holding objects needs forceDestroy.
 
 mod common;
+#[allow(unused_imports)]
+use common::Clients as _;
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -58,7 +60,7 @@ fn attached_policies(rt: &tokio::runtime::Runtime, moto: &Moto, role: &str) -> V
     rt.block_on(async {
         moto.aws()
             .await
-            .iam
+            .iam()
             .list_attached_role_policies()
             .role_name(role)
             .send()
@@ -75,7 +77,7 @@ fn policy_exists(rt: &tokio::runtime::Runtime, moto: &Moto, name: &str) -> bool 
     rt.block_on(async {
         moto.aws()
             .await
-            .iam
+            .iam()
             .get_policy()
             .policy_arn(format!("arn:aws:iam::123456789012:policy/{name}"))
             .send()
@@ -108,15 +110,15 @@ fn prune_deletes_only_inventory_resources_with_the_flag_and_guards() {
     // A resource the MLSpace application creates at runtime, beside ours: never touched.
     rt.block_on(async {
         let aws = moto.aws().await;
-        aws.iam.create_policy().policy_name("MLSpace-project-demo").policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:ListBucket","Resource":"*"}]}"#).send().await.unwrap();
+        aws.iam().create_policy().policy_name("MLSpace-project-demo").policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:ListBucket","Resource":"*"}]}"#).send().await.unwrap();
         // A per-project-user role as MLSpace makes it: its prefix, the dynamic-user-role tag, an
         // inline policy, its project policy and a copy of a managed role's policy attached.
         let tag = |k: &str, v: &str| aws_sdk_iam::types::Tag::builder().key(k).value(v).build().unwrap();
-        aws.iam.create_role().role_name(RUNTIME_ROLE).assume_role_policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"sagemaker.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#).tags(tag("dynamic-user-role", "true")).tags(tag("project", "demo")).send().await.unwrap();
-        aws.iam.put_role_policy().role_name(RUNTIME_ROLE).policy_name("MLSpace-user-demo").policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}]}"#).send().await.unwrap();
-        aws.iam.attach_role_policy().role_name(RUNTIME_ROLE).policy_arn("arn:aws:iam::123456789012:policy/MLSpace-project-demo").send().await.unwrap();
-        aws.iam.attach_role_policy().role_name(RUNTIME_ROLE).policy_arn("arn:aws:iam::123456789012:policy/pr-kept").send().await.unwrap();
-        aws.s3.put_object().bucket("pr-bucket-with-objects").key("data.csv").body(b"a,b\n".to_vec().into()).send().await.unwrap();
+        aws.iam().create_role().role_name(RUNTIME_ROLE).assume_role_policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"sagemaker.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#).tags(tag("dynamic-user-role", "true")).tags(tag("project", "demo")).send().await.unwrap();
+        aws.iam().put_role_policy().role_name(RUNTIME_ROLE).policy_name("MLSpace-user-demo").policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}]}"#).send().await.unwrap();
+        aws.iam().attach_role_policy().role_name(RUNTIME_ROLE).policy_arn("arn:aws:iam::123456789012:policy/MLSpace-project-demo").send().await.unwrap();
+        aws.iam().attach_role_policy().role_name(RUNTIME_ROLE).policy_arn("arn:aws:iam::123456789012:policy/pr-kept").send().await.unwrap();
+        aws.s3().put_object().bucket("pr-bucket-with-objects").key("data.csv").body(b"a,b\n".to_vec().into()).send().await.unwrap();
     });
 
     // Drop one policy: without --prune nothing is deleted.
@@ -191,7 +193,7 @@ fn prune_deletes_only_inventory_resources_with_the_flag_and_guards() {
     let tags = rt.block_on(async {
         moto.aws()
             .await
-            .iam
+            .iam()
             .list_policy_tags()
             .policy_arn("arn:aws:iam::123456789012:policy/pr-kept")
             .send()
@@ -207,7 +209,7 @@ fn prune_deletes_only_inventory_resources_with_the_flag_and_guards() {
     let bucket = rt.block_on(async {
         moto.aws()
             .await
-            .s3
+            .s3()
             .head_bucket()
             .bucket("pr-bucket-with-objects")
             .send()
@@ -222,7 +224,7 @@ fn prune_deletes_only_inventory_resources_with_the_flag_and_guards() {
 
     // The runtime role came through every apply and prune as MLSpace left it.
     let (tags, inline) = rt.block_on(async {
-        let iam = moto.aws().await.iam;
+        let iam = moto.aws().await.iam();
         let tags = iam
             .list_role_tags()
             .role_name(RUNTIME_ROLE)
@@ -304,8 +306,8 @@ fn attachments_matching_ignore_rules_are_neither_drift_nor_removed() {
     // What MLSpace does at runtime: create the denied-services policy and attach it.
     rt.block_on(async {
         let aws = moto.aws().await;
-        aws.iam.create_policy().policy_name("MLSpace-app-denied-services").policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"comprehend:*","Resource":"*"}]}"#).send().await.unwrap();
-        aws.iam.attach_role_policy().role_name("mlspace-app-role").policy_arn("arn:aws:iam::123456789012:policy/MLSpace-app-denied-services").send().await.unwrap();
+        aws.iam().create_policy().policy_name("MLSpace-app-denied-services").policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"comprehend:*","Resource":"*"}]}"#).send().await.unwrap();
+        aws.iam().attach_role_policy().role_name("mlspace-app-role").policy_arn("arn:aws:iam::123456789012:policy/MLSpace-app-denied-services").send().await.unwrap();
     });
     let o = cli(
         &moto,
@@ -388,8 +390,8 @@ fn a_pruned_policy_still_used_by_an_ignored_runtime_role_is_kept() {
             .value("true")
             .build()
             .unwrap();
-        aws.iam.create_role().role_name(RUNTIME_ROLE).assume_role_policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"sagemaker.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#).tags(tag).send().await.unwrap();
-        aws.iam
+        aws.iam().create_role().role_name(RUNTIME_ROLE).assume_role_policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"sagemaker.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#).tags(tag).send().await.unwrap();
+        aws.iam()
             .attach_role_policy()
             .role_name(RUNTIME_ROLE)
             .policy_arn("arn:aws:iam::123456789012:policy/pr-shared")
@@ -504,7 +506,7 @@ fn a_corrupt_state_file_or_item_is_reported_and_prunes_nothing_until_fixed() {
     let item = rt.block_on(async {
         let aws = moto.aws().await;
         let item = aws
-            .dynamodb
+            .dynamodb()
             .get_item()
             .table_name("mlspace-gitops-state-corrupt")
             .set_key(Some(key("res#ManagedPolicy#pr-item-b")))
@@ -515,7 +517,7 @@ fn a_corrupt_state_file_or_item_is_reported_and_prunes_nothing_until_fixed() {
             .expect("the inventory item of pr-item-b");
         let mut broken = item.clone();
         broken.insert("revision".into(), AttributeValue::N("7".into()));
-        aws.dynamodb
+        aws.dynamodb()
             .put_item()
             .table_name("mlspace-gitops-state-corrupt")
             .set_item(Some(broken))
@@ -543,7 +545,7 @@ fn a_corrupt_state_file_or_item_is_reported_and_prunes_nothing_until_fixed() {
     rt.block_on(async {
         moto.aws()
             .await
-            .dynamodb
+            .dynamodb()
             .put_item()
             .table_name("mlspace-gitops-state-corrupt")
             .set_item(Some(item))

@@ -247,7 +247,7 @@ fn schema_describes_the_header_and_every_kind() {
         .collect();
     let all: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
     assert_eq!(kinds, all);
-    for k in Kind::ALL {
+    for &k in Kind::ALL {
         let spec = spec_definition(&s, k);
         let def = &s["definitions"][&spec];
         assert_eq!(def["type"], "object", "{spec}");
@@ -450,7 +450,7 @@ fn every_field_of_every_kind_is_documented_in_manifests_md() {
         "Metadata".into(),
         section(&doc, "Common fields: metadata and tags"),
     );
-    for k in Kind::ALL {
+    for &k in Kind::ALL {
         sections.insert(spec_definition(&s, k), section(&doc, k.as_str()));
     }
     let mut failures = Vec::new();

@@ -2,6 +2,8 @@
 //! for one lease with fencing, corrupt items and pagination.
 
 mod common;
+#[allow(unused_imports)]
+use common::Clients as _;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -60,7 +62,7 @@ async fn put_raw(aws: &AwsContext, table: &str, sk: &str, attrs: &[(&str, Attrib
         .collect();
     item.insert(PK.into(), AttributeValue::S("env#dev".into()));
     item.insert(SK.into(), AttributeValue::S(sk.into()));
-    aws.dynamodb
+    aws.dynamodb()
         .put_item()
         .table_name(table)
         .set_item(Some(item))
@@ -90,7 +92,7 @@ async fn table_is_created_when_missing_and_reused() {
     assert_eq!(store.location(), "dynamodb://gitops-state");
     assert_eq!(calls(&aws, "CreateTable"), 1);
     let t = aws
-        .dynamodb
+        .dynamodb()
         .describe_table()
         .table_name("gitops-state")
         .send()
@@ -131,7 +133,7 @@ async fn a_table_with_other_keys_is_refused() {
     let moto = common::Moto::start();
     let aws = moto.aws().await;
     use aws_sdk_dynamodb::types::{AttributeDefinition, KeySchemaElement, ScalarAttributeType};
-    aws.dynamodb
+    aws.dynamodb()
         .create_table()
         .table_name("not-ours")
         .billing_mode(BillingMode::PayPerRequest)

@@ -2,6 +2,8 @@
 //! cap, leases and fencing, all in a temp state directory.
 
 mod common;
+#[allow(unused_imports)]
+use common::Clients as _;
 
 use std::path::Path;
 use std::time::Duration;

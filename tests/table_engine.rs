@@ -2,17 +2,20 @@
 //! directly, with drift made behind the engine's back through the raw SDK.
 
 mod common;
+#[allow(unused_imports)]
+use common::Clients as _;
 
 use aws_sdk_dynamodb::types as t;
 use mlspace_gitops::aws::{AwsContext, ErrorClass};
 use mlspace_gitops::kinds::common::{OWNERSHIP_TAG, OWNERSHIP_VALUE};
-use mlspace_gitops::kinds::engine::{Diff, KindAws, KindPlan, PlanCx};
+use mlspace_gitops::kinds::runtime::KindAws;
 use mlspace_gitops::kinds::table::diff::TableObserved;
 use mlspace_gitops::kinds::table::{
     AttributeType, BillingMode, GlobalSecondaryIndex, KeyAttribute, LocalSecondaryIndex, Op,
     Projection, ProjectionType, StreamViewType, Streams, Table, TableEncryption, TableKeyType,
     TableSpec, Throughput, Ttl,
 };
+use mlspace_gitops::kinds::{Diff, KindPlan, PlanCx};
 
 fn cx() -> PlanCx {
     PlanCx {
@@ -141,7 +144,7 @@ async fn resource_metadata_table_converges_and_drift_is_exactly_what_changed() {
         .point_in_time_recovery_enabled(true)
         .build()
         .unwrap();
-    aws.dynamodb
+    aws.dynamodb()
         .update_continuous_backups()
         .table_name(name)
         .point_in_time_recovery_specification(pitr)
@@ -153,7 +156,7 @@ async fn resource_metadata_table_converges_and_drift_is_exactly_what_changed() {
         .value("x")
         .build()
         .unwrap();
-    aws.dynamodb
+    aws.dynamodb()
         .tag_resource()
         .resource_arn(&o.arn)
         .tags(tag)
@@ -351,7 +354,7 @@ async fn unowned_and_missing_tables() {
         .key_type(t::KeyType::Hash)
         .build()
         .unwrap();
-    aws.dynamodb
+    aws.dynamodb()
         .create_table()
         .table_name(name)
         .attribute_definitions(attr)

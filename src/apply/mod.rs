@@ -13,15 +13,9 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use serde::Serialize;
 use tracing::Instrument;
 
-use crate::aws::{AwsContext, AwsError, ErrorClass};
-use crate::kinds::bucket::Bucket;
-use crate::kinds::engine::{KindAws, PlanCx};
-use crate::kinds::managed_policy::ManagedPolicy;
-use crate::kinds::role::Role;
-use crate::kinds::service_linked_role::ServiceLinkedRole;
-use crate::kinds::table::Table;
-use crate::kinds::Kind;
-use crate::plan::{Action, Change, Plan, ResourceId, Step};
+use crate::aws::{AwsContext, AwsError, DisplayChain, ErrorClass};
+use crate::kinds::{Kind, PlanCx};
+use crate::plan::{Action, Change, Outcome, Plan, ResourceId};
 
 /// Executor settings.
 #[derive(Debug, Clone)]
@@ -150,16 +144,17 @@ impl ApplyReport {
     pub fn failures(&self) -> impl Iterator<Item = &ChangeResult> {
         self.results.iter().filter(|r| r.error.is_some())
     }
-}
 
-/// Run one step through its kind.
-async fn run_step(aws: &AwsContext, name: &str, step: &Step, cx: &PlanCx) -> Result<(), AwsError> {
-    match step {
-        Step::ManagedPolicy(op) => ManagedPolicy::apply(aws, name, op, cx).await,
-        Step::Role(op) => Role::apply(aws, name, op, cx).await,
-        Step::ServiceLinkedRole(op) => ServiceLinkedRole::apply(aws, name, op, cx).await,
-        Step::Bucket(op) => Bucket::apply(aws, name, op, cx).await,
-        Step::Table(op) => Table::apply(aws, name, op, cx).await,
+    /// How each change ended, as the inventory and the history keep it.
+    pub fn outcomes(&self) -> Vec<Outcome> {
+        self.results
+            .iter()
+            .map(|r| Outcome {
+                id: (r.kind, r.name.clone()),
+                action: r.action,
+                error: r.error.as_ref().map(|e| DisplayChain(e).to_string()),
+            })
+            .collect()
     }
 }
 
@@ -180,7 +175,7 @@ async fn run_change(
                 error = Some(ChangeError::Stopped);
                 break;
             }
-            match run_step(aws, &change.name, step, cx).await {
+            match step.run(aws, &change.name, cx).await {
                 Ok(()) => {
                     done += 1;
                     let _ = progress.send(StepDone {
@@ -236,15 +231,14 @@ pub async fn apply(
         c.depends_on.clone()
     })
     .await;
-    // A policy's delete waits for the role deletes (a role lets go of its policies first);
-    // other kinds do not reference each other's existence, so one failure blocks no other.
+    // A kind's deletes wait for the deletes of the kinds it names (a policy's for the roles
+    // that let go of it); other kinds do not reference each other's existence, so one
+    // failure blocks no other.
     let delete_deps = |c: &Change| -> Vec<ResourceId> {
-        if c.kind != Kind::ManagedPolicy {
-            return vec![];
-        }
+        let after: &[Kind] = c.kind.info().delete_after;
         deletes
             .iter()
-            .filter(|d| d.kind == Kind::Role)
+            .filter(|d| after.contains(&d.kind))
             .map(|d| (d.kind, d.name.clone()))
             .collect()
     };

@@ -1,14 +1,19 @@
-//! The daemon: a level-triggered controller. The runtime here owns the loop (as in
-//! kube-runtime): triggers (source poll, webhook, file watch, resync, retry timers) wake it,
-//! one reconcile runs at a time, and failed resources are requeued with capped
-//! exponential backoff by a separate error policy ([`Backoff`]).
+//! The daemon, in the shape of kube-runtime's controller:
 //!
-//! A revision that fails validation, or whose head commit fails signature verification
-//! (`--verify-commits`), is never applied: the last good revision stays in force and the
-//! error is reported until a new revision arrives.
+//! - the **runtime** (this module) owns the loop and its triggers: the source poll, the
+//!   webhook, the directory watch, each Environment's requeue time, the lease renewal and
+//!   shutdown; it runs the Environments that are due, concurrently, one pass at a time;
+//! - the **worker** ([`worker`]) reconciles one Environment through the same pipeline as
+//!   the CLI and returns what to do next ([`worker::Action`]);
+//! - the **error policy** ([`error_policy`]) decides retries, apart from the worker;
+//! - the **source side** ([`revisions`]) keeps the last good revision and refuses the rest;
+//! - `/status` is built from the workers' last reports ([`crate::status`]), and metrics go
+//!   through the typed helpers of [`crate::metrics::Metrics`].
 
 mod backoff;
-mod reconcile;
+pub mod error_policy;
+pub mod revisions;
+pub mod worker;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -19,16 +24,19 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::Notify;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 pub use backoff::Backoff;
 
-use crate::aws::{AwsOptions, CallObserver, CallResult};
-use crate::manifest::{self, DesiredState, ManifestError};
-use crate::metrics::Metrics;
-use crate::plan::ResourceId;
+use crate::aws::{AwsContext, AwsOptions, DisplayChain};
+use crate::metrics::{Metrics, ReconcileResult};
+use crate::pipeline::RevisionInfo;
 use crate::secret::Secret;
-use crate::source::{Revision, Source, SourceConfig, SourceError, VerifyError};
+use crate::source::{Source, SourceConfig};
+use crate::state::{Lease, StateStore};
 use crate::status::{Readiness, SharedStatus, Status};
+use revisions::Revisions;
+use worker::{Action, AttemptObserver, Outcome, Worker, WorkerCx};
 
 /// Whether drift is repaired or only reported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,7 +85,7 @@ pub struct DaemonConfig {
     /// State store other than the file under the state dir (`dynamodb://TABLE`).
     pub state: Option<String>,
     /// Prune settings (the Environment's `spec.prune` also turns prune on).
-    pub prune: crate::reconcile::inventory::PruneOptions,
+    pub prune: crate::inventory::PruneOptions,
     /// How long a replica's lease on its Environment lasts without renewal; another replica
     /// takes over within this time after it dies.
     pub lease_ttl: Duration,
@@ -115,39 +123,6 @@ pub enum DaemonError {
 /// this span (with the default 30 s attempt timeout, after about 40 s).
 const AWS_SILENCE: Duration = Duration::from_secs(10);
 
-/// Reports each AWS attempt to the metrics, and to readiness under a scope (an Environment
-/// or the state store), so that `/readyz` follows whether AWS answers.
-#[derive(Debug)]
-pub(crate) struct AttemptObserver {
-    scope: String,
-    metrics: Arc<Metrics>,
-    readiness: Arc<Readiness>,
-}
-
-impl AttemptObserver {
-    /// An observer for `scope` (`Environment NAME`, `state store`).
-    fn new(scope: String, metrics: &Arc<Metrics>, readiness: &Arc<Readiness>) -> Arc<Self> {
-        Arc::new(AttemptObserver {
-            scope,
-            metrics: metrics.clone(),
-            readiness: readiness.clone(),
-        })
-    }
-}
-
-impl CallObserver for AttemptObserver {
-    fn observe(&self, service: &str, operation: &str, result: CallResult, elapsed: Duration) {
-        self.metrics.observe(service, operation, result, elapsed);
-        self.readiness
-            .aws_attempt(&self.scope, result != CallResult::ServerError, elapsed);
-    }
-}
-
-/// The readiness scope of an Environment's AWS attempts.
-fn env_scope(name: &str) -> String {
-    format!("Environment {name}")
-}
-
 /// The readiness scope of the DynamoDB state table's attempts.
 const STORE_SCOPE: &str = "state store";
 
@@ -159,64 +134,30 @@ pub(crate) fn epoch_secs() -> u64 {
         .unwrap_or(0)
 }
 
-/// The last revision that validated, with the desired state of each of its Environments.
-struct Good {
-    revision: Revision,
-    /// (directory relative to the manifests path, desired state), sorted by directory.
-    envs: Vec<(String, DesiredState)>,
+/// `d` plus up to 10% so that replicas and restarts spread their polls.
+fn jitter(d: Duration) -> Duration {
+    d + d.mul_f64(rand::random_range(0.0..0.1))
 }
 
-impl Good {
-    /// The region the DynamoDB state table is opened in: the first Environment's.
-    fn store_region(&self) -> Option<&str> {
-        self.envs
-            .first()
-            .map(|(_, d)| d.environment.region.as_str())
-    }
-}
-
-/// What the controller keeps per Environment between reconciles. Environments are
-/// reconciled concurrently, each with its own clients (its `assumeRoleArn`), lease, inventory
-/// and error policy.
-#[derive(Default)]
-struct EnvCtl {
-    /// Clients for the Environment (region, assumed role), made on first use and checked to
-    /// reach the Environment's account.
-    aws: Option<(crate::aws::AwsOptions, String, crate::aws::AwsContext)>,
-    /// Revision last applied without failures.
-    applied: Option<String>,
-    /// Failed resources waiting for their retry.
-    backoff: BTreeMap<ResourceId, Backoff>,
-    /// The lease on the Environment while this replica reconciles it.
-    lease: Option<crate::state::Lease>,
-    /// Its part of `/status`.
-    status: crate::status::EnvironmentStatus,
-    /// Its resources' part of `/status`.
-    resources: Vec<crate::status::ResourceStatus>,
-}
-
-/// Controller state between reconciles.
-struct Controller {
+/// The runtime's state between passes.
+struct Runtime {
     cfg: DaemonConfig,
     metrics: Arc<Metrics>,
     status: SharedStatus,
     readiness: Arc<Readiness>,
-    good: Option<Good>,
-    /// Revision id last loaded (valid or not): a failed one is retried only when it changes.
-    last_seen: Option<String>,
-    /// Revision id last refused for its signature: reported once, not at every poll. Never
-    /// in `last_seen`, so it loads as soon as it verifies (a key added to the file).
-    rejected: Option<String>,
-    /// Per Environment, by name.
-    envs: BTreeMap<String, EnvCtl>,
-    /// Leases of Environments that left the manifests, to give back.
-    retired: Vec<crate::state::Lease>,
     stop: Arc<AtomicBool>,
+    revisions: Revisions,
+    /// One worker per Environment of the good revision.
+    workers: BTreeMap<String, Worker>,
+    /// When each Environment is next due (absent: standing by, or never run).
+    due: BTreeMap<String, Instant>,
+    /// Leases of Environments that left the manifests, to give back.
+    retired: Vec<Lease>,
     /// Clients of the daemon's own account (standard chain, no assumed role), for the
     /// DynamoDB state table.
-    home: Option<crate::aws::AwsContext>,
+    home: Option<AwsContext>,
     /// The inventory, opened on first use (a DynamoDB store needs the AWS clients).
-    store: Option<Box<dyn crate::state::StateStore>>,
+    store: Option<Box<dyn StateStore>>,
 }
 
 /// Run the daemon until `shutdown` resolves. It never exits because AWS or the source is
@@ -231,21 +172,18 @@ pub async fn run(
     if let Some(file) = &cfg.allowed_signers {
         source.verify_commits(file.clone())?;
     }
-    let status: SharedStatus = Arc::new(RwLock::new(Status {
-        source: source.display_location(),
-        mode: cfg.mode.as_str().into(),
-        ..Status::default()
-    }));
+    let status: SharedStatus = Arc::new(RwLock::new(Status::new(
+        source.display_location(),
+        cfg.mode.as_str(),
+    )));
     // Ready needs a first reconcile, the source reached within three polls, and AWS
     // answering (see `AWS_SILENCE`).
-    let readiness = Arc::new(Readiness::new(
-        if source.is_git() {
-            cfg.interval * 3
-        } else {
-            cfg.resync * 3
-        },
-        AWS_SILENCE,
-    ));
+    let poll = if source.is_git() {
+        cfg.interval
+    } else {
+        cfg.resync
+    };
+    let readiness = Arc::new(Readiness::new(poll * 3, AWS_SILENCE));
     let trigger = Arc::new(Notify::new());
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
@@ -270,292 +208,361 @@ pub async fn run(
     let mut watch_rx = match source.watch() {
         Ok(rx) => rx,
         Err(e) => {
-            tracing::warn!(error = %crate::aws::DisplayChain(&e), "cannot watch the manifests directory; falling back to polling");
+            tracing::warn!(error = %DisplayChain(&e), "cannot watch the manifests directory; falling back to polling");
             None
         }
     };
     let stop = Arc::new(AtomicBool::new(false));
-    let mut ctl = Controller {
+    let mut rt = Runtime {
+        revisions: Revisions::new(metrics.clone(), status.clone(), readiness.clone()),
         cfg: cfg.clone(),
         metrics,
         status,
         readiness,
-        good: None,
-        last_seen: None,
-        rejected: None,
-        envs: BTreeMap::new(),
-        retired: Vec::new(),
         stop: stop.clone(),
+        workers: BTreeMap::new(),
+        due: BTreeMap::new(),
+        retired: Vec::new(),
         home: None,
         store: None,
     };
 
     tokio::pin!(shutdown);
     let mut next_fetch = Instant::now();
-    let mut next_resync = Instant::now() + cfg.resync;
+    // Renew the leases (or try to take them over) well within their lifetime.
+    let mut lease_tick = tokio::time::interval(cfg.lease_ttl / 3);
+    lease_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let retry_at = ctl.next_retry();
+        let next_due = rt.due.values().min().copied();
         let mut fetch = false;
-        let mut resync = false;
         tokio::select! {
             _ = &mut shutdown => break,
             _ = tokio::time::sleep_until(next_fetch) => fetch = true,
             _ = trigger.notified() => { tracing::info!("webhook: fetching now"); fetch = true },
             Some(()) = async { match watch_rx.as_mut() { Some(rx) => rx.recv().await, None => std::future::pending().await } } => fetch = true,
-            _ = tokio::time::sleep_until(next_resync) => resync = true,
-            // Renew the lease (or try to take it over) well within its lifetime.
-            _ = tokio::time::sleep(cfg.lease_ttl / 3), if ctl.good.is_some() => resync = ctl.lease_tick().await,
-            _ = async { match retry_at { Some(t) => tokio::time::sleep_until(t).await, None => std::future::pending().await } } => resync = true,
+            _ = lease_tick.tick(), if rt.revisions.good.is_some() => rt.lease_tick().await,
+            _ = async { match next_due { Some(t) => tokio::time::sleep_until(t).await, None => std::future::pending().await } } => {}
         }
-        let mut reconcile_now = resync;
         if fetch {
-            next_fetch = Instant::now()
-                + jitter(if source.is_git() {
-                    cfg.interval
-                } else {
-                    cfg.resync
-                });
-            if ctl.fetch(&mut source).await {
-                reconcile_now = true;
+            next_fetch = Instant::now() + jitter(poll);
+            if rt.revisions.fetch(&mut source).await {
+                rt.new_revision();
             }
         }
-        if reconcile_now && ctl.good.is_some() {
-            // Finish the reconcile even if SIGTERM arrives, up to the grace period.
-            let work = ctl.reconcile();
-            tokio::pin!(work);
-            tokio::select! {
-                _ = &mut work => {}
-                _ = &mut shutdown => {
-                    tracing::info!(grace_secs = cfg.grace.as_secs(), "shutting down: letting the reconcile in flight finish");
-                    stop.store(true, Ordering::SeqCst);
-                    if tokio::time::timeout(cfg.grace, &mut work).await.is_err() {
-                        tracing::warn!("grace period over; exiting with the reconcile unfinished (steps are idempotent: the next start continues)");
-                    }
-                    break;
+        let now = Instant::now();
+        let ready: Vec<String> = rt
+            .due
+            .iter()
+            .filter(|(_, t)| **t <= now)
+            .map(|(n, _)| n.clone())
+            .collect();
+        if ready.is_empty() || rt.revisions.good.is_none() {
+            continue;
+        }
+        // Finish the pass even if SIGTERM arrives, up to the grace period.
+        let pass = rt.pass(ready);
+        tokio::pin!(pass);
+        tokio::select! {
+            _ = &mut pass => {}
+            _ = &mut shutdown => {
+                tracing::info!(grace_secs = cfg.grace.as_secs(), "shutting down: letting the reconcile in flight finish");
+                stop.store(true, Ordering::SeqCst);
+                if tokio::time::timeout(cfg.grace, &mut pass).await.is_err() {
+                    tracing::warn!("grace period over; exiting with the reconcile unfinished (steps are idempotent: the next start continues)");
                 }
+                break;
             }
-            next_resync = Instant::now() + cfg.resync;
         }
     }
     stop.store(true, Ordering::SeqCst);
-    ctl.release().await;
+    rt.release().await;
     let _ = http_stop_tx.send(());
     let _ = http.await;
     tracing::info!("mlspace-gitops daemon stopped");
     Ok(())
 }
 
-/// `d` plus up to 10% so that replicas and restarts spread their polls.
-fn jitter(d: Duration) -> Duration {
-    d + d.mul_f64(rand::random_range(0.0..0.1))
-}
-
-impl Controller {
-    /// The earliest retry time of a failed resource.
-    fn next_retry(&self) -> Option<Instant> {
-        self.envs
-            .values()
-            .flat_map(|e| e.backoff.values())
-            .map(|b| b.next_at)
-            .min()
-    }
-
-    /// Sync the source; on a new revision load it. True when a valid new revision arrived.
-    async fn fetch(&mut self, source: &mut Source) -> bool {
-        let rev = match source.sync().await {
-            Ok(r) => r,
-            Err(SourceError::Unverified { commit, source }) => {
-                self.reject(commit, &source);
-                return false;
-            }
-            Err(e) => {
-                let msg = crate::aws::DisplayChain(&e).to_string();
-                tracing::warn!(error = %msg, "source unreachable; will retry");
-                self.metrics
-                    .source_fetch_total
-                    .with_label_values(&["failure"])
-                    .inc();
-                let mut s = self.status.write().unwrap();
-                s.last_fetch_error = Some(msg);
-                return false;
-            }
-        };
-        self.readiness.source_reached();
-        let result = if source.last_sync_fetched() {
-            "success"
-        } else {
-            "unchanged"
-        };
-        self.metrics
-            .source_fetch_total
-            .with_label_values(&[result])
-            .inc();
-        self.metrics.set_revision(&rev.id);
-        {
-            let mut s = self.status.write().unwrap();
-            s.last_fetch_at = Some(epoch_secs());
-            s.last_fetch_error = None;
-            s.source_revision = Some(rev.id.clone());
-        }
-        if self.last_seen.as_deref() == Some(rev.id.as_str()) {
-            return false;
-        }
-        self.last_seen = Some(rev.id.clone());
-        self.load(rev)
-    }
-
-    /// The source is at `commit`, whose signature failed verification: report it (once per
-    /// commit) and keep the last good revision.
-    fn reject(&mut self, commit: String, why: &VerifyError) {
-        self.readiness.source_reached();
-        let new = self.rejected.as_deref() != Some(commit.as_str());
-        self.metrics
-            .source_fetch_total
-            .with_label_values(&[if new { "success" } else { "unchanged" }])
-            .inc();
-        self.metrics.set_revision(&commit);
-        let mut s = self.status.write().unwrap();
-        s.last_fetch_at = Some(epoch_secs());
-        s.last_fetch_error = None;
-        s.source_revision = Some(commit.clone());
-        if !new {
+impl Runtime {
+    /// A new valid revision: workers for its Environments (new ones made, removed ones
+    /// retired), every failure forgotten, every Environment due now.
+    fn new_revision(&mut self) {
+        let Some(good) = &self.revisions.good else {
             return;
+        };
+        let names: Vec<String> = good
+            .envs
+            .iter()
+            .map(|(_, d)| d.environment.name.clone())
+            .collect();
+        // Environments that left the manifests give their lease back and are no longer
+        // reconciled (their resources stay: prune is per Environment).
+        let gone: Vec<String> = self
+            .workers
+            .keys()
+            .filter(|n| !names.contains(n))
+            .cloned()
+            .collect();
+        for name in gone {
+            if let Some(lease) = self.workers.remove(&name).and_then(|mut w| w.take_lease()) {
+                self.retired.push(lease);
+            }
+            self.due.remove(&name);
+            self.metrics.set_leader(&name, false);
         }
-        let still = self
+        let scopes: Vec<String> = names.iter().map(|n| worker::env_scope(n)).collect();
+        self.readiness
+            .retain_aws_scopes(|s| s == STORE_SCOPE || scopes.iter().any(|x| x == s));
+        let now = Instant::now();
+        for (dir, d) in &good.envs {
+            let e = &d.environment;
+            let w = self
+                .workers
+                .entry(e.name.clone())
+                .or_insert_with(|| Worker::new(&e.name, &self.cfg, &self.metrics, &self.readiness));
+            // A new revision deserves a fresh attempt at every resource.
+            w.policy.reset();
+            w.status.directory = dir.clone();
+            w.status.account = e.account.clone();
+            w.status.region = e.region.clone();
+            self.due.insert(e.name.clone(), now);
+        }
+    }
+
+    /// Open the state store on first use (a DynamoDB table lives in the account of the
+    /// standard chain's credentials, in the first Environment's region unless configured).
+    async fn open_store(&mut self) -> Result<(), String> {
+        if self.store.is_some() {
+            return Ok(());
+        }
+        let region = self
+            .revisions
             .good
             .as_ref()
-            .map(|g| g.revision.id.as_str())
-            .unwrap_or("nothing");
-        tracing::error!(revision = %commit, reason = why.reason(), error = %crate::aws::DisplayChain(why), still_applying = still, "revision refused: commit signature not verified");
-        self.metrics
-            .commit_verification_failures_total
-            .with_label_values(&[why.reason()])
-            .inc();
-        self.metrics
-            .reconcile_total
-            .with_label_values(&["invalid"])
-            .inc();
-        let why = crate::aws::DisplayChain(why);
-        s.last_error = Some(if commit == still {
-            // Its key was removed from the file after it was applied.
-            format!("revision {commit}, in force, no longer verifies: {why}; it stays applied until a verified commit arrives")
-        } else {
-            format!("revision {commit} was not applied: its commit signature is not verified: {why}; still applying {still}")
-        });
-        s.last_rejected_revision = Some(commit.clone());
-        // Keeps last_error from being cleared by reconciles of the last good revision.
-        s.last_attempted_revision = Some(commit.clone());
-        self.rejected = Some(commit);
+            .and_then(|g| g.store_region())
+            .unwrap_or_default()
+            .to_string();
+        if self.home.is_none() && self.cfg.state.is_some() {
+            let home = AwsContext::from_env(&self.cfg.aws, &region).await;
+            home.stats.set_observer(AttemptObserver::new(
+                STORE_SCOPE.into(),
+                &self.metrics,
+                &self.readiness,
+            ));
+            self.home = Some(home);
+        }
+        let s = crate::state::open(
+            self.cfg.state.as_deref(),
+            &self.cfg.source.state_dir,
+            self.home.as_ref(),
+        )
+        .await
+        .map_err(|e| format!("cannot open the state store: {}", DisplayChain(&e)))?;
+        self.store = Some(s);
+        Ok(())
     }
 
-    /// Validate a revision; keep it when valid, report it when not.
-    fn load(&mut self, rev: Revision) -> bool {
-        let _span = tracing::info_span!("load", revision = %rev.id).entered();
-        self.status.write().unwrap().last_attempted_revision = Some(rev.id.clone());
-        let result = if rev.manifests_dir.is_dir() {
-            manifest::load_environments(std::slice::from_ref(&rev.manifests_dir))
-        } else {
-            Err(ManifestError::Io {
-                path: rev.manifests_dir.clone(),
-                source: std::io::Error::new(
-                    std::io::ErrorKind::NotFound,
-                    "the manifests directory does not exist at this revision",
-                ),
-            })
+    /// The periodic lease renewal; an Environment whose lease this replica just took is
+    /// due at once instead of at the next resync.
+    async fn lease_tick(&mut self) {
+        if let Err(e) = self.open_store().await {
+            tracing::error!("{e}");
+            self.status.write().unwrap().last_error = Some(e);
+            return;
+        }
+        let cx = WorkerCx {
+            cfg: &self.cfg,
+            metrics: &self.metrics,
+            readiness: &self.readiness,
+            store: self.store.as_deref(),
+            stop: &self.stop,
         };
-        match result {
-            Ok(all) => {
-                let mut envs = Vec::new();
-                for (dir, loaded) in all {
-                    for w in loaded.warnings.iter() {
-                        tracing::warn!("{w}");
-                    }
-                    let rel = dir
-                        .strip_prefix(&rev.manifests_dir)
-                        .ok()
-                        .filter(|r| !r.as_os_str().is_empty())
-                        .map(|r| r.display().to_string())
-                        .unwrap_or_else(|| ".".into());
-                    envs.push((rel, loaded.desired));
+        let now = Instant::now();
+        for (name, w) in self.workers.iter_mut() {
+            let was = w.is_leader();
+            if let Ok(true) = w.hold_lease(&cx).await {
+                if !was {
+                    self.due.insert(name.clone(), now);
                 }
-                self.metrics.validation_errors.set(0);
-                tracing::info!(
-                    environments = envs.len(),
-                    resources = envs.iter().map(|(_, d)| d.resources.len()).sum::<usize>(),
-                    author = rev.author.as_deref().unwrap_or(""),
-                    message = rev.message.as_deref().unwrap_or(""),
-                    "new revision is valid"
-                );
-                // Environments that left the manifests give their lease back and are no
-                // longer reconciled (their resources stay: prune is per Environment).
-                let names: std::collections::BTreeSet<&str> = envs
-                    .iter()
-                    .map(|(_, d)| d.environment.name.as_str())
-                    .collect();
-                let gone: Vec<String> = self
-                    .envs
-                    .keys()
-                    .filter(|n| !names.contains(n.as_str()))
-                    .cloned()
-                    .collect();
-                for name in gone {
-                    if let Some(lease) = self.envs.remove(&name).and_then(|e| e.lease) {
-                        self.retired.push(lease);
-                    }
-                    self.metrics.leader.with_label_values(&[&name]).set(0);
-                }
-                let scopes: std::collections::BTreeSet<String> =
-                    names.iter().map(|n| env_scope(n)).collect();
-                self.readiness
-                    .retain_aws_scopes(|s| s == STORE_SCOPE || scopes.contains(s));
-                for (dir, d) in &envs {
-                    let e = self.envs.entry(d.environment.name.clone()).or_default();
-                    // A new revision deserves a fresh attempt at every resource.
-                    e.backoff.clear();
-                    e.status.name = d.environment.name.clone();
-                    e.status.directory = dir.clone();
-                    e.status.account = d.environment.account.clone();
-                    e.status.region = d.environment.region.clone();
-                }
-                self.good = Some(Good {
-                    revision: rev,
-                    envs,
-                });
-                true
-            }
-            Err(e) => {
-                let text = match &e {
-                    ManifestError::Invalid(d) => {
-                        for line in d.sorted() {
-                            tracing::error!("{line}");
-                        }
-                        self.metrics.validation_errors.set(d.error_count() as i64);
-                        format!(
-                            "revision {} is invalid and was not applied; still applying {}:\n{d}",
-                            rev.id,
-                            self.good
-                                .as_ref()
-                                .map(|g| g.revision.id.as_str())
-                                .unwrap_or("nothing")
-                        )
-                    }
-                    other => {
-                        let msg = crate::aws::DisplayChain(other).to_string();
-                        tracing::error!(error = %msg, "cannot load the revision");
-                        self.metrics.validation_errors.set(1);
-                        format!(
-                            "revision {} could not be loaded and was not applied: {msg}",
-                            rev.id
-                        )
-                    }
-                };
-                self.metrics
-                    .reconcile_total
-                    .with_label_values(&["invalid"])
-                    .inc();
-                self.status.write().unwrap().last_error = Some(text);
-                false
             }
         }
+    }
+
+    /// Give the leases back on shutdown so another replica takes over at once.
+    async fn release(&mut self) {
+        let Some(store) = self.store.as_ref() else {
+            return;
+        };
+        let leases = self
+            .workers
+            .values_mut()
+            .filter_map(Worker::take_lease)
+            .chain(self.retired.drain(..));
+        for lease in leases {
+            if let Err(e) = store.release_lease(&lease).await {
+                tracing::warn!(environment = %lease.environment, error = %DisplayChain(&e), "cannot release the lease");
+            }
+        }
+    }
+
+    /// Reconcile the Environments in `due`, concurrently: one pass.
+    async fn pass(&mut self, due: Vec<String>) {
+        let Some(rev) = self.revisions.good.as_ref().map(|g| g.revision.clone()) else {
+            return;
+        };
+        let span =
+            tracing::info_span!("reconcile", revision = %rev.id, mode = self.cfg.mode.as_str());
+        self.pass_in_span(due, rev).instrument(span).await;
+    }
+
+    async fn pass_in_span(&mut self, due: Vec<String>, rev: crate::source::Revision) {
+        let started = std::time::Instant::now();
+        let mut errors: Vec<String> = Vec::new();
+        if let Err(e) = self.open_store().await {
+            tracing::error!("{e}");
+            errors.push(e);
+        }
+        if let Some(store) = self.store.as_ref() {
+            for lease in self.retired.drain(..) {
+                if let Err(e) = store.release_lease(&lease).await {
+                    tracing::warn!(environment = %lease.environment, error = %DisplayChain(&e), "cannot release the lease of a removed Environment");
+                }
+            }
+        }
+        let revision = RevisionInfo {
+            id: rev.id.clone(),
+            author: rev.author.clone(),
+            message: rev.message.clone(),
+        };
+        let good = self
+            .revisions
+            .good
+            .as_ref()
+            .expect("a pass needs a revision");
+        let cx = WorkerCx {
+            cfg: &self.cfg,
+            metrics: &self.metrics,
+            readiness: &self.readiness,
+            store: self.store.as_deref(),
+            stop: &self.stop,
+        };
+        let mut jobs = Vec::new();
+        for (name, w) in self.workers.iter_mut() {
+            if !due.contains(name) {
+                continue;
+            }
+            let Some(desired) = good.environment(name) else {
+                continue;
+            };
+            let (cx, revision) = (&cx, &revision);
+            jobs.push(async move { (name.clone(), w.reconcile(cx, revision, desired).await) });
+        }
+        let results = futures::future::join_all(jobs).await;
+        let mut outcomes = Vec::new();
+        for (name, (outcome, action)) in results {
+            match action {
+                Action::RequeueAt(t) => {
+                    self.due.insert(name, t);
+                }
+                Action::Standby => {
+                    self.due.remove(&name);
+                }
+            }
+            outcomes.push(outcome);
+        }
+        self.publish(&rev.id, errors, &outcomes, started.elapsed());
+    }
+
+    /// Metrics, `/status` and readiness after a pass.
+    fn publish(
+        &mut self,
+        revision: &str,
+        mut errors: Vec<String>,
+        outcomes: &[Outcome],
+        elapsed: Duration,
+    ) {
+        let standby_only =
+            !outcomes.is_empty() && outcomes.iter().all(|o| matches!(o, Outcome::Standby));
+        let success = errors.is_empty()
+            && outcomes.iter().all(|o| match o {
+                Outcome::Reconciled { success, .. } => *success,
+                Outcome::Standby => true,
+                Outcome::Failed => false,
+            });
+        if !standby_only {
+            self.metrics.record_reconcile(
+                if success {
+                    ReconcileResult::Success
+                } else {
+                    ReconcileResult::Failure
+                },
+                Some(elapsed),
+            );
+            let counts = self.workers.values().flat_map(|w| &w.resources).fold(
+                BTreeMap::new(),
+                |mut m, r| {
+                    *m.entry((r.kind, r.state)).or_insert(0i64) += 1;
+                    m
+                },
+            );
+            self.metrics.set_resource_counts(&counts);
+        }
+        let several = self.workers.len() > 1;
+        {
+            let mut s = self.status.write().unwrap();
+            if !standby_only {
+                s.reconciles += 1;
+                s.last_reconcile_at = Some(epoch_secs());
+                if success && self.cfg.mode == Mode::Apply {
+                    s.last_applied_revision = Some(revision.to_string());
+                }
+            }
+            for w in self.workers.values() {
+                if let Some(err) = &w.status.last_error {
+                    if several {
+                        errors.push(format!("Environment {}: {err}", w.status.name));
+                    } else {
+                        errors.push(err.clone());
+                    }
+                }
+            }
+            // A validation error of a newer revision stays visible until a valid one arrives.
+            let invalid_newer = s
+                .last_attempted_revision
+                .as_deref()
+                .is_some_and(|a| a != revision);
+            if !invalid_newer {
+                s.last_error = (!errors.is_empty()).then(|| errors.join("\n"));
+            }
+            s.environments = self.workers.values().map(|w| w.status.clone()).collect();
+            s.resources = self
+                .workers
+                .values()
+                .flat_map(|w| w.resources.iter().cloned())
+                .collect();
+        }
+        self.readiness.reconciled();
+        let (mut changes, mut failures, mut requests) = (0, 0, 0);
+        for o in outcomes {
+            if let Outcome::Reconciled {
+                changes: c,
+                failures: f,
+                requests: r,
+                ..
+            } = o
+            {
+                changes += c;
+                failures += f;
+                requests += r;
+            }
+        }
+        tracing::info!(
+            success,
+            environments = outcomes.len(),
+            changes,
+            failures,
+            aws_requests = requests,
+            elapsed_ms = elapsed.as_millis() as u64,
+            "reconcile finished"
+        );
     }
 }

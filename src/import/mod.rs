@@ -7,24 +7,21 @@
 //! Environment puts on every resource are left out (they are merged back in). The next
 //! apply then only adds the ownership tag: everything the documents say is what AWS has.
 //!
-//! Managed policies are observed first, so that a role's attachments to a policy of the
+//! Kinds are imported in registry order, and each kind's resources are declared in the
+//! planning context as they are found, so that a role's attachments to a policy of the
 //! manifests (or of the same import) are written as that ManagedPolicy's name.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use futures::future::BoxFuture;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use crate::aws::{AwsContext, AwsError};
-use crate::kinds::bucket::Bucket;
 use crate::kinds::common::{Tags, ADOPT_ANNOTATION};
-use crate::kinds::engine::{KindAws, PlanCx, Wanted};
-use crate::kinds::managed_policy::ManagedPolicy;
-use crate::kinds::role::Role;
-use crate::kinds::service_linked_role::ServiceLinkedRole;
-use crate::kinds::table::Table;
-use crate::kinds::Kind;
+use crate::kinds::runtime::{AwsVisitor, KindAws, Wanted};
+use crate::kinds::{visit_aws_kinds, Kind, PlanCx, Registered};
 use crate::manifest::render::json_to_yaml_text;
 use crate::manifest::{DesiredState, EnvironmentView};
 
@@ -84,7 +81,7 @@ pub type Request = BTreeMap<Kind, Vec<String>>;
 pub fn request_all(desired: &DesiredState) -> Request {
     let mut r = Request::new();
     for res in &desired.resources {
-        if matches!(res.kind, Kind::Environment | Kind::EcrAccess) {
+        if !res.kind.is_resource() {
             continue;
         }
         let names = r.entry(res.kind).or_default();
@@ -103,51 +100,64 @@ pub async fn import(
     desired: &DesiredState,
     request: &Request,
 ) -> Result<Imported, ImportError> {
-    if let Some(k) = request
-        .keys()
-        .find(|k| matches!(k, Kind::Environment | Kind::EcrAccess))
-    {
+    if let Some(k) = request.keys().find(|k| !k.is_resource()) {
         return Err(ImportError::NotImportable(*k));
     }
-    let mut cx = crate::plan::plan_cx(desired);
-    let mut out = Imported::default();
-    let names = |k: Kind| request.get(&k).map(Vec::as_slice).unwrap_or_default();
-
-    let policies = kind::<ManagedPolicy>(
+    // One kind after the other, in registry order: each kind's finds are declared before
+    // the next kind is imported.
+    struct State<'a> {
+        aws: &'a AwsContext,
+        desired: &'a DesiredState,
+        request: &'a Request,
+        cx: PlanCx,
+        out: Imported,
+    }
+    type Job = for<'s, 'a> fn(&'s mut State<'a>) -> BoxFuture<'s, Result<(), ImportError>>;
+    struct Jobs(Vec<Job>);
+    impl AwsVisitor for Jobs {
+        fn visit<K: KindAws>(&mut self) {
+            self.0.push(kind::<K>);
+        }
+    }
+    fn kind<'s, 'a, K: KindAws>(st: &'s mut State<'a>) -> BoxFuture<'s, Result<(), ImportError>> {
+        Box::pin(async move {
+            let names = st
+                .request
+                .get(&K::KIND)
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            let found = import_kind::<K>(st.aws, st.desired, names, &st.cx, &mut st.out).await?;
+            for (name, o) in &found {
+                st.cx.declare(K::KIND, name, K::observed_arn(o));
+            }
+            Ok(())
+        })
+    }
+    let mut jobs = Jobs(Vec::new());
+    visit_aws_kinds(&mut jobs);
+    let mut st = State {
         aws,
         desired,
-        names(Kind::ManagedPolicy),
-        false,
-        &cx,
-        &mut out,
-    );
-    for (name, o) in policies.await? {
-        cx.policy_arns.insert(o.arn, name);
+        request,
+        cx: crate::plan::plan_cx(desired),
+        out: Imported::default(),
+    };
+    for job in jobs.0 {
+        job(&mut st).await?;
     }
-    kind::<Role>(aws, desired, names(Kind::Role), false, &cx, &mut out).await?;
-    // IAM, not the manifest, names a service-linked role: with the manifest's spec it is
-    // found by its service. The other kinds are read without one, so every setting is read.
-    let slr = names(Kind::ServiceLinkedRole);
-    kind::<ServiceLinkedRole>(aws, desired, slr, true, &cx, &mut out).await?;
-    kind::<Bucket>(aws, desired, names(Kind::Bucket), false, &cx, &mut out).await?;
-    kind::<Table>(aws, desired, names(Kind::Table), false, &cx, &mut out).await?;
-    Ok(out)
+    Ok(st.out)
 }
 
-/// Import the resources of one kind; returns what was observed. With `by_spec`, a name
-/// that `desired` holds is observed with its spec.
-async fn kind<K>(
+/// Import the resources of one kind; returns what was observed. A kind that needs the
+/// manifest's spec to find a resource ([`crate::kinds::KindPlan::OBSERVE_BY_SPEC`]) gets it
+/// for names `desired` holds; the others are read without one, so every setting is read.
+async fn import_kind<K: KindAws>(
     aws: &AwsContext,
     desired: &DesiredState,
     names: &[String],
-    by_spec: bool,
     cx: &PlanCx,
     out: &mut Imported,
-) -> Result<BTreeMap<String, K::Observed>, ImportError>
-where
-    K: KindAws,
-    K::Spec: Serialize,
-{
+) -> Result<BTreeMap<String, K::Observed>, ImportError> {
     if names.is_empty() {
         return Ok(BTreeMap::new());
     }
@@ -156,8 +166,8 @@ where
         desired
             .resources
             .iter()
-            .filter(|r| by_spec && r.kind == K::KIND && r.name == n)
-            .find_map(|r| K::spec(&r.spec))
+            .filter(|r| K::OBSERVE_BY_SPEC && r.kind == K::KIND && r.name == n)
+            .find_map(|r| <K as Registered>::spec(&r.spec))
     };
     let wanted: Vec<Wanted<'_, K::Spec>> = names
         .iter()

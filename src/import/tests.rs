@@ -5,8 +5,10 @@ use std::sync::Arc;
 use serde_json::json;
 
 use super::*;
-use crate::kinds::engine::KindPlan;
 use crate::kinds::role::diff::RoleObserved;
+use crate::kinds::role::Role;
+use crate::kinds::KindPlan;
+use crate::manifest::EnvironmentView;
 
 const ACCOUNT: &str = "123456789012";
 
@@ -106,9 +108,10 @@ spec:
 #[test]
 fn a_policy_in_the_manifests_is_named_not_given_by_arn() {
     let mut cx = PlanCx::default();
-    cx.policy_arns.insert(
-        format!("arn:aws:iam::{ACCOUNT}:policy/app-policy"),
-        "app-policy".into(),
+    cx.declare(
+        Kind::ManagedPolicy,
+        "app-policy",
+        Some(format!("arn:aws:iam::{ACCOUNT}:policy/app-policy")),
     );
     let spec = Role::import("app", &role(), &cx);
     assert_eq!(

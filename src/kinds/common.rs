@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::manifest::diag::DocCx;
+use crate::syntax::diag::DocCx;
 
 /// Tag key → value.
 pub type Tags = BTreeMap<String, String>;
@@ -44,6 +44,11 @@ impl Metadata {
     pub fn adopt(&self) -> bool {
         self.annotations.get(ADOPT_ANNOTATION).map(String::as_str) == Some("true")
     }
+}
+
+/// IAM's default path, `/`.
+pub fn default_iam_path() -> String {
+    "/".into()
 }
 
 /// Characters IAM allows in role, policy and instance profile names: `[\w+=,.@-]`.
@@ -93,7 +98,7 @@ pub fn check_iam_description(cx: &mut DocCx, pointer: &str, d: &str) {
 /// tag included), keys 1..128 characters not starting with `aws:`, values up to 256.
 pub fn check_tags(cx: &mut DocCx, pointer: &str, tags: &Tags, env_tags: &Tags) {
     for (k, v) in tags {
-        let p = format!("{pointer}/{}", crate::manifest::yaml::escape_segment(k));
+        let p = format!("{pointer}/{}", crate::syntax::yaml::escape_segment(k));
         check_tag(cx, &p, k, v);
     }
     let total = env_tags

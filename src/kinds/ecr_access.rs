@@ -6,7 +6,10 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::manifest::diag::DocCx;
+use super::core::{Contribution, DocKind, Reference};
+use super::environment::EnvironmentView;
+use super::Kind;
+use crate::syntax::diag::DocCx;
 
 /// Read or read-and-write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -106,5 +109,43 @@ impl EcrAccessSpec {
             json!({"Effect": "Allow", "Action": ["ecr:GetAuthorizationToken"], "Resource": "*"}),
             json!({"Effect": "Allow", "Action": actions, "Resource": repos}),
         ]
+    }
+}
+
+/// The EcrAccess kind: a document, not an AWS resource.
+pub struct EcrAccess;
+
+impl DocKind for EcrAccess {
+    const KIND: Kind = Kind::EcrAccess;
+    type Spec = EcrAccessSpec;
+
+    fn validate(_: &str, spec: &EcrAccessSpec, cx: &mut DocCx, _: &EnvironmentView) {
+        spec.validate(cx);
+    }
+
+    fn references(spec: &EcrAccessSpec) -> Vec<Reference> {
+        spec.grant_to
+            .iter()
+            .enumerate()
+            .map(|(i, t)| Reference {
+                pointer: format!("/spec/grantTo/{i}"),
+                kind: Kind::ManagedPolicy,
+                name: t.clone(),
+                hint: None,
+            })
+            .collect()
+    }
+
+    fn contributions(_: &str, spec: &EcrAccessSpec, env: &EnvironmentView) -> Vec<Contribution> {
+        let stmts = spec.statements(&env.partition, &env.region, &env.account);
+        spec.grant_to
+            .iter()
+            .enumerate()
+            .map(|(i, t)| Contribution {
+                pointer: format!("/spec/grantTo/{i}"),
+                target: (Kind::ManagedPolicy, t.clone()),
+                statements: stmts.clone(),
+            })
+            .collect()
     }
 }

@@ -7,8 +7,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::{check_tags, Tags};
-use crate::manifest::diag::DocCx;
-use crate::manifest::template::Vars;
+use crate::syntax::diag::DocCx;
+use crate::syntax::template::Vars;
+use crate::syntax::yaml::Loc;
 
 /// Partitions AWS has today.
 pub const PARTITIONS: &[&str] = &[
@@ -57,6 +58,38 @@ pub struct EnvironmentSpec {
     /// External id the role's trust policy requires (`sts:ExternalId`); only with `assumeRoleArn`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_id: Option<String>,
+}
+
+/// The resolved Environment, as rendered.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EnvironmentView {
+    /// `metadata.name` of the Environment.
+    pub name: String,
+    /// AWS partition.
+    pub partition: String,
+    /// AWS region.
+    pub region: String,
+    /// AWS account id.
+    pub account: String,
+    /// Placeholder values.
+    pub params: BTreeMap<String, String>,
+    /// Default tags.
+    pub tags: Tags,
+    /// Whether resources that left the manifests are deleted.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub prune: bool,
+    /// Objects never touched.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ignore: Vec<IgnoreRule>,
+    /// Role assumed to reach the account (placeholders filled in).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assume_role_arn: Option<String>,
+    /// External id sent when assuming the role.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
+    /// Where the Environment's `metadata.name` is written.
+    #[serde(skip)]
+    pub source: Option<Loc>,
 }
 
 /// One ignore rule: a name pattern, tags, or both (all given conditions must hold).
@@ -147,7 +180,7 @@ impl EnvironmentSpec {
         let builtins = self.builtins();
         for (k, val) in &self.params {
             let p = format!("/spec/params/{k}");
-            crate::manifest::template::substitute(val, &builtins, &mut |name| {
+            crate::syntax::template::substitute(val, &builtins, &mut |name| {
                 cx.error(&p, format_args!("param values may only use {{AWS_PARTITION}}, {{AWS_REGION}} and {{AWS_ACCOUNT}}, not `{{{name}}}`"))
             });
         }
@@ -188,7 +221,7 @@ impl EnvironmentSpec {
         let arn = self.assume_role_arn.as_ref()?;
         let mut missing = false;
         let out =
-            crate::manifest::template::substitute(arn, &self.builtins(), &mut |_| missing = true);
+            crate::syntax::template::substitute(arn, &self.builtins(), &mut |_| missing = true);
         (!missing).then(|| out.unwrap_or_else(|| arn.clone()))
     }
 
@@ -198,7 +231,7 @@ impl EnvironmentSpec {
         let builtins = self.builtins();
         let mut v = builtins.clone();
         for (k, val) in &self.params {
-            let resolved = crate::manifest::template::substitute(val, &builtins, &mut |_| {})
+            let resolved = crate::syntax::template::substitute(val, &builtins, &mut |_| {})
                 .unwrap_or_else(|| val.clone());
             v.insert(k.clone(), resolved);
         }

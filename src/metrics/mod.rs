@@ -15,9 +15,9 @@ use prometheus::{
 };
 
 use crate::aws::{CallObserver, CallResult};
+use crate::inventory::PruneRefused;
 use crate::kinds::Kind;
 use crate::plan::Action;
-use crate::reconcile::inventory::PruneRefused;
 use crate::status::ResourceState;
 
 /// Metric names: the single place they are spelled.
@@ -155,52 +155,44 @@ impl FetchResult {
 }
 
 /// Every `reason` label value of [`names::PRUNE_REFUSED_TOTAL`].
-pub const PRUNE_REFUSED_REASONS: [&str; 2] = ["mass_deletion", "inventory"];
-
-/// The `reason` label value of a refused prune.
-pub fn prune_refused_reason(why: &PruneRefused) -> &'static str {
-    match why {
-        PruneRefused::MassDeletion { .. } => PRUNE_REFUSED_REASONS[0],
-        PruneRefused::Inventory(_) => PRUNE_REFUSED_REASONS[1],
-    }
-}
+pub const PRUNE_REFUSED_REASONS: [&str; 3] = PruneRefused::REASONS;
 
 /// Every `reason` label value of [`names::COMMIT_VERIFICATION_FAILURES_TOTAL`].
 pub const COMMIT_VERIFICATION_REASONS: [&str; 8] = crate::source::VERIFY_REASONS;
 
-/// The daemon's metrics. Fields are public for direct use; the helpers cover the cases
-/// that need more than one call or bookkeeping.
+/// The daemon's metrics. The fields are private: every update goes through a typed helper,
+/// so label values come from enums and kinds, never from strings at call sites.
 pub struct Metrics {
     /// See [`names::RECONCILE_TOTAL`].
-    pub reconcile_total: IntCounterVec,
+    reconcile_total: IntCounterVec,
     /// See [`names::RECONCILE_DURATION_SECONDS`].
-    pub reconcile_duration_seconds: Histogram,
+    reconcile_duration_seconds: Histogram,
     /// See [`names::RESOURCES`]; prefer [`Metrics::set_resource_counts`].
-    pub resources: IntGaugeVec,
+    resources: IntGaugeVec,
     /// See [`names::DRIFT_DETECTED_TOTAL`].
-    pub drift_detected_total: IntCounterVec,
+    drift_detected_total: IntCounterVec,
     /// See [`names::CHANGES_APPLIED_TOTAL`]; prefer [`Metrics::record_change`].
-    pub changes_applied_total: IntCounterVec,
+    changes_applied_total: IntCounterVec,
     /// See [`names::AWS_REQUESTS_TOTAL`]; fed through [`CallObserver`].
-    pub aws_requests_total: IntCounterVec,
+    aws_requests_total: IntCounterVec,
     /// See [`names::AWS_REQUEST_DURATION_SECONDS`]; fed through [`CallObserver`].
-    pub aws_request_duration_seconds: HistogramVec,
+    aws_request_duration_seconds: HistogramVec,
     /// See [`names::SOURCE_FETCH_TOTAL`].
-    pub source_fetch_total: IntCounterVec,
+    source_fetch_total: IntCounterVec,
     /// See [`names::SOURCE_REVISION_INFO`]; use [`Metrics::set_revision`].
-    pub source_revision_info: IntGaugeVec,
+    source_revision_info: IntGaugeVec,
     /// See [`names::LAST_SUCCESS_TIMESTAMP_SECONDS`].
-    pub last_success_timestamp_seconds: Gauge,
+    last_success_timestamp_seconds: Gauge,
     /// See [`names::BUILD_INFO`].
-    pub build_info: IntGaugeVec,
+    build_info: IntGaugeVec,
     /// See [`names::VALIDATION_ERRORS`].
-    pub validation_errors: IntGauge,
+    validation_errors: IntGauge,
     /// See [`names::LEADER`].
-    pub leader: IntGaugeVec,
+    leader: IntGaugeVec,
     /// See [`names::PRUNE_REFUSED_TOTAL`]; prefer [`Metrics::record_prune`].
-    pub prune_refused_total: IntCounterVec,
+    prune_refused_total: IntCounterVec,
     /// See [`names::COMMIT_VERIFICATION_FAILURES_TOTAL`].
-    pub commit_verification_failures_total: IntCounterVec,
+    commit_verification_failures_total: IntCounterVec,
     /// Serializes the read-modify-write helpers so concurrent callers cannot leave, say,
     /// two revisions at 1.
     label_sets: Mutex<()>,
@@ -383,17 +375,72 @@ fn action_label(action: Action) -> Option<&'static str> {
 }
 
 impl Metrics {
-    /// Count a reconcile attempt and its duration; a success also stamps
+    /// Every metric's name and label names, as registered (for checks of alerts and
+    /// dashboards against what the daemon exports).
+    pub fn descriptions(&self) -> Vec<(String, Vec<String>)> {
+        let collectors: [&dyn Collector; 15] = [
+            &self.reconcile_total,
+            &self.reconcile_duration_seconds,
+            &self.resources,
+            &self.drift_detected_total,
+            &self.changes_applied_total,
+            &self.aws_requests_total,
+            &self.aws_request_duration_seconds,
+            &self.source_fetch_total,
+            &self.source_revision_info,
+            &self.last_success_timestamp_seconds,
+            &self.build_info,
+            &self.validation_errors,
+            &self.leader,
+            &self.prune_refused_total,
+            &self.commit_verification_failures_total,
+        ];
+        collectors
+            .iter()
+            .flat_map(|c| c.desc())
+            .map(|d| (d.fq_name.clone(), d.variable_labels.clone()))
+            .collect()
+    }
+
+    /// Count a reconcile attempt and, when it ran, its duration; a success also stamps
     /// [`names::LAST_SUCCESS_TIMESTAMP_SECONDS`].
-    pub fn observe_reconcile(&self, result: ReconcileResult, elapsed: Duration) {
+    pub fn record_reconcile(&self, result: ReconcileResult, elapsed: Option<Duration>) {
         self.reconcile_total
             .with_label_values(&[result.as_str()])
             .inc();
-        self.reconcile_duration_seconds
-            .observe(elapsed.as_secs_f64());
+        if let Some(elapsed) = elapsed {
+            self.reconcile_duration_seconds
+                .observe(elapsed.as_secs_f64());
+        }
         if result == ReconcileResult::Success {
             self.last_success_timestamp_seconds.set(now_unix());
         }
+    }
+
+    /// Count an Environment's reconcile skipped because another replica holds its lease.
+    pub fn record_skipped(&self) {
+        self.record_reconcile(ReconcileResult::Skipped, None);
+    }
+
+    /// Whether this replica leads `environment`.
+    pub fn set_leader(&self, environment: &str, leader: bool) {
+        self.leader
+            .with_label_values(&[environment])
+            .set(i64::from(leader));
+    }
+
+    /// The validation errors of the last attempted revision.
+    pub fn set_validation_errors(&self, n: usize) {
+        self.validation_errors
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    /// Count a revision refused for its commit signature, by `reason` (one of
+    /// [`COMMIT_VERIFICATION_REASONS`]).
+    pub fn record_commit_verification_failure(&self, reason: &str) {
+        self.commit_verification_failures_total
+            .with_label_values(&[reason])
+            .inc();
     }
 
     /// Count a source fetch.
@@ -412,7 +459,7 @@ impl Metrics {
         }
         if let Some(why) = refused {
             self.prune_refused_total
-                .with_label_values(&[environment, prune_refused_reason(why)])
+                .with_label_values(&[environment, why.reason()])
                 .inc();
         }
     }
@@ -521,8 +568,20 @@ mod tests {
         m.record_prune("dev", Some(&mass));
         m.record_prune("dev", Some(&mass));
         m.record_prune("dev", Some(&PruneRefused::Inventory("gone".into())));
-        assert_eq!((at("mass_deletion"), at("inventory")), (2, 1));
-        assert_eq!(m.prune_refused_total.collect()[0].get_metric().len(), 2);
+        m.record_prune(
+            "dev",
+            Some(&PruneRefused::EmptyRevision {
+                kept: vec!["Role r".into()],
+            }),
+        );
+        assert_eq!(
+            (at("mass_deletion"), at("inventory"), at("empty_revision")),
+            (2, 1, 1)
+        );
+        assert_eq!(
+            m.prune_refused_total.collect()[0].get_metric().len(),
+            PRUNE_REFUSED_REASONS.len()
+        );
     }
 
     #[test]
@@ -614,9 +673,9 @@ mod tests {
     #[test]
     fn reconcile_success_stamps_time_and_build_info_is_set() {
         let (reg, m) = fresh();
-        m.observe_reconcile(ReconcileResult::Invalid, Duration::from_millis(60));
+        m.record_reconcile(ReconcileResult::Invalid, Some(Duration::from_millis(60)));
         assert_eq!(m.last_success_timestamp_seconds.get(), 0.0);
-        m.observe_reconcile(ReconcileResult::Success, Duration::from_secs(2));
+        m.record_reconcile(ReconcileResult::Success, Some(Duration::from_secs(2)));
         assert!(m.last_success_timestamp_seconds.get() > 1.6e9);
         assert_eq!(m.reconcile_duration_seconds.get_sample_count(), 2);
         let text = encode(&reg);

@@ -4,16 +4,14 @@
 
 use std::collections::BTreeSet;
 
+use futures::future::BoxFuture;
+use futures::FutureExt;
+
 use crate::aws::{AwsContext, AwsError};
-use crate::kinds::bucket::Bucket;
-use crate::kinds::engine::{KindAws, KindPlan, PlanCx, Wanted};
-use crate::kinds::managed_policy::ManagedPolicy;
-use crate::kinds::role::Role;
-use crate::kinds::service_linked_role::ServiceLinkedRole;
-use crate::kinds::table::Table;
-use crate::kinds::Kind;
+use crate::kinds::runtime::{AwsVisitor, KindAws, Wanted};
+use crate::kinds::{visit_aws_kinds, Kind, Observed, PlanCx, Registered, ResourceKind};
 use crate::manifest::DesiredState;
-use crate::plan::{Observed, ResourceId};
+use crate::plan::ResourceId;
 
 /// The observation and the kinds that could not be read.
 #[derive(Debug, Default)]
@@ -33,7 +31,7 @@ impl Observation {
 
 /// The resources of kind `K` to observe: the desired ones with their specs, then the extra
 /// ones (deletion candidates) without.
-fn wanted_of<'a, K: KindPlan>(
+fn wanted_of<'a, K: ResourceKind>(
     desired: &'a DesiredState,
     extra: &'a [ResourceId],
 ) -> Vec<Wanted<'a, K::Spec>> {
@@ -43,7 +41,7 @@ fn wanted_of<'a, K: KindPlan>(
         if seen.insert(r.name.as_str()) {
             v.push(Wanted {
                 name: &r.name,
-                spec: K::spec(&r.spec),
+                spec: <K as Registered>::spec(&r.spec),
             });
         }
     }
@@ -58,46 +56,55 @@ fn wanted_of<'a, K: KindPlan>(
     v
 }
 
-async fn one<K: KindAws>(
-    aws: &AwsContext,
-    desired: &DesiredState,
-    extra: &[ResourceId],
-    cx: &PlanCx,
-) -> Result<std::collections::BTreeMap<String, K::Observed>, (Kind, AwsError)> {
-    let wanted = wanted_of::<K>(desired, extra);
-    if wanted.is_empty() {
-        return Ok(Default::default());
-    }
-    K::observe(aws, &wanted, cx).await.map_err(|e| (K::KIND, e))
-}
+/// One kind's observation, put into the shared result when it completes.
+type Fill<'a> = BoxFuture<'a, Box<dyn FnOnce(&mut Observation) + Send + 'a>>;
 
-/// Observe every desired resource and every resource in `extra` (e.g. deletion candidates).
+/// Observe every desired resource and every resource in `extra` (e.g. deletion candidates),
+/// each kind concurrently.
 pub async fn observe(
     aws: &AwsContext,
     desired: &DesiredState,
     extra: &[ResourceId],
     cx: &PlanCx,
 ) -> Observation {
-    let (p, r, s, b, t) = tokio::join!(
-        one::<ManagedPolicy>(aws, desired, extra, cx),
-        one::<Role>(aws, desired, extra, cx),
-        one::<ServiceLinkedRole>(aws, desired, extra, cx),
-        one::<Bucket>(aws, desired, extra, cx),
-        one::<Table>(aws, desired, extra, cx),
-    );
-    let mut o = Observation::default();
-    macro_rules! take {
-        ($res:expr, $field:ident) => {
-            match $res {
-                Ok(m) => o.observed.$field = m,
-                Err(f) => o.failures.push(f),
-            }
-        };
+    struct Each<'a> {
+        aws: &'a AwsContext,
+        desired: &'a DesiredState,
+        extra: &'a [ResourceId],
+        cx: &'a PlanCx,
+        jobs: Vec<Fill<'a>>,
     }
-    take!(p, managed_policies);
-    take!(r, roles);
-    take!(s, service_linked_roles);
-    take!(b, buckets);
-    take!(t, tables);
+    impl<'a> AwsVisitor for Each<'a> {
+        fn visit<K: KindAws>(&mut self) {
+            let wanted = wanted_of::<K>(self.desired, self.extra);
+            let (aws, cx) = (self.aws, self.cx);
+            self.jobs.push(
+                async move {
+                    let found = if wanted.is_empty() {
+                        Ok(Default::default())
+                    } else {
+                        K::observe(aws, &wanted, cx).await
+                    };
+                    Box::new(move |o: &mut Observation| match found {
+                        Ok(m) => *K::observed_mut(&mut o.observed) = m,
+                        Err(e) => o.failures.push((K::KIND, e)),
+                    }) as Box<dyn FnOnce(&mut Observation) + Send + 'a>
+                }
+                .boxed(),
+            );
+        }
+    }
+    let mut each = Each {
+        aws,
+        desired,
+        extra,
+        cx,
+        jobs: Vec::new(),
+    };
+    visit_aws_kinds(&mut each);
+    let mut o = Observation::default();
+    for fill in futures::future::join_all(each.jobs).await {
+        fill(&mut o);
+    }
     o
 }

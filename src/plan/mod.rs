@@ -7,15 +7,14 @@ mod render;
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::kinds::Kind;
-
-pub use planner::{plan, plan_cx, Observed, PlanInput};
+pub use crate::kinds::{FieldChange, Kind, Observed, PlanError, ResourceId, Step};
+pub use planner::{plan, plan_cx, PlanInput};
 
 /// What happens to one resource.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     /// It does not exist and will be created.
@@ -47,47 +46,6 @@ impl Action {
     }
 }
 
-/// One field that differs: `old` is what AWS has, `new` what the manifest wants.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct FieldChange {
-    /// Field path in the manifest's terms, e.g. `spec.versioning` or `spec.tags.team`.
-    pub field: String,
-    /// Value in AWS (absent: not set).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub old: Option<Value>,
-    /// Desired value (absent: to be removed).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub new: Option<Value>,
-}
-
-impl FieldChange {
-    /// A field changing from `old` to `new`.
-    pub fn new(field: impl Into<String>, old: Option<Value>, new: Option<Value>) -> FieldChange {
-        FieldChange {
-            field: field.into(),
-            old,
-            new,
-        }
-    }
-}
-
-/// One executable step of a change. Each kind defines its own steps as plain data; the
-/// executor hands them back to the kind without making any decision of its own.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "kind", content = "op")]
-pub enum Step {
-    /// A managed policy step.
-    ManagedPolicy(crate::kinds::managed_policy::Op),
-    /// A role step.
-    Role(crate::kinds::role::Op),
-    /// A service-linked role step.
-    ServiceLinkedRole(crate::kinds::service_linked_role::Op),
-    /// A bucket step.
-    Bucket(crate::kinds::bucket::Op),
-    /// A table step.
-    Table(crate::kinds::table::Op),
-}
-
 impl Step {
     /// The operation's name (its variant), for progress output.
     pub fn op_name(&self) -> String {
@@ -102,9 +60,6 @@ impl Step {
         }
     }
 }
-
-/// Identity of a resource in a plan.
-pub type ResourceId = (Kind, String);
 
 /// How a resource that left the manifests goes (chosen by the caller from the inventory).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,27 +103,16 @@ pub struct Change {
     pub depends_on: Vec<ResourceId>,
 }
 
-/// A change the planner refuses to make (e.g. a table key change AWS cannot do in place).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct PlanError {
-    /// Kind of the resource.
-    pub kind: Kind,
-    /// Name of the resource.
-    pub name: String,
-    /// Field that cannot change.
-    pub field: String,
-    /// Why.
-    pub message: String,
-}
-
-impl std::fmt::Display for PlanError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} {}: {}: {}",
-            self.kind, self.name, self.field, self.message
-        )
-    }
+/// How one change of a plan ended, as plain data (the executor's report, reduced to what
+/// the inventory and the history keep).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Outcome {
+    /// The resource.
+    pub id: ResourceId,
+    /// What was attempted.
+    pub action: Action,
+    /// Why it failed; `None` on success.
+    pub error: Option<String>,
 }
 
 /// Counts per action.

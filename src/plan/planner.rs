@@ -1,32 +1,11 @@
 //! The planner: desired + observed → plan. Pure and deterministic.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use super::{Action, Change, Plan, PlanError, Removal, RemovalKind, ResourceId};
-use crate::kinds::bucket::Bucket;
-use crate::kinds::engine::{KindPlan, PlanCx};
-use crate::kinds::managed_policy::ManagedPolicy;
-use crate::kinds::role::Role;
-use crate::kinds::service_linked_role::ServiceLinkedRole;
-use crate::kinds::table::Table;
-use crate::kinds::ResourceSpec;
+use crate::kinds::{visit_resource_kinds, Observed, PlanCx, ResourceKind, ResourceVisitor};
 use crate::manifest::DesiredState;
-
-/// What AWS holds, per kind and name (absent resources are not in the maps).
-#[derive(Debug, Clone, Default)]
-pub struct Observed {
-    /// Managed policies.
-    pub managed_policies: BTreeMap<String, <ManagedPolicy as KindPlan>::Observed>,
-    /// Roles.
-    pub roles: BTreeMap<String, <Role as KindPlan>::Observed>,
-    /// Service-linked roles.
-    pub service_linked_roles: BTreeMap<String, <ServiceLinkedRole as KindPlan>::Observed>,
-    /// Buckets.
-    pub buckets: BTreeMap<String, <Bucket as KindPlan>::Observed>,
-    /// Tables.
-    pub tables: BTreeMap<String, <Table as KindPlan>::Observed>,
-}
 
 /// Everything the planner reads.
 pub struct PlanInput<'a> {
@@ -44,45 +23,41 @@ pub struct PlanInput<'a> {
     pub creating: &'a BTreeSet<ResourceId>,
 }
 
-/// The planning context derived from the desired state.
+/// The planning context derived from the desired state: the Environment and every
+/// resource the manifests declare, with its ARN.
 pub fn plan_cx(desired: &DesiredState) -> PlanCx {
-    let env = &desired.environment;
-    let mut cx = PlanCx {
-        ignore: env.ignore.clone(),
-        partition: env.partition.clone(),
-        account: env.account.clone(),
-        region: env.region.clone(),
-        ..PlanCx::default()
-    };
+    let mut cx = PlanCx::for_environment(&desired.environment);
     for r in &desired.resources {
-        match &r.spec {
-            ResourceSpec::ManagedPolicy(p) => {
-                cx.policy_arns
-                    .insert(p.arn(&env.partition, &env.account, &r.name), r.name.clone());
-            }
-            ResourceSpec::Bucket(_) => {
-                cx.buckets.insert(r.name.clone());
-            }
-            _ => {}
-        }
+        let arn = r.spec.arn(&r.name, cx.place());
+        cx.declare(r.kind, &r.name, arn);
     }
     cx
 }
 
 /// Compute the plan.
 pub fn plan(input: &PlanInput) -> Plan {
-    let cx = plan_cx(input.desired);
-    let mut changes = Vec::new();
-    let mut errors = Vec::new();
-    plan_kind::<ManagedPolicy>(input, &cx, &mut changes, &mut errors);
-    plan_kind::<Role>(input, &cx, &mut changes, &mut errors);
-    plan_kind::<ServiceLinkedRole>(input, &cx, &mut changes, &mut errors);
-    plan_kind::<Bucket>(input, &cx, &mut changes, &mut errors);
-    plan_kind::<Table>(input, &cx, &mut changes, &mut errors);
-    Plan::new(order(changes), errors)
+    struct Each<'a> {
+        input: &'a PlanInput<'a>,
+        cx: PlanCx,
+        changes: Vec<Change>,
+        errors: Vec<PlanError>,
+    }
+    impl ResourceVisitor for Each<'_> {
+        fn visit<K: ResourceKind>(&mut self) {
+            plan_kind::<K>(self.input, &self.cx, &mut self.changes, &mut self.errors);
+        }
+    }
+    let mut each = Each {
+        input,
+        cx: plan_cx(input.desired),
+        changes: Vec::new(),
+        errors: Vec::new(),
+    };
+    visit_resource_kinds(&mut each);
+    Plan::new(order(each.changes), each.errors)
 }
 
-fn plan_kind<K: KindPlan>(
+fn plan_kind<K: ResourceKind>(
     input: &PlanInput,
     cx: &PlanCx,
     changes: &mut Vec<Change>,
@@ -179,7 +154,7 @@ fn plan_kind<K: KindPlan>(
 
 /// The spec to update against: the manifest's, with every field of `metadata.ignoreFields`
 /// taken from what AWS has, so ignored fields are neither drift nor a step.
-fn kept_observed<'a, K: KindPlan>(
+fn kept_observed<'a, K: ResourceKind>(
     spec: &'a K::Spec,
     observed: &K::Observed,
     r: &crate::manifest::Resource,
@@ -230,6 +205,8 @@ fn order(mut changes: Vec<Change>) -> Vec<Change> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use serde_json::{json, Value};
 
     use super::*;
@@ -271,7 +248,7 @@ mod tests {
 
     fn observed_policy(tags: &[(&str, &str)]) -> Observed {
         let mut o = Observed::default();
-        o.managed_policies.insert(
+        o.ManagedPolicy.insert(
             "p".into(),
             ManagedPolicyObserved {
                 arn: "arn:aws:iam::123456789012:policy/p".into(),
@@ -301,7 +278,7 @@ mod tests {
     #[test]
     fn an_untagged_resource_an_apply_began_creating_is_ours() {
         let mut observed = observed_policy(&[("team", "ml")]);
-        let p = observed.managed_policies.get_mut("p").unwrap();
+        let p = observed.ManagedPolicy.get_mut("p").unwrap();
         p.tags.remove(OWNERSHIP_TAG);
         let p = run(&policy("document"), &observed);
         assert_eq!(p.changes[0].action, Action::Conflict);
@@ -396,7 +373,7 @@ mod tests {
             ))
         };
         let mut observed = Observed::default();
-        observed.roles.insert(
+        observed.Role.insert(
             "r".into(),
             RoleObserved {
                 arn: "arn:aws:iam::123456789012:role/r".into(),
@@ -442,7 +419,7 @@ mod tests {
             ))
         };
         let mut observed = Observed::default();
-        observed.buckets.insert(
+        observed.Bucket.insert(
             "bkt".into(),
             BucketObserved {
                 tags: owned(&[("team", "data")]),
@@ -485,7 +462,7 @@ mod tests {
     fn every_ignorable_field_is_a_spec_field() {
         let schema = crate::schema::manifest_schema();
         for kind in crate::kinds::Kind::ALL {
-            for f in crate::kinds::ignorable_fields(kind) {
+            for f in crate::kinds::ignorable_fields(*kind) {
                 let def = format!("{kind}Spec");
                 assert!(
                     schema["definitions"][&def]["properties"].get(*f).is_some(),

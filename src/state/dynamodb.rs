@@ -18,10 +18,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::create_table::CreateTableError;
-use aws_sdk_dynamodb::operation::describe_table::DescribeTableError;
-use aws_sdk_dynamodb::operation::get_item::GetItemError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::operation::query::QueryError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
@@ -37,7 +34,7 @@ use super::{
     check_entries, check_environment, now_ms, path_error, HistoryRecord, InventoryEntry, Lease,
     StateError, StateStore,
 };
-use crate::aws::{AwsContext, AwsError, ErrorClass};
+use crate::aws::{dynamodb, AwsContext, DynamoDbCode, ErrorClass, ServiceCode};
 use crate::kinds::Kind;
 use crate::plan::ResourceId;
 
@@ -90,7 +87,7 @@ impl DynamoStore {
     /// Use `table`, creating it when missing and waiting until it is ACTIVE.
     pub async fn open(aws: &AwsContext, table: &str) -> Result<DynamoStore, StateError> {
         let store = DynamoStore {
-            client: aws.dynamodb.clone(),
+            client: dynamodb(aws).clone(),
             table: table.to_string(),
             page_size: None,
         };
@@ -149,10 +146,7 @@ impl DynamoStore {
         {
             Ok(out) => Ok(out.table),
             Err(e) => {
-                let e = AwsError::from_sdk("dynamodb:DescribeTable", e, |e| {
-                    matches!(e, DescribeTableError::ResourceNotFoundException(_))
-                        .then_some(ErrorClass::NotFound)
-                });
+                let e = DynamoDbCode::error("dynamodb:DescribeTable", e);
                 if e.is_not_found() {
                     Ok(None)
                 } else {
@@ -202,11 +196,7 @@ impl DynamoStore {
             {
                 Ok(())
             }
-            Err(e) => Err(AwsError::from_sdk("dynamodb:CreateTable", e, |e| match e {
-                CreateTableError::LimitExceededException(_) => Some(ErrorClass::Transient),
-                _ => None,
-            })
-            .into()),
+            Err(e) => Err(DynamoDbCode::error("dynamodb:CreateTable", e).into()),
         }
     }
 
@@ -284,12 +274,7 @@ impl DynamoStore {
                 .set_exclusive_start_key(start)
                 .send()
                 .await
-                .map_err(|e| {
-                    AwsError::from_sdk("dynamodb:Query", e, |e| match e {
-                        QueryError::ResourceNotFoundException(_) => Some(ErrorClass::NotFound),
-                        _ => None,
-                    })
-                })?;
+                .map_err(|e| DynamoDbCode::error("dynamodb:Query", e))?;
             items.extend(out.items.unwrap_or_default());
             start = out.last_evaluated_key.filter(|k| !k.is_empty());
             if start.is_none() || limit.is_some_and(|l| items.len() >= l) {
@@ -332,12 +317,7 @@ impl DynamoStore {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| {
-                AwsError::from_sdk("dynamodb:GetItem", e, |e| match e {
-                    GetItemError::ResourceNotFoundException(_) => Some(ErrorClass::NotFound),
-                    _ => None,
-                })
-            })?;
+            .map_err(|e| DynamoDbCode::error("dynamodb:GetItem", e))?;
         match out.item {
             None => Ok(None),
             Some(item) => Ok(Some(self.decode(environment, item)?.1)),
@@ -401,19 +381,9 @@ impl DynamoStore {
                     return Err(fenced());
                 }
             }
-            return Err(
-                AwsError::from_sdk("dynamodb:TransactWriteItems", e, |e| match e {
-                    TransactWriteItemsError::TransactionCanceledException(_)
-                    | TransactWriteItemsError::TransactionInProgressException(_) => {
-                        Some(ErrorClass::Transient)
-                    }
-                    TransactWriteItemsError::ResourceNotFoundException(_) => {
-                        Some(ErrorClass::NotFound)
-                    }
-                    _ => None,
-                })
-                .into(),
-            );
+            return Err(DynamoDbCode::error("dynamodb:TransactWriteItems", e)
+                .reclass(DynamoDbCode::TransactionCanceled, ErrorClass::Transient)
+                .into());
         }
         Ok(())
     }
@@ -473,12 +443,7 @@ impl DynamoStore {
             {
                 Ok(false)
             }
-            Err(e) => Err(AwsError::from_sdk("dynamodb:PutItem", e, |e| match e {
-                PutItemError::ResourceNotFoundException(_) => Some(ErrorClass::NotFound),
-                PutItemError::TransactionConflictException(_) => Some(ErrorClass::Transient),
-                _ => None,
-            })
-            .into()),
+            Err(e) => Err(DynamoDbCode::error("dynamodb:PutItem", e).into()),
         }
     }
 }
@@ -654,12 +619,7 @@ impl StateStore for DynamoStore {
             {
                 Ok(())
             }
-            Err(e) => Err(AwsError::from_sdk("dynamodb:UpdateItem", e, |e| match e {
-                UpdateItemError::ResourceNotFoundException(_) => Some(ErrorClass::NotFound),
-                UpdateItemError::TransactionConflictException(_) => Some(ErrorClass::Transient),
-                _ => None,
-            })
-            .into()),
+            Err(e) => Err(DynamoDbCode::error("dynamodb:UpdateItem", e).into()),
         }
     }
 }

@@ -20,99 +20,12 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::aws::{AwsContext, AwsError};
-use crate::kinds::Kind;
-use crate::plan::{Action, ResourceId};
-
-/// One resource the daemon manages in an environment.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct InventoryEntry {
-    /// Kind of the resource.
-    pub kind: Kind,
-    /// AWS name of the resource.
-    pub name: String,
-    /// ARN, when the kind has one and it is known.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub arn: Option<String>,
-    /// Environment (the Environment manifest's name) the resource belongs to.
-    pub environment: String,
-    /// Source revision that last applied it.
-    pub revision: String,
-    /// [`spec_digest`] of the desired spec that revision applied.
-    pub spec_digest: String,
-    /// When it was last applied, milliseconds since the Unix epoch.
-    pub updated_at: u64,
-    /// Its manifest said `mlspace-gitops/deletion-policy: retain`: once it leaves the
-    /// manifests it is forgotten (ownership tag removed), never deleted.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub retain: bool,
-    /// A bucket whose manifest allowed `forceDestroy`: prune may delete it with its objects.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub force_destroy: bool,
-    /// Recorded just before an apply created it, and not yet confirmed by the apply's end:
-    /// found without the ownership tag (a crash can come between a bucket's creation and its
-    /// tagging), it is still ours.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub creating: bool,
-}
-
-impl InventoryEntry {
-    /// The resource's identity.
-    pub fn id(&self) -> ResourceId {
-        (self.kind, self.name.clone())
-    }
-}
-
-/// How one change of a reconcile ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ChangeResult {
-    /// Every step ran.
-    Success,
-    /// A step failed; see the change's `error`.
-    Failure,
-}
-
-/// One change a reconcile made (or tried to make).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct HistoryChange {
-    /// Kind of the resource.
-    pub kind: Kind,
-    /// AWS name of the resource.
-    pub name: String,
-    /// What was done.
-    #[serde(with = "action_serde")]
-    pub action: Action,
-    /// How it ended.
-    pub result: ChangeResult,
-    /// Why it failed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-}
-
-/// One reconcile that changed something.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct HistoryRecord {
-    /// Environment reconciled.
-    pub environment: String,
-    /// When it finished, milliseconds since the Unix epoch.
-    pub at: u64,
-    /// Source revision applied.
-    pub revision: String,
-    /// Commit author, when the source is git.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub author: Option<String>,
-    /// Commit message (first line or whole), when the source is git.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
-    /// The changes, in the order they were applied.
-    pub changes: Vec<HistoryChange>,
-    /// Overall result, e.g. `success`, `partial` or `failure`.
-    pub result: String,
-}
+pub use crate::inventory::{
+    spec_digest, ChangeResult, HistoryChange, HistoryRecord, InventoryEntry,
+};
+use crate::kinds::ResourceId;
 
 /// A replica's right to reconcile one environment until `expires_at_ms`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -343,29 +256,6 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// `sha256:<hex>` of a spec's JSON with object keys sorted, so the digest changes only when
-/// the spec does, not when a manifest reorders its keys.
-pub fn spec_digest<T: Serialize + ?Sized>(spec: &T) -> String {
-    let value = serde_json::to_value(spec).unwrap_or(serde_json::Value::Null);
-    let bytes = serde_json::to_vec(&sorted(value)).unwrap_or_default();
-    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
-}
-
-/// `v` with every object's keys in sorted order (serde_json keeps insertion order here).
-fn sorted(v: serde_json::Value) -> serde_json::Value {
-    match v {
-        serde_json::Value::Object(m) => {
-            let mut entries: Vec<_> = m.into_iter().collect();
-            entries.sort_by(|a, b| a.0.cmp(&b.0));
-            serde_json::Value::Object(entries.into_iter().map(|(k, v)| (k, sorted(v))).collect())
-        }
-        serde_json::Value::Array(a) => {
-            serde_json::Value::Array(a.into_iter().map(sorted).collect())
-        }
-        other => other,
-    }
-}
-
 /// Refuse environment names that could escape the state directory or clash with its files.
 pub(crate) fn check_environment(environment: &str) -> Result<(), StateError> {
     let ok = !environment.is_empty()
@@ -406,31 +296,6 @@ pub(crate) fn path_error<E: std::fmt::Display>(e: &serde_path_to_error::Error<E>
     }
 }
 
-/// `plan::Action` is serialize-only; history must read it back.
-mod action_serde {
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-    use crate::plan::Action;
-
-    pub fn serialize<S: Serializer>(a: &Action, s: S) -> Result<S::Ok, S::Error> {
-        a.serialize(s)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Action, D::Error> {
-        const NAMES: &[&str] = &["create", "update", "delete", "forget", "conflict", "no_op"];
-        let s = String::deserialize(d)?;
-        Ok(match s.as_str() {
-            "create" => Action::Create,
-            "update" => Action::Update,
-            "delete" => Action::Delete,
-            "forget" => Action::Forget,
-            "conflict" => Action::Conflict,
-            "no_op" => Action::NoOp,
-            other => return Err(serde::de::Error::unknown_variant(other, NAMES)),
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -459,43 +324,6 @@ mod tests {
                 "{bad}"
             );
         }
-    }
-
-    #[test]
-    fn digest_ignores_key_order() {
-        let a: serde_json::Value =
-            serde_json::from_str(r#"{"a":1,"b":{"x":[1,2],"y":"z"}}"#).unwrap();
-        let b: serde_json::Value =
-            serde_json::from_str(r#"{"b":{"y":"z","x":[1,2]},"a":1}"#).unwrap();
-        let c: serde_json::Value =
-            serde_json::from_str(r#"{"b":{"y":"z","x":[2,1]},"a":1}"#).unwrap();
-        assert_eq!(spec_digest(&a), spec_digest(&b));
-        assert_ne!(spec_digest(&a), spec_digest(&c));
-        assert!(spec_digest(&a).starts_with("sha256:"));
-    }
-
-    #[test]
-    fn history_change_round_trips_every_action() {
-        for action in [
-            Action::Create,
-            Action::Update,
-            Action::Delete,
-            Action::Conflict,
-            Action::NoOp,
-        ] {
-            let c = HistoryChange {
-                kind: Kind::Role,
-                name: "r".into(),
-                action,
-                result: ChangeResult::Failure,
-                error: Some("AccessDenied".into()),
-            };
-            let json = serde_json::to_string(&c).unwrap();
-            assert_eq!(serde_json::from_str::<HistoryChange>(&json).unwrap(), c);
-        }
-        let bad = r#"{"kind":"Role","name":"r","action":"explode","result":"success"}"#;
-        let err = serde_json::from_str::<HistoryChange>(bad).unwrap_err();
-        assert!(err.to_string().contains("explode"), "{err}");
     }
 
     #[test]

@@ -7,6 +7,33 @@ use std::process::Command;
 
 use mlspace_gitops::aws::AwsContext;
 
+/// The service clients of a context, for tests that look at AWS directly.
+pub trait Clients {
+    /// IAM.
+    fn iam(&self) -> aws_sdk_iam::Client;
+    /// S3.
+    fn s3(&self) -> aws_sdk_s3::Client;
+    /// DynamoDB.
+    fn dynamodb(&self) -> aws_sdk_dynamodb::Client;
+    /// STS.
+    fn sts(&self) -> aws_sdk_sts::Client;
+}
+
+impl Clients for AwsContext {
+    fn iam(&self) -> aws_sdk_iam::Client {
+        self.client()
+    }
+    fn s3(&self) -> aws_sdk_s3::Client {
+        self.client()
+    }
+    fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
+        self.client()
+    }
+    fn sts(&self) -> aws_sdk_sts::Client {
+        self.client()
+    }
+}
+
 /// A running moto server; killed on drop.
 pub struct Moto {
     /// `http://127.0.0.1:PORT`.
@@ -83,7 +110,7 @@ impl Moto {
         let c = self
             .aws()
             .await
-            .sts
+            .sts()
             .assume_role()
             .role_arn(format!("arn:aws:iam::{account}:role/mlspace-gitops"))
             .role_session_name("test-check")

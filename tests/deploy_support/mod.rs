@@ -11,7 +11,6 @@ use mlspace_gitops::aws::CallResult;
 use mlspace_gitops::kinds::Kind;
 use mlspace_gitops::metrics::{self, names, FetchResult, ReconcileResult};
 use mlspace_gitops::status::ResourceState;
-use prometheus::core::Collector;
 
 /// The repository root.
 pub fn root() -> &'static Path {
@@ -114,37 +113,15 @@ const TARGET_LABELS: &[&str] = &["job", "instance"];
 pub fn exported_metrics() -> BTreeMap<String, BTreeSet<String>> {
     let reg = prometheus::Registry::new();
     let m = metrics::register(&reg).unwrap();
-    let collectors: Vec<&dyn Collector> = vec![
-        &m.reconcile_total,
-        &m.reconcile_duration_seconds,
-        &m.resources,
-        &m.drift_detected_total,
-        &m.changes_applied_total,
-        &m.aws_requests_total,
-        &m.aws_request_duration_seconds,
-        &m.source_fetch_total,
-        &m.source_revision_info,
-        &m.last_success_timestamp_seconds,
-        &m.build_info,
-        &m.validation_errors,
-        &m.leader,
-        &m.prune_refused_total,
-        &m.commit_verification_failures_total,
-    ];
     let mut out = BTreeMap::new();
-    for c in collectors {
-        for d in c.desc() {
-            out.insert(
-                d.fq_name.clone(),
-                d.variable_labels.iter().cloned().collect::<BTreeSet<_>>(),
-            );
-        }
+    for (name, labels) in m.descriptions() {
+        out.insert(name, labels.into_iter().collect::<BTreeSet<_>>());
     }
     let all: BTreeSet<String> = names::ALL.iter().map(|s| s.to_string()).collect();
     assert_eq!(
         out.keys().cloned().collect::<BTreeSet<_>>(),
         all,
-        "metrics::names::ALL and the Metrics fields listed here differ; list the new field"
+        "metrics::names::ALL and Metrics::descriptions differ; list the new metric in both"
     );
     out
 }

@@ -29,22 +29,89 @@ use super::{
     BucketEncryption, BucketLogging, CorsRule, LifecycleRule, ObjectOwnership, PublicAccessBlock,
     Transition,
 };
-use crate::aws::{retry_eventual, AwsContext, AwsError, ErrorClass};
+use crate::aws::{
+    emulator, gone_ok, retry_eventual, AwsContext, AwsError, CallCounter, ErrorClass, ServiceClient,
+    ServiceCode,
+};
 use crate::kinds::common::Tags;
-use crate::kinds::engine::{self, KindAws, PlanCx};
+use crate::kinds::core::PlanCx;
+use crate::kinds::runtime::KindAws;
 
 /// Buckets observed at the same time (each with up to 8 setting reads in flight).
 pub const CONCURRENCY: usize = 8;
 
-/// Classes for the S3 error codes the engine reacts to.
-fn classify_code(code: Option<&str>) -> Option<ErrorClass> {
-    match code? {
-        "NoSuchBucket" => Some(ErrorClass::NotFound),
-        // Someone else's bucket of that name, or objects left in a bucket to delete.
-        "BucketAlreadyExists" | "BucketNotEmpty" => Some(ErrorClass::Conflict),
-        // "A conflicting conditional operation is currently in progress": S3 says retry.
-        "OperationAborted" => Some(ErrorClass::Transient),
-        _ => None,
+impl ServiceClient for aws_sdk_s3::Client {
+    fn build(conf: &aws_config::SdkConfig, counter: CallCounter) -> Self {
+        aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(conf)
+                .force_path_style(emulator::s3_path_style(conf))
+                .interceptor(counter)
+                .build(),
+        )
+    }
+}
+
+/// The S3 client of a context.
+fn s3(aws: &AwsContext) -> aws_sdk_s3::Client {
+    aws.client()
+}
+
+/// The S3 error codes the engine tells apart. Most "not configured" answers of the setting
+/// reads are codes without a modeled error variant, so they are named here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum S3Code {
+    /// The bucket does not exist.
+    NoSuchBucket,
+    /// Someone else's bucket of that name.
+    BucketAlreadyExists,
+    /// Objects are left in a bucket to delete.
+    BucketNotEmpty,
+    /// "A conflicting conditional operation is currently in progress": S3 says retry.
+    OperationAborted,
+    /// No tags.
+    NoSuchTagSet,
+    /// No default encryption configuration.
+    ServerSideEncryptionConfigurationNotFound,
+    /// No public access block.
+    NoSuchPublicAccessBlockConfiguration,
+    /// No bucket policy.
+    NoSuchBucketPolicy,
+    /// No CORS rules.
+    NoSuchCorsConfiguration,
+    /// No lifecycle rules.
+    NoSuchLifecycleConfiguration,
+    /// No object ownership controls.
+    OwnershipControlsNotFound,
+}
+
+impl ServiceCode for S3Code {
+    fn parse(code: &str) -> Option<Self> {
+        Some(match code {
+            "NoSuchBucket" => S3Code::NoSuchBucket,
+            "BucketAlreadyExists" => S3Code::BucketAlreadyExists,
+            "BucketNotEmpty" => S3Code::BucketNotEmpty,
+            "OperationAborted" => S3Code::OperationAborted,
+            "NoSuchTagSet" => S3Code::NoSuchTagSet,
+            "ServerSideEncryptionConfigurationNotFoundError" => {
+                S3Code::ServerSideEncryptionConfigurationNotFound
+            }
+            "NoSuchPublicAccessBlockConfiguration" => S3Code::NoSuchPublicAccessBlockConfiguration,
+            "NoSuchBucketPolicy" => S3Code::NoSuchBucketPolicy,
+            "NoSuchCORSConfiguration" => S3Code::NoSuchCorsConfiguration,
+            "NoSuchLifecycleConfiguration" => S3Code::NoSuchLifecycleConfiguration,
+            "OwnershipControlsNotFoundError" => S3Code::OwnershipControlsNotFound,
+            _ => return None,
+        })
+    }
+
+    fn class(self) -> Option<ErrorClass> {
+        match self {
+            S3Code::NoSuchBucket => Some(ErrorClass::NotFound),
+            S3Code::BucketAlreadyExists | S3Code::BucketNotEmpty => Some(ErrorClass::Conflict),
+            S3Code::OperationAborted => Some(ErrorClass::Transient),
+            // Answers to reads, which take them as "not configured".
+            _ => None,
+        }
     }
 }
 
@@ -53,18 +120,13 @@ fn s3_error<E>(operation: &str, err: SdkError<E, HttpResponse>) -> AwsError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    AwsError::from_sdk(operation, err, |e| classify_code(e.code()))
-}
-
-/// The error code of a service error, if `err` is one.
-fn code<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> Option<&str> {
-    err.as_service_error().and_then(ProvideErrorMetadata::code)
+    S3Code::error(operation, err)
 }
 
 /// A read whose "not configured" answer is the error code `missing`: `Ok(None)` then.
 fn read<T, E>(
     operation: &str,
-    missing: &str,
+    missing: S3Code,
     r: Result<T, SdkError<E, HttpResponse>>,
 ) -> Result<Option<T>, AwsError>
 where
@@ -72,18 +134,20 @@ where
 {
     match r {
         Ok(v) => Ok(Some(v)),
-        Err(e) if code(&e) == Some(missing) => Ok(None),
-        Err(e) => Err(s3_error(operation, e)),
+        Err(e) => {
+            let e = s3_error(operation, e);
+            if e.code() == Some(missing) {
+                Ok(None)
+            } else {
+                Err(e)
+            }
+        }
     }
 }
 
 /// A request that the SDK refused to build (a required field missing): a bug, not AWS.
 fn built<T>(operation: &str, r: Result<T, BuildError>) -> Result<T, AwsError> {
-    r.map_err(|e| AwsError {
-        operation: operation.to_string(),
-        class: ErrorClass::Fatal,
-        message: e.to_string(),
-    })
+    r.map_err(|e| AwsError::new(operation, ErrorClass::Fatal, e.to_string()))
 }
 
 /// Run the read `f` when the setting is `wanted`; otherwise report it as not read.
@@ -129,12 +193,12 @@ async fn observe_one(
 }
 
 async fn read_bucket(aws: &AwsContext, name: &str, w: Wanted) -> Result<BucketObserved, AwsError> {
-    let c = &aws.s3;
+    let c = &s3(aws);
     // Tags first and alone: they also tell whether the bucket exists at all, which spares
     // the other reads for an absent bucket.
     let tags = read(
         "s3:GetBucketTagging",
-        "NoSuchTagSet",
+        S3Code::NoSuchTagSet,
         c.get_bucket_tagging().bucket(name).send().await,
     )?
     .map(|o| o.tag_set.into_iter().map(|t| (t.key, t.value)).collect())
@@ -143,7 +207,7 @@ async fn read_bucket(aws: &AwsContext, name: &str, w: Wanted) -> Result<BucketOb
     let encryption = maybe(w.encryption, async {
         let o = read(
             "s3:GetBucketEncryption",
-            "ServerSideEncryptionConfigurationNotFoundError",
+            S3Code::ServerSideEncryptionConfigurationNotFound,
             c.get_bucket_encryption().bucket(name).send().await,
         )?;
         let rule = o
@@ -165,8 +229,14 @@ async fn read_bucket(aws: &AwsContext, name: &str, w: Wanted) -> Result<BucketOb
                 Some(s3::BucketVersioningStatus::Suspended) => Some(Versioning::Suspended),
                 _ => None,
             },
-            Err(e) => match emulator_versioning(&e) {
-                Some(status) => status,
+            Err(e) => match emulator::versioning_answer(&e) {
+                Some(enabled) => enabled.map(|on| {
+                    if on {
+                        Versioning::Enabled
+                    } else {
+                        Versioning::Suspended
+                    }
+                }),
                 None => return Err(s3_error("s3:GetBucketVersioning", e)),
             },
         };
@@ -175,7 +245,7 @@ async fn read_bucket(aws: &AwsContext, name: &str, w: Wanted) -> Result<BucketOb
     let public_access_block = maybe(w.public_access_block, async {
         let o = read(
             "s3:GetPublicAccessBlock",
-            "NoSuchPublicAccessBlockConfiguration",
+            S3Code::NoSuchPublicAccessBlockConfiguration,
             c.get_public_access_block().bucket(name).send().await,
         )?;
         Ok(Setting::from_option(
@@ -205,7 +275,7 @@ async fn read_bucket(aws: &AwsContext, name: &str, w: Wanted) -> Result<BucketOb
     let policy = maybe(w.policy, async {
         let o = read(
             "s3:GetBucketPolicy",
-            "NoSuchBucketPolicy",
+            S3Code::NoSuchBucketPolicy,
             c.get_bucket_policy().bucket(name).send().await,
         )?;
         // A document that does not parse is kept as text: it then differs from any manifest.
@@ -216,7 +286,7 @@ async fn read_bucket(aws: &AwsContext, name: &str, w: Wanted) -> Result<BucketOb
     let cors = maybe(w.cors, async {
         let o = read(
             "s3:GetBucketCors",
-            "NoSuchCORSConfiguration",
+            S3Code::NoSuchCorsConfiguration,
             c.get_bucket_cors().bucket(name).send().await,
         )?;
         let rules: Vec<CorsRule> = o
@@ -230,7 +300,7 @@ async fn read_bucket(aws: &AwsContext, name: &str, w: Wanted) -> Result<BucketOb
     let lifecycle_rules = maybe(w.lifecycle_rules, async {
         let o = read(
             "s3:GetBucketLifecycleConfiguration",
-            "NoSuchLifecycleConfiguration",
+            S3Code::NoSuchLifecycleConfiguration,
             c.get_bucket_lifecycle_configuration()
                 .bucket(name)
                 .send()
@@ -247,7 +317,7 @@ async fn read_bucket(aws: &AwsContext, name: &str, w: Wanted) -> Result<BucketOb
     let ownership = maybe(w.ownership, async {
         let o = read(
             "s3:GetBucketOwnershipControls",
-            "OwnershipControlsNotFoundError",
+            S3Code::OwnershipControlsNotFound,
             c.get_bucket_ownership_controls().bucket(name).send().await,
         )?;
         let rule = o
@@ -286,28 +356,6 @@ async fn read_bucket(aws: &AwsContext, name: &str, w: Wanted) -> Result<BucketOb
         cors,
         lifecycle_rules,
         ownership,
-    })
-}
-
-/// moto (5.2) answers GetBucketVersioning with the root element `GetBucketVersioningResponse`
-/// where S3 has `VersioningConfiguration`, and the SDK rejects the answer. Such a successful
-/// answer is read here: `Some(status)` for it, `None` for every other error. S3 itself
-/// never takes this path.
-fn emulator_versioning<E>(err: &SdkError<E, HttpResponse>) -> Option<Option<Versioning>> {
-    let SdkError::ServiceError(se) = err else {
-        return None;
-    };
-    let raw = se.raw();
-    let body = std::str::from_utf8(raw.body().bytes()?).ok()?;
-    if !raw.status().is_success() || !body.contains("<GetBucketVersioningResponse") {
-        return None;
-    }
-    Some(if body.contains("<Status>Enabled</Status>") {
-        Some(Versioning::Enabled)
-    } else if body.contains("<Status>Suspended</Status>") {
-        Some(Versioning::Suspended)
-    } else {
-        None
     })
 }
 
@@ -546,8 +594,8 @@ async fn create(
     object_ownership: Option<ObjectOwnership>,
     tags: &Tags,
 ) -> Result<(), AwsError> {
-    let mut req = aws
-        .s3
+    let mut req = s3(aws)
+        
         .create_bucket()
         .bucket(name)
         .set_object_ownership(object_ownership.map(|o| s3::ObjectOwnership::from(o.as_str())));
@@ -569,7 +617,7 @@ async fn create(
             // The earlier CreateBucket may have set ObjectOwnership or not: set it now.
             if let Some(o) = object_ownership {
                 let controls = ownership_controls(o)?;
-                aws.s3
+                s3(aws)
                     .put_bucket_ownership_controls()
                     .bucket(name)
                     .ownership_controls(controls)
@@ -579,15 +627,12 @@ async fn create(
             }
         }
         Err(e) => {
-            return Err(AwsError::from_sdk("s3:CreateBucket", e, |e| match e {
-                CreateBucketError::BucketAlreadyExists(_) => Some(ErrorClass::Conflict),
-                e => classify_code(e.code()),
-            }))
+            return Err(s3_error("s3:CreateBucket", e))
         }
     }
     let tagging = tagging(tags)?;
     retry_eventual(aws.eventual_consistency_timeout, || async {
-        aws.s3
+        s3(aws)
             .put_bucket_tagging()
             .bucket(name)
             .tagging(tagging.clone())
@@ -608,7 +653,7 @@ async fn create(
 
 /// Run one step.
 async fn apply_op(aws: &AwsContext, name: &str, op: &Op) -> Result<(), AwsError> {
-    let c = &aws.s3;
+    let c = &s3(aws);
     macro_rules! send {
         ($op:literal, $req:expr) => {
             $req.send().await.map(|_| ()).map_err(|e| s3_error($op, e))
@@ -724,11 +769,14 @@ async fn apply_op(aws: &AwsContext, name: &str, op: &Op) -> Result<(), AwsError>
             c.put_bucket_tagging().bucket(name).tagging(tagging(tags)?)
         ),
         Op::Empty => empty_bucket(c, name).await,
-        Op::Delete => match c.delete_bucket().bucket(name).send().await {
-            // Already gone: the step's goal holds.
-            Err(e) if code(&e) == Some("NoSuchBucket") => Ok(()),
-            r => r.map(|_| ()).map_err(|e| s3_error("s3:DeleteBucket", e)),
-        },
+        // Already gone: the step's goal holds.
+        Op::Delete => gone_ok(
+            c.delete_bucket()
+                .bucket(name)
+                .send()
+                .await
+                .map_err(|e| s3_error("s3:DeleteBucket", e)),
+        ),
     }
 }
 
@@ -737,8 +785,10 @@ async fn empty_bucket(c: &aws_sdk_s3::Client, name: &str) -> Result<(), AwsError
     loop {
         let page = match c.list_object_versions().bucket(name).send().await {
             Ok(p) => p,
-            Err(e) if code(&e) == Some("NoSuchBucket") => return Ok(()),
-            Err(e) => return Err(s3_error("s3:ListObjectVersions", e)),
+            Err(e) => {
+                let e = s3_error("s3:ListObjectVersions", e);
+                return if e.is_not_found() { Ok(()) } else { Err(e) };
+            }
         };
         let mut ids = Vec::new();
         for v in page.versions() {
@@ -784,7 +834,7 @@ impl KindAws for Bucket {
     /// have them should use [`observe_buckets`] with [`Wanted::of`].
     async fn observe(
         aws: &AwsContext,
-        wanted: &[engine::Wanted<'_, super::BucketSpec>],
+        wanted: &[crate::kinds::runtime::Wanted<'_, super::BucketSpec>],
         _: &PlanCx,
     ) -> Result<BTreeMap<String, BucketObserved>, AwsError> {
         // Read only the settings the manifest manages (tags always: they decide ownership).

@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::{
@@ -17,15 +17,15 @@ use super::{
     PublicAccessBlock, PublicAccessBlockSetting,
 };
 use crate::kinds::common::Tags;
-use crate::kinds::engine::{has_ownership_tag, Diff, KindPlan, PlanCx};
-use crate::kinds::{Kind, ResourceSpec};
-use crate::plan::{FieldChange, Observed, PlanError, ResourceId, Step};
+use crate::kinds::core::{has_ownership_tag, Diff, KindPlan, PlanCx, PlanError, Place};
+use crate::kinds::{FieldChange, Kind, ResourceId};
 
 /// The Bucket kind.
 pub struct Bucket;
 
 /// One setting as read from S3.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Setting<T> {
     /// Not read, because the manifest does not manage it.
     #[default]
@@ -42,6 +42,11 @@ impl<T> Setting<T> {
         v.map_or(Setting::Unset, Setting::Set)
     }
 
+    /// Whether the setting was not read (left out of observed-state fixtures).
+    pub fn is_not_read(&self) -> bool {
+        matches!(self, Setting::NotRead)
+    }
+
     /// What S3 has: `None` when unset or not read.
     pub fn value(&self) -> Option<&T> {
         match self {
@@ -52,7 +57,7 @@ impl<T> Setting<T> {
 }
 
 /// Versioning state S3 reports (a bucket that never had versioning reports none).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Versioning {
     /// Versioning is on.
     Enabled,
@@ -61,22 +66,23 @@ pub enum Versioning {
 }
 
 /// Default encryption as S3 reports it (the algorithm may be one the manifest cannot name).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ObservedEncryption {
     /// `AES256`, `aws:kms`, `aws:kms:dsse`, ...
     pub sse_algorithm: String,
     /// KMS key as configured.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kms_key_id: Option<String>,
     /// Whether an S3 Bucket Key is used (absent in S3's answer: false).
+    #[serde(default)]
     pub bucket_key_enabled: bool,
 }
 
 /// A lifecycle rule as S3 has it: the manifest's shape plus whatever the manifest cannot
 /// express (tag or size filters, dates, noncurrent transitions, ...). A rule with
 /// unmanaged parts never equals a desired rule, so the manifest's rules replace it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ObservedLifecycleRule {
     /// The part the manifest can express.
     #[serde(flatten)]
@@ -95,26 +101,36 @@ impl From<LifecycleRule> for ObservedLifecycleRule {
     }
 }
 
-/// What S3 has for one bucket.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// What S3 has for one bucket. Settings not read are left out of its JSON.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct BucketObserved {
     /// Tags (always read: they decide ownership).
+    #[serde(default)]
     pub tags: Tags,
     /// Default encryption.
+    #[serde(default, skip_serializing_if = "Setting::is_not_read")]
     pub encryption: Setting<ObservedEncryption>,
     /// Versioning state.
+    #[serde(default, skip_serializing_if = "Setting::is_not_read")]
     pub versioning: Setting<Versioning>,
     /// Public access block flags.
+    #[serde(default, skip_serializing_if = "Setting::is_not_read")]
     pub public_access_block: Setting<PublicAccessBlock>,
     /// Server access logging.
+    #[serde(default, skip_serializing_if = "Setting::is_not_read")]
     pub logging: Setting<BucketLogging>,
     /// Bucket policy (parsed; a document S3 returns that is not JSON is kept as a string).
+    #[serde(default, skip_serializing_if = "Setting::is_not_read")]
     pub policy: Setting<Value>,
     /// CORS rules, in S3's order.
+    #[serde(default, skip_serializing_if = "Setting::is_not_read")]
     pub cors: Setting<Vec<CorsRule>>,
     /// Lifecycle rules.
+    #[serde(default, skip_serializing_if = "Setting::is_not_read")]
     pub lifecycle_rules: Setting<Vec<ObservedLifecycleRule>>,
     /// Object ownership (S3's spelling).
+    #[serde(default, skip_serializing_if = "Setting::is_not_read")]
     pub ownership: Setting<String>,
 }
 
@@ -179,7 +195,7 @@ impl Wanted {
 }
 
 /// One step on a bucket. Plain data; every step is idempotent.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all_fields = "camelCase")]
 pub enum Op {
     /// CreateBucket (converging when the bucket is already ours), then tag it.
@@ -304,10 +320,11 @@ fn tag_changes(want: &Tags, have: &Tags) -> Vec<FieldChange> {
 }
 
 impl KindPlan for Bucket {
-    const KIND: Kind = Kind::Bucket;
-    type Spec = BucketSpec;
     type Observed = BucketObserved;
     type Op = Op;
+
+    // S3 creates a bucket and tags it in two requests.
+    const RECORD_BEFORE_CREATE: bool = true;
 
     // Every optional setting left out is unmanaged, so ignoring one is leaving it out.
     const IGNORABLE_FIELDS: &'static [&'static str] = &[
@@ -337,26 +354,19 @@ impl KindPlan for Bucket {
         }
     }
 
-    fn spec(s: &ResourceSpec) -> Option<&BucketSpec> {
-        match s {
-            ResourceSpec::Bucket(x) => Some(x),
-            _ => None,
-        }
-    }
-
-    fn observed(o: &Observed) -> &BTreeMap<String, BucketObserved> {
-        &o.buckets
-    }
-
-    fn step(op: Op) -> Step {
-        Step::Bucket(op)
-    }
-
     /// A bucket that logs to another bucket of the manifests needs that bucket first:
     /// PutBucketLogging fails while the target does not exist.
+    fn arn(name: &str, _: &BucketSpec, at: Place) -> Option<String> {
+        Some(format!("arn:{}:s3:::{name}", at.partition))
+    }
+
+    fn force_destroy(spec: &BucketSpec) -> bool {
+        spec.force_destroy
+    }
+
     fn depends_on(name: &str, spec: &BucketSpec, cx: &PlanCx) -> Vec<ResourceId> {
         match &spec.logging {
-            Some(l) if l.target_bucket != name && cx.buckets.contains(&l.target_bucket) => {
+            Some(l) if l.target_bucket != name && cx.is_declared(Kind::Bucket, &l.target_bucket) => {
                 vec![(Kind::Bucket, l.target_bucket.clone())]
             }
             _ => vec![],
@@ -1149,7 +1159,8 @@ mod tests {
     #[test]
     fn logging_to_a_manifest_bucket_is_a_dependency() {
         let mut cx = cx();
-        cx.buckets = ["logs".to_string(), "b".to_string()].into();
+        cx.declare(Kind::Bucket, "logs", None);
+        cx.declare(Kind::Bucket, "b", None);
         let spec = full_spec();
         assert_eq!(
             Bucket::depends_on("b", &spec, &cx),
@@ -1160,7 +1171,7 @@ mod tests {
             vec![],
             "logging to itself"
         );
-        cx.buckets.remove("logs");
+        cx.declared.remove(&(Kind::Bucket, "logs".to_string()));
         assert_eq!(
             Bucket::depends_on("b", &spec, &cx),
             vec![],
@@ -1177,7 +1188,7 @@ mod tests {
 
     #[test]
     fn ops_serialize_as_plain_data() {
-        let v = serde_json::to_value(Step::Bucket(Op::PutVersioning { enabled: true })).unwrap();
+        let v = serde_json::to_value(crate::plan::Step::Bucket(Op::PutVersioning { enabled: true })).unwrap();
         assert_eq!(
             v,
             json!({"kind": "Bucket", "op": {"PutVersioning": {"enabled": true}}})

@@ -11,7 +11,7 @@ use super::diff::{BucketObserved, ObservedEncryption, Setting, Versioning};
 use super::{
     BucketEncryption, BucketSpec, ObjectOwnership, PublicAccessBlockSetting, SseAlgorithm,
 };
-use crate::kinds::engine::own_tags;
+use crate::kinds::core::own_tags;
 
 fn encryption(e: &ObservedEncryption) -> Option<BucketEncryption> {
     let sse_algorithm = match e.sse_algorithm.as_str() {

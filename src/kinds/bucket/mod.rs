@@ -4,7 +4,10 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::{check_policy, check_tags, Tags};
-use crate::manifest::diag::DocCx;
+use super::core::DocKind;
+use super::environment::EnvironmentView;
+use super::Kind;
+use crate::syntax::diag::DocCx;
 
 /// Spec of the `Bucket` kind. `metadata.name` is the bucket name. A setting left out is
 /// not managed: whatever the bucket has is kept.
@@ -387,6 +390,20 @@ pub fn check_bucket_name(n: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
+impl DocKind for Bucket {
+    const KIND: Kind = Kind::Bucket;
+    type Spec = BucketSpec;
+
+    fn validate(name: &str, spec: &BucketSpec, cx: &mut DocCx, env: &EnvironmentView) {
+        spec.validate(name, cx, &env.tags);
+    }
+
+    fn tags_mut(spec: &mut BucketSpec) -> Option<&mut Tags> {
+        Some(&mut spec.tags)
+    }
+}
+
+#[cfg(feature = "runtime")]
 pub mod aws;
 pub mod diff;
 pub mod import;

@@ -17,31 +17,22 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_iam::operation::create_policy::CreatePolicyError;
 use aws_sdk_iam::operation::create_policy_version::CreatePolicyVersionError;
-use aws_sdk_iam::operation::delete_policy::DeletePolicyError;
-use aws_sdk_iam::operation::delete_policy_version::DeletePolicyVersionError;
-use aws_sdk_iam::operation::detach_group_policy::DetachGroupPolicyError;
-use aws_sdk_iam::operation::detach_role_policy::DetachRolePolicyError;
-use aws_sdk_iam::operation::detach_user_policy::DetachUserPolicyError;
-use aws_sdk_iam::operation::get_policy::GetPolicyError;
-use aws_sdk_iam::operation::get_policy_version::GetPolicyVersionError;
-use aws_sdk_iam::operation::list_entities_for_policy::ListEntitiesForPolicyError;
-use aws_sdk_iam::operation::list_policy_tags::ListPolicyTagsError;
-use aws_sdk_iam::operation::list_policy_versions::ListPolicyVersionsError;
-use aws_sdk_iam::operation::tag_policy::TagPolicyError;
-use aws_sdk_iam::operation::untag_policy::UntagPolicyError;
 use aws_sdk_iam::types::{ManagedPolicyDetail, PolicyScopeType, PolicyUsageType, PolicyVersion};
 use futures::future::try_join_all;
 use futures::{StreamExt, TryStreamExt};
 use serde_json::Value;
 
-use super::diff::{tag_changes, ManagedPolicy, ManagedPolicyObserved, Op};
-use crate::aws::{retry_eventual, AwsContext, AwsError, ErrorClass};
+use super::diff::{ManagedPolicy, ManagedPolicyObserved, Op};
+use crate::aws::{ServiceCode, retry_eventual, AwsContext, AwsError, ErrorClass};
 use crate::kinds::common::{Tags, OWNERSHIP_TAG, OWNERSHIP_VALUE};
-use crate::kinds::engine::Wanted;
-use crate::kinds::engine::{has_ownership_tag, KindAws, PlanCx};
-use crate::kinds::role::aws::iam_snapshot::{
-    self, decode_document, gone_ok, tags_from_sdk, tags_to_sdk, Reader, PAGE, PER_RESOURCE_MAX,
+use crate::kinds::core::{has_ownership_tag, PlanCx};
+use crate::kinds::runtime::{KindAws, Wanted};
+use crate::kinds::iam::sdk::{
+    decode_document, gone_ok, iam, tags_from_sdk, tags_to_sdk, IamCode, PAGE, PER_RESOURCE_MAX,
 };
+use crate::kinds::iam::snapshot::{self, Reader};
+use crate::kinds::iam::tag_changes;
+use crate::kinds::Kind;
 
 /// Concurrent ListPolicyTags calls when reading many policies.
 const TAG_READS: usize = 8;
@@ -57,9 +48,9 @@ impl KindAws for ManagedPolicy {
         let names: Vec<String> = wanted.iter().map(|w| w.name.to_string()).collect();
         let names = names.as_slice();
         if names.len() <= PER_RESOURCE_MAX {
-            return observe_few(&aws.iam, names, cx).await;
+            return observe_few(&iam(aws), names, cx).await;
         }
-        let snap = iam_snapshot::snapshot(aws, Reader::ManagedPolicy).await?;
+        let snap = snapshot::snapshot(aws, Reader::ManagedPolicy).await?;
         // Owned items: the stream's closure must not borrow (it runs inside a boxed future).
         let found: Vec<(String, ManagedPolicyDetail)> = names
             .iter()
@@ -67,7 +58,7 @@ impl KindAws for ManagedPolicy {
             .collect();
         let observed: Vec<Option<(String, ManagedPolicyObserved)>> = futures::stream::iter(found)
             .map(|(n, d)| {
-                let iam = aws.iam.clone();
+                let iam = iam(aws).clone();
                 async move {
                     let arn = d.arn.clone().unwrap_or_default();
                     match policy_tags(&iam, &arn).await {
@@ -92,8 +83,8 @@ impl KindAws for ManagedPolicy {
                 description,
                 tags,
             } => {
-                let res = aws
-                    .iam
+                let res = iam(aws)
+                    
                     .create_policy()
                     .policy_name(name)
                     .path(path)
@@ -112,12 +103,7 @@ impl KindAws for ManagedPolicy {
                     {
                         converge(aws, name, arn, document, tags).await
                     }
-                    Err(e) => Err(AwsError::from_sdk("iam:CreatePolicy", e, |e| match e {
-                        CreatePolicyError::ConcurrentModificationException(_) => {
-                            Some(ErrorClass::Transient)
-                        }
-                        _ => None,
-                    })),
+                    Err(e) => Err(IamCode::error("iam:CreatePolicy", e)),
                 }
             }
             Op::CreateVersion {
@@ -127,22 +113,14 @@ impl KindAws for ManagedPolicy {
             } => create_version(aws, arn, document, delete_oldest.as_deref()).await,
             Op::Tag { arn, tags } => tag_policy(aws, arn, tags).await,
             Op::Untag { arn, keys } => {
-                aws.iam
+                iam(aws)
                     .untag_policy()
                     .policy_arn(arn)
                     .set_tag_keys(Some(keys.clone()))
                     .send()
                     .await
                     .map_err(|e| {
-                        AwsError::from_sdk("iam:UntagPolicy", e, |e| match e {
-                            UntagPolicyError::NoSuchEntityException(_) => {
-                                Some(ErrorClass::NotFound)
-                            }
-                            UntagPolicyError::ConcurrentModificationException(_) => {
-                                Some(ErrorClass::Transient)
-                            }
-                            _ => None,
-                        })
+                        IamCode::error("iam:UntagPolicy", e)
                     })?;
                 Ok(())
             }
@@ -154,8 +132,8 @@ impl KindAws for ManagedPolicy {
 /// The ARN a policy has when it sits where its manifest says (the default path when the
 /// manifest is gone); `None` when the account is unknown.
 fn expected_arn(name: &str, cx: &PlanCx) -> Option<String> {
-    if let Some((arn, _)) = cx.policy_arns.iter().find(|(_, n)| *n == name) {
-        return Some(arn.clone());
+    if let Some(arn) = cx.arn_of(Kind::ManagedPolicy, name) {
+        return Some(arn.to_string());
     }
     (!cx.account.is_empty()).then(|| {
         format!(
@@ -278,7 +256,7 @@ async fn local_policy_arns(
         .send()
         .try_collect()
         .await
-        .map_err(|e| AwsError::from_sdk("iam:ListPolicies", e, |_| None))?;
+        .map_err(|e| IamCode::error("iam:ListPolicies", e))?;
     Ok(pages
         .into_iter()
         .flat_map(|p| p.policies.unwrap_or_default())
@@ -295,10 +273,7 @@ async fn observe_one(
     let policy = match iam.get_policy().policy_arn(arn).send().await {
         Ok(out) => out.policy,
         Err(e) => {
-            let e = AwsError::from_sdk("iam:GetPolicy", e, |e| match e {
-                GetPolicyError::NoSuchEntityException(_) => Some(ErrorClass::NotFound),
-                _ => None,
-            });
+            let e = IamCode::error("iam:GetPolicy", e);
             return if e.is_not_found() { Ok(None) } else { Err(e) };
         }
     };
@@ -345,10 +320,7 @@ async fn list_versions(
         .try_collect()
         .await
         .map_err(|e| {
-            AwsError::from_sdk("iam:ListPolicyVersions", e, |e| match e {
-                ListPolicyVersionsError::NoSuchEntityException(_) => Some(ErrorClass::NotFound),
-                _ => None,
-            })
+            IamCode::error("iam:ListPolicyVersions", e)
         })?;
     Ok(pages
         .into_iter()
@@ -370,10 +342,7 @@ async fn get_document(
         .send()
         .await
         .map_err(|e| {
-            AwsError::from_sdk("iam:GetPolicyVersion", e, |e| match e {
-                GetPolicyVersionError::NoSuchEntityException(_) => Some(ErrorClass::NotFound),
-                _ => None,
-            })
+            IamCode::error("iam:GetPolicyVersion", e)
         })?;
     Ok(out
         .policy_version
@@ -393,10 +362,7 @@ async fn policy_tags(iam: &aws_sdk_iam::Client, arn: &str) -> Result<Tags, AwsEr
         .try_collect()
         .await
         .map_err(|e| {
-            AwsError::from_sdk("iam:ListPolicyTags", e, |e| match e {
-                ListPolicyTagsError::NoSuchEntityException(_) => Some(ErrorClass::NotFound),
-                _ => None,
-            })
+            IamCode::error("iam:ListPolicyTags", e)
         })?;
     Ok(pages.iter().flat_map(|p| tags_from_sdk(p.tags())).collect())
 }
@@ -413,11 +379,7 @@ async fn converge(
     document: &Value,
     tags: &Tags,
 ) -> Result<(), AwsError> {
-    let fail = |class, message: String| AwsError {
-        operation: "iam:CreatePolicy".into(),
-        class,
-        message,
-    };
+    let fail = |class, message: String| AwsError::new("iam:CreatePolicy", class, message);
     let clash = || {
         format!("a policy named {name} exists, but not at {arn} (IAM policy names are unique across paths)")
     };
@@ -425,7 +387,7 @@ async fn converge(
     // at its ARN yet: wait for IAM to propagate it before calling it a path clash.
     let wait = aws.eventual_consistency_timeout.min(CLASH_WAIT);
     let observed = retry_eventual(wait, || async {
-        observe_one(&aws.iam, name, arn)
+        observe_one(&iam(aws), name, arn)
             .await?
             .ok_or_else(|| fail(ErrorClass::EventualConsistency, clash()))
     })
@@ -457,18 +419,14 @@ async fn converge(
 
 /// TagPolicy (adds or overwrites).
 async fn tag_policy(aws: &AwsContext, arn: &str, tags: &Tags) -> Result<(), AwsError> {
-    aws.iam
+    iam(aws)
         .tag_policy()
         .policy_arn(arn)
         .set_tags(Some(tags_to_sdk(tags)))
         .send()
         .await
         .map_err(|e| {
-            AwsError::from_sdk("iam:TagPolicy", e, |e| match e {
-                TagPolicyError::NoSuchEntityException(_) => Some(ErrorClass::NotFound),
-                TagPolicyError::ConcurrentModificationException(_) => Some(ErrorClass::Transient),
-                _ => None,
-            })
+            IamCode::error("iam:TagPolicy", e)
         })?;
     Ok(())
 }
@@ -476,22 +434,14 @@ async fn tag_policy(aws: &AwsContext, arn: &str, tags: &Tags) -> Result<(), AwsE
 /// DeletePolicyVersion; a version already gone is fine.
 async fn delete_version(aws: &AwsContext, arn: &str, version: &str) -> Result<(), AwsError> {
     gone_ok(
-        aws.iam
+        iam(aws)
             .delete_policy_version()
             .policy_arn(arn)
             .version_id(version)
             .send()
             .await
             .map_err(|e| {
-                AwsError::from_sdk("iam:DeletePolicyVersion", e, |e| match e {
-                    DeletePolicyVersionError::NoSuchEntityException(_) => {
-                        Some(ErrorClass::NotFound)
-                    }
-                    DeletePolicyVersionError::DeleteConflictException(_) => {
-                        Some(ErrorClass::Conflict)
-                    }
-                    _ => None,
-                })
+                IamCode::error("iam:DeletePolicyVersion", e)
             }),
     )
 }
@@ -521,8 +471,8 @@ async fn create_version(
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let res = aws
-            .iam
+        let res = iam(aws)
+            
             .create_policy_version()
             .policy_arn(arn)
             .policy_document(document.to_string())
@@ -546,22 +496,15 @@ async fn create_version(
                     ) =>
             {
                 made_room = true;
-                let (versions, default) = order_versions(&list_versions(&aws.iam, arn).await?);
+                let (versions, default) = order_versions(&list_versions(&iam(aws), arn).await?);
                 if let Some(oldest) = versions.iter().find(|v| Some(*v) != default.as_ref()) {
                     delete_version(aws, arn, oldest).await?;
                 }
             }
             Err(e) => {
                 // Worth another try: no answer, throttling, or a 5xx.
-                let err = AwsError::from_sdk("iam:CreatePolicyVersion", e, |e| match e {
-                    CreatePolicyVersionError::NoSuchEntityException(_) => {
-                        Some(ErrorClass::NotFound)
-                    }
-                    CreatePolicyVersionError::LimitExceededException(_) => {
-                        Some(ErrorClass::Conflict)
-                    }
-                    _ => None,
-                });
+                let err = IamCode::error("iam:CreatePolicyVersion", e)
+.reclass(IamCode::LimitExceeded, ErrorClass::Conflict);
                 let retryable = err.class == ErrorClass::Transient;
                 if !retryable || attempt >= CREATE_VERSION_ATTEMPTS {
                     return Err(err);
@@ -589,22 +532,19 @@ async fn default_document_is(
     arn: &str,
     document: &Value,
 ) -> Result<bool, AwsError> {
-    let policy = aws
-        .iam
+    let policy = iam(aws)
+        
         .get_policy()
         .policy_arn(arn)
         .send()
         .await
         .map_err(|e| {
-            AwsError::from_sdk("iam:GetPolicy", e, |e| match e {
-                GetPolicyError::NoSuchEntityException(_) => Some(ErrorClass::NotFound),
-                _ => None,
-            })
+            IamCode::error("iam:GetPolicy", e)
         })?;
     let Some(version) = policy.policy.and_then(|p| p.default_version_id) else {
         return Ok(false);
     };
-    let actual = get_document(&aws.iam, arn, arn, &version).await?;
+    let actual = get_document(&iam(aws), arn, arn, &version).await?;
     Ok(mlspace_policy::semantically_equal(document, &actual))
 }
 
@@ -626,13 +566,9 @@ async fn delete_policy(
     };
     for role in &roles {
         if ignored_role(aws, role, cx).await? {
-            return Err(AwsError {
-                operation: "iam:DeletePolicy".into(),
-                class: ErrorClass::Conflict,
-                message: format!(
+            return Err(AwsError::new("iam:DeletePolicy", ErrorClass::Conflict, format!(
                     "{arn} is still attached to role {role}, which the Environment's ignore rules leave to its owner (the MLSpace application); the policy is kept until that role no longer uses it"
-                ),
-            });
+                )));
         }
     }
     for v in versions {
@@ -640,70 +576,51 @@ async fn delete_policy(
     }
     for role in &roles {
         gone_ok(
-            aws.iam
+            iam(aws)
                 .detach_role_policy()
                 .role_name(role)
                 .policy_arn(arn)
                 .send()
                 .await
                 .map_err(|e| {
-                    AwsError::from_sdk("iam:DetachRolePolicy", e, |e| match e {
-                        DetachRolePolicyError::NoSuchEntityException(_) => {
-                            Some(ErrorClass::NotFound)
-                        }
-                        _ => None,
-                    })
+                    IamCode::error("iam:DetachRolePolicy", e)
                 }),
         )?;
     }
     for user in &users {
         gone_ok(
-            aws.iam
+            iam(aws)
                 .detach_user_policy()
                 .user_name(user)
                 .policy_arn(arn)
                 .send()
                 .await
                 .map_err(|e| {
-                    AwsError::from_sdk("iam:DetachUserPolicy", e, |e| match e {
-                        DetachUserPolicyError::NoSuchEntityException(_) => {
-                            Some(ErrorClass::NotFound)
-                        }
-                        _ => None,
-                    })
+                    IamCode::error("iam:DetachUserPolicy", e)
                 }),
         )?;
     }
     for group in &groups {
         gone_ok(
-            aws.iam
+            iam(aws)
                 .detach_group_policy()
                 .group_name(group)
                 .policy_arn(arn)
                 .send()
                 .await
                 .map_err(|e| {
-                    AwsError::from_sdk("iam:DetachGroupPolicy", e, |e| match e {
-                        DetachGroupPolicyError::NoSuchEntityException(_) => {
-                            Some(ErrorClass::NotFound)
-                        }
-                        _ => None,
-                    })
+                    IamCode::error("iam:DetachGroupPolicy", e)
                 }),
         )?;
     }
     gone_ok(
-        aws.iam
+        iam(aws)
             .delete_policy()
             .policy_arn(arn)
             .send()
             .await
             .map_err(|e| {
-                AwsError::from_sdk("iam:DeletePolicy", e, |e| match e {
-                    DeletePolicyError::NoSuchEntityException(_) => Some(ErrorClass::NotFound),
-                    DeletePolicyError::DeleteConflictException(_) => Some(ErrorClass::Conflict),
-                    _ => None,
-                })
+                IamCode::error("iam:DeletePolicy", e)
             }),
     )
 }
@@ -718,8 +635,8 @@ async fn attached_entities(
     let (mut roles, mut users, mut groups) = (Vec::new(), Vec::new(), Vec::new());
     let mut marker: Option<String> = None;
     loop {
-        let page = aws
-            .iam
+        let page = iam(aws)
+            
             .list_entities_for_policy()
             .policy_arn(arn)
             .policy_usage_filter(PolicyUsageType::PermissionsPolicy)
@@ -730,12 +647,7 @@ async fn attached_entities(
         let page = match page {
             Ok(p) => p,
             Err(e) => {
-                let e = AwsError::from_sdk("iam:ListEntitiesForPolicy", e, |e| match e {
-                    ListEntitiesForPolicyError::NoSuchEntityException(_) => {
-                        Some(ErrorClass::NotFound)
-                    }
-                    _ => None,
-                });
+                let e = IamCode::error("iam:ListEntitiesForPolicy", e);
                 return if e.is_not_found() { Ok(None) } else { Err(e) };
             }
         };
@@ -771,7 +683,7 @@ async fn ignored_role(aws: &AwsContext, role: &str, cx: &PlanCx) -> Result<bool,
     if cx.ignore.iter().all(|r| r.tags.is_empty()) {
         return Ok(false);
     }
-    let tags: Tags = match aws.iam.get_role().role_name(role).send().await {
+    let tags: Tags = match iam(aws).get_role().role_name(role).send().await {
         Ok(out) => out
             .role()
             .map(|r| {
@@ -782,12 +694,7 @@ async fn ignored_role(aws: &AwsContext, role: &str, cx: &PlanCx) -> Result<bool,
             })
             .unwrap_or_default(),
         Err(e) => {
-            let e = AwsError::from_sdk("iam:GetRole", e, |e| match e {
-                aws_sdk_iam::operation::get_role::GetRoleError::NoSuchEntityException(_) => {
-                    Some(ErrorClass::NotFound)
-                }
-                _ => None,
-            });
+            let e = IamCode::error("iam:GetRole", e);
             return if e.is_not_found() { Ok(false) } else { Err(e) };
         }
     };
@@ -796,7 +703,15 @@ async fn ignored_role(aws: &AwsContext, role: &str, cx: &PlanCx) -> Result<bool,
 
 #[cfg(test)]
 mod tests {
+
     use super::*;
+
+    /// The metadata the SDK's deserializer gives a modeled IAM error: its code.
+    fn iam_code(code: &str) -> aws_smithy_types::error::ErrorMetadata {
+        aws_smithy_types::error::ErrorMetadata::builder()
+            .code(code)
+            .build()
+    }
     use aws_smithy_types::DateTime;
 
     mod lost_create_answer {
@@ -809,7 +724,8 @@ mod tests {
         use aws_config::retry::RetryConfig;
         use aws_config::{BehaviorVersion, Region};
         use aws_sdk_iam::config::Credentials;
-        use aws_sdk_iam::operation::get_policy::GetPolicyOutput;
+        use aws_sdk_iam::operation::create_policy::CreatePolicyError;
+        use aws_sdk_iam::operation::get_policy::{GetPolicyError, GetPolicyOutput};
         use aws_sdk_iam::operation::get_policy_version::GetPolicyVersionOutput;
         use aws_sdk_iam::operation::list_policy_tags::ListPolicyTagsOutput;
         use aws_sdk_iam::operation::list_policy_versions::ListPolicyVersionsOutput;
@@ -846,14 +762,9 @@ mod tests {
                 .behavior_version(BehaviorVersion::latest())
                 .region(region())
                 .build();
-            AwsContext {
-                iam: Client::from_conf(conf),
-                s3: aws_sdk_s3::Client::new(&sdk),
-                dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
-                sts: aws_sdk_sts::Client::new(&sdk),
-                stats: Default::default(),
-                eventual_consistency_timeout: Duration::from_secs(10),
-            }
+            let mut aws = AwsContext::from_sdk_config(&sdk).with_client(Client::from_conf(conf));
+            aws.eventual_consistency_timeout = Duration::from_secs(10);
+            aws
         }
 
         fn create_op() -> Op {
@@ -870,13 +781,13 @@ mod tests {
         async fn lost_create_policy_answer_waits_for_the_policy_to_become_readable() {
             let create = mock!(Client::create_policy).then_error(|| {
                 CreatePolicyError::EntityAlreadyExistsException(
-                    EntityAlreadyExistsException::builder().build(),
+                    EntityAlreadyExistsException::builder().meta(iam_code("EntityAlreadyExists")).build(),
                 )
             });
             let get = mock!(Client::get_policy)
                 .sequence()
                 .error(|| {
-                    GetPolicyError::NoSuchEntityException(NoSuchEntityException::builder().build())
+                    GetPolicyError::NoSuchEntityException(NoSuchEntityException::builder().meta(iam_code("NoSuchEntity")).build())
                 })
                 .times(2)
                 .output(|| {
@@ -953,8 +864,11 @@ mod tests {
             account: "123456789012".into(),
             ..PlanCx::default()
         };
-        cx.policy_arns
-            .insert("arn:aws:iam::123456789012:policy/ml/p".into(), "p".into());
+        cx.declare(
+            Kind::ManagedPolicy,
+            "p",
+            Some("arn:aws:iam::123456789012:policy/ml/p".into()),
+        );
         assert_eq!(
             expected_arn("p", &cx).as_deref(),
             Some("arn:aws:iam::123456789012:policy/ml/p")

@@ -3,19 +3,15 @@
 //! IAM cannot move a policy to another path or change its description, so those are plan
 //! errors. A document change becomes a new default version; since a policy keeps at most
 //! five versions, the step names the oldest non-default version to delete first.
-//!
-//! The document and tag helpers here are shared with the Role diff.
 
-use std::collections::BTreeMap;
-
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::ManagedPolicySpec;
 use crate::kinds::common::Tags;
-use crate::kinds::engine::{has_ownership_tag, Diff, KindPlan, PlanCx};
-use crate::kinds::{Kind, ResourceSpec};
-use crate::plan::{FieldChange, Observed, PlanError, ResourceId, Step};
+use crate::kinds::core::{has_ownership_tag, Diff, KindPlan, PlanCx, PlanError, Place};
+use crate::kinds::iam::{document_change, tag_changes, tag_fields};
+use crate::kinds::{FieldChange, Kind};
 
 /// IAM keeps at most this many versions of a managed policy.
 pub const MAX_POLICY_VERSIONS: usize = 5;
@@ -24,7 +20,7 @@ pub const MAX_POLICY_VERSIONS: usize = 5;
 pub struct ManagedPolicy;
 
 /// What AWS has for one customer managed policy.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ManagedPolicyObserved {
     /// The policy's ARN.
     pub arn: String,
@@ -53,7 +49,7 @@ impl ManagedPolicyObserved {
 }
 
 /// One step on a managed policy. Every step is idempotent.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Op {
     /// CreatePolicy with its tags (ownership included). When the policy already exists
@@ -104,82 +100,21 @@ pub enum Op {
     },
 }
 
-/// The change of a policy document, or `None` when IAM evaluates both the same. Shows
-/// the statements removed (`old`) and added (`new`); when only `Version`/`Id` differ,
-/// the whole documents.
-pub(crate) fn document_change(field: &str, desired: &Value, actual: &Value) -> Option<FieldChange> {
-    if mlspace_policy::semantically_equal(desired, actual) {
-        return None;
-    }
-    let d = mlspace_policy::statement_diff(desired, actual);
-    if d.is_empty() {
-        return Some(FieldChange::new(
-            field,
-            Some(actual.clone()),
-            Some(desired.clone()),
-        ));
-    }
-    Some(FieldChange::new(
-        field,
-        Some(Value::Array(d.removed)),
-        Some(Value::Array(d.added)),
-    ))
-}
-
-/// Tag differences: the field changes, the tags to set and the keys to remove. Every tag
-/// not desired is drift, except `aws:` tags, which nobody can remove.
-pub(crate) fn tag_changes(desired: &Tags, actual: &Tags) -> (Vec<FieldChange>, Tags, Vec<String>) {
-    let mut fields = Vec::new();
-    let mut set = Tags::new();
-    let mut remove = Vec::new();
-    for (k, v) in desired {
-        if actual.get(k) != Some(v) {
-            fields.push(FieldChange::new(
-                format!("spec.tags.{k}"),
-                actual.get(k).map(|a| json!(a)),
-                Some(json!(v)),
-            ));
-            set.insert(k.clone(), v.clone());
-        }
-    }
-    for (k, v) in actual {
-        if !desired.contains_key(k) && !k.to_ascii_lowercase().starts_with("aws:") {
-            fields.push(FieldChange::new(
-                format!("spec.tags.{k}"),
-                Some(json!(v)),
-                None,
-            ));
-            remove.push(k.clone());
-        }
-    }
-    fields.sort_by(|a, b| a.field.cmp(&b.field));
-    (fields, set, remove)
-}
-
-/// `+` lines for the tags of a new resource.
-pub(crate) fn tag_fields(tags: &Tags) -> Vec<FieldChange> {
-    tags.iter()
-        .map(|(k, v)| FieldChange::new(format!("spec.tags.{k}"), None, Some(json!(v))))
-        .collect()
-}
-
-/// A plan error for `field` of `name`.
-pub(crate) fn plan_error(kind: Kind, name: &str, field: &str, message: String) -> PlanError {
-    PlanError {
-        kind,
-        name: name.to_string(),
-        field: field.to_string(),
-        message,
-    }
-}
-
 impl KindPlan for ManagedPolicy {
-    const KIND: Kind = Kind::ManagedPolicy;
-    type Spec = ManagedPolicySpec;
     type Observed = ManagedPolicyObserved;
     type Op = Op;
 
     const IGNORABLE_FIELDS: &'static [&'static str] = &["document", "description", "tags"];
+    // A policy is deleted once the roles deleted with it have let go of it.
+    const DELETE_AFTER: &'static [Kind] = &[Kind::Role];
+
+    fn arn(name: &str, spec: &ManagedPolicySpec, at: Place) -> Option<String> {
+        Some(spec.arn(at.partition, at.account, name))
+    }
+
+    fn observed_arn(o: &ManagedPolicyObserved) -> Option<String> {
+        Some(o.arn.clone())
+    }
 
     fn keep_observed(spec: &mut ManagedPolicySpec, o: &ManagedPolicyObserved, field: &str) {
         match field {
@@ -188,25 +123,6 @@ impl KindPlan for ManagedPolicy {
             "tags" => spec.tags = crate::kinds::common::settable_tags(&o.tags),
             _ => {}
         }
-    }
-
-    fn spec(s: &ResourceSpec) -> Option<&ManagedPolicySpec> {
-        match s {
-            ResourceSpec::ManagedPolicy(x) => Some(x),
-            _ => None,
-        }
-    }
-
-    fn observed(o: &Observed) -> &BTreeMap<String, ManagedPolicyObserved> {
-        &o.managed_policies
-    }
-
-    fn step(op: Op) -> Step {
-        Step::ManagedPolicy(op)
-    }
-
-    fn depends_on(_: &str, _: &ManagedPolicySpec, _: &PlanCx) -> Vec<ResourceId> {
-        vec![]
     }
 
     fn is_owned(o: &ManagedPolicyObserved) -> bool {
@@ -245,11 +161,11 @@ impl KindPlan for ManagedPolicy {
     ) -> Result<Diff<Op>, Vec<PlanError>> {
         let mut errors = Vec::new();
         if spec.path != o.path {
-            errors.push(plan_error(Kind::ManagedPolicy, name, "spec.path", format!("IAM cannot move a policy from path `{}` to `{}`; delete and recreate it by hand", o.path, spec.path)));
+            errors.push(PlanError::new(Kind::ManagedPolicy, name, "spec.path", format!("IAM cannot move a policy from path `{}` to `{}`; delete and recreate it by hand", o.path, spec.path)));
         }
         if let Some(d) = &spec.description {
             if o.description.as_deref().unwrap_or("") != d {
-                errors.push(plan_error(Kind::ManagedPolicy, name, "spec.description", format!("IAM cannot change a policy's description (it is {:?}); delete and recreate it by hand", o.description.as_deref().unwrap_or(""))));
+                errors.push(PlanError::new(Kind::ManagedPolicy, name, "spec.description", format!("IAM cannot change a policy's description (it is {:?}); delete and recreate it by hand", o.description.as_deref().unwrap_or(""))));
             }
         }
         if !errors.is_empty() {

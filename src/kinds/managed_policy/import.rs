@@ -2,7 +2,7 @@
 
 use super::diff::ManagedPolicyObserved;
 use super::ManagedPolicySpec;
-use crate::kinds::engine::own_tags;
+use crate::kinds::core::own_tags;
 
 /// The spec of `o` as it is: its default version's document inline, its path, its
 /// description when it has one, and its tags without the ownership tag.

@@ -13,45 +13,23 @@ use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
 use aws_sdk_iam::operation::add_role_to_instance_profile::AddRoleToInstanceProfileError;
-use aws_sdk_iam::operation::attach_role_policy::AttachRolePolicyError;
 use aws_sdk_iam::operation::create_instance_profile::CreateInstanceProfileError;
 use aws_sdk_iam::operation::create_role::CreateRoleError;
-use aws_sdk_iam::operation::delete_instance_profile::DeleteInstanceProfileError;
-use aws_sdk_iam::operation::delete_role::DeleteRoleError;
-use aws_sdk_iam::operation::delete_role_permissions_boundary::DeleteRolePermissionsBoundaryError;
-use aws_sdk_iam::operation::delete_role_policy::DeleteRolePolicyError;
-use aws_sdk_iam::operation::detach_role_policy::DetachRolePolicyError;
-use aws_sdk_iam::operation::get_instance_profile::GetInstanceProfileError;
-use aws_sdk_iam::operation::get_role::GetRoleError;
-use aws_sdk_iam::operation::get_role_policy::GetRolePolicyError;
-use aws_sdk_iam::operation::list_attached_role_policies::ListAttachedRolePoliciesError;
-use aws_sdk_iam::operation::list_instance_profiles_for_role::ListInstanceProfilesForRoleError;
-use aws_sdk_iam::operation::list_role_policies::ListRolePoliciesError;
-use aws_sdk_iam::operation::put_role_permissions_boundary::PutRolePermissionsBoundaryError;
-use aws_sdk_iam::operation::put_role_policy::PutRolePolicyError;
-use aws_sdk_iam::operation::remove_role_from_instance_profile::RemoveRoleFromInstanceProfileError;
-use aws_sdk_iam::operation::tag_role::TagRoleError;
-use aws_sdk_iam::operation::untag_role::UntagRoleError;
-use aws_sdk_iam::operation::update_assume_role_policy::UpdateAssumeRolePolicyError;
-use aws_sdk_iam::operation::update_role::UpdateRoleError;
 use aws_sdk_iam::types::{InstanceProfile, RoleDetail};
-use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use futures::future::try_join_all;
 use serde_json::Value;
 
 use super::diff::{NewRole, Op, Role, RoleObserved};
-use crate::aws::{retry_eventual, AwsContext, AwsError, ErrorClass};
+use crate::aws::{ServiceCode, retry_eventual, AwsContext, AwsError, ErrorClass};
 use crate::kinds::common::{Tags, OWNERSHIP_TAG, OWNERSHIP_VALUE};
-use crate::kinds::engine::Wanted;
-use crate::kinds::engine::{has_ownership_tag, KindAws, PlanCx};
-use crate::kinds::managed_policy::diff::tag_changes;
-
-#[path = "iam_snapshot.rs"]
-pub(crate) mod iam_snapshot;
-
-use iam_snapshot::{
-    decode_document, gone_ok, tags_from_sdk, tags_to_sdk, Reader, PAGE, PER_RESOURCE_MAX,
+use crate::kinds::core::{has_ownership_tag, PlanCx};
+use crate::kinds::runtime::{KindAws, Wanted};
+use crate::kinds::iam::tag_changes;
+use crate::kinds::iam::sdk::{
+    decode_document, get_role, gone_ok, iam, roles_under, tags_from_sdk, tags_to_sdk, IamCode, PAGE,
+    PER_RESOURCE_MAX,
 };
+use crate::kinds::iam::snapshot::{self, Reader};
 
 #[async_trait]
 impl KindAws for Role {
@@ -67,7 +45,8 @@ impl KindAws for Role {
             return Ok(BTreeMap::new());
         }
         if names.len() <= PER_RESOURCE_MAX {
-            let found = try_join_all(names.iter().map(|n| observe_one(&aws.iam, n))).await?;
+            let iam = iam(aws);
+            let found = try_join_all(names.iter().map(|n| observe_one(&iam, n))).await?;
             return Ok(names
                 .iter()
                 .cloned()
@@ -85,12 +64,12 @@ impl KindAws for Role {
         });
         let listing = async {
             if listing_needed {
-                list_roles(&aws.iam, "/").await
+                list_roles(&iam(aws), "/").await
             } else {
                 Ok(HashMap::new())
             }
         };
-        let (snap, listed) = tokio::try_join!(iam_snapshot::snapshot(aws, Reader::Role), listing)?;
+        let (snap, listed) = tokio::try_join!(snapshot::snapshot(aws, Reader::Role), listing)?;
         Ok(names
             .iter()
             .filter_map(|n| Some((n.clone(), from_detail(snap.roles.get(n)?, listed.get(n)))))
@@ -111,7 +90,7 @@ impl KindAws for Role {
                 document,
             } => {
                 retry_eventual(aws.eventual_consistency_timeout, || async {
-                    aws.iam
+                    iam(aws)
                         .put_role_policy()
                         .role_name(name)
                         .policy_name(policy_name)
@@ -119,50 +98,35 @@ impl KindAws for Role {
                         .send()
                         .await
                         .map_err(|e| {
-                            AwsError::from_sdk("iam:PutRolePolicy", e, |e| match e {
-                                // The role was created moments ago.
-                                PutRolePolicyError::NoSuchEntityException(_) => {
-                                    Some(ErrorClass::EventualConsistency)
-                                }
-                                _ => None,
-                            })
+                            IamCode::error("iam:PutRolePolicy", e)
+.reclass(IamCode::NoSuchEntity, ErrorClass::EventualConsistency)
                         })
                 })
                 .await?;
                 Ok(())
             }
             Op::DeleteInline { policy_name } => gone_ok(
-                aws.iam
+                iam(aws)
                     .delete_role_policy()
                     .role_name(name)
                     .policy_name(policy_name)
                     .send()
                     .await
                     .map_err(|e| {
-                        AwsError::from_sdk("iam:DeleteRolePolicy", e, |e| match e {
-                            DeleteRolePolicyError::NoSuchEntityException(_) => {
-                                Some(ErrorClass::NotFound)
-                            }
-                            _ => None,
-                        })
+                        IamCode::error("iam:DeleteRolePolicy", e)
                     }),
             ),
             Op::Attach { arn } => {
                 retry_eventual(aws.eventual_consistency_timeout, || async {
-                    aws.iam
+                    iam(aws)
                         .attach_role_policy()
                         .role_name(name)
                         .policy_arn(arn)
                         .send()
                         .await
                         .map_err(|e| {
-                            AwsError::from_sdk("iam:AttachRolePolicy", e, |e| match e {
-                                // The policy (or the role) was created moments ago.
-                                AttachRolePolicyError::NoSuchEntityException(_) => {
-                                    Some(ErrorClass::EventualConsistency)
-                                }
-                                _ => None,
-                            })
+                            IamCode::error("iam:AttachRolePolicy", e)
+.reclass(IamCode::NoSuchEntity, ErrorClass::EventualConsistency)
                         })
                 })
                 .await?;
@@ -171,18 +135,13 @@ impl KindAws for Role {
             Op::Detach { arn } => detach(aws, name, arn).await,
             Op::PutBoundary { arn } => put_boundary(aws, name, arn).await,
             Op::DeleteBoundary => gone_ok(
-                aws.iam
+                iam(aws)
                     .delete_role_permissions_boundary()
                     .role_name(name)
                     .send()
                     .await
                     .map_err(|e| {
-                        AwsError::from_sdk("iam:DeleteRolePermissionsBoundary", e, |e| match e {
-                            DeleteRolePermissionsBoundaryError::NoSuchEntityException(_) => {
-                                Some(ErrorClass::NotFound)
-                            }
-                            _ => None,
-                        })
+                        IamCode::error("iam:DeleteRolePermissionsBoundary", e)
                     }),
             ),
             Op::UpdateRole {
@@ -191,20 +150,14 @@ impl KindAws for Role {
             } => update_role(aws, name, description, *max_session_duration).await,
             Op::Tag { tags } => tag_role(aws, name, tags).await,
             Op::Untag { keys } => {
-                aws.iam
+                iam(aws)
                     .untag_role()
                     .role_name(name)
                     .set_tag_keys(Some(keys.clone()))
                     .send()
                     .await
                     .map_err(|e| {
-                        AwsError::from_sdk("iam:UntagRole", e, |e| match e {
-                            UntagRoleError::NoSuchEntityException(_) => Some(ErrorClass::NotFound),
-                            UntagRoleError::ConcurrentModificationException(_) => {
-                                Some(ErrorClass::Transient)
-                            }
-                            _ => None,
-                        })
+                        IamCode::error("iam:UntagRole", e)
                     })?;
                 Ok(())
             }
@@ -213,7 +166,7 @@ impl KindAws for Role {
             }
             Op::DeleteInstanceProfile => delete_own_instance_profile(aws, name).await,
             Op::Delete => {
-                let profiles = match instance_profiles_for_role(&aws.iam, name).await {
+                let profiles = match instance_profiles_for_role(&iam(aws), name).await {
                     Ok(p) => p,
                     Err(e) if e.is_not_found() => return Ok(()),
                     Err(e) => return Err(e),
@@ -222,24 +175,13 @@ impl KindAws for Role {
                     remove_from_profile(aws, &p, name).await?;
                 }
                 gone_ok(
-                    aws.iam
+                    iam(aws)
                         .delete_role()
                         .role_name(name)
                         .send()
                         .await
                         .map_err(|e| {
-                            AwsError::from_sdk("iam:DeleteRole", e, |e| match e {
-                                DeleteRoleError::NoSuchEntityException(_) => {
-                                    Some(ErrorClass::NotFound)
-                                }
-                                DeleteRoleError::DeleteConflictException(_) => {
-                                    Some(ErrorClass::Conflict)
-                                }
-                                DeleteRoleError::ConcurrentModificationException(_) => {
-                                    Some(ErrorClass::Transient)
-                                }
-                                _ => None,
-                            })
+                            IamCode::error("iam:DeleteRole", e)
                         }),
                 )
             }
@@ -291,23 +233,6 @@ fn from_detail(r: &RoleDetail, listed: Option<&(Option<String>, Option<i32>)>) -
     }
 }
 
-/// Every role under `prefix`, all pages.
-pub(crate) async fn roles_under(
-    iam: &aws_sdk_iam::Client,
-    prefix: &str,
-) -> Result<Vec<aws_sdk_iam::types::Role>, AwsError> {
-    let pages = iam
-        .list_roles()
-        .path_prefix(prefix)
-        .max_items(PAGE)
-        .into_paginator()
-        .send()
-        .try_collect()
-        .await
-        .map_err(|e| AwsError::from_sdk("iam:ListRoles", e, |_| None))?;
-    Ok(pages.into_iter().flat_map(|p| p.roles).collect())
-}
-
 /// Name → (description, max session duration) of every role under `prefix`.
 async fn list_roles(
     iam: &aws_sdk_iam::Client,
@@ -318,27 +243,6 @@ async fn list_roles(
         .into_iter()
         .map(|r| (r.role_name, (r.description, r.max_session_duration)))
         .collect())
-}
-
-/// GetRole, or `None` when there is no such role.
-pub(crate) async fn get_role(
-    iam: &aws_sdk_iam::Client,
-    name: &str,
-) -> Result<Option<aws_sdk_iam::types::Role>, AwsError> {
-    match iam.get_role().role_name(name).send().await {
-        Ok(out) => Ok(out.role),
-        Err(e) => {
-            let e = AwsError::from_sdk("iam:GetRole", e, |e| match e {
-                GetRoleError::NoSuchEntityException(_) => Some(ErrorClass::NotFound),
-                _ => None,
-            });
-            if e.is_not_found() {
-                Ok(None)
-            } else {
-                Err(e)
-            }
-        }
-    }
 }
 
 /// Read one role with per-resource calls; `None` when it does not exist.
@@ -394,10 +298,7 @@ async fn inline_policies(
         .try_collect()
         .await
         .map_err(|e| {
-            AwsError::from_sdk("iam:ListRolePolicies", e, |e| match e {
-                ListRolePoliciesError::NoSuchEntityException(_) => Some(ErrorClass::NotFound),
-                _ => None,
-            })
+            IamCode::error("iam:ListRolePolicies", e)
         })?
         .into_iter()
         .flat_map(|p| p.policy_names)
@@ -410,10 +311,7 @@ async fn inline_policies(
             .send()
             .await
             .map_err(|e| {
-                AwsError::from_sdk("iam:GetRolePolicy", e, |e| match e {
-                    GetRolePolicyError::NoSuchEntityException(_) => Some(ErrorClass::NotFound),
-                    _ => None,
-                })
+                IamCode::error("iam:GetRolePolicy", e)
             })?;
         Ok::<_, AwsError>(decode_document(
             &format!("inline policy {p} of {role}"),
@@ -435,12 +333,7 @@ async fn attached_policies(iam: &aws_sdk_iam::Client, role: &str) -> Result<Vec<
         .try_collect()
         .await
         .map_err(|e| {
-            AwsError::from_sdk("iam:ListAttachedRolePolicies", e, |e| match e {
-                ListAttachedRolePoliciesError::NoSuchEntityException(_) => {
-                    Some(ErrorClass::NotFound)
-                }
-                _ => None,
-            })
+            IamCode::error("iam:ListAttachedRolePolicies", e)
         })?;
     Ok(pages
         .into_iter()
@@ -463,12 +356,7 @@ async fn instance_profiles_for_role(
         .try_collect()
         .await
         .map_err(|e| {
-            AwsError::from_sdk("iam:ListInstanceProfilesForRole", e, |e| match e {
-                ListInstanceProfilesForRoleError::NoSuchEntityException(_) => {
-                    Some(ErrorClass::NotFound)
-                }
-                _ => None,
-            })
+            IamCode::error("iam:ListInstanceProfilesForRole", e)
         })?;
     Ok(pages
         .into_iter()
@@ -489,8 +377,8 @@ async fn create_role(aws: &AwsContext, name: &str, new: &NewRole) -> Result<bool
         tags,
     } = new;
     retry_eventual(aws.eventual_consistency_timeout, || async {
-        let res = aws
-            .iam
+        let res = iam(aws)
+            
             .create_role()
             .role_name(name)
             .path(path)
@@ -511,16 +399,11 @@ async fn create_role(aws: &AwsContext, name: &str, new: &NewRole) -> Result<bool
             {
                 Ok(false)
             }
-            Err(e) => Err(AwsError::from_sdk("iam:CreateRole", e, |e| match e {
+            Err(e) => Err(IamCode::error("iam:CreateRole", e)
                 // "Invalid principal": a principal in the trust policy is not visible yet.
-                CreateRoleError::MalformedPolicyDocumentException(_) => {
-                    Some(ErrorClass::EventualConsistency)
-                }
-                CreateRoleError::ConcurrentModificationException(_) => Some(ErrorClass::Transient),
-                // A boundary policy created moments ago; the model has no variant for it.
-                e if e.code() == Some("NoSuchEntity") => Some(ErrorClass::EventualConsistency),
-                _ => None,
-            })),
+                .reclass(IamCode::MalformedPolicyDocument, ErrorClass::EventualConsistency)
+                // A boundary policy created moments ago.
+                .reclass(IamCode::NoSuchEntity, ErrorClass::EventualConsistency)),
         }
     })
     .await
@@ -541,32 +424,20 @@ async fn converge(aws: &AwsContext, name: &str, new: &NewRole) -> Result<(), Aws
     // CreateRole says it exists, GetRole may not see it yet (an attempt moments ago made it
     // and IAM has not propagated it): wait here rather than fail the whole step.
     let role = retry_eventual(aws.eventual_consistency_timeout, || async {
-        get_role(&aws.iam, name).await?.ok_or_else(|| AwsError {
-            operation: "iam:CreateRole".into(),
-            class: ErrorClass::EventualConsistency,
-            message: format!("role {name} already exists but cannot be read yet"),
-        })
+        get_role(&iam(aws), name).await?.ok_or_else(|| AwsError::new("iam:CreateRole", ErrorClass::EventualConsistency, format!("role {name} already exists but cannot be read yet")))
     })
     .await?;
     let actual_tags = tags_from_sdk(role.tags());
     if !has_ownership_tag(&actual_tags) {
-        return Err(AwsError {
-            operation: "iam:CreateRole".into(),
-            class: ErrorClass::Conflict,
-            message: format!(
+        return Err(AwsError::new("iam:CreateRole", ErrorClass::Conflict, format!(
                 "role {name} exists without the ownership tag {OWNERSHIP_TAG}={OWNERSHIP_VALUE}"
-            ),
-        });
+            )));
     }
     if role.path != *path {
-        return Err(AwsError {
-            operation: "iam:CreateRole".into(),
-            class: ErrorClass::Fatal,
-            message: format!(
+        return Err(AwsError::new("iam:CreateRole", ErrorClass::Fatal, format!(
                 "role {name} exists with path {} instead of {path}",
                 role.path
-            ),
-        });
+            )));
     }
     let actual_trust = role
         .assume_role_policy_document
@@ -609,23 +480,15 @@ async fn converge(aws: &AwsContext, name: &str, new: &NewRole) -> Result<(), Aws
 /// UpdateAssumeRolePolicy, retrying "invalid principal" while a new principal propagates.
 async fn update_trust(aws: &AwsContext, name: &str, document: &Value) -> Result<(), AwsError> {
     retry_eventual(aws.eventual_consistency_timeout, || async {
-        aws.iam
+        iam(aws)
             .update_assume_role_policy()
             .role_name(name)
             .policy_document(document.to_string())
             .send()
             .await
             .map_err(|e| {
-                AwsError::from_sdk("iam:UpdateAssumeRolePolicy", e, |e| match e {
-                    // "Invalid principal": a principal created moments ago.
-                    UpdateAssumeRolePolicyError::MalformedPolicyDocumentException(_) => {
-                        Some(ErrorClass::EventualConsistency)
-                    }
-                    UpdateAssumeRolePolicyError::NoSuchEntityException(_) => {
-                        Some(ErrorClass::NotFound)
-                    }
-                    _ => None,
-                })
+                IamCode::error("iam:UpdateAssumeRolePolicy", e)
+.reclass(IamCode::MalformedPolicyDocument, ErrorClass::EventualConsistency)
             })
     })
     .await?;
@@ -635,20 +498,15 @@ async fn update_trust(aws: &AwsContext, name: &str, document: &Value) -> Result<
 /// PutRolePermissionsBoundary, retrying while a new boundary policy propagates.
 async fn put_boundary(aws: &AwsContext, name: &str, arn: &str) -> Result<(), AwsError> {
     retry_eventual(aws.eventual_consistency_timeout, || async {
-        aws.iam
+        iam(aws)
             .put_role_permissions_boundary()
             .role_name(name)
             .permissions_boundary(arn)
             .send()
             .await
             .map_err(|e| {
-                AwsError::from_sdk("iam:PutRolePermissionsBoundary", e, |e| match e {
-                    // The boundary policy was created moments ago.
-                    PutRolePermissionsBoundaryError::NoSuchEntityException(_) => {
-                        Some(ErrorClass::EventualConsistency)
-                    }
-                    _ => None,
-                })
+                IamCode::error("iam:PutRolePermissionsBoundary", e)
+.reclass(IamCode::NoSuchEntity, ErrorClass::EventualConsistency)
             })
     })
     .await?;
@@ -658,17 +516,14 @@ async fn put_boundary(aws: &AwsContext, name: &str, arn: &str) -> Result<(), Aws
 /// DetachRolePolicy; a policy already detached is fine.
 async fn detach(aws: &AwsContext, name: &str, arn: &str) -> Result<(), AwsError> {
     gone_ok(
-        aws.iam
+        iam(aws)
             .detach_role_policy()
             .role_name(name)
             .policy_arn(arn)
             .send()
             .await
             .map_err(|e| {
-                AwsError::from_sdk("iam:DetachRolePolicy", e, |e| match e {
-                    DetachRolePolicyError::NoSuchEntityException(_) => Some(ErrorClass::NotFound),
-                    _ => None,
-                })
+                IamCode::error("iam:DetachRolePolicy", e)
             }),
     )
 }
@@ -680,7 +535,7 @@ async fn update_role(
     description: &Option<String>,
     max_session: Option<u32>,
 ) -> Result<(), AwsError> {
-    aws.iam
+    iam(aws)
         .update_role()
         .role_name(name)
         .set_description(description.clone())
@@ -688,28 +543,21 @@ async fn update_role(
         .send()
         .await
         .map_err(|e| {
-            AwsError::from_sdk("iam:UpdateRole", e, |e| match e {
-                UpdateRoleError::NoSuchEntityException(_) => Some(ErrorClass::NotFound),
-                _ => None,
-            })
+            IamCode::error("iam:UpdateRole", e)
         })?;
     Ok(())
 }
 
 /// TagRole (adds or overwrites).
 async fn tag_role(aws: &AwsContext, name: &str, tags: &Tags) -> Result<(), AwsError> {
-    aws.iam
+    iam(aws)
         .tag_role()
         .role_name(name)
         .set_tags(Some(tags_to_sdk(tags)))
         .send()
         .await
         .map_err(|e| {
-            AwsError::from_sdk("iam:TagRole", e, |e| match e {
-                TagRoleError::NoSuchEntityException(_) => Some(ErrorClass::NotFound),
-                TagRoleError::ConcurrentModificationException(_) => Some(ErrorClass::Transient),
-                _ => None,
-            })
+            IamCode::error("iam:TagRole", e)
         })?;
     Ok(())
 }
@@ -727,10 +575,7 @@ async fn get_instance_profile(
     {
         Ok(out) => Ok(out.instance_profile),
         Err(e) => {
-            let e = AwsError::from_sdk("iam:GetInstanceProfile", e, |e| match e {
-                GetInstanceProfileError::NoSuchEntityException(_) => Some(ErrorClass::NotFound),
-                _ => None,
-            });
+            let e = IamCode::error("iam:GetInstanceProfile", e);
             if e.is_not_found() {
                 Ok(None)
             } else {
@@ -742,22 +587,14 @@ async fn get_instance_profile(
 
 /// An instance profile that is not ours to use.
 fn profile_conflict(name: &str, why: &str) -> AwsError {
-    AwsError {
-        operation: "iam:AddRoleToInstanceProfile".into(),
-        class: ErrorClass::Conflict,
-        message: format!("instance profile {name} {why}"),
-    }
+    AwsError::new("iam:AddRoleToInstanceProfile", ErrorClass::Conflict, format!("instance profile {name} {why}"))
 }
 
 /// Check an instance profile that already exists: ours, and holding no role but ours.
 /// Returns whether it already holds the role.
 async fn check_existing_profile(aws: &AwsContext, name: &str) -> Result<bool, AwsError> {
-    let Some(p) = get_instance_profile(&aws.iam, name).await? else {
-        return Err(AwsError {
-            operation: "iam:GetInstanceProfile".into(),
-            class: ErrorClass::EventualConsistency,
-            message: format!("instance profile {name} exists but cannot be read yet"),
-        });
+    let Some(p) = get_instance_profile(&iam(aws), name).await? else {
+        return Err(AwsError::new("iam:GetInstanceProfile", ErrorClass::EventualConsistency, format!("instance profile {name} exists but cannot be read yet")));
     };
     let holds: Vec<&str> = p.roles().iter().map(|r| r.role_name.as_str()).collect();
     if holds.contains(&name) {
@@ -782,8 +619,8 @@ async fn ensure_instance_profile(
     path: &str,
     tags: &Tags,
 ) -> Result<(), AwsError> {
-    let created = aws
-        .iam
+    let created = iam(aws)
+        
         .create_instance_profile()
         .instance_profile_name(name)
         .path(path)
@@ -803,21 +640,12 @@ async fn ensure_instance_profile(
             }
         }
         Err(e) => {
-            return Err(AwsError::from_sdk(
-                "iam:CreateInstanceProfile",
-                e,
-                |e| match e {
-                    CreateInstanceProfileError::ConcurrentModificationException(_) => {
-                        Some(ErrorClass::Transient)
-                    }
-                    _ => None,
-                },
-            ))
+            return Err(IamCode::error("iam:CreateInstanceProfile", e))
         }
     }
     let added = retry_eventual(aws.eventual_consistency_timeout, || async {
-        match aws
-            .iam
+        match iam(aws)
+            
             .add_role_to_instance_profile()
             .instance_profile_name(name)
             .role_name(name)
@@ -837,17 +665,8 @@ async fn ensure_instance_profile(
             {
                 Ok(false)
             }
-            Err(e) => Err(AwsError::from_sdk(
-                "iam:AddRoleToInstanceProfile",
-                e,
-                |e| match e {
-                    // The role or the profile was created moments ago.
-                    AddRoleToInstanceProfileError::NoSuchEntityException(_) => {
-                        Some(ErrorClass::EventualConsistency)
-                    }
-                    _ => None,
-                },
-            )),
+            Err(e) => Err(IamCode::error("iam:AddRoleToInstanceProfile", e)
+.reclass(IamCode::NoSuchEntity, ErrorClass::EventualConsistency)),
         }
     })
     .await?;
@@ -860,19 +679,14 @@ async fn ensure_instance_profile(
 /// RemoveRoleFromInstanceProfile; already out (or gone) is fine.
 async fn remove_from_profile(aws: &AwsContext, profile: &str, role: &str) -> Result<(), AwsError> {
     gone_ok(
-        aws.iam
+        iam(aws)
             .remove_role_from_instance_profile()
             .instance_profile_name(profile)
             .role_name(role)
             .send()
             .await
             .map_err(|e| {
-                AwsError::from_sdk("iam:RemoveRoleFromInstanceProfile", e, |e| match e {
-                    RemoveRoleFromInstanceProfileError::NoSuchEntityException(_) => {
-                        Some(ErrorClass::NotFound)
-                    }
-                    _ => None,
-                })
+                IamCode::error("iam:RemoveRoleFromInstanceProfile", e)
             }),
     )
 }
@@ -880,7 +694,7 @@ async fn remove_from_profile(aws: &AwsContext, profile: &str, role: &str) -> Res
 /// Take the role out of its instance profile and delete the profile if it is ours and empty.
 async fn delete_own_instance_profile(aws: &AwsContext, name: &str) -> Result<(), AwsError> {
     remove_from_profile(aws, name, name).await?;
-    let Some(p) = get_instance_profile(&aws.iam, name).await? else {
+    let Some(p) = get_instance_profile(&iam(aws), name).await? else {
         return Ok(());
     };
     if !has_ownership_tag(&tags_from_sdk(p.tags())) || !p.roles().is_empty() {
@@ -891,21 +705,13 @@ async fn delete_own_instance_profile(aws: &AwsContext, name: &str) -> Result<(),
         return Ok(());
     }
     gone_ok(
-        aws.iam
+        iam(aws)
             .delete_instance_profile()
             .instance_profile_name(name)
             .send()
             .await
             .map_err(|e| {
-                AwsError::from_sdk("iam:DeleteInstanceProfile", e, |e| match e {
-                    DeleteInstanceProfileError::NoSuchEntityException(_) => {
-                        Some(ErrorClass::NotFound)
-                    }
-                    DeleteInstanceProfileError::DeleteConflictException(_) => {
-                        Some(ErrorClass::Conflict)
-                    }
-                    _ => None,
-                })
+                IamCode::error("iam:DeleteInstanceProfile", e)
             }),
     )
 }
@@ -921,7 +727,9 @@ mod tests {
     use aws_config::{BehaviorVersion, Region};
     use aws_sdk_iam::config::Credentials;
     use aws_sdk_iam::operation::create_role::CreateRoleOutput;
+    use aws_sdk_iam::operation::attach_role_policy::AttachRolePolicyError;
     use aws_sdk_iam::operation::delete_role::DeleteRoleError;
+    use aws_sdk_iam::operation::get_role::GetRoleError;
     use aws_sdk_iam::operation::detach_role_policy::DetachRolePolicyError;
     use aws_sdk_iam::operation::list_instance_profiles_for_role::ListInstanceProfilesForRoleOutput;
     use aws_sdk_iam::types::error::{
@@ -934,6 +742,13 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    /// The metadata the SDK's deserializer gives a modeled IAM error: its code.
+    fn iam_code(code: &str) -> aws_smithy_types::error::ErrorMetadata {
+        aws_smithy_types::error::ErrorMetadata::builder()
+            .code(code)
+            .build()
+    }
 
     const INTERNAL: &str = r#"<ErrorResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/"><Error><Type>Receiver</Type><Code>InternalFailure</Code><Message>We encountered an internal error</Message></Error><RequestId>1</RequestId></ErrorResponse>"#;
 
@@ -959,32 +774,13 @@ mod tests {
             )
             .interceptor(interceptor)
             .build();
-        let s3 = aws_sdk_s3::Client::from_conf(
-            aws_sdk_s3::Config::builder()
-                .behavior_version(BehaviorVersion::latest())
-                .region(Region::new("us-east-1"))
-                .build(),
-        );
-        let dynamodb = aws_sdk_dynamodb::Client::from_conf(
-            aws_sdk_dynamodb::Config::builder()
-                .behavior_version(BehaviorVersion::latest())
-                .region(Region::new("us-east-1"))
-                .build(),
-        );
-        let sts = aws_sdk_sts::Client::from_conf(
-            aws_sdk_sts::Config::builder()
-                .behavior_version(BehaviorVersion::latest())
-                .region(Region::new("us-east-1"))
-                .build(),
-        );
-        AwsContext {
-            iam: Client::from_conf(conf),
-            s3,
-            dynamodb,
-            sts,
-            stats: Default::default(),
-            eventual_consistency_timeout: timeout,
-        }
+        let sdk = aws_config::SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .build();
+        let mut aws = AwsContext::from_sdk_config(&sdk).with_client(Client::from_conf(conf));
+        aws.eventual_consistency_timeout = timeout;
+        aws
     }
 
     fn create_op() -> Op {
@@ -1003,7 +799,7 @@ mod tests {
     }
 
     fn invalid_principal() -> CreateRoleError {
-        CreateRoleError::MalformedPolicyDocumentException(MalformedPolicyDocumentException::builder().message("Invalid principal in policy: \"AWS\":\"arn:aws:iam::123456789012:role/just-created\"").build())
+        CreateRoleError::MalformedPolicyDocumentException(MalformedPolicyDocumentException::builder().meta(iam_code("MalformedPolicyDocument")).message("Invalid principal in policy: \"AWS\":\"arn:aws:iam::123456789012:role/just-created\"").build())
     }
 
     fn role_output() -> CreateRoleOutput {
@@ -1025,7 +821,7 @@ mod tests {
         // step ("cannot be read yet") instead of waiting for IAM to catch up.
         let create = mock!(Client::create_role).then_error(|| {
             CreateRoleError::EntityAlreadyExistsException(
-                aws_sdk_iam::types::error::EntityAlreadyExistsException::builder().build(),
+                aws_sdk_iam::types::error::EntityAlreadyExistsException::builder().meta(iam_code("EntityAlreadyExists")).build(),
             )
         });
         let role = || {
@@ -1046,7 +842,7 @@ mod tests {
         };
         let get = mock!(Client::get_role)
             .sequence()
-            .error(|| GetRoleError::NoSuchEntityException(NoSuchEntityException::builder().build()))
+            .error(|| GetRoleError::NoSuchEntityException(NoSuchEntityException::builder().meta(iam_code("NoSuchEntity")).build()))
             .times(2)
             .output(role)
             .build();
@@ -1157,7 +953,7 @@ mod tests {
             .sequence()
             .error(|| {
                 AttachRolePolicyError::NoSuchEntityException(
-                    NoSuchEntityException::builder()
+                    NoSuchEntityException::builder().meta(iam_code("NoSuchEntity"))
                         .message("Policy does not exist or is not attachable.")
                         .build(),
                 )
@@ -1184,7 +980,7 @@ mod tests {
     #[tokio::test]
     async fn removing_what_is_gone_succeeds_and_delete_conflict_is_a_conflict() {
         let detach = mock!(Client::detach_role_policy).then_error(|| {
-            DetachRolePolicyError::NoSuchEntityException(NoSuchEntityException::builder().build())
+            DetachRolePolicyError::NoSuchEntityException(NoSuchEntityException::builder().meta(iam_code("NoSuchEntity")).build())
         });
         let profiles = mock!(Client::list_instance_profiles_for_role).then_output(|| {
             ListInstanceProfilesForRoleOutput::builder()
@@ -1194,7 +990,7 @@ mod tests {
         });
         let delete = mock!(Client::delete_role).then_error(|| {
             DeleteRoleError::DeleteConflictException(
-                DeleteConflictException::builder()
+                DeleteConflictException::builder().meta(iam_code("DeleteConflict"))
                     .message("Cannot delete entity, must detach all policies first.")
                     .build(),
             )

@@ -7,15 +7,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::RoleSpec;
 use crate::kinds::common::Tags;
-use crate::kinds::engine::{has_ownership_tag, Diff, KindPlan, PlanCx};
-use crate::kinds::managed_policy::diff::{document_change, plan_error, tag_changes, tag_fields};
-use crate::kinds::{Kind, ResourceSpec};
-use crate::plan::{FieldChange, Observed, PlanError, ResourceId, Step};
+use crate::kinds::core::{has_ownership_tag, Diff, KindPlan, PlanCx, PlanError, Place};
+use crate::kinds::iam::{document_change, tag_changes, tag_fields};
+use crate::kinds::{FieldChange, Kind, ResourceId};
 
 /// IAM's maximum session duration when none was set.
 pub const DEFAULT_MAX_SESSION: u32 = 3600;
@@ -24,7 +23,7 @@ pub const DEFAULT_MAX_SESSION: u32 = 3600;
 pub struct Role;
 
 /// What AWS has for one role.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RoleObserved {
     /// The role's ARN.
     pub arn: String,
@@ -49,7 +48,7 @@ pub struct RoleObserved {
 }
 
 /// What CreateRole is given.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NewRole {
     /// IAM path.
     pub path: String,
@@ -66,7 +65,7 @@ pub struct NewRole {
 }
 
 /// One step on a role. Every step is idempotent; the role is named by the change.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Op {
     /// CreateRole with everything CreateRole takes (the boundary too, so the role never
@@ -141,8 +140,6 @@ pub enum Op {
 }
 
 impl KindPlan for Role {
-    const KIND: Kind = Kind::Role;
-    type Spec = RoleSpec;
     type Observed = RoleObserved;
     type Op = Op;
 
@@ -171,19 +168,15 @@ impl KindPlan for Role {
         }
     }
 
-    fn spec(s: &ResourceSpec) -> Option<&RoleSpec> {
-        match s {
-            ResourceSpec::Role(x) => Some(x),
-            _ => None,
-        }
+    fn arn(name: &str, spec: &RoleSpec, at: Place) -> Option<String> {
+        Some(format!(
+            "arn:{}:iam::{}:role{}{name}",
+            at.partition, at.account, spec.path
+        ))
     }
 
-    fn observed(o: &Observed) -> &BTreeMap<String, RoleObserved> {
-        &o.roles
-    }
-
-    fn step(op: Op) -> Step {
-        Step::Role(op)
+    fn observed_arn(o: &RoleObserved) -> Option<String> {
+        Some(o.arn.clone())
     }
 
     fn depends_on(_: &str, spec: &RoleSpec, cx: &PlanCx) -> Vec<ResourceId> {
@@ -191,8 +184,8 @@ impl KindPlan for Role {
             .managed_policies
             .iter()
             .chain(spec.permissions_boundary.iter())
-            .filter_map(|arn| cx.policy_arns.get(arn))
-            .map(|n| (Kind::ManagedPolicy, n.clone()))
+            .filter_map(|arn| cx.named_by_arn(Kind::ManagedPolicy, arn))
+            .map(|n| (Kind::ManagedPolicy, n.to_string()))
             .collect();
         deps.into_iter().collect()
     }
@@ -284,7 +277,7 @@ impl KindPlan for Role {
         cx: &PlanCx,
     ) -> Result<Diff<Op>, Vec<PlanError>> {
         if spec.path != o.path {
-            return Err(vec![plan_error(
+            return Err(vec![PlanError::new(
                 Kind::Role,
                 name,
                 "spec.path",
@@ -470,8 +463,8 @@ mod tests {
             region: "us-east-1".into(),
             ..PlanCx::default()
         };
-        cx.policy_arns.insert(BOUNDARY.into(), "boundary".into());
-        cx.policy_arns.insert(APP.into(), "app".into());
+        cx.declare(Kind::ManagedPolicy, "boundary", Some(BOUNDARY.into()));
+        cx.declare(Kind::ManagedPolicy, "app", Some(APP.into()));
         cx
     }
 

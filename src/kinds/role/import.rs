@@ -2,15 +2,15 @@
 
 use super::diff::{RoleObserved, DEFAULT_MAX_SESSION};
 use super::RoleSpec;
-use crate::kinds::engine::{own_tags, PlanCx};
+use crate::kinds::core::{own_tags, PlanCx};
+use crate::kinds::Kind;
 
 /// A policy ARN as a manifest names it: the ManagedPolicy's name when the manifests (or
 /// the same import) hold that policy, else the ARN.
 fn policy_ref(arn: &str, cx: &PlanCx) -> String {
-    cx.policy_arns
-        .get(arn)
-        .cloned()
-        .unwrap_or_else(|| arn.to_string())
+    cx.named_by_arn(Kind::ManagedPolicy, arn)
+        .unwrap_or(arn)
+        .to_string()
 }
 
 /// The spec of role `name` as it is: trust policy, attached and inline policies (those
@@ -51,9 +51,10 @@ mod tests {
     #[test]
     fn known_policies_by_name_ignored_ones_left_out_defaults_dropped() {
         let mut cx = PlanCx::default();
-        cx.policy_arns.insert(
-            "arn:aws:iam::123456789012:policy/mine".into(),
-            "mine".into(),
+        cx.declare(
+            Kind::ManagedPolicy,
+            "mine",
+            Some("arn:aws:iam::123456789012:policy/mine".into()),
         );
         cx.ignore.push(IgnoreRule {
             name: Some("MLSpace-app-denied-services".into()),

@@ -9,8 +9,11 @@ use super::common::{
     check_iam_description, check_iam_name, check_iam_path, check_policy, check_policy_size,
     check_tags, Tags,
 };
-use crate::manifest::diag::DocCx;
-use crate::manifest::yaml::escape_segment;
+use super::core::{DocKind, Reference, ResolveCx};
+use super::environment::EnvironmentView;
+use super::Kind;
+use crate::syntax::diag::DocCx;
+use crate::syntax::yaml::escape_segment;
 
 /// IAM quota: trust policy size, characters without white space (the default; raisable to 4,096).
 pub const MAX_TRUST_POLICY_LEN: usize = 2048;
@@ -40,7 +43,7 @@ pub struct RoleSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub permissions_boundary: Option<String>,
     /// IAM path, `/` by default. IAM cannot change it; a change is reported, not applied.
-    #[serde(default = "super::managed_policy::default_path")]
+    #[serde(default = "super::common::default_iam_path")]
     pub path: String,
     /// Description of the role.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -118,6 +121,21 @@ impl RoleSpec {
                 );
             }
         }
+        let arns = self
+            .managed_policies
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (format!("/spec/managedPolicies/{i}"), p))
+            .chain(
+                self.permissions_boundary
+                    .iter()
+                    .map(|b| ("/spec/permissionsBoundary".to_string(), b)),
+            );
+        for (ptr, r) in arns {
+            if is_policy_arn(r) && !is_iam_policy_arn(r) {
+                cx.error(&ptr, format_args!("`{r}` is not an IAM policy ARN (arn:PARTITION:iam::ACCOUNT|aws:policy/PATH/NAME)"));
+            }
+        }
         if let Some(s) = self.max_session_duration {
             if !(3600..=43200).contains(&s) {
                 cx.error(
@@ -138,6 +156,81 @@ pub fn is_policy_arn(s: &str) -> bool {
     s.starts_with("arn:")
 }
 
+/// `arn:PARTITION:iam::ACCOUNT|aws:policy/...`.
+fn is_iam_policy_arn(s: &str) -> bool {
+    let parts: Vec<&str> = s.splitn(6, ':').collect();
+    parts.len() == 6
+        && parts[0] == "arn"
+        && !parts[1].is_empty()
+        && parts[2] == "iam"
+        && parts[3].is_empty()
+        && (parts[4] == "aws"
+            || (parts[4].len() == 12 && parts[4].bytes().all(|b| b.is_ascii_digit())))
+        && parts[5].starts_with("policy/")
+        && parts[5].len() > "policy/".len()
+}
+
+impl DocKind for Role {
+    const KIND: Kind = Kind::Role;
+    type Spec = RoleSpec;
+    const FILE_FIELDS: &'static [(&'static str, &'static str)] =
+        &[("assumeRolePolicyFile", "assumeRolePolicy")];
+
+    fn validate(name: &str, spec: &RoleSpec, cx: &mut DocCx, env: &EnvironmentView) {
+        spec.validate(name, cx, &env.tags);
+    }
+
+    /// ManagedPolicies named (not given by ARN) as attachments or boundary.
+    fn references(spec: &RoleSpec) -> Vec<Reference> {
+        let named = spec
+            .managed_policies
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (format!("/spec/managedPolicies/{i}"), p))
+            .chain(
+                spec.permissions_boundary
+                    .iter()
+                    .map(|b| ("/spec/permissionsBoundary".to_string(), b)),
+            );
+        named
+            .filter(|(_, p)| !is_policy_arn(p))
+            .map(|(pointer, p)| Reference {
+                pointer,
+                kind: Kind::ManagedPolicy,
+                name: p.clone(),
+                hint: Some(" (use a full ARN for a policy managed elsewhere)"),
+            })
+            .collect()
+    }
+
+    /// Policy names become the ARNs of the ManagedPolicies they name; a name and the ARN of
+    /// the same policy are one attachment.
+    fn resolve(_: &str, spec: &mut RoleSpec, cx: &mut ResolveCx) {
+        let to_arn = |s: &String| {
+            cx.arn_of(Kind::ManagedPolicy, s)
+                .map(str::to_string)
+                .unwrap_or_else(|| s.clone())
+        };
+        spec.managed_policies = spec.managed_policies.iter().map(to_arn).collect();
+        spec.permissions_boundary = spec.permissions_boundary.as_ref().map(to_arn);
+        spec.managed_policies.sort();
+        for w in spec.managed_policies.windows(2) {
+            if w[0] == w[1] {
+                cx.doc.error(
+                    "/spec/managedPolicies",
+                    format_args!("policy {} is listed twice (by name and by ARN)", w[0]),
+                );
+            }
+        }
+        spec.managed_policies.dedup();
+    }
+
+    fn tags_mut(spec: &mut RoleSpec) -> Option<&mut Tags> {
+        Some(&mut spec.tags)
+    }
+}
+
+#[cfg(feature = "runtime")]
 pub mod aws;
 pub mod diff;
 pub mod import;

@@ -9,17 +9,14 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use aws_sdk_iam::operation::delete_service_linked_role::DeleteServiceLinkedRoleError;
-use aws_sdk_iam::operation::get_service_linked_role_deletion_status::GetServiceLinkedRoleDeletionStatusError;
-use aws_sdk_iam::operation::update_role_description::UpdateRoleDescriptionError;
 use aws_sdk_iam::types::DeletionTaskStatusType;
 use futures::future::try_join_all;
 
 use super::diff::{Op, ServiceLinkedRole, ServiceLinkedRoleObserved};
-use crate::aws::{AwsContext, AwsError, ErrorClass};
-use crate::kinds::engine::{KindAws, PlanCx, Wanted};
-use crate::kinds::role::aws::iam_snapshot::PER_RESOURCE_MAX;
-use crate::kinds::role::aws::{get_role, roles_under};
+use crate::aws::{ServiceCode, AwsContext, AwsError, ErrorClass};
+use crate::kinds::core::PlanCx;
+use crate::kinds::runtime::{KindAws, Wanted};
+use crate::kinds::iam::sdk::{get_role, iam, roles_under, IamCode, PER_RESOURCE_MAX};
 
 /// Path prefix of every service-linked role.
 const SLR_PREFIX: &str = "/aws-service-role/";
@@ -38,7 +35,8 @@ impl KindAws for ServiceLinkedRole {
         if !by_service.is_empty() {
             let all = if by_service.len() <= PER_RESOURCE_MAX {
                 let names: Vec<&str> = by_service.iter().map(|w| w.name).collect();
-                let direct: Vec<_> = try_join_all(names.iter().map(|n| get_role(&aws.iam, n)))
+                let client = iam(aws);
+                let direct: Vec<_> = try_join_all(names.iter().map(|n| get_role(&client, n)))
                     .await?
                     .into_iter()
                     .flatten()
@@ -47,10 +45,10 @@ impl KindAws for ServiceLinkedRole {
                 if direct.len() == by_service.len() {
                     direct
                 } else {
-                    list_slrs(&aws.iam).await?
+                    list_slrs(&client).await?
                 }
             } else {
-                list_slrs(&aws.iam).await?
+                list_slrs(&iam(aws)).await?
             };
             for w in &by_service {
                 let spec = w.spec.expect("partitioned on spec");
@@ -64,7 +62,7 @@ impl KindAws for ServiceLinkedRole {
             }
         }
         for w in by_name {
-            if let Some(r) = get_role(&aws.iam, w.name).await? {
+            if let Some(r) = get_role(&iam(aws), w.name).await? {
                 out.insert(w.name.to_string(), observed(&r));
             }
         }
@@ -78,8 +76,8 @@ impl KindAws for ServiceLinkedRole {
                 description,
                 custom_suffix,
             } => {
-                let res = aws
-                    .iam
+                let res = iam(aws)
+                    
                     .create_service_linked_role()
                     .aws_service_name(aws_service_name)
                     .set_description(description.clone())
@@ -97,14 +95,14 @@ impl KindAws for ServiceLinkedRole {
                     // IAM refuses a second role for the service (InvalidInput; moto says
                     // EntityAlreadyExists): when ours exists, an earlier attempt made it.
                     Err(e) => {
-                        let err = AwsError::from_sdk("iam:CreateServiceLinkedRole", e, |_| None);
+                        let err = IamCode::error("iam:CreateServiceLinkedRole", e);
                         let spec = crate::kinds::service_linked_role::ServiceLinkedRoleSpec {
                             aws_service_name: aws_service_name.clone(),
                             description: None,
                             custom_suffix: custom_suffix.clone(),
                         };
-                        let exists = get_role(&aws.iam, name).await?.is_some()
-                            || list_slrs(&aws.iam)
+                        let exists = get_role(&iam(aws), name).await?.is_some()
+                            || list_slrs(&iam(aws))
                                 .await?
                                 .iter()
                                 .any(|r| linked_to(r, &spec));
@@ -120,19 +118,14 @@ impl KindAws for ServiceLinkedRole {
                 role_name,
                 description,
             } => {
-                aws.iam
+                iam(aws)
                     .update_role_description()
                     .role_name(role_name)
                     .description(description)
                     .send()
                     .await
                     .map_err(|e| {
-                        AwsError::from_sdk("iam:UpdateRoleDescription", e, |e| match e {
-                            UpdateRoleDescriptionError::NoSuchEntityException(_) => {
-                                Some(ErrorClass::NotFound)
-                            }
-                            _ => None,
-                        })
+                        IamCode::error("iam:UpdateRoleDescription", e)
                     })?;
                 Ok(())
             }
@@ -174,8 +167,8 @@ async fn list_slrs(iam: &aws_sdk_iam::Client) -> Result<Vec<aws_sdk_iam::types::
 
 /// Start the deletion task and wait for it.
 async fn delete(aws: &AwsContext, name: &str) -> Result<(), AwsError> {
-    let task = match aws
-        .iam
+    let task = match iam(aws)
+        
         .delete_service_linked_role()
         .role_name(name)
         .send()
@@ -183,31 +176,21 @@ async fn delete(aws: &AwsContext, name: &str) -> Result<(), AwsError> {
     {
         Ok(out) => out.deletion_task_id,
         Err(e) => {
-            let e = AwsError::from_sdk("iam:DeleteServiceLinkedRole", e, |e| match e {
-                DeleteServiceLinkedRoleError::NoSuchEntityException(_) => {
-                    Some(ErrorClass::NotFound)
-                }
-                _ => None,
-            });
+            let e = IamCode::error("iam:DeleteServiceLinkedRole", e);
             return if e.is_not_found() { Ok(()) } else { Err(e) };
         }
     };
     let start = Instant::now();
     let mut delay = Duration::from_millis(500);
     loop {
-        let out = aws
-            .iam
+        let out = iam(aws)
+            
             .get_service_linked_role_deletion_status()
             .deletion_task_id(&task)
             .send()
             .await
             .map_err(|e| {
-                AwsError::from_sdk("iam:GetServiceLinkedRoleDeletionStatus", e, |e| match e {
-                    GetServiceLinkedRoleDeletionStatusError::NoSuchEntityException(_) => {
-                        Some(ErrorClass::NotFound)
-                    }
-                    _ => None,
-                })
+                IamCode::error("iam:GetServiceLinkedRoleDeletionStatus", e)
             })?;
         match out.status {
             DeletionTaskStatusType::Succeeded => return Ok(()),
@@ -232,18 +215,10 @@ async fn delete(aws: &AwsContext, name: &str) -> Result<(), AwsError> {
                         }
                     )
                 });
-                return Err(AwsError {
-                    operation: "iam:DeleteServiceLinkedRole".into(),
-                    class: ErrorClass::Conflict,
-                    message: why.unwrap_or_else(|| "deletion failed".into()),
-                });
+                return Err(AwsError::new("iam:DeleteServiceLinkedRole", ErrorClass::Conflict, why.unwrap_or_else(|| "deletion failed".into())));
             }
             _ if start.elapsed() + delay > aws.eventual_consistency_timeout => {
-                return Err(AwsError {
-                    operation: "iam:DeleteServiceLinkedRole".into(),
-                    class: ErrorClass::Transient,
-                    message: format!("deletion task {task} still running"),
-                });
+                return Err(AwsError::new("iam:DeleteServiceLinkedRole", ErrorClass::Transient, format!("deletion task {task} still running")));
             }
             _ => {
                 tokio::time::sleep(delay).await;

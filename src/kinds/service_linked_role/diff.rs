@@ -4,22 +4,18 @@
 //! our tag, so the only things planned are creating a missing one, updating its
 //! description, and deleting it.
 
-use std::collections::BTreeMap;
-
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::ServiceLinkedRoleSpec;
-use crate::kinds::engine::{Diff, KindPlan, PlanCx};
-use crate::kinds::managed_policy::diff::plan_error;
-use crate::kinds::{Kind, ResourceSpec};
-use crate::plan::{FieldChange, Observed, PlanError, ResourceId, Step};
+use crate::kinds::core::{Diff, KindPlan, PlanCx, PlanError, Place};
+use crate::kinds::{FieldChange, Kind};
 
 /// The ServiceLinkedRole kind.
 pub struct ServiceLinkedRole;
 
 /// What AWS has for one service-linked role.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ServiceLinkedRoleObserved {
     /// The role's name as IAM chose it (found by its service, so it may differ from
     /// `metadata.name`, e.g. on emulators).
@@ -45,7 +41,7 @@ impl ServiceLinkedRoleObserved {
 }
 
 /// One step on a service-linked role.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Op {
     /// CreateServiceLinkedRole; when the role already exists, nothing to do.
@@ -72,32 +68,25 @@ pub enum Op {
 }
 
 impl KindPlan for ServiceLinkedRole {
-    const KIND: Kind = Kind::ServiceLinkedRole;
-    type Spec = ServiceLinkedRoleSpec;
     type Observed = ServiceLinkedRoleObserved;
     type Op = Op;
 
-    fn spec(s: &ResourceSpec) -> Option<&ServiceLinkedRoleSpec> {
-        match s {
-            ResourceSpec::ServiceLinkedRole(x) => Some(x),
-            _ => None,
-        }
-    }
+    // IAM, not the manifest, names the role: it is found by its service.
+    const OBSERVE_BY_SPEC: bool = true;
 
-    fn observed(o: &Observed) -> &BTreeMap<String, ServiceLinkedRoleObserved> {
-        &o.service_linked_roles
-    }
-
-    fn step(op: Op) -> Step {
-        Step::ServiceLinkedRole(op)
-    }
-
-    fn depends_on(_: &str, _: &ServiceLinkedRoleSpec, _: &PlanCx) -> Vec<ResourceId> {
-        vec![]
+    fn arn(name: &str, spec: &ServiceLinkedRoleSpec, at: Place) -> Option<String> {
+        Some(format!(
+            "arn:{}:iam::{}:role/aws-service-role/{}/{name}",
+            at.partition, at.account, spec.aws_service_name
+        ))
     }
 
     /// AWS creates and manages service-linked roles and they cannot carry our tag: one
     /// named in a manifest is ours.
+    fn observed_arn(o: &ServiceLinkedRoleObserved) -> Option<String> {
+        Some(o.arn.clone())
+    }
+
     fn is_owned(_: &ServiceLinkedRoleObserved) -> bool {
         true
     }
@@ -130,7 +119,7 @@ impl KindPlan for ServiceLinkedRole {
     ) -> Result<Diff<Op>, Vec<PlanError>> {
         if let Some(actual) = &o.aws_service_name {
             if !actual.eq_ignore_ascii_case(&spec.aws_service_name) {
-                return Err(vec![plan_error(Kind::ServiceLinkedRole, name, "spec.awsServiceName", format!("the role `{name}` is linked to `{actual}`; a service-linked role cannot change its service"))]);
+                return Err(vec![PlanError::new(Kind::ServiceLinkedRole, name, "spec.awsServiceName", format!("the role `{name}` is linked to `{actual}`; a service-linked role cannot change its service"))]);
             }
         }
         match &spec.description {

@@ -4,7 +4,10 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::{check_iam_description, check_iam_name};
-use crate::manifest::diag::DocCx;
+use super::core::DocKind;
+use super::environment::EnvironmentView;
+use super::Kind;
+use crate::syntax::diag::DocCx;
 
 /// Spec of the `ServiceLinkedRole` kind. `metadata.name` is the role name AWS gives it
 /// (for example `AWSServiceRoleForEMRCleanup`).
@@ -56,6 +59,18 @@ impl ServiceLinkedRoleSpec {
     }
 }
 
+impl DocKind for ServiceLinkedRole {
+    const KIND: Kind = Kind::ServiceLinkedRole;
+    type Spec = ServiceLinkedRoleSpec;
+    // Roles and service-linked roles share IAM's role names.
+    const NAME_SPACE: Kind = Kind::Role;
+
+    fn validate(name: &str, spec: &ServiceLinkedRoleSpec, cx: &mut DocCx, _: &EnvironmentView) {
+        spec.validate(name, cx);
+    }
+}
+
+#[cfg(feature = "runtime")]
 pub mod aws;
 pub mod diff;
 pub mod import;

@@ -14,20 +14,8 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::BuildError;
-use aws_sdk_dynamodb::operation::create_table::CreateTableError;
-use aws_sdk_dynamodb::operation::delete_table::DeleteTableError;
-use aws_sdk_dynamodb::operation::describe_continuous_backups::DescribeContinuousBackupsError;
-use aws_sdk_dynamodb::operation::describe_table::DescribeTableError;
-use aws_sdk_dynamodb::operation::describe_time_to_live::DescribeTimeToLiveError;
-use aws_sdk_dynamodb::operation::list_tags_of_resource::ListTagsOfResourceError;
-use aws_sdk_dynamodb::operation::tag_resource::TagResourceError;
-use aws_sdk_dynamodb::operation::untag_resource::UntagResourceError;
-use aws_sdk_dynamodb::operation::update_continuous_backups::UpdateContinuousBackupsError;
 use aws_sdk_dynamodb::operation::update_table::builders::UpdateTableFluentBuilder;
-use aws_sdk_dynamodb::operation::update_table::UpdateTableError;
-use aws_sdk_dynamodb::operation::update_time_to_live::UpdateTimeToLiveError;
 use aws_sdk_dynamodb::types as t;
-use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use futures::{StreamExt, TryStreamExt};
 
 use super::diff::{
@@ -38,9 +26,13 @@ use super::{
     AttributeType, BillingMode, GlobalSecondaryIndex, Projection, ProjectionType, StreamViewType,
     TableEncryption, TableKeyType, TableSpec, Throughput,
 };
-use crate::aws::{retry_eventual, AwsContext, AwsError, ErrorClass};
+use crate::aws::{
+    dynamodb, retry_eventual, AwsContext, AwsError, DynamoDbCode, ErrorClass, ServiceCode,
+};
 use crate::kinds::common::Tags;
-use crate::kinds::engine::{self, has_ownership_tag, KindAws, PlanCx};
+use crate::kinds::core::{has_ownership_tag, PlanCx};
+use crate::kinds::runtime::{KindAws, Wanted};
+
 
 /// Tables observed at once.
 pub const CONCURRENCY: usize = 8;
@@ -54,7 +46,7 @@ pub const WAIT_LIMIT: Duration = Duration::from_secs(30 * 60);
 impl KindAws for Table {
     async fn observe(
         aws: &AwsContext,
-        wanted: &[engine::Wanted<'_, TableSpec>],
+        wanted: &[Wanted<'_, TableSpec>],
         _: &PlanCx,
     ) -> Result<BTreeMap<String, TableObserved>, AwsError> {
         // PITR and TTL are separate calls: read them only when the manifest manages them
@@ -98,7 +90,7 @@ impl KindAws for Table {
                 if d.deletion_protection_enabled().unwrap_or(false) == *enabled {
                     return Ok(());
                 }
-                let req = aws.dynamodb.update_table().table_name(name);
+                let req = dynamodb(aws).update_table().table_name(name);
                 update_table(aws, name, req.deletion_protection_enabled(*enabled)).await
             }
             Op::UpdateEncryption { encryption } => {
@@ -106,43 +98,29 @@ impl KindAws for Table {
                 if encryption_matches(encryption, &sse(d.sse_description(), None)) {
                     return Ok(());
                 }
-                let req = aws.dynamodb.update_table().table_name(name);
+                let req = dynamodb(aws).update_table().table_name(name);
                 update_table(aws, name, req.sse_specification(sse_spec(encryption))).await
             }
             Op::UpdatePitr { enabled } => update_pitr(aws, name, *enabled).await,
             Op::UpdateTtl { attribute } => update_ttl(aws, name, attribute).await,
             Op::Tag { arn, tags } => {
-                let req = aws
-                    .dynamodb
+                let req = dynamodb(aws)
+                    
                     .tag_resource()
                     .resource_arn(arn)
                     .set_tags(Some(sdk_tags(tags)));
                 req.send().await.map(drop).map_err(|e| {
-                    AwsError::from_sdk("dynamodb:TagResource", e, |e| match e {
-                        TagResourceError::ResourceNotFoundException(_) => {
-                            Some(ErrorClass::NotFound)
-                        }
-                        TagResourceError::ResourceInUseException(_) => Some(ErrorClass::Transient),
-                        _ => None,
-                    })
+                    DynamoDbCode::error("dynamodb:TagResource", e)
                 })
             }
             Op::Untag { arn, keys } => {
-                let req = aws
-                    .dynamodb
+                let req = dynamodb(aws)
+                    
                     .untag_resource()
                     .resource_arn(arn)
                     .set_tag_keys(Some(keys.clone()));
                 req.send().await.map(drop).map_err(|e| {
-                    AwsError::from_sdk("dynamodb:UntagResource", e, |e| match e {
-                        UntagResourceError::ResourceNotFoundException(_) => {
-                            Some(ErrorClass::NotFound)
-                        }
-                        UntagResourceError::ResourceInUseException(_) => {
-                            Some(ErrorClass::Transient)
-                        }
-                        _ => None,
-                    })
+                    DynamoDbCode::error("dynamodb:UntagResource", e)
                 })
             }
             Op::Delete => delete(aws, name).await,
@@ -200,13 +178,10 @@ async fn observe_one(
 
 /// DescribeTable; `None` when the table does not exist.
 async fn describe(aws: &AwsContext, name: &str) -> Result<Option<t::TableDescription>, AwsError> {
-    match aws.dynamodb.describe_table().table_name(name).send().await {
+    match dynamodb(aws).describe_table().table_name(name).send().await {
         Ok(out) => Ok(out.table),
         Err(e) => {
-            let e = AwsError::from_sdk("dynamodb:DescribeTable", e, |e| {
-                matches!(e, DescribeTableError::ResourceNotFoundException(_))
-                    .then_some(ErrorClass::NotFound)
-            });
+            let e = DynamoDbCode::error("dynamodb:DescribeTable", e);
             if e.is_not_found() {
                 Ok(None)
             } else {
@@ -220,18 +195,15 @@ async fn list_tags(aws: &AwsContext, arn: &str) -> Result<Tags, AwsError> {
     let mut tags = Tags::new();
     let mut token = None;
     loop {
-        let out = aws
-            .dynamodb
+        let out = dynamodb(aws)
+            
             .list_tags_of_resource()
             .resource_arn(arn)
             .set_next_token(token)
             .send()
             .await
             .map_err(|e| {
-                AwsError::from_sdk("dynamodb:ListTagsOfResource", e, |e| {
-                    matches!(e, ListTagsOfResourceError::ResourceNotFoundException(_))
-                        .then_some(ErrorClass::NotFound)
-                })
+                DynamoDbCode::error("dynamodb:ListTagsOfResource", e)
             })?;
         // Later entries win: moto appends rather than replaces when a tag is set again.
         tags.extend(
@@ -247,17 +219,14 @@ async fn list_tags(aws: &AwsContext, arn: &str) -> Result<Tags, AwsError> {
 }
 
 async fn read_pitr_status(aws: &AwsContext, name: &str) -> Result<bool, AwsError> {
-    let out = aws
-        .dynamodb
+    let out = dynamodb(aws)
+        
         .describe_continuous_backups()
         .table_name(name)
         .send()
         .await
         .map_err(|e| {
-            AwsError::from_sdk("dynamodb:DescribeContinuousBackups", e, |e| {
-                matches!(e, DescribeContinuousBackupsError::TableNotFoundException(_))
-                    .then_some(ErrorClass::NotFound)
-            })
+            DynamoDbCode::error("dynamodb:DescribeContinuousBackups", e)
         })?;
     let status = out
         .continuous_backups_description()
@@ -271,17 +240,14 @@ async fn describe_ttl(
     aws: &AwsContext,
     name: &str,
 ) -> Result<(Option<t::TimeToLiveStatus>, Option<String>), AwsError> {
-    let out = aws
-        .dynamodb
+    let out = dynamodb(aws)
+        
         .describe_time_to_live()
         .table_name(name)
         .send()
         .await
         .map_err(|e| {
-            AwsError::from_sdk("dynamodb:DescribeTimeToLive", e, |e| {
-                matches!(e, DescribeTimeToLiveError::ResourceNotFoundException(_))
-                    .then_some(ErrorClass::NotFound)
-            })
+            DynamoDbCode::error("dynamodb:DescribeTimeToLive", e)
         })?;
     let d = out.time_to_live_description();
     Ok((
@@ -576,7 +542,7 @@ fn create_request(
         .filter(|s| s.enabled)
         .and_then(|s| s.view_type)
         .map(|v| stream_spec(Some(v)));
-    aws.dynamodb
+    dynamodb(aws)
         .create_table()
         .table_name(name)
         .set_attribute_definitions(Some(attribute_definitions(&key_attributes(spec, &gsis))))
@@ -611,11 +577,8 @@ async fn create(
     for _ in 0..2 {
         let err = match create_request(aws, name, spec, tags).send().await {
             Ok(_) => return wait_idle(aws, name).await.map(drop),
-            Err(e) => AwsError::from_sdk("dynamodb:CreateTable", e, |e| match e {
-                CreateTableError::ResourceInUseException(_) => Some(ErrorClass::Conflict),
-                CreateTableError::LimitExceededException(_) => Some(ErrorClass::Transient),
-                _ => None,
-            }),
+            Err(e) => DynamoDbCode::error("dynamodb:CreateTable", e)
+.reclass(DynamoDbCode::ResourceInUse, ErrorClass::Conflict),
         };
         if err.class != ErrorClass::Conflict {
             return Err(err);
@@ -629,18 +592,13 @@ async fn create(
             }
             Some(d) => {
                 if !has_ownership_tag(&list_tags(aws, d.table_arn().unwrap_or_default()).await?) {
-                    let message = format!("{}; it exists without the ownership tag", err.message);
-                    return Err(AwsError { message, ..err });
+                    return Err(err.explained("the table exists without the ownership tag"));
                 }
                 return wait_idle(aws, name).await.map(drop);
             }
         }
     }
-    Err(AwsError {
-        operation: "dynamodb:CreateTable".into(),
-        class: ErrorClass::Transient,
-        message: format!("table {name} kept being in use; try again"),
-    })
+    Err(AwsError::new("dynamodb:CreateTable", ErrorClass::Transient, format!("table {name} kept being in use; try again")))
 }
 
 /// Send an UpdateTable, then wait until the change is done.
@@ -650,13 +608,7 @@ async fn update_table(
     req: UpdateTableFluentBuilder,
 ) -> Result<(), AwsError> {
     req.send().await.map_err(|e| {
-        AwsError::from_sdk("dynamodb:UpdateTable", e, |e| match e {
-            UpdateTableError::ResourceNotFoundException(_) => Some(ErrorClass::NotFound),
-            // Another change still running, or too many at once: later.
-            UpdateTableError::ResourceInUseException(_)
-            | UpdateTableError::LimitExceededException(_) => Some(ErrorClass::Transient),
-            _ => None,
-        })
+        DynamoDbCode::error("dynamodb:UpdateTable", e)
     })?;
     wait_idle(aws, name).await.map(drop)
 }
@@ -669,7 +621,7 @@ async fn update_billing(
     index_throughput: &BTreeMap<String, Throughput>,
 ) -> Result<(), AwsError> {
     let o = from_description(&wait_idle(aws, name).await?, None);
-    let mut req = aws.dynamodb.update_table().table_name(name);
+    let mut req = dynamodb(aws).update_table().table_name(name);
     let mut changed = false;
     if o.billing_mode != mode {
         req = req.billing_mode(t::BillingMode::from(mode.as_str()));
@@ -731,8 +683,8 @@ async fn create_gsi(
         .create(built(action.build()))
         .build();
     // The full set, not just the new index's keys (moto replaces the table's definitions).
-    let req = aws
-        .dynamodb
+    let req = dynamodb(aws)
+        
         .update_table()
         .table_name(name)
         .set_attribute_definitions(Some(attribute_definitions(attributes)));
@@ -759,7 +711,7 @@ async fn delete_gsi(aws: &AwsContext, name: &str, index: &str) -> Result<(), Aws
     update_table(
         aws,
         name,
-        aws.dynamodb
+        dynamodb(aws)
             .update_table()
             .table_name(name)
             .global_secondary_index_updates(update),
@@ -781,7 +733,7 @@ async fn update_streams(
         update_table(
             aws,
             name,
-            aws.dynamodb
+            dynamodb(aws)
                 .update_table()
                 .table_name(name)
                 .stream_specification(stream_spec(None)),
@@ -792,7 +744,7 @@ async fn update_streams(
         update_table(
             aws,
             name,
-            aws.dynamodb
+            dynamodb(aws)
                 .update_table()
                 .table_name(name)
                 .stream_specification(stream_spec(want)),
@@ -810,22 +762,15 @@ async fn update_pitr(aws: &AwsContext, name: &str, enabled: bool) -> Result<(), 
     );
     // Right after CreateTable, backups may not be available yet: that passes.
     retry_eventual(aws.eventual_consistency_timeout, || {
-        let req = aws
-            .dynamodb
+        let req = dynamodb(aws)
+            
             .update_continuous_backups()
             .table_name(name)
             .point_in_time_recovery_specification(spec.clone());
         async move {
             req.send().await.map(drop).map_err(|e| {
-                AwsError::from_sdk("dynamodb:UpdateContinuousBackups", e, |e| match e {
-                    UpdateContinuousBackupsError::TableNotFoundException(_) => {
-                        Some(ErrorClass::NotFound)
-                    }
-                    UpdateContinuousBackupsError::ContinuousBackupsUnavailableException(_) => {
-                        Some(ErrorClass::Transient)
-                    }
-                    _ => None,
-                })
+                DynamoDbCode::error("dynamodb:UpdateContinuousBackups", e)
+.reclass(DynamoDbCode::ContinuousBackupsUnavailable, ErrorClass::Transient)
             })
         }
     })
@@ -842,17 +787,13 @@ async fn update_ttl(aws: &AwsContext, name: &str, attribute: &str) -> Result<(),
                 .attribute_name(attr)
                 .build(),
         );
-        let req = aws
-            .dynamodb
+        let req = dynamodb(aws)
+            
             .update_time_to_live()
             .table_name(name)
             .time_to_live_specification(spec);
         req.send().await.map(drop).map_err(|e| {
-            AwsError::from_sdk("dynamodb:UpdateTimeToLive", e, |e| match e {
-                UpdateTimeToLiveError::ResourceNotFoundException(_) => Some(ErrorClass::NotFound),
-                UpdateTimeToLiveError::ResourceInUseException(_) => Some(ErrorClass::Transient),
-                _ => None,
-            })
+            DynamoDbCode::error("dynamodb:UpdateTimeToLive", e)
         })
     };
     let enabled = ttl_enabled(status);
@@ -860,13 +801,9 @@ async fn update_ttl(aws: &AwsContext, name: &str, attribute: &str) -> Result<(),
         return Ok(());
     }
     if status == Some(&t::TimeToLiveStatus::Disabling) {
-        return Err(AwsError {
-            operation: "dynamodb:UpdateTimeToLive".into(),
-            class: ErrorClass::Transient,
-            message: format!(
+        return Err(AwsError::new("dynamodb:UpdateTimeToLive", ErrorClass::Transient, format!(
                 "time to live of table {name} is being disabled; enable it once that is done"
-            ),
-        });
+            )));
     }
     // One expiry attribute at a time: the old one goes first.
     if enabled {
@@ -886,26 +823,23 @@ async fn delete(aws: &AwsContext, name: &str) -> Result<(), AwsError> {
         return Err(protected(name, None));
     }
     wait_idle(aws, name).await?;
-    if let Err(e) = aws.dynamodb.delete_table().table_name(name).send().await {
-        let e = AwsError::from_sdk("dynamodb:DeleteTable", e, |e| match e {
-            DeleteTableError::ResourceNotFoundException(_) => Some(ErrorClass::NotFound),
-            DeleteTableError::ResourceInUseException(_)
-            | DeleteTableError::LimitExceededException(_) => Some(ErrorClass::Transient),
-            // Turned on since the read above: AWS says so in a ValidationException.
-            e if e.message().is_some_and(mentions_protection) => Some(ErrorClass::Conflict),
-            _ => None,
-        });
-        return match e.class {
-            ErrorClass::NotFound => Ok(()),
-            ErrorClass::Conflict => Err(protected(name, Some(&e.message))),
-            _ => Err(e),
-        };
+    if let Err(e) = dynamodb(aws).delete_table().table_name(name).send().await {
+        let e = DynamoDbCode::error("dynamodb:DeleteTable", e);
+        if e.is_not_found() {
+            return Ok(());
+        }
+        // A refusal may be protection turned on since the read above: read it again rather
+        // than interpret AWS's message.
+        if e.code() == Some(DynamoDbCode::Validation) {
+            if let Some(d) = describe(aws, name).await? {
+                if d.deletion_protection_enabled() == Some(true) {
+                    return Err(protected(name, Some(&e.message)));
+                }
+            }
+        }
+        return Err(e);
     }
     wait_gone(aws, name).await
-}
-
-fn mentions_protection(message: &str) -> bool {
-    message.contains("DeletionProtection") || message.to_lowercase().contains("deletion protection")
 }
 
 /// The refusal to delete a protected table; `aws_says` is AWS's own refusal, if any.
@@ -917,11 +851,7 @@ fn protected(name: &str, aws_says: Option<&str>) -> AwsError {
     if let Some(m) = aws_says {
         message.push_str(&format!(" ({m})"));
     }
-    AwsError {
-        operation: "dynamodb:DeleteTable".into(),
-        class: ErrorClass::Conflict,
-        message,
-    }
+    AwsError::new("dynamodb:DeleteTable", ErrorClass::Conflict, message)
 }
 
 /// Poll DescribeTable until `ready` accepts what it says, backing off from 0.5 s to 10 s,
@@ -940,11 +870,7 @@ async fn wait_for(
             return Ok(d);
         }
         if start.elapsed() + delay > WAIT_LIMIT {
-            return Err(AwsError {
-                operation: "dynamodb:DescribeTable".into(),
-                class: ErrorClass::Transient,
-                message: format!("table {name} not {what} after {} s", WAIT_LIMIT.as_secs()),
-            });
+            return Err(AwsError::new("dynamodb:DescribeTable", ErrorClass::Transient, format!("table {name} not {what} after {} s", WAIT_LIMIT.as_secs())));
         }
         tokio::time::sleep(delay).await;
         delay = (delay * 3 / 2).min(Duration::from_secs(10));
@@ -955,11 +881,7 @@ async fn wait_for(
 async fn wait_idle(aws: &AwsContext, name: &str) -> Result<t::TableDescription, AwsError> {
     let ready = |d: Option<&t::TableDescription>| {
         let fail = |class, message| {
-            Err(AwsError {
-                operation: "dynamodb:DescribeTable".into(),
-                class,
-                message,
-            })
+            Err(AwsError::new("dynamodb:DescribeTable", class, message))
         };
         let Some(d) = d else {
             return fail(
@@ -998,7 +920,7 @@ async fn wait_gone(aws: &AwsContext, name: &str) -> Result<(), AwsError> {
 mod tests {
     use super::super::{KeyAttribute, LocalSecondaryIndex, Streams, Ttl};
     use super::*;
-    use crate::kinds::engine::KindPlan;
+    use crate::kinds::KindPlan;
 
     /// The pieces CreateTable sends, described back as DynamoDB does, diff to nothing.
     #[test]

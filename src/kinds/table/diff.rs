@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::{
@@ -17,16 +17,16 @@ use super::{
     TableEncryption, TableKeyType, TableSpec, Throughput,
 };
 use crate::kinds::common::Tags;
-use crate::kinds::engine::{has_ownership_tag, Diff, KindPlan, PlanCx};
-use crate::kinds::{Kind, ResourceSpec};
-use crate::plan::{FieldChange, Observed, PlanError, ResourceId, Step};
+use crate::kinds::core::{has_ownership_tag, Diff, KindPlan, PlanCx, PlanError, Place, Scope};
+use crate::kinds::{FieldChange, Kind};
 
 /// The Table kind.
 pub struct Table;
 
 /// A table as DynamoDB reports it. Key attributes are names; their types are in
 /// `attribute_types` (a type AWS does not report is unknown, and unknown is not drift).
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TableObserved {
     /// Table ARN (tagging needs it).
     pub arn: String,
@@ -61,7 +61,7 @@ pub struct TableObserved {
 }
 
 /// A global secondary index as DynamoDB reports it.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct GsiObserved {
     /// Partition key attribute name.
     pub partition_key: String,
@@ -76,7 +76,7 @@ pub struct GsiObserved {
 }
 
 /// A local secondary index as DynamoDB reports it (its partition key is the table's).
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct LsiObserved {
     /// Sort key attribute name.
     pub sort_key: String,
@@ -85,7 +85,8 @@ pub struct LsiObserved {
 }
 
 /// Which key encrypts a table, from its `SSEDescription`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum EncryptionObserved {
     /// No SSE description (or SSE disabled): an AWS owned key.
     #[default]
@@ -102,7 +103,7 @@ pub enum EncryptionObserved {
 }
 
 /// Time to live as DescribeTimeToLive reports it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TtlObserved {
     /// `ENABLED` or `ENABLING`.
     pub enabled: bool,
@@ -111,7 +112,7 @@ pub struct TtlObserved {
 }
 
 /// One step. Each is idempotent: run twice, it leaves the same state.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Op {
     /// CreateTable (keys, billing, indexes, encryption, streams, deletion protection and
@@ -193,10 +194,11 @@ pub enum Op {
 }
 
 impl KindPlan for Table {
-    const KIND: Kind = Kind::Table;
-    type Spec = TableSpec;
     type Observed = TableObserved;
     type Op = Op;
+
+    // Table names are per region.
+    const SCOPE: Scope = Scope::Region;
 
     // Optional settings left out are unmanaged, so ignoring one is leaving it out.
     const IGNORABLE_FIELDS: &'static [&'static str] = &[
@@ -218,23 +220,11 @@ impl KindPlan for Table {
         }
     }
 
-    fn spec(s: &ResourceSpec) -> Option<&TableSpec> {
-        match s {
-            ResourceSpec::Table(x) => Some(x),
-            _ => None,
-        }
-    }
-
-    fn observed(o: &Observed) -> &BTreeMap<String, TableObserved> {
-        &o.tables
-    }
-
-    fn step(op: Op) -> Step {
-        Step::Table(op)
-    }
-
-    fn depends_on(_: &str, _: &TableSpec, _: &PlanCx) -> Vec<ResourceId> {
-        vec![]
+    fn arn(name: &str, _: &TableSpec, at: Place) -> Option<String> {
+        Some(format!(
+            "arn:{}:dynamodb:{}:{}:table/{name}",
+            at.partition, at.region, at.account
+        ))
     }
 
     fn is_owned(o: &TableObserved) -> bool {

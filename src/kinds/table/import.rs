@@ -9,7 +9,7 @@ use super::{
     AttributeType, BillingMode, GlobalSecondaryIndex, KeyAttribute, LocalSecondaryIndex,
     StreamViewType, Streams, TableEncryption, TableKeyType, TableSpec, Ttl,
 };
-use crate::kinds::engine::own_tags;
+use crate::kinds::core::own_tags;
 
 fn key(o: &TableObserved, name: &str) -> KeyAttribute {
     KeyAttribute {

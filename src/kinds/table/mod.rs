@@ -4,7 +4,10 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::{check_tags, Tags};
-use crate::manifest::diag::DocCx;
+use super::core::DocKind;
+use super::environment::EnvironmentView;
+use super::Kind;
+use crate::syntax::diag::DocCx;
 
 /// Spec of the `Table` kind. `metadata.name` is the table name. Optional settings left
 /// out are not managed.
@@ -438,6 +441,20 @@ fn check_projection(cx: &mut DocCx, p: &Projection, ptr: &str) {
     }
 }
 
+impl DocKind for Table {
+    const KIND: Kind = Kind::Table;
+    type Spec = TableSpec;
+
+    fn validate(name: &str, spec: &TableSpec, cx: &mut DocCx, env: &EnvironmentView) {
+        spec.validate(name, cx, &env.tags);
+    }
+
+    fn tags_mut(spec: &mut TableSpec) -> Option<&mut Tags> {
+        Some(&mut spec.tags)
+    }
+}
+
+#[cfg(feature = "runtime")]
 pub mod aws;
 pub mod diff;
 pub mod import;

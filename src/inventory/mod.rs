@@ -1,14 +1,125 @@
-//! Inventory and prune: which managed resources left the manifests and how they go, and what
-//! the inventory holds after an apply. Pure: the state store is read and written by callers.
+//! The inventory of managed resources and prune: what the inventory and the history hold,
+//! which managed resources left the manifests and how they go, and what the inventory holds
+//! after an apply. Pure: the state store (`crate::state`) reads and writes them.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::apply::ApplyReport;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
 use crate::kinds::common::DELETION_POLICY_ANNOTATION;
-use crate::kinds::{Kind, ResourceSpec};
+use crate::kinds::Kind;
 use crate::manifest::{DesiredState, Resource};
-use crate::plan::{Action, Plan, Removal, RemovalKind, ResourceId};
-use crate::state::{spec_digest, HistoryChange, HistoryRecord, InventoryEntry};
+use crate::plan::{Action, Outcome, Plan, Removal, RemovalKind, ResourceId};
+
+/// One resource the daemon manages in an environment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InventoryEntry {
+    /// Kind of the resource.
+    pub kind: Kind,
+    /// AWS name of the resource.
+    pub name: String,
+    /// ARN, when the kind has one and it is known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arn: Option<String>,
+    /// Environment (the Environment manifest's name) the resource belongs to.
+    pub environment: String,
+    /// Source revision that last applied it.
+    pub revision: String,
+    /// [`spec_digest`] of the desired spec that revision applied.
+    pub spec_digest: String,
+    /// When it was last applied, milliseconds since the Unix epoch.
+    pub updated_at: u64,
+    /// Its manifest said `mlspace-gitops/deletion-policy: retain`: once it leaves the
+    /// manifests it is forgotten (ownership tag removed), never deleted.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub retain: bool,
+    /// A bucket whose manifest allowed `forceDestroy`: prune may delete it with its objects.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub force_destroy: bool,
+    /// Recorded just before an apply created it, and not yet confirmed by the apply's end:
+    /// found without the ownership tag (a crash can come between a bucket's creation and its
+    /// tagging), it is still ours.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub creating: bool,
+}
+
+impl InventoryEntry {
+    /// The resource's identity.
+    pub fn id(&self) -> ResourceId {
+        (self.kind, self.name.clone())
+    }
+}
+
+/// How one change of a reconcile ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeResult {
+    /// Every step ran.
+    Success,
+    /// A step failed; see the change's `error`.
+    Failure,
+}
+
+/// One change a reconcile made (or tried to make).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryChange {
+    /// Kind of the resource.
+    pub kind: Kind,
+    /// AWS name of the resource.
+    pub name: String,
+    /// What was done.
+    pub action: Action,
+    /// How it ended.
+    pub result: ChangeResult,
+    /// Why it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// One reconcile that changed something.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryRecord {
+    /// Environment reconciled.
+    pub environment: String,
+    /// When it finished, milliseconds since the Unix epoch.
+    pub at: u64,
+    /// Source revision applied.
+    pub revision: String,
+    /// Commit author, when the source is git.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
+    /// Commit message (first line or whole), when the source is git.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// The changes, in the order they were applied.
+    pub changes: Vec<HistoryChange>,
+    /// Overall result, e.g. `success`, `partial` or `failure`.
+    pub result: String,
+}
+
+/// `sha256:<hex>` of a spec's JSON with object keys sorted, so the digest changes only when
+/// the spec does, not when a manifest reorders its keys.
+pub fn spec_digest<T: Serialize + ?Sized>(spec: &T) -> String {
+    let value = serde_json::to_value(spec).unwrap_or(serde_json::Value::Null);
+    let bytes = serde_json::to_vec(&sorted(value)).unwrap_or_default();
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+}
+
+/// `v` with every object's keys in sorted order (serde_json keeps insertion order here).
+fn sorted(v: serde_json::Value) -> serde_json::Value {
+    match v {
+        serde_json::Value::Object(m) => {
+            let mut entries: Vec<_> = m.into_iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            serde_json::Value::Object(entries.into_iter().map(|(k, v)| (k, sorted(v))).collect())
+        }
+        serde_json::Value::Array(a) => {
+            serde_json::Value::Array(a.into_iter().map(sorted).collect())
+        }
+        other => other,
+    }
+}
 
 /// A revision may delete at most this share of the managed resources without
 /// `--allow-mass-prune`...
@@ -39,6 +150,27 @@ pub enum PruneRefused {
     /// The inventory could not be read, so nothing is known to be ours to delete.
     #[error("the inventory is unreadable ({0}); nothing is pruned until it is fixed")]
     Inventory(String),
+    /// The revision holds no resource at all: far more often a mistake (a wrong path, a
+    /// bad merge) than a wish to delete everything.
+    #[error("refusing to prune: the revision holds no resources, and an empty revision never prunes; kept {} managed resource(s): {}", kept.len(), kept.join(", "))]
+    EmptyRevision {
+        /// The managed resources kept, as `Kind name`.
+        kept: Vec<String>,
+    },
+}
+
+impl PruneRefused {
+    /// Every `reason` a refusal can have, as metric labels.
+    pub const REASONS: [&'static str; 3] = ["mass_deletion", "inventory", "empty_revision"];
+
+    /// This refusal's `reason` label.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            PruneRefused::MassDeletion { .. } => Self::REASONS[0],
+            PruneRefused::Inventory(_) => Self::REASONS[1],
+            PruneRefused::EmptyRevision { .. } => Self::REASONS[2],
+        }
+    }
 }
 
 /// What leaves management this time.
@@ -83,8 +215,17 @@ pub fn removals(
             how: RemovalKind::Release,
         }));
     let deletes: Vec<&&InventoryEntry> = gone.iter().filter(|e| !e.retain).collect();
+    if !opts.enabled || deletes.is_empty() {
+        return out;
+    }
     // An empty manifest set (an Environment alone) is a mistake far more often than a wish.
-    if !opts.enabled || deletes.is_empty() || desired.resources.is_empty() {
+    if desired.resources.is_empty() {
+        out.refused = Some(PruneRefused::EmptyRevision {
+            kept: deletes
+                .iter()
+                .map(|e| format!("{} {}", e.kind, e.name))
+                .collect(),
+        });
         return out;
     }
     let managed = inventory.len();
@@ -111,18 +252,14 @@ pub fn removals(
 /// The ARN a resource has (for the inventory), when its kind has one.
 pub fn arn_of(desired: &DesiredState, r: &Resource) -> Option<String> {
     let env = &desired.environment;
-    let (p, a, region) = (&env.partition, &env.account, &env.region);
-    Some(match &r.spec {
-        ResourceSpec::ManagedPolicy(s) => s.arn(p, a, &r.name),
-        ResourceSpec::Role(s) => format!("arn:{p}:iam::{a}:role{}{}", s.path, r.name),
-        ResourceSpec::ServiceLinkedRole(s) => format!(
-            "arn:{p}:iam::{a}:role/aws-service-role/{}/{}",
-            s.aws_service_name, r.name
-        ),
-        ResourceSpec::Bucket(_) => format!("arn:{p}:s3:::{}", r.name),
-        ResourceSpec::Table(_) => format!("arn:{p}:dynamodb:{region}:{a}:table/{}", r.name),
-        ResourceSpec::EcrAccess(_) => return None,
-    })
+    r.spec.arn(
+        &r.name,
+        crate::kinds::Place {
+            partition: &env.partition,
+            account: &env.account,
+            region: &env.region,
+        },
+    )
 }
 
 /// The inventory entry of a desired resource applied at `revision`.
@@ -140,15 +277,15 @@ fn entry(desired: &DesiredState, r: &Resource, revision: &str, now_ms: u64) -> I
             .get(DELETION_POLICY_ANNOTATION)
             .map(String::as_str)
             == Some("retain"),
-        force_destroy: matches!(&r.spec, ResourceSpec::Bucket(b) if b.force_destroy),
+        force_destroy: r.spec.force_destroy(),
         creating: false,
     }
 }
 
-/// Entries to record before applying `plan`, marked `creating`: the buckets it creates. S3
-/// creates a bucket and tags it in two requests; a crash between them leaves a bucket without
-/// the ownership tag, which only this entry then shows to be ours. (The other kinds are
-/// created with their tags in one request.)
+/// Entries to record before applying `plan`, marked `creating`: the creates of kinds whose
+/// ownership tag comes in a second request ([`crate::kinds::KindPlan::RECORD_BEFORE_CREATE`]:
+/// S3 creates a bucket and tags it in two requests). A crash between them leaves the
+/// resource without the ownership tag, which only this entry then shows to be ours.
 pub fn before_apply(
     desired: &DesiredState,
     plan: &Plan,
@@ -156,16 +293,16 @@ pub fn before_apply(
     inventory: &[InventoryEntry],
     now_ms: u64,
 ) -> Vec<InventoryEntry> {
-    let creates: BTreeSet<&str> = plan
+    let creates: BTreeSet<(Kind, &str)> = plan
         .changes
         .iter()
-        .filter(|c| c.kind == Kind::Bucket && c.action == Action::Create)
-        .map(|c| c.name.as_str())
+        .filter(|c| c.kind.info().record_before_create && c.action == Action::Create)
+        .map(|c| (c.kind, c.name.as_str()))
         .collect();
     desired
         .resources
         .iter()
-        .filter(|r| r.kind == Kind::Bucket && creates.contains(r.name.as_str()))
+        .filter(|r| creates.contains(&(r.kind, r.name.as_str())))
         .filter(|r| {
             !inventory
                 .iter()
@@ -184,16 +321,19 @@ pub fn before_apply(
 pub fn after_apply(
     desired: &DesiredState,
     plan: &Plan,
-    report: Option<&ApplyReport>,
+    outcomes: Option<&[Outcome]>,
     removals: &[Removal],
     revision: &str,
     inventory: &[InventoryEntry],
     skipped_kinds: &BTreeSet<Kind>,
     now_ms: u64,
 ) -> (Vec<InventoryEntry>, Vec<ResourceId>) {
-    let failed: BTreeSet<ResourceId> = report
-        .map(|r| r.failures().map(|f| (f.kind, f.name.clone())).collect())
-        .unwrap_or_default();
+    let outcomes = outcomes.unwrap_or_default();
+    let failed: BTreeSet<ResourceId> = outcomes
+        .iter()
+        .filter(|o| o.error.is_some())
+        .map(|o| o.id.clone())
+        .collect();
     let actions: BTreeMap<ResourceId, Action> = plan
         .changes
         .iter()
@@ -202,15 +342,11 @@ pub fn after_apply(
     // A create or update is ours once its own change succeeded, not merely because an
     // apply ran: the daemon holds back changes still waiting out their backoff, and a bucket
     // whose tagging never happened must keep its `creating` mark.
-    let succeeded: BTreeSet<ResourceId> = report
-        .map(|r| {
-            r.results
-                .iter()
-                .filter(|c| c.error.is_none())
-                .map(|c| (c.kind, c.name.clone()))
-                .collect()
-        })
-        .unwrap_or_default();
+    let succeeded: BTreeSet<ResourceId> = outcomes
+        .iter()
+        .filter(|o| o.error.is_none())
+        .map(|o| o.id.clone())
+        .collect();
     let known: BTreeMap<ResourceId, &InventoryEntry> =
         inventory.iter().map(|e| (e.id(), e)).collect();
     let mut upserts = Vec::new();
@@ -266,28 +402,27 @@ pub fn history(
     revision: &str,
     author: Option<String>,
     message: Option<String>,
-    report: &ApplyReport,
+    outcomes: &[Outcome],
     now_ms: u64,
 ) -> Option<HistoryRecord> {
-    if report.results.is_empty() {
+    if outcomes.is_empty() {
         return None;
     }
-    let changes: Vec<HistoryChange> = report
-        .results
+    let changes: Vec<HistoryChange> = outcomes
         .iter()
-        .map(|r| HistoryChange {
-            kind: r.kind,
-            name: r.name.clone(),
-            action: r.action,
-            result: if r.error.is_none() {
-                crate::state::ChangeResult::Success
+        .map(|o| HistoryChange {
+            kind: o.id.0,
+            name: o.id.1.clone(),
+            action: o.action,
+            result: if o.error.is_none() {
+                ChangeResult::Success
             } else {
-                crate::state::ChangeResult::Failure
+                ChangeResult::Failure
             },
-            error: r.error.as_ref().map(|e| e.to_string()),
+            error: o.error.clone(),
         })
         .collect();
-    let ok = report.success();
+    let ok = outcomes.iter().all(|o| o.error.is_none());
     Some(HistoryRecord {
         environment: environment.to_string(),
         at: now_ms,
@@ -305,10 +440,7 @@ pub fn history(
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
-    use crate::apply::ChangeResult;
     use crate::plan::Change;
 
     fn two_buckets() -> DesiredState {
@@ -345,20 +477,15 @@ mod tests {
             ],
             vec![],
         );
-        let report = ApplyReport {
-            results: vec![ChangeResult {
-                kind: Kind::Bucket,
-                name: "b-data".into(),
-                action: Action::Create,
-                error: None,
-                steps_done: 1,
-                elapsed: Duration::ZERO,
-            }],
-        };
+        let outcomes = [Outcome {
+            id: (Kind::Bucket, "b-data".into()),
+            action: Action::Create,
+            error: None,
+        }];
         let (upserts, removed) = after_apply(
             &desired,
             &plan,
-            Some(&report),
+            Some(&outcomes),
             &[],
             "r2",
             std::slice::from_ref(&marked),
@@ -369,5 +496,42 @@ mod tests {
         assert_eq!(names, ["b-data"], "only the change that ran and succeeded");
         assert!(!upserts[0].creating);
         assert!(removed.is_empty());
+    }
+
+    #[test]
+    fn digest_ignores_key_order() {
+        let a: serde_json::Value =
+            serde_json::from_str(r#"{"a":1,"b":{"x":[1,2],"y":"z"}}"#).unwrap();
+        let b: serde_json::Value =
+            serde_json::from_str(r#"{"b":{"y":"z","x":[1,2]},"a":1}"#).unwrap();
+        let c: serde_json::Value =
+            serde_json::from_str(r#"{"b":{"y":"z","x":[2,1]},"a":1}"#).unwrap();
+        assert_eq!(spec_digest(&a), spec_digest(&b));
+        assert_ne!(spec_digest(&a), spec_digest(&c));
+        assert!(spec_digest(&a).starts_with("sha256:"));
+    }
+
+    #[test]
+    fn history_change_round_trips_every_action() {
+        for action in [
+            Action::Create,
+            Action::Update,
+            Action::Delete,
+            Action::Conflict,
+            Action::NoOp,
+        ] {
+            let c = HistoryChange {
+                kind: Kind::Role,
+                name: "r".into(),
+                action,
+                result: ChangeResult::Failure,
+                error: Some("AccessDenied".into()),
+            };
+            let json = serde_json::to_string(&c).unwrap();
+            assert_eq!(serde_json::from_str::<HistoryChange>(&json).unwrap(), c);
+        }
+        let bad = r#"{"kind":"Role","name":"r","action":"explode","result":"success"}"#;
+        let err = serde_json::from_str::<HistoryChange>(bad).unwrap_err();
+        assert!(err.to_string().contains("explode"), "{err}");
     }
 }

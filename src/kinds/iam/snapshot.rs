@@ -1,5 +1,5 @@
 //! One read of GetAccountAuthorizationDetails shared by the Role and ManagedPolicy
-//! observers, and small conversions both use.
+//! observers.
 //!
 //! GAAD returns every role (with inline policies, attachments, boundary, tags and instance
 //! profiles) and every customer managed policy (with all versions and their documents) in
@@ -14,25 +14,18 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use aws_sdk_iam::types::{EntityType, ManagedPolicyDetail, RoleDetail, Tag};
+use aws_sdk_iam::types::{EntityType, ManagedPolicyDetail, RoleDetail};
 use futures::future::{BoxFuture, FutureExt, Shared};
-use serde_json::Value;
 
-use crate::aws::{AwsContext, AwsError, CallStats};
-use crate::kinds::common::Tags;
-
-/// Up to this many names of a kind are read resource by resource; more use GAAD.
-pub(crate) const PER_RESOURCE_MAX: usize = 3;
+use super::sdk::{iam, IamCode, PAGE};
+use crate::aws::{all_pages, emulator, AwsContext, AwsError, CallStats};
 
 /// How long one GAAD answer may serve the other kind.
-pub(crate) const REUSE_WINDOW: Duration = Duration::from_secs(30);
-
-/// Page size asked of paginated IAM reads (IAM's maximum).
-pub(crate) const PAGE: i32 = 1000;
+pub const REUSE_WINDOW: Duration = Duration::from_secs(30);
 
 /// Roles and customer managed policies by name, as GAAD returned them.
 #[derive(Debug, Default)]
-pub(crate) struct Snapshot {
+pub struct Snapshot {
     /// Role name → details.
     pub roles: HashMap<String, RoleDetail>,
     /// Policy name → details.
@@ -41,7 +34,7 @@ pub(crate) struct Snapshot {
 
 /// Which kind reads the snapshot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Reader {
+pub enum Reader {
     /// The Role observer.
     Role = 0,
     /// The ManagedPolicy observer.
@@ -76,7 +69,7 @@ fn iam_writes(stats: &CallStats) -> u64 {
 
 /// The GAAD snapshot for `reader`: the other reader's answer of this round when there is
 /// one, else a new request.
-pub(crate) async fn snapshot(aws: &AwsContext, reader: Reader) -> Result<Arc<Snapshot>, AwsError> {
+pub async fn snapshot(aws: &AwsContext, reader: Reader) -> Result<Arc<Snapshot>, AwsError> {
     let r = reader as usize;
     let writes = iam_writes(&aws.stats);
     let fetch = {
@@ -98,7 +91,7 @@ pub(crate) async fn snapshot(aws: &AwsContext, reader: Reader) -> Result<Arc<Sna
                 if let Some(i) = pos {
                     cache.remove(i);
                 }
-                let iam = aws.iam.clone();
+                let iam = iam(aws);
                 let f = async move { fetch(&iam).await.map(Arc::new) }
                     .boxed()
                     .shared();
@@ -120,98 +113,27 @@ pub(crate) async fn snapshot(aws: &AwsContext, reader: Reader) -> Result<Arc<Sna
 
 /// Read every role and customer managed policy, page by page.
 async fn fetch(iam: &aws_sdk_iam::Client) -> Result<Snapshot, AwsError> {
+    let pages = iam
+        .get_account_authorization_details()
+        .filter(EntityType::Role)
+        .filter(EntityType::LocalManagedPolicy)
+        .max_items(PAGE)
+        .into_paginator()
+        .send();
+    let pages = all_pages::<IamCode, _, _>("iam:GetAccountAuthorizationDetails", pages).await?;
     let mut snap = Snapshot::default();
-    let mut marker: Option<String> = None;
-    loop {
-        let out = iam
-            .get_account_authorization_details()
-            .filter(EntityType::Role)
-            .filter(EntityType::LocalManagedPolicy)
-            .max_items(PAGE)
-            .set_marker(marker.clone())
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("iam:GetAccountAuthorizationDetails", e, |_| None))?;
+    for out in pages {
         for r in out.role_detail_list.unwrap_or_default() {
             if let Some(n) = r.role_name.clone() {
                 snap.roles.insert(n, r);
             }
         }
         for p in out.policies.unwrap_or_default() {
-            // moto leaves PolicyName out; the ARN ends with it.
-            if let Some(n) = p
-                .policy_name
-                .clone()
-                .or_else(|| p.arn.as_deref().map(|a| name_from_arn(a).to_string()))
+            if let Some(n) = emulator::gaad_policy_name(p.policy_name.as_deref(), p.arn.as_deref())
             {
                 snap.policies.insert(n, p);
             }
         }
-        // moto ignores paging and answers everything at once, untruncated.
-        match out.marker {
-            Some(m) if out.is_truncated && marker.as_ref() != Some(&m) => marker = Some(m),
-            _ => break,
-        }
     }
     Ok(snap)
-}
-
-/// The last segment of an IAM ARN (`arn:aws:iam::1:policy/a/b/NAME` → `NAME`).
-pub(crate) fn name_from_arn(arn: &str) -> &str {
-    arn.rsplit('/').next().unwrap_or(arn)
-}
-
-/// Tags from the SDK's list.
-pub(crate) fn tags_from_sdk(tags: &[Tag]) -> Tags {
-    tags.iter()
-        .map(|t| (t.key().to_string(), t.value().to_string()))
-        .collect()
-}
-
-/// Tags for an SDK request.
-pub(crate) fn tags_to_sdk(tags: &Tags) -> Vec<Tag> {
-    tags.iter()
-        .map(|(k, v)| {
-            Tag::builder()
-                .key(k)
-                .value(v)
-                .build()
-                .expect("key and value are set")
-        })
-        .collect()
-}
-
-/// Decode a document as IAM returns it (URL-encoded or raw). A document that does not
-/// parse is kept as its text, which compares unequal to any desired document, so the
-/// next apply overwrites it.
-pub(crate) fn decode_document(what: &str, text: &str) -> Value {
-    mlspace_policy::decode_iam_document(text).unwrap_or_else(|e| {
-        tracing::warn!(document = what, error = %e, "IAM returned a policy document that does not parse");
-        Value::String(text.to_string())
-    })
-}
-
-/// `Ok(())` for success and for NotFound: the thing to remove is already gone.
-pub(crate) fn gone_ok<T>(r: Result<T, AwsError>) -> Result<(), AwsError> {
-    match r {
-        Ok(_) => Ok(()),
-        Err(e) if e.is_not_found() => Ok(()),
-        Err(e) => Err(e),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_and_tags_convert() {
-        assert_eq!(name_from_arn("arn:aws:iam::123456789012:policy/a/b/p"), "p");
-        let tags: Tags = [("a".to_string(), "1".to_string())].into();
-        assert_eq!(tags_from_sdk(&tags_to_sdk(&tags)), tags);
-        assert_eq!(
-            decode_document("x", "not json"),
-            Value::String("not json".into())
-        );
-    }
 }

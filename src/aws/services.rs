@@ -1,0 +1,119 @@
+//! The services the tool itself uses, whatever the kinds: STS (whose credentials these
+//! are) and DynamoDB (the state table, and the Table kind). Their clients and error codes
+//! live here; a kind's own service keeps them in the kind's folder.
+
+use super::calls::CallCounter;
+use super::context::ServiceClient;
+use super::error::{ErrorClass, ServiceCode};
+
+impl ServiceClient for aws_sdk_sts::Client {
+    fn build(conf: &aws_config::SdkConfig, counter: CallCounter) -> Self {
+        aws_sdk_sts::Client::from_conf(
+            aws_sdk_sts::config::Builder::from(conf)
+                .interceptor(counter)
+                .build(),
+        )
+    }
+}
+
+impl ServiceClient for aws_sdk_dynamodb::Client {
+    fn build(conf: &aws_config::SdkConfig, counter: CallCounter) -> Self {
+        aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::config::Builder::from(conf)
+                .interceptor(counter)
+                .build(),
+        )
+    }
+}
+
+/// The DynamoDB client of a context.
+pub fn dynamodb(aws: &super::AwsContext) -> aws_sdk_dynamodb::Client {
+    aws.client()
+}
+
+/// The STS error codes the engine tells apart (none beyond the common ones: every STS
+/// failure to say whose credentials these are is reported as it is).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StsCode {
+    /// The credentials have expired.
+    ExpiredToken,
+}
+
+impl ServiceCode for StsCode {
+    fn parse(code: &str) -> Option<Self> {
+        match code {
+            "ExpiredToken" | "ExpiredTokenException" => Some(StsCode::ExpiredToken),
+            _ => None,
+        }
+    }
+
+    fn class(self) -> Option<ErrorClass> {
+        match self {
+            StsCode::ExpiredToken => Some(ErrorClass::Fatal),
+        }
+    }
+}
+
+/// The DynamoDB error codes the engine tells apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DynamoDbCode {
+    /// The table (or item's table) does not exist.
+    ResourceNotFound,
+    /// The table is being created, updated or deleted.
+    ResourceInUse,
+    /// Too many control-plane operations at once.
+    LimitExceeded,
+    /// Capacity exceeded.
+    ProvisionedThroughputExceeded,
+    /// A conditional write's condition did not hold (a lease or fence).
+    ConditionalCheckFailed,
+    /// A transaction was cancelled; its reasons say why.
+    TransactionCanceled,
+    /// Another transaction holds the item.
+    TransactionInProgress,
+    /// A transaction is writing the item at the same time.
+    TransactionConflict,
+    /// The request is invalid for the table's state.
+    Validation,
+    /// Point-in-time recovery cannot be set yet (right after CreateTable).
+    ContinuousBackupsUnavailable,
+}
+
+impl ServiceCode for DynamoDbCode {
+    fn parse(code: &str) -> Option<Self> {
+        Some(match code {
+            "ResourceNotFoundException" | "TableNotFoundException" => {
+                DynamoDbCode::ResourceNotFound
+            }
+            "ResourceInUseException" => DynamoDbCode::ResourceInUse,
+            "LimitExceededException" => DynamoDbCode::LimitExceeded,
+            "ProvisionedThroughputExceededException" => DynamoDbCode::ProvisionedThroughputExceeded,
+            // The code inside a transaction's cancellation reasons, and the exception.
+            "ConditionalCheckFailed" | "ConditionalCheckFailedException" => {
+                DynamoDbCode::ConditionalCheckFailed
+            }
+            "TransactionCanceledException" => DynamoDbCode::TransactionCanceled,
+            "TransactionInProgressException" => DynamoDbCode::TransactionInProgress,
+            "TransactionConflictException" => DynamoDbCode::TransactionConflict,
+            "ValidationException" => DynamoDbCode::Validation,
+            "ContinuousBackupsUnavailableException" => DynamoDbCode::ContinuousBackupsUnavailable,
+            _ => return None,
+        })
+    }
+
+    fn class(self) -> Option<ErrorClass> {
+        Some(match self {
+            DynamoDbCode::ResourceNotFound => ErrorClass::NotFound,
+            DynamoDbCode::ResourceInUse
+            | DynamoDbCode::LimitExceeded
+            | DynamoDbCode::ProvisionedThroughputExceeded
+            | DynamoDbCode::TransactionInProgress
+            | DynamoDbCode::TransactionConflict => ErrorClass::Transient,
+            DynamoDbCode::ConditionalCheckFailed | DynamoDbCode::TransactionCanceled => {
+                ErrorClass::Conflict
+            }
+            DynamoDbCode::Validation => ErrorClass::Fatal,
+            DynamoDbCode::ContinuousBackupsUnavailable => ErrorClass::Transient,
+        })
+    }
+}

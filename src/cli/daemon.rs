@@ -1,0 +1,105 @@
+//! `run`: the daemon's configuration from its flags and secrets, and the shutdown signal.
+
+use anyhow::Context as _;
+
+use mlspace_gitops::aws::AwsOptions;
+use mlspace_gitops::daemon;
+use mlspace_gitops::inventory::PruneOptions;
+use mlspace_gitops::secret::Secret;
+use mlspace_gitops::source::{GitAuth, SourceConfig};
+
+use super::Outcome;
+use crate::{ModeArg, RunArgs};
+
+/// `run`: the daemon, until SIGTERM or SIGINT.
+pub async fn daemon(a: RunArgs) -> anyhow::Result<Outcome> {
+    // Checked here rather than with clap's `requires`, which would also fire for
+    // MLSPACE_GITOPS_VERIFY_COMMITS=false. Half a configuration is refused: it would
+    // otherwise look like verification while verifying nothing.
+    let allowed_signers = match (a.verify_commits, a.allowed_signers) {
+        (true, Some(f)) => Some(f),
+        (false, None) => None,
+        (true, None) => anyhow::bail!("--verify-commits needs --allowed-signers FILE"),
+        (false, Some(_)) => {
+            anyhow::bail!("--allowed-signers is set but --verify-commits is not; set both")
+        }
+    };
+    let webhook_secret = match &a.webhook_secret_file {
+        Some(f) => Some(
+            Secret::from_file(f)
+                .with_context(|| format!("reading the webhook secret from {}", f.display()))?,
+        ),
+        None => std::env::var("MLSPACE_GITOPS_WEBHOOK_SECRET")
+            .ok()
+            .filter(|s| !s.is_empty())
+            .map(Secret::new),
+    };
+    let token = match &a.git_token_file {
+        Some(f) => Some(
+            Secret::from_file(f)
+                .with_context(|| format!("reading the git token from {}", f.display()))?,
+        ),
+        None => std::env::var(&a.git_token_env)
+            .ok()
+            .filter(|s| !s.is_empty())
+            .map(Secret::new),
+    };
+    let cfg = daemon::DaemonConfig {
+        source: SourceConfig {
+            location: a.source,
+            branch: a.branch,
+            path: a.path,
+            state_dir: a.state_dir,
+            auth: GitAuth {
+                token,
+                username: a.git_username,
+                ssh_key: a.ssh_key,
+                known_hosts: a.known_hosts,
+            },
+        },
+        interval: a.interval,
+        resync: a.resync,
+        mode: match a.mode {
+            ModeArg::Apply => daemon::Mode::Apply,
+            ModeArg::Detect => daemon::Mode::Detect,
+        },
+        listen: a.listen,
+        webhook_secret,
+        grace: a.grace_period,
+        aws: AwsOptions {
+            endpoint_url: a.endpoint_url,
+            attempt_timeout: Some(a.aws_attempt_timeout),
+            ..AwsOptions::default()
+        },
+        concurrency: a.concurrency,
+        retry_base: a.retry_base,
+        retry_max: a.retry_max,
+        state: a.state,
+        prune: PruneOptions {
+            enabled: a.prune,
+            allow_mass: a.allow_mass_prune,
+        },
+        lease_ttl: a.lease_ttl,
+        allowed_signers,
+        holder: format!(
+            "{}-{}-{:08x}",
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_string())
+                .unwrap_or_else(|_| "host".into()),
+            std::process::id(),
+            rand::random::<u32>()
+        ),
+    };
+    daemon::run(cfg, prometheus::Registry::new(), shutdown_signal()).await?;
+    Ok(Outcome::Done)
+}
+
+/// Resolves on SIGTERM (ECS, systemd) or SIGINT (a terminal).
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+    }
+}

@@ -1,0 +1,225 @@
+//! The source side of the daemon: fetch the source, refuse what is unsigned or invalid, and
+//! keep the last good revision with the desired state of each of its Environments.
+//!
+//! A revision that fails validation, or whose head commit fails signature verification
+//! (`--verify-commits`), is never applied: the last good revision stays in force and the
+//! error is reported until a new revision arrives.
+
+use std::sync::Arc;
+
+use super::epoch_secs;
+use crate::aws::DisplayChain;
+use crate::manifest::{self, DesiredState, ManifestError};
+use crate::metrics::{FetchResult, Metrics, ReconcileResult};
+use crate::source::{Revision, Source, SourceError, VerifyError};
+use crate::status::{Readiness, SharedStatus};
+
+/// The last revision that validated, with the desired state of each of its Environments.
+#[derive(Debug)]
+pub struct Good {
+    /// The revision.
+    pub revision: Revision,
+    /// (directory relative to the manifests path, desired state), sorted by directory.
+    pub envs: Vec<(String, DesiredState)>,
+}
+
+impl Good {
+    /// The region the DynamoDB state table is opened in: the first Environment's.
+    pub fn store_region(&self) -> Option<&str> {
+        self.envs
+            .first()
+            .map(|(_, d)| d.environment.region.as_str())
+    }
+
+    /// The desired state of Environment `name`.
+    pub fn environment(&self, name: &str) -> Option<&DesiredState> {
+        self.envs
+            .iter()
+            .map(|(_, d)| d)
+            .find(|d| d.environment.name == name)
+    }
+}
+
+/// The revisions seen, refused and in force.
+pub struct Revisions {
+    metrics: Arc<Metrics>,
+    status: SharedStatus,
+    readiness: Arc<Readiness>,
+    /// The last revision that validated.
+    pub good: Option<Good>,
+    /// Revision id last loaded (valid or not): a failed one is retried only when it changes.
+    last_seen: Option<String>,
+    /// Revision id last refused for its signature: reported once, not at every poll. Never
+    /// in `last_seen`, so it loads as soon as it verifies (a key added to the file).
+    rejected: Option<String>,
+}
+
+impl Revisions {
+    /// Nothing seen yet.
+    pub fn new(metrics: Arc<Metrics>, status: SharedStatus, readiness: Arc<Readiness>) -> Self {
+        Revisions {
+            metrics,
+            status,
+            readiness,
+            good: None,
+            last_seen: None,
+            rejected: None,
+        }
+    }
+
+    /// Sync the source; on a new revision load it. True when a valid new revision arrived.
+    pub async fn fetch(&mut self, source: &mut Source) -> bool {
+        let rev = match source.sync().await {
+            Ok(r) => r,
+            Err(SourceError::Unverified { commit, source }) => {
+                self.reject(commit, &source);
+                return false;
+            }
+            Err(e) => {
+                let msg = DisplayChain(&e).to_string();
+                tracing::warn!(error = %msg, "source unreachable; will retry");
+                self.metrics.record_fetch(FetchResult::Failure);
+                self.status.write().unwrap().last_fetch_error = Some(msg);
+                return false;
+            }
+        };
+        self.readiness.source_reached();
+        self.metrics.record_fetch(if source.last_sync_fetched() {
+            FetchResult::Success
+        } else {
+            FetchResult::Unchanged
+        });
+        self.metrics.set_revision(&rev.id);
+        {
+            let mut s = self.status.write().unwrap();
+            s.last_fetch_at = Some(epoch_secs());
+            s.last_fetch_error = None;
+            s.source_revision = Some(rev.id.clone());
+        }
+        if self.last_seen.as_deref() == Some(rev.id.as_str()) {
+            return false;
+        }
+        self.last_seen = Some(rev.id.clone());
+        self.load(rev)
+    }
+
+    /// The revision that validated last, if any.
+    fn in_force(&self) -> &str {
+        self.good
+            .as_ref()
+            .map(|g| g.revision.id.as_str())
+            .unwrap_or("nothing")
+    }
+
+    /// The source is at `commit`, whose signature failed verification: report it (once per
+    /// commit) and keep the last good revision.
+    fn reject(&mut self, commit: String, why: &VerifyError) {
+        self.readiness.source_reached();
+        let new = self.rejected.as_deref() != Some(commit.as_str());
+        self.metrics.record_fetch(if new {
+            FetchResult::Success
+        } else {
+            FetchResult::Unchanged
+        });
+        self.metrics.set_revision(&commit);
+        let still = self.in_force().to_string();
+        let mut s = self.status.write().unwrap();
+        s.last_fetch_at = Some(epoch_secs());
+        s.last_fetch_error = None;
+        s.source_revision = Some(commit.clone());
+        if !new {
+            return;
+        }
+        tracing::error!(revision = %commit, reason = why.reason(), error = %DisplayChain(why), still_applying = %still, "revision refused: commit signature not verified");
+        self.metrics
+            .record_commit_verification_failure(why.reason());
+        self.metrics
+            .record_reconcile(ReconcileResult::Invalid, None);
+        let why = DisplayChain(why);
+        s.last_error = Some(if commit == still {
+            // Its key was removed from the file after it was applied.
+            format!("revision {commit}, in force, no longer verifies: {why}; it stays applied until a verified commit arrives")
+        } else {
+            format!("revision {commit} was not applied: its commit signature is not verified: {why}; still applying {still}")
+        });
+        s.last_rejected_revision = Some(commit.clone());
+        // Keeps last_error from being cleared by reconciles of the last good revision.
+        s.last_attempted_revision = Some(commit.clone());
+        self.rejected = Some(commit);
+    }
+
+    /// Validate a revision; keep it when valid, report it when not.
+    fn load(&mut self, rev: Revision) -> bool {
+        let _span = tracing::info_span!("load", revision = %rev.id).entered();
+        self.status.write().unwrap().last_attempted_revision = Some(rev.id.clone());
+        let result = if rev.manifests_dir.is_dir() {
+            manifest::load_environments(std::slice::from_ref(&rev.manifests_dir))
+        } else {
+            Err(ManifestError::Io {
+                path: rev.manifests_dir.clone(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "the manifests directory does not exist at this revision",
+                ),
+            })
+        };
+        match result {
+            Ok(all) => {
+                let mut envs = Vec::new();
+                for (dir, loaded) in all {
+                    for w in loaded.warnings.iter() {
+                        tracing::warn!("{w}");
+                    }
+                    let rel = dir
+                        .strip_prefix(&rev.manifests_dir)
+                        .ok()
+                        .filter(|r| !r.as_os_str().is_empty())
+                        .map(|r| r.display().to_string())
+                        .unwrap_or_else(|| ".".into());
+                    envs.push((rel, loaded.desired));
+                }
+                self.metrics.set_validation_errors(0);
+                tracing::info!(
+                    environments = envs.len(),
+                    resources = envs.iter().map(|(_, d)| d.resources.len()).sum::<usize>(),
+                    author = rev.author.as_deref().unwrap_or(""),
+                    message = rev.message.as_deref().unwrap_or(""),
+                    "new revision is valid"
+                );
+                self.good = Some(Good {
+                    revision: rev,
+                    envs,
+                });
+                true
+            }
+            Err(e) => {
+                let still = self.in_force().to_string();
+                let text = match &e {
+                    ManifestError::Invalid(d) => {
+                        for line in d.sorted() {
+                            tracing::error!("{line}");
+                        }
+                        self.metrics.set_validation_errors(d.error_count());
+                        format!(
+                            "revision {} is invalid and was not applied; still applying {still}:\n{d}",
+                            rev.id
+                        )
+                    }
+                    other => {
+                        let msg = DisplayChain(other).to_string();
+                        tracing::error!(error = %msg, "cannot load the revision");
+                        self.metrics.set_validation_errors(1);
+                        format!(
+                            "revision {} could not be loaded and was not applied: {msg}",
+                            rev.id
+                        )
+                    }
+                };
+                self.metrics
+                    .record_reconcile(ReconcileResult::Invalid, None);
+                self.status.write().unwrap().last_error = Some(text);
+                false
+            }
+        }
+    }
+}

@@ -1,0 +1,342 @@
+//! The per-Environment worker: hold the Environment's lease, run the pipeline with the
+//! error policy as its gate, and say what to do next ([`Action`]). It keeps what it needs
+//! between runs: the Environment's clients, its lease, its error policy and the revision it
+//! last applied (changes planned again for that revision are drift).
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use super::error_policy::ErrorPolicy;
+use super::{epoch_secs, DaemonConfig, Mode};
+use crate::apply::Event;
+use crate::aws::{CallObserver, CallResult, DisplayChain};
+use crate::manifest::DesiredState;
+use crate::metrics::Metrics;
+use crate::pipeline::{self, Clients, Context, EnvReport, RevisionInfo, Settings};
+use crate::state::{Lease, StateError, StateStore};
+use crate::status::{self, EnvironmentStatus, Readiness, ResourceStatus};
+
+/// What the runtime does next with an Environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Reconcile it again at this time (the resync, or the earliest retry).
+    RequeueAt(Instant),
+    /// Another replica reconciles it: wait until the lease is free.
+    Standby,
+}
+
+/// How one reconcile of an Environment went, for the pass that ran it.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The pipeline ran; `success` when nothing failed or waits for a retry.
+    Reconciled {
+        /// Nothing failed, nothing waits.
+        success: bool,
+        /// Changes planned.
+        changes: usize,
+        /// Changes that failed or wait.
+        failures: usize,
+        /// AWS requests made.
+        requests: u64,
+    },
+    /// Another replica holds the lease: nothing was done.
+    Standby,
+    /// The run could not happen (clients, lease, store).
+    Failed,
+}
+
+/// The readiness scope of an Environment's AWS attempts.
+pub fn env_scope(name: &str) -> String {
+    format!("Environment {name}")
+}
+
+/// Reports each AWS attempt to the metrics, and to readiness under a scope (an Environment
+/// or the state store), so that `/readyz` follows whether AWS answers.
+#[derive(Debug)]
+pub struct AttemptObserver {
+    scope: String,
+    metrics: Arc<Metrics>,
+    readiness: Arc<Readiness>,
+}
+
+impl AttemptObserver {
+    /// An observer for `scope` (`Environment NAME`, `state store`).
+    pub fn new(scope: String, metrics: &Arc<Metrics>, readiness: &Arc<Readiness>) -> Arc<Self> {
+        Arc::new(AttemptObserver {
+            scope,
+            metrics: metrics.clone(),
+            readiness: readiness.clone(),
+        })
+    }
+}
+
+impl CallObserver for AttemptObserver {
+    fn observe(&self, service: &str, operation: &str, result: CallResult, elapsed: Duration) {
+        self.metrics.observe(service, operation, result, elapsed);
+        self.readiness
+            .aws_attempt(&self.scope, result != CallResult::ServerError, elapsed);
+    }
+}
+
+/// What every worker shares during a pass (read-only).
+pub struct WorkerCx<'a> {
+    /// The daemon's configuration.
+    pub cfg: &'a DaemonConfig,
+    /// Metrics.
+    pub metrics: &'a Arc<Metrics>,
+    /// Readiness.
+    pub readiness: &'a Arc<Readiness>,
+    /// The state store, when it could be opened.
+    pub store: Option<&'a dyn StateStore>,
+    /// Set on shutdown.
+    pub stop: &'a Arc<AtomicBool>,
+}
+
+/// One Environment's worker.
+#[derive(Debug)]
+pub struct Worker {
+    name: String,
+    clients: Clients,
+    lease: Option<Lease>,
+    /// Its error policy.
+    pub policy: ErrorPolicy,
+    /// Revision last applied without failures.
+    applied: Option<String>,
+    /// Its part of `/status`.
+    pub status: EnvironmentStatus,
+    /// Its resources' part of `/status`.
+    pub resources: Vec<ResourceStatus>,
+}
+
+impl Worker {
+    /// A worker for Environment `name`.
+    pub fn new(
+        name: &str,
+        cfg: &DaemonConfig,
+        metrics: &Arc<Metrics>,
+        readiness: &Arc<Readiness>,
+    ) -> Worker {
+        let observer = AttemptObserver::new(env_scope(name), metrics, readiness);
+        Worker {
+            name: name.to_string(),
+            clients: Clients::new(cfg.aws.clone(), Some(observer)),
+            lease: None,
+            policy: ErrorPolicy::new(cfg.retry_base, cfg.retry_max),
+            applied: None,
+            status: EnvironmentStatus {
+                name: name.to_string(),
+                ..EnvironmentStatus::default()
+            },
+            resources: Vec::new(),
+        }
+    }
+
+    /// Whether this replica holds the Environment's lease.
+    pub fn is_leader(&self) -> bool {
+        self.lease.is_some()
+    }
+
+    /// Give the lease up (shutdown, or the Environment left the manifests).
+    pub fn take_lease(&mut self) -> Option<Lease> {
+        self.lease.take()
+    }
+
+    /// Hold (or renew) the lease. `Ok(true)` when held, `Ok(false)` when another replica
+    /// holds it, `Err` when the store cannot say: then this replica must not reconcile.
+    pub async fn hold_lease(&mut self, cx: &WorkerCx<'_>) -> Result<bool, String> {
+        let Some(store) = cx.store else {
+            return Err("the state store is not open".into());
+        };
+        let name = self.name.clone();
+        let was = self.lease.is_some();
+        match store
+            .acquire_lease(&name, &cx.cfg.holder, cx.cfg.lease_ttl)
+            .await
+        {
+            Ok(l) => {
+                if !was {
+                    tracing::info!(environment = %name, token = l.token, "lease acquired: this replica reconciles the environment");
+                }
+                self.lease = Some(l);
+                self.status.leader = true;
+                cx.metrics.set_leader(&name, true);
+                Ok(true)
+            }
+            Err(StateError::LeaseHeld {
+                holder,
+                expires_at_ms,
+                ..
+            }) => {
+                if was {
+                    tracing::warn!(environment = %name, %holder, "lease lost to another replica");
+                }
+                self.lease = None;
+                self.status.leader = false;
+                cx.metrics.set_leader(&name, false);
+                self.status.last_error = Some(format!("standby: {holder} holds the lease on {name} (until {expires_at_ms} ms since the epoch)"));
+                Ok(false)
+            }
+            Err(e) => {
+                let msg = format!("cannot take the lease on {name}: {}", DisplayChain(&e));
+                tracing::warn!("{msg}");
+                self.lease = None;
+                self.status.leader = false;
+                cx.metrics.set_leader(&name, false);
+                Err(msg)
+            }
+        }
+    }
+
+    /// Reconcile the Environment at `revision`: lease, pipeline, status, metrics; returns
+    /// how it went and what to do next.
+    pub async fn reconcile(
+        &mut self,
+        cx: &WorkerCx<'_>,
+        revision: &RevisionInfo,
+        desired: &DesiredState,
+    ) -> (Outcome, Action) {
+        let span = tracing::info_span!("environment", environment = %self.name);
+        self.reconcile_in_span(cx, revision, desired)
+            .instrument(span)
+            .await
+    }
+
+    async fn reconcile_in_span(
+        &mut self,
+        cx: &WorkerCx<'_>,
+        revision: &RevisionInfo,
+        desired: &DesiredState,
+    ) -> (Outcome, Action) {
+        let now = Instant::now();
+        // Exactly one replica reconciles an Environment: the one holding its lease.
+        match self.hold_lease(cx).await {
+            Ok(true) => {}
+            Ok(false) => {
+                // A standby makes no AWS requests for the Environment: what it saw before
+                // says nothing about AWS now.
+                let scope = env_scope(&self.name);
+                cx.readiness.retain_aws_scopes(|s| s != scope);
+                cx.metrics.record_skipped();
+                return (Outcome::Standby, Action::Standby);
+            }
+            Err(why) => return self.cannot_run(why, now),
+        }
+        let store = cx.store.expect("the lease needs the store");
+        let settings = Settings {
+            mode: match cx.cfg.mode {
+                Mode::Apply => pipeline::Mode::Apply,
+                Mode::Detect => pipeline::Mode::Plan,
+            },
+            prune: cx.cfg.prune,
+            concurrency: cx.cfg.concurrency,
+            stop: Some(cx.stop.clone()),
+        };
+        let on_event = |ev: Event<'_>| {
+            if let Event::Started(c) = ev {
+                tracing::info!(kind = %c.kind, name = %c.name, action = ?c.action, "applying");
+            }
+        };
+        let report = pipeline::run(
+            desired,
+            revision,
+            &settings,
+            Context {
+                clients: &mut self.clients,
+                store,
+                lease: self.lease.as_ref(),
+                gate: &self.policy,
+                on_event: &on_event,
+            },
+        )
+        .await;
+        if let Some(e) = &report.refused {
+            tracing::error!(error = %DisplayChain(e), "cannot reach the environment's account");
+            return self.cannot_run(DisplayChain(e).to_string(), now);
+        }
+        self.after(cx, revision, &report, now)
+    }
+
+    /// A run that could not happen: reported, retried with backoff.
+    fn cannot_run(&mut self, why: String, now: Instant) -> (Outcome, Action) {
+        self.status.last_error = Some(why);
+        self.status.last_reconcile_at = Some(epoch_secs());
+        let at = self.policy.after_environment_failure(now);
+        (Outcome::Failed, Action::RequeueAt(at))
+    }
+
+    /// Status, metrics and the error policy after a pipeline run.
+    fn after(
+        &mut self,
+        cx: &WorkerCx<'_>,
+        revision: &RevisionInfo,
+        report: &EnvReport,
+        now: Instant,
+    ) -> (Outcome, Action) {
+        let metrics = cx.metrics;
+        if let Some(why) = &report.removals.refused {
+            tracing::error!(error = %why, "prune refused");
+        }
+        for (kind, e) in report.observe_failures() {
+            tracing::warn!(%kind, error = %e, "cannot observe; its resources are skipped this time");
+        }
+        for e in report.plan().iter().flat_map(|p| &p.errors) {
+            tracing::error!(error = %e, "refused change");
+        }
+        for e in &report.errors {
+            tracing::error!(error = %e, "cannot record the reconcile");
+        }
+        metrics.record_prune(&self.name, report.removals.refused.as_ref());
+        // Changes planned again for the revision already applied are drift.
+        let already_applied = self.applied.as_deref() == Some(revision.id.as_str());
+        if already_applied {
+            for c in report.plan().into_iter().flat_map(|p| p.actionable()) {
+                metrics.record_drift(c.kind);
+                tracing::info!(kind = %c.kind, name = %c.name, fields = c.fields.len(), "drift detected");
+            }
+        }
+        if let Some(applied) = &report.applied {
+            for r in &applied.results {
+                metrics.record_change(r.kind, r.action, r.error.is_none());
+                if let Some(e) = &r.error {
+                    tracing::warn!(kind = %r.kind, name = %r.name, error = %DisplayChain(e), "change failed; will retry");
+                }
+            }
+        }
+        self.policy.after_run(report, now);
+        let detect = cx.cfg.mode == Mode::Detect;
+        self.resources = status::resource_states(report, detect, |id| {
+            self.policy
+                .retry_at(id)
+                .map(|t| epoch_secs() + t.saturating_duration_since(Instant::now()).as_secs())
+        });
+        let failures = report
+            .applied
+            .iter()
+            .map(|a| a.failures().count())
+            .sum::<usize>()
+            + report.held.len();
+        let success = report.success() && report.held.is_empty();
+        if success && !detect {
+            self.applied = Some(revision.id.clone());
+            self.status.last_applied_revision = Some(revision.id.clone());
+        }
+        let problems = report.problems();
+        self.status.last_error = (!problems.is_empty()).then(|| problems.join("\n"));
+        self.status.last_reconcile_at = Some(epoch_secs());
+        let resync = now + cx.cfg.resync;
+        let at = self.policy.next_retry().map_or(resync, |r| r.min(resync));
+        (
+            Outcome::Reconciled {
+                success,
+                changes: report.plan().map_or(0, |p| p.actionable().count()),
+                failures,
+                requests: report.requests,
+            },
+            Action::RequeueAt(at),
+        )
+    }
+}

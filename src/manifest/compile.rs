@@ -1,0 +1,648 @@
+//! Compile parsed documents into the desired state: headers, the Environment,
+//! placeholders, files named by documents, typed specs and each kind's rules, then the rules
+//! between documents (duplicates, references) and resolution (names to ARNs, statements
+//! granted by one document to another, the Environment's tags). Every problem is collected.
+//! Pure: the only files read are the ones documents name, through a [`FileReader`].
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use super::diag::{field_path, Diagnostics, DocCx};
+#[cfg(test)]
+use super::load::parse_file;
+use super::load::FileReader;
+use super::yaml::{self, Loc, SourceMap};
+use super::{template, DesiredState, Loaded, ManifestError, Resource, SourceDoc, API_VERSION};
+use crate::kinds::common::{merged_tags, Metadata};
+use crate::kinds::core::{Declared, Received, Reference};
+use crate::kinds::environment::{EnvironmentSpec, EnvironmentView};
+use crate::kinds::{with_kind, Kind, KindFn, Registered, ResolveCx, ResourceSpec};
+
+/// A document after the header checks.
+struct Doc {
+    file: Arc<Path>,
+    map: SourceMap,
+    kind: Kind,
+    metadata: Metadata,
+    value: Value,
+}
+
+impl Doc {
+    fn cx<'a>(&'a self, diags: &'a mut Diagnostics) -> DocCx<'a> {
+        DocCx {
+            map: &self.map,
+            file: &self.file,
+            diags,
+        }
+    }
+    fn loc(&self, pointer: &str) -> Option<Loc> {
+        self.map.value(pointer).cloned()
+    }
+}
+
+/// Compile one YAML text (file `m.yaml`, no referenced files): the unit tests of other
+/// stages build their desired states with it.
+#[cfg(test)]
+pub(crate) fn compile_text(text: &str) -> Loaded {
+    struct NoFiles;
+    impl FileReader for NoFiles {
+        fn read(&self, _: &Path) -> std::io::Result<String> {
+            Err(std::io::ErrorKind::NotFound.into())
+        }
+    }
+    let file: Arc<Path> = Arc::from(Path::new("m.yaml"));
+    let (mut docs, mut diags) = (Vec::new(), Diagnostics::default());
+    parse_file(&file, text, &mut docs, &mut diags);
+    compile(docs, diags, &NoFiles).unwrap_or_else(|e| panic!("{e}: {e:?}"))
+}
+
+/// Turn parsed documents into the desired state, collecting every problem.
+pub fn compile(
+    sources: Vec<SourceDoc>,
+    mut diags: Diagnostics,
+    reader: &dyn FileReader,
+) -> Result<Loaded, ManifestError> {
+    // 1. Headers.
+    let mut docs = Vec::new();
+    for s in sources {
+        if let Some(d) = check_header(s, &mut diags) {
+            docs.push(d);
+        }
+    }
+
+    // 2. The Environment.
+    let env = environment(&docs, &mut diags);
+    let vars = env.as_ref().map(|(spec, _)| spec.vars());
+    // Documents are checked against an empty Environment when it is missing or invalid,
+    // so that their own errors are reported too.
+    let view = env.as_ref().map(|(_, v)| v.clone()).unwrap_or_default();
+
+    // 3. Placeholders, inlined files, typed specs, per-kind rules.
+    let mut resources: Vec<(Doc, ResourceSpec)> = Vec::new();
+    for mut d in docs.into_iter().filter(|d| d.kind != Kind::Environment) {
+        if let Some(vars) = &vars {
+            for (ptr, name) in template::resolve(&mut d.value, vars) {
+                d.cx(&mut diags).error(&ptr, format_args!("unresolved placeholder `{{{name}}}`: add it to the Environment's spec.params"));
+            }
+            // metadata was typed before resolution; take the resolved name.
+            if let Some(n) = d.value["metadata"]["name"].as_str() {
+                d.metadata.name = n.to_string();
+            }
+        }
+        inline_files(&mut d, vars.as_ref(), reader, &mut diags);
+        let mut cx = d.cx(&mut diags);
+        let typed = Typed {
+            cx: &mut cx,
+            value: &d.value["spec"],
+            name: &d.metadata.name,
+            env: &view,
+        };
+        if let Some(Some(spec)) = with_kind(d.kind, typed) {
+            resources.push((d, spec));
+        }
+    }
+
+    // 4. Rules between documents: duplicates and references.
+    check_duplicates(&resources, &mut diags);
+    let names: HashSet<(Kind, &str)> = resources
+        .iter()
+        .map(|(d, _)| (d.kind, d.metadata.name.as_str()))
+        .collect();
+    for (d, spec) in &resources {
+        let refs = with_kind(spec.kind(), References(spec)).unwrap_or_default();
+        for r in refs {
+            if !names.contains(&(r.kind, r.name.as_str())) {
+                d.cx(&mut diags).error(
+                    &r.pointer,
+                    format_args!(
+                        "no {} named `{}` in the manifests{}",
+                        r.kind,
+                        r.name,
+                        r.hint.unwrap_or("")
+                    ),
+                );
+            }
+        }
+    }
+
+    let Some((_, view)) = env else {
+        return Err(ManifestError::Invalid(diags));
+    };
+
+    // 5. Resolve.
+    let desired = resolve(view, resources, &mut diags);
+    if diags.has_errors() {
+        return Err(ManifestError::Invalid(diags));
+    }
+    Ok(Loaded {
+        desired,
+        warnings: diags,
+    })
+}
+
+/// The Environment document: exactly one, valid. `None` when it is missing or has errors
+/// (which are reported); documents are then still checked, but nothing is resolved.
+fn environment(
+    docs: &[Doc],
+    diags: &mut Diagnostics,
+) -> Option<(EnvironmentSpec, EnvironmentView)> {
+    let envs: Vec<&Doc> = docs
+        .iter()
+        .filter(|d| d.kind == Kind::Environment)
+        .collect();
+    match envs.as_slice() {
+        // A file that failed to parse may hold it: do not add a misleading error.
+        [] if diags.has_errors() => None,
+        [] => {
+            diags.error(
+                None,
+                "no Environment document: exactly one is required per manifests directory",
+            );
+            None
+        }
+        [first, rest @ ..] => {
+            for other in rest {
+                let at = first
+                    .loc("")
+                    .map(|l| format!("{}:{}", l.file.display(), l.line))
+                    .unwrap_or_default();
+                other.cx(diags).error("/kind", format_args!("a second Environment; exactly one is allowed per directory (the first is at {at})"));
+            }
+            let mut cx = first.cx(diags);
+            let spec = typed::<EnvironmentSpec>(&mut cx, &first.value["spec"], "/spec")?;
+            // Only the Environment's own errors may stop placeholder resolution.
+            let mut own = Diagnostics::default();
+            spec.validate(&mut DocCx {
+                map: &first.map,
+                file: &first.file,
+                diags: &mut own,
+            });
+            let ok = !own.has_errors();
+            diags.extend(own);
+            if !ok {
+                return None;
+            }
+            let vars = spec.vars();
+            let view = EnvironmentView {
+                name: first.metadata.name.clone(),
+                partition: spec.partition.clone(),
+                region: spec.region.clone(),
+                account: spec.account.clone(),
+                params: spec
+                    .params
+                    .keys()
+                    .map(|k| (k.clone(), vars[k].clone()))
+                    .collect(),
+                tags: spec.tags.clone(),
+                prune: spec.prune,
+                ignore: spec.ignore.clone(),
+                assume_role_arn: spec.resolved_assume_role_arn(),
+                external_id: spec.external_id.clone(),
+                source: first.loc("/metadata/name"),
+            };
+            Some((spec, view))
+        }
+    }
+}
+
+/// Type a document's spec as its kind's and run the kind's own rules.
+struct Typed<'a, 'b> {
+    cx: &'a mut DocCx<'b>,
+    value: &'a Value,
+    name: &'a str,
+    env: &'a EnvironmentView,
+}
+
+impl KindFn<Option<ResourceSpec>> for Typed<'_, '_> {
+    fn document<K: Registered>(self) -> Option<ResourceSpec> {
+        let spec = typed::<K::Spec>(self.cx, self.value, "/spec")?;
+        K::validate(self.name, &spec, self.cx, self.env);
+        Some(K::wrap(spec))
+    }
+}
+
+/// The references a spec makes ([`DocKind::references`]).
+struct References<'a>(&'a ResourceSpec);
+
+impl KindFn<Vec<Reference>> for References<'_> {
+    fn document<K: Registered>(self) -> Vec<Reference> {
+        K::spec(self.0).map(K::references).unwrap_or_default()
+    }
+}
+
+/// The statements a spec grants to others ([`DocKind::contributions`]).
+struct Contributions<'a>(&'a str, &'a ResourceSpec, &'a EnvironmentView);
+
+impl KindFn<Vec<crate::kinds::Contribution>> for Contributions<'_> {
+    fn document<K: Registered>(self) -> Vec<crate::kinds::Contribution> {
+        K::spec(self.1)
+            .map(|s| K::contributions(self.0, s, self.2))
+            .unwrap_or_default()
+    }
+}
+
+/// Resolve a spec in place ([`DocKind::resolve`]) and merge the Environment's tags into it.
+struct Resolve<'a, 'b> {
+    name: &'a str,
+    spec: &'a mut ResourceSpec,
+    cx: ResolveCx<'b>,
+}
+
+impl KindFn<()> for Resolve<'_, '_> {
+    fn document<K: Registered>(mut self) {
+        let Some(spec) = K::spec_mut(self.spec) else {
+            return;
+        };
+        K::resolve(self.name, spec, &mut self.cx);
+        if let Some(tags) = K::tags_mut(spec) {
+            *tags = merged_tags(&self.cx.env.tags, tags);
+        }
+    }
+}
+
+/// Names are unique per kind, or per the name space kinds share (roles and service-linked
+/// roles).
+fn check_duplicates(resources: &[(Doc, ResourceSpec)], diags: &mut Diagnostics) {
+    let mut seen: HashMap<(Kind, &str), Option<Loc>> = HashMap::new();
+    for (d, _) in resources {
+        let key = (d.kind.info().name_space, d.metadata.name.as_str());
+        if let Some(first) = seen.get(&key) {
+            let at = first
+                .as_ref()
+                .map(|l| format!(" (first at {}:{})", l.file.display(), l.line))
+                .unwrap_or_default();
+            d.cx(diags).error(
+                "/metadata/name",
+                format_args!("duplicate {} `{}`{at}", d.kind, d.metadata.name),
+            );
+        } else {
+            seen.insert(key, d.loc("/metadata/name"));
+        }
+    }
+}
+
+/// Resolve every resource against the whole set: ARNs of the resources named, statements
+/// other documents grant, the Environment's tags. Documents that only feed others (such as
+/// `EcrAccess`) are not in the result.
+fn resolve(
+    env: EnvironmentView,
+    resources: Vec<(Doc, ResourceSpec)>,
+    diags: &mut Diagnostics,
+) -> DesiredState {
+    let place = crate::kinds::Place {
+        partition: &env.partition,
+        account: &env.account,
+        region: &env.region,
+    };
+    let declared: Declared = resources
+        .iter()
+        .filter(|(d, _)| d.kind.is_resource())
+        .map(|(d, s)| {
+            let name = d.metadata.name.clone();
+            let arn = s.arn(&name, place);
+            ((d.kind, name), arn)
+        })
+        .collect();
+    // Contributions by receiver, in the contributors' (kind, name) order for stable output.
+    let mut order: Vec<usize> = (0..resources.len()).collect();
+    order.sort_by(|a, b| {
+        let (da, db) = (&resources[*a].0, &resources[*b].0);
+        (da.kind, &da.metadata.name).cmp(&(db.kind, &db.metadata.name))
+    });
+    let mut received: BTreeMap<crate::kinds::ResourceId, Vec<Received>> = BTreeMap::new();
+    for i in order {
+        let (d, spec) = &resources[i];
+        let given =
+            with_kind(spec.kind(), Contributions(&d.metadata.name, spec, &env)).unwrap_or_default();
+        for c in given {
+            received.entry(c.target).or_default().push(Received {
+                from: (d.kind, d.metadata.name.clone()),
+                origin: d.loc(&c.pointer),
+                pointer: c.pointer,
+                statements: c.statements,
+            });
+        }
+    }
+
+    let mut out = Vec::new();
+    for (d, mut spec) in resources {
+        if !d.kind.is_resource() {
+            continue;
+        }
+        let name = d.metadata.name.clone();
+        let mine = received
+            .get(&(d.kind, name.clone()))
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let cx = ResolveCx {
+            doc: d.cx(diags),
+            env: &env,
+            declared: &declared,
+            received: mine,
+            ignore_fields: &d.metadata.ignore_fields,
+        };
+        with_kind(
+            d.kind,
+            Resolve {
+                name: &name,
+                spec: &mut spec,
+                cx,
+            },
+        );
+        out.push(Resource {
+            kind: d.kind,
+            name,
+            annotations: d.metadata.annotations.clone(),
+            ignore_fields: d.metadata.ignore_fields.clone(),
+            spec,
+            source: d.loc(""),
+        });
+    }
+    out.sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
+    DesiredState {
+        environment: env,
+        resources: out,
+    }
+}
+
+/// Check `apiVersion`, `kind`, `metadata` and `spec` of one document.
+fn check_header(s: SourceDoc, diags: &mut Diagnostics) -> Option<Doc> {
+    let mut cx = DocCx {
+        map: &s.map,
+        file: &s.file,
+        diags,
+    };
+    let Some(obj) = s.value.as_object() else {
+        cx.error(
+            "",
+            "a manifest document must be a mapping with apiVersion, kind, metadata and spec",
+        );
+        return None;
+    };
+    let mut ok = true;
+    for k in obj.keys() {
+        if !["apiVersion", "kind", "metadata", "spec"].contains(&k.as_str()) {
+            cx.key_error(
+                &format!("/{}", yaml::escape_segment(k)),
+                format_args!(
+                    "unknown field `{k}`, expected one of apiVersion, kind, metadata, spec"
+                ),
+            );
+            ok = false;
+        }
+    }
+    match obj.get("apiVersion") {
+        Some(Value::String(v)) if v == API_VERSION => {}
+        Some(v) => {
+            cx.error(
+                "/apiVersion",
+                format_args!("unsupported apiVersion {v}; expected `{API_VERSION}`"),
+            );
+            ok = false;
+        }
+        None => {
+            cx.error(
+                "",
+                format_args!("missing field `apiVersion` (expected `{API_VERSION}`)"),
+            );
+            ok = false;
+        }
+    }
+    let kinds = Kind::ALL
+        .iter()
+        .map(|k| k.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let kind = match obj.get("kind") {
+        Some(Value::String(k)) => match Kind::parse(k) {
+            Some(k) => Some(k),
+            None => {
+                cx.error(
+                    "/kind",
+                    format_args!("unknown kind `{k}`, expected one of {kinds}"),
+                );
+                None
+            }
+        },
+        Some(v) => {
+            cx.error("/kind", format_args!("kind must be a string, got {v}"));
+            None
+        }
+        None => {
+            cx.error("", format_args!("missing field `kind` (one of {kinds})"));
+            None
+        }
+    };
+    let metadata = match obj.get("metadata") {
+        Some(m) => typed::<Metadata>(&mut cx, m, "/metadata"),
+        None => {
+            cx.error("", "missing field `metadata`");
+            None
+        }
+    };
+    if let Some(m) = &metadata {
+        if m.name.is_empty() {
+            cx.error("/metadata/name", "name must not be empty");
+            ok = false;
+        }
+        if let Some(k) = kind {
+            check_ignore_fields(&mut cx, k, &m.ignore_fields);
+        }
+    }
+    match obj.get("spec") {
+        Some(Value::Object(_)) => {}
+        Some(other) => {
+            cx.error(
+                "/spec",
+                format_args!("spec must be a mapping, got {}", type_name(other)),
+            );
+            ok = false;
+        }
+        None => {
+            cx.error("", "missing field `spec`");
+            ok = false;
+        }
+    }
+    let (Some(kind), Some(metadata), true) = (kind, metadata, ok) else {
+        return None;
+    };
+    Some(Doc {
+        file: s.file,
+        map: s.map,
+        kind,
+        metadata,
+        value: s.value,
+    })
+}
+
+/// Each `metadata.ignoreFields` entry must be a spec field the kind can leave to AWS.
+fn check_ignore_fields(cx: &mut DocCx, kind: Kind, fields: &[String]) {
+    let allowed = crate::kinds::ignorable_fields(kind);
+    for (i, f) in fields.iter().enumerate() {
+        let ptr = format!("/metadata/ignoreFields/{i}");
+        if allowed.is_empty() {
+            cx.error(
+                &ptr,
+                format_args!("{kind} documents have no fields to ignore"),
+            );
+        } else if !allowed.contains(&f.as_str()) {
+            cx.error(
+                &ptr,
+                format_args!(
+                    "`{f}` cannot be ignored on a {kind}; ignorable fields: {}",
+                    allowed.join(", ")
+                ),
+            );
+        } else if fields[..i].contains(f) {
+            cx.error(&ptr, format_args!("`{f}` is listed twice"));
+        }
+    }
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a mapping",
+    }
+}
+
+/// Deserialize `v` (found at `base`) into `T`, reporting the error at the failing field.
+fn typed<T: serde::de::DeserializeOwned>(cx: &mut DocCx, v: &Value, base: &str) -> Option<T> {
+    match serde_path_to_error::deserialize::<_, T>(v) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            let mut ptr = base.to_string();
+            for seg in e.path().iter() {
+                use serde_path_to_error::Segment;
+                match seg {
+                    Segment::Seq { index } => ptr.push_str(&format!("/{index}")),
+                    Segment::Map { key } | Segment::Enum { variant: key } => {
+                        ptr.push('/');
+                        ptr.push_str(&yaml::escape_segment(key));
+                    }
+                    Segment::Unknown => {}
+                }
+            }
+            let msg = e.into_inner().to_string();
+            let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
+            match msg
+                .strip_prefix("unknown field `")
+                .and_then(|r| r.split('`').next())
+            {
+                // The path already ends at the unknown key; point at the key itself.
+                Some(_) => cx.key_error(&ptr, msg),
+                None => cx.error(&ptr, msg),
+            }
+            None
+        }
+    }
+}
+
+/// Replace the fields that name a file (`documentFile`, `assumeRolePolicyFile`: the kind's
+/// [`DocKind::FILE_FIELDS`]) with the file's parsed content.
+fn inline_files(
+    d: &mut Doc,
+    vars: Option<&template::Vars>,
+    reader: &dyn FileReader,
+    diags: &mut Diagnostics,
+) {
+    let pairs = d.kind.info().file_fields;
+    for (file_key, doc_key) in pairs {
+        let Some(spec) = d.value.get("spec").and_then(Value::as_object) else {
+            return;
+        };
+        let Some(rel) = spec.get(*file_key) else {
+            continue;
+        };
+        let file_ptr = format!("/spec/{file_key}");
+        if spec.contains_key(*doc_key) {
+            DocCx {
+                map: &d.map,
+                file: &d.file,
+                diags,
+            }
+            .error(
+                &file_ptr,
+                format_args!("`{file_key}` and `{doc_key}` are exclusive; give one"),
+            );
+            continue;
+        }
+        let Some(rel) = rel.as_str() else { continue }; // typed() reports the type error
+        let path = d.file.parent().unwrap_or(Path::new(".")).join(rel);
+        let text = match reader.read(&path) {
+            Ok(t) => t,
+            Err(e) => {
+                DocCx {
+                    map: &d.map,
+                    file: &d.file,
+                    diags,
+                }
+                .error(
+                    &file_ptr,
+                    format_args!("cannot read `{}`: {e}", path.display()),
+                );
+                continue;
+            }
+        };
+        let fpath: Arc<Path> = Arc::from(path.as_path());
+        let mut parsed = match yaml::parse_documents(&fpath, &text) {
+            Ok(mut docs) if docs.len() == 1 => docs.remove(0),
+            Ok(_) => {
+                DocCx {
+                    map: &d.map,
+                    file: &d.file,
+                    diags,
+                }
+                .error(
+                    &file_ptr,
+                    format_args!("`{}` must hold exactly one JSON document", path.display()),
+                );
+                continue;
+            }
+            Err(e) => match serde_json::from_str::<Value>(&text) {
+                // JSON that YAML refuses (tabs, say) is still JSON; positions fall back to the file.
+                Ok(v) => yaml::Document {
+                    value: v,
+                    map: SourceMap::default(),
+                },
+                Err(_) => {
+                    diags.error(
+                        Some(e.loc),
+                        format!(
+                            "in the file named by {}: {}",
+                            field_path(&file_ptr),
+                            e.message
+                        ),
+                    );
+                    continue;
+                }
+            },
+        };
+        if let Some(vars) = vars {
+            for (ptr, name) in template::resolve(&mut parsed.value, vars) {
+                let loc = parsed.map.value(&ptr).cloned().or_else(|| {
+                    Some(Loc {
+                        file: fpath.clone(),
+                        line: 1,
+                        col: 1,
+                    })
+                });
+                diags.error(loc, format!("{}: unresolved placeholder `{{{name}}}`: add it to the Environment's spec.params", field_path(&format!("/spec/{doc_key}{ptr}"))));
+            }
+        }
+        let doc_ptr = format!("/spec/{doc_key}");
+        // A document parsed by the JSON fallback has no positions; lookups then fall
+        // back to the nearest ancestor, the spec.
+        d.map.graft(&doc_ptr, parsed.map);
+        let spec = d.value["spec"].as_object_mut().expect("checked above");
+        spec.remove(*file_key);
+        spec.insert(doc_key.to_string(), parsed.value);
+    }
+}

@@ -1,0 +1,270 @@
+//! Reading manifests from disk: the directory walk, the manifest files, the files they
+//! name (`documentFile`), and the layout of a directory of Environments.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::diag::Diagnostics;
+use super::{compile, yaml, Loaded, ManifestError, SourceDoc};
+use crate::kinds::{Kind, Scope};
+
+/// Files a manifest refers to (`documentFile`, `assumeRolePolicyFile`), read on demand.
+pub trait FileReader {
+    /// Read `path` (already joined with the manifest's directory).
+    fn read(&self, path: &Path) -> std::io::Result<String>;
+}
+
+/// Reads from the local file system, refusing paths outside the manifests root.
+pub struct FsReader {
+    root: PathBuf,
+}
+
+impl FileReader for FsReader {
+    fn read(&self, path: &Path) -> std::io::Result<String> {
+        let canon = path.canonicalize()?;
+        let root = self.root.canonicalize()?;
+        if !canon.starts_with(&root) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                "the file is outside the manifests directory",
+            ));
+        }
+        std::fs::read_to_string(canon)
+    }
+}
+
+/// Read and compile every `*.yaml`/`*.yml` file under `dir` (any depth, hidden entries skipped).
+pub fn load_dir(dir: &Path) -> Result<Loaded, ManifestError> {
+    let files = list_yaml_files(dir)?;
+    let mut diags = Diagnostics::default();
+    let mut docs = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(&f).map_err(|source| ManifestError::Io {
+            path: f.clone(),
+            source,
+        })?;
+        let file: Arc<Path> = Arc::from(f.as_path());
+        parse_file(&file, &text, &mut docs, &mut diags);
+    }
+    compile(
+        docs,
+        diags,
+        &FsReader {
+            root: dir.to_path_buf(),
+        },
+    )
+}
+
+/// The Environment directories that `paths` name. A path holding YAML files of its own is one
+/// Environment; a path holding only directories is a directory of Environments (for example
+/// `envs/dev`, `envs/staging`, `envs/prod`), each subdirectory with YAML in it being one.
+/// Sorted and without duplicates.
+pub fn environment_dirs(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ManifestError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| ManifestError::Io { path, source }
+    };
+    let is_yaml = |p: &Path| {
+        p.is_file() && matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
+    };
+    let mut out = Vec::new();
+    for root in paths {
+        let mut subdirs = Vec::new();
+        let mut own_yaml = false;
+        for entry in std::fs::read_dir(root).map_err(io(root))? {
+            let path = entry.map_err(io(root))?.path();
+            let hidden = path
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'));
+            if hidden {
+                continue;
+            }
+            if path.is_dir() {
+                subdirs.push(path);
+            } else if is_yaml(&path) {
+                own_yaml = true;
+            }
+        }
+        let mut envs = Vec::new();
+        if !own_yaml {
+            for d in subdirs {
+                if !list_yaml_files(&d)?.is_empty() {
+                    envs.push(d);
+                }
+            }
+        }
+        if envs.is_empty() {
+            // Without YAML below it, the path stays one (empty) Environment: loading it
+            // reports that, instead of the command doing nothing.
+            envs.push(root.clone());
+        }
+        out.extend(envs);
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+/// Load every Environment under `paths` (see [`environment_dirs`]). All or nothing: when one
+/// is invalid, the errors of all are returned. Two Environments may not share a name (their
+/// inventory, lease and status are keyed by it), nor manage the same resource in one account.
+pub fn load_environments(paths: &[PathBuf]) -> Result<Vec<(PathBuf, Loaded)>, ManifestError> {
+    let dirs = environment_dirs(paths)?;
+    let mut diags = Diagnostics::default();
+    let mut out: Vec<(PathBuf, Loaded)> = Vec::new();
+    for dir in dirs {
+        match load_dir(&dir) {
+            Ok(l) => out.push((dir, l)),
+            Err(ManifestError::Invalid(d)) => diags.extend(d),
+            Err(e) => return Err(e),
+        }
+    }
+    let mut names: HashMap<&str, &Path> = HashMap::new();
+    let mut owners: HashMap<(&str, &str, Kind, &str), &str> = HashMap::new();
+    for (dir, l) in &out {
+        let env = &l.desired.environment;
+        if let Some(first) = names.insert(&env.name, dir) {
+            diags.error(
+                env.source.clone(),
+                format!(
+                    "metadata.name: Environment `{}` is also defined in {}; each Environment needs its own name",
+                    env.name,
+                    first.display()
+                ),
+            );
+        }
+        for r in &l.desired.resources {
+            // IAM and bucket names are global to the account (buckets even to the
+            // partition); table names are per region.
+            let region = match r.kind.info().scope {
+                Scope::Region => env.region.as_str(),
+                Scope::Account => "",
+            };
+            let key = (env.account.as_str(), region, r.kind, r.name.as_str());
+            match owners.get(&key) {
+                Some(other) if *other != env.name => diags.error(
+                    r.source.clone(),
+                    format!(
+                        "metadata.name: {} `{}` in account {} is also managed by Environment `{other}`; one resource has one owner",
+                        r.kind, r.name, env.account
+                    ),
+                ),
+                _ => {
+                    owners.insert(key, &env.name);
+                }
+            }
+        }
+    }
+    if diags.has_errors() {
+        return Err(ManifestError::Invalid(diags));
+    }
+    Ok(out)
+}
+
+/// Parse one file's documents into `docs` (syntax errors go to `diags`).
+pub fn parse_file(
+    file: &Arc<Path>,
+    text: &str,
+    docs: &mut Vec<SourceDoc>,
+    diags: &mut Diagnostics,
+) {
+    match yaml::parse_documents(file, text) {
+        Ok(parsed) => {
+            docs.extend(
+                parsed
+                    .into_iter()
+                    .filter(|d| !d.value.is_null())
+                    .map(|d| SourceDoc {
+                        file: file.clone(),
+                        value: d.value,
+                        map: d.map,
+                    }),
+            )
+        }
+        Err(e) => diags.error(Some(e.loc), e.message),
+    }
+}
+
+/// Every YAML file under `dir`, sorted, skipping hidden files and directories.
+pub fn list_yaml_files(dir: &Path) -> Result<Vec<PathBuf>, ManifestError> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let rd = std::fs::read_dir(&d).map_err(|source| ManifestError::Io {
+            path: d.clone(),
+            source,
+        })?;
+        for entry in rd {
+            let entry = entry.map_err(|source| ManifestError::Io {
+                path: d.clone(),
+                source,
+            })?;
+            let path = entry.path();
+            let name = entry.file_name();
+            if name.to_string_lossy().starts_with('.') {
+                continue;
+            }
+            let ft = entry.file_type().map_err(|source| ManifestError::Io {
+                path: path.clone(),
+                source,
+            })?;
+            if ft.is_dir() {
+                stack.push(path);
+            } else if matches!(
+                path.extension().and_then(|e| e.to_str()),
+                Some("yaml" | "yml")
+            ) {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+#[cfg(test)]
+mod environment_dir_tests {
+    use super::*;
+
+    fn touch(p: &Path) {
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, "x: 1\n").unwrap();
+    }
+
+    #[test]
+    fn a_directory_with_yaml_is_one_environment_and_one_without_lists_them() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path();
+        touch(&root.join("single/environment.yaml"));
+        touch(&root.join("single/iam/roles.yaml"));
+        touch(&root.join("envs/prod/environment.yaml"));
+        touch(&root.join("envs/dev/environment.yaml"));
+        touch(&root.join("envs/dev/s3/buckets.yml"));
+        touch(&root.join("envs/notes/README.txt"));
+        touch(&root.join("envs/.hidden/environment.yaml"));
+        touch(&root.join("nothing/notes/README.txt"));
+        let dirs = environment_dirs(&[root.join("single")]).unwrap();
+        assert_eq!(dirs, [root.join("single")]);
+        let dirs = environment_dirs(&[root.join("envs")]).unwrap();
+        assert_eq!(dirs, [root.join("envs/dev"), root.join("envs/prod")]);
+        // Named one by one (and twice), the same Environments come back once each.
+        let dirs = environment_dirs(&[
+            root.join("envs/prod"),
+            root.join("envs/dev"),
+            root.join("envs/prod"),
+        ])
+        .unwrap();
+        assert_eq!(dirs, [root.join("envs/dev"), root.join("envs/prod")]);
+        // Regression: a directory with no YAML below it gave no Environment at all, and plan
+        // indexed the first one of none.
+        assert_eq!(
+            environment_dirs(&[root.join("nothing")]).unwrap(),
+            [root.join("nothing")]
+        );
+        assert!(matches!(
+            environment_dirs(&[root.join("missing")]),
+            Err(ManifestError::Io { .. })
+        ));
+    }
+}
