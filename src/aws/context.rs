@@ -15,8 +15,6 @@ use aws_config::retry::RetryConfig;
 use aws_config::BehaviorVersion;
 
 use super::calls::{CallCounter, CallStats};
-use super::error::{AwsError, ServiceCode};
-use super::services::StsCode;
 
 /// Default [`AwsOptions::attempt_timeout`]: well above the slowest single AWS answer the
 /// tool waits for (a large GetAccountAuthorizationDetails page takes seconds).
@@ -183,40 +181,4 @@ impl AwsContext {
             .insert(TypeId::of::<C>(), Box::new(client));
         self
     }
-
-    /// Check that the credentials reach `expected` (STS GetCallerIdentity, which needs no
-    /// permission). Done for an Environment before anything is read or written, so that a
-    /// dev manifest set never lands in a prod account.
-    pub async fn check_account(&self, expected: &str) -> Result<(), AccountError> {
-        let sts: aws_sdk_sts::Client = self.client();
-        let out = sts
-            .get_caller_identity()
-            .send()
-            .await
-            .map_err(|e| AccountError::Identity(StsCode::error("sts:GetCallerIdentity", e)))?;
-        let actual = out.account().unwrap_or_default();
-        if actual != expected {
-            return Err(AccountError::WrongAccount {
-                actual: actual.to_string(),
-                expected: expected.to_string(),
-            });
-        }
-        Ok(())
-    }
-}
-
-/// Why clients were refused for an Environment's account.
-#[derive(Debug, thiserror::Error)]
-pub enum AccountError {
-    /// STS did not say whose credentials these are.
-    #[error("cannot find the account of the credentials")]
-    Identity(#[source] AwsError),
-    /// The credentials belong to another account.
-    #[error("the credentials reach account {actual}, not {expected}")]
-    WrongAccount {
-        /// The account the credentials reach.
-        actual: String,
-        /// The Environment's account.
-        expected: String,
-    },
 }

@@ -6,13 +6,13 @@
 //! throttling and 5xx with jittered exponential backoff and a timeout per attempt;
 //! [`retry_eventual`] adds the longer retries that IAM's eventual consistency needs.
 //!
-//! - [`context`]: [`AwsContext`], its options and the account check; clients made on first
-//!   use ([`ServiceClient`]).
+//! - [`context`]: [`AwsContext`] and its options; clients made on first use
+//!   ([`ServiceClient`]).
 //! - [`calls`]: every request counted by service, operation and outcome.
 //! - [`error`]: [`AwsError`] (keeps its SDK error), [`ErrorClass`], each service's typed
 //!   codes ([`ServiceCode`]).
 //! - [`paginate`]: the one way paginated reads are collected.
-//! - [`services`]: STS and DynamoDB, which the tool itself uses.
+//! - [`services`]: STS (the account check) and DynamoDB, which the tool itself uses.
 //! - [`emulator`]: workarounds for the emulator the tests run against, each named.
 
 pub mod calls;
@@ -23,9 +23,7 @@ pub mod paginate;
 pub mod services;
 
 pub use calls::{CallCounter, CallObserver, CallResult, CallStats};
-pub use context::{
-    AccountError, AssumeRole, AwsContext, AwsOptions, ServiceClient, DEFAULT_ATTEMPT_TIMEOUT,
-};
+pub use context::{AssumeRole, AwsContext, AwsOptions, ServiceClient, DEFAULT_ATTEMPT_TIMEOUT};
 pub use error::{gone_ok, retry_eventual, AwsError, DisplayChain, ErrorClass, ServiceCode};
 pub use paginate::all_pages;
-pub use services::{dynamodb, DynamoDbCode, StsCode};
+pub use services::{dynamodb, AccountError, DynamoDbCode, StsCode};

@@ -7,7 +7,7 @@ use serde_json::json;
 use super::*;
 use crate::kinds::role::diff::RoleObserved;
 use crate::kinds::role::Role;
-use crate::kinds::KindPlan;
+use crate::kinds::Import;
 use crate::manifest::EnvironmentView;
 
 const ACCOUNT: &str = "123456789012";

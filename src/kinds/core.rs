@@ -303,6 +303,11 @@ pub trait KindPlan: DocKind {
     /// Steps that hand the resource back: remove the ownership tag, change nothing else
     /// (the `retain` deletion policy).
     fn release(name: &str, observed: &Self::Observed) -> Vec<Self::Op>;
+}
+
+/// The `import` half of a resource kind (its folder's `import.rs`): the manifest spec
+/// that describes a resource AWS has.
+pub trait Import: KindPlan {
     /// The manifest spec that describes `observed` as it is (the `import` command): the
     /// ownership tag, AWS defaults and what the Environment ignores are left out, and a
     /// setting the manifest cannot express exactly is left out too (unmanaged), so that
@@ -321,7 +326,7 @@ pub trait Registered: DocKind {
 }
 
 /// Glue between a resource kind and the registry's enums; generated, never written by hand.
-pub trait ResourceKind: KindPlan + Registered {
+pub trait ResourceKind: KindPlan + Import + Registered {
     /// Wrap a step for the plan.
     fn step(op: Self::Op) -> Step;
     /// This kind's observed resources.

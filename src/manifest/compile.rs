@@ -13,13 +13,18 @@ use serde_json::Value;
 use super::diag::{field_path, Diagnostics, DocCx};
 #[cfg(test)]
 use super::load::parse_file;
-use super::load::FileReader;
 use super::yaml::{self, Loc, SourceMap};
 use super::{template, DesiredState, Loaded, ManifestError, Resource, SourceDoc, API_VERSION};
 use crate::kinds::common::{merged_tags, Metadata};
 use crate::kinds::core::{Declared, Received, Reference};
 use crate::kinds::environment::{EnvironmentSpec, EnvironmentView};
 use crate::kinds::{with_kind, Kind, KindFn, Registered, ResolveCx, ResourceSpec};
+
+/// Files a manifest refers to (`documentFile`, `assumeRolePolicyFile`), read on demand.
+pub trait FileReader {
+    /// Read `path` (already joined with the manifest's directory).
+    fn read(&self, path: &Path) -> std::io::Result<String>;
+}
 
 /// A document after the header checks.
 struct Doc {

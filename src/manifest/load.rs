@@ -5,15 +5,10 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::compile::{compile, FileReader};
 use super::diag::Diagnostics;
-use super::{compile, yaml, Loaded, ManifestError, SourceDoc};
+use super::{yaml, Loaded, ManifestError, SourceDoc};
 use crate::kinds::{Kind, Scope};
-
-/// Files a manifest refers to (`documentFile`, `assumeRolePolicyFile`), read on demand.
-pub trait FileReader {
-    /// Read `path` (already joined with the manifest's directory).
-    fn read(&self, path: &Path) -> std::io::Result<String>;
-}
 
 /// Reads from the local file system, refusing paths outside the manifests root.
 pub struct FsReader {

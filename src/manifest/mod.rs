@@ -20,13 +20,12 @@ use serde_json::Value;
 pub use crate::kinds::environment::EnvironmentView;
 use crate::kinds::{Kind, ResourceSpec};
 pub use crate::syntax::{diag, template, yaml};
-pub use compile::compile;
 #[cfg(test)]
 pub(crate) use compile::compile_text;
+pub use compile::{compile, FileReader};
 use diag::Diagnostics;
 pub use load::{
-    environment_dirs, list_yaml_files, load_dir, load_environments, parse_file, FileReader,
-    FsReader,
+    environment_dirs, list_yaml_files, load_dir, load_environments, parse_file, FsReader,
 };
 use yaml::{Loc, SourceMap};
 

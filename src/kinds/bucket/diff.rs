@@ -608,9 +608,6 @@ impl KindPlan for Bucket {
         vec![Op::PutTags(tags)]
     }
 
-    fn import(_: &str, o: &BucketObserved, _: &PlanCx) -> BucketSpec {
-        super::import::spec(o)
-    }
 }
 
 #[cfg(test)]

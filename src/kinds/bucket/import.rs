@@ -7,11 +7,11 @@
 //! know, lifecycle rules with filters it has no field for, a policy that is not JSON) is
 //! left out: unmanaged, and so never changed by adopting the bucket.
 
-use super::diff::{BucketObserved, ObservedEncryption, Setting, Versioning};
+use super::diff::{Bucket, BucketObserved, ObservedEncryption, Setting, Versioning};
 use super::{
     BucketEncryption, BucketSpec, ObjectOwnership, PublicAccessBlockSetting, SseAlgorithm,
 };
-use crate::kinds::core::own_tags;
+use crate::kinds::core::{own_tags, Import, PlanCx};
 
 fn encryption(e: &ObservedEncryption) -> Option<BucketEncryption> {
     let sse_algorithm = match e.sse_algorithm.as_str() {
@@ -66,6 +66,12 @@ pub fn spec(o: &BucketObserved) -> BucketSpec {
         ownership: o.ownership.value().and_then(|s| ownership(s)),
         tags: own_tags(&o.tags),
         force_destroy: false,
+    }
+}
+
+impl Import for Bucket {
+    fn import(_: &str, o: &BucketObserved, _: &PlanCx) -> BucketSpec {
+        spec(o)
     }
 }
 

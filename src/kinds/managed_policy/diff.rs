@@ -225,9 +225,6 @@ impl KindPlan for ManagedPolicy {
         }]
     }
 
-    fn import(_: &str, o: &ManagedPolicyObserved, _: &PlanCx) -> ManagedPolicySpec {
-        super::import::spec(o)
-    }
 }
 
 #[cfg(test)]

@@ -1,8 +1,8 @@
 //! ManagedPolicy: the manifest spec that describes an existing policy (the `import` command).
 
-use super::diff::ManagedPolicyObserved;
+use super::diff::{ManagedPolicy, ManagedPolicyObserved};
 use super::ManagedPolicySpec;
-use crate::kinds::core::own_tags;
+use crate::kinds::core::{own_tags, Import, PlanCx};
 
 /// The spec of `o` as it is: its default version's document inline, its path, its
 /// description when it has one, and its tags without the ownership tag.
@@ -13,6 +13,12 @@ pub fn spec(o: &ManagedPolicyObserved) -> ManagedPolicySpec {
         path: o.path.clone(),
         description: o.description.clone().filter(|d| !d.is_empty()),
         tags: own_tags(&o.tags),
+    }
+}
+
+impl Import for ManagedPolicy {
+    fn import(_: &str, o: &ManagedPolicyObserved, _: &PlanCx) -> ManagedPolicySpec {
+        spec(o)
     }
 }
 

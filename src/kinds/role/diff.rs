@@ -442,9 +442,6 @@ impl KindPlan for Role {
         ops
     }
 
-    fn import(name: &str, o: &RoleObserved, cx: &PlanCx) -> RoleSpec {
-        super::import::spec(name, o, cx)
-    }
 }
 
 #[cfg(test)]

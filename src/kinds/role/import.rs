@@ -1,8 +1,8 @@
 //! Role: the manifest spec that describes an existing role (the `import` command).
 
-use super::diff::{RoleObserved, DEFAULT_MAX_SESSION};
+use super::diff::{DEFAULT_MAX_SESSION, Role, RoleObserved};
 use super::RoleSpec;
-use crate::kinds::core::{own_tags, PlanCx};
+use crate::kinds::core::{own_tags, Import, PlanCx};
 use crate::kinds::Kind;
 
 /// A policy ARN as a manifest names it: the ManagedPolicy's name when the manifests (or
@@ -39,6 +39,12 @@ pub fn spec(name: &str, o: &RoleObserved, cx: &PlanCx) -> RoleSpec {
         max_session_duration: o.max_session_duration.filter(|s| *s != DEFAULT_MAX_SESSION),
         instance_profile: o.instance_profiles.contains(name),
         tags: own_tags(&o.tags),
+    }
+}
+
+impl Import for Role {
+    fn import(name: &str, o: &RoleObserved, cx: &PlanCx) -> RoleSpec {
+        spec(name, o, cx)
     }
 }
 

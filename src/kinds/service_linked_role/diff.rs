@@ -152,9 +152,6 @@ impl KindPlan for ServiceLinkedRole {
         }]
     }
 
-    fn import(name: &str, o: &ServiceLinkedRoleObserved, _: &PlanCx) -> ServiceLinkedRoleSpec {
-        super::import::spec(name, o)
-    }
 }
 
 #[cfg(test)]

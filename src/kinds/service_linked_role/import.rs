@@ -1,8 +1,9 @@
 //! ServiceLinkedRole: the manifest spec that describes an existing service-linked role
 //! (the `import` command).
 
-use super::diff::ServiceLinkedRoleObserved;
+use super::diff::{ServiceLinkedRole, ServiceLinkedRoleObserved};
 use super::ServiceLinkedRoleSpec;
+use crate::kinds::core::{Import, PlanCx};
 
 /// The spec of `o`: its service (from the observation, else its path), its description,
 /// and the custom suffix IAM appended after `_` to the role name, if any.
@@ -24,6 +25,12 @@ pub fn spec(name: &str, o: &ServiceLinkedRoleObserved) -> ServiceLinkedRoleSpec 
             .split_once('_')
             .map(|(_, s)| s.to_string())
             .filter(|s| !s.is_empty()),
+    }
+}
+
+impl Import for ServiceLinkedRole {
+    fn import(name: &str, o: &ServiceLinkedRoleObserved, _: &PlanCx) -> ServiceLinkedRoleSpec {
+        spec(name, o)
     }
 }
 

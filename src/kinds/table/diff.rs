@@ -505,9 +505,6 @@ impl KindPlan for Table {
         vec![Op::Delete]
     }
 
-    fn import(_: &str, o: &TableObserved, _: &PlanCx) -> TableSpec {
-        super::import::spec(o)
-    }
 }
 
 fn to_json<T: Serialize>(v: &T) -> Value {

@@ -4,12 +4,12 @@
 //! settings only when they differ from a new table's (an AWS owned key, point-in-time
 //! recovery off, no TTL, no deletion protection, no stream).
 
-use super::diff::{EncryptionObserved, TableObserved};
+use super::diff::{EncryptionObserved, Table, TableObserved};
 use super::{
     AttributeType, BillingMode, GlobalSecondaryIndex, KeyAttribute, LocalSecondaryIndex,
     StreamViewType, Streams, TableEncryption, TableKeyType, TableSpec, Ttl,
 };
-use crate::kinds::core::own_tags;
+use crate::kinds::core::{own_tags, Import, PlanCx};
 
 fn key(o: &TableObserved, name: &str) -> KeyAttribute {
     KeyAttribute {
@@ -87,6 +87,12 @@ pub fn spec(o: &TableObserved) -> TableSpec {
             view_type: Some(v),
         }),
         tags: own_tags(&o.tags),
+    }
+}
+
+impl Import for Table {
+    fn import(_: &str, o: &TableObserved, _: &PlanCx) -> TableSpec {
+        spec(o)
     }
 }
 
