@@ -31,13 +31,18 @@
 //! # Ok::<(), mlspace_policy::PolicyError>(())
 //! ```
 
+mod arn;
+pub mod catalog;
 mod condition;
 mod encoding;
 mod error;
+mod glob;
 mod normalize;
 mod pointer;
+mod statement;
 mod validate;
 
+pub use catalog::catalogue;
 pub use condition::{ConditionOperator, SetQualifier};
 pub use encoding::{
     decode_iam_document, quota_len, BUCKET_POLICY_MAX_LEN, MANAGED_POLICY_MAX_LEN,
@@ -45,6 +50,7 @@ pub use encoding::{
 };
 pub use error::PolicyError;
 pub use normalize::{normalize, semantically_equal, statement_diff, StatementDiff};
+pub use statement::Effect;
 pub use validate::{has_errors, validate, Issue, PolicyKind, Severity};
 
 /// The policy language version that supports policy variables; the one to write.
