@@ -104,6 +104,12 @@ impl PolicyArn {
         !self.account.is_empty()
     }
 
+    /// Whether the resource part (after the account) matches every text `part` matches,
+    /// e.g. `role/*` for "every role".
+    pub(crate) fn resource_covers(&self, part: &str) -> bool {
+        self.resource_pat.covers(&Pattern::policy(part))
+    }
+
     /// Whether some ARN matched by this policy resource is of the resource type `t`.
     pub(crate) fn could_be(&self, t: &ArnTemplate) -> bool {
         // Cheapest and most selective first.
@@ -126,6 +132,8 @@ impl PolicyArn {
 /// An ARN template of the catalogue, e.g. `arn:${Partition}:s3:::${BucketName}`.
 #[derive(Debug, Clone)]
 pub(crate) struct ArnTemplate {
+    /// The service part as written, e.g. `s3` (empty for a template that is no ARN).
+    pub(crate) service_name: Box<str>,
     partition: Pattern,
     service: Pattern,
     /// Whether the template has a region part (global services such as IAM and S3
@@ -143,6 +151,7 @@ impl ArnTemplate {
     pub(crate) fn parse(text: &str) -> Self {
         match split(text) {
             Some(p) => Self {
+                service_name: p.service.into(),
                 partition: Pattern::template(p.partition),
                 service: Pattern::template(p.service),
                 has_region: !p.region.is_empty(),
@@ -152,6 +161,7 @@ impl ArnTemplate {
                 resource: Pattern::template(p.resource),
             },
             None => Self {
+                service_name: "".into(),
                 // "arn" is never a service part: this template matches no policy ARN.
                 partition: Pattern::template(""),
                 service: Pattern::template("\u{0}"),

@@ -414,6 +414,25 @@ pub struct Catalogue {
     global_lookup: HashMap<Box<str>, u16>,
     global_templates: Vec<u16>,
     action_count: u32,
+    /// ARN service part -> (service, resource type) of every template with that part.
+    arn_index: HashMap<Box<str>, Vec<(u16, u16)>>,
+}
+
+/// What an `Action` element string stands for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Resolved {
+    /// `*`: every action.
+    All,
+    /// These actions (indexes) of the service at `svc`; never empty.
+    Actions { svc: usize, actions: Vec<u32> },
+    /// The prefix names no service of the catalogue.
+    UnknownService,
+    /// The service has no such action.
+    UnknownAction { svc: usize },
+    /// A wildcard pattern that matches no action of the service.
+    NoMatch { svc: usize },
+    /// Not `service:name` (validate reports it).
+    Invalid,
 }
 
 impl Catalogue {
@@ -427,6 +446,7 @@ impl Catalogue {
             global_lookup: HashMap::new(),
             global_templates: Vec::new(),
             action_count: 0,
+            arn_index: HashMap::new(),
         };
         for (n, line) in text.lines().enumerate() {
             let line_no = n + 1;
@@ -544,7 +564,55 @@ impl Catalogue {
                 _ => return Err(bad("unknown record kind")),
             }
         }
+        for (si, svc) in cat.services.iter().enumerate() {
+            for (ti, t) in svc.resources.iter().enumerate() {
+                cat.arn_index
+                    .entry(t.template.service_name.to_ascii_lowercase().into())
+                    .or_default()
+                    .push((si as u16, ti as u16));
+            }
+        }
         Ok(cat)
+    }
+
+    /// What the `Action` string `action` stands for.
+    pub(crate) fn resolve(&self, action: &str) -> Resolved {
+        if action == "*" {
+            return Resolved::All;
+        }
+        let Some((prefix, name)) = action.split_once(':') else {
+            return Resolved::Invalid;
+        };
+        if name.is_empty() {
+            return Resolved::Invalid;
+        }
+        let Some(svc) = self.service_index(prefix) else {
+            return Resolved::UnknownService;
+        };
+        let service = &self.services[svc];
+        if crate::glob::has_wildcard(name) {
+            let actions: Vec<u32> = service.actions_matching(name).collect();
+            if actions.is_empty() {
+                Resolved::NoMatch { svc }
+            } else {
+                Resolved::Actions { svc, actions }
+            }
+        } else {
+            match service.action_index(name) {
+                Some(i) => Resolved::Actions {
+                    svc,
+                    actions: vec![i],
+                },
+                None => Resolved::UnknownAction { svc },
+            }
+        }
+    }
+
+    /// The (service, resource type) pairs whose ARN templates have service part `service`.
+    pub(crate) fn resource_types_of_arn_service(&self, service: &str) -> &[(u16, u16)] {
+        self.arn_index
+            .get(service.to_ascii_lowercase().as_str())
+            .map_or(&[], Vec::as_slice)
     }
 
     /// Where the data came from.

@@ -135,7 +135,7 @@ impl Pattern {
 
     /// Whether the pattern matches every text (e.g. `*`).
     pub(crate) fn matches_everything(&self) -> bool {
-        self.toks.iter().any(|t| *t == Tok::Many(Class::Any))
+        self.toks.contains(&Tok::Many(Class::Any))
             && self.toks.iter().all(|t| matches!(t, Tok::Many(_)))
     }
 

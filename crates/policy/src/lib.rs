@@ -37,6 +37,7 @@ mod condition;
 mod encoding;
 mod error;
 mod glob;
+pub mod lint;
 mod normalize;
 mod pointer;
 mod statement;
@@ -49,6 +50,7 @@ pub use encoding::{
     ROLE_INLINE_POLICIES_MAX_LEN, TRUST_POLICY_DEFAULT_MAX_LEN,
 };
 pub use error::PolicyError;
+pub use lint::{lint, Finding};
 pub use normalize::{normalize, semantically_equal, statement_diff, StatementDiff};
 pub use statement::Effect;
 pub use validate::{has_errors, validate, Issue, PolicyKind, Severity};
