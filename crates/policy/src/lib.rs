@@ -36,6 +36,7 @@ pub mod catalog;
 mod condition;
 mod encoding;
 mod error;
+mod escalation;
 mod glob;
 pub mod lint;
 mod normalize;
@@ -50,6 +51,7 @@ pub use encoding::{
     ROLE_INLINE_POLICIES_MAX_LEN, TRUST_POLICY_DEFAULT_MAX_LEN,
 };
 pub use error::PolicyError;
+pub use escalation::{escalation_paths, Escalation, PathGrant};
 pub use lint::{lint, Finding};
 pub use normalize::{normalize, semantically_equal, statement_diff, StatementDiff};
 pub use statement::Effect;
