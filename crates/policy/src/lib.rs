@@ -34,6 +34,7 @@
 mod arn;
 pub mod catalog;
 mod condition;
+mod delta;
 mod encoding;
 mod error;
 mod escalation;
@@ -46,6 +47,10 @@ mod validate;
 
 pub use catalog::catalogue;
 pub use condition::{ConditionOperator, SetQualifier};
+pub use delta::{
+    access_delta, access_delta_set, attach_delta, detach_delta, plan_access_line, AccessDelta,
+    Grant, GrantCondition,
+};
 pub use encoding::{
     decode_iam_document, quota_len, BUCKET_POLICY_MAX_LEN, MANAGED_POLICY_MAX_LEN,
     ROLE_INLINE_POLICIES_MAX_LEN, TRUST_POLICY_DEFAULT_MAX_LEN,
