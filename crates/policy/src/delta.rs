@@ -593,12 +593,21 @@ impl Side {
     }
 
     /// The grants of `self` that `other` does not cover, as readable grants.
+    ///
+    /// A group that another group of the same side covers is left out too: it is either
+    /// covered by `other` through that group, or implied by that group's own grant.
     fn uncovered_by(&self, other: &Side, cat: &Catalogue) -> Vec<Grant> {
         let mut out = Vec::new();
-        for g in &self.groups {
+        for (i, g) in self.groups.iter().enumerate() {
             let mut covered = ActionSet::empty(g.set.bits.len());
             for o in &other.groups {
                 if key_covers(&o.key, &g.key) {
+                    covered.union_with(&o.set);
+                }
+            }
+            for (j, o) in self.groups.iter().enumerate() {
+                // Of two groups covering each other, the first one stands for both.
+                if j != i && key_covers(&o.key, &g.key) && (j < i || !key_covers(&g.key, &o.key)) {
                     covered.union_with(&o.set);
                 }
             }

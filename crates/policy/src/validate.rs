@@ -896,6 +896,35 @@ mod tests {
     }
 
     #[test]
+    fn boundary_and_key_policy_kinds() {
+        assert_eq!(validate(&good_identity(), PolicyKind::Boundary), vec![]);
+        let with_principal = identity(
+            json!({"Effect": "Allow", "Action": "s3:*", "Resource": "*", "Principal": "*"}),
+        );
+        assert_eq!(
+            pointers(&errors(&with_principal, PolicyKind::Boundary)),
+            ["/Statement/0/Principal"]
+        );
+        let key = json!({"Version": "2012-10-17", "Statement": [{
+            "Sid": "Enable IAM User Permissions", "Effect": "Allow",
+            "Principal": {"AWS": "arn:aws:iam::123456789012:root"}, "Action": "kms:*", "Resource": "*"
+        }]});
+        assert_eq!(validate(&key, PolicyKind::KeyPolicy), vec![]);
+        let mut no_principal = key.clone();
+        no_principal["Statement"][0]
+            .as_object_mut()
+            .unwrap()
+            .shift_remove("Principal");
+        assert_eq!(
+            pointers(&errors(&no_principal, PolicyKind::KeyPolicy)),
+            ["/Statement/0"]
+        );
+        assert!(PolicyKind::KeyPolicy.has_principals() && PolicyKind::KeyPolicy.has_resources());
+        assert!(!PolicyKind::Boundary.has_principals());
+        assert!(!PolicyKind::Trust.has_resources());
+    }
+
+    #[test]
     fn root_must_be_object() {
         for doc in [json!([]), json!("x"), json!(null), json!(1)] {
             let issues = validate(&doc, PolicyKind::Identity);
