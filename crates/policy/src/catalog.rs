@@ -10,6 +10,7 @@
 //! Every action also has a catalogue-wide number ([`ActionId`]) so that sets of actions
 //! can be bit sets.
 
+use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::OnceLock;
@@ -147,14 +148,15 @@ impl fmt::Display for KeyType {
 /// A condition key, possibly a template such as `aws:RequestTag/${TagKey}`.
 #[derive(Debug, Clone)]
 pub struct ConditionKey {
-    name: Box<str>,
+    name: &'static str,
     key_type: KeyType,
-    /// Lowercased literal parts between `${...}` parts; one part when not a template.
+    /// For a template, the lowercased literal parts around its `${...}` parts; empty
+    /// for a plain key.
     parts: Box<[Box<str>]>,
 }
 
 impl ConditionKey {
-    fn new(name: &str, key_type: KeyType) -> Self {
+    fn new(name: &'static str, key_type: KeyType) -> Self {
         let mut parts = Vec::new();
         let mut rest = name;
         while let Some(start) = rest.find("${") {
@@ -164,9 +166,11 @@ impl ConditionKey {
             parts.push(rest[..start].to_ascii_lowercase().into());
             rest = &rest[start + len + 1..];
         }
-        parts.push(rest.to_ascii_lowercase().into());
+        if !parts.is_empty() {
+            parts.push(rest.to_ascii_lowercase().into());
+        }
         Self {
-            name: name.into(),
+            name,
             key_type,
             parts: parts.into(),
         }
@@ -174,7 +178,7 @@ impl ConditionKey {
 
     /// The key as the reference spells it, e.g. `aws:RequestTag/${TagKey}`.
     pub fn name(&self) -> &str {
-        &self.name
+        self.name
     }
 
     /// The key's type.
@@ -183,7 +187,7 @@ impl ConditionKey {
     }
 
     fn is_template(&self) -> bool {
-        self.parts.len() > 1
+        !self.parts.is_empty()
     }
 
     /// Whether `key` (as written in a policy) is this key; case-insensitive, and a
@@ -218,8 +222,8 @@ impl ConditionKey {
 /// A resource type an action can be granted on, with its ARN template.
 #[derive(Debug, Clone)]
 pub struct ResourceType {
-    name: Box<str>,
-    arn: Box<str>,
+    name: &'static str,
+    arn: &'static str,
     template: ArnTemplate,
     keys: Box<[u16]>,
 }
@@ -227,12 +231,12 @@ pub struct ResourceType {
 impl ResourceType {
     /// Name in the reference, e.g. `bucket`.
     pub fn name(&self) -> &str {
-        &self.name
+        self.name
     }
 
     /// ARN template, e.g. `arn:${Partition}:s3:::${BucketName}`.
     pub fn arn(&self) -> &str {
-        &self.arn
+        self.arn
     }
 
     pub(crate) fn template(&self) -> &ArnTemplate {
@@ -249,30 +253,25 @@ pub struct ResourceRef {
     pub required: bool,
 }
 
-/// An action of a service.
+/// An action of a service. Its resource types and condition keys live in the
+/// service's flat tables ([`Service::action_resources`]), which keeps loading cheap.
 #[derive(Debug, Clone)]
 pub struct Action {
-    name: Box<str>,
+    name: &'static str,
     access: AccessLevel,
-    resources: Box<[ResourceRef]>,
-    keys: Box<[u16]>,
+    resources: (u32, u32),
+    keys: (u32, u32),
 }
 
 impl Action {
     /// Name as the reference spells it, e.g. `GetObject`.
     pub fn name(&self) -> &str {
-        &self.name
+        self.name
     }
 
     /// Access level.
     pub fn access_level(&self) -> AccessLevel {
         self.access
-    }
-
-    /// Resource types; empty when the action supports no resource-level permissions
-    /// (it is granted only by `"Resource": "*"`).
-    pub fn resource_types(&self) -> &[ResourceRef] {
-        &self.resources
     }
 }
 
@@ -282,26 +281,28 @@ pub type ActionId = u32;
 /// A service (one prefix) of the catalogue.
 #[derive(Debug, Clone)]
 pub struct Service {
-    prefix: Box<str>,
-    name: Box<str>,
+    prefix: &'static str,
+    name: &'static str,
     first_id: ActionId,
+    /// Sorted by name, ignoring case (the generator writes them so; parse checks it).
     actions: Vec<Action>,
-    action_lookup: HashMap<Box<str>, u32>,
+    action_refs: Vec<ResourceRef>,
+    action_keys: Vec<u16>,
     resources: Vec<ResourceType>,
+    /// Sorted by name, ignoring case.
     keys: Vec<ConditionKey>,
-    key_lookup: HashMap<Box<str>, u16>,
     key_templates: Vec<u16>,
 }
 
 impl Service {
     /// The action prefix, e.g. `s3`.
     pub fn prefix(&self) -> &str {
-        &self.prefix
+        self.prefix
     }
 
     /// The service's name, e.g. `Amazon S3`.
     pub fn name(&self) -> &str {
-        &self.name
+        self.name
     }
 
     /// Every action, sorted by name.
@@ -325,13 +326,22 @@ impl Service {
     }
 
     pub(crate) fn action_index(&self, name: &str) -> Option<u32> {
-        if name.bytes().any(|b| b.is_ascii_uppercase()) {
-            self.action_lookup
-                .get(name.to_ascii_lowercase().as_str())
-                .copied()
-        } else {
-            self.action_lookup.get(name).copied()
-        }
+        self.actions
+            .binary_search_by(|a| cmp_ignore_case(a.name, name))
+            .ok()
+            .map(|i| i as u32)
+    }
+
+    /// Resource types of the action at `index`; empty when it supports no
+    /// resource-level permissions (it is granted only by `"Resource": "*"`).
+    pub fn action_resources(&self, index: u32) -> &[ResourceRef] {
+        let (start, len) = self.actions[index as usize].resources;
+        &self.action_refs[start as usize..(start + len) as usize]
+    }
+
+    fn action_key_indexes(&self, index: u32) -> &[u16] {
+        let (start, len) = self.actions[index as usize].keys;
+        &self.action_keys[start as usize..(start + len) as usize]
     }
 
     /// Indexes of the actions whose names match `pattern` (`*`, `?`; case-insensitive).
@@ -339,7 +349,7 @@ impl Service {
         self.actions
             .iter()
             .enumerate()
-            .filter(move |(_, a)| wild_match_ci(pattern, &a.name))
+            .filter(move |(_, a)| wild_match_ci(pattern, a.name))
             .map(|(i, _)| i as u32)
     }
 
@@ -355,8 +365,8 @@ impl Service {
     }
 
     fn condition_key_index(&self, key: &str) -> Option<u16> {
-        if let Some(i) = self.key_lookup.get(key.to_ascii_lowercase().as_str()) {
-            return Some(*i);
+        if let Ok(i) = self.keys.binary_search_by(|k| cmp_ignore_case(k.name, key)) {
+            return Some(i as u16);
         }
         self.key_templates
             .iter()
@@ -370,22 +380,21 @@ impl Service {
         let Some(k) = self.condition_key_index(key) else {
             return false;
         };
-        let action = &self.actions[index as usize];
-        action.keys.contains(&k)
-            || action
-                .resources
+        self.action_key_indexes(index).contains(&k)
+            || self
+                .action_resources(index)
                 .iter()
                 .any(|r| self.resources[r.index as usize].keys.contains(&k))
     }
 
     /// The action name closest to `name`, for "did you mean" hints.
     pub fn suggest_action(&self, name: &str) -> Option<&str> {
-        closest(name, self.actions.iter().map(|a| &*a.name))
+        closest(name, self.actions.iter().map(|a| a.name))
     }
 
     /// The condition key of this service closest to `key`.
     pub fn suggest_condition_key(&self, key: &str) -> Option<&str> {
-        closest(key, self.keys.iter().map(|k| &*k.name))
+        closest(key, self.keys.iter().map(|k| k.name))
     }
 }
 
@@ -408,10 +417,10 @@ pub struct CatalogueSource {
 #[derive(Debug, Clone)]
 pub struct Catalogue {
     source: CatalogueSource,
+    /// Sorted by prefix.
     services: Vec<Service>,
-    service_lookup: HashMap<Box<str>, u16>,
+    /// Sorted by name, ignoring case.
     globals: Vec<ConditionKey>,
-    global_lookup: HashMap<Box<str>, u16>,
     global_templates: Vec<u16>,
     action_count: u32,
     /// ARN service part -> (service, resource type) of every template with that part.
@@ -437,13 +446,15 @@ pub(crate) enum Resolved {
 
 impl Catalogue {
     /// Parses catalogue text in the format `scripts/gen-iam-catalog.py` writes.
-    pub fn parse(text: &str) -> Result<Self, CatalogueError> {
+    ///
+    /// Names are borrowed from `text` (the embedded data lives as long as the program),
+    /// and lookups binary-search lists the generator writes sorted, so loading allocates
+    /// little; the order is checked here.
+    pub fn parse(text: &'static str) -> Result<Self, CatalogueError> {
         let mut cat = Catalogue {
             source: CatalogueSource::default(),
             services: Vec::with_capacity(512),
-            service_lookup: HashMap::with_capacity(512),
             globals: Vec::new(),
-            global_lookup: HashMap::new(),
             global_templates: Vec::new(),
             action_count: 0,
             arn_index: HashMap::new(),
@@ -474,32 +485,28 @@ impl Catalogue {
                     let name = field("key")?;
                     let t = field("type")?;
                     let key_type = KeyType::parse(t).ok_or_else(|| bad("unknown key type"))?;
-                    let i = cat.globals.len() as u16;
-                    let key = ConditionKey::new(name, key_type);
-                    if key.is_template() {
-                        cat.global_templates.push(i);
-                    } else {
-                        cat.global_lookup
-                            .insert(name.to_ascii_lowercase().into(), i);
-                    }
-                    cat.globals.push(key);
+                    push_key(&mut cat.globals, &mut cat.global_templates, name, key_type)
+                        .ok_or_else(|| bad("global condition keys out of order"))?;
                 }
                 "S" => {
                     let prefix = field("prefix")?;
                     let name = field("name")?;
-                    cat.service_lookup.insert(
-                        prefix.to_ascii_lowercase().into(),
-                        cat.services.len() as u16,
-                    );
+                    if cat
+                        .services
+                        .last()
+                        .is_some_and(|s| cmp_ignore_case(s.prefix, prefix) != Ordering::Less)
+                    {
+                        return Err(bad("services out of order"));
+                    }
                     cat.services.push(Service {
-                        prefix: prefix.into(),
-                        name: name.into(),
+                        prefix,
+                        name,
                         first_id: cat.action_count,
                         actions: Vec::new(),
-                        action_lookup: HashMap::new(),
+                        action_refs: Vec::new(),
+                        action_keys: Vec::new(),
                         resources: Vec::new(),
                         keys: Vec::new(),
-                        key_lookup: HashMap::new(),
                         key_templates: Vec::new(),
                     });
                 }
@@ -514,14 +521,8 @@ impl Catalogue {
                             let t = field("type")?;
                             let key_type =
                                 KeyType::parse(t).ok_or_else(|| bad("unknown key type"))?;
-                            let i = svc.keys.len() as u16;
-                            let key = ConditionKey::new(name, key_type);
-                            if key.is_template() {
-                                svc.key_templates.push(i);
-                            } else {
-                                svc.key_lookup.insert(name.to_ascii_lowercase().into(), i);
-                            }
-                            svc.keys.push(key);
+                            push_key(&mut svc.keys, &mut svc.key_templates, name, key_type)
+                                .ok_or_else(|| bad("condition keys out of order"))?;
                         }
                         "R" => {
                             let name = field("name")?;
@@ -529,14 +530,21 @@ impl Catalogue {
                             let keys = indexes(field("keys")?, svc.keys.len())
                                 .ok_or_else(|| bad("bad key index"))?;
                             svc.resources.push(ResourceType {
-                                name: name.into(),
-                                arn: arn.into(),
+                                name,
+                                arn,
                                 template: ArnTemplate::parse(arn),
-                                keys,
+                                keys: keys.into(),
                             });
                         }
                         _ => {
                             let name = field("name")?;
+                            if svc
+                                .actions
+                                .last()
+                                .is_some_and(|a| cmp_ignore_case(a.name, name) != Ordering::Less)
+                            {
+                                return Err(bad("actions out of order"));
+                            }
                             let access = match field("level")? {
                                 "R" => AccessLevel::Read,
                                 "W" => AccessLevel::Write,
@@ -545,17 +553,22 @@ impl Catalogue {
                                 "P" => AccessLevel::PermissionsManagement,
                                 _ => return Err(bad("unknown access level")),
                             };
-                            let resources = resource_refs(field("resources")?, svc.resources.len())
-                                .ok_or_else(|| bad("bad resource index"))?;
+                            let refs_start = svc.action_refs.len() as u32;
+                            push_resource_refs(
+                                &mut svc.action_refs,
+                                field("resources")?,
+                                svc.resources.len(),
+                            )
+                            .ok_or_else(|| bad("bad resource index"))?;
+                            let keys_start = svc.action_keys.len() as u32;
                             let keys = indexes(field("keys")?, svc.keys.len())
                                 .ok_or_else(|| bad("bad key index"))?;
-                            svc.action_lookup
-                                .insert(name.to_ascii_lowercase().into(), svc.actions.len() as u32);
+                            svc.action_keys.extend(keys);
                             svc.actions.push(Action {
-                                name: name.into(),
+                                name,
                                 access,
-                                resources,
-                                keys,
+                                resources: (refs_start, svc.action_refs.len() as u32 - refs_start),
+                                keys: (keys_start, svc.action_keys.len() as u32 - keys_start),
                             });
                             cat.action_count += 1;
                         }
@@ -631,13 +644,9 @@ impl Catalogue {
     }
 
     pub(crate) fn service_index(&self, prefix: &str) -> Option<usize> {
-        let found = if prefix.bytes().any(|b| b.is_ascii_uppercase()) {
-            self.service_lookup
-                .get(prefix.to_ascii_lowercase().as_str())
-        } else {
-            self.service_lookup.get(prefix)
-        };
-        found.map(|i| *i as usize)
+        self.services
+            .binary_search_by(|s| cmp_ignore_case(s.prefix, prefix))
+            .ok()
     }
 
     pub(crate) fn service_at(&self, index: usize) -> &Service {
@@ -678,8 +687,11 @@ impl Catalogue {
 
     /// The global condition key `key` (case-insensitive; templates match instances).
     pub fn global_condition_key(&self, key: &str) -> Option<&ConditionKey> {
-        if let Some(i) = self.global_lookup.get(key.to_ascii_lowercase().as_str()) {
-            return Some(&self.globals[*i as usize]);
+        if let Ok(i) = self
+            .globals
+            .binary_search_by(|k| cmp_ignore_case(k.name, key))
+        {
+            return Some(&self.globals[i]);
         }
         self.global_templates
             .iter()
@@ -689,18 +701,40 @@ impl Catalogue {
 
     /// The service prefix closest to `prefix`, for "did you mean" hints.
     pub fn suggest_service(&self, prefix: &str) -> Option<&str> {
-        closest(prefix, self.services.iter().map(|s| &*s.prefix))
+        closest(prefix, self.services.iter().map(|s| s.prefix))
     }
 
     /// The global condition key closest to `key`.
     pub fn suggest_global_condition_key(&self, key: &str) -> Option<&str> {
-        closest(key, self.globals.iter().map(|k| &*k.name))
+        closest(key, self.globals.iter().map(|k| k.name))
     }
 }
 
-fn indexes(field: &str, len: usize) -> Option<Box<[u16]>> {
+/// Appends a condition key to a list kept sorted ignoring case (templates also noted);
+/// `None` when it would break the order.
+fn push_key(
+    keys: &mut Vec<ConditionKey>,
+    templates: &mut Vec<u16>,
+    name: &'static str,
+    key_type: KeyType,
+) -> Option<()> {
+    if keys
+        .last()
+        .is_some_and(|k| cmp_ignore_case(k.name, name) == Ordering::Greater)
+    {
+        return None;
+    }
+    let key = ConditionKey::new(name, key_type);
+    if key.is_template() {
+        templates.push(keys.len() as u16);
+    }
+    keys.push(key);
+    Some(())
+}
+
+fn indexes(field: &str, len: usize) -> Option<Vec<u16>> {
     if field.is_empty() {
-        return Some(Box::new([]));
+        return Some(Vec::new());
     }
     field
         .split(',')
@@ -708,21 +742,26 @@ fn indexes(field: &str, len: usize) -> Option<Box<[u16]>> {
         .collect()
 }
 
-fn resource_refs(field: &str, len: usize) -> Option<Box<[ResourceRef]>> {
+fn push_resource_refs(out: &mut Vec<ResourceRef>, field: &str, len: usize) -> Option<()> {
     if field.is_empty() {
-        return Some(Box::new([]));
+        return Some(());
     }
-    field
-        .split(',')
-        .map(|s| {
-            let (num, required) = match s.strip_suffix('*') {
-                Some(n) => (n, true),
-                None => (s, false),
-            };
-            let index = num.parse::<u16>().ok().filter(|i| (*i as usize) < len)?;
-            Some(ResourceRef { index, required })
-        })
-        .collect()
+    for s in field.split(',') {
+        let (num, required) = match s.strip_suffix('*') {
+            Some(n) => (n, true),
+            None => (s, false),
+        };
+        let index = num.parse::<u16>().ok().filter(|i| (*i as usize) < len)?;
+        out.push(ResourceRef { index, required });
+    }
+    Some(())
+}
+
+/// Orders names as the generator sorts them: by their ASCII-lowercased bytes.
+fn cmp_ignore_case(a: &str, b: &str) -> Ordering {
+    a.bytes()
+        .map(|c| c.to_ascii_lowercase())
+        .cmp(b.bytes().map(|c| c.to_ascii_lowercase()))
 }
 
 /// The candidate nearest to `word` by edit distance (case-insensitive), if near enough to
@@ -797,13 +836,15 @@ mod tests {
         assert_eq!(a.name(), "GetObject");
         assert_eq!(a.access_level(), AccessLevel::Read);
         assert!(cat.action("s3:GetObjcet").is_none());
-        let (_, pass) = cat.action("iam:PassRole").unwrap();
-        let role =
-            &cat.service("iam").unwrap().resource_types()[pass.resource_types()[0].index as usize];
+        let iam = cat.service("iam").unwrap();
+        let pass = iam.action_index("PassRole").unwrap();
+        let role = &iam.resource_types()[iam.action_resources(pass)[0].index as usize];
         assert_eq!(role.name(), "role");
-        assert!(pass.resource_types()[0].required);
-        let (_, describe) = cat.action("ec2:DescribeInstances").unwrap();
-        assert!(describe.resource_types().is_empty());
+        assert!(iam.action_resources(pass)[0].required);
+        let ec2 = cat.service("ec2").unwrap();
+        assert!(ec2
+            .action_resources(ec2.action_index("DescribeInstances").unwrap())
+            .is_empty());
     }
 
     #[test]
@@ -893,5 +934,7 @@ mod tests {
         let err = Catalogue::parse("S\ts3\tAmazon S3\nA\tX\tR\t4\t\n").unwrap_err();
         assert!(err.to_string().contains("resource index"));
         assert!(Catalogue::parse("Z\n").is_err());
+        let err = Catalogue::parse("S\ts3\tAmazon S3\nA\tPut\tW\t\t\nA\tGet\tR\t\t\n").unwrap_err();
+        assert!(err.to_string().contains("out of order"));
     }
 }

@@ -350,8 +350,9 @@ fn grants_of(
         return Vec::new();
     };
     let canonical = format!("{}:{}", svc.prefix(), act.name());
-    let templates: Vec<_> = act
-        .resource_types()
+    let index = svc.action_index(act.name()).unwrap_or_default();
+    let templates: Vec<_> = svc
+        .action_resources(index)
         .iter()
         .map(|t| svc.resource_types()[t.index as usize].template())
         .collect();

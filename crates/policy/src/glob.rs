@@ -150,7 +150,7 @@ impl Pattern {
         let Some((a, b)) = a.zip(b) else {
             return false;
         };
-        search(a, b, |x, y| step_intersect(a, b, x, y))
+        search(a, b, |x, y, out| step_intersect(a, b, x, y, out))
     }
 
     /// Whether every text matched by `specific` is matched by `self`.
@@ -166,7 +166,7 @@ impl Pattern {
         let Some((a, b)) = a.zip(b) else {
             return false;
         };
-        search(a, b, |x, y| step_cover(a, b, x, y))
+        search(a, b, |x, y, out| step_cover(a, b, x, y, out))
     }
 }
 
@@ -194,29 +194,45 @@ fn trim_literals<'a>(
     (Some(a), Some(b))
 }
 
+thread_local! {
+    /// Scratch space of [`search`], reused so that a search allocates nothing.
+    static SCRATCH: std::cell::RefCell<(Vec<u64>, Vec<(usize, usize)>)> =
+        const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+}
+
 /// Depth-first search over position pairs from (0, 0) to the end of both, with `next`
-/// giving the successor pairs; each pair is visited once.
-fn search(a: &[Tok], b: &[Tok], next: impl Fn(usize, usize) -> Vec<(usize, usize)>) -> bool {
-    let width = b.len() + 1;
-    let mut seen = vec![false; (a.len() + 1) * width];
-    let mut stack = vec![(0usize, 0usize)];
-    while let Some((i, j)) = stack.pop() {
-        if i == a.len() && j == b.len() {
-            return true;
-        }
-        let cell = &mut seen[i * width + j];
-        if *cell {
-            continue;
-        }
-        *cell = true;
-        stack.extend(next(i, j));
+/// pushing the successor pairs; each pair is visited once.
+fn search(a: &[Tok], b: &[Tok], next: impl Fn(usize, usize, &mut Vec<(usize, usize)>)) -> bool {
+    if a.is_empty() && b.is_empty() {
+        return true;
     }
-    false
+    SCRATCH.with(|scratch| {
+        let mut scratch = scratch.borrow_mut();
+        let (seen, stack) = &mut *scratch;
+        let width = b.len() + 1;
+        let cells = (a.len() + 1) * width;
+        seen.clear();
+        seen.resize(cells.div_ceil(64), 0);
+        stack.clear();
+        stack.push((0, 0));
+        while let Some((i, j)) = stack.pop() {
+            if i == a.len() && j == b.len() {
+                return true;
+            }
+            let cell = i * width + j;
+            let (word, bit) = (cell / 64, 1u64 << (cell % 64));
+            if seen[word] & bit != 0 {
+                continue;
+            }
+            seen[word] |= bit;
+            next(i, j, stack);
+        }
+        false
+    })
 }
 
 /// Moves that keep a[..i] and b[..j] spelling the same text.
-fn step_intersect(a: &[Tok], b: &[Tok], i: usize, j: usize) -> Vec<(usize, usize)> {
-    let mut out = Vec::with_capacity(3);
+fn step_intersect(a: &[Tok], b: &[Tok], i: usize, j: usize, out: &mut Vec<(usize, usize)>) {
     let (x, y) = (a.get(i), b.get(j));
     if let Some(Tok::Many(_)) = x {
         out.push((i + 1, j));
@@ -230,12 +246,10 @@ fn step_intersect(a: &[Tok], b: &[Tok], i: usize, j: usize) -> Vec<(usize, usize
         (Some(Tok::Many(p)), Some(Tok::One(q))) if p.meets(*q) => out.push((i, j + 1)),
         _ => {}
     }
-    out
 }
 
 /// Moves that let the general pattern `a` absorb the specific pattern `b` token by token.
-fn step_cover(a: &[Tok], b: &[Tok], i: usize, j: usize) -> Vec<(usize, usize)> {
-    let mut out = Vec::with_capacity(2);
+fn step_cover(a: &[Tok], b: &[Tok], i: usize, j: usize, out: &mut Vec<(usize, usize)>) {
     match (a.get(i), b.get(j)) {
         (Some(Tok::Many(g)), s) => {
             out.push((i + 1, j));
@@ -248,7 +262,6 @@ fn step_cover(a: &[Tok], b: &[Tok], i: usize, j: usize) -> Vec<(usize, usize)> {
         (Some(Tok::One(g)), Some(Tok::One(c))) if c.within(*g) => out.push((i + 1, j + 1)),
         _ => {}
     }
-    out
 }
 
 /// Case-insensitive (ASCII) match of an IAM action pattern (`*`, `?`) against a name.

@@ -206,7 +206,7 @@ struct Facts {
     /// The actions (for `Action` statements).
     actions: Option<ActionCover>,
     /// The resources (for `Resource` statements; `Some(vec![])` where there are none).
-    resources: Option<Vec<String>>,
+    resources: Option<Vec<Pattern>>,
     /// The principals as (kind, id) (for `Principal` statements; empty where none).
     principals: Option<Vec<(String, String)>>,
 }
@@ -382,7 +382,7 @@ impl<'c> Linter<'c, '_> {
         });
         let resources = match &stmt.resource {
             Some(r) if r.not => None,
-            Some(r) => Some(r.items.iter().map(|(_, s)| (*s).to_owned()).collect()),
+            Some(r) => Some(r.items.iter().map(|(_, s)| Pattern::policy(s)).collect()),
             None => Some(Vec::new()),
         };
         let principals = match &stmt.principal {
@@ -417,7 +417,8 @@ impl<'c> Linter<'c, '_> {
             "so it grants nothing"
         };
         for e in entries {
-            let loc = stmt.item_loc(key, e.index);
+            // Built only for a finding: most entries have none.
+            let loc = || stmt.item_loc(key, e.index);
             let (prefix, name) = e.text.split_once(':').unwrap_or((e.text, ""));
             match &e.resolved {
                 Resolved::UnknownService => {
@@ -426,6 +427,7 @@ impl<'c> Linter<'c, '_> {
                         .suggest_service(prefix)
                         .map(|s| format!(" (did you mean \"{s}:{name}\"?)"))
                         .unwrap_or_default();
+                    let loc = loc();
                     self.emit(
                         &UNKNOWN_SERVICE,
                         &loc,
@@ -443,6 +445,7 @@ impl<'c> Linter<'c, '_> {
                         .suggest_action(name)
                         .map(|a| format!(" (did you mean \"{}:{a}\"?)", s.prefix()))
                         .unwrap_or_default();
+                    let loc = loc();
                     self.emit(
                         &UNKNOWN_ACTION,
                         &loc,
@@ -456,6 +459,7 @@ impl<'c> Linter<'c, '_> {
                 }
                 Resolved::NoMatch { svc } => {
                     let s = self.cat.service_at(*svc);
+                    let loc = loc();
                     self.emit(
                         &ACTION_PATTERN_MATCHES_NOTHING,
                         &loc,
@@ -554,7 +558,7 @@ impl<'c> Linter<'c, '_> {
             .map(|((_, r), a)| *r == "*" || a.is_none())
             .collect();
         let applies = |svc: usize, action: u32, r: usize| -> bool {
-            let types = self.cat.service_at(svc).actions()[action as usize].resource_types();
+            let types = self.cat.service_at(svc).action_resources(action);
             if res.items[r].1 == "*" {
                 return true;
             }
@@ -569,7 +573,7 @@ impl<'c> Linter<'c, '_> {
             if let Resolved::Actions { svc, actions } = &e.resolved {
                 let s = self.cat.service_at(*svc);
                 for a in actions {
-                    for t in s.actions()[*a as usize].resource_types() {
+                    for t in s.action_resources(*a) {
                         let name = &s.resource_types()[t.index as usize].template().service_name;
                         acted_on.insert(name.to_ascii_lowercase());
                     }
@@ -638,10 +642,7 @@ impl<'c> Linter<'c, '_> {
             }
             let s = self.cat.service_at(*svc);
             let loc = stmt.item_loc("Action", e.index);
-            if actions
-                .iter()
-                .all(|a| s.actions()[*a as usize].resource_types().is_empty())
-            {
+            if actions.iter().all(|a| s.action_resources(*a).is_empty()) {
                 self.emit(
                     &NO_RESOURCE_LEVEL_PERMISSIONS,
                     &loc,
@@ -679,7 +680,7 @@ impl<'c> Linter<'c, '_> {
             };
             let s = self.cat.service_at(*svc);
             for a in actions {
-                for t in s.actions()[*a as usize].resource_types() {
+                for t in s.action_resources(*a) {
                     let rt = &s.resource_types()[t.index as usize];
                     if service.is_some_and(|x| !rt.template().service_name.eq_ignore_ascii_case(x))
                     {
@@ -1331,25 +1332,19 @@ impl<'c> Linter<'c, '_> {
 /// Whether the statement with facts `a` covers the one with `b` in actions, resources and
 /// principals (conditions aside). Negated elements never compare.
 fn covers(a: &Facts, b: &Facts) -> bool {
-    let actions = matches!((&a.actions, &b.actions), (Some(x), Some(y)) if x.covers(y));
-    let resources = match (&a.resources, &b.resources) {
-        (Some(x), Some(y)) => {
-            let xs: Vec<Pattern> = x.iter().map(|r| Pattern::policy(r)).collect();
-            y.iter().all(|r| {
-                let p = Pattern::policy(r);
-                xs.iter().any(|q| q.covers(&p))
-            })
-        }
+    let actions = || matches!((&a.actions, &b.actions), (Some(x), Some(y)) if x.covers(y));
+    let resources = || match (&a.resources, &b.resources) {
+        (Some(x), Some(y)) => y.iter().all(|p| x.iter().any(|q| q.covers(p))),
         _ => false,
     };
-    let principals = match (&a.principals, &b.principals) {
+    let principals = || match (&a.principals, &b.principals) {
         (Some(x), Some(y)) => y.iter().all(|pb| {
             x.iter()
                 .any(|pa| pa == pb || (pa.0 == "AWS" && pa.1 == "*"))
         }),
         _ => false,
     };
-    actions && resources && principals
+    actions() && resources() && principals()
 }
 
 /// `Statement[2]` or, with a Sid, `Statement[2] ("ReadData")`.

@@ -8,7 +8,7 @@ use mlspace_policy::{
     access_delta, access_delta_set, attach_delta, detach_delta, escalation_paths, lint,
     plan_access_line, PolicyKind,
 };
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 
 fn kind_of(file: &str) -> PolicyKind {
     if file.contains("boundary") {
@@ -106,61 +106,10 @@ fn escalation_paths_of_bundled_roles() {
     );
 }
 
-/// The same access written differently: one statement per (action, resource), in
-/// reverse order, actions in another case, one-element lists as strings, condition
-/// values reversed and condition keys lowercased.
-fn rewrite(doc: &Value) -> Value {
-    let mut out = Vec::new();
-    for (si, s) in doc["Statement"].as_array().unwrap().iter().enumerate() {
-        let list = |v: &Value| -> Vec<Value> {
-            match v {
-                Value::Array(items) => items.clone(),
-                other => vec![other.clone()],
-            }
-        };
-        let actions = list(&s["Action"]);
-        let resources = list(&s["Resource"]);
-        for (ai, a) in actions.iter().enumerate() {
-            for r in &resources {
-                let a = a.as_str().unwrap();
-                let a = if (si + ai) % 2 == 0 {
-                    a.to_ascii_lowercase()
-                } else {
-                    a.to_ascii_uppercase()
-                };
-                let mut stmt = Map::new();
-                stmt.insert("Effect".into(), s["Effect"].clone());
-                stmt.insert("Action".into(), json!([a]));
-                stmt.insert("Resource".into(), r.clone());
-                if let Some(Value::Object(ops)) = s.get("Condition") {
-                    let mut cond = Map::new();
-                    for (op, keys) in ops.iter().rev() {
-                        let mut k2 = Map::new();
-                        for (k, v) in keys.as_object().unwrap() {
-                            let v = match v {
-                                Value::Array(items) => {
-                                    Value::Array(items.iter().rev().cloned().collect())
-                                }
-                                other => json!([other]),
-                            };
-                            k2.insert(k.to_ascii_lowercase(), v);
-                        }
-                        cond.insert(op.clone(), Value::Object(k2));
-                    }
-                    stmt.insert("Condition".into(), Value::Object(cond));
-                }
-                out.push(Value::Object(stmt));
-            }
-        }
-    }
-    out.reverse();
-    json!({"Version": "2012-10-17", "Statement": out})
-}
-
 #[test]
 fn bundled_documents_rewritten_are_no_delta() {
     for (file, doc) in common::bundled_policies() {
-        let other = rewrite(&doc);
+        let other = common::rewrite(&doc);
         assert_ne!(doc, other);
         let d = access_delta(Some(&doc), Some(&other));
         assert!(d.is_empty(), "{file}:\n{d}");
@@ -216,7 +165,7 @@ fn attaching_a_policy_to_a_bundled_role() {
     assert!(!d.removed.is_empty());
     // Whole sets: the same documents in another order and written differently.
     let before = [&app, &notebook];
-    let (a2, n2) = (rewrite(&app), rewrite(&notebook));
+    let (a2, n2) = (common::rewrite(&app), common::rewrite(&notebook));
     let after = [&n2, &a2];
     assert!(access_delta_set(&before, &after).is_empty());
     assert_eq!(

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde_json::Value;
+use serde_json::{json, Map, Value};
 use yaml_rust2::{Yaml, YamlLoader};
 
 /// The repository root (two levels above this crate).
@@ -144,4 +144,79 @@ pub fn bundled_policy(name: &str) -> Option<Value> {
         .into_iter()
         .find(|(file, _)| file.trim_end_matches(".json") == name)
         .map(|(_, v)| v)
+}
+
+/// The same access written differently: one statement per (action, resource), in
+/// reverse order, actions in another case, one-element lists as strings, condition
+/// values reversed and condition keys lowercased.
+pub fn rewrite(doc: &Value) -> Value {
+    let mut out = Vec::new();
+    for (si, s) in doc["Statement"].as_array().unwrap().iter().enumerate() {
+        let list = |v: &Value| -> Vec<Value> {
+            match v {
+                Value::Array(items) => items.clone(),
+                other => vec![other.clone()],
+            }
+        };
+        let actions = list(&s["Action"]);
+        let resources = list(&s["Resource"]);
+        for (ai, a) in actions.iter().enumerate() {
+            for r in &resources {
+                let a = a.as_str().unwrap();
+                let a = if (si + ai) % 2 == 0 {
+                    a.to_ascii_lowercase()
+                } else {
+                    a.to_ascii_uppercase()
+                };
+                let mut stmt = Map::new();
+                stmt.insert("Effect".into(), s["Effect"].clone());
+                stmt.insert("Action".into(), json!([a]));
+                stmt.insert("Resource".into(), r.clone());
+                if let Some(Value::Object(ops)) = s.get("Condition") {
+                    let mut cond = Map::new();
+                    for (op, keys) in ops.iter().rev() {
+                        let mut k2 = Map::new();
+                        for (k, v) in keys.as_object().unwrap() {
+                            let v = match v {
+                                Value::Array(items) => {
+                                    Value::Array(items.iter().rev().cloned().collect())
+                                }
+                                other => json!([other]),
+                            };
+                            k2.insert(k.to_ascii_lowercase(), v);
+                        }
+                        cond.insert(op.clone(), Value::Object(k2));
+                    }
+                    stmt.insert("Condition".into(), Value::Object(cond));
+                }
+                out.push(Value::Object(stmt));
+            }
+        }
+    }
+    out.reverse();
+    json!({"Version": "2012-10-17", "Statement": out})
+}
+
+/// Every bundled document with the kind it is used as: managed policies (the boundary as
+/// a boundary), trust policies, bucket policies.
+pub fn bundled_documents() -> Vec<(String, mlspace_policy::PolicyKind, Value)> {
+    use mlspace_policy::PolicyKind;
+    let mut out: Vec<(String, PolicyKind, Value)> = bundled_policies()
+        .into_iter()
+        .map(|(file, doc)| {
+            let kind = if file.contains("boundary") {
+                PolicyKind::Boundary
+            } else {
+                PolicyKind::Identity
+            };
+            (file, kind, doc)
+        })
+        .collect();
+    for role in bundled_roles() {
+        out.push((format!("role {}", role.name), PolicyKind::Trust, role.trust));
+    }
+    for (name, doc) in bundled_bucket_policies() {
+        out.push((format!("bucket {name}"), PolicyKind::Resource, doc));
+    }
+    out
 }
