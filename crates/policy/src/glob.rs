@@ -194,9 +194,12 @@ fn trim_literals<'a>(
     (Some(a), Some(b))
 }
 
+/// Visited position pairs (a bit set) and the pairs still to visit.
+type Scratch = (Vec<u64>, Vec<(usize, usize)>);
+
 thread_local! {
     /// Scratch space of [`search`], reused so that a search allocates nothing.
-    static SCRATCH: std::cell::RefCell<(Vec<u64>, Vec<(usize, usize)>)> =
+    static SCRATCH: std::cell::RefCell<Scratch> =
         const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
 }
 
