@@ -450,7 +450,8 @@ impl<'c> Linter<'c, '_> {
                         &UNKNOWN_ACTION,
                         &loc,
                         format!(
-                            "{} {}: {} has no action \"{name}\"{hint}, {consequence}",
+                            "{} {}: {} has no action \"{name}\"{hint}, {consequence}; use the \
+                             name the Service Authorization Reference gives",
                             loc.name(),
                             quote(e.text),
                             s.prefix()
@@ -621,7 +622,8 @@ impl<'c> Linter<'c, '_> {
                     &loc,
                     format!(
                         "{} {} is not of a resource type the statement's actions act on \
-                         (expected {expected}): it matches nothing here",
+                         (expected {expected}): it matches nothing here; use an ARN of one of \
+                         those types",
                         loc.name(),
                         quote(text)
                     ),
@@ -873,7 +875,7 @@ impl<'c> Linter<'c, '_> {
                         format!(
                             "{}: \"{}\" is not a global condition key nor a key of its \
                              service{hint}; IAM accepts it, but no request carries it, so the \
-                             condition never matches as intended",
+                             condition never matches as intended; use a documented key",
                             stmt.loc().key("Condition").key(clause.operator).name(),
                             clause.key
                         ),
@@ -1010,7 +1012,8 @@ impl<'c> Linter<'c, '_> {
                 &CONDITION_VALUE_INVALID,
                 loc,
                 format!(
-                    "{name}: value {} is not {} for {}",
+                    "{name}: value {} is not {} for {}, so it never matches; write such a \
+                     value",
                     quote(v),
                     value_kind(family),
                     op.base
