@@ -4,7 +4,7 @@
 
 use mlspace_policy::lint::{check, checks_found, document_checks, silence, Severity, CHECKS};
 use mlspace_policy::{lint, PolicyKind};
-use serde_json::{json, Value};
+use serde_json::json;
 
 mod cases;
 use cases::{cases, v};
