@@ -332,6 +332,9 @@ const NARROWING_KEYS: &[&str] = &[
     "s3:dataaccesspointaccount",
 ];
 
+/// `sts` actions authorized as part of an `AssumeRole*` request in a trust policy.
+const TRUST_COMPANIONS: &[&str] = &["TagSession", "SetSourceIdentity", "SetContext"];
+
 /// Positive operators: they let a request through only when the key has a listed value.
 const POSITIVE_BASES: &[&str] = &[
     "StringEquals",
@@ -911,6 +914,15 @@ impl<'c> Linter<'c, '_> {
             };
             let s = self.cat.service_at(*svc);
             for a in actions {
+                let name = s.actions()[*a as usize].name();
+                // Session tags, source identity and context are authorized within the
+                // AssumeRole* request, which carries its keys (sts:ExternalId, ...).
+                if self.kind == PolicyKind::Trust
+                    && s.prefix() == "sts"
+                    && TRUST_COMPANIONS.contains(&name)
+                {
+                    continue;
+                }
                 total += 1;
                 if !s.action_supports_key(*a, clause.key) {
                     unsupported.push(format!(
@@ -921,7 +933,7 @@ impl<'c> Linter<'c, '_> {
                 }
             }
         }
-        if unsupported.is_empty() {
+        if unsupported.is_empty() || total == 0 {
             return;
         }
         let effect = match (stmt.effect, clause.op.map(|o| o.base)) {

@@ -122,3 +122,24 @@ fn deny_statements_are_checked_too() {
     let found = lint(&doc, PolicyKind::Identity);
     assert_eq!(found[0].check, "resource-type-mismatch");
 }
+
+#[test]
+fn date_operators_on_numbers_and_trust_companions() {
+    let doc = v(
+        json!([{"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "arn:aws:s3:::b",
+        "Condition": {"DateGreaterThan": {"s3:max-keys": "2030-01-01T00:00:00Z"}}}]),
+    );
+    let found = lint(&doc, PolicyKind::Identity);
+    assert_eq!(
+        checks_found(&found).into_iter().collect::<Vec<_>>(),
+        ["condition-type-mismatch"]
+    );
+    assert!(found[0].message.contains("use Numeric operators"));
+    // sts:TagSession is authorized within the AssumeRole request, which has sts:ExternalId.
+    let trust = v(
+        json!([{"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111122223333:root"},
+        "Action": ["sts:AssumeRole", "sts:TagSession"],
+        "Condition": {"StringEquals": {"sts:ExternalId": "abc"}}}]),
+    );
+    assert_eq!(lint(&trust, PolicyKind::Trust), vec![]);
+}
