@@ -203,7 +203,7 @@ fn normalize_principal(value: &Value) -> Value {
 }
 
 /// `arn:<partition>:iam::<account>:root` -> `<account>`; anything else unchanged.
-fn aws_principal(id: &str) -> String {
+pub(crate) fn aws_principal(id: &str) -> String {
     let account = id
         .strip_prefix("arn:")
         .and_then(|rest| rest.split_once(':'))

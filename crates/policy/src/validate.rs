@@ -17,12 +17,32 @@ use crate::{VERSION_2008, VERSION_2012};
 /// Where a policy is used: decides which elements are allowed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub enum PolicyKind {
-    /// Identity-based policy: managed, inline, or permissions boundary. No principal.
+    /// Identity-based policy: managed or inline. No principal.
     Identity,
+    /// Permissions boundary: written like an identity policy, but it only caps what the
+    /// role's identity policies grant.
+    Boundary,
     /// Role trust (assume-role) policy: principal required, no resource.
     Trust,
     /// Resource-based policy (S3 bucket policy): principal and resource required.
     Resource,
+    /// KMS key policy: principal required; `"Resource": "*"` means the key itself.
+    KeyPolicy,
+}
+
+impl PolicyKind {
+    /// Whether statements name principals (trust, bucket and key policies).
+    pub fn has_principals(self) -> bool {
+        matches!(
+            self,
+            PolicyKind::Trust | PolicyKind::Resource | PolicyKind::KeyPolicy
+        )
+    }
+
+    /// Whether statements name resources (all but trust policies).
+    pub fn has_resources(self) -> bool {
+        self != PolicyKind::Trust
+    }
 }
 
 /// How bad an [`Issue`] is.
@@ -79,6 +99,23 @@ pub fn has_errors(issues: &[Issue]) -> bool {
 /// Checks shapes only: it does not know which services, actions, condition keys or
 /// principals exist. Statement indexes in pointers and messages are 0-based.
 pub fn validate(doc: &Value, kind: PolicyKind) -> Vec<Issue> {
+    validate_with_checks(doc, kind)
+        .into_iter()
+        .map(|(_, issue)| issue)
+        .collect()
+}
+
+/// Check id of a structural error in lint output.
+pub(crate) const INVALID_STRUCTURE: &str = "invalid-structure";
+/// Check id of a structural warning in lint output.
+pub(crate) const STRUCTURE_WARNING: &str = "structure-warning";
+/// Check id of a missing `Version`.
+pub(crate) const MISSING_VERSION: &str = "missing-version";
+/// Check id of a `Sid` used twice.
+pub(crate) const DUPLICATE_SID: &str = "duplicate-sid";
+
+/// [`validate`], each issue with the lint check id it is reported under.
+pub(crate) fn validate_with_checks(doc: &Value, kind: PolicyKind) -> Vec<(&'static str, Issue)> {
     let mut validator = Validator {
         kind,
         issues: Vec::new(),
@@ -107,18 +144,27 @@ const TRUST_ACTIONS: &[&str] = &["sts:tagsession", "sts:setsourceidentity", "sts
 
 struct Validator {
     kind: PolicyKind,
-    issues: Vec<Issue>,
+    issues: Vec<(&'static str, Issue)>,
     /// Version 2012-10-17: `${...}` is a policy variable rather than literal text.
     substitutes_variables: bool,
 }
 
 impl Validator {
     fn push(&mut self, loc: &Loc, severity: Severity, message: String) {
-        self.issues.push(Issue {
+        let check = match severity {
+            Severity::Error => INVALID_STRUCTURE,
+            Severity::Warning => STRUCTURE_WARNING,
+        };
+        self.push_check(check, loc, severity, message);
+    }
+
+    fn push_check(&mut self, check: &'static str, loc: &Loc, severity: Severity, message: String) {
+        let issue = Issue {
             pointer: loc.pointer.clone(),
             severity,
             message,
-        });
+        };
+        self.issues.push((check, issue));
     }
 
     fn error(&mut self, loc: &Loc, message: String) {
@@ -144,8 +190,10 @@ impl Validator {
         self.unknown_keys(&root, obj, TOP_LEVEL_KEYS);
 
         match obj.get("Version") {
-            None => self.warning(
+            None => self.push_check(
+                MISSING_VERSION,
                 &root,
+                Severity::Warning,
                 format!(
                     "the policy document has no Version; IAM then applies \"{VERSION_2008}\", \
                      which does not substitute policy variables: add \"Version\": \"{VERSION_2012}\""
@@ -216,7 +264,7 @@ impl Validator {
                         "{}.Sid \"{sid}\" is not unique: {first} has the same Sid",
                         loc.name()
                     );
-                    self.error(&loc.key("Sid"), message);
+                    self.push_check(DUPLICATE_SID, &loc.key("Sid"), Severity::Error, message);
                 } else {
                     sids.insert(sid, loc.name().to_owned());
                 }
@@ -236,7 +284,7 @@ impl Validator {
         }
 
         match self.kind {
-            PolicyKind::Identity => {
+            PolicyKind::Identity | PolicyKind::Boundary => {
                 for key in ["Principal", "NotPrincipal"] {
                     if stmt.contains_key(key) {
                         self.error(
@@ -250,7 +298,7 @@ impl Validator {
                     }
                 }
             }
-            PolicyKind::Trust | PolicyKind::Resource => {
+            PolicyKind::Trust | PolicyKind::Resource | PolicyKind::KeyPolicy => {
                 if let Some(key) = self.exactly_one(loc, stmt, "Principal", "NotPrincipal") {
                     self.principal(&loc.key(key), &stmt[key]);
                 }
@@ -272,7 +320,10 @@ impl Validator {
                     }
                 }
             }
-            PolicyKind::Identity | PolicyKind::Resource => {
+            PolicyKind::Identity
+            | PolicyKind::Boundary
+            | PolicyKind::Resource
+            | PolicyKind::KeyPolicy => {
                 if let Some(key) = self.exactly_one(loc, stmt, "Resource", "NotResource") {
                     self.resources(&loc.key(key), &stmt[key]);
                 }
@@ -342,11 +393,14 @@ impl Validator {
                 loc.name(),
                 describe(sid)
             );
-            // S3 bucket policies accept free-text Sids; IAM policies do not.
-            if self.kind == PolicyKind::Resource {
-                self.warning(loc, message);
-            } else {
-                self.error(loc, message);
+            // S3 bucket policies accept free-text Sids, and KMS key policies are made with
+            // them ("Enable IAM User Permissions"); IAM policies reject them.
+            match self.kind {
+                PolicyKind::Resource => self.warning(loc, message),
+                PolicyKind::KeyPolicy => {}
+                PolicyKind::Identity | PolicyKind::Boundary | PolicyKind::Trust => {
+                    self.error(loc, message)
+                }
             }
         }
     }
@@ -839,6 +893,35 @@ mod tests {
             }]
         });
         assert_eq!(validate(&bucket, PolicyKind::Resource), vec![]);
+    }
+
+    #[test]
+    fn boundary_and_key_policy_kinds() {
+        assert_eq!(validate(&good_identity(), PolicyKind::Boundary), vec![]);
+        let with_principal = identity(
+            json!({"Effect": "Allow", "Action": "s3:*", "Resource": "*", "Principal": "*"}),
+        );
+        assert_eq!(
+            pointers(&errors(&with_principal, PolicyKind::Boundary)),
+            ["/Statement/0/Principal"]
+        );
+        let key = json!({"Version": "2012-10-17", "Statement": [{
+            "Sid": "Enable IAM User Permissions", "Effect": "Allow",
+            "Principal": {"AWS": "arn:aws:iam::123456789012:root"}, "Action": "kms:*", "Resource": "*"
+        }]});
+        assert_eq!(validate(&key, PolicyKind::KeyPolicy), vec![]);
+        let mut no_principal = key.clone();
+        no_principal["Statement"][0]
+            .as_object_mut()
+            .unwrap()
+            .shift_remove("Principal");
+        assert_eq!(
+            pointers(&errors(&no_principal, PolicyKind::KeyPolicy)),
+            ["/Statement/0"]
+        );
+        assert!(PolicyKind::KeyPolicy.has_principals() && PolicyKind::KeyPolicy.has_resources());
+        assert!(!PolicyKind::Boundary.has_principals());
+        assert!(!PolicyKind::Trust.has_resources());
     }
 
     #[test]
