@@ -339,7 +339,7 @@ fn render_json_follows_the_contract() {
             count("Bucket"),
             count("Table")
         ],
-        [8, 7, 1, 5, 12]
+        [8, 8, 1, 5, 12]
     );
 
     // Resolved forms: policy files inlined, references turned into ARNs, tags merged.
