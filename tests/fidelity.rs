@@ -120,10 +120,10 @@ struct Allowed {
 
 const ALLOWED: &[Allowed] = &[
     // Choice that stays (docs/mlspace-choices.md, "Tags"): the Environment's tags on every
-    // managed policy. CloudFormation cannot tag managed policies; ownership needs the tags.
+    // managed policy (one difference per tag). CloudFormation cannot tag managed policies; ownership needs the tags.
     Allowed {
         resource: "ManagedPolicy *",
-        field: "tags",
+        field: "tags.*",
         text: "",
         why: "CloudFormation cannot tag managed policies; the Environment's tags mark ownership",
     },
@@ -163,8 +163,8 @@ const ALLOWED: &[Allowed] = &[
     // reference (CDK-internal) and nothing in MLSpace reads the tags.
     Allowed {
         resource: "Bucket *",
-        field: "tags",
-        text: "aws-cdk:cr-owned:",
+        field: "tags.aws-cdk:cr-owned:*",
+        text: "",
         why: "ownership marker of CDK's (excluded) BucketDeployment helper",
     },
     // pending: bucket website/notifications
@@ -1279,6 +1279,22 @@ fn compare(reference: &Model, ours: &Model) -> Vec<Difference> {
                     let ov = o.get(field).unwrap_or(&Value::Null);
                     if is_policy_field(field) {
                         out.extend(policy_differences(&resource, field, rv, ov));
+                    } else if let (Value::Object(rt), Value::Object(ot)) = (rv, ov) {
+                        // Maps (tags) key by key, so one tag allowed is not every tag.
+                        let keys: BTreeSet<&String> = rt.keys().chain(ot.keys()).collect();
+                        for k in keys {
+                            let (a, b) = (rt.get(k), ot.get(k));
+                            if a != b {
+                                let side =
+                                    |v: Option<&Value>| v.map_or("none".to_string(), compact);
+                                out.push(Difference {
+                                    resource: resource.clone(),
+                                    field: format!("{field}.{k}"),
+                                    reference: side(a),
+                                    ours: side(b),
+                                });
+                            }
+                        }
                     } else if rv != ov {
                         out.push(Difference {
                             resource: resource.clone(),
@@ -1571,4 +1587,42 @@ fn allowlist_globs() {
     assert!(glob("*", ""));
     assert!(!glob("Bucket mlspace-data-*", "Bucket mlspace-datasets"));
     assert!(!glob("KmsKey *", "KmsAlias alias/mlspace-key"));
+}
+
+#[test]
+fn maps_differ_key_by_key_and_missing_resources_are_reported() {
+    let model = |tags: Value, extra: bool| -> Model {
+        let mut m = Model::new();
+        let mut f = Fields::new();
+        f.insert("tags".into(), tags);
+        f.insert("path".into(), json!("/"));
+        m.insert(("Role".into(), "r".into()), f);
+        if extra {
+            m.insert(("Bucket".into(), "b".into()), Fields::new());
+        }
+        m
+    };
+    let diffs = compare(
+        &model(json!({"a": "1", "b": "2"}), true),
+        &model(json!({"a": "1", "b": "3", "c": "4"}), false),
+    );
+    let got: Vec<(&str, &str, &str, &str)> = diffs
+        .iter()
+        .map(|d| {
+            (
+                d.resource.as_str(),
+                d.field.as_str(),
+                d.reference.as_str(),
+                d.ours.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("Bucket b", "(resource)", "present", "missing"),
+            ("Role r", "tags.b", "\"2\"", "\"3\""),
+            ("Role r", "tags.c", "none", "\"4\""),
+        ]
+    );
 }
