@@ -296,13 +296,18 @@ fn render_json_follows_the_contract() {
     for res in resources {
         let obj = res.as_object().expect("each resource is an object");
         // `annotations` and `ignoreFields` are part of a resource only when the manifest has
-        // some: no annotations here, `ignoreFields` on the policies MLSpace re-versions.
+        // some: `mlspace-gitops/deletion-policy: retain` where MLSpace's CloudFormation retains
+        // the resource, `ignoreFields` on the policies MLSpace re-versions.
         let keys: Vec<&str> = obj
             .keys()
             .map(String::as_str)
-            .filter(|k| *k != "ignoreFields")
+            .filter(|k| *k != "annotations" && *k != "ignoreFields")
             .collect();
         assert_eq!(keys, ["kind", "name", "spec"], "{res}");
+        if let Some(a) = obj.get("annotations") {
+            let a = a.as_object().expect("annotations is a map");
+            assert!(!a.is_empty() && a.values().all(Value::is_string), "{res}");
+        }
         if let Some(f) = obj.get("ignoreFields") {
             let f = f.as_array().expect("ignoreFields is a list");
             assert!(!f.is_empty() && f.iter().all(Value::is_string), "{res}");
@@ -334,7 +339,7 @@ fn render_json_follows_the_contract() {
             count("Bucket"),
             count("Table")
         ],
-        [8, 7, 1, 5, 12]
+        [8, 8, 1, 5, 12]
     );
 
     // Resolved forms: policy files inlined, references turned into ARNs, tags merged.
