@@ -8,6 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 listen=${LISTEN:-127.0.0.1:9464}
 state=${MLSPACE_GITOPS_DEMO_DIR:-$(mktemp -d)}
+# A directory named by MLSPACE_GITOPS_DEMO_DIR may not exist yet.
+mkdir -p "$state"
 endpoint=$(MOTO_PID_FILE="$state/moto.pid" scripts/moto.sh start "$state/moto.log")
 trap 'kill "$(cat "$state/moto.pid")" 2>/dev/null || true' EXIT
 export AWS_ENDPOINT_URL=$endpoint AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true

@@ -27,5 +27,13 @@ if ! { command -v git && command -v ssh-keygen; } >/dev/null 2>&1; then
   fi
 fi
 cargo fmt --all -- --check
+# The pure stages (manifest, the kinds' pure halves, plan, inventory) build without the
+# runtime feature, that is without the AWS SDK, tokio, axum and git2: prove both.
+if cargo tree -p mlspace-gitops --no-default-features --edges normal --prefix none \
+  | grep -E '^(tokio|aws-[a-z-]+|axum|git2|hyper) ' ; then
+  echo "the pure stages depend on a runtime crate (above)" >&2
+  exit 1
+fi
+cargo clippy -p mlspace-gitops --lib --no-default-features -- -D warnings
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace

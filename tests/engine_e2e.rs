@@ -103,9 +103,9 @@ fn plan_of_an_empty_account_matches_golden_files() {
         }
     }
     let v: Value = serde_json::from_str(&plan_json).unwrap();
-    assert_eq!(v["summary"]["create"], 33);
+    assert_eq!(v["summary"]["create"], 34);
     assert!(
-        plan_text.ends_with("Plan: 33 to create, 0 to update, 0 to delete.\n"),
+        plan_text.ends_with("Plan: 34 to create, 0 to update, 0 to delete.\n"),
         "{plan_text}"
     );
 }

@@ -235,7 +235,10 @@ pub async fn run(
     loop {
         let next_due = rt.due.values().min().copied();
         let mut fetch = false;
+        // Biased: a poll or a webhook that is due runs before a reconcile that is due, so a
+        // long reconcile (AWS unreachable) never starves the source.
         tokio::select! {
+            biased;
             _ = &mut shutdown => break,
             _ = tokio::time::sleep_until(next_fetch) => fetch = true,
             _ = trigger.notified() => { tracing::info!("webhook: fetching now"); fetch = true },

@@ -253,6 +253,8 @@ impl Worker {
             },
         )
         .await;
+        // Retries and the resync count from the end of the run, which may have been long.
+        let now = Instant::now();
         if let Some(e) = &report.refused {
             tracing::error!(error = %DisplayChain(e), "cannot reach the environment's account");
             return self.cannot_run(DisplayChain(e).to_string(), now);
