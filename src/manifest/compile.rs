@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::diag::{field_path, Diagnostics, DocCx};
+use super::diag::{field_path, Diagnostics, DocCx, SILENCE_ANNOTATION};
 #[cfg(test)]
 use super::load::parse_file;
 use super::yaml::{self, Loc, SourceMap};
@@ -98,12 +98,14 @@ pub fn compile(
             }
         }
         inline_files(&mut d, vars.as_ref(), reader, &mut diags);
+        let silenced = silenced_checks(&d.metadata);
         let mut cx = d.cx(&mut diags);
         let typed = Typed {
             cx: &mut cx,
             value: &d.value["spec"],
             name: &d.metadata.name,
             env: &view,
+            silenced: &silenced,
         };
         if let Some(Some(spec)) = with_kind(d.kind, typed) {
             resources.push((d, spec));
@@ -219,13 +221,51 @@ struct Typed<'a, 'b> {
     value: &'a Value,
     name: &'a str,
     env: &'a EnvironmentView,
+    /// Checks the document's annotations silence.
+    silenced: &'a [&'a str],
 }
 
 impl KindFn<Option<ResourceSpec>> for Typed<'_, '_> {
     fn document<K: Registered>(self) -> Option<ResourceSpec> {
         let spec = typed::<K::Spec>(self.cx, self.value, "/spec")?;
+        let mark = self.cx.diags.len();
         K::validate(self.name, &spec, self.cx, self.env);
+        self.cx.diags.silence_since(mark, self.silenced);
         Some(K::wrap(spec))
+    }
+}
+
+/// The check ids a document's `lint.mlspace-gitops/CHECK-ID` annotations silence.
+fn silenced_checks(metadata: &Metadata) -> Vec<&str> {
+    metadata
+        .annotations
+        .keys()
+        .filter_map(|k| k.strip_prefix(SILENCE_ANNOTATION))
+        .collect()
+}
+
+/// Each silencing annotation names a known check that can be silenced, with a reason.
+fn check_silencing(cx: &mut DocCx, metadata: &Metadata) {
+    for (key, reason) in &metadata.annotations {
+        let Some(id) = key.strip_prefix(SILENCE_ANNOTATION) else {
+            continue;
+        };
+        let ptr = format!("/metadata/annotations/{}", yaml::escape_segment(key));
+        match mlspace_policy::lint::check(id) {
+            None => cx.key_error(
+                &ptr,
+                format_args!("`{id}` is not a lint check id (docs/lint.md lists them)"),
+            ),
+            Some(c) if c.id == "invalid-structure" => cx.key_error(
+                &ptr,
+                "`invalid-structure` cannot be silenced: IAM refuses such documents",
+            ),
+            Some(_) if reason.trim().is_empty() => cx.error(
+                &ptr,
+                format_args!("silencing `{id}` needs a reason: say why the finding is meant"),
+            ),
+            Some(_) => {}
+        }
     }
 }
 
@@ -456,6 +496,7 @@ fn check_header(s: SourceDoc, diags: &mut Diagnostics) -> Option<Doc> {
         if let Some(k) = kind {
             check_ignore_fields(&mut cx, k, &m.ignore_fields);
         }
+        check_silencing(&mut cx, m);
     }
     match obj.get("spec") {
         Some(Value::Object(_)) => {}
