@@ -356,6 +356,14 @@ impl KindPlan for Bucket {
 
     /// A bucket that logs to another bucket of the manifests needs that bucket first:
     /// PutBucketLogging fails while the target does not exist.
+    fn stand_in(name: &str, attribute: &str, at: Place) -> Option<String> {
+        match attribute {
+            "arn" => Some(format!("arn:{}:s3:::{name}", at.partition)),
+            "name" => Some(name.to_string()),
+            _ => None,
+        }
+    }
+
     fn arn(name: &str, _: &BucketSpec, at: Place) -> Option<String> {
         Some(format!("arn:{}:s3:::{name}", at.partition))
     }

@@ -168,6 +168,14 @@ impl KindPlan for Role {
         }
     }
 
+    fn stand_in(name: &str, attribute: &str, at: Place) -> Option<String> {
+        match attribute {
+            "arn" => Some(format!("arn:{}:iam::{}:role/{name}", at.partition, at.account)),
+            "name" => Some(name.to_string()),
+            _ => None,
+        }
+    }
+
     fn arn(name: &str, spec: &RoleSpec, at: Place) -> Option<String> {
         Some(format!(
             "arn:{}:iam::{}:role{}{name}",
