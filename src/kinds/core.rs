@@ -288,6 +288,11 @@ pub trait KindPlan: DocKind {
         }
     }
 
+    /// The tags of an observed resource, when its kind has tags (ignore rules match them).
+    fn observed_tags(_observed: &Self::Observed) -> Option<&Tags> {
+        None
+    }
+
     /// Whether the manifest allows deleting the resource with its contents (a bucket's
     /// `forceDestroy`).
     fn force_destroy(_spec: &Self::Spec) -> bool {
@@ -532,10 +537,11 @@ pub fn has_ownership_tag(tags: &Tags) -> bool {
     tags.get(OWNERSHIP_TAG).map(String::as_str) == Some(OWNERSHIP_VALUE)
 }
 
-/// Tags as a manifest writes them: the ownership tag left out.
+/// Tags as a manifest writes them: the ownership tag and the `aws:` tags (which AWS sets
+/// and nobody else may) left out.
 pub fn own_tags(tags: &Tags) -> Tags {
     tags.iter()
-        .filter(|(k, _)| k.as_str() != OWNERSHIP_TAG)
+        .filter(|(k, _)| k.as_str() != OWNERSHIP_TAG && !k.to_ascii_lowercase().starts_with("aws:"))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect()
 }

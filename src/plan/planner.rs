@@ -141,13 +141,14 @@ fn plan_kind<K: ResourceKind>(
         {
             continue;
         }
-        if cx.ignored(name, None) {
-            continue;
-        }
-        // Only what is still ours goes: a resource someone else took over is left alone.
+        // Only what is still ours goes: a resource someone else took over is left alone,
+        // and so is one the Environment's ignore rules match, by name or by its tags.
         let Some(o) = observed.get(name).filter(|o| K::is_owned(o)) else {
             continue;
         };
+        if cx.ignored(name, K::observed_tags(o)) {
+            continue;
+        }
         let (action, ops) = match rm.how {
             RemovalKind::Delete => (Action::Delete, K::delete(name, o)),
             RemovalKind::ForceDelete => (Action::Delete, K::force_delete(name, o)),

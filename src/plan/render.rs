@@ -65,10 +65,11 @@ impl fmt::Display for Plan {
             .filter(|c| c.action != Action::NoOp)
             .collect();
         if shown.is_empty() && self.errors.is_empty() {
+            let n = self.summary.no_op;
             writeln!(
                 f,
-                "No changes. AWS matches the manifests ({} resources).",
-                self.summary.no_op
+                "No changes. AWS matches the manifests ({n} resource{}).",
+                if n == 1 { "" } else { "s" }
             )?;
         }
         for c in shown {

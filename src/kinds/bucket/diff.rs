@@ -389,6 +389,10 @@ impl KindPlan for Bucket {
         }
     }
 
+    fn observed_tags(o: &BucketObserved) -> Option<&Tags> {
+        Some(&o.tags)
+    }
+
     fn is_owned(o: &BucketObserved) -> bool {
         has_ownership_tag(&o.tags)
     }

@@ -133,6 +133,10 @@ impl KindPlan for ManagedPolicy {
         }
     }
 
+    fn observed_tags(o: &ManagedPolicyObserved) -> Option<&Tags> {
+        Some(&o.tags)
+    }
+
     fn is_owned(o: &ManagedPolicyObserved) -> bool {
         has_ownership_tag(&o.tags)
     }

@@ -235,6 +235,10 @@ impl KindPlan for Table {
         ))
     }
 
+    fn observed_tags(o: &TableObserved) -> Option<&Tags> {
+        Some(&o.tags)
+    }
+
     fn is_owned(o: &TableObserved) -> bool {
         has_ownership_tag(&o.tags)
     }
