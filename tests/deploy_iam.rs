@@ -726,3 +726,117 @@ fn scan_and_matcher_work() {
     assert_eq!(actions_for("iam", "GetRole").unwrap(), ["iam:GetRole"]);
     assert!(actions_for("s3", "RestoreObject").is_err());
 }
+
+/// The statements of a deploy/iam managed policy, by name.
+fn deploy_policy(desired: &DesiredState, name: &str) -> Vec<Value> {
+    desired
+        .resources
+        .iter()
+        .find_map(|r| match &r.spec {
+            ResourceSpec::ManagedPolicy(p) if r.name == name => p.document.clone(),
+            _ => None,
+        })
+        .map(|d| statements(&d).into_iter().cloned().collect())
+        .unwrap_or_else(|| panic!("deploy/iam has no ManagedPolicy {name}"))
+}
+
+fn access_level(action: &str) -> mlspace_policy::catalog::AccessLevel {
+    mlspace_policy::catalogue()
+        .action(action)
+        .unwrap_or_else(|| panic!("{action} is not in the IAM catalogue"))
+        .1
+        .access_level()
+}
+
+/// The CI role that runs `plan` on pull requests reads what the daemon reads and writes
+/// nothing: its policy holds exactly the List and Read actions of the daemon's policies,
+/// each on the resources the daemon's statement names (and under its conditions).
+#[test]
+fn ci_plan_policy_is_the_read_level_of_the_daemons_policy() {
+    use mlspace_policy::catalog::AccessLevel;
+    let (desired, daemon) = daemon_policies();
+    let plan = deploy_policy(&desired, "mlspace-gitops-plan");
+    // Only in the lease's transactions, which plan never takes.
+    const NOT_FOR_PLAN: &[&str] = &["dynamodb:ConditionCheckItem"];
+    let reads = |docs: &[Value]| -> BTreeSet<(String, String, String)> {
+        docs.iter()
+            .flat_map(statements)
+            .flat_map(|s| {
+                strings(&s["Action"])
+                    .into_iter()
+                    .filter(|a| {
+                        matches!(access_level(a), AccessLevel::Read | AccessLevel::List)
+                            && !NOT_FOR_PLAN.contains(a)
+                    })
+                    .map(|a| {
+                        (
+                            a.to_string(),
+                            s["Resource"].to_string(),
+                            s["Condition"].to_string(),
+                        )
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    let want = reads(&daemon);
+    let wrapped: Vec<Value> = vec![serde_json::json!({ "Statement": plan })];
+    let got = reads(&wrapped);
+    let all_plan: usize = plan.iter().map(|s| strings(&s["Action"]).len()).sum();
+    assert_eq!(
+        got.len(),
+        all_plan,
+        "the plan policy holds an action that is not List or Read"
+    );
+    let missing: Vec<_> = want.difference(&got).collect();
+    let extra: Vec<_> = got.difference(&want).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "deploy/iam/policies/mlspace-gitops-plan.json differs from the read level of the daemon's policies\nmissing: {missing:#?}\nextra: {extra:#?}"
+    );
+}
+
+/// The CI roles trust one repository's pull-request identities, nothing wider.
+#[test]
+fn ci_roles_trust_only_their_repository() {
+    let loaded = load_dir(&root().join("deploy/iam")).expect("deploy/iam validates");
+    for (name, sub) in [
+        (
+            "mlspace-gitops-plan-github",
+            "repo:example-org/mlspace-manifests:pull_request",
+        ),
+        (
+            "mlspace-gitops-plan-gitlab",
+            "project_path:example-group/mlspace-manifests:ref_type:branch:ref:*",
+        ),
+    ] {
+        let role = loaded
+            .desired
+            .resources
+            .iter()
+            .find_map(|r| match &r.spec {
+                ResourceSpec::Role(s) if r.name == name => Some(s.clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("deploy/iam has no Role {name}"));
+        assert_eq!(
+            role.managed_policies,
+            ["arn:aws:iam::123456789012:policy/mlspace-gitops-plan"]
+        );
+        assert!(role.inline_policies.is_empty());
+        let trust = role.assume_role_policy.unwrap();
+        let stmts = statements(&trust);
+        assert_eq!(stmts.len(), 1, "{name}");
+        let s = stmts[0];
+        assert_eq!(s["Action"], "sts:AssumeRoleWithWebIdentity");
+        let subs: Vec<&str> = s["Condition"]
+            .as_object()
+            .unwrap()
+            .values()
+            .flat_map(|keys| keys.as_object().unwrap().iter())
+            .filter(|(k, _)| k.ends_with(":sub"))
+            .flat_map(|(_, v)| strings(v))
+            .collect();
+        assert_eq!(subs, [sub], "{name}");
+    }
+}

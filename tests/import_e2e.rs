@@ -403,6 +403,21 @@ async fn all_mlspace_imported_after_apply_plans_no_changes() {
     )
     .unwrap();
     let imported = manifest::load_dir(out.path()).unwrap_or_else(|e| panic!("{e}"));
+    // AWS accepts MLSpace's bedrock-on-SageMaker statement, lint calls it an error: the
+    // imported manifest silences it with a reason that asks for review.
+    let notebook = imported
+        .desired
+        .resources
+        .iter()
+        .find(|r| r.name == "mlspace-notebook-policy")
+        .unwrap();
+    assert_eq!(
+        notebook
+            .annotations
+            .get("lint.mlspace-gitops/resource-service-mismatch")
+            .map(String::as_str),
+        Some(import::IMPORTED_FINDING_REASON)
+    );
     let planned = observe_and_plan(&aws, &imported.desired, &[], &[]).await;
     assert!(
         !planned.plan.has_changes() && planned.plan.errors.is_empty(),

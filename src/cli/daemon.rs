@@ -8,8 +8,8 @@ use mlspace_gitops::inventory::PruneOptions;
 use mlspace_gitops::secret::Secret;
 use mlspace_gitops::source::{GitAuth, SourceConfig};
 
+use super::args::{ModeArg, RunArgs};
 use super::Outcome;
-use crate::{ModeArg, RunArgs};
 
 /// `run`: the daemon, until SIGTERM or SIGINT.
 pub async fn daemon(a: RunArgs) -> anyhow::Result<Outcome> {

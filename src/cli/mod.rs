@@ -2,8 +2,10 @@
 //! daemon) and prints what it found. Nothing here decides anything the daemon would decide
 //! differently.
 
+pub mod args;
 mod daemon;
 mod prompt;
+mod review;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -21,16 +23,19 @@ use mlspace_gitops::plan::Action;
 use mlspace_gitops::state::{self, StateStore};
 
 pub use daemon::daemon;
+pub use review::{diff, lint, Format};
 
-use crate::AwsArgs;
+use args::AwsArgs;
 
 /// What a command found, for the exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     /// Done, nothing wrong.
     Done,
-    /// A plan with changes (`plan --detailed-exitcode`).
+    /// A plan with changes (`plan --detailed-exitcode`), or revisions that differ (`diff`).
     Changes,
+    /// A plan or diff that widens access, with `--deny-widening`.
+    Widens,
     /// Something failed; the reason was printed.
     Failed,
 }
@@ -279,7 +284,12 @@ fn print_stats(aws: &AwsContext, detailed: bool) {
 }
 
 /// `plan`.
-pub async fn plan(args: AwsArgs, json: bool, detailed: bool) -> anyhow::Result<Outcome> {
+pub async fn plan(
+    args: AwsArgs,
+    format: Format,
+    detailed: bool,
+    deny_widening: bool,
+) -> anyhow::Result<Outcome> {
     let Some(all) = load_all(&args.manifests)? else {
         return Ok(Outcome::Failed);
     };
@@ -300,7 +310,20 @@ pub async fn plan(args: AwsArgs, json: bool, detailed: bool) -> anyhow::Result<O
     )
     .await;
     let planned: Vec<&Run> = runs.iter().filter(|r| r.report.plan().is_some()).collect();
-    if json {
+    if format == Format::Markdown {
+        let envs: Vec<(String, &mlspace_gitops::plan::Plan)> = planned
+            .iter()
+            .map(|r| {
+                let title = format!("{} ({})", r.env().name, r.dir.display());
+                (title, r.report.plan().expect("filtered"))
+            })
+            .collect();
+        let mut findings = manifest::diag::Diagnostics::default();
+        for r in &planned {
+            findings.extend(r.loaded.warnings.clone());
+        }
+        print!("{}", review::plan_markdown(&envs, &findings));
+    } else if format == Format::Json {
         // One Environment keeps the plan's own JSON contract; several are listed by name.
         let value = if several {
             let envs: Vec<serde_json::Value> = planned
@@ -337,8 +360,13 @@ pub async fn plan(args: AwsArgs, json: bool, detailed: bool) -> anyhow::Result<O
     for run in &runs {
         failed |= report_problems(run, args.stats, several);
     }
+    let widens = planned
+        .iter()
+        .any(|r| r.report.plan().is_some_and(|p| p.widens_access()));
     Ok(if failed {
         Outcome::Failed
+    } else if deny_widening && widens {
+        Outcome::Widens
     } else if detailed && runs.iter().any(|r| r.report.has_changes()) {
         Outcome::Changes
     } else {

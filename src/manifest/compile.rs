@@ -15,7 +15,8 @@ use super::diag::{field_path, Diagnostics, DocCx, SILENCE_ANNOTATION};
 use super::load::parse_file;
 use super::yaml::{self, Loc, SourceMap};
 use super::{template, DesiredState, Loaded, ManifestError, Resource, SourceDoc, API_VERSION};
-use crate::kinds::common::{merged_tags, Metadata};
+use crate::access;
+use crate::kinds::common::{merged_tags, report_finding, Metadata};
 use crate::kinds::core::{Declared, Received, Reference};
 use crate::kinds::environment::{EnvironmentSpec, EnvironmentView};
 use crate::kinds::{with_kind, Kind, KindFn, Registered, ResolveCx, ResourceSpec};
@@ -483,6 +484,7 @@ fn resolve(
     }
 
     let mut out = Vec::new();
+    let mut docs: HashMap<crate::kinds::ResourceId, Doc> = HashMap::new();
     for ((d, mut spec), refs) in resources.into_iter().zip(value_refs) {
         if !d.kind.is_resource() {
             continue;
@@ -516,11 +518,37 @@ fn resolve(
             refs,
             source: d.loc(""),
         });
+        docs.insert((d.kind, d.metadata.name.clone()), d);
     }
     out.sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
+    check_escalations(&out, &docs, place, diags);
     DesiredState {
         environment: env,
         resources: out,
+    }
+}
+
+/// Each role's effective permissions (attached and inline policies, capped by its
+/// boundary) against the named privilege-escalation paths; a finding is reported on the
+/// role, where its annotations can silence it.
+fn check_escalations(
+    resources: &[Resource],
+    docs: &HashMap<crate::kinds::ResourceId, Doc>,
+    place: crate::kinds::Place,
+    diags: &mut Diagnostics,
+) {
+    let side = access::Side::of_specs(
+        resources.iter().map(|r| (r.kind, r.name.as_str(), &r.spec)),
+        place,
+    );
+    for f in access::escalations(&side) {
+        let Some(d) = docs.get(&f.role) else {
+            continue;
+        };
+        if silenced_checks(&d.metadata).contains(&f.finding.check) {
+            continue;
+        }
+        report_finding(&mut d.cx(diags), &f.pointer, &f.finding);
     }
 }
 

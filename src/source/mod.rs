@@ -9,6 +9,7 @@
 mod git;
 mod known_hosts;
 mod local;
+pub mod revision;
 mod url;
 mod verify;
 mod watch;

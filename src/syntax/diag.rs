@@ -167,6 +167,28 @@ impl Diagnostics {
     pub fn iter(&self) -> impl Iterator<Item = &Diagnostic> {
         self.items.iter()
     }
+
+    /// Show files under `root` relative to it, prefixed with `label` (`main:manifests/a.yaml`
+    /// for a file of a revision written out under a temporary directory).
+    pub fn relocate(&mut self, root: &std::path::Path, label: &str) {
+        for d in &mut self.items {
+            if let Some(loc) = &mut d.loc {
+                if let Ok(rel) = loc.file.strip_prefix(root) {
+                    let shown = std::path::PathBuf::from(format!("{label}{}", rel.display()));
+                    loc.file = std::sync::Arc::from(shown.as_path());
+                }
+            }
+        }
+    }
+
+    /// Counts by severity: errors, security warnings, warnings, suggestions.
+    pub fn counts(&self) -> [usize; 4] {
+        let mut n = [0; 4];
+        for d in &self.items {
+            n[d.severity as usize] += 1;
+        }
+        n
+    }
 }
 
 impl fmt::Display for Diagnostics {

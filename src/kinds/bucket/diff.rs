@@ -17,7 +17,9 @@ use super::{
     PublicAccessBlock, PublicAccessBlockSetting,
 };
 use crate::kinds::common::Tags;
-use crate::kinds::core::{has_ownership_tag, Diff, KindPlan, PlanCx, PlanError, Place};
+use crate::kinds::core::{
+    has_ownership_tag, Diff, HeldAs, HeldDocument, Holdings, KindPlan, PlanCx, PlanError, Place,
+};
 use crate::kinds::{FieldChange, Kind, ResourceId};
 
 /// The Bucket kind.
@@ -327,6 +329,23 @@ fn tag_changes(want: &Tags, have: &Tags) -> Vec<FieldChange> {
         .collect()
 }
 
+/// A bucket's policy, as the access analysis sees it.
+fn bucket_holdings(policy: Option<&Value>) -> Holdings<'_> {
+    Holdings {
+        documents: policy
+            .map(|document| HeldDocument {
+                label: "bucket policy".into(),
+                pointer: "/spec/policy".into(),
+                held_as: HeldAs::Resource,
+                policy_kind: mlspace_policy::PolicyKind::Resource,
+                document,
+            })
+            .into_iter()
+            .collect(),
+        ..Holdings::default()
+    }
+}
+
 impl KindPlan for Bucket {
     type Observed = BucketObserved;
     type Op = Op;
@@ -346,6 +365,14 @@ impl KindPlan for Bucket {
         "ownership",
         "tags",
     ];
+
+    fn holdings(spec: &BucketSpec) -> Holdings<'_> {
+        bucket_holdings(spec.policy.as_ref().filter(|p| !is_empty_policy(p)))
+    }
+
+    fn observed_holdings(o: &BucketObserved) -> Holdings<'_> {
+        bucket_holdings(o.policy.value())
+    }
 
     fn keep_observed(spec: &mut BucketSpec, o: &BucketObserved, field: &str) {
         match field {

@@ -12,7 +12,9 @@ use serde_json::{json, Value};
 
 use super::RoleSpec;
 use crate::kinds::common::Tags;
-use crate::kinds::core::{has_ownership_tag, Diff, KindPlan, PlanCx, PlanError, Place};
+use crate::kinds::core::{
+    has_ownership_tag, Diff, HeldAs, HeldDocument, Holdings, KindPlan, PlanCx, PlanError, Place,
+};
 use crate::kinds::iam::{document_change, tag_changes, tag_fields};
 use crate::kinds::{FieldChange, Kind, ResourceId};
 
@@ -139,6 +141,43 @@ pub enum Op {
     Delete,
 }
 
+/// A role's documents: the trust policy, the inline policies, what it attaches and its
+/// boundary (the same for a spec and for what IAM has).
+fn role_holdings<'a>(
+    trust: Option<&'a Value>,
+    inline: &'a BTreeMap<String, Value>,
+    attached: impl Iterator<Item = &'a str>,
+    boundary: Option<&'a str>,
+) -> Holdings<'a> {
+    let mut documents: Vec<HeldDocument> = trust
+        .into_iter()
+        .map(|d| HeldDocument {
+            label: "trust policy".into(),
+            pointer: "/spec/assumeRolePolicy".into(),
+            held_as: HeldAs::Trust,
+            policy_kind: mlspace_policy::PolicyKind::Trust,
+            document: d,
+        })
+        .collect();
+    documents.extend(inline.iter().map(|(name, d)| HeldDocument {
+        label: format!("inline policy {name}"),
+        pointer: format!(
+            "/spec/inlinePolicies/{}",
+            crate::syntax::yaml::escape_segment(name)
+        ),
+        held_as: HeldAs::Identity,
+        policy_kind: mlspace_policy::PolicyKind::Identity,
+        document: d,
+    }));
+    Holdings {
+        documents,
+        attached: attached
+            .map(|a| (a, "/spec/managedPolicies".to_string()))
+            .collect(),
+        boundary: boundary.map(|b| (b, "/spec/permissionsBoundary".to_string())),
+    }
+}
+
 impl KindPlan for Role {
     type Observed = RoleObserved;
     type Op = Op;
@@ -185,6 +224,24 @@ impl KindPlan for Role {
 
     fn observed_arn(o: &RoleObserved) -> Option<String> {
         Some(o.arn.clone())
+    }
+
+    fn holdings(spec: &RoleSpec) -> Holdings<'_> {
+        role_holdings(
+            spec.assume_role_policy.as_ref(),
+            &spec.inline_policies,
+            spec.managed_policies.iter().map(String::as_str),
+            spec.permissions_boundary.as_deref(),
+        )
+    }
+
+    fn observed_holdings(o: &RoleObserved) -> Holdings<'_> {
+        role_holdings(
+            Some(&o.assume_role_policy),
+            &o.inline_policies,
+            o.managed_policies.iter().map(String::as_str),
+            o.permissions_boundary.as_deref(),
+        )
     }
 
     fn depends_on(_: &str, spec: &RoleSpec, cx: &PlanCx) -> Vec<ResourceId> {

@@ -1,0 +1,173 @@
+//! The flags shared by the commands that talk to AWS, and those of the daemon (`run`).
+//! Each also reads an `MLSPACE_GITOPS_*` environment variable.
+
+use std::path::PathBuf;
+
+use clap::ValueEnum;
+
+use mlspace_gitops::aws::AwsOptions;
+use mlspace_gitops::inventory::PruneOptions;
+
+/// Options shared by the commands that talk to AWS.
+#[derive(clap::Args)]
+pub struct AwsArgs {
+    /// Directories of manifests: an Environment each, or a directory of Environments such as
+    /// envs/{dev,staging,prod} (repeat the flag or separate with commas). Each Environment is
+    /// reconciled with its own credentials (`assumeRoleArn`) and inventory, concurrently.
+    #[arg(
+        long,
+        short = 'm',
+        default_value = "manifests",
+        env = "MLSPACE_GITOPS_MANIFESTS",
+        value_delimiter = ','
+    )]
+    pub manifests: Vec<PathBuf>,
+    /// AWS endpoint (else AWS_ENDPOINT_URL or the SDK's default).
+    #[arg(long, env = "MLSPACE_GITOPS_ENDPOINT_URL")]
+    pub endpoint_url: Option<String>,
+    /// How long one AWS request attempt may take before it is abandoned and retried.
+    #[arg(long, env = "MLSPACE_GITOPS_AWS_ATTEMPT_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub aws_attempt_timeout: std::time::Duration,
+    /// Print the AWS requests made, by operation.
+    #[arg(long)]
+    pub stats: bool,
+    /// Directory of the local state (the inventory of managed resources).
+    #[arg(long, env = "MLSPACE_GITOPS_STATE_DIR", default_value = ".state")]
+    pub state_dir: PathBuf,
+    /// State store other than the local file: `dynamodb://TABLE` (created if missing).
+    #[arg(long, env = "MLSPACE_GITOPS_STATE")]
+    pub state: Option<String>,
+    /// Delete managed resources that left the manifests (also `spec.prune` in the Environment).
+    #[arg(long, env = "MLSPACE_GITOPS_PRUNE")]
+    pub prune: bool,
+    /// Allow one revision to delete more than 25% (or more than 10) of the managed resources.
+    #[arg(long, env = "MLSPACE_GITOPS_ALLOW_MASS_PRUNE")]
+    pub allow_mass_prune: bool,
+}
+
+impl AwsArgs {
+    /// How to reach AWS, before any Environment's role is assumed.
+    pub fn aws_options(&self) -> AwsOptions {
+        AwsOptions {
+            endpoint_url: self.endpoint_url.clone(),
+            attempt_timeout: Some(self.aws_attempt_timeout),
+            ..AwsOptions::default()
+        }
+    }
+
+    /// Prune settings from the flags (each Environment's `spec.prune` also turns it on).
+    pub fn prune(&self) -> PruneOptions {
+        PruneOptions {
+            enabled: self.prune,
+            allow_mass: self.allow_mass_prune,
+        }
+    }
+}
+
+/// Flags of `run`; each also reads an MLSPACE_GITOPS_* environment variable.
+#[derive(clap::Args)]
+pub struct RunArgs {
+    /// Git URL (https, ssh, file) or local directory of the manifests repository.
+    #[arg(long, env = "MLSPACE_GITOPS_SOURCE")]
+    pub source: String,
+    /// Branch to follow.
+    #[arg(long, env = "MLSPACE_GITOPS_BRANCH", default_value = "main")]
+    pub branch: String,
+    /// Directory of manifests inside the repository: one Environment, or a directory of
+    /// Environments (e.g. envs/ with dev/, staging/, prod/), each reconciled concurrently with
+    /// its own credentials, lease, inventory and status. A local --source is itself that
+    /// directory.
+    #[arg(long, env = "MLSPACE_GITOPS_PATH", default_value = "manifests")]
+    pub path: PathBuf,
+    /// Where the git cache clone (and later the inventory) live.
+    #[arg(long, env = "MLSPACE_GITOPS_STATE_DIR", default_value = ".state")]
+    pub state_dir: PathBuf,
+    /// How often the git remote is checked (e.g. 30s, 1m).
+    #[arg(long, env = "MLSPACE_GITOPS_INTERVAL", default_value = "1m", value_parser = humantime::parse_duration)]
+    pub interval: std::time::Duration,
+    /// How often AWS is observed again to repair drift.
+    #[arg(long, env = "MLSPACE_GITOPS_RESYNC", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub resync: std::time::Duration,
+    /// `apply` repairs drift; `detect` only reports it and never writes to AWS.
+    #[arg(long, env = "MLSPACE_GITOPS_MODE", value_enum, default_value_t = ModeArg::Apply)]
+    pub mode: ModeArg,
+    /// HTTP address for /metrics, /healthz, /readyz, /status and /hooks/git.
+    #[arg(long, env = "MLSPACE_GITOPS_LISTEN", default_value = "127.0.0.1:9464")]
+    pub listen: std::net::SocketAddr,
+    /// File holding the webhook secret (else MLSPACE_GITOPS_WEBHOOK_SECRET).
+    #[arg(long, env = "MLSPACE_GITOPS_WEBHOOK_SECRET_FILE")]
+    pub webhook_secret_file: Option<PathBuf>,
+    /// Environment variable holding the HTTPS git token.
+    #[arg(
+        long,
+        env = "MLSPACE_GITOPS_GIT_TOKEN_ENV",
+        default_value = "MLSPACE_GITOPS_GIT_TOKEN"
+    )]
+    pub git_token_env: String,
+    /// File holding the HTTPS git token.
+    #[arg(long, env = "MLSPACE_GITOPS_GIT_TOKEN_FILE")]
+    pub git_token_file: Option<PathBuf>,
+    /// User name sent with the HTTPS token.
+    #[arg(long, env = "MLSPACE_GITOPS_GIT_USERNAME")]
+    pub git_username: Option<String>,
+    /// SSH private key file for ssh git URLs.
+    #[arg(long, env = "MLSPACE_GITOPS_SSH_KEY")]
+    pub ssh_key: Option<PathBuf>,
+    /// known_hosts file; SSH hosts not in it are refused.
+    #[arg(long, env = "MLSPACE_GITOPS_KNOWN_HOSTS")]
+    pub known_hosts: Option<PathBuf>,
+    /// How long a reconcile in flight may finish after SIGTERM.
+    #[arg(long, env = "MLSPACE_GITOPS_GRACE_PERIOD", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub grace_period: std::time::Duration,
+    /// AWS endpoint (else AWS_ENDPOINT_URL or the SDK's default).
+    #[arg(long, env = "MLSPACE_GITOPS_ENDPOINT_URL")]
+    pub endpoint_url: Option<String>,
+    /// How long one AWS request attempt may take before it is abandoned and retried.
+    #[arg(long, env = "MLSPACE_GITOPS_AWS_ATTEMPT_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub aws_attempt_timeout: std::time::Duration,
+    /// Changes applied at once.
+    #[arg(long, env = "MLSPACE_GITOPS_CONCURRENCY", default_value_t = 8)]
+    pub concurrency: usize,
+    /// First retry delay of a failed resource.
+    #[arg(long, env = "MLSPACE_GITOPS_RETRY_BASE", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub retry_base: std::time::Duration,
+    /// Longest retry delay of a failed resource.
+    #[arg(long, env = "MLSPACE_GITOPS_RETRY_MAX", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub retry_max: std::time::Duration,
+    /// Log format.
+    #[arg(long, env = "MLSPACE_GITOPS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// State store other than the file under --state-dir: `dynamodb://TABLE`.
+    #[arg(long, env = "MLSPACE_GITOPS_STATE")]
+    pub state: Option<String>,
+    /// Delete managed resources that left the manifests (also `spec.prune`).
+    #[arg(long, env = "MLSPACE_GITOPS_PRUNE")]
+    pub prune: bool,
+    /// Allow one revision to delete more than 25% (or more than 10) of the managed resources.
+    #[arg(long, env = "MLSPACE_GITOPS_ALLOW_MASS_PRUNE")]
+    pub allow_mass_prune: bool,
+    /// Lease time per Environment: with several replicas on one state store, one reconciles
+    /// and another takes over within this time after it dies.
+    #[arg(long, env = "MLSPACE_GITOPS_LEASE_TTL", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub lease_ttl: std::time::Duration,
+    /// Apply a git revision only when its head commit is SSH-signed (git's gpg.format=ssh)
+    /// by a key of --allowed-signers; other revisions are refused and reported.
+    #[arg(long, env = "MLSPACE_GITOPS_VERIFY_COMMITS")]
+    pub verify_commits: bool,
+    /// Allowed-signers file for --verify-commits (git's gpg.ssh.allowedSignersFile format),
+    /// re-read at every poll.
+    #[arg(long, env = "MLSPACE_GITOPS_ALLOWED_SIGNERS")]
+    pub allowed_signers: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum ModeArg {
+    Apply,
+    Detect,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
