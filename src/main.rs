@@ -38,6 +38,8 @@ enum Command {
             value_delimiter = ','
         )]
         manifests: Vec<PathBuf>,
+        #[command(flatten)]
+        limits: LimitArgs,
     },
     /// Print the fully resolved desired state.
     Render {
@@ -52,6 +54,8 @@ enum Command {
         /// Output format.
         #[arg(long, short = 'o', value_enum, default_value_t = RenderFormat::Json)]
         output: RenderFormat,
+        #[command(flatten)]
+        limits: LimitArgs,
     },
     /// Compare AWS with the manifests and print the changes apply would make.
     Plan {
@@ -156,6 +160,46 @@ struct AwsArgs {
     /// Allow one revision to delete more than 25% (or more than 10) of the managed resources.
     #[arg(long, env = "MLSPACE_GITOPS_ALLOW_MASS_PRUNE")]
     allow_mass_prune: bool,
+    #[command(flatten)]
+    limits: LimitArgs,
+}
+
+/// What one revision of the manifests may hold; a revision over any limit is invalid
+/// (refused, reported, the last good one kept).
+#[derive(clap::Args, Clone)]
+struct LimitArgs {
+    /// Largest manifest file, or file a manifest names (e.g. 4MiB, 500KiB).
+    #[arg(long, env = "MLSPACE_GITOPS_MAX_FILE_SIZE", default_value = "4MiB", value_parser = parse_size)]
+    max_file_size: u64,
+    /// Largest revision: every file read for it (manifests and the files they name), or
+    /// every file under the manifests path of a git commit.
+    #[arg(long, env = "MLSPACE_GITOPS_MAX_REVISION_SIZE", default_value = "32MiB", value_parser = parse_size)]
+    max_revision_size: u64,
+    /// Most YAML documents in a revision.
+    #[arg(long, env = "MLSPACE_GITOPS_MAX_DOCUMENTS", default_value_t = 5000)]
+    max_documents: usize,
+    /// Most YAML nodes in a revision, aliases expanded (where an alias bomb stops).
+    #[arg(long, env = "MLSPACE_GITOPS_MAX_YAML_NODES", default_value_t = 250_000)]
+    max_yaml_nodes: usize,
+}
+
+impl LimitArgs {
+    fn limits(&self) -> mlspace_gitops::manifest::Limits {
+        mlspace_gitops::manifest::Limits {
+            max_file_bytes: self.max_file_size,
+            max_revision_bytes: self.max_revision_size,
+            max_documents: self.max_documents,
+            max_nodes: self.max_yaml_nodes,
+        }
+    }
+}
+
+/// A size: bytes, or with a unit (`4MiB`, `512 KiB`, `1GB`).
+fn parse_size(s: &str) -> Result<u64, String> {
+    s.trim()
+        .parse::<bytesize::ByteSize>()
+        .map(|b| b.as_u64())
+        .map_err(|e| format!("{e} (write a size such as 4MiB)"))
 }
 
 impl AwsArgs {
@@ -271,6 +315,28 @@ struct RunArgs {
     /// re-read at every poll.
     #[arg(long, env = "MLSPACE_GITOPS_ALLOWED_SIGNERS")]
     allowed_signers: Option<PathBuf>,
+    #[command(flatten)]
+    limits: LimitArgs,
+    /// How long one step of the loop (a source sync and load, a reconcile pass) may last
+    /// before /healthz fails so that the process is restarted.
+    #[arg(long, env = "MLSPACE_GITOPS_STUCK_AFTER", default_value = "15m", value_parser = humantime::parse_duration)]
+    stuck_after: std::time::Duration,
+    /// HTTP: time for a request's head to arrive; also closes connections that send nothing.
+    #[arg(long, env = "MLSPACE_GITOPS_HTTP_HEADER_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    http_header_timeout: std::time::Duration,
+    /// HTTP: time to read a request's body and answer it (408 after it).
+    #[arg(long, env = "MLSPACE_GITOPS_HTTP_REQUEST_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    http_request_timeout: std::time::Duration,
+    /// HTTP: a connection on which no byte moves for this long is closed.
+    #[arg(long, env = "MLSPACE_GITOPS_HTTP_IDLE_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
+    http_idle_timeout: std::time::Duration,
+    /// HTTP: connections at once; a new one over the cap replaces the longest-idle one.
+    #[arg(
+        long,
+        env = "MLSPACE_GITOPS_HTTP_MAX_CONNECTIONS",
+        default_value_t = 256
+    )]
+    http_max_connections: usize,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -308,9 +374,13 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e}");
+            // Paths and messages may come from the manifests or a remote: one line each.
+            let line = |x: &dyn std::fmt::Display| {
+                mlspace_gitops::manifest::diag::escape_control(&x.to_string()).into_owned()
+            };
+            eprintln!("error: {}", line(&e));
             for cause in e.chain().skip(1) {
-                eprintln!("  caused by: {cause}");
+                eprintln!("  caused by: {}", line(&cause));
             }
             ExitCode::FAILURE
         }
@@ -327,12 +397,60 @@ fn exit_code(outcome: cli::Outcome) -> ExitCode {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_limits_are_the_library_defaults() {
+        let cli = Cli::parse_from(["mlspace-gitops", "validate"]);
+        let Command::Validate { limits, .. } = cli.command else {
+            panic!("validate")
+        };
+        assert_eq!(limits.limits(), mlspace_gitops::manifest::Limits::default());
+        let cli = Cli::parse_from(["mlspace-gitops", "run", "--source", "x"]);
+        let Command::Run(a) = cli.command else {
+            panic!("run")
+        };
+        assert_eq!(
+            a.limits.limits(),
+            mlspace_gitops::manifest::Limits::default()
+        );
+        let http = mlspace_gitops::http::HttpLimits::default();
+        assert_eq!(
+            (
+                a.http_header_timeout,
+                a.http_request_timeout,
+                a.http_idle_timeout,
+                a.http_max_connections
+            ),
+            (
+                http.header_timeout,
+                http.request_timeout,
+                http.idle_timeout,
+                http.max_connections
+            )
+        );
+        assert_eq!(a.stuck_after, mlspace_gitops::status::DEFAULT_STUCK_AFTER);
+    }
+
+    #[test]
+    fn sizes_parse_with_units() {
+        assert_eq!(parse_size("4MiB"), Ok(4 << 20));
+        assert_eq!(parse_size("512 KiB"), Ok(512 << 10));
+        assert_eq!(parse_size("1000"), Ok(1000));
+        assert!(parse_size("lots").is_err());
+    }
+}
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let outcome = match cli.command {
-        Command::Validate { manifests } => cli::validate(&manifests),
-        Command::Render { manifests, output } => {
-            cli::render(&manifests, output == RenderFormat::Yaml)
-        }
+        Command::Validate { manifests, limits } => cli::validate(&manifests, &limits.limits()),
+        Command::Render {
+            manifests,
+            output,
+            limits,
+        } => cli::render(&manifests, output == RenderFormat::Yaml, &limits.limits()),
         Command::Schema => cli::schema(),
         Command::Plan {
             aws,
