@@ -61,6 +61,18 @@ fn load_dir_in(dir: &Path, usage: &Usage<'_>) -> Result<Loaded, ManifestError> {
     };
     let reader = Reader::new(dir, usage).map_err(io(dir))?;
     let mut diags = Diagnostics::default();
+    // The sizes first: a revision far over its limit is refused before anything is read
+    // (a file over the per-file limit is refused on its own, below).
+    let listed: u64 = files
+        .iter()
+        .filter_map(|f| std::fs::symlink_metadata(f).ok())
+        .filter(|m| m.is_file() && m.len() <= usage.limits().max_file_bytes)
+        .map(|m| m.len())
+        .sum();
+    if let Err(e) = usage.check_listed(listed) {
+        diags.error(Some(Loc::file(Arc::from(dir))), e.to_string());
+        return Err(ManifestError::Invalid(diags));
+    }
     let mut docs = Vec::new();
     for f in files {
         let file: Arc<Path> = Arc::from(f.as_path());

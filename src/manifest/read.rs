@@ -62,9 +62,13 @@ pub enum ReadError {
     /// A FIFO, socket, device or directory.
     #[error("not a regular file ({0}); only regular files are read")]
     NotRegular(&'static str),
-    /// The path resolves outside the manifests directory.
-    #[error("a symbolic link (or `..`) leading outside the manifests directory; refused")]
+    /// The path (with `..`, or through a linked directory) is outside the manifests
+    /// directory.
+    #[error("the file is outside the manifests directory")]
     OutsideRoot,
+    /// The path is a symbolic link whose target is outside the manifests directory.
+    #[error("a symbolic link to a file outside the manifests directory; refused, not read")]
+    LinkOutsideRoot,
     /// A symbolic link whose target does not exist.
     #[error("a symbolic link to nothing")]
     BrokenLink,
@@ -79,6 +83,15 @@ pub enum ReadError {
     /// Over the per-revision limit.
     #[error("reading it would take the revision over {} in all; refused (limit: --max-revision-size)", Bytes(*.limit))]
     RevisionTooLarge {
+        /// The limit.
+        limit: u64,
+    },
+    /// The files of a directory together are over the per-revision limit (found from
+    /// their sizes, before any is read).
+    #[error("the manifest files add up to {}, over the limit of {} per revision; refused (limit: --max-revision-size)", Bytes(*.total), Bytes(*.limit))]
+    FilesTooLarge {
+        /// Their sizes together.
+        total: u64,
         /// The limit.
         limit: u64,
     },
@@ -184,6 +197,20 @@ impl<'a> Usage<'a> {
         yaml::parse_documents_within(file, text, &mut self.yaml.borrow_mut())
     }
 
+    /// Refuse a set of files whose sizes together (`listed`) would take the revision over
+    /// its limit, before any of them is read.
+    pub fn check_listed(&self, listed: u64) -> Result<(), ReadError> {
+        let total = self.bytes.get().saturating_add(listed);
+        if total > self.limits.max_revision_bytes {
+            self.bytes_spent.set(true);
+            return Err(ReadError::FilesTooLarge {
+                total,
+                limit: self.limits.max_revision_bytes,
+            });
+        }
+        Ok(())
+    }
+
     /// Whether a limit of the whole revision was hit (reading or parsing more files would
     /// only repeat the error).
     pub fn exhausted(&self) -> bool {
@@ -238,7 +265,11 @@ impl<'u, 'a> Reader<'u, 'a> {
             Err(e) => return Err(e.into()),
         };
         if !resolved.starts_with(&self.root) {
-            return Err(ReadError::OutsideRoot);
+            return Err(if is_symlink(path) {
+                ReadError::LinkOutsideRoot
+            } else {
+                ReadError::OutsideRoot
+            });
         }
         // By type, before opening: opening a FIFO blocks until a writer comes.
         let meta = std::fs::metadata(&resolved)?;
@@ -355,7 +386,7 @@ mod tests {
         let usage = Usage::new(limits(), None);
         let r = Reader::new(dir.path(), &usage).unwrap();
         let e = r.read_text(&dir.path().join("a.yaml")).unwrap_err();
-        assert!(matches!(e, ReadError::OutsideRoot), "{e}");
+        assert!(matches!(e, ReadError::LinkOutsideRoot), "{e}");
         assert!(!e.to_string().contains("root:hash"));
         // /dev/zero is outside too; a device inside would be refused by type.
         assert!(r.read_text(&dir.path().join("z.yaml")).is_err());

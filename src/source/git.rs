@@ -784,7 +784,11 @@ mod tests {
             let Err(e) = credential_for(&auth, &origin, elsewhere, None, plain, &mut tried) else {
                 panic!("credentials sent to {elsewhere}")
             };
-            assert!(e.message().contains("not the configured origin"), "{}", e.message());
+            assert!(
+                e.message().contains("not the configured origin"),
+                "{}",
+                e.message()
+            );
             assert!(!e.message().contains("ghp_"));
             assert!(tried.is_empty());
         }

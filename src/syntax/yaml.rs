@@ -202,9 +202,20 @@ pub fn parse_documents_within(
         tree_nodes: 0,
     };
     let mut parser = Parser::new_from_str(text);
-    let parsed = parser.load(&mut builder, true);
-    // A limit or a tag error stops the builder first; the parser then still runs to the
-    // end of the stream (events are ignored), so report the builder's error.
+    // Events one by one rather than `Parser::load`, so that parsing stops at the builder's
+    // first error (a limit, a tag): the rest of a large file is not even scanned.
+    let parsed = loop {
+        match parser.next_token() {
+            Err(e) => break Err(e),
+            Ok((ev, mark)) => {
+                let end = ev == Event::StreamEnd;
+                builder.on_event(ev, mark);
+                if end || builder.error.is_some() {
+                    break Ok(());
+                }
+            }
+        }
+    };
     if let Some(e) = builder.error {
         return Err(e);
     }
