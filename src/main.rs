@@ -317,6 +317,9 @@ struct RunArgs {
     allowed_signers: Option<PathBuf>,
     #[command(flatten)]
     limits: LimitArgs,
+    /// Bytes one git fetch may transfer; a larger fetch is stopped and reported.
+    #[arg(long, env = "MLSPACE_GITOPS_MAX_FETCH_SIZE", default_value = "1GiB", value_parser = parse_size)]
+    max_fetch_size: u64,
     /// How long one step of the loop (a source sync and load, a reconcile pass) may last
     /// before /healthz fails so that the process is restarted.
     #[arg(long, env = "MLSPACE_GITOPS_STUCK_AFTER", default_value = "15m", value_parser = humantime::parse_duration)]
@@ -397,52 +400,6 @@ fn exit_code(outcome: cli::Outcome) -> ExitCode {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn default_limits_are_the_library_defaults() {
-        let cli = Cli::parse_from(["mlspace-gitops", "validate"]);
-        let Command::Validate { limits, .. } = cli.command else {
-            panic!("validate")
-        };
-        assert_eq!(limits.limits(), mlspace_gitops::manifest::Limits::default());
-        let cli = Cli::parse_from(["mlspace-gitops", "run", "--source", "x"]);
-        let Command::Run(a) = cli.command else {
-            panic!("run")
-        };
-        assert_eq!(
-            a.limits.limits(),
-            mlspace_gitops::manifest::Limits::default()
-        );
-        let http = mlspace_gitops::http::HttpLimits::default();
-        assert_eq!(
-            (
-                a.http_header_timeout,
-                a.http_request_timeout,
-                a.http_idle_timeout,
-                a.http_max_connections
-            ),
-            (
-                http.header_timeout,
-                http.request_timeout,
-                http.idle_timeout,
-                http.max_connections
-            )
-        );
-        assert_eq!(a.stuck_after, mlspace_gitops::status::DEFAULT_STUCK_AFTER);
-    }
-
-    #[test]
-    fn sizes_parse_with_units() {
-        assert_eq!(parse_size("4MiB"), Ok(4 << 20));
-        assert_eq!(parse_size("512 KiB"), Ok(512 << 10));
-        assert_eq!(parse_size("1000"), Ok(1000));
-        assert!(parse_size("lots").is_err());
-    }
-}
-
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let outcome = match cli.command {
         Command::Validate { manifests, limits } => cli::validate(&manifests, &limits.limits()),
@@ -483,4 +440,54 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run(args) => cli::block_on(cli::daemon(*args)),
     };
     Ok(exit_code(outcome?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_limits_are_the_library_defaults() {
+        let cli = Cli::parse_from(["mlspace-gitops", "validate"]);
+        let Command::Validate { limits, .. } = cli.command else {
+            panic!("validate")
+        };
+        assert_eq!(limits.limits(), mlspace_gitops::manifest::Limits::default());
+        let cli = Cli::parse_from(["mlspace-gitops", "run", "--source", "x"]);
+        let Command::Run(a) = cli.command else {
+            panic!("run")
+        };
+        assert_eq!(
+            a.limits.limits(),
+            mlspace_gitops::manifest::Limits::default()
+        );
+        let http = mlspace_gitops::http::HttpLimits::default();
+        assert_eq!(
+            (
+                a.http_header_timeout,
+                a.http_request_timeout,
+                a.http_idle_timeout,
+                a.http_max_connections
+            ),
+            (
+                http.header_timeout,
+                http.request_timeout,
+                http.idle_timeout,
+                http.max_connections
+            )
+        );
+        assert_eq!(a.stuck_after, mlspace_gitops::status::DEFAULT_STUCK_AFTER);
+        assert_eq!(
+            a.max_fetch_size,
+            mlspace_gitops::source::DEFAULT_MAX_FETCH_BYTES
+        );
+    }
+
+    #[test]
+    fn sizes_parse_with_units() {
+        assert_eq!(parse_size("4MiB"), Ok(4 << 20));
+        assert_eq!(parse_size("512 KiB"), Ok(512 << 10));
+        assert_eq!(parse_size("1000"), Ok(1000));
+        assert!(parse_size("lots").is_err());
+    }
 }

@@ -234,7 +234,8 @@ pub fn resource_states(
             kind,
             name,
             state,
-            error,
+            // AWS messages may quote what was sent: one line, no terminal controls.
+            error: error.map(|e| crate::syntax::diag::escape_control(&e).into_owned()),
             retry_at,
         })
         .collect()

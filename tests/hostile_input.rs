@@ -1159,6 +1159,38 @@ fn closed_by_server(s: &mut TcpStream) -> bool {
     }
 }
 
+/// A fetch over --max-fetch-size is stopped: a huge push cannot fill the state directory.
+#[tokio::test]
+async fn a_fetch_over_its_size_limit_is_stopped() {
+    use mlspace_gitops::source::{GitAuth, Source, SourceConfig};
+    let repo = Repo::new();
+    // 2 MiB that do not compress (a SHA-256 chain).
+    let mut blob = Vec::with_capacity(2 << 20);
+    let mut h = [0u8; 32];
+    while blob.len() < 2 << 20 {
+        use sha2::Digest;
+        h = sha2::Sha256::digest(h).into();
+        blob.extend_from_slice(&h);
+    }
+    repo.commit(&[Entry::File("manifests/noise.bin", &blob)], "noise");
+    let state = tempfile::tempdir().unwrap();
+    let mut source = Source::new(SourceConfig {
+        location: repo.url(),
+        branch: "main".into(),
+        path: PathBuf::from("manifests"),
+        state_dir: state.path().to_path_buf(),
+        auth: GitAuth::default(),
+    })
+    .unwrap();
+    source.set_max_fetch_bytes(256 << 10);
+    let e = source.sync().await.unwrap_err();
+    let text = mlspace_gitops::aws::DisplayChain(&e).to_string();
+    assert!(
+        text.contains("the fetch was stopped after 256 KiB: over the limit (--max-fetch-size)"),
+        "{text}"
+    );
+}
+
 /// A one-character token: warned about, and error messages stay readable (the scrubber
 /// used to replace every `a` of them).
 #[test]

@@ -89,6 +89,7 @@ pub async fn daemon(a: RunArgs) -> anyhow::Result<Outcome> {
             max_connections: a.http_max_connections,
         },
         stuck_after: a.stuck_after,
+        max_fetch_bytes: a.max_fetch_size,
         holder: format!(
             "{}-{}-{:08x}",
             std::fs::read_to_string("/proc/sys/kernel/hostname")

@@ -101,6 +101,8 @@ pub struct DaemonConfig {
     /// How long one step of the loop (a source sync and load, a reconcile pass) may last
     /// before `/healthz` fails.
     pub stuck_after: Duration,
+    /// Bytes one git fetch may transfer.
+    pub max_fetch_bytes: u64,
 }
 
 /// Errors that stop the daemon from starting (afterwards it reports and retries instead).
@@ -178,6 +180,7 @@ pub async fn run(
     let metrics = crate::metrics::register(&registry)?;
     let mut source = Source::new(cfg.source.clone())?;
     source.set_limits(cfg.limits);
+    source.set_max_fetch_bytes(cfg.max_fetch_bytes);
     if let Some(file) = &cfg.allowed_signers {
         source.verify_commits(file.clone())?;
     }

@@ -343,7 +343,12 @@ impl Worker {
             self.applied = Some(revision.id.clone());
             self.status.last_applied_revision = Some(revision.id.clone());
         }
-        let problems = report.problems();
+        // One problem a line: AWS messages may quote what was sent (names, documents).
+        let problems: Vec<String> = report
+            .problems()
+            .iter()
+            .map(|p| crate::syntax::diag::escape_control(p).into_owned())
+            .collect();
         self.status.last_error = (!problems.is_empty()).then(|| problems.join("\n"));
         self.status.last_reconcile_at = Some(epoch_secs());
         let resync = now + cx.cfg.resync;

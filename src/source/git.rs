@@ -32,6 +32,7 @@ use super::url::{redact_url, scrub, GitUrl, MIN_SCRUBBED_SECRET};
 use super::{GitAuth, Revision, SourceConfig, SourceError};
 use crate::manifest::read::{Bytes, Limits};
 use crate::secret::Secret;
+use crate::syntax::diag::escape_control;
 
 /// User name sent with a token when none is configured (GitHub and most forges accept it).
 const TOKEN_USER: &str = "x-access-token";
@@ -43,6 +44,9 @@ const CONNECT_TIMEOUT_MS: i32 = 30_000;
 const IO_TIMEOUT_MS: i32 = 120_000;
 /// Git file mode of a symbolic link.
 const MODE_SYMLINK: i32 = 0o120000;
+/// Bytes one fetch may transfer unless configured (`--max-fetch-size`): a push of a huge
+/// pack cannot fill the state directory.
+pub const DEFAULT_MAX_FETCH_BYTES: u64 = 1 << 30;
 
 /// A git source and what is needed to sync it.
 #[derive(Debug, Clone)]
@@ -68,6 +72,8 @@ pub(crate) struct GitSource {
     origin: GitUrl,
     /// Sizes a checkout may have.
     limits: Limits,
+    /// Bytes one fetch may transfer.
+    max_fetch_bytes: u64,
 }
 
 /// What one sync produced.
@@ -149,7 +155,13 @@ impl GitSource {
             allowed_signers: None,
             origin: url.clone(),
             limits: Limits::default(),
+            max_fetch_bytes: DEFAULT_MAX_FETCH_BYTES,
         })
+    }
+
+    /// The bytes one fetch may transfer; a fetch over them is cancelled.
+    pub fn set_max_fetch_bytes(&mut self, max: u64) {
+        self.max_fetch_bytes = max;
     }
 
     /// The sizes a checkout may have (per file, and in all).
@@ -204,14 +216,18 @@ impl GitSource {
         let revision = Revision {
             id: oid.to_string(),
             manifests_dir: checkout.join(&self.path),
-            author: Some(format!(
-                "{} <{}>",
-                String::from_utf8_lossy(author.name_bytes()),
-                String::from_utf8_lossy(author.email_bytes())
-            )),
+            // Whoever pushed wrote these: shown in logs, history and status, so escaped.
+            author: Some(
+                escape_control(&format!(
+                    "{} <{}>",
+                    String::from_utf8_lossy(author.name_bytes()),
+                    String::from_utf8_lossy(author.email_bytes())
+                ))
+                .into_owned(),
+            ),
             message: commit
                 .summary_bytes()
-                .map(|s| String::from_utf8_lossy(s).into_owned()),
+                .map(|s| escape_control(&String::from_utf8_lossy(s)).into_owned()),
         };
         Ok(Synced {
             revision,
@@ -308,16 +324,32 @@ impl GitSource {
         let mut remote = repo
             .remote_anonymous(&self.url)
             .map_err(|e| fetch_err(self.scrubbed(&e)))?;
+        let mut callbacks = self.callbacks();
+        let max = self.max_fetch_bytes;
+        let over = std::rc::Rc::new(std::cell::Cell::new(false));
+        let flag = over.clone();
+        callbacks.transfer_progress(move |p| {
+            let within = p.received_bytes() as u64 <= max;
+            if !within {
+                flag.set(true);
+            }
+            within
+        });
         let mut opts = FetchOptions::new();
-        opts.remote_callbacks(self.callbacks())
+        opts.remote_callbacks(callbacks)
             .proxy_options(proxy())
             .follow_redirects(RemoteRedirect::None)
             .download_tags(AutotagOption::None)
             .update_fetchhead(false);
         let spec = format!("+refs/heads/{}:{tracking}", self.branch);
-        remote
-            .fetch(&[spec.as_str()], Some(&mut opts), None)
-            .map_err(|e| fetch_err(self.scrubbed(&e)))?;
+        let fetched = remote.fetch(&[spec.as_str()], Some(&mut opts), None);
+        if over.get() {
+            return Err(fetch_err(format!(
+                "the fetch was stopped after {}: over the limit (--max-fetch-size)",
+                Bytes(max)
+            )));
+        }
+        fetched.map_err(|e| fetch_err(self.scrubbed(&e)))?;
         if repo.find_commit(head).is_ok() {
             return Ok(head);
         }
@@ -452,7 +484,7 @@ impl GitSource {
             };
             refused = Some(Err(SourceError::InvalidRevision {
                 commit: commit.to_string(),
-                message: crate::syntax::diag::escape_control(&why).into_owned(),
+                message: escape_control(&why).into_owned(),
             }));
             git2::TreeWalkResult::Abort
         });

@@ -19,6 +19,7 @@ use std::path::PathBuf;
 use crate::manifest::read::Limits;
 use crate::secret::Secret;
 
+pub use git::DEFAULT_MAX_FETCH_BYTES;
 pub use url::redact_url;
 pub use verify::{AllowedSigners, SignedCommit, Verified, VerifyError, REASONS as VERIFY_REASONS};
 
@@ -225,6 +226,14 @@ impl Source {
         self.limits = limits;
         if let Kind::Git(git) = &mut self.kind {
             git.set_limits(limits);
+        }
+    }
+
+    /// The bytes one git fetch may transfer (default [`DEFAULT_MAX_FETCH_BYTES`], 1 GiB);
+    /// a fetch over them is stopped and reported as a fetch failure.
+    pub fn set_max_fetch_bytes(&mut self, max: u64) {
+        if let Kind::Git(git) = &mut self.kind {
+            git.set_max_fetch_bytes(max);
         }
     }
 
