@@ -4,7 +4,7 @@
 
 mod cli;
 
-use cli::args::{AwsArgs, LogFormat, RunArgs};
+use cli::args::{AwsArgs, FailOn, LimitArgs, LogFormat, RunArgs};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -40,6 +40,8 @@ enum Command {
             value_delimiter = ','
         )]
         manifests: Vec<PathBuf>,
+        #[command(flatten)]
+        limits: LimitArgs,
     },
     /// Lint the manifests offline: every finding of docs/lint.md (errors, security
     /// warnings, warnings, suggestions) as FILE:LINE:COL: SEVERITY[CHECK-ID]: message.
@@ -59,6 +61,8 @@ enum Command {
         /// Output format.
         #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Text)]
         output: OutputFormat,
+        #[command(flatten)]
+        limits: LimitArgs,
     },
     /// Compare the desired state of two git revisions of this repository, offline (no AWS):
     /// resources added, changed and removed, the access each change adds and removes, and
@@ -85,6 +89,8 @@ enum Command {
         /// Exit 3 when the change widens access (a gate for CI).
         #[arg(long)]
         deny_widening: bool,
+        #[command(flatten)]
+        limits: LimitArgs,
     },
     /// Print the fully resolved desired state.
     Render {
@@ -106,6 +112,8 @@ enum Command {
         /// AWS endpoint for --resolve (else AWS_ENDPOINT_URL or the SDK's default).
         #[arg(long, env = "MLSPACE_GITOPS_ENDPOINT_URL", requires = "resolve")]
         endpoint_url: Option<String>,
+        #[command(flatten)]
+        limits: LimitArgs,
     },
     /// Compare AWS with the manifests and print the changes apply would make.
     Plan {
@@ -198,27 +206,6 @@ impl OutputFormat {
     }
 }
 
-/// The least severe finding that fails `lint`.
-#[derive(Clone, Copy, ValueEnum, PartialEq)]
-enum FailOn {
-    Error,
-    SecurityWarning,
-    Warning,
-    Suggestion,
-}
-
-impl FailOn {
-    fn severity(self) -> mlspace_gitops::manifest::diag::Severity {
-        use mlspace_gitops::manifest::diag::Severity;
-        match self {
-            FailOn::Error => Severity::Error,
-            FailOn::SecurityWarning => Severity::SecurityWarning,
-            FailOn::Warning => Severity::Warning,
-            FailOn::Suggestion => Severity::Suggestion,
-        }
-    }
-}
-
 #[derive(Clone, Copy, ValueEnum, PartialEq)]
 enum RenderFormat {
     Json,
@@ -236,9 +223,13 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e}");
+            // Paths and messages may come from the manifests or a remote: one line each.
+            let line = |x: &dyn std::fmt::Display| {
+                mlspace_gitops::manifest::diag::escape_control(&x.to_string()).into_owned()
+            };
+            eprintln!("error: {}", line(&e));
             for cause in e.chain().skip(1) {
-                eprintln!("  caused by: {cause}");
+                eprintln!("  caused by: {}", line(&cause));
             }
             ExitCode::FAILURE
         }
@@ -258,30 +249,39 @@ fn exit_code(outcome: cli::Outcome) -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let outcome = match cli.command {
-        Command::Validate { manifests } => cli::validate(&manifests),
+        Command::Validate { manifests, limits } => cli::validate(&manifests, &limits.limits()),
         Command::Lint {
             manifests,
             fail_on,
             output,
-        } => cli::lint(&manifests, fail_on.severity(), output.format()),
+            limits,
+        } => cli::lint(
+            &manifests,
+            fail_on.severity(),
+            output.format(),
+            &limits.limits(),
+        ),
         Command::Diff {
             base,
             head,
             manifests,
             output,
             deny_widening,
+            limits,
         } => cli::diff(
             &manifests,
             &base,
             head.as_deref(),
             output.format(),
             deny_widening,
+            &limits.limits(),
         ),
         Command::Render {
             manifests,
             output,
             resolve,
             endpoint_url,
+            limits,
         } => {
             let yaml = output == RenderFormat::Yaml;
             if resolve {
@@ -289,9 +289,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     endpoint_url,
                     ..AwsOptions::default()
                 };
-                cli::block_on(cli::render_resolved(&manifests, yaml, aws))
+                cli::block_on(cli::render_resolved(
+                    &manifests,
+                    yaml,
+                    aws,
+                    &limits.limits(),
+                ))
             } else {
-                cli::render(&manifests, yaml)
+                cli::render(&manifests, yaml, &limits.limits())
             }
         }
         Command::Schema => cli::schema(),
@@ -328,4 +333,55 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run(args) => cli::block_on(cli::daemon(*args)),
     };
     Ok(exit_code(outcome?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cli::args::parse_size;
+
+    #[test]
+    fn default_limits_are_the_library_defaults() {
+        let cli = Cli::parse_from(["mlspace-gitops", "validate"]);
+        let Command::Validate { limits, .. } = cli.command else {
+            panic!("validate")
+        };
+        assert_eq!(limits.limits(), mlspace_gitops::manifest::Limits::default());
+        let cli = Cli::parse_from(["mlspace-gitops", "run", "--source", "x"]);
+        let Command::Run(a) = cli.command else {
+            panic!("run")
+        };
+        assert_eq!(
+            a.limits.limits(),
+            mlspace_gitops::manifest::Limits::default()
+        );
+        let http = mlspace_gitops::http::HttpLimits::default();
+        assert_eq!(
+            (
+                a.http_header_timeout,
+                a.http_request_timeout,
+                a.http_idle_timeout,
+                a.http_max_connections
+            ),
+            (
+                http.header_timeout,
+                http.request_timeout,
+                http.idle_timeout,
+                http.max_connections
+            )
+        );
+        assert_eq!(a.stuck_after, mlspace_gitops::status::DEFAULT_STUCK_AFTER);
+        assert_eq!(
+            a.max_fetch_size,
+            mlspace_gitops::source::DEFAULT_MAX_FETCH_BYTES
+        );
+    }
+
+    #[test]
+    fn sizes_parse_with_units() {
+        assert_eq!(parse_size("4MiB"), Ok(4 << 20));
+        assert_eq!(parse_size("512 KiB"), Ok(512 << 10));
+        assert_eq!(parse_size("1000"), Ok(1000));
+        assert!(parse_size("lots").is_err());
+    }
 }

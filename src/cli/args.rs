@@ -43,6 +43,47 @@ pub struct AwsArgs {
     /// Allow one revision to delete more than 25% (or more than 10) of the managed resources.
     #[arg(long, env = "MLSPACE_GITOPS_ALLOW_MASS_PRUNE")]
     pub allow_mass_prune: bool,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// What one revision of the manifests may hold; a revision over any limit is invalid
+/// (refused, reported, the last good one kept).
+#[derive(clap::Args, Clone)]
+pub struct LimitArgs {
+    /// Largest manifest file, or file a manifest names (e.g. 4MiB, 500KiB).
+    #[arg(long, env = "MLSPACE_GITOPS_MAX_FILE_SIZE", default_value = "4MiB", value_parser = parse_size)]
+    pub max_file_size: u64,
+    /// Largest revision: every file read for it (manifests and the files they name), or
+    /// every file under the manifests path of a git commit.
+    #[arg(long, env = "MLSPACE_GITOPS_MAX_REVISION_SIZE", default_value = "32MiB", value_parser = parse_size)]
+    pub max_revision_size: u64,
+    /// Most YAML documents in a revision.
+    #[arg(long, env = "MLSPACE_GITOPS_MAX_DOCUMENTS", default_value_t = 5000)]
+    pub max_documents: usize,
+    /// Most YAML nodes in a revision, aliases expanded (where an alias bomb stops).
+    #[arg(long, env = "MLSPACE_GITOPS_MAX_YAML_NODES", default_value_t = 250_000)]
+    pub max_yaml_nodes: usize,
+}
+
+impl LimitArgs {
+    /// The library's limits from the flags.
+    pub fn limits(&self) -> mlspace_gitops::manifest::Limits {
+        mlspace_gitops::manifest::Limits {
+            max_file_bytes: self.max_file_size,
+            max_revision_bytes: self.max_revision_size,
+            max_documents: self.max_documents,
+            max_nodes: self.max_yaml_nodes,
+        }
+    }
+}
+
+/// A size: bytes, or with a unit (`4MiB`, `512 KiB`, `1GB`).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    s.trim()
+        .parse::<bytesize::ByteSize>()
+        .map(|b| b.as_u64())
+        .map_err(|e| format!("{e} (write a size such as 4MiB)"))
 }
 
 impl AwsArgs {
@@ -158,6 +199,35 @@ pub struct RunArgs {
     /// re-read at every poll.
     #[arg(long, env = "MLSPACE_GITOPS_ALLOWED_SIGNERS")]
     pub allowed_signers: Option<PathBuf>,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+    /// Bytes one git fetch may transfer; a larger fetch is stopped and reported.
+    #[arg(long, env = "MLSPACE_GITOPS_MAX_FETCH_SIZE", default_value = "1GiB", value_parser = parse_size)]
+    pub max_fetch_size: u64,
+    /// How long one step of the loop (a source sync and load, a reconcile pass) may last
+    /// before /healthz fails so that the process is restarted.
+    #[arg(long, env = "MLSPACE_GITOPS_STUCK_AFTER", default_value = "15m", value_parser = humantime::parse_duration)]
+    pub stuck_after: std::time::Duration,
+    /// HTTP: time for a request's head to arrive; also closes connections that send nothing.
+    #[arg(long, env = "MLSPACE_GITOPS_HTTP_HEADER_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub http_header_timeout: std::time::Duration,
+    /// HTTP: time to read a request's body and answer it (408 after it).
+    #[arg(long, env = "MLSPACE_GITOPS_HTTP_REQUEST_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub http_request_timeout: std::time::Duration,
+    /// HTTP: a connection on which no byte moves for this long is closed.
+    #[arg(long, env = "MLSPACE_GITOPS_HTTP_IDLE_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub http_idle_timeout: std::time::Duration,
+    /// HTTP: connections at once; a new one over the cap replaces the longest-idle one.
+    #[arg(
+        long,
+        env = "MLSPACE_GITOPS_HTTP_MAX_CONNECTIONS",
+        default_value_t = 256
+    )]
+    pub http_max_connections: usize,
+    /// Refuse a revision whose lint findings include one this severe or worse, like an
+    /// invalid revision (errors always refuse it); e.g. security-warning.
+    #[arg(long, env = "MLSPACE_GITOPS_LINT_FAIL_ON", value_enum, default_value_t = FailOn::Error)]
+    pub lint_fail_on: FailOn,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -170,4 +240,26 @@ pub enum ModeArg {
 pub enum LogFormat {
     Text,
     Json,
+}
+
+/// The least severe lint finding that fails `lint`, or refuses a revision in the daemon.
+#[derive(Clone, Copy, ValueEnum, PartialEq)]
+pub enum FailOn {
+    Error,
+    SecurityWarning,
+    Warning,
+    Suggestion,
+}
+
+impl FailOn {
+    /// The diagnostics severity.
+    pub fn severity(self) -> mlspace_gitops::manifest::diag::Severity {
+        use mlspace_gitops::manifest::diag::Severity;
+        match self {
+            FailOn::Error => Severity::Error,
+            FailOn::SecurityWarning => Severity::SecurityWarning,
+            FailOn::Warning => Severity::Warning,
+            FailOn::Suggestion => Severity::Suggestion,
+        }
+    }
 }

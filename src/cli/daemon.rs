@@ -81,6 +81,16 @@ pub async fn daemon(a: RunArgs) -> anyhow::Result<Outcome> {
         },
         lease_ttl: a.lease_ttl,
         allowed_signers,
+        limits: a.limits.limits(),
+        http: mlspace_gitops::http::HttpLimits {
+            header_timeout: a.http_header_timeout,
+            request_timeout: a.http_request_timeout,
+            idle_timeout: a.http_idle_timeout,
+            max_connections: a.http_max_connections,
+        },
+        stuck_after: a.stuck_after,
+        max_fetch_bytes: a.max_fetch_size,
+        lint_fail_on: a.lint_fail_on.severity(),
         holder: format!(
             "{}-{}-{:08x}",
             std::fs::read_to_string("/proc/sys/kernel/hostname")

@@ -17,7 +17,7 @@ use mlspace_gitops::apply::Event;
 use mlspace_gitops::aws::{AwsContext, AwsOptions, DisplayChain};
 use mlspace_gitops::import;
 use mlspace_gitops::kinds::Kind;
-use mlspace_gitops::manifest::{self, render, Loaded, ManifestError};
+use mlspace_gitops::manifest::{self, render, Limits, LoadOptions, Loaded, ManifestError};
 use mlspace_gitops::pipeline::{self, Clients, Context, EnvReport, Gate, RevisionInfo, Settings};
 use mlspace_gitops::plan::Action;
 use mlspace_gitops::state::{self, StateStore};
@@ -41,7 +41,7 @@ pub enum Outcome {
 }
 
 /// Log to stderr, filtered by `RUST_LOG` (else `default_filter`); colours only on a
-/// terminal and never with `NO_COLOR` set.
+/// terminal and never with `NO_COLOR` set. Every event is one line ([`OneLine`]).
 pub fn init_logging(default_filter: &str, json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
@@ -50,7 +50,10 @@ pub fn init_logging(default_filter: &str, json: bool) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(colour)
-        .with_writer(std::io::stderr);
+        .with_writer(move || OneLine {
+            inner: std::io::stderr(),
+            colour,
+        });
     if json {
         builder.json().init();
     } else {
@@ -58,17 +61,56 @@ pub fn init_logging(default_filter: &str, json: bool) {
     }
 }
 
-/// Run an async command on a fresh runtime.
+/// A log writer that keeps every event on one line: control characters in it (a name
+/// from a manifest, a message from a git remote) are escaped, all but the event's final
+/// newline and, on a terminal, the colours' escape character (tracing-subscriber escapes
+/// that one in the fields it writes). tracing-subscriber writes each event with one
+/// `write_all`, and this writer takes all of it in one `write`.
+struct OneLine<W> {
+    inner: W,
+    colour: bool,
+}
+
+impl<W: std::io::Write> std::io::Write for OneLine<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        let (body, end) = match text.strip_suffix('\n') {
+            Some(b) => (b, "\n"),
+            None => (&*text, ""),
+        };
+        let clean = if self.colour {
+            // Escape everything but ESC (the colours).
+            body.split('\u{1b}')
+                .map(|part| manifest::diag::escape_control(part).into_owned())
+                .collect::<Vec<_>>()
+                .join("\u{1b}")
+        } else {
+            manifest::diag::escape_control(body).into_owned()
+        };
+        self.inner.write_all(clean.as_bytes())?;
+        self.inner.write_all(end.as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Run an async command on a fresh runtime. Blocking work still running when the command
+/// is done (a source sync abandoned on shutdown) is not waited for.
 pub fn block_on(
     fut: impl std::future::Future<Output = anyhow::Result<Outcome>>,
 ) -> anyhow::Result<Outcome> {
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    rt.block_on(fut)
+    let out = rt.block_on(fut);
+    rt.shutdown_timeout(std::time::Duration::from_millis(500));
+    out
 }
 
-/// Load every Environment under `paths`; all must be valid, or errors of all are printed
-/// (nothing is applied anywhere).
-fn load_all(paths: &[PathBuf]) -> anyhow::Result<Option<Vec<(PathBuf, Loaded)>>> {
+/// Load every Environment under `paths` within `limits`; all must be valid, or errors of
+/// all are printed (nothing is applied anywhere).
+fn load_all(paths: &[PathBuf], limits: &Limits) -> anyhow::Result<Option<Vec<(PathBuf, Loaded)>>> {
     let shown = || {
         paths
             .iter()
@@ -76,7 +118,11 @@ fn load_all(paths: &[PathBuf]) -> anyhow::Result<Option<Vec<(PathBuf, Loaded)>>>
             .collect::<Vec<_>>()
             .join(", ")
     };
-    match manifest::load_environments(paths) {
+    let opts = LoadOptions {
+        limits: *limits,
+        cancel: None,
+    };
+    match manifest::load_environments_with(paths, &opts) {
         Ok(all) => {
             for (_, l) in &all {
                 eprint!("{}", l.warnings);
@@ -93,8 +139,8 @@ fn load_all(paths: &[PathBuf]) -> anyhow::Result<Option<Vec<(PathBuf, Loaded)>>>
 }
 
 /// [`load_all`] for a command that works on one Environment (`what` says which).
-fn load_one(paths: &[PathBuf], what: &str) -> anyhow::Result<Option<Loaded>> {
-    let Some(mut all) = load_all(paths)? else {
+fn load_one(paths: &[PathBuf], what: &str, limits: &Limits) -> anyhow::Result<Option<Loaded>> {
+    let Some(mut all) = load_all(paths, limits)? else {
         return Ok(None);
     };
     if all.len() != 1 {
@@ -107,8 +153,8 @@ fn load_one(paths: &[PathBuf], what: &str) -> anyhow::Result<Option<Loaded>> {
 }
 
 /// `validate`.
-pub fn validate(paths: &[PathBuf]) -> anyhow::Result<Outcome> {
-    let Some(all) = load_all(paths)? else {
+pub fn validate(paths: &[PathBuf], limits: &Limits) -> anyhow::Result<Outcome> {
+    let Some(all) = load_all(paths, limits)? else {
         return Ok(Outcome::Failed);
     };
     for (dir, loaded) in &all {
@@ -122,8 +168,8 @@ pub fn validate(paths: &[PathBuf]) -> anyhow::Result<Outcome> {
 }
 
 /// `render`.
-pub fn render(path: &Path, yaml: bool) -> anyhow::Result<Outcome> {
-    let Some(loaded) = load_one(&[path.to_path_buf()], "render prints")? else {
+pub fn render(path: &Path, yaml: bool, limits: &Limits) -> anyhow::Result<Outcome> {
+    let Some(loaded) = load_one(&[path.to_path_buf()], "render prints", limits)? else {
         return Ok(Outcome::Failed);
     };
     print!(
@@ -139,8 +185,13 @@ pub fn render(path: &Path, yaml: bool) -> anyhow::Result<Outcome> {
 
 /// `render --resolve`: references shown with the values AWS has assigned (those of
 /// resources AWS does not have yet stay as written).
-pub async fn render_resolved(path: &Path, yaml: bool, aws: AwsOptions) -> anyhow::Result<Outcome> {
-    let Some(loaded) = load_one(&[path.to_path_buf()], "render prints")? else {
+pub async fn render_resolved(
+    path: &Path,
+    yaml: bool,
+    aws: AwsOptions,
+    limits: &Limits,
+) -> anyhow::Result<Outcome> {
+    let Some(loaded) = load_one(&[path.to_path_buf()], "render prints", limits)? else {
         return Ok(Outcome::Failed);
     };
     let mut clients = Clients::new(aws, None);
@@ -290,7 +341,7 @@ pub async fn plan(
     detailed: bool,
     deny_widening: bool,
 ) -> anyhow::Result<Outcome> {
-    let Some(all) = load_all(&args.manifests)? else {
+    let Some(all) = load_all(&args.manifests, &args.limits.limits())? else {
         return Ok(Outcome::Failed);
     };
     let several = all.len() > 1;
@@ -416,7 +467,7 @@ pub async fn apply(
     auto_approve: bool,
     concurrency: usize,
 ) -> anyhow::Result<Outcome> {
-    let Some(all) = load_all(&args.manifests)? else {
+    let Some(all) = load_all(&args.manifests, &args.limits.limits())? else {
         return Ok(Outcome::Failed);
     };
     let several = all.len() > 1;
@@ -496,7 +547,7 @@ pub async fn apply(
 
 /// `history`.
 pub async fn history(args: AwsArgs, limit: usize) -> anyhow::Result<Outcome> {
-    let Some(all) = load_all(&args.manifests)? else {
+    let Some(all) = load_all(&args.manifests, &args.limits.limits())? else {
         return Ok(Outcome::Failed);
     };
     let store = open_store(&args, &all[0].1.desired.environment.region).await?;
@@ -551,7 +602,12 @@ pub async fn import(
     request: Option<(Kind, Vec<String>)>,
     output_dir: Option<PathBuf>,
 ) -> anyhow::Result<Outcome> {
-    let Some(loaded) = load_one(&args.manifests, "import writes manifests for")? else {
+    let Some(loaded) = load_one(
+        &args.manifests,
+        "import writes manifests for",
+        &args.limits.limits(),
+    )?
+    else {
         return Ok(Outcome::Failed);
     };
     let all = request.is_none();

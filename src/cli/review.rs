@@ -7,7 +7,7 @@ use anyhow::Context as _;
 use serde_json::json;
 
 use mlspace_gitops::manifest::diag::{Diagnostic, Diagnostics, Severity};
-use mlspace_gitops::manifest::{self, Loaded, ManifestError};
+use mlspace_gitops::manifest::{self, Limits, LoadOptions, Loaded, ManifestError};
 use mlspace_gitops::plan::Plan;
 use mlspace_gitops::review::{self, Comment, DesiredDiff, Section, COMMENT_LIMIT};
 use mlspace_gitops::source::revision::Repo;
@@ -46,8 +46,15 @@ fn counts_line(n: [usize; 4]) -> String {
 }
 
 /// Load every Environment under `paths` and keep every diagnostic (errors included).
-fn load_diagnostics(paths: &[PathBuf]) -> anyhow::Result<(Vec<(PathBuf, Loaded)>, Diagnostics)> {
-    match manifest::load_environments(paths) {
+fn load_diagnostics(
+    paths: &[PathBuf],
+    limits: &Limits,
+) -> anyhow::Result<(Vec<(PathBuf, Loaded)>, Diagnostics)> {
+    let opts = LoadOptions {
+        limits: *limits,
+        cancel: None,
+    };
+    match manifest::load_environments_with(paths, &opts) {
         Ok(all) => {
             let mut d = Diagnostics::default();
             for (_, l) in &all {
@@ -62,8 +69,13 @@ fn load_diagnostics(paths: &[PathBuf]) -> anyhow::Result<(Vec<(PathBuf, Loaded)>
 
 /// `lint`: every finding, `FILE:LINE:COL: SEVERITY[CHECK-ID]: message`, and a count line;
 /// fails when a finding is at least as severe as `fail_on`.
-pub fn lint(paths: &[PathBuf], fail_on: Severity, format: Format) -> anyhow::Result<Outcome> {
-    let (_, diags) = load_diagnostics(paths)?;
+pub fn lint(
+    paths: &[PathBuf],
+    fail_on: Severity,
+    format: Format,
+    limits: &Limits,
+) -> anyhow::Result<Outcome> {
+    let (_, diags) = load_diagnostics(paths, limits)?;
     let sorted = diags.sorted();
     let n = diags.counts();
     match format {
@@ -115,7 +127,12 @@ struct Revision {
 
 /// Load the manifests at `rel` (relative to the repository) of revision `rev`, or of the
 /// working tree when `rev` is `None`.
-fn load_revision(repo: &Repo, rev: Option<&str>, rel: &Path) -> anyhow::Result<Revision> {
+fn load_revision(
+    repo: &Repo,
+    rev: Option<&str>,
+    rel: &Path,
+    limits: &Limits,
+) -> anyhow::Result<Revision> {
     let tmp;
     let root = match rev {
         Some(r) => {
@@ -125,7 +142,7 @@ fn load_revision(repo: &Repo, rev: Option<&str>, rel: &Path) -> anyhow::Result<R
         }
         None => repo.workdir().to_path_buf(),
     };
-    let (all, mut diags) = load_diagnostics(&[root.join(rel)])?;
+    let (all, mut diags) = load_diagnostics(&[root.join(rel)], limits)?;
     // Files relative to the repository, the same for both revisions (and for a reviewer).
     diags.relocate(&root, "");
     let envs = all
@@ -150,6 +167,7 @@ pub fn diff(
     head: Option<&str>,
     format: Format,
     deny_widening: bool,
+    limits: &Limits,
 ) -> anyhow::Result<Outcome> {
     let first = paths.first().cloned().unwrap_or_else(|| PathBuf::from("."));
     let repo = Repo::discover(&first)?;
@@ -161,9 +179,9 @@ pub fn diff(
     let head_name = head.unwrap_or("the working tree");
     for path in paths {
         let rel = repo.relative(path)?;
-        let b = load_revision(&repo, Some(base), &rel)
+        let b = load_revision(&repo, Some(base), &rel, limits)
             .with_context(|| format!("reading {} at {base}", rel.display()))?;
-        let h = load_revision(&repo, head, &rel)
+        let h = load_revision(&repo, head, &rel, limits)
             .with_context(|| format!("reading {} at {head_name}", rel.display()))?;
         if h.diags.counts()[0] > 0 {
             head_errors.extend(
