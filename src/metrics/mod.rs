@@ -362,6 +362,7 @@ pub fn register(reg: &Registry) -> Result<Arc<Metrics>, MetricsError> {
     for r in COMMIT_VERIFICATION_REASONS {
         m.commit_verification_failures_total.with_label_values(&[r]);
     }
+    m.set_lint_findings([0; 4]);
     Ok(Arc::new(m))
 }
 
