@@ -22,12 +22,13 @@ use futures::{StreamExt, TryStreamExt};
 use serde_json::{json, Value};
 
 use super::diff::{
-    Bucket, BucketObserved, ObservedEncryption, ObservedLifecycleRule, Op, Setting, Versioning,
-    Wanted,
+    Bucket, BucketObserved, ObservedEncryption, ObservedLifecycleRule, ObservedNotifications,
+    ObservedWebsite, Op, Setting, Versioning, Wanted,
 };
 use super::{
-    BucketEncryption, BucketLogging, CorsRule, LifecycleRule, ObjectOwnership, PublicAccessBlock,
-    Transition,
+    BucketEncryption, BucketLogging, BucketNotifications, BucketWebsite, CorsRule, LifecycleRule,
+    NotificationDestination, NotificationFilter, ObjectOwnership, PublicAccessBlock, Redirect,
+    RedirectAllRequestsTo, RedirectProtocol, RoutingCondition, RoutingRule, Transition,
 };
 use crate::aws::{
     emulator, gone_ok, retry_eventual, AwsContext, AwsError, CallCounter, ErrorClass, ServiceClient,
@@ -37,7 +38,7 @@ use crate::kinds::common::Tags;
 use crate::kinds::core::PlanCx;
 use crate::kinds::runtime::KindAws;
 
-/// Buckets observed at the same time (each with up to 8 setting reads in flight).
+/// Buckets observed at the same time (each with up to 10 setting reads in flight).
 pub const CONCURRENCY: usize = 8;
 
 impl ServiceClient for aws_sdk_s3::Client {
@@ -82,6 +83,8 @@ pub enum S3Code {
     NoSuchLifecycleConfiguration,
     /// No object ownership controls.
     OwnershipControlsNotFound,
+    /// No website configuration.
+    NoSuchWebsiteConfiguration,
 }
 
 impl ServiceCode for S3Code {
@@ -100,6 +103,7 @@ impl ServiceCode for S3Code {
             "NoSuchCORSConfiguration" => S3Code::NoSuchCorsConfiguration,
             "NoSuchLifecycleConfiguration" => S3Code::NoSuchLifecycleConfiguration,
             "OwnershipControlsNotFoundError" => S3Code::OwnershipControlsNotFound,
+            "NoSuchWebsiteConfiguration" => S3Code::NoSuchWebsiteConfiguration,
             _ => return None,
         })
     }
@@ -327,6 +331,30 @@ async fn read_bucket(aws: &AwsContext, name: &str, w: Wanted) -> Result<BucketOb
             rule.map(|r| r.object_ownership.as_str().to_string()),
         ))
     });
+    let website = maybe(w.website, async {
+        let o = read(
+            "s3:GetBucketWebsite",
+            S3Code::NoSuchWebsiteConfiguration,
+            c.get_bucket_website().bucket(name).send().await,
+        )?;
+        Ok(Setting::from_option(
+            o.map(observed_website)
+                .filter(|w| !(w.website.is_empty() && w.unmanaged.is_empty())),
+        ))
+    });
+    // S3 answers an empty configuration, never "not configured", for a bucket without one.
+    let notifications = maybe(w.notifications, async {
+        let o = c
+            .get_bucket_notification_configuration()
+            .bucket(name)
+            .send()
+            .await
+            .map_err(|e| s3_error("s3:GetBucketNotificationConfiguration", e))?;
+        let n = observed_notifications(o);
+        Ok(Setting::from_option(
+            (!(n.notifications.is_empty() && n.unmanaged.is_empty())).then_some(n),
+        ))
+    });
     let (
         encryption,
         versioning,
@@ -336,6 +364,8 @@ async fn read_bucket(aws: &AwsContext, name: &str, w: Wanted) -> Result<BucketOb
         cors,
         lifecycle_rules,
         ownership,
+        website,
+        notifications,
     ) = futures::try_join!(
         encryption,
         versioning,
@@ -344,7 +374,9 @@ async fn read_bucket(aws: &AwsContext, name: &str, w: Wanted) -> Result<BucketOb
         policy,
         cors,
         lifecycle_rules,
-        ownership
+        ownership,
+        website,
+        notifications
     )?;
     Ok(BucketObserved {
         tags,
@@ -356,6 +388,8 @@ async fn read_bucket(aws: &AwsContext, name: &str, w: Wanted) -> Result<BucketOb
         cors,
         lifecycle_rules,
         ownership,
+        website,
+        notifications,
     })
 }
 
@@ -456,6 +490,201 @@ fn lifecycle_rule(r: s3::LifecycleRule) -> ObservedLifecycleRule {
         transitions,
     };
     ObservedLifecycleRule { rule, unmanaged }
+}
+
+fn redirect_protocol(p: &s3::Protocol) -> Option<RedirectProtocol> {
+    match p {
+        s3::Protocol::Http => Some(RedirectProtocol::Http),
+        s3::Protocol::Https => Some(RedirectProtocol::Https),
+        _ => None,
+    }
+}
+
+/// S3's website in the manifest's shape; what the manifest cannot express goes to
+/// `unmanaged`.
+fn observed_website(o: aws_sdk_s3::operation::get_bucket_website::GetBucketWebsiteOutput) -> ObservedWebsite {
+    let mut unmanaged = BTreeMap::new();
+    // A status code the manifest cannot hold as a number is kept as S3 wrote it.
+    let mut code = |at: String, v: Option<String>| -> Option<u16> {
+        let v = v?;
+        match v.parse() {
+            Ok(n) => Some(n),
+            Err(_) => {
+                unmanaged.insert(at, json!(v));
+                None
+            }
+        }
+    };
+    let mut protocols = Vec::new();
+    let mut routing_rules = Vec::new();
+    for (i, r) in o.routing_rules.unwrap_or_default().into_iter().enumerate() {
+        // An empty condition matches every request, as no condition does.
+        let condition = r
+            .condition
+            .filter(|c| c.key_prefix_equals.is_some() || c.http_error_code_returned_equals.is_some())
+            .map(|c| RoutingCondition {
+                key_prefix_equals: c.key_prefix_equals,
+                http_error_code_returned_equals: code(
+                    format!("RoutingRules[{i}].Condition.HttpErrorCodeReturnedEquals"),
+                    c.http_error_code_returned_equals,
+                ),
+            });
+        let Some(d) = r.redirect else {
+            protocols.push((format!("RoutingRules[{i}].Redirect"), json!(null)));
+            continue;
+        };
+        let protocol = d.protocol.as_ref().and_then(|p| {
+            let known = redirect_protocol(p);
+            if known.is_none() {
+                protocols.push((
+                    format!("RoutingRules[{i}].Redirect.Protocol"),
+                    json!(p.as_str()),
+                ));
+            }
+            known
+        });
+        routing_rules.push(RoutingRule {
+            condition,
+            redirect: Redirect {
+                host_name: d.host_name,
+                http_redirect_code: code(
+                    format!("RoutingRules[{i}].Redirect.HttpRedirectCode"),
+                    d.http_redirect_code,
+                ),
+                protocol,
+                replace_key_prefix_with: d.replace_key_prefix_with,
+                replace_key_with: d.replace_key_with,
+            },
+        });
+    }
+    let redirect_all_requests_to = o.redirect_all_requests_to.map(|r| {
+        let protocol = r.protocol.as_ref().and_then(|p| {
+            let known = redirect_protocol(p);
+            if known.is_none() {
+                protocols.push((
+                    "RedirectAllRequestsTo.Protocol".to_string(),
+                    json!(p.as_str()),
+                ));
+            }
+            known
+        });
+        RedirectAllRequestsTo {
+            host_name: r.host_name,
+            protocol,
+        }
+    });
+    unmanaged.extend(protocols);
+    ObservedWebsite {
+        website: BucketWebsite {
+            index_document: o.index_document.map(|i| i.suffix),
+            error_document: o.error_document.map(|e| e.key),
+            routing_rules,
+            redirect_all_requests_to,
+        },
+        unmanaged,
+    }
+}
+
+/// A key filter in the manifest's shape, or `Err` with S3's rules when the manifest cannot
+/// express them (a rule other than one prefix and one suffix).
+fn notification_filter(
+    f: Option<s3::NotificationConfigurationFilter>,
+) -> Result<NotificationFilter, Value> {
+    let rules = f
+        .and_then(|f| f.key)
+        .and_then(|k| k.filter_rules)
+        .unwrap_or_default();
+    let mut out = NotificationFilter::default();
+    let mut exact = true;
+    for r in &rules {
+        let value = r.value.clone().unwrap_or_default();
+        // S3 answers `Prefix`/`Suffix` for rules written `prefix`/`suffix`.
+        let name = r.name.as_ref().map(|n| n.as_str().to_ascii_lowercase());
+        let slot = match name.as_deref() {
+            Some("prefix") => &mut out.prefix,
+            Some("suffix") => &mut out.suffix,
+            _ => {
+                exact = false;
+                continue;
+            }
+        };
+        if slot.is_some() {
+            exact = false;
+        }
+        *slot = Some(value);
+    }
+    if exact {
+        Ok(out)
+    } else {
+        Err(json!(rules
+            .iter()
+            .map(|r| json!({"Name": r.name.as_ref().map(|n| n.as_str()), "Value": r.value}))
+            .collect::<Vec<_>>()))
+    }
+}
+
+/// S3's notification configuration in the manifest's shape; what the manifest cannot express
+/// goes to `unmanaged`.
+fn observed_notifications(
+    o: aws_sdk_s3::operation::get_bucket_notification_configuration::GetBucketNotificationConfigurationOutput,
+) -> ObservedNotifications {
+    let mut unmanaged = BTreeMap::new();
+    let mut destination = |field: &str,
+                           i: usize,
+                           id: Option<String>,
+                           arn: String,
+                           events: Vec<s3::Event>,
+                           filter: Option<s3::NotificationConfigurationFilter>| {
+        let filter = notification_filter(filter).unwrap_or_else(|rules| {
+            unmanaged.insert(format!("{field}[{i}].Filter.Key.FilterRules"), rules);
+            NotificationFilter::default()
+        });
+        NotificationDestination {
+            id,
+            arn,
+            events: events.iter().map(|e| e.as_str().to_string()).collect(),
+            filter,
+        }
+    };
+    let lambda_functions = o
+        .lambda_function_configurations
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| {
+            destination(
+                "LambdaFunctionConfigurations",
+                i,
+                c.id,
+                c.lambda_function_arn,
+                c.events,
+                c.filter,
+            )
+        })
+        .collect();
+    let queues = o
+        .queue_configurations
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| destination("QueueConfigurations", i, c.id, c.queue_arn, c.events, c.filter))
+        .collect();
+    let topics = o
+        .topic_configurations
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| destination("TopicConfigurations", i, c.id, c.topic_arn, c.events, c.filter))
+        .collect();
+    ObservedNotifications {
+        notifications: BucketNotifications {
+            event_bridge: o.event_bridge_configuration.is_some(),
+            lambda_functions,
+            queues,
+            topics,
+        },
+        unmanaged,
+    }
 }
 
 fn tagging(tags: &Tags) -> Result<s3::Tagging, AwsError> {
@@ -583,6 +812,155 @@ fn lifecycle_config(rules: &[LifecycleRule]) -> Result<s3::BucketLifecycleConfig
             .set_rules(Some(rules))
             .build(),
     )
+}
+
+fn website_config(w: &BucketWebsite) -> Result<s3::WebsiteConfiguration, AwsError> {
+    const OP: &str = "s3:PutBucketWebsite";
+    let protocol = |p: &Option<RedirectProtocol>| p.map(|p| s3::Protocol::from(p.as_str()));
+    let index_document = w
+        .index_document
+        .as_ref()
+        .map(|s| built(OP, s3::IndexDocument::builder().suffix(s).build()))
+        .transpose()?;
+    let error_document = w
+        .error_document
+        .as_ref()
+        .map(|k| built(OP, s3::ErrorDocument::builder().key(k).build()))
+        .transpose()?;
+    let redirect_all_requests_to = w
+        .redirect_all_requests_to
+        .as_ref()
+        .map(|r| {
+            built(
+                OP,
+                s3::RedirectAllRequestsTo::builder()
+                    .host_name(&r.host_name)
+                    .set_protocol(protocol(&r.protocol))
+                    .build(),
+            )
+        })
+        .transpose()?;
+    let routing_rules: Vec<s3::RoutingRule> = w
+        .routing_rules
+        .iter()
+        .map(|r| {
+            let condition = r.condition.as_ref().map(|c| {
+                s3::Condition::builder()
+                    .set_key_prefix_equals(c.key_prefix_equals.clone())
+                    .set_http_error_code_returned_equals(
+                        c.http_error_code_returned_equals.map(|n| n.to_string()),
+                    )
+                    .build()
+            });
+            let d = &r.redirect;
+            let redirect = s3::Redirect::builder()
+                .set_host_name(d.host_name.clone())
+                .set_http_redirect_code(d.http_redirect_code.map(|n| n.to_string()))
+                .set_protocol(protocol(&d.protocol))
+                .set_replace_key_prefix_with(d.replace_key_prefix_with.clone())
+                .set_replace_key_with(d.replace_key_with.clone())
+                .build();
+            s3::RoutingRule::builder()
+                .set_condition(condition)
+                .redirect(redirect)
+                .build()
+        })
+        .collect();
+    Ok(s3::WebsiteConfiguration::builder()
+        .set_index_document(index_document)
+        .set_error_document(error_document)
+        .set_redirect_all_requests_to(redirect_all_requests_to)
+        .set_routing_rules((!routing_rules.is_empty()).then_some(routing_rules))
+        .build())
+}
+
+/// The whole notification configuration; an empty one removes every notification.
+fn notification_config(n: &BucketNotifications) -> Result<s3::NotificationConfiguration, AwsError> {
+    const OP: &str = "s3:PutBucketNotificationConfiguration";
+    fn filter(f: &NotificationFilter) -> Option<s3::NotificationConfigurationFilter> {
+        if f.is_empty() {
+            return None;
+        }
+        let rules = [
+            (s3::FilterRuleName::Prefix, &f.prefix),
+            (s3::FilterRuleName::Suffix, &f.suffix),
+        ]
+        .into_iter()
+        .filter_map(|(name, v)| {
+            v.as_ref()
+                .map(|v| s3::FilterRule::builder().name(name).value(v).build())
+        })
+        .collect();
+        Some(
+            s3::NotificationConfigurationFilter::builder()
+                .key(
+                    s3::S3KeyFilter::builder()
+                        .set_filter_rules(Some(rules))
+                        .build(),
+                )
+                .build(),
+        )
+    }
+    fn events(d: &NotificationDestination) -> Vec<s3::Event> {
+        d.events.iter().map(|e| s3::Event::from(e.as_str())).collect()
+    }
+    fn non_empty<T>(v: Vec<T>) -> Option<Vec<T>> {
+        (!v.is_empty()).then_some(v)
+    }
+    let lambdas = n
+        .lambda_functions
+        .iter()
+        .map(|d| {
+            built(
+                OP,
+                s3::LambdaFunctionConfiguration::builder()
+                    .set_id(d.id.clone())
+                    .lambda_function_arn(&d.arn)
+                    .set_events(Some(events(d)))
+                    .set_filter(filter(&d.filter))
+                    .build(),
+            )
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let queues = n
+        .queues
+        .iter()
+        .map(|d| {
+            built(
+                OP,
+                s3::QueueConfiguration::builder()
+                    .set_id(d.id.clone())
+                    .queue_arn(&d.arn)
+                    .set_events(Some(events(d)))
+                    .set_filter(filter(&d.filter))
+                    .build(),
+            )
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let topics = n
+        .topics
+        .iter()
+        .map(|d| {
+            built(
+                OP,
+                s3::TopicConfiguration::builder()
+                    .set_id(d.id.clone())
+                    .topic_arn(&d.arn)
+                    .set_events(Some(events(d)))
+                    .set_filter(filter(&d.filter))
+                    .build(),
+            )
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(s3::NotificationConfiguration::builder()
+        .set_lambda_function_configurations(non_empty(lambdas))
+        .set_queue_configurations(non_empty(queues))
+        .set_topic_configurations(non_empty(topics))
+        .set_event_bridge_configuration(
+            n.event_bridge
+                .then(|| s3::EventBridgeConfiguration::builder().build()),
+        )
+        .build())
 }
 
 /// CreateBucket, converging when a lost answer to an earlier attempt already created it;
@@ -752,6 +1130,24 @@ async fn apply_op(aws: &AwsContext, name: &str, op: &Op) -> Result<(), AwsError>
         Op::DeleteLifecycle => send!(
             "s3:DeleteBucketLifecycle",
             c.delete_bucket_lifecycle().bucket(name)
+        ),
+        Op::PutWebsite(w) => send!(
+            "s3:PutBucketWebsite",
+            c.put_bucket_website()
+                .bucket(name)
+                .website_configuration(website_config(w)?)
+        ),
+        Op::DeleteWebsite => send!(
+            "s3:DeleteBucketWebsite",
+            c.delete_bucket_website().bucket(name)
+        ),
+        // S3 checks each destination (it exists and lets S3 publish to it) and sends it a
+        // test event; a refused destination fails the step.
+        Op::PutNotifications(n) => send!(
+            "s3:PutBucketNotificationConfiguration",
+            c.put_bucket_notification_configuration()
+                .bucket(name)
+                .notification_configuration(notification_config(n)?)
         ),
         Op::PutOwnership(o) => send!(
             "s3:PutBucketOwnershipControls",
