@@ -344,13 +344,17 @@ async fn read_bucket(aws: &AwsContext, name: &str, w: Wanted) -> Result<BucketOb
     });
     // S3 answers an empty configuration, never "not configured", for a bucket without one.
     let notifications = maybe(w.notifications, async {
-        let o = c
+        let o = match c
             .get_bucket_notification_configuration()
             .bucket(name)
             .send()
             .await
-            .map_err(|e| s3_error("s3:GetBucketNotificationConfiguration", e))?;
-        let n = observed_notifications(o);
+        {
+            Ok(o) => Some(o),
+            Err(e) if emulator::empty_notification_answer(&e) => None,
+            Err(e) => return Err(s3_error("s3:GetBucketNotificationConfiguration", e)),
+        };
+        let n = o.map(observed_notifications).unwrap_or_default();
         Ok(Setting::from_option(
             (!(n.notifications.is_empty() && n.unmanaged.is_empty())).then_some(n),
         ))
