@@ -14,6 +14,8 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use aws_sdk_s3::error::BuildError;
 use aws_sdk_s3::operation::create_bucket::CreateBucketError;
+use aws_sdk_s3::operation::get_bucket_notification_configuration::GetBucketNotificationConfigurationOutput;
+use aws_sdk_s3::operation::get_bucket_website::GetBucketWebsiteOutput;
 use aws_sdk_s3::types as s3;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
@@ -31,8 +33,8 @@ use super::{
     RedirectAllRequestsTo, RedirectProtocol, RoutingCondition, RoutingRule, Transition,
 };
 use crate::aws::{
-    emulator, gone_ok, retry_eventual, AwsContext, AwsError, CallCounter, ErrorClass, ServiceClient,
-    ServiceCode,
+    emulator, gone_ok, retry_eventual, AwsContext, AwsError, CallCounter, ErrorClass,
+    ServiceClient, ServiceCode,
 };
 use crate::kinds::common::Tags;
 use crate::kinds::core::PlanCx;
@@ -337,10 +339,9 @@ async fn read_bucket(aws: &AwsContext, name: &str, w: Wanted) -> Result<BucketOb
             S3Code::NoSuchWebsiteConfiguration,
             c.get_bucket_website().bucket(name).send().await,
         )?;
-        Ok(Setting::from_option(
-            o.map(observed_website)
-                .filter(|w| !(w.website.is_empty() && w.unmanaged.is_empty())),
-        ))
+        Ok(Setting::from_option(o.map(observed_website).filter(|w| {
+            !(w.website.is_empty() && w.unmanaged.is_empty())
+        })))
     });
     // S3 answers an empty configuration, never "not configured", for a bucket without one.
     let notifications = maybe(w.notifications, async {
@@ -496,88 +497,91 @@ fn lifecycle_rule(r: s3::LifecycleRule) -> ObservedLifecycleRule {
     ObservedLifecycleRule { rule, unmanaged }
 }
 
-fn redirect_protocol(p: &s3::Protocol) -> Option<RedirectProtocol> {
-    match p {
+/// Parts of an S3 answer the manifest cannot express, by S3 element name.
+type Unmanaged = BTreeMap<String, Value>;
+
+/// A status code as a number; one the manifest cannot hold as a number is kept in
+/// `unmanaged` as S3 wrote it.
+fn status_code(unmanaged: &mut Unmanaged, at: String, v: Option<String>) -> Option<u16> {
+    let v = v?;
+    match v.parse() {
+        Ok(n) => Some(n),
+        Err(_) => {
+            unmanaged.insert(at, json!(v));
+            None
+        }
+    }
+}
+
+/// A redirect protocol; one the manifest cannot name is kept in `unmanaged`.
+fn redirect_protocol(
+    unmanaged: &mut Unmanaged,
+    at: String,
+    p: Option<s3::Protocol>,
+) -> Option<RedirectProtocol> {
+    match p? {
         s3::Protocol::Http => Some(RedirectProtocol::Http),
         s3::Protocol::Https => Some(RedirectProtocol::Https),
-        _ => None,
+        other => {
+            unmanaged.insert(at, json!(other.as_str()));
+            None
+        }
     }
 }
 
 /// S3's website in the manifest's shape; what the manifest cannot express goes to
 /// `unmanaged`.
-fn observed_website(o: aws_sdk_s3::operation::get_bucket_website::GetBucketWebsiteOutput) -> ObservedWebsite {
-    let mut unmanaged = BTreeMap::new();
-    // A status code the manifest cannot hold as a number is kept as S3 wrote it.
-    let mut code = |at: String, v: Option<String>| -> Option<u16> {
-        let v = v?;
-        match v.parse() {
-            Ok(n) => Some(n),
-            Err(_) => {
-                unmanaged.insert(at, json!(v));
-                None
-            }
-        }
-    };
-    let mut protocols = Vec::new();
+fn observed_website(o: GetBucketWebsiteOutput) -> ObservedWebsite {
+    let mut unmanaged = Unmanaged::new();
     let mut routing_rules = Vec::new();
     for (i, r) in o.routing_rules.unwrap_or_default().into_iter().enumerate() {
+        let at = format!("RoutingRules[{i}]");
         // An empty condition matches every request, as no condition does.
         let condition = r
             .condition
-            .filter(|c| c.key_prefix_equals.is_some() || c.http_error_code_returned_equals.is_some())
+            .filter(|c| {
+                c.key_prefix_equals.is_some() || c.http_error_code_returned_equals.is_some()
+            })
             .map(|c| RoutingCondition {
                 key_prefix_equals: c.key_prefix_equals,
-                http_error_code_returned_equals: code(
-                    format!("RoutingRules[{i}].Condition.HttpErrorCodeReturnedEquals"),
+                http_error_code_returned_equals: status_code(
+                    &mut unmanaged,
+                    format!("{at}.Condition.HttpErrorCodeReturnedEquals"),
                     c.http_error_code_returned_equals,
                 ),
             });
         let Some(d) = r.redirect else {
-            protocols.push((format!("RoutingRules[{i}].Redirect"), json!(null)));
+            unmanaged.insert(format!("{at}.Redirect"), json!("absent"));
             continue;
         };
-        let protocol = d.protocol.as_ref().and_then(|p| {
-            let known = redirect_protocol(p);
-            if known.is_none() {
-                protocols.push((
-                    format!("RoutingRules[{i}].Redirect.Protocol"),
-                    json!(p.as_str()),
-                ));
-            }
-            known
-        });
+        let redirect = Redirect {
+            host_name: d.host_name,
+            http_redirect_code: status_code(
+                &mut unmanaged,
+                format!("{at}.Redirect.HttpRedirectCode"),
+                d.http_redirect_code,
+            ),
+            protocol: redirect_protocol(
+                &mut unmanaged,
+                format!("{at}.Redirect.Protocol"),
+                d.protocol,
+            ),
+            replace_key_prefix_with: d.replace_key_prefix_with,
+            replace_key_with: d.replace_key_with,
+        };
         routing_rules.push(RoutingRule {
             condition,
-            redirect: Redirect {
-                host_name: d.host_name,
-                http_redirect_code: code(
-                    format!("RoutingRules[{i}].Redirect.HttpRedirectCode"),
-                    d.http_redirect_code,
-                ),
-                protocol,
-                replace_key_prefix_with: d.replace_key_prefix_with,
-                replace_key_with: d.replace_key_with,
-            },
+            redirect,
         });
     }
-    let redirect_all_requests_to = o.redirect_all_requests_to.map(|r| {
-        let protocol = r.protocol.as_ref().and_then(|p| {
-            let known = redirect_protocol(p);
-            if known.is_none() {
-                protocols.push((
-                    "RedirectAllRequestsTo.Protocol".to_string(),
-                    json!(p.as_str()),
-                ));
-            }
-            known
-        });
-        RedirectAllRequestsTo {
-            host_name: r.host_name,
-            protocol,
-        }
+    let redirect_all_requests_to = o.redirect_all_requests_to.map(|r| RedirectAllRequestsTo {
+        host_name: r.host_name,
+        protocol: redirect_protocol(
+            &mut unmanaged,
+            "RedirectAllRequestsTo.Protocol".into(),
+            r.protocol,
+        ),
     });
-    unmanaged.extend(protocols);
     ObservedWebsite {
         website: BucketWebsite {
             index_document: o.index_document.map(|i| i.suffix),
@@ -629,27 +633,26 @@ fn notification_filter(
 
 /// S3's notification configuration in the manifest's shape; what the manifest cannot express
 /// goes to `unmanaged`.
-fn observed_notifications(
-    o: aws_sdk_s3::operation::get_bucket_notification_configuration::GetBucketNotificationConfigurationOutput,
-) -> ObservedNotifications {
+fn observed_notifications(o: GetBucketNotificationConfigurationOutput) -> ObservedNotifications {
     let mut unmanaged = BTreeMap::new();
-    let mut destination = |field: &str,
-                           i: usize,
-                           id: Option<String>,
-                           arn: String,
-                           events: Vec<s3::Event>,
-                           filter: Option<s3::NotificationConfigurationFilter>| {
-        let filter = notification_filter(filter).unwrap_or_else(|rules| {
-            unmanaged.insert(format!("{field}[{i}].Filter.Key.FilterRules"), rules);
-            NotificationFilter::default()
-        });
-        NotificationDestination {
-            id,
-            arn,
-            events: events.iter().map(|e| e.as_str().to_string()).collect(),
-            filter,
-        }
-    };
+    let mut destination =
+        |field: &str,
+         i: usize,
+         id: Option<String>,
+         arn: String,
+         events: Vec<s3::Event>,
+         filter: Option<s3::NotificationConfigurationFilter>| {
+            let filter = notification_filter(filter).unwrap_or_else(|rules| {
+                unmanaged.insert(format!("{field}[{i}].Filter.Key.FilterRules"), rules);
+                NotificationFilter::default()
+            });
+            NotificationDestination {
+                id,
+                arn,
+                events: events.iter().map(|e| e.as_str().to_string()).collect(),
+                filter,
+            }
+        };
     let lambda_functions = o
         .lambda_function_configurations
         .unwrap_or_default()
@@ -671,14 +674,32 @@ fn observed_notifications(
         .unwrap_or_default()
         .into_iter()
         .enumerate()
-        .map(|(i, c)| destination("QueueConfigurations", i, c.id, c.queue_arn, c.events, c.filter))
+        .map(|(i, c)| {
+            destination(
+                "QueueConfigurations",
+                i,
+                c.id,
+                c.queue_arn,
+                c.events,
+                c.filter,
+            )
+        })
         .collect();
     let topics = o
         .topic_configurations
         .unwrap_or_default()
         .into_iter()
         .enumerate()
-        .map(|(i, c)| destination("TopicConfigurations", i, c.id, c.topic_arn, c.events, c.filter))
+        .map(|(i, c)| {
+            destination(
+                "TopicConfigurations",
+                i,
+                c.id,
+                c.topic_arn,
+                c.events,
+                c.filter,
+            )
+        })
         .collect();
     ObservedNotifications {
         notifications: BucketNotifications {
@@ -906,7 +927,10 @@ fn notification_config(n: &BucketNotifications) -> Result<s3::NotificationConfig
         )
     }
     fn events(d: &NotificationDestination) -> Vec<s3::Event> {
-        d.events.iter().map(|e| s3::Event::from(e.as_str())).collect()
+        d.events
+            .iter()
+            .map(|e| s3::Event::from(e.as_str()))
+            .collect()
     }
     fn non_empty<T>(v: Vec<T>) -> Option<Vec<T>> {
         (!v.is_empty()).then_some(v)
@@ -977,7 +1001,6 @@ async fn create(
     tags: &Tags,
 ) -> Result<(), AwsError> {
     let mut req = s3(aws)
-        
         .create_bucket()
         .bucket(name)
         .set_object_ownership(object_ownership.map(|o| s3::ObjectOwnership::from(o.as_str())));
@@ -1008,9 +1031,7 @@ async fn create(
                     .map_err(|e| s3_error("s3:PutBucketOwnershipControls", e))?;
             }
         }
-        Err(e) => {
-            return Err(s3_error("s3:CreateBucket", e))
-        }
+        Err(e) => return Err(s3_error("s3:CreateBucket", e)),
     }
     let tagging = tagging(tags)?;
     retry_eventual(aws.eventual_consistency_timeout, || async {
@@ -1247,5 +1268,188 @@ impl KindAws for Bucket {
 
     async fn apply(aws: &AwsContext, name: &str, op: &Op, _: &PlanCx) -> Result<(), AwsError> {
         apply_op(aws, name, op).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(name: &str, value: &str) -> s3::FilterRule {
+        s3::FilterRule::builder()
+            .name(s3::FilterRuleName::from(name))
+            .value(value)
+            .build()
+    }
+
+    fn filter(rules: Vec<s3::FilterRule>) -> Option<s3::NotificationConfigurationFilter> {
+        Some(
+            s3::NotificationConfigurationFilter::builder()
+                .key(
+                    s3::S3KeyFilter::builder()
+                        .set_filter_rules(Some(rules))
+                        .build(),
+                )
+                .build(),
+        )
+    }
+
+    #[test]
+    fn filter_rules_are_read_whatever_the_case_of_their_names() {
+        // S3 answers `Prefix`/`Suffix` for rules written `prefix`/`suffix`.
+        assert_eq!(
+            notification_filter(filter(vec![rule("Prefix", "a/"), rule("suffix", ".csv")])),
+            Ok(NotificationFilter {
+                prefix: Some("a/".into()),
+                suffix: Some(".csv".into())
+            })
+        );
+        assert_eq!(notification_filter(None), Ok(NotificationFilter::default()));
+        // Two prefixes, or a rule of another name, cannot be written in a manifest.
+        let two = notification_filter(filter(vec![rule("prefix", "a/"), rule("Prefix", "b/")]));
+        assert_eq!(
+            two,
+            Err(json!([{"Name": "prefix", "Value": "a/"}, {"Name": "Prefix", "Value": "b/"}]))
+        );
+        assert!(notification_filter(filter(vec![rule("size", "1")])).is_err());
+    }
+
+    #[test]
+    fn notifications_keep_ids_and_set_aside_filters_the_manifest_cannot_hold() {
+        let queue = s3::QueueConfiguration::builder()
+            .id("assigned")
+            .queue_arn("arn:aws:sqs:us-east-1:123456789012:q")
+            .events(s3::Event::S3ObjectCreated)
+            .set_filter(filter(vec![rule("other", "x")]))
+            .build()
+            .unwrap();
+        let o = GetBucketNotificationConfigurationOutput::builder()
+            .queue_configurations(queue)
+            .event_bridge_configuration(s3::EventBridgeConfiguration::builder().build())
+            .build();
+        let n = observed_notifications(o);
+        assert!(n.notifications.event_bridge);
+        assert_eq!(n.notifications.queues[0].id.as_deref(), Some("assigned"));
+        assert_eq!(n.notifications.queues[0].events, ["s3:ObjectCreated:*"]);
+        assert_eq!(
+            n.unmanaged.keys().collect::<Vec<_>>(),
+            ["QueueConfigurations[0].Filter.Key.FilterRules"]
+        );
+    }
+
+    #[test]
+    fn website_parts_the_manifest_cannot_hold_are_set_aside() {
+        let o = GetBucketWebsiteOutput::builder()
+            .index_document(
+                s3::IndexDocument::builder()
+                    .suffix("index.html")
+                    .build()
+                    .unwrap(),
+            )
+            .routing_rules(
+                s3::RoutingRule::builder()
+                    .condition(s3::Condition::builder().build())
+                    .redirect(
+                        s3::Redirect::builder()
+                            .http_redirect_code("3o1")
+                            .protocol(s3::Protocol::from("ftp"))
+                            .replace_key_with("x")
+                            .build(),
+                    )
+                    .build(),
+            )
+            .routing_rules(
+                s3::RoutingRule::builder()
+                    .condition(
+                        s3::Condition::builder()
+                            .http_error_code_returned_equals("404")
+                            .build(),
+                    )
+                    .build(),
+            )
+            .build();
+        let w = observed_website(o);
+        assert_eq!(w.website.index_document.as_deref(), Some("index.html"));
+        assert_eq!(
+            w.website.routing_rules[0].condition, None,
+            "an empty condition is no condition"
+        );
+        assert_eq!(
+            w.unmanaged,
+            BTreeMap::from([
+                (
+                    "RoutingRules[0].Redirect.HttpRedirectCode".to_string(),
+                    json!("3o1")
+                ),
+                (
+                    "RoutingRules[0].Redirect.Protocol".to_string(),
+                    json!("ftp")
+                ),
+                ("RoutingRules[1].Redirect".to_string(), json!("absent")),
+            ])
+        );
+    }
+
+    #[test]
+    fn written_configurations_carry_every_field() {
+        let n = BucketNotifications {
+            event_bridge: true,
+            topics: vec![NotificationDestination {
+                id: None,
+                arn: "arn:aws:sns:us-east-1:123456789012:t".into(),
+                events: vec!["s3:ObjectRemoved:*".into()],
+                filter: NotificationFilter {
+                    prefix: None,
+                    suffix: Some(".csv".into()),
+                },
+            }],
+            ..BucketNotifications::default()
+        };
+        let c = notification_config(&n).unwrap();
+        assert!(c.event_bridge_configuration.is_some());
+        assert_eq!(c.queue_configurations, None);
+        let t = &c.topic_configurations.unwrap()[0];
+        assert_eq!(t.id, None, "S3 assigns one");
+        assert_eq!(t.events, [s3::Event::S3ObjectRemoved]);
+        let rules = t.filter.clone().unwrap().key.unwrap().filter_rules.unwrap();
+        assert_eq!(rules, [rule("suffix", ".csv")]);
+        let empty = notification_config(&BucketNotifications::default()).unwrap();
+        assert_eq!(empty, s3::NotificationConfiguration::builder().build());
+
+        let w = BucketWebsite {
+            index_document: Some("index.html".into()),
+            routing_rules: vec![RoutingRule {
+                condition: Some(RoutingCondition {
+                    key_prefix_equals: None,
+                    http_error_code_returned_equals: Some(404),
+                }),
+                redirect: Redirect {
+                    host_name: None,
+                    http_redirect_code: Some(302),
+                    protocol: Some(RedirectProtocol::Https),
+                    replace_key_prefix_with: None,
+                    replace_key_with: Some("404.html".into()),
+                },
+            }],
+            ..BucketWebsite::default()
+        };
+        let c = website_config(&w).unwrap();
+        let r = &c.routing_rules.as_ref().unwrap()[0];
+        let condition = r.condition.as_ref().unwrap();
+        assert_eq!(
+            condition.http_error_code_returned_equals.as_deref(),
+            Some("404")
+        );
+        let redirect = r.redirect.as_ref().unwrap();
+        assert_eq!(redirect.http_redirect_code.as_deref(), Some("302"));
+        assert_eq!(redirect.protocol, Some(s3::Protocol::Https));
+        assert_eq!(c.error_document, None);
+        assert_eq!(
+            website_config(&BucketWebsite::default())
+                .unwrap()
+                .routing_rules,
+            None,
+            "no empty RoutingRules element"
+        );
     }
 }

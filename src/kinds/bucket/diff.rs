@@ -14,11 +14,11 @@ use serde_json::{json, Value};
 
 use super::{
     BucketEncryption, BucketLogging, BucketNotifications, BucketSpec, BucketWebsite, CorsRule,
-    LifecycleRule, NotificationDestination, ObjectOwnership,
-    PublicAccessBlock, PublicAccessBlockSetting,
+    LifecycleRule, NotificationDestination, ObjectOwnership, PublicAccessBlock,
+    PublicAccessBlockSetting,
 };
 use crate::kinds::common::Tags;
-use crate::kinds::core::{has_ownership_tag, Diff, KindPlan, PlanCx, PlanError, Place};
+use crate::kinds::core::{has_ownership_tag, Diff, KindPlan, Place, PlanCx, PlanError};
 use crate::kinds::{FieldChange, Kind, ResourceId};
 
 /// The Bucket kind.
@@ -384,7 +384,10 @@ fn same_destination(a: &NotificationDestination, b: &NotificationDestination) ->
 /// an id matches only S3's destination of that id; one without matches any equal destination
 /// whatever id S3 gave it (S3 assigns ids to destinations given none, so asking for the id
 /// back would never converge).
-fn destinations_in_sync(want: &[NotificationDestination], have: &[NotificationDestination]) -> bool {
+fn destinations_in_sync(
+    want: &[NotificationDestination],
+    have: &[NotificationDestination],
+) -> bool {
     if want.len() != have.len() {
         return false;
     }
@@ -496,7 +499,9 @@ impl KindPlan for Bucket {
 
     fn depends_on(name: &str, spec: &BucketSpec, cx: &PlanCx) -> Vec<ResourceId> {
         match &spec.logging {
-            Some(l) if l.target_bucket != name && cx.is_declared(Kind::Bucket, &l.target_bucket) => {
+            Some(l)
+                if l.target_bucket != name && cx.is_declared(Kind::Bucket, &l.target_bucket) =>
+            {
                 vec![(Kind::Bucket, l.target_bucket.clone())]
             }
             _ => vec![],
@@ -783,14 +788,13 @@ impl KindPlan for Bucket {
         tags.remove(crate::kinds::common::OWNERSHIP_TAG);
         vec![Op::PutTags(tags)]
     }
-
 }
 
 #[cfg(test)]
 mod tests {
     use super::super::{
-        NotificationFilter, RedirectAllRequestsTo, RedirectProtocol, RoutingCondition,
-        Redirect, RoutingRule, SseAlgorithm, Transition,
+        NotificationFilter, Redirect, RedirectAllRequestsTo, RedirectProtocol, RoutingCondition,
+        RoutingRule, SseAlgorithm, Transition,
     };
     use super::*;
     use crate::kinds::common::{OWNERSHIP_TAG, OWNERSHIP_VALUE};
@@ -916,7 +920,12 @@ mod tests {
         }
     }
 
-    fn destination(id: Option<&str>, arn: &str, events: &[&str], prefix: Option<&str>) -> NotificationDestination {
+    fn destination(
+        id: Option<&str>,
+        arn: &str,
+        events: &[&str],
+        prefix: Option<&str>,
+    ) -> NotificationDestination {
         NotificationDestination {
             id: id.map(str::to_string),
             arn: arn.into(),
@@ -1478,7 +1487,10 @@ mod tests {
 
     #[test]
     fn ops_serialize_as_plain_data() {
-        let v = serde_json::to_value(crate::plan::Step::Bucket(Op::PutVersioning { enabled: true })).unwrap();
+        let v = serde_json::to_value(crate::plan::Step::Bucket(Op::PutVersioning {
+            enabled: true,
+        }))
+        .unwrap();
         assert_eq!(
             v,
             json!({"kind": "Bucket", "op": {"PutVersioning": {"enabled": true}}})
@@ -1531,7 +1543,10 @@ mod tests {
         spec.website = Some(changed.clone());
         let d = Bucket::update("b", &spec, &o, &cx()).unwrap();
         assert_eq!(field_names(&d), ["spec.website"]);
-        assert_eq!(d.0[0].old.as_ref().unwrap()["errorDocument"], json!("error.html"));
+        assert_eq!(
+            d.0[0].old.as_ref().unwrap()["errorDocument"],
+            json!("error.html")
+        );
         assert_eq!(d.1, vec![Op::PutWebsite(changed)]);
         let mut reordered = website();
         reordered.routing_rules.reverse();
@@ -1544,9 +1559,10 @@ mod tests {
         // A part the manifest cannot express is drift.
         spec.website = Some(website());
         let mut with_unmanaged: ObservedWebsite = website().into();
-        with_unmanaged
-            .unmanaged
-            .insert("RoutingRules[0].Redirect.HttpRedirectCode".into(), json!("3o1"));
+        with_unmanaged.unmanaged.insert(
+            "RoutingRules[0].Redirect.HttpRedirectCode".into(),
+            json!("3o1"),
+        );
         o.website = Setting::Set(with_unmanaged);
         assert_eq!(
             Bucket::update("b", &spec, &o, &cx()).unwrap().1,
@@ -1647,7 +1663,11 @@ mod tests {
         let changes: Vec<fn(&mut BucketNotifications)> = vec![
             |n| n.event_bridge = false,
             |n| n.topics[0].arn = "arn:aws:sns:eu-west-1:123456789012:other".into(),
-            |n| n.lambda_functions[0].events.push("s3:ObjectRemoved:*".into()),
+            |n| {
+                n.lambda_functions[0]
+                    .events
+                    .push("s3:ObjectRemoved:*".into())
+            },
             |n| n.queues[1].filter.suffix = Some(".csv".into()),
             |n| n.queues.push(n.queues[0].clone()),
             |n| {
@@ -1667,8 +1687,10 @@ mod tests {
         let Setting::Set(h) = &mut o.notifications else {
             panic!()
         };
-        h.unmanaged
-            .insert("QueueConfigurations[0].Filter.Key.FilterRules".into(), json!([]));
+        h.unmanaged.insert(
+            "QueueConfigurations[0].Filter.Key.FilterRules".into(),
+            json!([]),
+        );
         assert_eq!(
             field_names(&Bucket::update("b", &spec, &o, &cx()).unwrap()),
             ["spec.notifications"]

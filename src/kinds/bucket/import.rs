@@ -210,9 +210,10 @@ mod tests {
             ..BucketWebsite::default()
         }
         .into();
-        website
-            .unmanaged
-            .insert("RoutingRules[0].Redirect.HttpRedirectCode".into(), json!("3o1"));
+        website.unmanaged.insert(
+            "RoutingRules[0].Redirect.HttpRedirectCode".into(),
+            json!("3o1"),
+        );
         let mut filtered: ObservedNotifications = BucketNotifications {
             queues: vec![queue("a", &["s3:ObjectCreated:*"])],
             ..BucketNotifications::default()

@@ -612,8 +612,7 @@ const MAX_KEY_BYTES: usize = 1024;
 fn check_website(cx: &mut DocCx, w: &BucketWebsite) {
     const AT: &str = "/spec/website";
     if let Some(r) = &w.redirect_all_requests_to {
-        if w.index_document.is_some() || w.error_document.is_some() || !w.routing_rules.is_empty()
-        {
+        if w.index_document.is_some() || w.error_document.is_some() || !w.routing_rules.is_empty() {
             cx.error(
                 &format!("{AT}/redirectAllRequestsTo"),
                 "excludes indexDocument, errorDocument and routingRules: a website either serves the bucket or redirects every request",
@@ -712,7 +711,10 @@ fn check_key_part(cx: &mut DocCx, pointer: &str, s: &str) {
     } else if s.len() > MAX_KEY_BYTES {
         cx.error(
             pointer,
-            format_args!("is {} bytes; an S3 key has at most {MAX_KEY_BYTES}", s.len()),
+            format_args!(
+                "is {} bytes; an S3 key has at most {MAX_KEY_BYTES}",
+                s.len()
+            ),
         );
     }
 }
@@ -736,10 +738,7 @@ fn check_notifications(cx: &mut DocCx, n: &BucketNotifications, env: &Environmen
                 } else if let Some(first) = ids.get(id.as_str()) {
                     cx.error(
                         &format!("{p}/id"),
-                        format_args!(
-                            "id `{id}` is used twice (first by {})",
-                            field_path(first)
-                        ),
+                        format_args!("id `{id}` is used twice (first by {})", field_path(first)),
                     );
                 } else {
                     ids.insert(id, p.clone());
@@ -768,7 +767,10 @@ fn check_notifications(cx: &mut DocCx, n: &BucketNotifications, env: &Environmen
                 } else if v.len() > MAX_KEY_BYTES {
                     cx.error(
                         &at,
-                        format_args!("is {} bytes; an S3 key has at most {MAX_KEY_BYTES}", v.len()),
+                        format_args!(
+                            "is {} bytes; an S3 key has at most {MAX_KEY_BYTES}",
+                            v.len()
+                        ),
                     );
                 } else if v.contains('*') {
                     cx.warning(
@@ -797,7 +799,9 @@ fn check_notifications(cx: &mut DocCx, n: &BucketNotifications, env: &Environmen
 /// Why `e` is not accepted as an event type, with a hint when it is close to one.
 fn unknown_event(e: &str) -> String {
     let close = NOTIFICATION_EVENTS.iter().find(|k| {
-        k.eq_ignore_ascii_case(e) || k.strip_prefix("s3:").is_some_and(|rest| rest.eq_ignore_ascii_case(e))
+        k.eq_ignore_ascii_case(e)
+            || k.strip_prefix("s3:")
+                .is_some_and(|rest| rest.eq_ignore_ascii_case(e))
     });
     match close {
         Some(k) => format!("is not an S3 event type; did you mean `{k}`?"),
@@ -809,8 +813,14 @@ fn unknown_event(e: &str) -> String {
 }
 
 /// An event type both configurations get for keys both filters let through, if any.
-fn shared_event<'a>(a: &'a NotificationDestination, b: &NotificationDestination) -> Option<&'a str> {
-    let covers = |wild: &str, e: &str| wild.strip_suffix('*').is_some_and(|stem| e.starts_with(stem));
+fn shared_event<'a>(
+    a: &'a NotificationDestination,
+    b: &NotificationDestination,
+) -> Option<&'a str> {
+    let covers = |wild: &str, e: &str| {
+        wild.strip_suffix('*')
+            .is_some_and(|stem| e.starts_with(stem))
+    };
     let prefixes = match (&a.filter.prefix, &b.filter.prefix) {
         (Some(x), Some(y)) => x.starts_with(y.as_str()) || y.starts_with(x.as_str()),
         _ => true,
@@ -843,8 +853,14 @@ fn check_destination_arn(
             "lambda",
             "a Lambda function ARN (arn:PARTITION:lambda:REGION:ACCOUNT:function:NAME)",
         ),
-        DestinationKind::Queues => ("sqs", "an SQS queue ARN (arn:PARTITION:sqs:REGION:ACCOUNT:NAME)"),
-        DestinationKind::Topics => ("sns", "an SNS topic ARN (arn:PARTITION:sns:REGION:ACCOUNT:NAME)"),
+        DestinationKind::Queues => (
+            "sqs",
+            "an SQS queue ARN (arn:PARTITION:sqs:REGION:ACCOUNT:NAME)",
+        ),
+        DestinationKind::Topics => (
+            "sns",
+            "an SNS topic ARN (arn:PARTITION:sns:REGION:ACCOUNT:NAME)",
+        ),
     };
     let parts: Vec<&str> = arn.splitn(6, ':').collect();
     let [head, partition, svc, region, account, resource] = parts[..] else {
@@ -866,13 +882,14 @@ fn check_destination_arn(
         ));
     }
     if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!("has account `{account}`; an account id is 12 digits"));
+        return Err(format!(
+            "has account `{account}`; an account id is 12 digits"
+        ));
     }
     let name_ok = |s: &str, max: usize| {
         !s.is_empty()
             && s.len() <= max
-            && s
-                .bytes()
+            && s.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     };
     match kind {
@@ -885,7 +902,10 @@ fn check_destination_arn(
                 None => (rest, None),
             };
             if !name_ok(name, 64) {
-                return Err("names no function: a function name is 1 to 64 letters, digits, `-` or `_`".into());
+                return Err(
+                    "names no function: a function name is 1 to 64 letters, digits, `-` or `_`"
+                        .into(),
+                );
             }
             if qualifier.is_some_and(|q| q != "$LATEST" && !name_ok(q, 128)) {
                 return Err("has a qualifier that is neither a version nor an alias".into());
