@@ -18,7 +18,7 @@ use super::{
     PublicAccessBlockSetting,
 };
 use crate::kinds::common::Tags;
-use crate::kinds::core::{has_ownership_tag, Diff, KindPlan, Place, PlanCx, PlanError};
+use crate::kinds::core::{has_ownership_tag, Diff, KindPlan, PlanCx, PlanError, Place};
 use crate::kinds::{FieldChange, Kind, ResourceId};
 
 /// The Bucket kind.
