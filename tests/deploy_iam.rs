@@ -86,6 +86,17 @@ const S3_ACTIONS: &[(&str, &[&str])] = &[
     ("GetBucketPolicy", &["s3:GetBucketPolicy"]),
     ("PutBucketPolicy", &["s3:PutBucketPolicy"]),
     ("DeleteBucketPolicy", &["s3:DeleteBucketPolicy"]),
+    ("GetBucketWebsite", &["s3:GetBucketWebsite"]),
+    ("PutBucketWebsite", &["s3:PutBucketWebsite"]),
+    ("DeleteBucketWebsite", &["s3:DeleteBucketWebsite"]),
+    (
+        "GetBucketNotificationConfiguration",
+        &["s3:GetBucketNotification"],
+    ),
+    (
+        "PutBucketNotificationConfiguration",
+        &["s3:PutBucketNotification"],
+    ),
 ];
 
 /// Operations of the other services whose IAM action is not `service:OperationName`.

@@ -149,6 +149,46 @@ async fn make_resources(aws: &AwsContext) {
         .send()
         .await
         .unwrap();
+    // A static website and a notification to a queue (which need not exist in moto).
+    use aws_sdk_s3::types::{
+        ErrorDocument, Event, IndexDocument, NotificationConfiguration, QueueConfiguration,
+        WebsiteConfiguration,
+    };
+    aws.s3()
+        .put_bucket_website()
+        .bucket(bucket())
+        .website_configuration(
+            WebsiteConfiguration::builder()
+                .index_document(
+                    IndexDocument::builder()
+                        .suffix("index.html")
+                        .build()
+                        .unwrap(),
+                )
+                .error_document(ErrorDocument::builder().key("index.html").build().unwrap())
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    aws.s3()
+        .put_bucket_notification_configuration()
+        .bucket(bucket())
+        .notification_configuration(
+            NotificationConfiguration::builder()
+                .queue_configurations(
+                    QueueConfiguration::builder()
+                        .id("uploads")
+                        .queue_arn(format!("arn:aws:sqs:us-east-1:{ACCOUNT}:imp-uploads"))
+                        .events(Event::S3ObjectCreated)
+                        .build()
+                        .unwrap(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
 
     let attr = |n: &str, t: ScalarAttributeType| {
         AttributeDefinition::builder()
@@ -254,6 +294,17 @@ async fn import_then_adopt_gives_a_no_op_plan() {
         bucket_yaml.contains("name: \"imp-bucket-{AWS_ACCOUNT}\""),
         "{bucket_yaml}"
     );
+    for want in [
+        "  website:\n    indexDocument: index.html\n    errorDocument: index.html\n",
+        "  notifications:\n    queues:\n      - id: uploads\n",
+        "arn: \"arn:{AWS_PARTITION}:sqs:{AWS_REGION}:{AWS_ACCOUNT}:imp-uploads\"",
+        "s3:ObjectCreated:*",
+    ] {
+        assert!(
+            bucket_yaml.contains(want),
+            "{want} missing in\n{bucket_yaml}"
+        );
+    }
 
     // The written directory is valid manifests.
     let loaded = manifest::load_dir(dir.path()).unwrap_or_else(|e| panic!("{e}"));
