@@ -19,7 +19,7 @@ use super::{
 };
 use crate::kinds::common::Tags;
 use crate::kinds::core::{
-    has_ownership_tag, Diff, HeldAs, HeldDocument, Holdings, KindPlan, PlanCx, PlanError, Place,
+    has_ownership_tag, Diff, HeldAs, HeldDocument, Holdings, KindPlan, Place, PlanCx, PlanError,
 };
 use crate::kinds::{FieldChange, Kind, ResourceId};
 

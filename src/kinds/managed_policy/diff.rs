@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use super::ManagedPolicySpec;
 use crate::kinds::common::Tags;
 use crate::kinds::core::{
-    has_ownership_tag, Diff, HeldAs, HeldDocument, Holdings, KindPlan, PlanCx, PlanError, Place,
+    has_ownership_tag, Diff, HeldAs, HeldDocument, Holdings, KindPlan, Place, PlanCx, PlanError,
 };
 use crate::kinds::iam::{document_change, tag_changes, tag_fields};
 use crate::kinds::{FieldChange, Kind};
@@ -123,7 +123,10 @@ impl KindPlan for ManagedPolicy {
 
     fn stand_in(name: &str, attribute: &str, at: Place) -> Option<String> {
         match attribute {
-            "arn" => Some(format!("arn:{}:iam::{}:policy/{name}", at.partition, at.account)),
+            "arn" => Some(format!(
+                "arn:{}:iam::{}:policy/{name}",
+                at.partition, at.account
+            )),
             "name" => Some(name.to_string()),
             _ => None,
         }
@@ -263,7 +266,6 @@ impl KindPlan for ManagedPolicy {
             versions,
         }]
     }
-
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use super::RoleSpec;
 use crate::kinds::common::Tags;
 use crate::kinds::core::{
-    has_ownership_tag, Diff, HeldAs, HeldDocument, Holdings, KindPlan, PlanCx, PlanError, Place,
+    has_ownership_tag, Diff, HeldAs, HeldDocument, Holdings, KindPlan, Place, PlanCx, PlanError,
 };
 use crate::kinds::iam::{document_change, tag_changes, tag_fields};
 use crate::kinds::{FieldChange, Kind, ResourceId};
@@ -209,7 +209,10 @@ impl KindPlan for Role {
 
     fn stand_in(name: &str, attribute: &str, at: Place) -> Option<String> {
         match attribute {
-            "arn" => Some(format!("arn:{}:iam::{}:role/{name}", at.partition, at.account)),
+            "arn" => Some(format!(
+                "arn:{}:iam::{}:role/{name}",
+                at.partition, at.account
+            )),
             "name" => Some(name.to_string()),
             _ => None,
         }
@@ -522,7 +525,6 @@ impl KindPlan for Role {
         ops.push(Op::Delete);
         ops
     }
-
 }
 
 #[cfg(test)]
@@ -853,8 +855,14 @@ mod tests {
         let (_, ops) = Role::update("r", &s, &o, &cx()).unwrap();
         let at = |f: fn(&Op) -> bool| ops.iter().position(f).unwrap();
         let boundary = at(|op| matches!(op, Op::PutBoundary { .. }));
-        assert!(boundary < at(|op| matches!(op, Op::Attach { .. })), "{ops:?}");
-        assert!(boundary < at(|op| matches!(op, Op::PutInline { .. })), "{ops:?}");
+        assert!(
+            boundary < at(|op| matches!(op, Op::Attach { .. })),
+            "{ops:?}"
+        );
+        assert!(
+            boundary < at(|op| matches!(op, Op::PutInline { .. })),
+            "{ops:?}"
+        );
         // Removing the boundary widens: it comes after everything else that changes access.
         let mut o = created("r", &spec());
         o.managed_policies
@@ -866,7 +874,10 @@ mod tests {
             .iter()
             .rposition(|op| matches!(op, Op::Detach { .. } | Op::Attach { .. }))
             .unwrap();
-        let delete = ops.iter().position(|op| matches!(op, Op::DeleteBoundary)).unwrap();
+        let delete = ops
+            .iter()
+            .position(|op| matches!(op, Op::DeleteBoundary))
+            .unwrap();
         assert!(delete > last_access, "{ops:?}");
     }
 }
