@@ -686,3 +686,36 @@ fn docs_manifests_md_examples_validate_and_render() {
             .is_empty()
     );
 }
+
+#[test]
+fn data_bucket_notifications_example_fits_the_bundled_data_bucket() {
+    // The example's `notifications` block, added to the bundled data bucket as its comment says.
+    let example =
+        std::fs::read_to_string(repo().join("docs/examples/data-bucket-notifications.yaml"))
+            .unwrap();
+    let block = &example[example
+        .find("  notifications:")
+        .expect("a notifications block")..];
+    let tmp = tempfile::tempdir().unwrap();
+    copy_dir(&manifests(), tmp.path());
+    let buckets = tmp.path().join("s3/buckets.yaml");
+    let text = std::fs::read_to_string(&buckets).unwrap();
+    let at = text
+        .find("  name: mlspace-data-{AWS_ACCOUNT}\nspec:\n")
+        .expect("the data bucket");
+    let insert = at + "  name: mlspace-data-{AWS_ACCOUNT}\nspec:\n".len();
+    std::fs::write(
+        &buckets,
+        format!("{}{block}{}", &text[..insert], &text[insert..]),
+    )
+    .unwrap();
+    let r = render_json(tmp.path());
+    let data = resource(&r, "Bucket", "mlspace-data-123456789012");
+    assert_eq!(
+        data["spec"]["notifications"],
+        serde_json::json!({"lambdaFunctions": [{
+            "arn": "arn:aws:lambda:us-east-1:123456789012:function:mls-lambda-s3-notifier",
+            "events": ["s3:ObjectCreated:*"]
+        }]})
+    );
+}
