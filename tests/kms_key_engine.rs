@@ -361,6 +361,7 @@ async fn aliases_come_and_go_and_rotation_turns_on_and_off() {
     assert_eq!(
         d.1,
         [Op::DeleteAlias {
+            key_id: id.clone(),
             alias: "nb-a".into()
         }]
     );
@@ -371,19 +372,19 @@ async fn aliases_come_and_go_and_rotation_turns_on_and_off() {
         BTreeSet::from(["alias/mlspace-notebooks".into(), "alias/nb-b".into()])
     );
     // An alias another key holds is a conflict, not taken over.
+    let other = aws
+        .kms()
+        .create_key()
+        .send()
+        .await
+        .unwrap()
+        .key_metadata
+        .unwrap()
+        .key_id;
     aws.kms()
         .create_alias()
         .alias_name("alias/taken")
-        .target_key_id(
-            aws.kms()
-                .create_key()
-                .send()
-                .await
-                .unwrap()
-                .key_metadata
-                .unwrap()
-                .key_id,
-        )
+        .target_key_id(&other)
         .send()
         .await
         .unwrap();
@@ -393,6 +394,32 @@ async fn aliases_come_and_go_and_rotation_turns_on_and_off() {
     };
     let err = KmsKey::apply(&aws, name, &op, &cx()).await.unwrap_err();
     assert_eq!(err.class, ErrorClass::Conflict, "{err}");
+    // An alias planned for removal that moved to another key meanwhile is left to it.
+    aws.kms()
+        .create_alias()
+        .alias_name("alias/moving")
+        .target_key_id(&id)
+        .send()
+        .await
+        .unwrap();
+    let d = plan(&aws, name, &spec).await;
+    assert_eq!(
+        d.1,
+        [Op::DeleteAlias {
+            key_id: id.clone(),
+            alias: "moving".into()
+        }]
+    );
+    aws.kms()
+        .update_alias()
+        .alias_name("alias/moving")
+        .target_key_id(&other)
+        .send()
+        .await
+        .unwrap();
+    apply(&aws, name, &d.1).await;
+    assert!(aliases_of(&aws, &other).await.contains("alias/moving"));
+    assert_eq!(plan(&aws, name, &spec).await, (vec![], vec![]));
 
     // Rotation on, with a period (moto does not report it: unknown, no drift).
     spec.enable_key_rotation = Some(true);

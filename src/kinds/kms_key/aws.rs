@@ -244,15 +244,7 @@ impl KindAws for KmsKey {
                 let (id, fresh) = resolve(aws, name, key_id).await?;
                 create_alias(aws, &id, alias, fresh).await
             }
-            Op::DeleteAlias { alias } => {
-                let r = kms(aws)
-                    .delete_alias()
-                    .alias_name(alias_name(alias))
-                    .send()
-                    .await
-                    .map_err(|e| KmsCode::error("kms:DeleteAlias", e));
-                crate::aws::gone_ok(r)
-            }
+            Op::DeleteAlias { key_id, alias } => delete_alias(aws, key_id, alias).await,
             Op::Tag { key_id, tags } => {
                 let req = kms(aws)
                     .tag_resource()
@@ -680,6 +672,27 @@ async fn put_policy(aws: &AwsContext, key_id: &str, policy: &Value) -> Result<()
         }
     })
     .await
+}
+
+/// DeleteAlias `alias/ALIAS` when it still names `key_id`: gone is done, and an alias that
+/// names another key by now is that key's.
+async fn delete_alias(aws: &AwsContext, key_id: &str, alias: &str) -> Result<(), AwsError> {
+    let full = alias_name(alias);
+    match describe(aws, &full).await? {
+        Some(m) if m.key_id() == key_id => {}
+        Some(m) => {
+            tracing::warn!(alias = %full, key = key_id, now = m.key_id(), "alias names another key by now; left alone");
+            return Ok(());
+        }
+        None => return Ok(()),
+    }
+    let r = kms(aws)
+        .delete_alias()
+        .alias_name(&full)
+        .send()
+        .await
+        .map_err(|e| KmsCode::error("kms:DeleteAlias", e));
+    crate::aws::gone_ok(r)
 }
 
 /// CancelKeyDeletion, when the key is pending deletion.

@@ -177,8 +177,11 @@ pub enum Op {
         /// Alias, without `alias/`.
         alias: String,
     },
-    /// DeleteAlias.
+    /// DeleteAlias, when the alias still names this key (one moved to another key since is
+    /// left to it).
     DeleteAlias {
+        /// Key id.
+        key_id: String,
         /// Alias, without `alias/`.
         alias: String,
     },
@@ -500,6 +503,7 @@ impl KindPlan for KmsKey {
             }
             for a in have.difference(&want) {
                 ops.push(Op::DeleteAlias {
+                    key_id: id(),
                     alias: a.to_string(),
                 });
             }
@@ -523,7 +527,10 @@ impl KindPlan for KmsKey {
         }];
         // After the schedule: a key whose aliases are gone is no longer found, so a crash
         // in between must leave it scheduled rather than lost.
-        ops.extend(o.aliases.iter().map(|a| Op::DeleteAlias { alias: a.clone() }));
+        ops.extend(o.aliases.iter().map(|a| Op::DeleteAlias {
+            key_id: o.key_id.clone(),
+            alias: a.clone(),
+        }));
         ops
     }
 
@@ -888,6 +895,7 @@ mod tests {
                     alias: "mlspace-extra".into()
                 },
                 Op::DeleteAlias {
+                    key_id: "k1".into(),
                     alias: "stale".into()
                 },
             ]
@@ -1015,8 +1023,12 @@ mod tests {
                     key_id: "k1".into(),
                     window_in_days: 7
                 },
-                Op::DeleteAlias { alias: "k".into() },
                 Op::DeleteAlias {
+                    key_id: "k1".into(),
+                    alias: "k".into()
+                },
+                Op::DeleteAlias {
+                    key_id: "k1".into(),
                     alias: "mlspace-extra".into()
                 }
             ]
