@@ -319,7 +319,7 @@ impl KmsKeySpec {
             cx.error(
                 "/spec/keyUsage",
                 format_args!(
-                    "a {} key cannot be used for {}; KMS allows {}",
+                    "keySpec {} cannot be used for {}; KMS allows {}",
                     self.key_spec.as_str(),
                     self.key_usage.as_str(),
                     allowed.join(" or ")
