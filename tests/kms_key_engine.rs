@@ -825,3 +825,64 @@ async fn a_crash_between_create_key_and_create_alias_leaves_no_second_key() {
     apply(&aws, name, &d.1).await;
     assert_eq!(plan(&aws, name, &spec).await, (vec![], vec![]));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_policy_names_the_key_by_reference_before_and_after_it_exists() {
+    let moto = common::Moto::start();
+    let aws = moto.aws().await;
+    let policy = r#"apiVersion: mlspace-gitops/v1
+kind: ManagedPolicy
+metadata:
+  name: mlspace-app-policy
+spec:
+  document:
+    Version: "2012-10-17"
+    Statement:
+      - Effect: Allow
+        Action: [kms:Decrypt, kms:GenerateDataKey]
+        Resource: "{ref:KmsKey/mlspace-data.arn}"
+"#;
+    let (_dir, loaded) = manifests(&format!("{DATA_KEY}---\n{policy}"));
+    let planned = observe_and_plan(&aws, &loaded.desired, &[], &[]).await;
+    let order: Vec<Kind> = planned.plan.changes.iter().map(|c| c.kind).collect();
+    assert_eq!(
+        order,
+        [Kind::KmsKey, Kind::ManagedPolicy],
+        "{}",
+        planned.plan
+    );
+    assert!(
+        planned
+            .plan
+            .to_string()
+            .contains("known after apply: KmsKey/mlspace-data.arn"),
+        "{}",
+        planned.plan
+    );
+    let report = apply_plan(
+        &aws,
+        &planned.plan,
+        &planned.cx,
+        &ApplyOptions::default(),
+        |_| {},
+    )
+    .await;
+    assert_eq!(report.failures().count(), 0);
+
+    // The policy holds the ARN KMS gave the key, and the next plan fills it in from AWS.
+    let key = observe(&aws, "mlspace-data").await.unwrap();
+    let version = aws
+        .iam()
+        .get_policy_version()
+        .policy_arn(format!("arn:aws:iam::{ACCOUNT}:policy/mlspace-app-policy"))
+        .version_id("v1")
+        .send()
+        .await
+        .unwrap();
+    let doc =
+        mlspace_policy::decode_iam_document(version.policy_version().unwrap().document().unwrap())
+            .unwrap();
+    assert_eq!(doc["Statement"][0]["Resource"], json!(key.arn), "{doc}");
+    let again = observe_and_plan(&aws, &loaded.desired, &[], &[]).await;
+    assert!(!again.plan.has_changes(), "{}", again.plan);
+}

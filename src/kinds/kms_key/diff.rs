@@ -32,13 +32,18 @@ use super::{
 };
 use crate::kinds::common::{settable_tags, Tags};
 use crate::kinds::core::{
-    has_ownership_tag, Diff, KindPlan, PlanCx, PlanError, Place, ResourceId, Scope,
+    has_ownership_tag, Diff, HeldAs, HeldDocument, Holdings, KindPlan, PlanCx, PlanError, Place,
+    ResourceId, Scope,
 };
 use crate::kinds::iam::{document_change, tag_changes, tag_fields};
 use crate::kinds::{FieldChange, Kind};
 
 /// The KmsKey kind.
 pub struct KmsKey;
+
+/// The key id a reference to a key not created yet stands for while documents naming it are
+/// checked (`{ref:KmsKey/NAME.id}`, and in the key's `arn`): shaped like a real one.
+pub const STAND_IN_KEY_ID: &str = "00000000-0000-0000-0000-000000000000";
 
 /// `KeyState` values the plan tells apart.
 pub mod state {
@@ -263,6 +268,43 @@ impl KindPlan for KmsKey {
 
     fn observed_arn(o: &KmsKeyObserved) -> Option<String> {
         Some(o.arn.clone())
+    }
+
+    // `id`: the key id KMS assigned, which is what most services take.
+    const ATTRIBUTES: &'static [&'static str] = &["arn", "name", "id"];
+
+    fn stand_in(name: &str, attribute: &str, at: Place) -> Option<String> {
+        match attribute {
+            "arn" => Some(format!(
+                "arn:{}:kms:{}:{}:key/{STAND_IN_KEY_ID}",
+                at.partition, at.region, at.account
+            )),
+            "id" => Some(STAND_IN_KEY_ID.to_string()),
+            "name" => Some(name.to_string()),
+            _ => None,
+        }
+    }
+
+    fn observed_attribute(name: &str, o: &KmsKeyObserved, attribute: &str) -> Option<String> {
+        match attribute {
+            "arn" => Some(o.arn.clone()),
+            "id" => Some(o.key_id.clone()),
+            "name" => Some(name.to_string()),
+            _ => None,
+        }
+    }
+
+    fn observed_tags(o: &KmsKeyObserved) -> Option<&Tags> {
+        Some(&o.tags)
+    }
+
+    fn holdings(spec: &KmsKeySpec) -> Holdings<'_> {
+        key_holdings(spec.policy.as_ref())
+    }
+
+    /// A policy that did not parse (kept as its text) holds no statement to read.
+    fn observed_holdings(o: &KmsKeyObserved) -> Holdings<'_> {
+        key_holdings(o.policy.as_ref().filter(|p| p.is_object()))
     }
 
     /// Roles of the manifests that the key policy names as principals: KMS refuses a policy
@@ -547,6 +589,23 @@ impl KindPlan for KmsKey {
             key_id: o.key_id.clone(),
             keys,
         }]
+    }
+}
+
+/// The key policy, as access analysis reads it: who may use the key.
+fn key_holdings(policy: Option<&Value>) -> Holdings<'_> {
+    Holdings {
+        documents: policy
+            .map(|document| HeldDocument {
+                label: "key policy".into(),
+                pointer: "/spec/policy".into(),
+                held_as: HeldAs::Resource,
+                policy_kind: mlspace_policy::PolicyKind::KeyPolicy,
+                document,
+            })
+            .into_iter()
+            .collect(),
+        ..Holdings::default()
     }
 }
 
@@ -1077,6 +1136,27 @@ mod tests {
         assert!(matches!(&d.1[..], [Op::Tag { tags, .. }] if tags.len() == 2));
         assert_eq!(KmsKey::arn("k", &s, cx().place()), None);
         assert_eq!(KmsKey::observed_arn(&o).unwrap(), o.arn);
+        // References: the ARN and id once KMS has them, shaped stand-ins before.
+        assert_eq!(KmsKey::observed_attribute("k", &o, "arn"), Some(o.arn.clone()));
+        assert_eq!(KmsKey::observed_attribute("k", &o, "id").as_deref(), Some("k1"));
+        assert_eq!(
+            KmsKey::stand_in("k", "arn", cx().place()).unwrap(),
+            format!("arn:aws:kms:us-east-1:123456789012:key/{STAND_IN_KEY_ID}")
+        );
+        for a in KmsKey::ATTRIBUTES {
+            assert!(KmsKey::stand_in("k", a, cx().place()).is_some(), "{a}");
+            assert!(KmsKey::observed_attribute("k", &o, a).is_some(), "{a}");
+        }
+        assert_eq!(KmsKey::observed_tags(&o), Some(&o.tags));
+        // The key policy is held as a resource policy, on both sides.
+        let h = KmsKey::holdings(&s);
+        assert_eq!(h.documents.len(), 1);
+        assert_eq!(h.documents[0].held_as, HeldAs::Resource);
+        assert_eq!(h.documents[0].pointer, "/spec/policy");
+        assert_eq!(KmsKey::observed_holdings(&o).documents.len(), 1);
+        let mut unread = o.clone();
+        unread.policy = None;
+        assert!(KmsKey::observed_holdings(&unread).documents.is_empty());
         assert_eq!(
             KmsKey::depends_on("k", &s, &cx()),
             [(Kind::Role, "mlspace-app-role".to_string())]
