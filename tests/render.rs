@@ -673,6 +673,7 @@ fn docs_manifests_md_examples_validate_and_render() {
         kinds,
         [
             "Bucket",
+            "KmsKey",
             "ManagedPolicy",
             "Role",
             "ServiceLinkedRole",
@@ -741,7 +742,7 @@ fn kms_key_example_renders_with_the_bundled_manifests() {
     assert_eq!(kinds[at - 1], "ServiceLinkedRole");
     assert_eq!(kinds[at + 1], "Bucket");
     let key = &r["resources"][at];
-    assert_eq!(key["name"], "mlspace-data");
+    assert_eq!(key["name"], "mlspace-key");
     let spec = &key["spec"];
     let account = r["environment"]["account"].as_str().unwrap();
     assert_eq!(
@@ -750,6 +751,6 @@ fn kms_key_example_renders_with_the_bundled_manifests() {
     );
     // Defaults are left out; the Environment's tags are merged in.
     assert!(spec.get("keySpec").is_none() && spec.get("deletionWindowInDays").is_none());
-    assert_eq!(spec["tags"]["purpose"], "data");
+    assert_eq!(spec["tags"]["project"], "MLSpaceInfrastructure");
     assert_eq!(spec["tags"]["system"], r["environment"]["tags"]["system"]);
 }
