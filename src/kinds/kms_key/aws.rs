@@ -221,7 +221,10 @@ impl KindAws for KmsKey {
                     .update_key_description()
                     .key_id(key_id)
                     .description(description);
-                send(aws, "kms:UpdateKeyDescription", false, || req.clone().send()).await
+                send(aws, "kms:UpdateKeyDescription", false, || {
+                    req.clone().send()
+                })
+                .await
             }
             Op::PutPolicy { key_id, policy } => put_policy(aws, key_id, policy).await,
             Op::EnableRotation {
@@ -540,9 +543,7 @@ async fn find_named(
                 Ok(tags) if tags.contains_key(NAME_TAG) => Ok(Some((id, tags))),
                 Ok(_) => Ok(None),
                 // Gone meanwhile, or a key the daemon may not read: not ours.
-                Err(e) if e.is_not_found() || e.code() == Some(KmsCode::AccessDenied) => {
-                    Ok(None)
-                }
+                Err(e) if e.is_not_found() || e.code() == Some(KmsCode::AccessDenied) => Ok(None),
                 Err(e) => Err(e),
             }
         })
@@ -565,7 +566,10 @@ async fn restore(aws: &AwsContext, key_id: &str, enable: bool) -> Result<(), Aws
     if !pending {
         return Ok(());
     }
-    tracing::info!(key = key_id, "cancelling the deletion of a key whose manifest is back");
+    tracing::info!(
+        key = key_id,
+        "cancelling the deletion of a key whose manifest is back"
+    );
     cancel_deletion(aws, key_id).await?;
     if enable {
         let req = kms(aws).enable_key().key_id(key_id);
@@ -725,7 +729,11 @@ async fn schedule_deletion(aws: &AwsContext, key_id: &str, window: u32) -> Resul
         .key_id(key_id)
         .pending_window_in_days(i32::try_from(window).unwrap_or(30));
     send(aws, "kms:ScheduleKeyDeletion", false, || req.clone().send()).await?;
-    tracing::info!(key = key_id, window_in_days = window, "scheduled the deletion of a KMS key");
+    tracing::info!(
+        key = key_id,
+        window_in_days = window,
+        "scheduled the deletion of a KMS key"
+    );
     Ok(())
 }
 
@@ -746,7 +754,11 @@ mod tests {
             ("KMSInternalException", ErrorClass::Transient),
             ("MalformedPolicyDocumentException", ErrorClass::Fatal),
         ] {
-            assert_eq!(KmsCode::parse(code).and_then(KmsCode::class), Some(class), "{code}");
+            assert_eq!(
+                KmsCode::parse(code).and_then(KmsCode::class),
+                Some(class),
+                "{code}"
+            );
         }
         assert_eq!(KmsCode::parse("Whatever"), None);
     }
@@ -755,7 +767,10 @@ mod tests {
     fn key_states_are_spelled_as_the_diff_expects() {
         assert_eq!(t::KeyState::Enabled.as_str(), state::ENABLED);
         assert_eq!(t::KeyState::Disabled.as_str(), state::DISABLED);
-        assert_eq!(t::KeyState::PendingDeletion.as_str(), state::PENDING_DELETION);
+        assert_eq!(
+            t::KeyState::PendingDeletion.as_str(),
+            state::PENDING_DELETION
+        );
         // Every value a manifest may give is one the SDK knows.
         for s in KeySpec::ALL {
             assert!(t::KeySpec::values().contains(&s.as_str()), "{s:?}");
@@ -801,7 +816,10 @@ mod tests {
         let mut o = from_metadata(&m);
         o.aliases = ["k".to_string()].into();
         o.tags = spec.desired_tags("k", &cx);
-        assert_eq!(KmsKey::update("k", &spec, &o, &cx).unwrap(), (vec![], vec![]));
+        assert_eq!(
+            KmsKey::update("k", &spec, &o, &cx).unwrap(),
+            (vec![], vec![])
+        );
         assert_eq!(emulator_rotation_period(None), None);
         assert_eq!(emulator_rotation_period(Some(90)), Some(90));
     }

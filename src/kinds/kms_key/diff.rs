@@ -27,12 +27,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::{
-    alias_name, KeySpec, KeyUsage, KmsKeySpec, DEFAULT_DELETION_WINDOW_DAYS,
-    DELETION_WINDOW_DAYS, NAME_TAG, OWN_TAGS, WINDOW_TAG,
+    alias_name, KeySpec, KeyUsage, KmsKeySpec, DEFAULT_DELETION_WINDOW_DAYS, DELETION_WINDOW_DAYS,
+    NAME_TAG, OWN_TAGS, WINDOW_TAG,
 };
 use crate::kinds::common::{settable_tags, Tags};
 use crate::kinds::core::{
-    has_ownership_tag, Diff, HeldAs, HeldDocument, Holdings, KindPlan, PlanCx, PlanError, Place,
+    has_ownership_tag, Diff, HeldAs, HeldDocument, Holdings, KindPlan, Place, PlanCx, PlanError,
     ResourceId, Scope,
 };
 use crate::kinds::iam::{document_change, tag_changes, tag_fields};
@@ -878,13 +878,19 @@ mod tests {
         o.tags = m.desired_tags("k", &cx());
         o.key_state = state::DISABLED.into();
         o.description = "by hand".into();
-        assert_eq!(KmsKey::update("k", &m, &o, &cx()).unwrap(), (vec![], vec![]));
+        assert_eq!(
+            KmsKey::update("k", &m, &o, &cx()).unwrap(),
+            (vec![], vec![])
+        );
         // Settings not read are not compared.
         let s = spec();
         let mut o = as_created(&s);
         o.policy = None;
         o.rotation = None;
-        assert_eq!(KmsKey::update("k", &s, &o, &cx()).unwrap(), (vec![], vec![]));
+        assert_eq!(
+            KmsKey::update("k", &s, &o, &cx()).unwrap(),
+            (vec![], vec![])
+        );
     }
 
     #[test]
@@ -917,7 +923,10 @@ mod tests {
             ]
         );
         let window = &d.0[2];
-        assert_eq!((window.old.clone(), window.new.clone()), (Some(json!(30)), Some(json!(7))));
+        assert_eq!(
+            (window.old.clone(), window.new.clone()),
+            (Some(json!(30)), Some(json!(7)))
+        );
         // The policy change shows statements, as for IAM policies.
         let p = &d.0[5];
         assert_eq!(p.old.as_ref().unwrap().as_array().unwrap().len(), 1);
@@ -966,7 +975,10 @@ mod tests {
         reordered["Statement"][1]["Principal"]["AWS"] =
             json!("arn:aws:iam::123456789012:role/mlspace-app-role");
         o.policy = Some(reordered);
-        assert_eq!(KmsKey::update("k", &s, &o, &cx()).unwrap(), (vec![], vec![]));
+        assert_eq!(
+            KmsKey::update("k", &s, &o, &cx()).unwrap(),
+            (vec![], vec![])
+        );
     }
 
     #[test]
@@ -991,14 +1003,22 @@ mod tests {
             enabled: true,
             period_in_days: None,
         });
-        assert_eq!(KmsKey::update("k", &s, &o, &cx()).unwrap(), (vec![], vec![]));
+        assert_eq!(
+            KmsKey::update("k", &s, &o, &cx()).unwrap(),
+            (vec![], vec![])
+        );
         // Off in the manifest.
         let mut off = spec();
         off.enable_key_rotation = Some(false);
         off.rotation_period_in_days = None;
         let d = KmsKey::update("k", &off, &o, &cx()).unwrap();
         assert_eq!(fields(&d), ["spec.enableKeyRotation"]);
-        assert_eq!(d.1, [Op::DisableRotation { key_id: "k1".into() }]);
+        assert_eq!(
+            d.1,
+            [Op::DisableRotation {
+                key_id: "k1".into()
+            }]
+        );
         // On without a period: KMS's period is kept.
         let mut any = spec();
         any.rotation_period_in_days = None;
@@ -1040,7 +1060,9 @@ mod tests {
         assert_eq!(
             d.1,
             [
-                Op::CancelDeletion { key_id: "k1".into() },
+                Op::CancelDeletion {
+                    key_id: "k1".into()
+                },
                 Op::Enable { key_id: id() }
             ]
         );
@@ -1049,7 +1071,12 @@ mod tests {
         off.enabled = Some(false);
         let d = KmsKey::update("k", &off, &o, &cx()).unwrap();
         assert_eq!(d.0[0].new, Some(json!("Disabled")));
-        assert_eq!(d.1, [Op::CancelDeletion { key_id: "k1".into() }]);
+        assert_eq!(
+            d.1,
+            [Op::CancelDeletion {
+                key_id: "k1".into()
+            }]
+        );
         // With `enabled` unmanaged it comes back enabled too.
         let mut any = spec();
         any.enabled = None;
@@ -1137,8 +1164,14 @@ mod tests {
         assert_eq!(KmsKey::arn("k", &s, cx().place()), None);
         assert_eq!(KmsKey::observed_arn(&o).unwrap(), o.arn);
         // References: the ARN and id once KMS has them, shaped stand-ins before.
-        assert_eq!(KmsKey::observed_attribute("k", &o, "arn"), Some(o.arn.clone()));
-        assert_eq!(KmsKey::observed_attribute("k", &o, "id").as_deref(), Some("k1"));
+        assert_eq!(
+            KmsKey::observed_attribute("k", &o, "arn"),
+            Some(o.arn.clone())
+        );
+        assert_eq!(
+            KmsKey::observed_attribute("k", &o, "id").as_deref(),
+            Some("k1")
+        );
         assert_eq!(
             KmsKey::stand_in("k", "arn", cx().place()).unwrap(),
             format!("arn:aws:kms:us-east-1:123456789012:key/{STAND_IN_KEY_ID}")
@@ -1176,7 +1209,10 @@ mod tests {
         for f in KmsKey::IGNORABLE_FIELDS {
             KmsKey::keep_observed(&mut kept, &o, f);
         }
-        assert_eq!(KmsKey::update("k", &kept, &o, &cx()).unwrap(), (vec![], vec![]));
+        assert_eq!(
+            KmsKey::update("k", &kept, &o, &cx()).unwrap(),
+            (vec![], vec![])
+        );
     }
 
     #[test]

@@ -108,7 +108,10 @@ mod tests {
         .into();
         let s = spec("k", &o);
         assert_eq!(s.description.as_deref(), Some("data"));
-        assert_eq!((s.key_spec, s.key_usage), (KeySpec::Rsa4096, KeyUsage::SignVerify));
+        assert_eq!(
+            (s.key_spec, s.key_usage),
+            (KeySpec::Rsa4096, KeyUsage::SignVerify)
+        );
         assert!(s.multi_region);
         assert_eq!(
             (s.enable_key_rotation, s.rotation_period_in_days),

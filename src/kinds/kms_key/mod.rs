@@ -206,9 +206,7 @@ impl KeySpec {
                 &[SignVerify, KeyAgreement]
             }
             Self::EccSecgP256k1 => &[SignVerify],
-            Self::Hmac224 | Self::Hmac256 | Self::Hmac384 | Self::Hmac512 => {
-                &[GenerateVerifyMac]
-            }
+            Self::Hmac224 | Self::Hmac256 | Self::Hmac384 | Self::Hmac512 => &[GenerateVerifyMac],
             Self::Sm2 => &[EncryptDecrypt, SignVerify, KeyAgreement],
         }
     }
@@ -286,7 +284,9 @@ fn check_alias(cx: &mut DocCx, pointer: &str, alias: &str) {
     {
         cx.error(
             pointer,
-            format_args!("alias `{alias}` has the character `{c}`; KMS allows letters, digits and /_-"),
+            format_args!(
+                "alias `{alias}` has the character `{c}`; KMS allows letters, digits and /_-"
+            ),
         );
     }
     if alias.to_ascii_lowercase().starts_with("aws/") {
