@@ -33,6 +33,8 @@ registry::registry! {
     ServiceLinkedRole => resource service_linked_role::ServiceLinkedRole,
     /// ECR statements merged into ManagedPolicies.
     EcrAccess => document ecr_access::EcrAccess,
+    /// A customer managed KMS key, named by its alias.
+    KmsKey => resource kms_key::KmsKey,
     /// An S3 bucket.
     Bucket => resource bucket::Bucket,
     /// A DynamoDB table.
