@@ -105,6 +105,11 @@ struct Census {
     instance_profiles: BTreeSet<String>,
     buckets: BTreeSet<String>,
     tables: BTreeSet<String>,
+    /// Aliases of customer managed keys (without `alias/`).
+    key_aliases: BTreeSet<String>,
+    /// Keys mlspace-gitops made, not pending deletion: a crash between CreateKey and
+    /// CreateAlias must not leave a second one.
+    keys: usize,
 }
 
 impl Census {
@@ -130,9 +135,12 @@ impl Census {
                 ResourceSpec::Table(_) => {
                     c.tables.insert(name);
                 }
-                // The bundled manifests hold no KMS key; the crash between its two create
-                // requests is tested in tests/kms_key_engine.rs.
-                ResourceSpec::KmsKey(_) | ResourceSpec::EcrAccess(_) => {}
+                ResourceSpec::KmsKey(s) => {
+                    c.keys += 1;
+                    c.key_aliases.insert(name);
+                    c.key_aliases.extend(s.aliases.iter().cloned());
+                }
+                ResourceSpec::EcrAccess(_) => {}
             }
         }
         c
@@ -189,6 +197,42 @@ impl Census {
             .collect();
         let tables = aws.dynamodb().list_tables().send().await.unwrap();
         c.tables = tables.table_names().iter().cloned().collect();
+        let keys = aws.kms().list_keys().send().await.unwrap();
+        for k in keys.keys() {
+            let meta = aws
+                .kms()
+                .describe_key()
+                .key_id(k.key_id().unwrap())
+                .send()
+                .await
+                .unwrap();
+            let meta = meta.key_metadata().unwrap();
+            // Keys mlspace-gitops made carry its name tag (moto also makes the `aws/...`
+            // keys of the services, and does not report them all as AWS managed).
+            let tags = aws
+                .kms()
+                .list_resource_tags()
+                .key_id(meta.key_id())
+                .send()
+                .await
+                .unwrap();
+            let named = tags
+                .tags()
+                .iter()
+                .any(|t| t.tag_key() == mlspace_gitops::kinds::kms_key::NAME_TAG);
+            if named && meta.key_state() != Some(&aws_sdk_kms::types::KeyState::PendingDeletion) {
+                c.keys += 1;
+            }
+        }
+        let aliases = aws.kms().list_aliases().send().await.unwrap();
+        c.key_aliases = aliases
+            .aliases()
+            .iter()
+            .filter(|a| a.target_key_id().is_some())
+            .filter_map(|a| a.alias_name()?.strip_prefix("alias/"))
+            .filter(|a| !a.starts_with("aws/"))
+            .map(str::to_string)
+            .collect();
         c
     }
 
@@ -200,6 +244,7 @@ impl Census {
             + self.service_linked
             + self.buckets.len()
             + self.tables.len()
+            + self.keys
     }
 }
 

@@ -186,7 +186,7 @@ fn run_ci_commands(file: &str, moto: &Moto) {
         "{file}: `{plan_cmd}` exits 2 with changes\n{err}"
     );
     assert!(md.starts_with("### mlspace-gitops plan\n"), "{md}");
-    assert!(md.contains("Plan: 34 to create"), "{md}");
+    assert!(md.contains("Plan: 35 to create"), "{md}");
 }
 
 #[test]

@@ -179,6 +179,43 @@ async fn proxy_answers_each_fault_in_the_shape_of_the_service() {
 /// customer managed policies (versions, default document), bucket and table names.
 async fn snapshot(aws: &AwsContext) -> BTreeMap<String, String> {
     let mut s = BTreeMap::new();
+    // KMS keys by alias: their ids are KMS's choice, so documents naming a key are compared
+    // with the id replaced by `<alias/NAME>`. The keys mlspace-gitops made (its name tag; moto
+    // also makes the services' `aws/...` keys) are counted, so a key made twice shows.
+    let mut key_names: Vec<(String, String)> = Vec::new();
+    for a in aws.kms().list_aliases().send().await.unwrap().aliases() {
+        if let (Some(name), Some(id)) = (a.alias_name(), a.target_key_id()) {
+            key_names.push((id.to_string(), format!("<{name}>")));
+            s.insert(format!("key/{name}"), String::new());
+        }
+    }
+    let mut made = 0;
+    for k in aws.kms().list_keys().send().await.unwrap().keys() {
+        let id = k.key_id().unwrap();
+        let meta = aws.kms().describe_key().key_id(id).send().await.unwrap();
+        let pending = meta.key_metadata().unwrap().key_state()
+            == Some(&aws_sdk_kms::types::KeyState::PendingDeletion);
+        let tags = aws
+            .kms()
+            .list_resource_tags()
+            .key_id(id)
+            .send()
+            .await
+            .unwrap();
+        let named = tags
+            .tags()
+            .iter()
+            .any(|t| t.tag_key() == mlspace_gitops::kinds::kms_key::NAME_TAG);
+        if named && !pending {
+            made += 1;
+        }
+    }
+    s.insert("kms/keys-made".into(), made.to_string());
+    let unkey = |doc: &str| {
+        key_names.iter().fold(doc.to_string(), |d, (id, name)| {
+            d.replace(id.as_str(), name)
+        })
+    };
     let roles = aws.iam().list_roles().max_items(1000).send().await.unwrap();
     for r in roles.roles() {
         let n = r.role_name();
@@ -255,7 +292,7 @@ async fn snapshot(aws: &AwsContext) -> BTreeMap<String, String> {
             format!(
                 "versions={} doc={:?}",
                 versions.versions().len(),
-                doc.policy_version().and_then(|v| v.document())
+                doc.policy_version().and_then(|v| v.document()).map(unkey)
             ),
         );
     }

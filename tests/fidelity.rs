@@ -80,10 +80,11 @@ const GENERATED: &[(&str, Source)] = &[
         "mlspace-web-tier/mlspace-api/CloudWatchRole/Resource",
         Source::Param("MLSPACE_API_CLOUDWATCH_ROLE_NAME"),
     ),
-    // The MLSpace KMS key's id (`Ref`), as the policies name it.
+    // The MLSpace KMS key: the KmsKey of that name (its id is KMS's to choose; the policies
+    // name it by reference).
     (
         "mlspace-kms/mlspace-kms-key/Resource",
-        Source::Param("MLSPACE_KMS_KEY_ID"),
+        Source::Literal("mlspace-key"),
     ),
     // The VPC: only its default security group (`GetAtt ....DefaultSecurityGroup`) is used.
     (
@@ -176,20 +177,14 @@ const ALLOWED: &[Allowed] = &[
         text: "mls-lambda-s3-notifier",
         why: "the notifier Lambda belongs to the application: a documented example",
     },
-    // pending: KmsKey kind
-    Allowed {
-        resource: "KmsKey *",
-        field: "(resource)",
-        text: "",
-        why:
-            "the MLSpace KMS key comes with the KmsKey kind; policies name it by MLSPACE_KMS_KEY_ID",
-    },
-    // pending: KmsKey kind
+    // Choice (docs/mlspace-choices.md, "KMS key"): an alias is removed when its key is
+    // deleted, kept when its key is released; CloudFormation's alias has no Retain of its own
+    // while its key has.
     Allowed {
         resource: "KmsAlias alias/mlspace-key",
-        field: "(resource)",
-        text: "",
-        why: "the key's alias comes with the KmsKey kind",
+        field: "deletionPolicy",
+        text: "Retain",
+        why: "the alias follows its key: released with the retained key",
     },
 ];
 
@@ -350,9 +345,49 @@ fn resolve_marker(marker: &str, info: &Value, env: &Env) -> Option<String> {
     match (how, ty, attr) {
         ("Ref", "AWS::IAM::ManagedPolicy", _) => Some(env.iam_arn(&format!("policy/{name}"))),
         ("GetAtt", "AWS::IAM::Role", Some("Arn")) => Some(env.iam_arn(&format!("role/{name}"))),
-        ("Ref", "AWS::IAM::Role" | "AWS::KMS::Key" | "AWS::EC2::Subnet", _) => Some(name),
+        ("Ref", "AWS::KMS::Key", _) => Some(key_id_ref(&name)),
+        ("Ref", "AWS::IAM::Role" | "AWS::EC2::Subnet", _) => Some(name),
         ("GetAtt", "AWS::EC2::VPC", Some("DefaultSecurityGroup")) => Some(name),
         _ => None,
+    }
+}
+
+/// How the model writes the id of the KmsKey `name`, which KMS assigns at creation: the
+/// reference the manifests would use for it. A key's ARN (`{ref:KmsKey/NAME.arn}` in the
+/// manifests, `arn:...:key/<Ref:...>` in the reference) is brought to the ARN built from it.
+fn key_id_ref(name: &str) -> String {
+    format!("{{ref:KmsKey/{name}.id}}")
+}
+
+/// `{ref:KmsKey/NAME.arn}` in every string of `v` → `arn:PARTITION:kms:REGION:ACCOUNT:key/`
+/// followed by [`key_id_ref`], the form the reference's markers resolve to.
+fn expand_key_arns(v: &mut Value, env: &Env) {
+    match v {
+        Value::String(text) => {
+            let mut from = 0;
+            while let Some(found) = text[from..].find("{ref:KmsKey/") {
+                let start = from + found;
+                let Some(len) = text[start..].find('}') else {
+                    break;
+                };
+                let inner = &text[start + "{ref:KmsKey/".len()..start + len];
+                let arn = match inner.strip_suffix(".arn") {
+                    Some(name) => format!(
+                        "arn:{}:kms:{}:{}:key/{}",
+                        env.partition,
+                        env.region,
+                        env.account,
+                        key_id_ref(name)
+                    ),
+                    None => text[start..=start + len].to_string(),
+                };
+                text.replace_range(start..=start + len, &arn);
+                from = start + arn.len();
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|i| expand_key_arns(i, env)),
+        Value::Object(map) => map.values_mut().for_each(|i| expand_key_arns(i, env)),
+        _ => {}
     }
 }
 
@@ -1109,11 +1144,14 @@ fn reference_table(p: &mut Map<String, Value>, f: &mut Fields) {
 // ---------------------------------------------------------------------------------------
 
 fn rendered_model(rendered: &Value) -> Model {
+    let env = Env::from_rendered(rendered);
     let mut model = Model::new();
     for r in rendered["resources"].as_array().into_iter().flatten() {
         let kind = r["kind"].as_str().unwrap_or_default().to_string();
         let name = r["name"].as_str().unwrap_or_default().to_string();
-        let s = &r["spec"];
+        let mut s = r["spec"].clone();
+        expand_key_arns(&mut s, &env);
+        let s = &s;
         let tags = or(s["tags"].clone(), json!({}));
         let deletion = if r["annotations"][DELETION_POLICY_ANNOTATION] == "retain" {
             json!("Retain")
@@ -1250,6 +1288,38 @@ fn rendered_model(rendered: &Value) -> Model {
             "Table" => rendered_table(s, tags, &mut f),
             "ServiceLinkedRole" => {
                 f.insert("awsServiceName".into(), s["awsServiceName"].clone());
+            }
+            "KmsKey" => {
+                f.insert("description".into(), s["description"].clone());
+                f.insert(
+                    "enableKeyRotation".into(),
+                    or(s["enableKeyRotation"].clone(), json!(false)),
+                );
+                f.insert("keyPolicy".into(), s["policy"].clone());
+                f.insert("tags".into(), tags);
+                // The key's aliases: `metadata.name`, then `aliases`, each naming the key.
+                let aliases = std::iter::once(name.clone()).chain(
+                    s["aliases"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|a| a.as_str().map(str::to_string)),
+                );
+                for alias in aliases {
+                    let mut a = Fields::new();
+                    a.insert(
+                        "targetKeyId".into(),
+                        json!(format!(
+                            "arn:{}:kms:{}:{}:key/{}",
+                            env.partition,
+                            env.region,
+                            env.account,
+                            key_id_ref(&name)
+                        )),
+                    );
+                    a.insert("deletionPolicy".into(), deletion.clone());
+                    model.insert(("KmsAlias".into(), format!("alias/{alias}")), a);
+                }
             }
             _ => {
                 f.insert("spec".into(), s.clone());
@@ -1658,7 +1728,7 @@ fn markers_resolve_through_the_environment() {
             &info("AWS::KMS::Key", "mlspace-kms/mlspace-kms-key/Resource"),
             &env
         ),
-        env.params.get("MLSPACE_KMS_KEY_ID").cloned()
+        Some(key_id_ref("mlspace-key"))
     );
     assert_eq!(
         resolve_marker(

@@ -265,7 +265,8 @@ fn render_json_follows_the_contract() {
             "account",
             "params",
             "tags",
-            "ignore"
+            "ignore",
+            "ignoreTags"
         ]
     );
     for k in ["name", "partition", "region", "account"] {
@@ -285,10 +286,11 @@ fn render_json_follows_the_contract() {
 
     let resources = r["resources"].as_array().expect("resources is a list");
     assert!(!resources.is_empty());
-    const ORDER: [&str; 5] = [
+    const ORDER: [&str; 6] = [
         "ManagedPolicy",
         "Role",
         "ServiceLinkedRole",
+        "KmsKey",
         "Bucket",
         "Table",
     ];
@@ -336,10 +338,11 @@ fn render_json_follows_the_contract() {
             count("ManagedPolicy"),
             count("Role"),
             count("ServiceLinkedRole"),
+            count("KmsKey"),
             count("Bucket"),
             count("Table")
         ],
-        [8, 8, 1, 5, 12]
+        [8, 8, 1, 1, 5, 12]
     );
 
     // Resolved forms: policy files inlined, references turned into ARNs, tags merged.
@@ -737,20 +740,29 @@ fn kms_key_example_renders_with_the_bundled_manifests() {
         .iter()
         .map(|x| x["kind"].as_str().unwrap())
         .collect();
-    // Listed (and created) after the IAM kinds its policy may name, before buckets and tables.
-    let at = kinds.iter().position(|k| *k == "KmsKey").expect("the key");
+    // Listed (and created) after the IAM kinds its policy may name, before buckets and tables;
+    // the bundled key and the example's, by name.
+    let at = kinds.iter().position(|k| *k == "KmsKey").expect("the keys");
     assert_eq!(kinds[at - 1], "ServiceLinkedRole");
-    assert_eq!(kinds[at + 1], "Bucket");
-    let key = &r["resources"][at];
-    assert_eq!(key["name"], "mlspace-key");
+    assert_eq!(kinds[at..at + 2], ["KmsKey", "KmsKey"]);
+    assert_eq!(kinds[at + 2], "Bucket");
+    assert_eq!(r["resources"][at]["name"], "mlspace-key");
+    let key = &r["resources"][at + 1];
+    assert_eq!(key["name"], "mlspace-project-data");
     let spec = &key["spec"];
     let account = r["environment"]["account"].as_str().unwrap();
     assert_eq!(
         spec["policy"]["Statement"][0]["Principal"]["AWS"],
         format!("arn:aws:iam::{account}:root")
     );
-    // Defaults are left out; the Environment's tags are merged in.
-    assert!(spec.get("keySpec").is_none() && spec.get("deletionWindowInDays").is_none());
-    assert_eq!(spec["tags"]["project"], "MLSpaceInfrastructure");
+    // Defaults are left out, the settings given are kept; the Environment's tags are merged in.
+    assert!(spec.get("keySpec").is_none() && spec.get("keyUsage").is_none());
+    assert_eq!(spec["deletionWindowInDays"], 14);
+    assert_eq!(spec["rotationPeriodInDays"], 365);
+    assert_eq!(
+        spec["aliases"],
+        serde_json::json!(["mlspace-project-data-encryption"])
+    );
+    assert_eq!(spec["tags"]["purpose"], "project-data");
     assert_eq!(spec["tags"]["system"], r["environment"]["tags"]["system"]);
 }
