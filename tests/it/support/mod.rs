@@ -1,0 +1,126 @@
+//! What the integration tests share: the moto harness, the binary, the daemon handle, git
+//! repositories, golden files, state store fixtures, the fault proxy and the helpers of the
+//! deploy/ tests. Every test of the binary runs in this one process, in parallel: nothing
+//! here sets process-wide state (environment variables, the working directory), and each
+//! test starts its own moto server, daemon and temporary directories.
+
+pub mod cli;
+pub mod daemon;
+pub mod deploy;
+pub mod fault_proxy;
+pub mod git;
+pub mod golden;
+pub mod http;
+pub mod moto;
+pub mod state;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub use cli::{mlspace, text, CommandExt};
+pub use moto::{Clients, Moto};
+
+/// The repository root.
+pub fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The bundled manifests directory.
+pub fn manifests_dir() -> PathBuf {
+    root().join("manifests")
+}
+
+/// A file of the repository, read whole.
+pub fn read(rel: &str) -> String {
+    std::fs::read_to_string(root().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+}
+
+/// A JSON file of the repository.
+pub fn read_json(rel: &str) -> serde_json::Value {
+    serde_json::from_str(&read(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+}
+
+/// A copy of the bundled manifests for a test to change, with `extra` files of the
+/// repository (examples from docs/) added beside them.
+pub fn manifests_copy(extra: &[&str]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&manifests_dir(), dir.path());
+    for rel in extra {
+        let name = Path::new(rel).file_name().unwrap();
+        std::fs::copy(root().join(rel), dir.path().join(name)).unwrap();
+    }
+    dir
+}
+
+/// Copy a directory tree.
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), dest).unwrap();
+        }
+    }
+}
+
+/// Every `.rs` file under `dir`, recursively.
+pub fn rust_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The first `{UPPER_SNAKE}` placeholder in `s` that is not an IAM variable `${...}`.
+pub fn placeholder_in(s: &str) -> Option<&str> {
+    let b = s.as_bytes();
+    for (i, _) in s.match_indices('{') {
+        if i > 0 && b[i - 1] == b'$' {
+            continue;
+        }
+        let rest = &b[i + 1..];
+        let n = rest
+            .iter()
+            .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || **c == b'_')
+            .count();
+        if n > 0 && rest[0].is_ascii_uppercase() && rest.get(n) == Some(&b'}') {
+            return Some(&s[i..i + n + 2]);
+        }
+    }
+    None
+}
+
+/// A free TCP port on loopback (free when asked; another process may take it before use).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Whether a test that needs an external tool must fail rather than skip without it.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
+}
+
+/// Whether `tool` is on PATH.
+pub fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
