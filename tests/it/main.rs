@@ -26,6 +26,7 @@ mod schema;
 mod seeds;
 mod source_git;
 mod source_local;
+mod state_conformance;
 mod state_dynamodb;
 mod state_file;
 mod table_engine;
