@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/moto.sh install
-# promtool checks deploy/prometheus/alerts.yaml (tests/deploy_prometheus.rs, which fails
+# promtool checks deploy/prometheus/alerts.yaml (tests/it/deploy_prometheus.rs, which fails
 # without it under CI); Debian ships it in the prometheus package.
 if ! command -v promtool >/dev/null 2>&1; then
   if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
@@ -15,7 +15,7 @@ if ! command -v promtool >/dev/null 2>&1; then
     echo "promtool not found (apt-get install prometheus); its test is skipped outside CI" >&2
   fi
 fi
-# git and ssh-keygen sign commits for tests/verify_commits.rs (which fails without them under
+# git and ssh-keygen sign commits for tests/it/verify_commits.rs (which fails without them under
 # CI); Debian ships them in git and openssh-client.
 if ! { command -v git && command -v ssh-keygen; } >/dev/null 2>&1; then
   if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
@@ -23,7 +23,7 @@ if ! { command -v git && command -v ssh-keygen; } >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends git openssh-client >/dev/null
   else
-    echo "git or ssh-keygen not found; tests/verify_commits.rs is skipped outside CI" >&2
+    echo "git or ssh-keygen not found; tests/it/verify_commits.rs is skipped outside CI" >&2
   fi
 fi
 cargo fmt --all -- --check
