@@ -52,6 +52,13 @@ enum Command {
         /// Output format.
         #[arg(long, short = 'o', value_enum, default_value_t = RenderFormat::Json)]
         output: RenderFormat,
+        /// Read AWS to show references (`{ref:KIND/NAME.ATTRIBUTE}`) with the values AWS has
+        /// assigned; without it they are shown as written.
+        #[arg(long)]
+        resolve: bool,
+        /// AWS endpoint for --resolve (else AWS_ENDPOINT_URL or the SDK's default).
+        #[arg(long, env = "MLSPACE_GITOPS_ENDPOINT_URL", requires = "resolve")]
+        endpoint_url: Option<String>,
     },
     /// Compare AWS with the manifests and print the changes apply would make.
     Plan {
@@ -330,8 +337,22 @@ fn exit_code(outcome: cli::Outcome) -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let outcome = match cli.command {
         Command::Validate { manifests } => cli::validate(&manifests),
-        Command::Render { manifests, output } => {
-            cli::render(&manifests, output == RenderFormat::Yaml)
+        Command::Render {
+            manifests,
+            output,
+            resolve,
+            endpoint_url,
+        } => {
+            let yaml = output == RenderFormat::Yaml;
+            if resolve {
+                let aws = AwsOptions {
+                    endpoint_url,
+                    ..AwsOptions::default()
+                };
+                cli::block_on(cli::render_resolved(&manifests, yaml, aws))
+            } else {
+                cli::render(&manifests, yaml)
+            }
         }
         Command::Schema => cli::schema(),
         Command::Plan {

@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::stream::{FuturesUnordered, StreamExt};
@@ -15,7 +15,8 @@ use tracing::Instrument;
 
 use crate::aws::{AwsContext, AwsError, DisplayChain, ErrorClass};
 use crate::kinds::{Kind, PlanCx};
-use crate::plan::{Action, Change, Outcome, Plan, ResourceId};
+use crate::plan::{Action, Change, Outcome, Plan, ResourceId, Step};
+use crate::syntax::refs;
 
 /// Executor settings.
 #[derive(Debug, Clone)]
@@ -108,6 +109,13 @@ pub enum ChangeError {
         /// Name of the failed dependency.
         name: String,
     },
+    /// A step names a value AWS was to assign to a resource of this apply, and that value
+    /// could not be read.
+    #[error("not started: the value of {reference} is not known (its resource could not be read after it was made)")]
+    UnknownValue {
+        /// The reference, as written.
+        reference: String,
+    },
 }
 
 fn ser_display<S: serde::Serializer, T: std::fmt::Display>(v: &T, s: S) -> Result<S::Ok, S::Error> {
@@ -122,7 +130,9 @@ impl ChangeError {
                 e.class,
                 ErrorClass::Transient | ErrorClass::EventualConsistency
             ),
-            ChangeError::DependencyFailed { .. } | ChangeError::Stopped => true,
+            ChangeError::DependencyFailed { .. }
+            | ChangeError::Stopped
+            | ChangeError::UnknownValue { .. } => true,
         }
     }
 }
@@ -158,11 +168,87 @@ impl ApplyReport {
     }
 }
 
+/// Values AWS assigned to resources this apply made, read once they exist, for the steps
+/// that reference them (`{ref:KIND/NAME.ATTRIBUTE}`).
+#[derive(Debug, Default)]
+struct Assigned {
+    /// The resources some step references.
+    wanted: BTreeSet<ResourceId>,
+    /// Their attributes, once read.
+    values: Mutex<BTreeMap<ResourceId, BTreeMap<String, String>>>,
+}
+
+impl Assigned {
+    /// The resources the steps of `changes` reference.
+    fn for_changes(changes: &[&Change]) -> Assigned {
+        let mut wanted = BTreeSet::new();
+        for c in changes {
+            for step in &c.steps {
+                let v = serde_json::to_value(step).unwrap_or_default();
+                for r in refs::collect(&v) {
+                    if let Some(kind) = Kind::parse(&r.kind) {
+                        wanted.insert((kind, r.name));
+                    }
+                }
+            }
+        }
+        Assigned {
+            wanted,
+            values: Mutex::default(),
+        }
+    }
+
+    /// `step` with the references it holds filled in; `Err` names one that is not known.
+    fn fill(&self, step: &Step) -> Result<Option<Step>, ChangeError> {
+        if self.wanted.is_empty() {
+            return Ok(None);
+        }
+        let mut v = serde_json::to_value(step).unwrap_or_default();
+        let left = refs::collect(&v);
+        if left.is_empty() {
+            return Ok(None);
+        }
+        let values = self.values.lock().unwrap_or_else(|e| e.into_inner());
+        refs::substitute(&mut v, &|r| {
+            let kind = Kind::parse(&r.kind)?;
+            values
+                .get(&(kind, r.name.clone()))?
+                .get(&r.attribute)
+                .cloned()
+        });
+        if let Some(r) = refs::collect(&v).first() {
+            return Err(ChangeError::UnknownValue {
+                reference: r.text(),
+            });
+        }
+        // Strings replaced by strings: the step's own type reads it back.
+        Ok(serde_json::from_value(v).ok())
+    }
+
+    /// After `change` succeeded: read its attributes when a later step needs them.
+    async fn record(&self, aws: &AwsContext, change: &Change, cx: &PlanCx) {
+        let id = (change.kind, change.name.clone());
+        if !self.wanted.contains(&id) {
+            return;
+        }
+        match crate::kinds::observe_attributes(change.kind, aws, &change.name, cx).await {
+            Ok(attrs) => {
+                self.values
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(id, attrs);
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot read the values AWS assigned"),
+        }
+    }
+}
+
 async fn run_change(
     aws: &AwsContext,
     change: &Change,
     cx: &PlanCx,
     opts: &ApplyOptions,
+    assigned: &Assigned,
     progress: tokio::sync::mpsc::UnboundedSender<StepDone>,
 ) -> ChangeResult {
     let span = tracing::info_span!("change", kind = %change.kind, name = %change.name, action = ?change.action);
@@ -175,7 +261,19 @@ async fn run_change(
                 error = Some(ChangeError::Stopped);
                 break;
             }
-            match step.run(aws, &change.name, cx).await {
+            let filled = match assigned.fill(step) {
+                Ok(f) => f,
+                Err(e) => {
+                    error = Some(e);
+                    break;
+                }
+            };
+            match filled
+                .as_ref()
+                .unwrap_or(step)
+                .run(aws, &change.name, cx)
+                .await
+            {
                 Ok(()) => {
                     done += 1;
                     let _ = progress.send(StepDone {
@@ -195,6 +293,7 @@ async fn run_change(
         }
         if error.is_none() {
             tracing::info!(steps = done, "change applied");
+            assigned.record(aws, change, cx).await;
         }
         ChangeResult {
             kind: change.kind,
@@ -227,9 +326,17 @@ pub async fn apply(
         .actionable()
         .filter(|c| c.action == Action::Delete)
         .collect();
-    run_batch(aws, &forward, cx, opts, &mut report, &mut on_event, |c| {
-        c.depends_on.clone()
-    })
+    let assigned = Assigned::for_changes(&forward);
+    run_batch(
+        aws,
+        &forward,
+        cx,
+        opts,
+        &assigned,
+        &mut report,
+        &mut on_event,
+        |c| c.depends_on.clone(),
+    )
     .await;
     // A kind's deletes wait for the deletes of the kinds it names (a policy's for the roles
     // that let go of it); other kinds do not reference each other's existence, so one
@@ -247,6 +354,7 @@ pub async fn apply(
         &deletes,
         cx,
         opts,
+        &Assigned::default(),
         &mut report,
         &mut on_event,
         delete_deps,
@@ -255,11 +363,13 @@ pub async fn apply(
     report
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn run_batch(
     aws: &AwsContext,
     changes: &[&Change],
     cx: &PlanCx,
     opts: &ApplyOptions,
+    assigned: &Assigned,
     report: &mut ApplyReport,
     on_event: &mut impl FnMut(Event<'_>),
     deps_of: impl Fn(&Change) -> Vec<ResourceId>,
@@ -312,7 +422,7 @@ async fn run_batch(
                 && my_deps.iter().all(|d| succeeded.contains(d))
             {
                 on_event(Event::Started(c));
-                running.push(run_change(aws, c, cx, opts, progress.clone()));
+                running.push(run_change(aws, c, cx, opts, assigned, progress.clone()));
                 pending.remove(i);
                 continue;
             }
@@ -326,7 +436,7 @@ async fn run_batch(
             }
             let c = pending.remove(0);
             on_event(Event::Started(c));
-            running.push(run_change(aws, c, cx, opts, progress.clone()));
+            running.push(run_change(aws, c, cx, opts, assigned, progress.clone()));
         }
         // Report steps as they complete, until a change finishes.
         let r = loop {

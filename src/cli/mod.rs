@@ -12,7 +12,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 
 use mlspace_gitops::apply::Event;
-use mlspace_gitops::aws::{AwsContext, DisplayChain};
+use mlspace_gitops::aws::{AwsContext, AwsOptions, DisplayChain};
 use mlspace_gitops::import;
 use mlspace_gitops::kinds::Kind;
 use mlspace_gitops::manifest::{self, render, Loaded, ManifestError};
@@ -129,6 +129,28 @@ pub fn render(path: &Path, yaml: bool) -> anyhow::Result<Outcome> {
             render::to_json(&loaded.desired)
         }
     );
+    Ok(Outcome::Done)
+}
+
+/// `render --resolve`: references shown with the values AWS has assigned (those of
+/// resources AWS does not have yet stay as written).
+pub async fn render_resolved(path: &Path, yaml: bool, aws: AwsOptions) -> anyhow::Result<Outcome> {
+    let Some(loaded) = load_one(&[path.to_path_buf()], "render prints")? else {
+        return Ok(Outcome::Failed);
+    };
+    let mut clients = Clients::new(aws, None);
+    let aws = clients
+        .connect(&loaded.desired.environment)
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", DisplayChain(&e)))?;
+    let values = pipeline::reference_values(&aws, &loaded.desired).await;
+    let mut v = render::to_json_value(&loaded.desired);
+    mlspace_gitops::syntax::refs::substitute(&mut v, &|r| values.get(r).cloned());
+    if yaml {
+        print!("{}", render::json_to_yaml_text(&v));
+    } else {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    }
     Ok(Outcome::Done)
 }
 

@@ -151,8 +151,8 @@ pub enum PruneRefused {
     #[error("the inventory is unreadable ({0}); nothing is pruned until it is fixed")]
     Inventory(String),
     /// The revision holds no resource at all: far more often a mistake (a wrong path, a
-    /// bad merge) than a wish to delete everything.
-    #[error("refusing to prune: the revision holds no resources, and an empty revision never prunes; kept {} managed resource(s): {}", kept.len(), kept.join(", "))]
+    /// bad merge) than a wish to delete everything; nothing is deleted or released.
+    #[error("refusing to prune: the revision holds no resources, and an empty revision never prunes or releases anything; kept {} managed resource(s): {}", kept.len(), kept.join(", "))]
     EmptyRevision {
         /// The managed resources kept, as `Kind name`.
         kept: Vec<String>,
@@ -209,23 +209,31 @@ pub fn removals(
         .filter(|e| e.environment == desired.environment.name && !wanted.contains(&e.id()))
         .collect();
     let mut out = Removals::default();
+    // An empty manifest set (an Environment alone) is a mistake far more often than a wish
+    // (a wrong path, a bad merge): it neither deletes nor releases anything.
+    let leaving: Vec<&&InventoryEntry> = gone.iter().filter(|e| e.retain || opts.enabled).collect();
+    if desired.resources.is_empty() && !leaving.is_empty() {
+        out.refused = Some(PruneRefused::EmptyRevision {
+            kept: leaving
+                .iter()
+                .map(|e| format!("{} {}", e.kind, e.name))
+                .collect(),
+        });
+        return out;
+    }
     out.removals
         .extend(gone.iter().filter(|e| e.retain).map(|e| Removal {
             id: e.id(),
             how: RemovalKind::Release,
         }));
-    let deletes: Vec<&&InventoryEntry> = gone.iter().filter(|e| !e.retain).collect();
+    // The Environment's ignore rules (by name here; the planner also matches tags) keep a
+    // resource out of prune, so it does not count towards the mass-deletion guard either.
+    let ignore = &desired.environment.ignore;
+    let deletes: Vec<&&InventoryEntry> = gone
+        .iter()
+        .filter(|e| !e.retain && !ignore.iter().any(|r| r.matches(&e.name, None)))
+        .collect();
     if !opts.enabled || deletes.is_empty() {
-        return out;
-    }
-    // An empty manifest set (an Environment alone) is a mistake far more often than a wish.
-    if desired.resources.is_empty() {
-        out.refused = Some(PruneRefused::EmptyRevision {
-            kept: deletes
-                .iter()
-                .map(|e| format!("{} {}", e.kind, e.name))
-                .collect(),
-        });
         return out;
     }
     let managed = inventory.len();

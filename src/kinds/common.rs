@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::syntax::diag::DocCx;
+use crate::syntax::diag::{DocCx, Severity, SILENCE_ANNOTATION};
 
 /// Tag key → value.
 pub type Tags = BTreeMap<String, String>;
@@ -168,14 +168,16 @@ pub fn merged_tags(env: &Tags, own: &Tags) -> Tags {
     t
 }
 
-/// Validate a policy document found at `pointer` and report each issue at its own position.
+/// Validate a policy document found at `pointer` and report each issue at its own position,
+/// under its check id (so a warning can be silenced on the resource; see
+/// [`crate::syntax::diag::SILENCE_ANNOTATION`]).
 pub fn check_policy(
     cx: &mut DocCx,
     pointer: &str,
     doc: &serde_json::Value,
     kind: mlspace_policy::PolicyKind,
 ) {
-    for mut issue in mlspace_policy::validate(doc, kind) {
+    for (check, mut issue) in mlspace_policy::validate_with_checks(doc, kind) {
         let p = format!("{pointer}{}", issue.pointer);
         // The crate's messages start with the element's own path; ours prefixes the full one.
         const ELEMENTS: [&str; 8] = [
@@ -194,8 +196,17 @@ pub fn check_policy(
             }
         }
         match issue.severity {
+            // IAM refuses these: they cannot be silenced.
             mlspace_policy::Severity::Error => cx.error(&p, issue.message),
-            mlspace_policy::Severity::Warning => cx.warning(&p, issue.message),
+            mlspace_policy::Severity::Warning => cx.finding(
+                &p,
+                Severity::Warning,
+                check,
+                format_args!(
+                    "{} (if this is meant, silence it for the resource with metadata.annotations `{SILENCE_ANNOTATION}{check}: REASON`)",
+                    issue.message
+                ),
+            ),
         }
     }
 }

@@ -265,6 +265,34 @@ pub trait KindPlan: DocKind {
         None
     }
 
+    /// The attributes a reference (`{ref:KIND/NAME.ATTRIBUTE}`) may name.
+    const ATTRIBUTES: &'static [&'static str] = &["arn", "name"];
+
+    /// A value shaped like `attribute` of resource `name`, used only to check documents that
+    /// reference it (a policy whose `Resource` is a key's ARN) before AWS has assigned it.
+    /// `None` leaves the reference as written.
+    fn stand_in(name: &str, attribute: &str, _at: Place) -> Option<String> {
+        (attribute == "name").then(|| name.to_string())
+    }
+
+    /// The value of `attribute` of an observed resource.
+    fn observed_attribute(
+        name: &str,
+        observed: &Self::Observed,
+        attribute: &str,
+    ) -> Option<String> {
+        match attribute {
+            "arn" => Self::observed_arn(observed),
+            "name" => Some(name.to_string()),
+            _ => None,
+        }
+    }
+
+    /// The tags of an observed resource, when its kind has tags (ignore rules match them).
+    fn observed_tags(_observed: &Self::Observed) -> Option<&Tags> {
+        None
+    }
+
     /// Whether the manifest allows deleting the resource with its contents (a bucket's
     /// `forceDestroy`).
     fn force_destroy(_spec: &Self::Spec) -> bool {
@@ -374,6 +402,8 @@ pub struct KindInfo {
     pub record_before_create: bool,
     /// See [`KindPlan::DELETE_AFTER`].
     pub delete_after: &'static [Kind],
+    /// See [`KindPlan::ATTRIBUTES`] (none for documents).
+    pub attributes: &'static [&'static str],
 }
 
 impl KindInfo {
@@ -387,6 +417,7 @@ impl KindInfo {
         scope: Scope::Account,
         record_before_create: false,
         delete_after: &[],
+        attributes: &[],
     };
 
     /// The info of a resource kind.
@@ -400,6 +431,7 @@ impl KindInfo {
             scope: K::SCOPE,
             record_before_create: K::RECORD_BEFORE_CREATE,
             delete_after: K::DELETE_AFTER,
+            attributes: K::ATTRIBUTES,
         }
     }
 
@@ -505,10 +537,11 @@ pub fn has_ownership_tag(tags: &Tags) -> bool {
     tags.get(OWNERSHIP_TAG).map(String::as_str) == Some(OWNERSHIP_VALUE)
 }
 
-/// Tags as a manifest writes them: the ownership tag left out.
+/// Tags as a manifest writes them: the ownership tag and the `aws:` tags (which AWS sets
+/// and nobody else may) left out.
 pub fn own_tags(tags: &Tags) -> Tags {
     tags.iter()
-        .filter(|(k, _)| k.as_str() != OWNERSHIP_TAG)
+        .filter(|(k, _)| k.as_str() != OWNERSHIP_TAG && !k.to_ascii_lowercase().starts_with("aws:"))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect()
 }

@@ -147,6 +147,68 @@ macro_rules! registry {
             )*
         }
 
+        impl Observed {
+            /// The value of `attribute` of the observed `kind` resource `name`, when AWS has
+            /// it (a reference's value).
+            pub fn attribute(&self, kind: Kind, name: &str, attribute: &str) -> Option<String> {
+                use $crate::kinds::core::KindPlan;
+                match kind {
+                    $( Kind::$rvar => self.$rvar.get(name).and_then(|o| {
+                        <$rmod::$rty as KindPlan>::observed_attribute(name, o, attribute)
+                    }), )*
+                    _ => None,
+                }
+            }
+        }
+
+        /// A value shaped like `attribute` of `kind` resource `name`
+        /// ([`core::KindPlan::stand_in`]); `None` for documents and unknown attributes.
+        pub fn stand_in(
+            kind: Kind,
+            name: &str,
+            attribute: &str,
+            at: $crate::kinds::core::Place,
+        ) -> Option<String> {
+            use $crate::kinds::core::KindPlan;
+            match kind {
+                $( Kind::$rvar => <$rmod::$rty as KindPlan>::stand_in(name, attribute, at), )*
+                _ => None,
+            }
+        }
+
+        /// Read the attributes of `kind` resource `name` from AWS (an executor resolving a
+        /// reference to a resource it just created); empty when it does not exist.
+        #[cfg(feature = "runtime")]
+        pub fn observe_attributes<'a>(
+            kind: Kind,
+            aws: &'a $crate::aws::AwsContext,
+            name: &'a str,
+            cx: &'a $crate::kinds::core::PlanCx,
+        ) -> futures::future::BoxFuture<
+            'a,
+            Result<std::collections::BTreeMap<String, String>, $crate::aws::AwsError>,
+        > {
+            Box::pin(async move {
+                use $crate::kinds::core::KindPlan;
+                use $crate::kinds::runtime::KindAws;
+                match kind {
+                    $( Kind::$rvar => {
+                        let found = <$rmod::$rty as KindAws>::observe_names(aws, &[name.to_string()], cx).await?;
+                        Ok(found
+                            .get(name)
+                            .map(|o| {
+                                <$rmod::$rty as KindPlan>::ATTRIBUTES
+                                    .iter()
+                                    .filter_map(|a| Some((a.to_string(), <$rmod::$rty as KindPlan>::observed_attribute(name, o, a)?)))
+                                    .collect()
+                            })
+                            .unwrap_or_default())
+                    } )*
+                    _ => Ok(std::collections::BTreeMap::new()),
+                }
+            })
+        }
+
         $(
             impl $crate::kinds::core::Registered for $rmod::$rty {
                 fn wrap(spec: Self::Spec) -> ResourceSpec {

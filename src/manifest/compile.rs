@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::diag::{field_path, Diagnostics, DocCx};
+use super::diag::{field_path, Diagnostics, DocCx, SILENCE_ANNOTATION};
 #[cfg(test)]
 use super::load::parse_file;
 use super::yaml::{self, Loc, SourceMap};
@@ -19,6 +19,7 @@ use crate::kinds::common::{merged_tags, Metadata};
 use crate::kinds::core::{Declared, Received, Reference};
 use crate::kinds::environment::{EnvironmentSpec, EnvironmentView};
 use crate::kinds::{with_kind, Kind, KindFn, Registered, ResolveCx, ResourceSpec};
+use crate::syntax::refs::{self, Ref};
 
 /// Files a manifest refers to (`documentFile`, `assumeRolePolicyFile`), read on demand.
 pub trait FileReader {
@@ -98,20 +99,28 @@ pub fn compile(
             }
         }
         inline_files(&mut d, vars.as_ref(), reader, &mut diags);
+        // Documents are checked with stand-ins for the values AWS has not assigned yet (a
+        // key's ARN in a policy's Resource); the spec keeps the references.
+        let checked = with_stand_ins(&d.value["spec"], &view);
+        let silenced = silenced_checks(&d.metadata);
         let mut cx = d.cx(&mut diags);
         let typed = Typed {
             cx: &mut cx,
             value: &d.value["spec"],
+            checked: checked.as_ref(),
             name: &d.metadata.name,
             env: &view,
+            silenced: &silenced,
         };
         if let Some(Some(spec)) = with_kind(d.kind, typed) {
             resources.push((d, spec));
         }
     }
 
-    // 4. Rules between documents: duplicates and references.
+    // 4. Rules between documents: duplicates, references by name, references to values
+    // AWS assigns.
     check_duplicates(&resources, &mut diags);
+    let value_refs = check_refs(&resources, &mut diags);
     let names: HashSet<(Kind, &str)> = resources
         .iter()
         .map(|(d, _)| (d.kind, d.metadata.name.as_str()))
@@ -138,7 +147,7 @@ pub fn compile(
     };
 
     // 5. Resolve.
-    let desired = resolve(view, resources, &mut diags);
+    let desired = resolve(view, resources, value_refs, &mut diags);
     if diags.has_errors() {
         return Err(ManifestError::Invalid(diags));
     }
@@ -217,15 +226,155 @@ fn environment(
 struct Typed<'a, 'b> {
     cx: &'a mut DocCx<'b>,
     value: &'a Value,
+    /// The spec with stand-ins for its references, when it has any: what is validated.
+    checked: Option<&'a Value>,
     name: &'a str,
     env: &'a EnvironmentView,
+    /// Checks the document's annotations silence.
+    silenced: &'a [&'a str],
 }
 
 impl KindFn<Option<ResourceSpec>> for Typed<'_, '_> {
     fn document<K: Registered>(self) -> Option<ResourceSpec> {
         let spec = typed::<K::Spec>(self.cx, self.value, "/spec")?;
-        K::validate(self.name, &spec, self.cx, self.env);
+        // Strings replaced by strings: what typed above types again.
+        let checked = match self.checked {
+            Some(v) => serde_json::from_value::<K::Spec>(v.clone()).ok(),
+            None => None,
+        };
+        let mark = self.cx.diags.len();
+        K::validate(
+            self.name,
+            checked.as_ref().unwrap_or(&spec),
+            self.cx,
+            self.env,
+        );
+        self.cx.diags.silence_since(mark, self.silenced);
         Some(K::wrap(spec))
+    }
+}
+
+/// `spec` with each reference replaced by a value of the right shape
+/// ([`crate::kinds::stand_in`]), or `None` when it holds no reference.
+fn with_stand_ins(spec: &Value, env: &EnvironmentView) -> Option<Value> {
+    if refs::collect(spec).is_empty() {
+        return None;
+    }
+    let at = crate::kinds::Place {
+        partition: &env.partition,
+        account: &env.account,
+        region: &env.region,
+    };
+    let mut v = spec.clone();
+    refs::substitute(&mut v, &|r| {
+        crate::kinds::stand_in(Kind::parse(&r.kind)?, &r.name, &r.attribute, at)
+    });
+    Some(v)
+}
+
+/// Check every reference of every document: it parses, names a resource of the manifests
+/// (not the document itself) and an attribute its kind has. Returns the references of each
+/// document, by index.
+fn check_refs(resources: &[(Doc, ResourceSpec)], diags: &mut Diagnostics) -> Vec<Vec<Ref>> {
+    let names: HashSet<(Kind, &str)> = resources
+        .iter()
+        .map(|(d, _)| (d.kind, d.metadata.name.as_str()))
+        .collect();
+    let mut out = Vec::new();
+    for (d, _) in resources {
+        let mut found = Vec::new();
+        let mut problems: Vec<(String, String)> = Vec::new();
+        refs::walk(&d.value["spec"], &mut |ptr, good, bad| {
+            let ptr = format!("/spec{ptr}");
+            for b in bad {
+                problems.push((ptr.clone(), format!("`{}` {}", b.text, b.why)));
+            }
+            for r in good {
+                let kind = Kind::parse(&r.kind).filter(|k| k.is_resource());
+                let Some(kind) = kind else {
+                    let kinds: Vec<&str> = Kind::RESOURCES.iter().map(|k| k.as_str()).collect();
+                    problems.push((
+                        ptr.clone(),
+                        format!(
+                            "`{}` names the kind `{}`; a reference names one of {}",
+                            r.text(),
+                            r.kind,
+                            kinds.join(", ")
+                        ),
+                    ));
+                    continue;
+                };
+                if kind == d.kind && r.name == d.metadata.name {
+                    problems.push((
+                        ptr.clone(),
+                        format!("`{}` refers to this document itself", r.text()),
+                    ));
+                } else if !names.contains(&(kind, r.name.as_str())) {
+                    problems.push((
+                        ptr.clone(),
+                        format!(
+                            "`{}`: no {kind} named `{}` in the manifests",
+                            r.text(),
+                            r.name
+                        ),
+                    ));
+                } else if !kind.info().attributes.contains(&r.attribute.as_str()) {
+                    problems.push((
+                        ptr.clone(),
+                        format!(
+                            "`{}`: {kind} has no attribute `{}`; it has {}",
+                            r.text(),
+                            r.attribute,
+                            kind.info().attributes.join(", ")
+                        ),
+                    ));
+                } else {
+                    found.push(r.clone());
+                }
+            }
+        });
+        let mut cx = d.cx(diags);
+        for (ptr, msg) in problems {
+            cx.error(&ptr, msg);
+        }
+        found.sort();
+        found.dedup();
+        out.push(found);
+    }
+    out
+}
+
+/// The check ids a document's `lint.mlspace-gitops/CHECK-ID` annotations silence.
+fn silenced_checks(metadata: &Metadata) -> Vec<&str> {
+    metadata
+        .annotations
+        .keys()
+        .filter_map(|k| k.strip_prefix(SILENCE_ANNOTATION))
+        .collect()
+}
+
+/// Each silencing annotation names a known check that can be silenced, with a reason.
+fn check_silencing(cx: &mut DocCx, metadata: &Metadata) {
+    for (key, reason) in &metadata.annotations {
+        let Some(id) = key.strip_prefix(SILENCE_ANNOTATION) else {
+            continue;
+        };
+        let ptr = format!("/metadata/annotations/{}", yaml::escape_segment(key));
+        match mlspace_policy::lint::check(id) {
+            None => cx.key_error(
+                &ptr,
+                format_args!("`{id}` is not a lint check id (docs/lint.md lists them)"),
+            ),
+            Some(c) if c.id == "invalid-structure" => cx.key_error(
+                &ptr,
+                "`invalid-structure` cannot be silenced: IAM refuses such documents",
+            ),
+            Some(_) if reason.trim().is_empty() => cx.error(
+                &ptr,
+                format_args!("silencing `{id}` needs a reason: say why the finding is meant"),
+            ),
+            Some(_) => {}
+        }
     }
 }
 
@@ -295,6 +444,7 @@ fn check_duplicates(resources: &[(Doc, ResourceSpec)], diags: &mut Diagnostics) 
 fn resolve(
     env: EnvironmentView,
     resources: Vec<(Doc, ResourceSpec)>,
+    value_refs: Vec<Vec<Ref>>,
     diags: &mut Diagnostics,
 ) -> DesiredState {
     let place = crate::kinds::Place {
@@ -333,7 +483,7 @@ fn resolve(
     }
 
     let mut out = Vec::new();
-    for (d, mut spec) in resources {
+    for ((d, mut spec), refs) in resources.into_iter().zip(value_refs) {
         if !d.kind.is_resource() {
             continue;
         }
@@ -363,6 +513,7 @@ fn resolve(
             annotations: d.metadata.annotations.clone(),
             ignore_fields: d.metadata.ignore_fields.clone(),
             spec,
+            refs,
             source: d.loc(""),
         });
     }
@@ -456,6 +607,7 @@ fn check_header(s: SourceDoc, diags: &mut Diagnostics) -> Option<Doc> {
         if let Some(k) = kind {
             check_ignore_fields(&mut cx, k, &m.ignore_fields);
         }
+        check_silencing(&mut cx, m);
     }
     match obj.get("spec") {
         Some(Value::Object(_)) => {}

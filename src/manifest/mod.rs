@@ -63,11 +63,23 @@ pub struct Resource {
     #[serde(rename = "ignoreFields", skip_serializing_if = "Vec::is_empty")]
     pub ignore_fields: Vec<String>,
     /// The resolved spec: placeholders replaced, files inlined, defaults applied, policy
-    /// references turned into ARNs, Environment tags merged in.
+    /// references turned into ARNs, Environment tags merged in. References to values AWS
+    /// assigns (`{ref:KIND/NAME.ATTRIBUTE}`) stay as written; the planner fills them in.
     pub spec: ResourceSpec,
+    /// The references the spec holds (each once), checked to name a resource of the
+    /// manifests and one of its attributes.
+    #[serde(skip)]
+    pub refs: Vec<crate::syntax::refs::Ref>,
     /// Where the document starts.
     #[serde(skip)]
     pub source: Option<Loc>,
+}
+
+impl Resource {
+    /// The spec as JSON, as rendered.
+    pub fn spec_value(&self) -> Value {
+        serde_json::to_value(&self.spec).expect("specs are plain data")
+    }
 }
 
 /// What the manifests say the account should hold.

@@ -343,6 +343,41 @@ pub async fn run(
     report
 }
 
+/// The value each reference of `desired` has now (`render --resolve`): names and the ARNs the
+/// manifests give, and what AWS has for the resources it reads. References to resources AWS
+/// does not have yet are left out.
+pub async fn reference_values(
+    aws: &AwsContext,
+    desired: &DesiredState,
+) -> std::collections::BTreeMap<crate::syntax::refs::Ref, String> {
+    let all: BTreeSet<crate::syntax::refs::Ref> = desired
+        .resources
+        .iter()
+        .flat_map(|r| r.refs.iter().cloned())
+        .collect();
+    let targets: BTreeSet<ResourceId> = all
+        .iter()
+        .filter_map(|r| Some((Kind::parse(&r.kind)?, r.name.clone())))
+        .collect();
+    let only_targets = DesiredState {
+        environment: desired.environment.clone(),
+        resources: desired
+            .resources
+            .iter()
+            .filter(|r| targets.contains(&(r.kind, r.name.clone())))
+            .cloned()
+            .collect(),
+    };
+    let cx = plan_cx(desired);
+    let observation = observe(aws, &only_targets, &[], &cx).await;
+    all.into_iter()
+        .filter_map(|r| {
+            let v = crate::plan::ref_value(&r, &observation.observed, &cx)?;
+            Some((r, v))
+        })
+        .collect()
+}
+
 /// Observe AWS and plan the changes that make it match `desired`, with `removals` for the
 /// resources that left the manifests; what the inventory says an apply began creating is
 /// taken as ours even without the ownership tag.

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use crate::kinds::{FieldChange, Kind, Observed, PlanError, ResourceId, Step};
-pub use planner::{plan, plan_cx, PlanInput};
+pub use planner::{plan, plan_cx, ref_value, PlanInput};
 
 /// What happens to one resource.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]

@@ -4,8 +4,9 @@ use std::borrow::Cow;
 use std::collections::BTreeSet;
 
 use super::{Action, Change, Plan, PlanError, Removal, RemovalKind, ResourceId};
-use crate::kinds::{visit_resource_kinds, Observed, PlanCx, ResourceKind, ResourceVisitor};
+use crate::kinds::{visit_resource_kinds, Kind, Observed, PlanCx, ResourceKind, ResourceVisitor};
 use crate::manifest::DesiredState;
+use crate::syntax::refs::{self, Ref};
 
 /// Everything the planner reads.
 pub struct PlanInput<'a> {
@@ -71,7 +72,19 @@ fn plan_kind<K: ResourceKind>(
         let Some(spec) = K::spec(&r.spec) else {
             continue;
         };
-        let depends_on = K::depends_on(&r.name, spec, cx);
+        // References take the values AWS has (or, for ARNs, the manifests give); the rest
+        // stay as written and are filled in by the executor once their targets exist.
+        let resolved = with_refs_resolved::<K>(spec, &r.refs, input.observed, cx);
+        let spec = resolved.as_ref().unwrap_or(spec);
+        let mut depends_on = K::depends_on(&r.name, spec, cx);
+        for rf in &r.refs {
+            if let Some(kind) = Kind::parse(&rf.kind) {
+                let id = (kind, rf.name.clone());
+                if !depends_on.contains(&id) {
+                    depends_on.push(id);
+                }
+            }
+        }
         let adopt = r
             .annotations
             .get(crate::kinds::common::ADOPT_ANNOTATION)
@@ -128,13 +141,14 @@ fn plan_kind<K: ResourceKind>(
         {
             continue;
         }
-        if cx.ignored(name, None) {
-            continue;
-        }
-        // Only what is still ours goes: a resource someone else took over is left alone.
+        // Only what is still ours goes: a resource someone else took over is left alone,
+        // and so is one the Environment's ignore rules match, by name or by its tags.
         let Some(o) = observed.get(name).filter(|o| K::is_owned(o)) else {
             continue;
         };
+        if cx.ignored(name, K::observed_tags(o)) {
+            continue;
+        }
         let (action, ops) = match rm.how {
             RemovalKind::Delete => (Action::Delete, K::delete(name, o)),
             RemovalKind::ForceDelete => (Action::Delete, K::force_delete(name, o)),
@@ -150,6 +164,39 @@ fn plan_kind<K: ResourceKind>(
             depends_on: vec![],
         });
     }
+}
+
+/// The value a reference has now: a name, an ARN the manifests give, or an attribute AWS
+/// has; `None` while AWS has not assigned it.
+pub fn ref_value(rf: &Ref, observed: &Observed, cx: &PlanCx) -> Option<String> {
+    let kind = Kind::parse(&rf.kind)?;
+    match rf.attribute.as_str() {
+        "name" => Some(rf.name.clone()),
+        "arn" => cx
+            .arn_of(kind, &rf.name)
+            .map(str::to_string)
+            .or_else(|| observed.attribute(kind, &rf.name, "arn")),
+        other => observed.attribute(kind, &rf.name, other),
+    }
+}
+
+/// `spec` with its references replaced by their values where known, or `None` when it has
+/// none to replace.
+fn with_refs_resolved<K: ResourceKind>(
+    spec: &K::Spec,
+    refs: &[Ref],
+    observed: &Observed,
+    cx: &PlanCx,
+) -> Option<K::Spec> {
+    if refs.is_empty() {
+        return None;
+    }
+    let mut v = serde_json::to_value(spec).ok()?;
+    if !refs::substitute(&mut v, &|rf| ref_value(rf, observed, cx)) {
+        return None;
+    }
+    // Strings replaced by strings: the spec's own type reads it back.
+    serde_json::from_value(v).ok()
 }
 
 /// The spec to update against: the manifest's, with every field of `metadata.ignoreFields`
@@ -470,5 +517,27 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn references_take_the_value_the_manifests_give_and_order_the_plan() {
+        let d = desired(
+            "apiVersion: mlspace-gitops/v1\nkind: ManagedPolicy\nmetadata: {name: reader}\nspec:\n  document: {Version: \"2012-10-17\", Statement: [{Effect: Allow, Action: \"s3:GetObject\", Resource: \"{ref:Bucket/data.arn}/*\"}]}\n---\napiVersion: mlspace-gitops/v1\nkind: Bucket\nmetadata: {name: data}\nspec: {}\n",
+        );
+        assert_eq!(d.resources[0].refs.len(), 1);
+        // Rendered as written.
+        assert_eq!(
+            d.resources[0].spec_value()["document"]["Statement"][0]["Resource"],
+            json!("{ref:Bucket/data.arn}/*")
+        );
+        let p = run(&d, &Observed::default());
+        let names: Vec<&str> = p.changes.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["data", "reader"], "the bucket first");
+        let reader = &p.changes[1];
+        assert_eq!(reader.depends_on, [(Kind::Bucket, "data".to_string())]);
+        assert_eq!(
+            reader.fields[0].new.as_ref().unwrap()["Statement"][0]["Resource"],
+            json!("arn:aws:s3:::data/*")
+        );
     }
 }

@@ -5,9 +5,18 @@ use std::fmt;
 use serde_json::Value;
 
 use super::{Action, Change, FieldChange, Plan};
+use crate::syntax::refs;
 
+/// A value on one line; a reference whose value AWS has not assigned yet reads
+/// `(known after apply: KIND/NAME.ATTRIBUTE)`, as Terraform shows such values.
 fn compact(v: &Value) -> String {
-    serde_json::to_string(v).expect("plain data")
+    let text = serde_json::to_string(v).expect("plain data");
+    if !text.contains(refs::PREFIX) {
+        return text;
+    }
+    let mut shown = v.clone();
+    refs::substitute(&mut shown, &|r| Some(format!("(known after apply: {r})")));
+    serde_json::to_string(&shown).expect("plain data")
 }
 
 impl fmt::Display for FieldChange {
@@ -56,10 +65,11 @@ impl fmt::Display for Plan {
             .filter(|c| c.action != Action::NoOp)
             .collect();
         if shown.is_empty() && self.errors.is_empty() {
+            let n = self.summary.no_op;
             writeln!(
                 f,
-                "No changes. AWS matches the manifests ({} resources).",
-                self.summary.no_op
+                "No changes. AWS matches the manifests ({n} resource{}).",
+                if n == 1 { "" } else { "s" }
             )?;
         }
         for c in shown {

@@ -10,13 +10,34 @@ use super::yaml::{Loc, SourceMap};
 
 /// How bad a diagnostic is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum Severity {
     /// Fails validation.
     Error,
+    /// Grants more than it seems to, or opens a path to more access; printed, fails only
+    /// where asked to (`--lint-fail-on security-warning`).
+    SecurityWarning,
     /// Printed, never fails.
     Warning,
+    /// Works, but could be written more simply; printed, never fails.
+    Suggestion,
 }
+
+impl Severity {
+    /// The name printed, as in `error[unknown-action]`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Error => "error",
+            Severity::SecurityWarning => "security-warning",
+            Severity::Warning => "warning",
+            Severity::Suggestion => "suggestion",
+        }
+    }
+}
+
+/// The annotation prefix that silences one check on one resource:
+/// `metadata.annotations: {lint.mlspace-gitops/CHECK-ID: REASON}`.
+pub const SILENCE_ANNOTATION: &str = "lint.mlspace-gitops/";
 
 /// One problem in the manifests.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,15 +46,17 @@ pub struct Diagnostic {
     pub loc: Option<Loc>,
     /// Error or warning.
     pub severity: Severity,
+    /// The check that found it, when it has an id (and can be silenced by it).
+    pub check: Option<&'static str>,
     /// What is wrong, naming the field.
     pub message: String,
 }
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let sev = match self.severity {
-            Severity::Error => "error",
-            Severity::Warning => "warning",
+        let sev = match self.check {
+            Some(c) => format!("{}[{c}]", self.severity.as_str()),
+            None => self.severity.as_str().to_string(),
         };
         match &self.loc {
             Some(l) => write!(
@@ -61,6 +84,23 @@ impl Diagnostics {
         self.items.push(Diagnostic {
             loc,
             severity,
+            check: None,
+            message: message.into(),
+        });
+    }
+
+    /// Record a finding of the check `check`.
+    pub fn push_check(
+        &mut self,
+        severity: Severity,
+        check: &'static str,
+        loc: Option<Loc>,
+        message: impl Into<String>,
+    ) {
+        self.items.push(Diagnostic {
+            loc,
+            severity,
+            check: Some(check),
             message: message.into(),
         });
     }
@@ -97,6 +137,25 @@ impl Diagnostics {
     /// Move every diagnostic of `other` into `self`.
     pub fn extend(&mut self, other: Diagnostics) {
         self.items.extend(other.items);
+    }
+
+    /// How many were recorded (a mark for [`Diagnostics::silence_since`]).
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Drop the diagnostics recorded since `mark` whose check is one of `silenced` (a
+    /// resource's `lint.mlspace-gitops/CHECK-ID` annotations).
+    pub fn silence_since(&mut self, mark: usize, silenced: &[&str]) {
+        if silenced.is_empty() {
+            return;
+        }
+        let mut i = 0;
+        self.items.retain(|d| {
+            let keep = i < mark || d.check.is_none_or(|c| !silenced.contains(&c));
+            i += 1;
+            keep
+        });
     }
 
     /// Whether nothing was recorded.
@@ -152,6 +211,23 @@ impl DocCx<'_> {
         let loc = self.loc(pointer);
         self.diags.push(
             Severity::Warning,
+            loc,
+            format!("{}: {message}", field_path(pointer)),
+        );
+    }
+
+    /// A finding of the check `check` about the value at `pointer`.
+    pub fn finding(
+        &mut self,
+        pointer: &str,
+        severity: Severity,
+        check: &'static str,
+        message: impl fmt::Display,
+    ) {
+        let loc = self.loc(pointer);
+        self.diags.push_check(
+            severity,
+            check,
             loc,
             format!("{}: {message}", field_path(pointer)),
         );

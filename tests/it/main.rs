@@ -20,6 +20,7 @@ mod http_server;
 mod iam_engine;
 mod import_e2e;
 mod multi_env_e2e;
+mod plan_golden;
 mod prune_e2e;
 mod render;
 mod schema;

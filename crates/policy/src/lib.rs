@@ -97,7 +97,7 @@ pub use escalation::{escalation_paths, Escalation, PathGrant};
 pub use lint::{lint, Finding, Severity as LintSeverity};
 pub use normalize::{normalize, semantically_equal, statement_diff, StatementDiff};
 pub use statement::Effect;
-pub use validate::{has_errors, validate, Issue, PolicyKind, Severity};
+pub use validate::{has_errors, validate, validate_with_checks, Issue, PolicyKind, Severity};
 
 /// The policy language version that supports policy variables; the one to write.
 pub const VERSION_2012: &str = "2012-10-17";

@@ -96,6 +96,7 @@ macro_rules! checks {
 checks! {
     INVALID_STRUCTURE = "invalid-structure", Error, "The document is not shaped as IAM (or S3, KMS) requires.";
     STRUCTURE_WARNING = "structure-warning", Warning, "Shape accepted but likely a mistake (uppercase service prefix, variable without Version 2012-10-17, ...).";
+    EMPTY_CONDITION_VALUES = "empty-condition-values", Warning, "A condition key is given an empty list of values, which nothing matches: the statement never applies (or, under ForAllValues:, the condition always holds).";
     MISSING_VERSION = "missing-version", Warning, "No Version: policy variables are taken literally.";
     DUPLICATE_SID = "duplicate-sid", Error, "Two statements have the same Sid.";
     UNKNOWN_SERVICE = "unknown-service", Error, "An action's service prefix is not a known service.";

@@ -109,13 +109,16 @@ pub fn validate(doc: &Value, kind: PolicyKind) -> Vec<Issue> {
 pub(crate) const INVALID_STRUCTURE: &str = "invalid-structure";
 /// Check id of a structural warning in lint output.
 pub(crate) const STRUCTURE_WARNING: &str = "structure-warning";
+/// Check id of a condition key given an empty list of values.
+pub(crate) const EMPTY_CONDITION_VALUES: &str = "empty-condition-values";
 /// Check id of a missing `Version`.
 pub(crate) const MISSING_VERSION: &str = "missing-version";
 /// Check id of a `Sid` used twice.
 pub(crate) const DUPLICATE_SID: &str = "duplicate-sid";
 
-/// [`validate`], each issue with the lint check id it is reported under.
-pub(crate) fn validate_with_checks(doc: &Value, kind: PolicyKind) -> Vec<(&'static str, Issue)> {
+/// [`validate`], each issue with the lint check id it is reported under (see
+/// [`crate::lint::CHECKS`]), so that callers can silence one check.
+pub fn validate_with_checks(doc: &Value, kind: PolicyKind) -> Vec<(&'static str, Issue)> {
     let mut validator = Validator {
         kind,
         issues: Vec::new(),
@@ -666,7 +669,15 @@ impl Validator {
         match values {
             Value::Array(items) => {
                 if items.is_empty() {
-                    self.warning(loc, format!("{} is an empty list", loc.name()));
+                    self.push_check(
+                        EMPTY_CONDITION_VALUES,
+                        loc,
+                        Severity::Warning,
+                        format!(
+                            "{} is an empty list, which no request value matches: under ForAnyValue: (and plain operators) the condition never holds, so the statement never applies; under ForAllValues: it always holds",
+                            loc.name()
+                        ),
+                    );
                 }
                 for (i, item) in items.iter().enumerate() {
                     self.condition_scalar(&loc.index(i), item);

@@ -30,9 +30,9 @@ fn lint_of_bundled_policies_reports_only_the_known_findings() {
         found,
         [
             // Left empty on purpose: MLSpace fills the instance types at runtime.
-            "MLSpace-endpoint-instance-constraint.json structure-warning /Statement/0/Condition/ForAnyValue:StringEquals/sagemaker:InstanceTypes",
-            "MLSpace-job-instance-constraint.json structure-warning /Statement/0/Condition/ForAnyValue:StringEquals/sagemaker:InstanceTypes",
-            "MLSpace-job-instance-constraint.json structure-warning /Statement/1/Condition/ForAnyValue:StringEquals/sagemaker:InstanceTypes",
+            "MLSpace-endpoint-instance-constraint.json empty-condition-values /Statement/0/Condition/ForAnyValue:StringEquals/sagemaker:InstanceTypes",
+            "MLSpace-job-instance-constraint.json empty-condition-values /Statement/0/Condition/ForAnyValue:StringEquals/sagemaker:InstanceTypes",
+            "MLSpace-job-instance-constraint.json empty-condition-values /Statement/1/Condition/ForAnyValue:StringEquals/sagemaker:InstanceTypes",
             // A statement another one of the same policy already grants, as MLSpace v1.6.10
             // writes it (its CDK source adds both; CloudFormation keeps both).
             "mlspace-app-policy.json redundant-statement /Statement/18",

@@ -304,10 +304,18 @@ fn encryption_in_sync(want: &BucketEncryption, have: &ObservedEncryption) -> boo
             .is_none_or(|b| b == have.bucket_key_enabled)
 }
 
-/// Field changes for every tag that differs (absent on one side included).
+/// Whether a tag key is one AWS sets (`aws:cloudformation:stack-name`, ...): nobody can
+/// set or remove it.
+fn is_system_tag(key: &str) -> bool {
+    key.to_ascii_lowercase().starts_with("aws:")
+}
+
+/// Field changes for every tag that differs (absent on one side included), except the
+/// bucket's `aws:` tags, which are not drift.
 fn tag_changes(want: &Tags, have: &Tags) -> Vec<FieldChange> {
     let keys: BTreeSet<&String> = want.keys().chain(have.keys()).collect();
     keys.into_iter()
+        .filter(|k| want.contains_key(*k) || !is_system_tag(k))
         .filter(|k| want.get(*k) != have.get(*k))
         .map(|k| {
             FieldChange::new(
@@ -356,6 +364,14 @@ impl KindPlan for Bucket {
 
     /// A bucket that logs to another bucket of the manifests needs that bucket first:
     /// PutBucketLogging fails while the target does not exist.
+    fn stand_in(name: &str, attribute: &str, at: Place) -> Option<String> {
+        match attribute {
+            "arn" => Some(format!("arn:{}:s3:::{name}", at.partition)),
+            "name" => Some(name.to_string()),
+            _ => None,
+        }
+    }
+
     fn arn(name: &str, _: &BucketSpec, at: Place) -> Option<String> {
         Some(format!("arn:{}:s3:::{name}", at.partition))
     }
@@ -371,6 +387,10 @@ impl KindPlan for Bucket {
             }
             _ => vec![],
         }
+    }
+
+    fn observed_tags(o: &BucketObserved) -> Option<&Tags> {
+        Some(&o.tags)
     }
 
     fn is_owned(o: &BucketObserved) -> bool {
@@ -454,7 +474,13 @@ impl KindPlan for Bucket {
         let tags = cx.desired_tags(&spec.tags);
         let tag_fields = tag_changes(&tags, &o.tags);
         if !tag_fields.is_empty() {
-            ops.push(Op::PutTags(tags));
+            // PutBucketTagging replaces the whole set, and S3 refuses a set that leaves out
+            // the bucket's `aws:` tags ("System Tags cannot be removed by requester").
+            let mut put = tags;
+            for (k, v) in o.tags.iter().filter(|(k, _)| is_system_tag(k)) {
+                put.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+            ops.push(Op::PutTags(put));
         }
 
         if let Some(want) = spec.ownership {
@@ -908,6 +934,38 @@ mod tests {
         ]
         .into();
         assert_eq!(d.1, vec![Op::PutTags(want)]);
+    }
+
+    /// Regression: a bucket CloudFormation created (MLSpace's, adopted) carries
+    /// `aws:cloudformation:*` tags; every plan showed them as drift, and the PutTags written
+    /// without them fails in S3 ("System Tags cannot be removed by requester").
+    #[test]
+    fn aws_system_tags_are_neither_drift_nor_left_out_of_put_tags() {
+        let spec = full_spec();
+        let (_, ops) = Bucket::create("b", &spec, &cx());
+        let mut o = s3_after(&ops);
+        o.tags
+            .insert("aws:cloudformation:stack-name".into(), "mlspace".into());
+        assert_eq!(
+            Bucket::update("b", &spec, &o, &cx()).unwrap(),
+            (vec![], vec![])
+        );
+
+        o.tags.remove(OWNERSHIP_TAG);
+        o.tags.insert("extra".into(), "x".into());
+        let (fields, ops) = Bucket::update("b", &spec, &o, &cx()).unwrap();
+        assert_eq!(
+            field_names(&(fields, ops.clone())),
+            ["spec.tags.extra", &format!("spec.tags.{OWNERSHIP_TAG}")]
+        );
+        let want: Tags = [
+            ("aws:cloudformation:stack-name", "mlspace"),
+            ("team", "ml"),
+            (OWNERSHIP_TAG, OWNERSHIP_VALUE),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .into();
+        assert_eq!(ops, vec![Op::PutTags(want)]);
     }
 
     #[test]

@@ -108,6 +108,14 @@ impl KindPlan for ManagedPolicy {
     // A policy is deleted once the roles deleted with it have let go of it.
     const DELETE_AFTER: &'static [Kind] = &[Kind::Role];
 
+    fn stand_in(name: &str, attribute: &str, at: Place) -> Option<String> {
+        match attribute {
+            "arn" => Some(format!("arn:{}:iam::{}:policy/{name}", at.partition, at.account)),
+            "name" => Some(name.to_string()),
+            _ => None,
+        }
+    }
+
     fn arn(name: &str, spec: &ManagedPolicySpec, at: Place) -> Option<String> {
         Some(spec.arn(at.partition, at.account, name))
     }
@@ -123,6 +131,10 @@ impl KindPlan for ManagedPolicy {
             "tags" => spec.tags = crate::kinds::common::settable_tags(&o.tags),
             _ => {}
         }
+    }
+
+    fn observed_tags(o: &ManagedPolicyObserved) -> Option<&Tags> {
+        Some(&o.tags)
     }
 
     fn is_owned(o: &ManagedPolicyObserved) -> bool {

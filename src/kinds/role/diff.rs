@@ -168,6 +168,14 @@ impl KindPlan for Role {
         }
     }
 
+    fn stand_in(name: &str, attribute: &str, at: Place) -> Option<String> {
+        match attribute {
+            "arn" => Some(format!("arn:{}:iam::{}:role/{name}", at.partition, at.account)),
+            "name" => Some(name.to_string()),
+            _ => None,
+        }
+    }
+
     fn arn(name: &str, spec: &RoleSpec, at: Place) -> Option<String> {
         Some(format!(
             "arn:{}:iam::{}:role{}{name}",
@@ -188,6 +196,10 @@ impl KindPlan for Role {
             .map(|n| (Kind::ManagedPolicy, n.to_string()))
             .collect();
         deps.into_iter().collect()
+    }
+
+    fn observed_tags(o: &RoleObserved) -> Option<&Tags> {
+        Some(&o.tags)
     }
 
     fn is_owned(o: &RoleObserved) -> bool {
@@ -290,11 +302,19 @@ impl KindPlan for Role {
         let mut fields = Vec::new();
         let mut ops = Vec::new();
 
+        // Steps narrow before they widen, so the role never holds more than the old or the
+        // new manifest grants: a new boundary first, removals (detach, delete inline), the
+        // trust policy, then additions (attach, put inline), and a boundary removal last.
+        // The fields keep the manifest's order.
+        let mut narrowing = Vec::new();
+        let mut trust_ops = Vec::new();
+        let mut widening = Vec::new();
+        let mut last = Vec::new();
         if let Some(trust) = &spec.assume_role_policy {
             if let Some(f) = document_change("spec.assumeRolePolicy", trust, &o.assume_role_policy)
             {
                 fields.push(f);
-                ops.push(Op::UpdateTrust {
+                trust_ops.push(Op::UpdateTrust {
                     document: trust.clone(),
                 });
             }
@@ -319,8 +339,8 @@ impl KindPlan for Role {
                 Some(json!(detach)),
                 Some(json!(attach)),
             ));
-            ops.extend(detach.iter().map(|a| Op::Detach { arn: (*a).clone() }));
-            ops.extend(attach.iter().map(|a| Op::Attach { arn: (*a).clone() }));
+            narrowing.extend(detach.iter().map(|a| Op::Detach { arn: (*a).clone() }));
+            widening.extend(attach.iter().map(|a| Op::Attach { arn: (*a).clone() }));
         }
 
         for (p, actual) in &o.inline_policies {
@@ -330,7 +350,7 @@ impl KindPlan for Role {
                     Some(actual.clone()),
                     None,
                 ));
-                ops.push(Op::DeleteInline {
+                narrowing.push(Op::DeleteInline {
                     policy_name: p.clone(),
                 });
             }
@@ -343,7 +363,7 @@ impl KindPlan for Role {
             };
             if let Some(f) = change {
                 fields.push(f);
-                ops.push(Op::PutInline {
+                widening.push(Op::PutInline {
                     policy_name: p.clone(),
                     document: doc.clone(),
                 });
@@ -356,11 +376,14 @@ impl KindPlan for Role {
                 o.permissions_boundary.as_ref().map(|b| json!(b)),
                 spec.permissions_boundary.as_ref().map(|b| json!(b)),
             ));
-            ops.push(match &spec.permissions_boundary {
-                Some(arn) => Op::PutBoundary { arn: arn.clone() },
-                None => Op::DeleteBoundary,
-            });
+            match &spec.permissions_boundary {
+                Some(arn) => ops.push(Op::PutBoundary { arn: arn.clone() }),
+                None => last.push(Op::DeleteBoundary),
+            }
         }
+        ops.extend(narrowing);
+        ops.extend(trust_ops);
+        ops.extend(widening);
 
         let actual_description = o.description.as_deref().unwrap_or("");
         let description_differs = spec
@@ -391,6 +414,7 @@ impl KindPlan for Role {
                 max_session_duration: spec.max_session_duration.or(o.max_session_duration),
             });
         }
+        ops.extend(last);
 
         let (tag_fields, set, remove) = tag_changes(&cx.desired_tags(&spec.tags), &o.tags);
         fields.extend(tag_fields);
@@ -757,5 +781,35 @@ mod tests {
                 Op::Delete,
             ]
         );
+    }
+
+    /// Regression: a role gaining a boundary and an attachment got the attachment first, so
+    /// for a moment it held the new permissions unbounded.
+    #[test]
+    fn steps_narrow_before_they_widen() {
+        let mut s = spec();
+        let mut o = created("r", &s);
+        o.permissions_boundary = None;
+        s.managed_policies
+            .push("arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess".into());
+        s.inline_policies.insert("extra".into(), inline());
+        let (_, ops) = Role::update("r", &s, &o, &cx()).unwrap();
+        let at = |f: fn(&Op) -> bool| ops.iter().position(f).unwrap();
+        let boundary = at(|op| matches!(op, Op::PutBoundary { .. }));
+        assert!(boundary < at(|op| matches!(op, Op::Attach { .. })), "{ops:?}");
+        assert!(boundary < at(|op| matches!(op, Op::PutInline { .. })), "{ops:?}");
+        // Removing the boundary widens: it comes after everything else that changes access.
+        let mut o = created("r", &spec());
+        o.managed_policies
+            .insert("arn:aws:iam::aws:policy/PowerUserAccess".into());
+        let mut s = spec();
+        s.permissions_boundary = None;
+        let (_, ops) = Role::update("r", &s, &o, &cx()).unwrap();
+        let last_access = ops
+            .iter()
+            .rposition(|op| matches!(op, Op::Detach { .. } | Op::Attach { .. }))
+            .unwrap();
+        let delete = ops.iter().position(|op| matches!(op, Op::DeleteBoundary)).unwrap();
+        assert!(delete > last_access, "{ops:?}");
     }
 }

@@ -74,6 +74,14 @@ impl KindPlan for ServiceLinkedRole {
     // IAM, not the manifest, names the role: it is found by its service.
     const OBSERVE_BY_SPEC: bool = true;
 
+    fn stand_in(name: &str, attribute: &str, at: Place) -> Option<String> {
+        match attribute {
+            "arn" => Some(format!("arn:{}:iam::{}:role/aws-service-role/{name}", at.partition, at.account)),
+            "name" => Some(name.to_string()),
+            _ => None,
+        }
+    }
+
     fn arn(name: &str, spec: &ServiceLinkedRoleSpec, at: Place) -> Option<String> {
         Some(format!(
             "arn:{}:iam::{}:role/aws-service-role/{}/{name}",

@@ -220,11 +220,23 @@ impl KindPlan for Table {
         }
     }
 
+    fn stand_in(name: &str, attribute: &str, at: Place) -> Option<String> {
+        match attribute {
+            "arn" => Some(format!("arn:{}:dynamodb:{}:{}:table/{name}", at.partition, at.region, at.account)),
+            "name" => Some(name.to_string()),
+            _ => None,
+        }
+    }
+
     fn arn(name: &str, _: &TableSpec, at: Place) -> Option<String> {
         Some(format!(
             "arn:{}:dynamodb:{}:{}:table/{name}",
             at.partition, at.region, at.account
         ))
+    }
+
+    fn observed_tags(o: &TableObserved) -> Option<&Tags> {
+        Some(&o.tags)
     }
 
     fn is_owned(o: &TableObserved) -> bool {

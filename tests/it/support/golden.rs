@@ -12,8 +12,18 @@ pub fn updating() -> bool {
 
 /// Compare `got` with the golden file `path` (relative to the repository root), or rewrite it
 /// when [`updating`]. `tests` names the tests that write it (a filter of the `it` binary, for
-/// the hint on how to regenerate it). Err is the hint at the first difference.
+/// the hint on how to regenerate it). Err says where the texts first differ.
 pub fn compare(path: &Path, got: &str, tests: &str) -> Result<(), String> {
+    compare_with(path, got, tests, first_hunk)
+}
+
+/// [`compare`], showing a difference with `show(expected, got)`.
+pub fn compare_with(
+    path: &Path,
+    got: &str,
+    tests: &str,
+    show: fn(&str, &str) -> String,
+) -> Result<(), String> {
     let file = root().join(path);
     if updating() {
         std::fs::create_dir_all(file.parent().unwrap()).unwrap();
@@ -22,7 +32,7 @@ pub fn compare(path: &Path, got: &str, tests: &str) -> Result<(), String> {
     }
     match std::fs::read_to_string(&file) {
         Ok(expected) if expected == got => Ok(()),
-        Ok(expected) => Err(diff_hint(path, &expected, got, tests)),
+        Ok(expected) => Err(header(path, &expected, got, tests) + &show(&expected, got)),
         Err(e) => Err(format!(
             "{}: {e}\nCreate it with: UPDATE_GOLDEN=1 cargo test --test it {tests}",
             file.display()
@@ -37,8 +47,27 @@ pub fn check(path: impl AsRef<Path>, got: &str, tests: &str) {
     }
 }
 
-/// A short, readable account of where two texts first differ: the first hunk, with context.
+/// A short, readable account of where two texts first differ: which file, how to regenerate
+/// it, and the first hunk, with context.
 pub fn diff_hint(path: &Path, expected: &str, got: &str, tests: &str) -> String {
+    header(path, expected, got, tests) + &first_hunk(expected, got)
+}
+
+fn header(path: &Path, expected: &str, got: &str, tests: &str) -> String {
+    format!(
+        "the output differs from {} ({} lines expected, {} produced).\n\
+         If the change is intended: UPDATE_GOLDEN=1 cargo test --test it {tests}, then review \
+         `git diff {}`.\n",
+        path.display(),
+        expected.lines().count(),
+        got.lines().count(),
+        path.display()
+    )
+}
+
+/// The first hunk in which `got` differs from `expected`, with context; for texts of any
+/// length.
+fn first_hunk(expected: &str, got: &str) -> String {
     let e: Vec<&str> = expected.lines().collect();
     let g: Vec<&str> = got.lines().collect();
     let first = e
@@ -61,20 +90,10 @@ pub fn diff_hint(path: &Path, expected: &str, got: &str, tests: &str) -> String 
         .find(|&(i, j)| i <= e.len() && j <= g.len() && agree(i, j))
         .unwrap_or((e.len(), g.len()));
     let mut out = format!(
-        "the output differs from {} ({} lines expected, {} produced).\n\
-         If the change is intended: UPDATE_GOLDEN=1 cargo test --test it {tests}, then review \
-         `git diff {}`.\n\
-         First difference:\n",
-        path.display(),
-        e.len(),
-        g.len(),
-        path.display()
-    );
-    out.push_str(&format!(
-        "@@ golden line {}, output line {} @@\n",
+        "First difference:\n@@ golden line {}, output line {} @@\n",
         first + 1,
         first + 1
-    ));
+    );
     for l in &e[first.saturating_sub(3)..first] {
         out.push_str(&format!("  {l}\n"));
     }

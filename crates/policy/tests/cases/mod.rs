@@ -46,6 +46,17 @@ pub fn cases() -> Vec<Case> {
             ),
         },
         Case {
+            check: "empty-condition-values",
+            kind: Identity,
+            pointer: "/Statement/0/Condition/ForAnyValue:StringEquals/sagemaker:InstanceTypes",
+            bad: v(
+                json!([{"Effect": "Deny", "Action": "sagemaker:CreateTrainingJob", "Resource": "*", "Condition": {"ForAnyValue:StringEquals": {"sagemaker:InstanceTypes": []}}}]),
+            ),
+            good: v(
+                json!([{"Effect": "Deny", "Action": "sagemaker:CreateTrainingJob", "Resource": "*", "Condition": {"ForAnyValue:StringEquals": {"sagemaker:InstanceTypes": ["ml.t3.medium"]}}}]),
+            ),
+        },
+        Case {
             check: "missing-version",
             kind: Identity,
             pointer: "",
