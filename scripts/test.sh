@@ -27,6 +27,8 @@ if ! { command -v git && command -v ssh-keygen; } >/dev/null 2>&1; then
   fi
 fi
 cargo fmt --all -- --check
+# The kinds' folders are declared by the registry macro, which cargo fmt does not follow.
+rustfmt --edition 2021 --check src/kinds/*/*.rs
 # The pure stages (manifest, the kinds' pure halves, plan, inventory) build without the
 # runtime feature, that is without the AWS SDK, tokio, axum and git2: prove both.
 if cargo tree -p mlspace-gitops --no-default-features --edges normal --prefix none \

@@ -6,7 +6,11 @@
 //! - [`kinds`]: the kind registry; each kind's spec, validation, pure diff and import, and
 //!   with the `runtime` feature its AWS half.
 //! - [`manifest`]: load and compile manifests into a desired state (pure).
-//! - [`plan`]: desired + observed → plan, as data (pure).
+//! - [`access`]: access across documents: escalation paths of a role's effective
+//!   permissions, and the access a change adds and removes (pure).
+//! - [`plan`]: desired + observed → plan, as data, with its access delta (pure).
+//! - [`review`]: the diff of two revisions' desired states and the pull-request comment
+//!   (markdown) of a plan or a diff (pure).
 //! - [`inventory`]: what is managed, prune decisions, history records (pure).
 //! - `observe`, `apply`, `import`: read and change AWS through the kinds (runtime).
 //! - `pipeline`: one Environment reconciled end to end; the CLI and the daemon call it.
@@ -15,10 +19,12 @@
 //! Without the default `runtime` feature only the pure stages build, which proves they
 //! need no AWS SDK, tokio, axum or git2.
 
+pub mod access;
 pub mod inventory;
 pub mod kinds;
 pub mod manifest;
 pub mod plan;
+pub mod review;
 pub mod schema;
 pub mod syntax;
 

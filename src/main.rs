@@ -4,13 +4,14 @@
 
 mod cli;
 
+use cli::args::{AwsArgs, FailOn, LimitArgs, LogFormat, ManifestArgs, RunArgs};
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
 use mlspace_gitops::aws::AwsOptions;
-use mlspace_gitops::inventory::PruneOptions;
 use mlspace_gitops::kinds::Kind;
 
 #[derive(Parser)]
@@ -26,18 +27,43 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Check the manifests; print every error as FILE:LINE:COL: error: message.
+    /// Check the manifests; print every error and finding as
+    /// FILE:LINE:COL: SEVERITY[CHECK-ID]: message (lint included). Fails on errors only.
     Validate {
-        /// Directories of manifests: an Environment each, or a directory of Environments
-        /// (repeat the flag or separate with commas).
-        #[arg(
-            long,
-            short = 'm',
-            default_value = "manifests",
-            env = "MLSPACE_GITOPS_MANIFESTS",
-            value_delimiter = ','
-        )]
-        manifests: Vec<PathBuf>,
+        #[command(flatten)]
+        input: ManifestArgs,
+    },
+    /// Lint the manifests offline: every finding of docs/lint.md (errors, security
+    /// warnings, warnings, suggestions) as FILE:LINE:COL: SEVERITY[CHECK-ID]: message.
+    Lint {
+        #[command(flatten)]
+        input: ManifestArgs,
+        /// Exit 1 when a finding is this severe or worse.
+        #[arg(long, value_enum, default_value_t = FailOn::Error)]
+        fail_on: FailOn,
+        /// Output format.
+        #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Text)]
+        output: OutputFormat,
+    },
+    /// Compare the desired state of two git revisions of this repository, offline (no AWS):
+    /// resources added, changed and removed, the access each change adds and removes, and
+    /// the lint findings the head adds. Exit 0 when equal, 2 when they differ, 1 on error.
+    Diff {
+        /// Base revision (branch, tag or commit), e.g. origin/main.
+        #[arg(long)]
+        base: String,
+        /// Head revision; the working tree when left out.
+        #[arg(long)]
+        head: Option<String>,
+        /// The manifests, as directories of the working tree.
+        #[command(flatten)]
+        input: ManifestArgs,
+        /// Output format.
+        #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Text)]
+        output: OutputFormat,
+        /// Exit 3 when the change widens access (a gate for CI).
+        #[arg(long)]
+        deny_widening: bool,
     },
     /// Print the fully resolved desired state.
     Render {
@@ -59,17 +85,23 @@ enum Command {
         /// AWS endpoint for --resolve (else AWS_ENDPOINT_URL or the SDK's default).
         #[arg(long, env = "MLSPACE_GITOPS_ENDPOINT_URL", requires = "resolve")]
         endpoint_url: Option<String>,
+        #[command(flatten)]
+        limits: LimitArgs,
     },
     /// Compare AWS with the manifests and print the changes apply would make.
     Plan {
         #[command(flatten)]
         aws: AwsArgs,
         /// Output format.
-        #[arg(long, short = 'o', value_enum, default_value_t = PlanFormat::Text)]
-        output: PlanFormat,
+        #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Text)]
+        output: OutputFormat,
         /// Exit 0 when there are no changes, 2 when there are, 1 on error.
         #[arg(long)]
         detailed_exitcode: bool,
+        /// Exit 3 when the plan widens access: an Allow added, a Deny removed, a boundary
+        /// lifted, or a policy of unknown content attached (a gate for CI).
+        #[arg(long)]
+        deny_widening: bool,
     },
     /// The daemon: watch git (or a directory), reconcile continuously, repair drift, serve
     /// /metrics, /healthz, /readyz, /status and the git webhook.
@@ -128,174 +160,23 @@ fn parse_kind(s: &str) -> Result<Kind, String> {
     }
 }
 
-/// Options shared by the commands that talk to AWS.
-#[derive(clap::Args)]
-struct AwsArgs {
-    /// Directories of manifests: an Environment each, or a directory of Environments such as
-    /// envs/{dev,staging,prod} (repeat the flag or separate with commas). Each Environment is
-    /// reconciled with its own credentials (`assumeRoleArn`) and inventory, concurrently.
-    #[arg(
-        long,
-        short = 'm',
-        default_value = "manifests",
-        env = "MLSPACE_GITOPS_MANIFESTS",
-        value_delimiter = ','
-    )]
-    manifests: Vec<PathBuf>,
-    /// AWS endpoint (else AWS_ENDPOINT_URL or the SDK's default).
-    #[arg(long, env = "MLSPACE_GITOPS_ENDPOINT_URL")]
-    endpoint_url: Option<String>,
-    /// How long one AWS request attempt may take before it is abandoned and retried.
-    #[arg(long, env = "MLSPACE_GITOPS_AWS_ATTEMPT_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
-    aws_attempt_timeout: std::time::Duration,
-    /// Print the AWS requests made, by operation.
-    #[arg(long)]
-    stats: bool,
-    /// Directory of the local state (the inventory of managed resources).
-    #[arg(long, env = "MLSPACE_GITOPS_STATE_DIR", default_value = ".state")]
-    state_dir: PathBuf,
-    /// State store other than the local file: `dynamodb://TABLE` (created if missing).
-    #[arg(long, env = "MLSPACE_GITOPS_STATE")]
-    state: Option<String>,
-    /// Delete managed resources that left the manifests (also `spec.prune` in the Environment).
-    #[arg(long, env = "MLSPACE_GITOPS_PRUNE")]
-    prune: bool,
-    /// Allow one revision to delete more than 25% (or more than 10) of the managed resources.
-    #[arg(long, env = "MLSPACE_GITOPS_ALLOW_MASS_PRUNE")]
-    allow_mass_prune: bool,
-}
-
-impl AwsArgs {
-    /// How to reach AWS, before any Environment's role is assumed.
-    fn aws_options(&self) -> AwsOptions {
-        AwsOptions {
-            endpoint_url: self.endpoint_url.clone(),
-            attempt_timeout: Some(self.aws_attempt_timeout),
-            ..AwsOptions::default()
-        }
-    }
-
-    /// Prune settings from the flags (each Environment's `spec.prune` also turns it on).
-    fn prune(&self) -> PruneOptions {
-        PruneOptions {
-            enabled: self.prune,
-            allow_mass: self.allow_mass_prune,
-        }
-    }
-}
-
-/// Flags of `run`; each also reads an MLSPACE_GITOPS_* environment variable.
-#[derive(clap::Args)]
-struct RunArgs {
-    /// Git URL (https, ssh, file) or local directory of the manifests repository.
-    #[arg(long, env = "MLSPACE_GITOPS_SOURCE")]
-    source: String,
-    /// Branch to follow.
-    #[arg(long, env = "MLSPACE_GITOPS_BRANCH", default_value = "main")]
-    branch: String,
-    /// Directory of manifests inside the repository: one Environment, or a directory of
-    /// Environments (e.g. envs/ with dev/, staging/, prod/), each reconciled concurrently with
-    /// its own credentials, lease, inventory and status. A local --source is itself that
-    /// directory.
-    #[arg(long, env = "MLSPACE_GITOPS_PATH", default_value = "manifests")]
-    path: PathBuf,
-    /// Where the git cache clone (and later the inventory) live.
-    #[arg(long, env = "MLSPACE_GITOPS_STATE_DIR", default_value = ".state")]
-    state_dir: PathBuf,
-    /// How often the git remote is checked (e.g. 30s, 1m).
-    #[arg(long, env = "MLSPACE_GITOPS_INTERVAL", default_value = "1m", value_parser = humantime::parse_duration)]
-    interval: std::time::Duration,
-    /// How often AWS is observed again to repair drift.
-    #[arg(long, env = "MLSPACE_GITOPS_RESYNC", default_value = "10m", value_parser = humantime::parse_duration)]
-    resync: std::time::Duration,
-    /// `apply` repairs drift; `detect` only reports it and never writes to AWS.
-    #[arg(long, env = "MLSPACE_GITOPS_MODE", value_enum, default_value_t = ModeArg::Apply)]
-    mode: ModeArg,
-    /// HTTP address for /metrics, /healthz, /readyz, /status and /hooks/git.
-    #[arg(long, env = "MLSPACE_GITOPS_LISTEN", default_value = "127.0.0.1:9464")]
-    listen: std::net::SocketAddr,
-    /// File holding the webhook secret (else MLSPACE_GITOPS_WEBHOOK_SECRET).
-    #[arg(long, env = "MLSPACE_GITOPS_WEBHOOK_SECRET_FILE")]
-    webhook_secret_file: Option<PathBuf>,
-    /// Environment variable holding the HTTPS git token.
-    #[arg(
-        long,
-        env = "MLSPACE_GITOPS_GIT_TOKEN_ENV",
-        default_value = "MLSPACE_GITOPS_GIT_TOKEN"
-    )]
-    git_token_env: String,
-    /// File holding the HTTPS git token.
-    #[arg(long, env = "MLSPACE_GITOPS_GIT_TOKEN_FILE")]
-    git_token_file: Option<PathBuf>,
-    /// User name sent with the HTTPS token.
-    #[arg(long, env = "MLSPACE_GITOPS_GIT_USERNAME")]
-    git_username: Option<String>,
-    /// SSH private key file for ssh git URLs.
-    #[arg(long, env = "MLSPACE_GITOPS_SSH_KEY")]
-    ssh_key: Option<PathBuf>,
-    /// known_hosts file; SSH hosts not in it are refused.
-    #[arg(long, env = "MLSPACE_GITOPS_KNOWN_HOSTS")]
-    known_hosts: Option<PathBuf>,
-    /// How long a reconcile in flight may finish after SIGTERM.
-    #[arg(long, env = "MLSPACE_GITOPS_GRACE_PERIOD", default_value = "30s", value_parser = humantime::parse_duration)]
-    grace_period: std::time::Duration,
-    /// AWS endpoint (else AWS_ENDPOINT_URL or the SDK's default).
-    #[arg(long, env = "MLSPACE_GITOPS_ENDPOINT_URL")]
-    endpoint_url: Option<String>,
-    /// How long one AWS request attempt may take before it is abandoned and retried.
-    #[arg(long, env = "MLSPACE_GITOPS_AWS_ATTEMPT_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
-    aws_attempt_timeout: std::time::Duration,
-    /// Changes applied at once.
-    #[arg(long, env = "MLSPACE_GITOPS_CONCURRENCY", default_value_t = 8)]
-    concurrency: usize,
-    /// First retry delay of a failed resource.
-    #[arg(long, env = "MLSPACE_GITOPS_RETRY_BASE", default_value = "5s", value_parser = humantime::parse_duration)]
-    retry_base: std::time::Duration,
-    /// Longest retry delay of a failed resource.
-    #[arg(long, env = "MLSPACE_GITOPS_RETRY_MAX", default_value = "5m", value_parser = humantime::parse_duration)]
-    retry_max: std::time::Duration,
-    /// Log format.
-    #[arg(long, env = "MLSPACE_GITOPS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
-    log_format: LogFormat,
-    /// State store other than the file under --state-dir: `dynamodb://TABLE`.
-    #[arg(long, env = "MLSPACE_GITOPS_STATE")]
-    state: Option<String>,
-    /// Delete managed resources that left the manifests (also `spec.prune`).
-    #[arg(long, env = "MLSPACE_GITOPS_PRUNE")]
-    prune: bool,
-    /// Allow one revision to delete more than 25% (or more than 10) of the managed resources.
-    #[arg(long, env = "MLSPACE_GITOPS_ALLOW_MASS_PRUNE")]
-    allow_mass_prune: bool,
-    /// Lease time per Environment: with several replicas on one state store, one reconciles
-    /// and another takes over within this time after it dies.
-    #[arg(long, env = "MLSPACE_GITOPS_LEASE_TTL", default_value = "30s", value_parser = humantime::parse_duration)]
-    lease_ttl: std::time::Duration,
-    /// Apply a git revision only when its head commit is SSH-signed (git's gpg.format=ssh)
-    /// by a key of --allowed-signers; other revisions are refused and reported.
-    #[arg(long, env = "MLSPACE_GITOPS_VERIFY_COMMITS")]
-    verify_commits: bool,
-    /// Allowed-signers file for --verify-commits (git's gpg.ssh.allowedSignersFile format),
-    /// re-read at every poll.
-    #[arg(long, env = "MLSPACE_GITOPS_ALLOWED_SIGNERS")]
-    allowed_signers: Option<PathBuf>,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum ModeArg {
-    Apply,
-    Detect,
-}
-
 #[derive(Clone, Copy, ValueEnum, PartialEq)]
-enum LogFormat {
+/// Output of plan, lint and diff.
+enum OutputFormat {
     Text,
     Json,
+    /// A pull-request comment body (GitHub-flavoured markdown, under 65,536 characters).
+    Markdown,
 }
 
-#[derive(Clone, Copy, ValueEnum, PartialEq)]
-enum PlanFormat {
-    Text,
-    Json,
+impl OutputFormat {
+    fn format(self) -> cli::Format {
+        match self {
+            OutputFormat::Text => cli::Format::Text,
+            OutputFormat::Json => cli::Format::Json,
+            OutputFormat::Markdown => cli::Format::Markdown,
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq)]
@@ -315,33 +196,63 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e}");
+            // Paths and messages may come from the manifests or a remote: one line each.
+            let line = |x: &dyn std::fmt::Display| {
+                mlspace_gitops::manifest::diag::escape_control(&x.to_string()).into_owned()
+            };
+            eprintln!("error: {}", line(&e));
             for cause in e.chain().skip(1) {
-                eprintln!("  caused by: {cause}");
+                eprintln!("  caused by: {}", line(&cause));
             }
             ExitCode::FAILURE
         }
     }
 }
 
-/// What a command found, as an exit code: 1 for any error; with `plan --detailed-exitcode`,
-/// 2 for a plan with changes.
+/// What a command found, as an exit code: 1 for any error; with `plan --detailed-exitcode`
+/// (and always for `diff`), 2 for changes; with `--deny-widening`, 3 when access widens.
 fn exit_code(outcome: cli::Outcome) -> ExitCode {
     match outcome {
         cli::Outcome::Failed => ExitCode::FAILURE,
         cli::Outcome::Changes => ExitCode::from(2),
+        cli::Outcome::Widens => ExitCode::from(3),
         cli::Outcome::Done => ExitCode::SUCCESS,
     }
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let outcome = match cli.command {
-        Command::Validate { manifests } => cli::validate(&manifests),
+        Command::Validate { input } => cli::validate(&input.manifests, &input.limits.limits()),
+        Command::Lint {
+            input,
+            fail_on,
+            output,
+        } => cli::lint(
+            &input.manifests,
+            fail_on.severity(),
+            output.format(),
+            &input.limits.limits(),
+        ),
+        Command::Diff {
+            base,
+            head,
+            input,
+            output,
+            deny_widening,
+        } => cli::diff(
+            &input.manifests,
+            &base,
+            head.as_deref(),
+            output.format(),
+            deny_widening,
+            &input.limits.limits(),
+        ),
         Command::Render {
             manifests,
             output,
             resolve,
             endpoint_url,
+            limits,
         } => {
             let yaml = output == RenderFormat::Yaml;
             if resolve {
@@ -349,9 +260,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     endpoint_url,
                     ..AwsOptions::default()
                 };
-                cli::block_on(cli::render_resolved(&manifests, yaml, aws))
+                cli::block_on(cli::render_resolved(
+                    &manifests,
+                    yaml,
+                    aws,
+                    &limits.limits(),
+                ))
             } else {
-                cli::render(&manifests, yaml)
+                cli::render(&manifests, yaml, &limits.limits())
             }
         }
         Command::Schema => cli::schema(),
@@ -359,10 +275,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             aws,
             output,
             detailed_exitcode,
+            deny_widening,
         } => cli::block_on(cli::plan(
             aws,
-            output == PlanFormat::Json,
+            output.format(),
             detailed_exitcode,
+            deny_widening,
         )),
         Command::Apply {
             aws,
@@ -386,4 +304,58 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run(args) => cli::block_on(cli::daemon(*args)),
     };
     Ok(exit_code(outcome?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cli::args::parse_size;
+
+    #[test]
+    fn default_limits_are_the_library_defaults() {
+        let cli = Cli::parse_from(["mlspace-gitops", "validate"]);
+        let Command::Validate { input } = cli.command else {
+            panic!("validate")
+        };
+        assert_eq!(
+            input.limits.limits(),
+            mlspace_gitops::manifest::Limits::default()
+        );
+        let cli = Cli::parse_from(["mlspace-gitops", "run", "--source", "x"]);
+        let Command::Run(a) = cli.command else {
+            panic!("run")
+        };
+        assert_eq!(
+            a.limits.limits(),
+            mlspace_gitops::manifest::Limits::default()
+        );
+        let http = mlspace_gitops::http::HttpLimits::default();
+        assert_eq!(
+            (
+                a.http_header_timeout,
+                a.http_request_timeout,
+                a.http_idle_timeout,
+                a.http_max_connections
+            ),
+            (
+                http.header_timeout,
+                http.request_timeout,
+                http.idle_timeout,
+                http.max_connections
+            )
+        );
+        assert_eq!(a.stuck_after, mlspace_gitops::status::DEFAULT_STUCK_AFTER);
+        assert_eq!(
+            a.max_fetch_size,
+            mlspace_gitops::source::DEFAULT_MAX_FETCH_BYTES
+        );
+    }
+
+    #[test]
+    fn sizes_parse_with_units() {
+        assert_eq!(parse_size("4MiB"), Ok(4 << 20));
+        assert_eq!(parse_size("512 KiB"), Ok(512 << 10));
+        assert_eq!(parse_size("1000"), Ok(1000));
+        assert!(parse_size("lots").is_err());
+    }
 }

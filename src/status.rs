@@ -102,6 +102,10 @@ pub struct Status {
     pub last_rejected_revision: Option<String>,
     /// Validation errors (all lines) or the reconcile error of the last attempt.
     pub last_error: Option<String>,
+    /// Security warnings of the last revision linted (`FILE:LINE:COL:
+    /// security-warning[CHECK-ID]: message`), silenced ones left out.
+    #[serde(default)]
+    pub security_warnings: Vec<String>,
     /// Epoch seconds of the end of the last reconcile.
     pub last_reconcile_at: Option<u64>,
     /// Reconciles attempted since start.
@@ -234,7 +238,8 @@ pub fn resource_states(
             kind,
             name,
             state,
-            error,
+            // AWS messages may quote what was sent: one line, no terminal controls.
+            error: error.map(|e| crate::syntax::diag::escape_control(&e).into_owned()),
             retry_at,
         })
         .collect()
@@ -243,8 +248,17 @@ pub fn resource_states(
 /// The status shared between the daemon (writer) and the HTTP server (readers).
 pub type SharedStatus = Arc<RwLock<Status>>;
 
-/// Readiness: a first reconcile has completed, the source answered recently, and AWS is
-/// answering.
+/// How long the daemon's loop may stay in one step (syncing the source, loading a
+/// revision, a reconcile pass) before `/healthz` reports it stuck, unless configured
+/// (`--stuck-after`).
+pub const DEFAULT_STUCK_AFTER: Duration = Duration::from_secs(15 * 60);
+
+/// Readiness: a first reconcile has completed, the source answered recently, AWS is
+/// answering, and nothing local (the state store, the state directory) is unusable.
+///
+/// It also holds the loop's liveness behind `/healthz`: the step the loop is in and since
+/// when ([`Readiness::busy`]), so that a loop stuck past its deadline fails the health
+/// check and gets the process restarted.
 #[derive(Debug)]
 pub struct Readiness {
     max_source_age: Duration,
@@ -254,6 +268,21 @@ pub struct Readiness {
     /// Per scope (an Environment, the state store): when the first and the latest of its
     /// unanswered AWS attempts since the last answer started. Absent after an answer.
     aws_silent: Mutex<BTreeMap<String, (Instant, Instant)>>,
+    /// Local problems by what they are about (`state store`, `state directory`).
+    problems: Mutex<BTreeMap<String, String>>,
+    /// The step the loop is in, and since when.
+    busy: Mutex<Option<(Instant, &'static str)>>,
+    stuck_after: Duration,
+}
+
+/// Marks the loop busy with a step until dropped ([`Readiness::busy`]).
+#[must_use = "the step ends when the guard is dropped"]
+pub struct Busy<'a>(&'a Readiness);
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        *lock(&self.0.busy) = None;
+    }
 }
 
 impl Readiness {
@@ -267,6 +296,48 @@ impl Readiness {
             reconciled: AtomicBool::new(false),
             source_reached_at: Mutex::new(None),
             aws_silent: Mutex::new(BTreeMap::new()),
+            problems: Mutex::new(BTreeMap::new()),
+            busy: Mutex::new(None),
+            stuck_after: DEFAULT_STUCK_AFTER,
+        }
+    }
+
+    /// The loop is stuck when one step lasts longer than `deadline`.
+    pub fn with_stuck_after(mut self, deadline: Duration) -> Readiness {
+        self.stuck_after = deadline;
+        self
+    }
+
+    /// The loop is in step `what` until the guard is dropped.
+    pub fn busy(&self, what: &'static str) -> Busy<'_> {
+        *lock(&self.busy) = Some((Instant::now(), what));
+        Busy(self)
+    }
+
+    /// Why the loop is stuck (a step past the deadline), `None` while it is not.
+    pub fn stuck(&self) -> Option<String> {
+        let (since, what) = (*lock(&self.busy))?;
+        let took = since.elapsed();
+        (took > self.stuck_after).then(|| {
+            format!(
+                "stuck: {what} for {} s (deadline {} s)",
+                took.as_secs(),
+                self.stuck_after.as_secs()
+            )
+        })
+    }
+
+    /// Record (`Some`) or clear (`None`) a local problem about `what` (`state store`,
+    /// `state directory`): not ready while any is recorded.
+    pub fn set_problem(&self, what: &str, problem: Option<String>) {
+        let mut p = lock(&self.problems);
+        match problem {
+            Some(why) => {
+                p.insert(what.to_string(), why);
+            }
+            None => {
+                p.remove(what);
+            }
         }
     }
 
@@ -311,10 +382,17 @@ impl Readiness {
 
     /// Why not ready, in a few words (every reason, `; `-separated); `None` when ready.
     pub fn unready_reason(&self) -> Option<String> {
-        if !self.reconciled.load(Ordering::Acquire) {
-            return Some("no reconcile has completed yet".into());
-        }
         let mut why = Vec::new();
+        if !self.reconciled.load(Ordering::Acquire) {
+            why.push("no reconcile has completed yet".to_string());
+        }
+        // Local problems show first: a reconcile cannot complete while they last.
+        for (what, problem) in lock(&self.problems).iter() {
+            why.push(format!("{what} unusable: {problem}"));
+        }
+        if !self.reconciled.load(Ordering::Acquire) {
+            return Some(why.join("; "));
+        }
         match *lock(&self.source_reached_at) {
             None => why.push("source not reached yet".to_string()),
             Some(at) if at.elapsed() > self.max_source_age => {
@@ -396,6 +474,45 @@ mod tests {
         assert!(!r.is_ready());
         r.retain_aws_scopes(|s| s != "Environment gone");
         assert!(r.is_ready());
+    }
+
+    #[test]
+    fn an_unusable_state_store_keeps_readiness_down_and_names_it() {
+        let r = Readiness::new(Duration::from_secs(60), Duration::from_secs(60));
+        r.source_reached();
+        r.set_problem(
+            "state store",
+            Some("/var/lib/x: Read-only file system".into()),
+        );
+        assert_eq!(
+            r.unready_reason().as_deref(),
+            Some("no reconcile has completed yet; state store unusable: /var/lib/x: Read-only file system")
+        );
+        r.reconciled();
+        assert_eq!(
+            r.unready_reason().as_deref(),
+            Some("state store unusable: /var/lib/x: Read-only file system")
+        );
+        r.set_problem("state store", None);
+        assert!(r.is_ready());
+    }
+
+    #[test]
+    fn a_step_past_its_deadline_is_stuck() {
+        let r = Readiness::new(Duration::from_secs(60), Duration::from_secs(60))
+            .with_stuck_after(Duration::from_millis(30));
+        assert_eq!(r.stuck(), None);
+        {
+            let _b = r.busy("loading a revision");
+            assert_eq!(r.stuck(), None);
+            std::thread::sleep(Duration::from_millis(60));
+            let why = r.stuck().unwrap();
+            assert!(
+                why.starts_with("stuck: loading a revision for 0 s"),
+                "{why}"
+            );
+        }
+        assert_eq!(r.stuck(), None);
     }
 
     #[test]

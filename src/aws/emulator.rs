@@ -14,6 +14,8 @@
 //! - `UpdateTable` replaces `AttributeDefinitions` rather than merging them: the engine
 //!   always sends the full set, which AWS accepts too.
 //! - `TagResource` on a DynamoDB table appends a key set again: the last value read wins.
+//! - `GetBucketNotificationConfiguration` leaves `EventBridgeConfiguration` out of its answer:
+//!   a bucket's `eventBridge: true` is tested without the emulator.
 
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
@@ -50,6 +52,24 @@ pub fn versioning_answer<E>(err: &SdkError<E, HttpResponse>) -> Option<Option<bo
     } else {
         None
     })
+}
+
+/// moto answers GetBucketNotificationConfiguration for a bucket without notifications with
+/// an empty root element `GetBucketNotificationResponse` where S3 has an empty
+/// `NotificationConfiguration`, and the SDK rejects that answer as an error. Whether `err` is
+/// such a successful (2xx) answer, which means "no notification"; `false` for every real
+/// error.
+pub fn empty_notification_answer<E>(err: &SdkError<E, HttpResponse>) -> bool {
+    let SdkError::ServiceError(se) = err else {
+        return false;
+    };
+    let raw = se.raw();
+    raw.status().is_success()
+        && raw
+            .body()
+            .bytes()
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .is_some_and(|body| body.contains("<GetBucketNotificationResponse"))
 }
 
 /// The name of a managed policy in a GetAccountAuthorizationDetails answer: moto leaves

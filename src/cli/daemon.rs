@@ -4,12 +4,11 @@ use anyhow::Context as _;
 
 use mlspace_gitops::aws::AwsOptions;
 use mlspace_gitops::daemon;
-use mlspace_gitops::inventory::PruneOptions;
 use mlspace_gitops::secret::Secret;
 use mlspace_gitops::source::{GitAuth, SourceConfig};
 
+use super::args::{ModeArg, RunArgs};
 use super::Outcome;
-use crate::{ModeArg, RunArgs};
 
 /// `run`: the daemon, until SIGTERM or SIGINT.
 pub async fn daemon(a: RunArgs) -> anyhow::Result<Outcome> {
@@ -75,12 +74,19 @@ pub async fn daemon(a: RunArgs) -> anyhow::Result<Outcome> {
         retry_base: a.retry_base,
         retry_max: a.retry_max,
         state: a.state,
-        prune: PruneOptions {
-            enabled: a.prune,
-            allow_mass: a.allow_mass_prune,
-        },
+        prune: a.prune.options(),
         lease_ttl: a.lease_ttl,
         allowed_signers,
+        limits: a.limits.limits(),
+        http: mlspace_gitops::http::HttpLimits {
+            header_timeout: a.http_header_timeout,
+            request_timeout: a.http_request_timeout,
+            idle_timeout: a.http_idle_timeout,
+            max_connections: a.http_max_connections,
+        },
+        stuck_after: a.stuck_after,
+        max_fetch_bytes: a.max_fetch_size,
+        lint_fail_on: a.lint_fail_on.severity(),
         holder: format!(
             "{}-{}-{:08x}",
             std::fs::read_to_string("/proc/sys/kernel/hostname")

@@ -2,8 +2,10 @@
 //! daemon) and prints what it found. Nothing here decides anything the daemon would decide
 //! differently.
 
+pub mod args;
 mod daemon;
 mod prompt;
+mod review;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -15,28 +17,31 @@ use mlspace_gitops::apply::Event;
 use mlspace_gitops::aws::{AwsContext, AwsOptions, DisplayChain};
 use mlspace_gitops::import;
 use mlspace_gitops::kinds::Kind;
-use mlspace_gitops::manifest::{self, render, Loaded, ManifestError};
+use mlspace_gitops::manifest::{self, render, Limits, LoadOptions, Loaded, ManifestError};
 use mlspace_gitops::pipeline::{self, Clients, Context, EnvReport, Gate, RevisionInfo, Settings};
 use mlspace_gitops::plan::Action;
 use mlspace_gitops::state::{self, StateStore};
 
 pub use daemon::daemon;
+pub use review::{diff, lint, Format};
 
-use crate::AwsArgs;
+use args::AwsArgs;
 
 /// What a command found, for the exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     /// Done, nothing wrong.
     Done,
-    /// A plan with changes (`plan --detailed-exitcode`).
+    /// A plan with changes (`plan --detailed-exitcode`), or revisions that differ (`diff`).
     Changes,
+    /// A plan or diff that widens access, with `--deny-widening`.
+    Widens,
     /// Something failed; the reason was printed.
     Failed,
 }
 
 /// Log to stderr, filtered by `RUST_LOG` (else `default_filter`); colours only on a
-/// terminal and never with `NO_COLOR` set.
+/// terminal and never with `NO_COLOR` set. Every event is one line ([`OneLine`]).
 pub fn init_logging(default_filter: &str, json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
@@ -45,7 +50,10 @@ pub fn init_logging(default_filter: &str, json: bool) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(colour)
-        .with_writer(std::io::stderr);
+        .with_writer(move || OneLine {
+            inner: std::io::stderr(),
+            colour,
+        });
     if json {
         builder.json().init();
     } else {
@@ -53,17 +61,56 @@ pub fn init_logging(default_filter: &str, json: bool) {
     }
 }
 
-/// Run an async command on a fresh runtime.
+/// A log writer that keeps every event on one line: control characters in it (a name
+/// from a manifest, a message from a git remote) are escaped, all but the event's final
+/// newline and, on a terminal, the colours' escape character (tracing-subscriber escapes
+/// that one in the fields it writes). tracing-subscriber writes each event with one
+/// `write_all`, and this writer takes all of it in one `write`.
+struct OneLine<W> {
+    inner: W,
+    colour: bool,
+}
+
+impl<W: std::io::Write> std::io::Write for OneLine<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        let (body, end) = match text.strip_suffix('\n') {
+            Some(b) => (b, "\n"),
+            None => (&*text, ""),
+        };
+        let clean = if self.colour {
+            // Escape everything but ESC (the colours).
+            body.split('\u{1b}')
+                .map(|part| manifest::diag::escape_control(part).into_owned())
+                .collect::<Vec<_>>()
+                .join("\u{1b}")
+        } else {
+            manifest::diag::escape_control(body).into_owned()
+        };
+        self.inner.write_all(clean.as_bytes())?;
+        self.inner.write_all(end.as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Run an async command on a fresh runtime. Blocking work still running when the command
+/// is done (a source sync abandoned on shutdown) is not waited for.
 pub fn block_on(
     fut: impl std::future::Future<Output = anyhow::Result<Outcome>>,
 ) -> anyhow::Result<Outcome> {
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    rt.block_on(fut)
+    let out = rt.block_on(fut);
+    rt.shutdown_timeout(std::time::Duration::from_millis(500));
+    out
 }
 
-/// Load every Environment under `paths`; all must be valid, or errors of all are printed
-/// (nothing is applied anywhere).
-fn load_all(paths: &[PathBuf]) -> anyhow::Result<Option<Vec<(PathBuf, Loaded)>>> {
+/// Load every Environment under `paths` within `limits`; all must be valid, or errors of
+/// all are printed (nothing is applied anywhere).
+fn load_all(paths: &[PathBuf], limits: &Limits) -> anyhow::Result<Option<Vec<(PathBuf, Loaded)>>> {
     let shown = || {
         paths
             .iter()
@@ -71,7 +118,11 @@ fn load_all(paths: &[PathBuf]) -> anyhow::Result<Option<Vec<(PathBuf, Loaded)>>>
             .collect::<Vec<_>>()
             .join(", ")
     };
-    match manifest::load_environments(paths) {
+    let opts = LoadOptions {
+        limits: *limits,
+        cancel: None,
+    };
+    match manifest::load_environments_with(paths, &opts) {
         Ok(all) => {
             for (_, l) in &all {
                 eprint!("{}", l.warnings);
@@ -88,8 +139,8 @@ fn load_all(paths: &[PathBuf]) -> anyhow::Result<Option<Vec<(PathBuf, Loaded)>>>
 }
 
 /// [`load_all`] for a command that works on one Environment (`what` says which).
-fn load_one(paths: &[PathBuf], what: &str) -> anyhow::Result<Option<Loaded>> {
-    let Some(mut all) = load_all(paths)? else {
+fn load_one(paths: &[PathBuf], what: &str, limits: &Limits) -> anyhow::Result<Option<Loaded>> {
+    let Some(mut all) = load_all(paths, limits)? else {
         return Ok(None);
     };
     if all.len() != 1 {
@@ -102,8 +153,8 @@ fn load_one(paths: &[PathBuf], what: &str) -> anyhow::Result<Option<Loaded>> {
 }
 
 /// `validate`.
-pub fn validate(paths: &[PathBuf]) -> anyhow::Result<Outcome> {
-    let Some(all) = load_all(paths)? else {
+pub fn validate(paths: &[PathBuf], limits: &Limits) -> anyhow::Result<Outcome> {
+    let Some(all) = load_all(paths, limits)? else {
         return Ok(Outcome::Failed);
     };
     for (dir, loaded) in &all {
@@ -117,8 +168,8 @@ pub fn validate(paths: &[PathBuf]) -> anyhow::Result<Outcome> {
 }
 
 /// `render`.
-pub fn render(path: &Path, yaml: bool) -> anyhow::Result<Outcome> {
-    let Some(loaded) = load_one(&[path.to_path_buf()], "render prints")? else {
+pub fn render(path: &Path, yaml: bool, limits: &Limits) -> anyhow::Result<Outcome> {
+    let Some(loaded) = load_one(&[path.to_path_buf()], "render prints", limits)? else {
         return Ok(Outcome::Failed);
     };
     print!(
@@ -134,8 +185,13 @@ pub fn render(path: &Path, yaml: bool) -> anyhow::Result<Outcome> {
 
 /// `render --resolve`: references shown with the values AWS has assigned (those of
 /// resources AWS does not have yet stay as written).
-pub async fn render_resolved(path: &Path, yaml: bool, aws: AwsOptions) -> anyhow::Result<Outcome> {
-    let Some(loaded) = load_one(&[path.to_path_buf()], "render prints")? else {
+pub async fn render_resolved(
+    path: &Path,
+    yaml: bool,
+    aws: AwsOptions,
+    limits: &Limits,
+) -> anyhow::Result<Outcome> {
+    let Some(loaded) = load_one(&[path.to_path_buf()], "render prints", limits)? else {
         return Ok(Outcome::Failed);
     };
     let mut clients = Clients::new(aws, None);
@@ -279,8 +335,13 @@ fn print_stats(aws: &AwsContext, detailed: bool) {
 }
 
 /// `plan`.
-pub async fn plan(args: AwsArgs, json: bool, detailed: bool) -> anyhow::Result<Outcome> {
-    let Some(all) = load_all(&args.manifests)? else {
+pub async fn plan(
+    args: AwsArgs,
+    format: Format,
+    detailed: bool,
+    deny_widening: bool,
+) -> anyhow::Result<Outcome> {
+    let Some(all) = load_all(&args.input.manifests, &args.input.limits.limits())? else {
         return Ok(Outcome::Failed);
     };
     let several = all.len() > 1;
@@ -300,7 +361,20 @@ pub async fn plan(args: AwsArgs, json: bool, detailed: bool) -> anyhow::Result<O
     )
     .await;
     let planned: Vec<&Run> = runs.iter().filter(|r| r.report.plan().is_some()).collect();
-    if json {
+    if format == Format::Markdown {
+        let envs: Vec<(String, &mlspace_gitops::plan::Plan)> = planned
+            .iter()
+            .map(|r| {
+                let title = format!("{} ({})", r.env().name, r.dir.display());
+                (title, r.report.plan().expect("filtered"))
+            })
+            .collect();
+        let mut findings = manifest::diag::Diagnostics::default();
+        for r in &planned {
+            findings.extend(r.loaded.warnings.clone());
+        }
+        print!("{}", review::plan_markdown(&envs, &findings));
+    } else if format == Format::Json {
         // One Environment keeps the plan's own JSON contract; several are listed by name.
         let value = if several {
             let envs: Vec<serde_json::Value> = planned
@@ -337,8 +411,13 @@ pub async fn plan(args: AwsArgs, json: bool, detailed: bool) -> anyhow::Result<O
     for run in &runs {
         failed |= report_problems(run, args.stats, several);
     }
+    let widens = planned
+        .iter()
+        .any(|r| r.report.plan().is_some_and(|p| p.widens_access()));
     Ok(if failed {
         Outcome::Failed
+    } else if deny_widening && widens {
+        Outcome::Widens
     } else if detailed && runs.iter().any(|r| r.report.has_changes()) {
         Outcome::Changes
     } else {
@@ -388,7 +467,7 @@ pub async fn apply(
     auto_approve: bool,
     concurrency: usize,
 ) -> anyhow::Result<Outcome> {
-    let Some(all) = load_all(&args.manifests)? else {
+    let Some(all) = load_all(&args.input.manifests, &args.input.limits.limits())? else {
         return Ok(Outcome::Failed);
     };
     let several = all.len() > 1;
@@ -468,7 +547,7 @@ pub async fn apply(
 
 /// `history`.
 pub async fn history(args: AwsArgs, limit: usize) -> anyhow::Result<Outcome> {
-    let Some(all) = load_all(&args.manifests)? else {
+    let Some(all) = load_all(&args.input.manifests, &args.input.limits.limits())? else {
         return Ok(Outcome::Failed);
     };
     let store = open_store(&args, &all[0].1.desired.environment.region).await?;
@@ -523,7 +602,12 @@ pub async fn import(
     request: Option<(Kind, Vec<String>)>,
     output_dir: Option<PathBuf>,
 ) -> anyhow::Result<Outcome> {
-    let Some(loaded) = load_one(&args.manifests, "import writes manifests for")? else {
+    let Some(loaded) = load_one(
+        &args.input.manifests,
+        "import writes manifests for",
+        &args.input.limits.limits(),
+    )?
+    else {
         return Ok(Outcome::Failed);
     };
     let all = request.is_none();

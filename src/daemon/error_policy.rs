@@ -139,6 +139,7 @@ mod tests {
             action: Action::Update,
             fields: vec![],
             reason: None,
+            access: vec![],
             steps: vec![],
             depends_on: vec![],
         }

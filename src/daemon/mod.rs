@@ -94,6 +94,17 @@ pub struct DaemonConfig {
     /// Allowed-signers file: when set, only revisions whose head commit is SSH-signed by a
     /// key in it are applied (git sources only).
     pub allowed_signers: Option<PathBuf>,
+    /// What a revision may hold (file and revision sizes, YAML documents and nodes).
+    pub limits: crate::manifest::Limits,
+    /// Timeouts and the connection cap of the HTTP server.
+    pub http: crate::http::HttpLimits,
+    /// How long one step of the loop (a source sync and load, a reconcile pass) may last
+    /// before `/healthz` fails.
+    pub stuck_after: Duration,
+    /// Bytes one git fetch may transfer.
+    pub max_fetch_bytes: u64,
+    /// The least severe lint finding that refuses a revision (`Error`: only errors do).
+    pub lint_fail_on: crate::manifest::diag::Severity,
 }
 
 /// Errors that stop the daemon from starting (afterwards it reports and retries instead).
@@ -123,7 +134,8 @@ pub enum DaemonError {
 /// this span (with the default 30 s attempt timeout, after about 40 s).
 const AWS_SILENCE: Duration = Duration::from_secs(10);
 
-/// The readiness scope of the DynamoDB state table's attempts.
+/// The readiness scope of the DynamoDB state table's attempts, and of a state store that
+/// cannot be opened.
 const STORE_SCOPE: &str = "state store";
 
 /// Seconds since the epoch, for status.
@@ -169,6 +181,8 @@ pub async fn run(
 ) -> Result<(), DaemonError> {
     let metrics = crate::metrics::register(&registry)?;
     let mut source = Source::new(cfg.source.clone())?;
+    source.set_limits(cfg.limits);
+    source.set_max_fetch_bytes(cfg.max_fetch_bytes);
     if let Some(file) = &cfg.allowed_signers {
         source.verify_commits(file.clone())?;
     }
@@ -183,7 +197,8 @@ pub async fn run(
     } else {
         cfg.resync
     };
-    let readiness = Arc::new(Readiness::new(poll * 3, AWS_SILENCE));
+    let readiness =
+        Arc::new(Readiness::new(poll * 3, AWS_SILENCE).with_stuck_after(cfg.stuck_after));
     let trigger = Arc::new(Notify::new());
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
@@ -201,9 +216,14 @@ pub async fn run(
         webhook_secret: cfg.webhook_secret.clone(),
         trigger: trigger.clone(),
     };
-    let http = tokio::spawn(crate::http::serve(listener, http_state, async move {
-        let _ = http_stop_rx.await;
-    }));
+    let http = tokio::spawn(crate::http::serve_with_limits(
+        listener,
+        http_state,
+        cfg.http,
+        async move {
+            let _ = http_stop_rx.await;
+        },
+    ));
 
     let mut watch_rx = match source.watch() {
         Ok(rx) => rx,
@@ -214,7 +234,9 @@ pub async fn run(
     };
     let stop = Arc::new(AtomicBool::new(false));
     let mut rt = Runtime {
-        revisions: Revisions::new(metrics.clone(), status.clone(), readiness.clone()),
+        revisions: Revisions::new(metrics.clone(), status.clone(), readiness.clone())
+            .with_limits(cfg.limits)
+            .with_lint_fail_on(cfg.lint_fail_on),
         cfg: cfg.clone(),
         metrics,
         status,
@@ -248,7 +270,19 @@ pub async fn run(
         }
         if fetch {
             next_fetch = Instant::now() + jitter(poll);
-            if rt.revisions.fetch(&mut source).await {
+            let liveness = rt.readiness.clone();
+            let _busy = liveness.busy("syncing and loading the source");
+            // A sync or a load is abandoned on shutdown (the load stops at its next file):
+            // nothing of it has been applied yet.
+            let new = tokio::select! {
+                new = rt.revisions.fetch(&mut source, &stop) => new,
+                _ = &mut shutdown => {
+                    tracing::info!("shutting down: abandoning the source sync or load in progress");
+                    stop.store(true, Ordering::SeqCst);
+                    break;
+                }
+            };
+            if new {
                 rt.new_revision();
             }
         }
@@ -263,6 +297,8 @@ pub async fn run(
             continue;
         }
         // Finish the pass even if SIGTERM arrives, up to the grace period.
+        let liveness = rt.readiness.clone();
+        let _busy = liveness.busy("reconciling");
         let pass = rt.pass(ready);
         tokio::pin!(pass);
         tokio::select! {
@@ -359,7 +395,13 @@ impl Runtime {
             self.home.as_ref(),
         )
         .await
-        .map_err(|e| format!("cannot open the state store: {}", DisplayChain(&e)))?;
+        .map_err(|e| {
+            let why =
+                crate::syntax::diag::escape_control(&DisplayChain(&e).to_string()).into_owned();
+            self.readiness.set_problem(STORE_SCOPE, Some(why.clone()));
+            format!("cannot open the state store: {why}")
+        })?;
+        self.readiness.set_problem(STORE_SCOPE, None);
         self.store = Some(s);
         Ok(())
     }
@@ -543,7 +585,14 @@ impl Runtime {
                 .flat_map(|w| w.resources.iter().cloned())
                 .collect();
         }
-        self.readiness.reconciled();
+        // Ready needs a reconcile that ran (or stood by for another replica): one that could
+        // not run (no store, no lease) has not completed.
+        if outcomes
+            .iter()
+            .any(|o| matches!(o, Outcome::Reconciled { .. } | Outcome::Standby))
+        {
+            self.readiness.reconciled();
+        }
         let (mut changes, mut failures, mut requests) = (0, 0, 0);
         for o in outcomes {
             if let Outcome::Reconciled {

@@ -54,6 +54,11 @@ pub fn env_scope(name: &str) -> String {
     format!("Environment {name}")
 }
 
+/// The readiness scope of an Environment's lease and records in the state store.
+fn store_scope(name: &str) -> String {
+    format!("state store for Environment {name}")
+}
+
 /// Reports each AWS attempt to the metrics, and to readiness under a scope (an Environment
 /// or the state store), so that `/readyz` follows whether AWS answers.
 #[derive(Debug)]
@@ -158,6 +163,7 @@ impl Worker {
             .await
         {
             Ok(l) => {
+                cx.readiness.set_problem(&store_scope(&name), None);
                 if !was {
                     tracing::info!(environment = %name, token = l.token, "lease acquired: this replica reconciles the environment");
                 }
@@ -171,6 +177,7 @@ impl Worker {
                 expires_at_ms,
                 ..
             }) => {
+                cx.readiness.set_problem(&store_scope(&name), None);
                 if was {
                     tracing::warn!(environment = %name, %holder, "lease lost to another replica");
                 }
@@ -181,8 +188,12 @@ impl Worker {
                 Ok(false)
             }
             Err(e) => {
-                let msg = format!("cannot take the lease on {name}: {}", DisplayChain(&e));
-                tracing::warn!("{msg}");
+                let why =
+                    crate::syntax::diag::escape_control(&DisplayChain(&e).to_string()).into_owned();
+                let msg = format!("cannot take the lease on {name}: {why}");
+                tracing::error!("{msg}");
+                cx.readiness
+                    .set_problem(&store_scope(&name), Some(msg.clone()));
                 self.lease = None;
                 self.status.leader = false;
                 cx.metrics.set_leader(&name, false);
@@ -291,6 +302,12 @@ impl Worker {
         for e in &report.errors {
             tracing::error!(error = %e, "cannot record the reconcile");
         }
+        // Records that cannot be written (a full disk, a read-only store) make the daemon
+        // unready until one is written again.
+        cx.readiness.set_problem(
+            &format!("inventory of Environment {}", self.name),
+            (!report.errors.is_empty()).then(|| report.errors.join("; ")),
+        );
         metrics.record_prune(&self.name, report.removals.refused.as_ref());
         // Changes planned again for the revision already applied are drift.
         let already_applied = self.applied.as_deref() == Some(revision.id.as_str());
@@ -326,7 +343,12 @@ impl Worker {
             self.applied = Some(revision.id.clone());
             self.status.last_applied_revision = Some(revision.id.clone());
         }
-        let problems = report.problems();
+        // One problem a line: AWS messages may quote what was sent (names, documents).
+        let problems: Vec<String> = report
+            .problems()
+            .iter()
+            .map(|p| crate::syntax::diag::escape_control(p).into_owned())
+            .collect();
         self.status.last_error = (!problems.is_empty()).then(|| problems.join("\n"));
         self.status.last_reconcile_at = Some(epoch_secs());
         let resync = now + cx.cfg.resync;

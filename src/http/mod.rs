@@ -4,10 +4,14 @@
 //! | route             | answer                                                        |
 //! |-------------------|---------------------------------------------------------------|
 //! | `GET /metrics`    | Prometheus text format 0.0.4                                  |
-//! | `GET /healthz`    | 200 `ok` while the process serves requests                    |
+//! | `GET /healthz`    | 200 `ok` while the loop is not stuck, else 503 with the step  |
 //! | `GET /readyz`     | 200 when [`Readiness::is_ready`], else 503 with the reason    |
 //! | `GET /status`     | the [`crate::status::Status`] document as JSON                |
 //! | `POST /hooks/git` | 202 and a reconcile trigger for a correctly signed body       |
+//!
+//! Connections are served within [`HttpLimits`] (timeouts, a connection cap): see [`conn`].
+
+mod conn;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -25,6 +29,8 @@ use tokio::sync::Notify;
 
 use crate::secret::Secret;
 use crate::status::{Readiness, SharedStatus};
+
+pub use conn::HttpLimits;
 
 /// Largest webhook body accepted; GitHub caps push payloads at 25 MiB but ours only
 /// trigger a fetch, so anything big is refused (413) before it is hashed.
@@ -78,18 +84,27 @@ pub fn router(state: HttpState) -> Router {
         .with_state(Arc::new(state))
 }
 
-/// Serve on `listener` until `shutdown` completes, then finish in-flight requests and return.
+/// Serve on `listener` within the default [`HttpLimits`] until `shutdown` completes, then
+/// finish in-flight requests and return.
 pub async fn serve(
     listener: TcpListener,
     state: HttpState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_with_limits(listener, state, HttpLimits::default(), shutdown).await
+}
+
+/// [`serve`] within `limits`.
+pub async fn serve_with_limits(
+    listener: TcpListener,
+    state: HttpState,
+    limits: HttpLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "http server listening");
     }
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    conn::serve(listener, router(state), limits, shutdown).await
 }
 
 type AppState = State<Arc<HttpState>>;
@@ -99,8 +114,13 @@ async fn metrics(State(st): AppState) -> Response {
     ([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], body).into_response()
 }
 
-async fn healthz() -> &'static str {
-    "ok"
+/// Alive unless the daemon's loop is stuck in one step past its deadline
+/// ([`Readiness::stuck`]): then the process should be restarted.
+async fn healthz(State(st): AppState) -> (StatusCode, String) {
+    match st.readiness.stuck() {
+        None => (StatusCode::OK, "ok".into()),
+        Some(why) => (StatusCode::SERVICE_UNAVAILABLE, why),
+    }
 }
 
 async fn readyz(State(st): AppState) -> (StatusCode, String) {

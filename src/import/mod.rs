@@ -184,11 +184,16 @@ async fn import_kind<K: KindAws>(
         })?;
     for n in names {
         match observed.get(n) {
-            Some(o) => out.documents.push(ImportedDoc {
-                kind: K::KIND,
-                name: n.clone(),
-                document: document(K::KIND, n, &K::import(n, o, cx), env),
-            }),
+            Some(o) => {
+                let spec = K::import(n, o, cx);
+                let mut document = document(K::KIND, n, &spec, env);
+                silence_lint_errors(&mut document, &K::holdings(&spec));
+                out.documents.push(ImportedDoc {
+                    kind: K::KIND,
+                    name: n.clone(),
+                    document,
+                })
+            }
             None => out.missing.push((K::KIND, n.clone())),
         }
     }
@@ -236,6 +241,36 @@ pub fn document(kind: Kind, name: &str, spec: &impl Serialize, env: &Environment
     });
     to_placeholders(&mut doc, &env.partition, &env.account, &env.region);
     doc
+}
+
+/// The reason written on the lint checks an imported document is silenced for.
+pub const IMPORTED_FINDING_REASON: &str =
+    "imported as AWS has it: review this finding, then fix the document or write why it is meant";
+
+/// A document AWS accepted may still fail lint (a statement that matches nothing): the
+/// imported manifest silences each such error check, with a reason that asks for review,
+/// so that it validates and adopting changes nothing. Structural errors are left to fail.
+fn silence_lint_errors(doc: &mut Value, holdings: &crate::kinds::Holdings) {
+    let mut checks: Vec<&'static str> = holdings
+        .documents
+        .iter()
+        .flat_map(|d| mlspace_policy::lint(d.document, d.policy_kind))
+        .filter(|f| {
+            f.severity == mlspace_policy::LintSeverity::Error
+                && f.check != mlspace_policy::lint::INVALID_STRUCTURE.id
+        })
+        .map(|f| f.check)
+        .collect();
+    checks.sort_unstable();
+    checks.dedup();
+    if let Some(ann) = doc["metadata"]["annotations"].as_object_mut() {
+        for c in checks {
+            ann.insert(
+                format!("{}{c}", crate::syntax::diag::SILENCE_ANNOTATION),
+                Value::String(IMPORTED_FINDING_REASON.into()),
+            );
+        }
+    }
 }
 
 /// Leave out the tags the Environment gives every resource (same key and value).

@@ -462,6 +462,7 @@ mod tests {
             action,
             fields: vec![],
             reason: None,
+            access: vec![],
             steps: vec![],
             depends_on: vec![],
         }

@@ -168,17 +168,18 @@ pub fn merged_tags(env: &Tags, own: &Tags) -> Tags {
     t
 }
 
-/// Validate a policy document found at `pointer` and report each issue at its own position,
-/// under its check id (so a warning can be silenced on the resource; see
-/// [`crate::syntax::diag::SILENCE_ANNOTATION`]).
+/// Lint a policy document found at `pointer` (structure as IAM checks it, then every
+/// check of `docs/lint.md` that looks at one document) and report each finding at its own
+/// position, under its check id, so that it can be silenced on the resource (see
+/// [`crate::syntax::diag::SILENCE_ANNOTATION`]); structural errors cannot be.
 pub fn check_policy(
     cx: &mut DocCx,
     pointer: &str,
     doc: &serde_json::Value,
     kind: mlspace_policy::PolicyKind,
 ) {
-    for (check, mut issue) in mlspace_policy::validate_with_checks(doc, kind) {
-        let p = format!("{pointer}{}", issue.pointer);
+    for mut finding in mlspace_policy::lint(doc, kind) {
+        let p = format!("{pointer}{}", finding.pointer);
         // The crate's messages start with the element's own path; ours prefixes the full one.
         const ELEMENTS: [&str; 8] = [
             "Statement",
@@ -190,24 +191,40 @@ pub fn check_policy(
             "Action",
             "Resource",
         ];
-        if let Some((first, rest)) = issue.message.split_once(' ') {
+        if let Some((first, rest)) = finding.message.split_once(' ') {
             if ELEMENTS.iter().any(|e| first.starts_with(e)) {
-                issue.message = rest.to_string();
+                finding.message = rest.to_string();
             }
         }
-        match issue.severity {
-            // IAM refuses these: they cannot be silenced.
-            mlspace_policy::Severity::Error => cx.error(&p, issue.message),
-            mlspace_policy::Severity::Warning => cx.finding(
-                &p,
-                Severity::Warning,
-                check,
-                format_args!(
-                    "{} (if this is meant, silence it for the resource with metadata.annotations `{SILENCE_ANNOTATION}{check}: REASON`)",
-                    issue.message
-                ),
-            ),
-        }
+        report_finding(cx, &p, &finding);
+    }
+}
+
+/// Report a lint finding at `pointer`: IAM's structural errors as plain errors (they cannot
+/// be silenced), the rest under their check id with how to silence them.
+pub fn report_finding(cx: &mut DocCx, pointer: &str, finding: &mlspace_policy::Finding) {
+    if finding.check == mlspace_policy::lint::INVALID_STRUCTURE.id {
+        cx.error(pointer, &finding.message);
+        return;
+    }
+    cx.finding(
+        pointer,
+        severity(finding.severity),
+        finding.check,
+        format_args!(
+            "{} (if this is meant, silence it for the resource with metadata.annotations `{SILENCE_ANNOTATION}{}: REASON`)",
+            finding.message, finding.check
+        ),
+    );
+}
+
+/// A lint severity as a diagnostic's.
+pub fn severity(s: mlspace_policy::LintSeverity) -> Severity {
+    match s {
+        mlspace_policy::LintSeverity::Error => Severity::Error,
+        mlspace_policy::LintSeverity::SecurityWarning => Severity::SecurityWarning,
+        mlspace_policy::LintSeverity::Warning => Severity::Warning,
+        mlspace_policy::LintSeverity::Suggestion => Severity::Suggestion,
     }
 }
 

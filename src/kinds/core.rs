@@ -231,6 +231,50 @@ pub trait DocKind: Sized + 'static {
     }
 }
 
+/// How a document a resource holds takes part in access.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HeldAs {
+    /// What the holder (a role) may do: an inline policy.
+    Identity,
+    /// Who may assume the holder: a role's trust policy.
+    Trust,
+    /// Who may use the holder: a bucket or key policy.
+    Resource,
+    /// A managed policy's document: what the principals it is attached to may do, or the
+    /// most they may do when it is their permissions boundary.
+    Managed,
+}
+
+/// One policy document a resource holds.
+#[derive(Debug, Clone)]
+pub struct HeldDocument<'a> {
+    /// What it is to a reviewer: `trust policy`, `inline policy NAME`, `bucket policy`.
+    pub label: String,
+    /// JSON pointer to it in the manifest document, e.g. `/spec/inlinePolicies/NAME`.
+    pub pointer: String,
+    /// How it takes part in access.
+    pub held_as: HeldAs,
+    /// The kind of policy document it is, for lint.
+    pub policy_kind: mlspace_policy::PolicyKind,
+    /// The document.
+    pub document: &'a Value,
+}
+
+/// The policy documents a resource holds and the managed policies it names: what the
+/// access analysis (escalation paths across a role's documents, the plan's access delta)
+/// reads, the same way for a spec and for what AWS has.
+#[derive(Debug, Clone, Default)]
+pub struct Holdings<'a> {
+    /// Documents held in place.
+    pub documents: Vec<HeldDocument<'a>>,
+    /// ARNs of the managed policies attached (a role's), with the pointer of each in the
+    /// manifest document (empty for what AWS has).
+    pub attached: Vec<(&'a str, String)>,
+    /// ARN of the permissions boundary, with its pointer.
+    pub boundary: Option<(&'a str, String)>,
+}
+
 /// The pure half of a resource kind: no IO, deterministic.
 pub trait KindPlan: DocKind {
     /// What AWS has.
@@ -291,6 +335,17 @@ pub trait KindPlan: DocKind {
     /// The tags of an observed resource, when its kind has tags (ignore rules match them).
     fn observed_tags(_observed: &Self::Observed) -> Option<&Tags> {
         None
+    }
+
+    /// The policy documents a spec holds and the managed policies it names (none for
+    /// kinds without policies).
+    fn holdings(_spec: &Self::Spec) -> Holdings<'_> {
+        Holdings::default()
+    }
+
+    /// The same for what AWS has; a setting not read is not held.
+    fn observed_holdings(_observed: &Self::Observed) -> Holdings<'_> {
+        Holdings::default()
     }
 
     /// Whether the manifest allows deleting the resource with its contents (a bucket's

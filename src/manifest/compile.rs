@@ -13,9 +13,11 @@ use serde_json::Value;
 use super::diag::{field_path, Diagnostics, DocCx, SILENCE_ANNOTATION};
 #[cfg(test)]
 use super::load::parse_file;
+use super::read::ReadError;
 use super::yaml::{self, Loc, SourceMap};
 use super::{template, DesiredState, Loaded, ManifestError, Resource, SourceDoc, API_VERSION};
-use crate::kinds::common::{merged_tags, Metadata};
+use crate::access;
+use crate::kinds::common::{merged_tags, report_finding, Metadata};
 use crate::kinds::core::{Declared, Received, Reference};
 use crate::kinds::environment::{EnvironmentSpec, EnvironmentView};
 use crate::kinds::{with_kind, Kind, KindFn, Registered, ResolveCx, ResourceSpec};
@@ -24,7 +26,13 @@ use crate::syntax::refs::{self, Ref};
 /// Files a manifest refers to (`documentFile`, `assumeRolePolicyFile`), read on demand.
 pub trait FileReader {
     /// Read `path` (already joined with the manifest's directory).
-    fn read(&self, path: &Path) -> std::io::Result<String>;
+    fn read(&self, path: &Path) -> Result<String, ReadError>;
+
+    /// Parse a file read with [`FileReader::read`]; a reader with a revision-wide budget
+    /// charges it there.
+    fn parse(&self, file: &Arc<Path>, text: &str) -> Result<Vec<yaml::Document>, yaml::YamlError> {
+        yaml::parse_documents(file, text)
+    }
 }
 
 /// A document after the header checks.
@@ -55,8 +63,8 @@ impl Doc {
 pub(crate) fn compile_text(text: &str) -> Loaded {
     struct NoFiles;
     impl FileReader for NoFiles {
-        fn read(&self, _: &Path) -> std::io::Result<String> {
-            Err(std::io::ErrorKind::NotFound.into())
+        fn read(&self, _: &Path) -> Result<String, ReadError> {
+            Err(std::io::Error::from(std::io::ErrorKind::NotFound).into())
         }
     }
     let file: Arc<Path> = Arc::from(Path::new("m.yaml"));
@@ -483,6 +491,7 @@ fn resolve(
     }
 
     let mut out = Vec::new();
+    let mut docs: HashMap<crate::kinds::ResourceId, Doc> = HashMap::new();
     for ((d, mut spec), refs) in resources.into_iter().zip(value_refs) {
         if !d.kind.is_resource() {
             continue;
@@ -516,11 +525,37 @@ fn resolve(
             refs,
             source: d.loc(""),
         });
+        docs.insert((d.kind, d.metadata.name.clone()), d);
     }
     out.sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
+    check_escalations(&out, &docs, place, diags);
     DesiredState {
         environment: env,
         resources: out,
+    }
+}
+
+/// Each role's effective permissions (attached and inline policies, capped by its
+/// boundary) against the named privilege-escalation paths; a finding is reported on the
+/// role, where its annotations can silence it.
+fn check_escalations(
+    resources: &[Resource],
+    docs: &HashMap<crate::kinds::ResourceId, Doc>,
+    place: crate::kinds::Place,
+    diags: &mut Diagnostics,
+) {
+    let side = access::Side::of_specs(
+        resources.iter().map(|r| (r.kind, r.name.as_str(), &r.spec)),
+        place,
+    );
+    for f in access::escalations(&side) {
+        let Some(d) = docs.get(&f.role) else {
+            continue;
+        };
+        if silenced_checks(&d.metadata).contains(&f.finding.check) {
+            continue;
+        }
+        report_finding(&mut d.cx(diags), &f.pointer, &f.finding);
     }
 }
 
@@ -733,8 +768,23 @@ fn inline_files(
         }
         let Some(rel) = rel.as_str() else { continue }; // typed() reports the type error
         let path = d.file.parent().unwrap_or(Path::new(".")).join(rel);
+        let fpath: Arc<Path> = Arc::from(path.as_path());
         let text = match reader.read(&path) {
             Ok(t) => t,
+            Err(ReadError::NotUtf8 { offset, line, col }) => {
+                diags.error(
+                    Some(Loc {
+                        file: fpath.clone(),
+                        line,
+                        col,
+                    }),
+                    format!(
+                        "in the file named by {}: not UTF-8 (invalid byte at byte offset {offset})",
+                        field_path(&file_ptr)
+                    ),
+                );
+                continue;
+            }
             Err(e) => {
                 DocCx {
                     map: &d.map,
@@ -748,8 +798,7 @@ fn inline_files(
                 continue;
             }
         };
-        let fpath: Arc<Path> = Arc::from(path.as_path());
-        let mut parsed = match yaml::parse_documents(&fpath, &text) {
+        let mut parsed = match reader.parse(&fpath, &text) {
             Ok(mut docs) if docs.len() == 1 => docs.remove(0),
             Ok(_) => {
                 DocCx {
@@ -763,13 +812,17 @@ fn inline_files(
                 );
                 continue;
             }
-            Err(e) => match serde_json::from_str::<Value>(&text) {
-                // JSON that YAML refuses (tabs, say) is still JSON; positions fall back to the file.
-                Ok(v) => yaml::Document {
+            // JSON that YAML refuses (tabs, say) is still JSON; positions fall back to the
+            // file. Only for syntax errors: a limit, a NUL or a tag is not worked around.
+            Err(e) => match serde_json::from_str::<Value>(&text)
+                .ok()
+                .filter(|_| e.message.starts_with("YAML syntax error"))
+            {
+                Some(v) => yaml::Document {
                     value: v,
                     map: SourceMap::default(),
                 },
-                Err(_) => {
+                None => {
                     diags.error(
                         Some(e.loc),
                         format!(

@@ -8,6 +8,7 @@
 
 pub mod compile;
 pub mod load;
+pub mod read;
 pub mod render;
 
 use std::collections::BTreeMap;
@@ -25,8 +26,10 @@ pub(crate) use compile::compile_text;
 pub use compile::{compile, FileReader};
 use diag::Diagnostics;
 pub use load::{
-    environment_dirs, list_yaml_files, load_dir, load_environments, parse_file, FsReader,
+    environment_dirs, list_yaml_files, load_dir, load_dir_with, load_environments,
+    load_environments_with, parse_file, FsReader, LoadOptions,
 };
+pub use read::{Limits, ReadError};
 use yaml::{Loc, SourceMap};
 
 /// The only `apiVersion` this release reads.
@@ -38,6 +41,9 @@ pub enum ManifestError {
     /// The manifests are invalid; every problem is listed.
     #[error("{} error(s) in the manifests", .0.error_count())]
     Invalid(Diagnostics),
+    /// Loading was cancelled (the daemon is shutting down); nothing was decided.
+    #[error("loading the manifests was cancelled")]
+    Cancelled,
     /// The directory could not be read.
     #[error("cannot read manifests directory {path}")]
     Io {

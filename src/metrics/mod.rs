@@ -58,9 +58,13 @@ pub mod names {
     /// Counted once per refused revision.
     pub const COMMIT_VERIFICATION_FAILURES_TOTAL: &str =
         "mlspace_gitops_commit_verification_failures_total";
+    /// Lint findings of the last attempted revision that validated far enough to be
+    /// linted, by `severity` (error | security-warning | warning | suggestion); silenced
+    /// findings are not counted.
+    pub const LINT_FINDINGS: &str = "mlspace_gitops_lint_findings";
 
     /// Every name above.
-    pub const ALL: [&str; 15] = [
+    pub const ALL: [&str; 16] = [
         RECONCILE_TOTAL,
         RECONCILE_DURATION_SECONDS,
         RESOURCES,
@@ -76,8 +80,12 @@ pub mod names {
         LEADER,
         PRUNE_REFUSED_TOTAL,
         COMMIT_VERIFICATION_FAILURES_TOTAL,
+        LINT_FINDINGS,
     ];
 }
+
+/// The `severity` label values of [`names::LINT_FINDINGS`], most severe first.
+pub const LINT_SEVERITIES: [&str; 4] = ["error", "security-warning", "warning", "suggestion"];
 
 /// Errors of this module.
 #[derive(Debug, thiserror::Error)]
@@ -193,6 +201,8 @@ pub struct Metrics {
     prune_refused_total: IntCounterVec,
     /// See [`names::COMMIT_VERIFICATION_FAILURES_TOTAL`].
     commit_verification_failures_total: IntCounterVec,
+    /// See [`names::LINT_FINDINGS`]; use [`Metrics::set_lint_findings`].
+    lint_findings: IntGaugeVec,
     /// Serializes the read-modify-write helpers so concurrent callers cannot leave, say,
     /// two revisions at 1.
     label_sets: Mutex<()>,
@@ -295,6 +305,15 @@ pub fn register(reg: &Registry) -> Result<Arc<Metrics>, MetricsError> {
         build_info: add(reg, BUILD_INFO, || {
             IntGaugeVec::new(Opts::new(BUILD_INFO, "Build information."), &["version"])
         })?,
+        lint_findings: add(reg, LINT_FINDINGS, || {
+            IntGaugeVec::new(
+                Opts::new(
+                    LINT_FINDINGS,
+                    "Lint findings of the last revision linted, by severity (silenced ones left out).",
+                ),
+                &["severity"],
+            )
+        })?,
         validation_errors: add(reg, VALIDATION_ERRORS, || {
             IntGauge::new(
                 VALIDATION_ERRORS,
@@ -343,6 +362,7 @@ pub fn register(reg: &Registry) -> Result<Arc<Metrics>, MetricsError> {
     for r in COMMIT_VERIFICATION_REASONS {
         m.commit_verification_failures_total.with_label_values(&[r]);
     }
+    m.set_lint_findings([0; 4]);
     Ok(Arc::new(m))
 }
 
@@ -378,7 +398,7 @@ impl Metrics {
     /// Every metric's name and label names, as registered (for checks of alerts and
     /// dashboards against what the daemon exports).
     pub fn descriptions(&self) -> Vec<(String, Vec<String>)> {
-        let collectors: [&dyn Collector; 15] = [
+        let collectors: [&dyn Collector; 16] = [
             &self.reconcile_total,
             &self.reconcile_duration_seconds,
             &self.resources,
@@ -394,6 +414,7 @@ impl Metrics {
             &self.leader,
             &self.prune_refused_total,
             &self.commit_verification_failures_total,
+            &self.lint_findings,
         ];
         collectors
             .iter()
@@ -427,6 +448,16 @@ impl Metrics {
         self.leader
             .with_label_values(&[environment])
             .set(i64::from(leader));
+    }
+
+    /// The lint findings of the last revision linted, by severity in [`LINT_SEVERITIES`]
+    /// order (every severity is always present, so a finding that goes away reads 0).
+    pub fn set_lint_findings(&self, counts: [usize; 4]) {
+        for (sev, n) in LINT_SEVERITIES.iter().zip(counts) {
+            self.lint_findings
+                .with_label_values(&[sev])
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
     }
 
     /// The validation errors of the last attempted revision.

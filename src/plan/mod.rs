@@ -10,8 +10,10 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub use crate::access::{AccessChange, AccessSummary};
 pub use crate::kinds::{FieldChange, Kind, Observed, PlanError, ResourceId, Step};
 pub use planner::{plan, plan_cx, ref_value, PlanInput};
+pub use render::write_change_body;
 
 /// What happens to one resource.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -95,6 +97,9 @@ pub struct Change {
     /// Why, for conflicts and other notes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The access the change adds and removes, per document, attachment or boundary.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub access: Vec<AccessChange>,
     /// Steps the executor runs in order.
     #[serde(skip)]
     pub steps: Vec<Step>,
@@ -144,6 +149,10 @@ pub struct Plan {
     pub errors: Vec<PlanError>,
     /// Counts.
     pub summary: Summary,
+    /// Whether the plan widens access; `None` when no change touches a resource that holds
+    /// policies or names managed policies.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access: Option<AccessSummary>,
 }
 
 impl Plan {
@@ -167,7 +176,14 @@ impl Plan {
             changes,
             errors,
             summary: s,
+            access: None,
         }
+    }
+
+    /// Whether the plan widens access (an Allow added, a Deny removed, a boundary lifted,
+    /// a document of unknown content attached).
+    pub fn widens_access(&self) -> bool {
+        self.access.as_ref().is_some_and(|a| a.widens)
     }
 
     /// Whether applying would change anything in AWS.
@@ -193,6 +209,9 @@ impl Plan {
             .filter(|c| c.action != Action::NoOp)
             .collect();
         let mut v = serde_json::json!({ "changes": changes, "summary": self.summary });
+        if let Some(a) = &self.access {
+            v["access"] = serde_json::to_value(a).expect("plain data");
+        }
         if !self.errors.is_empty() {
             v["errors"] = serde_json::to_value(&self.errors).expect("plain data");
         }

@@ -1,10 +1,13 @@
 //! The planner: desired + observed → plan. Pure and deterministic.
 
 use std::borrow::Cow;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::{Action, Change, Plan, PlanError, Removal, RemovalKind, ResourceId};
-use crate::kinds::{visit_resource_kinds, Kind, Observed, PlanCx, ResourceKind, ResourceVisitor};
+use crate::access::{resource_access, AccessSummary, Side};
+use crate::kinds::{
+    visit_resource_kinds, Kind, Observed, PlanCx, ResourceKind, ResourceSpec, ResourceVisitor,
+};
 use crate::manifest::DesiredState;
 use crate::syntax::refs::{self, Ref};
 
@@ -40,30 +43,74 @@ pub fn plan(input: &PlanInput) -> Plan {
     struct Each<'a> {
         input: &'a PlanInput<'a>,
         cx: PlanCx,
-        changes: Vec<Change>,
-        errors: Vec<PlanError>,
+        out: Planned,
     }
     impl ResourceVisitor for Each<'_> {
         fn visit<K: ResourceKind>(&mut self) {
-            plan_kind::<K>(self.input, &self.cx, &mut self.changes, &mut self.errors);
+            plan_kind::<K>(self.input, &self.cx, &mut self.out);
         }
     }
     let mut each = Each {
         input,
         cx: plan_cx(input.desired),
-        changes: Vec::new(),
-        errors: Vec::new(),
+        out: Planned::default(),
     };
     visit_resource_kinds(&mut each);
-    Plan::new(order(each.changes), each.errors)
+    let Planned {
+        mut changes,
+        errors,
+        used,
+    } = each.out;
+    let access = access_of(input, &each.cx, &mut changes, &used);
+    let mut plan = Plan::new(order(changes), errors);
+    plan.access = access;
+    plan
 }
 
-fn plan_kind<K: ResourceKind>(
+/// What planning the kinds produced.
+#[derive(Default)]
+struct Planned {
+    changes: Vec<Change>,
+    errors: Vec<PlanError>,
+    /// The spec each create or update was planned from (references resolved, ignored
+    /// fields as AWS has them): what the access delta compares with AWS.
+    used: BTreeMap<ResourceId, ResourceSpec>,
+}
+
+/// Fill in each change's access delta; the plan-level summary, when some change touches
+/// a resource that holds policies.
+fn access_of(
     input: &PlanInput,
     cx: &PlanCx,
-    changes: &mut Vec<Change>,
-    errors: &mut Vec<PlanError>,
-) {
+    changes: &mut [Change],
+    used: &BTreeMap<ResourceId, ResourceSpec>,
+) -> Option<AccessSummary> {
+    let old = Side::of_observed(input.observed);
+    let specs = input.desired.resources.iter().map(|r| {
+        let id = (r.kind, r.name.clone());
+        (r.kind, r.name.as_str(), used.get(&id).unwrap_or(&r.spec))
+    });
+    let new = Side::of_specs(specs, cx.place());
+    let mut touched = false;
+    for c in changes.iter_mut() {
+        if !matches!(c.action, Action::Create | Action::Update | Action::Delete) {
+            continue;
+        }
+        let id = (c.kind, c.name.clone());
+        if old.resources.contains_key(&id) || new.resources.contains_key(&id) {
+            touched = true;
+            c.access = resource_access(&id, &old, &new);
+        }
+    }
+    touched.then(|| AccessSummary::of(changes.iter().flat_map(|c| &c.access)))
+}
+
+fn plan_kind<K: ResourceKind>(input: &PlanInput, cx: &PlanCx, out: &mut Planned) {
+    let Planned {
+        changes,
+        errors,
+        used,
+    } = out;
     if input.skip_kinds.contains(&K::KIND) {
         return;
     }
@@ -97,12 +144,14 @@ fn plan_kind<K: ResourceKind>(
             action: Action::NoOp,
             fields: vec![],
             reason: None,
+            access: vec![],
             steps: vec![],
             depends_on,
         };
         match observed.get(&r.name) {
             None => {
                 let (fields, ops) = K::create(&r.name, spec, cx);
+                used.insert((K::KIND, r.name.clone()), K::wrap(spec.clone()));
                 change.action = Action::Create;
                 change.fields = fields;
                 change.steps = ops.into_iter().map(K::step).collect();
@@ -119,6 +168,8 @@ fn plan_kind<K: ResourceKind>(
             Some(o) => match K::update(&r.name, &kept_observed::<K>(spec, o, r), o, cx) {
                 Ok((fields, ops)) if fields.is_empty() && ops.is_empty() => {}
                 Ok((fields, ops)) => {
+                    let kept = kept_observed::<K>(spec, o, r).into_owned();
+                    used.insert((K::KIND, r.name.clone()), K::wrap(kept));
                     change.action = Action::Update;
                     change.fields = fields;
                     change.steps = ops.into_iter().map(K::step).collect();
@@ -160,6 +211,7 @@ fn plan_kind<K: ResourceKind>(
             action,
             fields: vec![],
             reason: None,
+            access: vec![],
             steps: ops.into_iter().map(K::step).collect(),
             depends_on: vec![],
         });

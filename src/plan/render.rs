@@ -4,7 +4,7 @@ use std::fmt;
 
 use serde_json::Value;
 
-use super::{Action, Change, FieldChange, Plan};
+use super::{AccessChange, Action, Change, FieldChange, Plan};
 use crate::syntax::refs;
 
 /// A value on one line; a reference whose value AWS has not assigned yet reads
@@ -30,6 +30,21 @@ impl fmt::Display for FieldChange {
     }
 }
 
+impl fmt::Display for AccessChange {
+    /// `    access (SUBJECT): NOTE` then one indented line a grant.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "    access ({})", self.subject)?;
+        if let Some(n) = &self.note {
+            write!(f, ": {n}")?;
+        }
+        writeln!(f)?;
+        for line in self.delta.to_string().lines() {
+            writeln!(f, "      {line}")?;
+        }
+        Ok(())
+    }
+}
+
 impl fmt::Display for Change {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let what = match self.action {
@@ -47,13 +62,45 @@ impl fmt::Display for Change {
             self.kind,
             self.name
         )?;
-        for fc in &self.fields {
-            writeln!(f, "    {fc}")?;
+        write_change_body(f, self, true)
+    }
+}
+
+/// The lines under a change's heading: its fields, its reason, and its access delta when
+/// `with_access`.
+pub fn write_change_body(f: &mut impl fmt::Write, c: &Change, with_access: bool) -> fmt::Result {
+    for fc in &c.fields {
+        writeln!(f, "    {fc}")?;
+    }
+    if let Some(r) = &c.reason {
+        writeln!(f, "    {r}")?;
+    }
+    if with_access {
+        for a in &c.access {
+            write!(f, "{a}")?;
         }
-        if let Some(r) = &self.reason {
-            writeln!(f, "    {r}")?;
+    }
+    Ok(())
+}
+
+impl Plan {
+    /// The counts line: `Plan: 1 to create, 0 to update, 0 to delete.` and what else applies.
+    pub fn headline(&self) -> String {
+        let s = &self.summary;
+        let mut line = format!(
+            "Plan: {} to create, {} to update, {} to delete.",
+            s.create, s.update, s.delete
+        );
+        if s.forget > 0 {
+            line.push_str(&format!(" {} to forget.", s.forget));
         }
-        Ok(())
+        if s.conflict > 0 {
+            line.push_str(&format!(" {} not managed (conflict).", s.conflict));
+        }
+        if s.errors > 0 {
+            line.push_str(&format!(" {} refused.", s.errors));
+        }
+        line
     }
 }
 
@@ -78,21 +125,10 @@ impl fmt::Display for Plan {
         for e in &self.errors {
             writeln!(f, "error: {e}")?;
         }
-        let s = &self.summary;
-        write!(
-            f,
-            "Plan: {} to create, {} to update, {} to delete.",
-            s.create, s.update, s.delete
-        )?;
-        if s.forget > 0 {
-            write!(f, " {} to forget.", s.forget)?;
+        writeln!(f, "{}", self.headline())?;
+        if let Some(a) = &self.access {
+            writeln!(f, "{a}")?;
         }
-        if s.conflict > 0 {
-            write!(f, " {} not managed (conflict).", s.conflict)?;
-        }
-        if s.errors > 0 {
-            write!(f, " {} refused.", s.errors)?;
-        }
-        writeln!(f)
+        Ok(())
     }
 }

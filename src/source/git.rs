@@ -7,6 +7,13 @@
 //!   (built under a temporary name, then renamed, so a directory there is always complete).
 //!   The current and the previous checkout are kept, older ones removed.
 //!
+//! What a commit holds is untrusted: a blob over the file size limit, or a tree over the
+//! revision size limit, refuses the revision before anything of it is written; symbolic
+//! links are written as links and the loader applies its rule to them (a link leading
+//! outside the manifests directory is refused, unread). Credentials stay with their
+//! origin: redirects to another host are not followed, and the credential callback
+//! answers only for the configured origin.
+//!
 //! Everything here blocks; [`super::Source::sync`] runs it on the blocking pool.
 
 use std::path::{Path, PathBuf};
@@ -15,15 +22,17 @@ use std::sync::Once;
 use git2::cert::Cert;
 use git2::{
     AutotagOption, CertificateCheckStatus, Commit, Cred, CredentialType, Direction, ErrorCode,
-    FetchOptions, ObjectType, Oid, ProxyOptions, RemoteCallbacks, Repository,
+    FetchOptions, ObjectType, Oid, ProxyOptions, RemoteCallbacks, RemoteRedirect, Repository,
     RepositoryInitOptions, Tree,
 };
 use sha2::{Digest, Sha256};
 
 use super::known_hosts;
-use super::url::{redact_url, scrub, GitUrl};
+use super::url::{redact_url, scrub, GitUrl, MIN_SCRUBBED_SECRET};
 use super::{GitAuth, Revision, SourceConfig, SourceError};
+use crate::manifest::read::{Bytes, Limits};
 use crate::secret::Secret;
+use crate::syntax::diag::escape_control;
 
 /// User name sent with a token when none is configured (GitHub and most forges accept it).
 const TOKEN_USER: &str = "x-access-token";
@@ -35,6 +44,9 @@ const CONNECT_TIMEOUT_MS: i32 = 30_000;
 const IO_TIMEOUT_MS: i32 = 120_000;
 /// Git file mode of a symbolic link.
 const MODE_SYMLINK: i32 = 0o120000;
+/// Bytes one fetch may transfer unless configured (`--max-fetch-size`): a push of a huge
+/// pack cannot fill the state directory.
+pub const DEFAULT_MAX_FETCH_BYTES: u64 = 1 << 30;
 
 /// A git source and what is needed to sync it.
 #[derive(Debug, Clone)]
@@ -56,6 +68,12 @@ pub(crate) struct GitSource {
     current: Option<PathBuf>,
     /// Allowed-signers file the head commit must be verified against, if any.
     allowed_signers: Option<PathBuf>,
+    /// The configured location's origin: credentials go there only.
+    origin: GitUrl,
+    /// Sizes a checkout may have.
+    limits: Limits,
+    /// Bytes one fetch may transfer.
+    max_fetch_bytes: u64,
 }
 
 /// What one sync produced.
@@ -104,6 +122,16 @@ impl GitSource {
                 "refusing to send a token in clear text to {display}; use https://"
             )));
         }
+        if let Some(t) = &auth.token {
+            let n = t.expose().chars().count();
+            if n < MIN_SCRUBBED_SECRET {
+                tracing::warn!(
+                    characters = n,
+                    "the git token is suspiciously short for a real token; it is used, but \
+                     too short to be scrubbed from error messages"
+                );
+            }
+        }
 
         static TIMEOUTS: Once = Once::new();
         TIMEOUTS.call_once(|| {
@@ -125,7 +153,20 @@ impl GitSource {
             secrets,
             current: None,
             allowed_signers: None,
+            origin: url.clone(),
+            limits: Limits::default(),
+            max_fetch_bytes: DEFAULT_MAX_FETCH_BYTES,
         })
+    }
+
+    /// The bytes one fetch may transfer; a fetch over them is cancelled.
+    pub fn set_max_fetch_bytes(&mut self, max: u64) {
+        self.max_fetch_bytes = max;
+    }
+
+    /// The sizes a checkout may have (per file, and in all).
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits;
     }
 
     /// The location without credentials.
@@ -175,14 +216,18 @@ impl GitSource {
         let revision = Revision {
             id: oid.to_string(),
             manifests_dir: checkout.join(&self.path),
-            author: Some(format!(
-                "{} <{}>",
-                String::from_utf8_lossy(author.name_bytes()),
-                String::from_utf8_lossy(author.email_bytes())
-            )),
+            // Whoever pushed wrote these: shown in logs, history and status, so escaped.
+            author: Some(
+                escape_control(&format!(
+                    "{} <{}>",
+                    String::from_utf8_lossy(author.name_bytes()),
+                    String::from_utf8_lossy(author.email_bytes())
+                ))
+                .into_owned(),
+            ),
             message: commit
                 .summary_bytes()
-                .map(|s| String::from_utf8_lossy(s).into_owned()),
+                .map(|s| escape_control(&String::from_utf8_lossy(s)).into_owned()),
         };
         Ok(Synced {
             revision,
@@ -198,6 +243,23 @@ impl GitSource {
     /// Open the cache repository, creating it (or recreating a damaged one: it is only a
     /// cache).
     fn open_cache(&self) -> Result<Repository, SourceError> {
+        let repo = self.open_or_create_cache()?;
+        // libgit2 keeps the credentials it got when it follows a redirect, so a redirect
+        // to another host would receive them: such redirects are not followed (the ls-remote
+        // takes this from the repository's configuration; the fetch is told as well).
+        let follows = repo
+            .config()
+            .and_then(|c| c.get_string("http.followRedirects"))
+            .ok();
+        if follows.as_deref() != Some("false") {
+            repo.config()
+                .and_then(|mut c| c.set_str("http.followRedirects", "false"))
+                .map_err(|e| self.cache_err("configuring the cache", &e))?;
+        }
+        Ok(repo)
+    }
+
+    fn open_or_create_cache(&self) -> Result<Repository, SourceError> {
         let path = self.dir.join("repo.git");
         if path.exists() {
             match Repository::open_bare(&path) {
@@ -262,15 +324,32 @@ impl GitSource {
         let mut remote = repo
             .remote_anonymous(&self.url)
             .map_err(|e| fetch_err(self.scrubbed(&e)))?;
+        let mut callbacks = self.callbacks();
+        let max = self.max_fetch_bytes;
+        let over = std::rc::Rc::new(std::cell::Cell::new(false));
+        let flag = over.clone();
+        callbacks.transfer_progress(move |p| {
+            let within = p.received_bytes() as u64 <= max;
+            if !within {
+                flag.set(true);
+            }
+            within
+        });
         let mut opts = FetchOptions::new();
-        opts.remote_callbacks(self.callbacks())
+        opts.remote_callbacks(callbacks)
             .proxy_options(proxy())
+            .follow_redirects(RemoteRedirect::None)
             .download_tags(AutotagOption::None)
             .update_fetchhead(false);
         let spec = format!("+refs/heads/{}:{tracking}", self.branch);
-        remote
-            .fetch(&[spec.as_str()], Some(&mut opts), None)
-            .map_err(|e| fetch_err(self.scrubbed(&e)))?;
+        let fetched = remote.fetch(&[spec.as_str()], Some(&mut opts), None);
+        if over.get() {
+            return Err(fetch_err(format!(
+                "the fetch was stopped after {}: over the limit (--max-fetch-size)",
+                Bytes(max)
+            )));
+        }
+        fetched.map_err(|e| fetch_err(self.scrubbed(&e)))?;
         if repo.find_commit(head).is_ok() {
             return Ok(head);
         }
@@ -304,6 +383,8 @@ impl GitSource {
             std::fs::create_dir_all(&partial).map_err(io(&partial))?;
             match self.manifests_tree(repo, commit)? {
                 Some(tree) => {
+                    // Sizes first: nothing of a refused revision is written.
+                    self.check_sizes(repo, &tree, commit.id())?;
                     let dest = partial.join(&self.path);
                     std::fs::create_dir_all(&dest).map_err(io(&dest))?;
                     self.write_tree(repo, &tree, &dest)?;
@@ -339,19 +420,83 @@ impl GitSource {
             Err(e) => return Err(self.cache_err("looking up the manifests path", &e)),
         };
         if entry.kind() != Some(ObjectType::Tree) {
-            return Err(SourceError::Config(format!(
-                "manifests path {} is not a directory in commit {}",
-                self.path.display(),
-                commit.id()
-            )));
+            let what = if entry.filemode() == MODE_SYMLINK {
+                "a symbolic link"
+            } else {
+                "not a directory"
+            };
+            return Err(SourceError::InvalidRevision {
+                commit: commit.id().to_string(),
+                message: format!(
+                    "the manifests path {} is {what} in this commit; it must be a directory",
+                    self.path.display()
+                ),
+            });
         }
         repo.find_tree(entry.id())
             .map(Some)
             .map_err(|e| self.cache_err("reading the manifests tree", &e))
     }
 
-    /// Write a tree's files under `dir`. Symbolic links and submodules are skipped: a link
-    /// could point anywhere on this machine, and manifests never need them.
+    /// Every blob under `tree` within the per-file limit, and all of them within the
+    /// revision limit, from the object headers (nothing is read or inflated whole).
+    fn check_sizes(
+        &self,
+        repo: &Repository,
+        tree: &Tree<'_>,
+        commit: Oid,
+    ) -> Result<(), SourceError> {
+        let odb = repo
+            .odb()
+            .map_err(|e| self.cache_err("opening the object database", &e))?;
+        let mut total: u64 = 0;
+        let mut refused = None;
+        let walked = tree.walk(git2::TreeWalkMode::PreOrder, |dir, entry| {
+            if entry.kind() != Some(ObjectType::Blob) || entry.filemode() == MODE_SYMLINK {
+                return git2::TreeWalkResult::Ok;
+            }
+            let size = match odb.read_header(entry.id()) {
+                Ok((size, _)) => size as u64,
+                Err(e) => {
+                    refused = Some(Err(self.cache_err("reading an object header", &e)));
+                    return git2::TreeWalkResult::Abort;
+                }
+            };
+            let name = format!("{dir}{}", String::from_utf8_lossy(entry.name_bytes()));
+            let path = self.path.join(name);
+            total = total.saturating_add(size);
+            let why = if size > self.limits.max_file_bytes {
+                format!(
+                    "{} is {}, over the limit of {} per file (--max-file-size)",
+                    path.display(),
+                    Bytes(size),
+                    Bytes(self.limits.max_file_bytes)
+                )
+            } else if total > self.limits.max_revision_bytes {
+                format!(
+                    "the files under {} add up to more than {} (--max-revision-size), at {}",
+                    self.path.display(),
+                    Bytes(self.limits.max_revision_bytes),
+                    path.display()
+                )
+            } else {
+                return git2::TreeWalkResult::Ok;
+            };
+            refused = Some(Err(SourceError::InvalidRevision {
+                commit: commit.to_string(),
+                message: escape_control(&why).into_owned(),
+            }));
+            git2::TreeWalkResult::Abort
+        });
+        if let Some(r) = refused {
+            return r;
+        }
+        walked.map_err(|e| self.cache_err("walking the manifests tree", &e))
+    }
+
+    /// Write a tree's files under `dir`. Symbolic links are written as links (the loader
+    /// refuses those leading outside the manifests directory, without reading them);
+    /// submodules are skipped.
     fn write_tree(
         &self,
         repo: &Repository,
@@ -380,7 +525,18 @@ impl GitSource {
                     self.write_tree(repo, &sub, &dest)?;
                 }
                 Some(ObjectType::Blob) if entry.filemode() == MODE_SYMLINK => {
-                    tracing::warn!(path = %dest.display(), "skipping a symbolic link");
+                    let blob = repo
+                        .find_blob(entry.id())
+                        .map_err(|e| self.cache_err("reading a link", &e))?;
+                    // A link's blob is its target; git keeps it short (a path).
+                    let target = blob.content();
+                    if target.is_empty() || target.len() > 4096 || target.contains(&0) {
+                        tracing::warn!(path = %dest.display(), "skipping a symbolic link with an unusable target");
+                        continue;
+                    }
+                    use std::os::unix::ffi::OsStrExt;
+                    std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(target), &dest)
+                        .map_err(io)?;
                 }
                 Some(ObjectType::Blob) => {
                     let blob = repo
@@ -420,9 +576,10 @@ impl GitSource {
     fn callbacks(&self) -> RemoteCallbacks<'static> {
         let mut cb = RemoteCallbacks::new();
         let auth = self.auth.clone();
+        let origin = self.origin.clone();
         let mut tried = CredentialType::empty();
-        cb.credentials(move |_url, url_user, allowed| {
-            next_credential(&auth, url_user, allowed, &mut tried)
+        cb.credentials(move |url, url_user, allowed| {
+            credential_for(&auth, &origin, url, url_user, allowed, &mut tried)
         });
         let known_hosts = self.auth.known_hosts.clone();
         let port = self.ssh_port;
@@ -451,6 +608,25 @@ fn proxy() -> ProxyOptions<'static> {
     let mut p = ProxyOptions::new();
     p.auto();
     p
+}
+
+/// Answer libgit2's credential request from `url`: nothing unless it is the configured
+/// `origin` (a redirect to another host, port or scheme gets no credentials).
+fn credential_for(
+    auth: &GitAuth,
+    origin: &GitUrl,
+    url: &str,
+    url_user: Option<&str>,
+    allowed: CredentialType,
+    tried: &mut CredentialType,
+) -> Result<Cred, git2::Error> {
+    if !GitUrl::parse(url).is_some_and(|u| u.same_origin(origin)) {
+        return Err(git2::Error::from_str(&format!(
+            "refusing to send credentials to {}: it is not the configured origin",
+            redact_url(url)
+        )));
+    }
+    next_credential(auth, url_user, allowed, tried)
 }
 
 /// Answer libgit2's credential request; each kind is offered once, since libgit2 asks
@@ -621,6 +797,36 @@ mod tests {
         assert!(!is_plain_name(".."));
         assert!(!is_plain_name("a/b"));
         assert!(!is_plain_name(""));
+    }
+
+    #[test]
+    fn a_redirect_to_another_origin_gets_no_credentials() {
+        let auth = GitAuth {
+            token: Some(Secret::new("ghp_0123456789abcdef")),
+            ..GitAuth::default()
+        };
+        let origin = GitUrl::parse("https://git.example.com/org/repo.git").unwrap();
+        let plain = CredentialType::USER_PASS_PLAINTEXT;
+        for elsewhere in [
+            "https://evil.example.net/org/repo.git",
+            "https://git.example.com:8443/org/repo.git",
+            "not a url",
+        ] {
+            let mut tried = CredentialType::empty();
+            let Err(e) = credential_for(&auth, &origin, elsewhere, None, plain, &mut tried) else {
+                panic!("credentials sent to {elsewhere}")
+            };
+            assert!(
+                e.message().contains("not the configured origin"),
+                "{}",
+                e.message()
+            );
+            assert!(!e.message().contains("ghp_"));
+            assert!(tried.is_empty());
+        }
+        let mut tried = CredentialType::empty();
+        let same = "https://git.example.com/org/renamed.git";
+        assert!(credential_for(&auth, &origin, same, None, plain, &mut tried).is_ok());
     }
 
     #[test]

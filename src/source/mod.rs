@@ -9,6 +9,7 @@
 mod git;
 mod known_hosts;
 mod local;
+pub mod revision;
 mod url;
 mod verify;
 mod watch;
@@ -16,8 +17,10 @@ mod watch;
 use std::fmt;
 use std::path::PathBuf;
 
+use crate::manifest::read::Limits;
 use crate::secret::Secret;
 
+pub use git::DEFAULT_MAX_FETCH_BYTES;
 pub use url::redact_url;
 pub use verify::{AllowedSigners, SignedCommit, Verified, VerifyError, REASONS as VERIFY_REASONS};
 
@@ -93,9 +96,30 @@ pub enum SourceError {
         #[source]
         source: VerifyError,
     },
+    /// The source was reached, but this revision cannot be used as it is (the manifests
+    /// path is a link or a file in it, a file over the size limits): refused like an
+    /// invalid revision, and the last good one stays in force.
+    #[error("revision {commit} is refused: {message}")]
+    InvalidRevision {
+        /// The full commit id.
+        commit: String,
+        /// Why.
+        message: String,
+    },
     /// The blocking task doing the work died.
     #[error("source task failed: {0}")]
     Task(String),
+}
+
+impl SourceError {
+    /// Whether the failure is on this machine (the state directory: a full disk, a
+    /// read-only file system, a damaged cache) rather than at the source.
+    pub fn is_local(&self) -> bool {
+        matches!(
+            self,
+            SourceError::Io { .. } | SourceError::Cache { .. } | SourceError::Task(_)
+        )
+    }
 }
 
 /// Where the manifests come from.
@@ -165,6 +189,7 @@ pub struct Revision {
 pub struct Source {
     kind: Kind,
     last_fetched: bool,
+    limits: Limits,
 }
 
 #[derive(Debug)]
@@ -191,7 +216,26 @@ impl Source {
         Ok(Source {
             kind,
             last_fetched: false,
+            limits: Limits::default(),
         })
+    }
+
+    /// The sizes a revision may have (default: [`Limits::default`]). A git commit over
+    /// them is refused with [`SourceError::InvalidRevision`] before it is checked out; a
+    /// local directory is read within them.
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits;
+        if let Kind::Git(git) = &mut self.kind {
+            git.set_limits(limits);
+        }
+    }
+
+    /// The bytes one git fetch may transfer (default [`DEFAULT_MAX_FETCH_BYTES`], 1 GiB);
+    /// a fetch over them is stopped and reported as a fetch failure.
+    pub fn set_max_fetch_bytes(&mut self, max: u64) {
+        if let Kind::Git(git) = &mut self.kind {
+            git.set_max_fetch_bytes(max);
+        }
     }
 
     /// From now on, accept a git revision only when its head commit is SSH-signed by a key
@@ -238,8 +282,8 @@ impl Source {
         self.last_fetched = false;
         match &mut self.kind {
             Kind::Local(dir) => {
-                let d = dir.clone();
-                let id = tokio::task::spawn_blocking(move || local::digest(&d))
+                let (d, limits) = (dir.clone(), self.limits);
+                let id = tokio::task::spawn_blocking(move || local::digest(&d, &limits))
                     .await
                     .map_err(|e| SourceError::Task(e.to_string()))??;
                 Ok(Revision {

@@ -1,6 +1,15 @@
 //! Git locations as text: tell a git URL from anything else, take out what the SSH host-key
 //! check needs (host, port), and remove credentials before a location or a message is shown.
 
+use std::borrow::Cow;
+
+use crate::syntax::diag::escape_control;
+
+/// Secrets shorter than this are not scrubbed from messages: replacing every `a` of a
+/// message because the token is `a` garbles all of them, and shows the token by where it
+/// is missing. Such a token is reported as suspicious when the source is configured.
+pub(crate) const MIN_SCRUBBED_SECRET: usize = 8;
+
 /// The parts of a git location the source needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct GitUrl {
@@ -70,6 +79,29 @@ impl GitUrl {
     pub fn is_ssh(&self) -> bool {
         is_ssh_scheme(&self.scheme)
     }
+
+    /// Whether `other` is the same origin (scheme, host and port, default ports filled
+    /// in): credentials for one are never sent to another.
+    pub fn same_origin(&self, other: &GitUrl) -> bool {
+        let port = |u: &GitUrl| {
+            u.port.or(match u.scheme.as_str() {
+                "https" => Some(443),
+                "http" => Some(80),
+                s if is_ssh_scheme(s) => Some(22),
+                _ => None,
+            })
+        };
+        let scheme = |u: &GitUrl| {
+            if u.is_ssh() {
+                "ssh".to_string()
+            } else {
+                u.scheme.clone()
+            }
+        };
+        scheme(self) == scheme(other)
+            && self.host.eq_ignore_ascii_case(&other.host)
+            && port(self) == port(other)
+    }
 }
 
 fn is_ssh_scheme(scheme: &str) -> bool {
@@ -84,12 +116,20 @@ fn authority_end(rest: &str) -> usize {
     rest.find(['/', '?', '#']).unwrap_or(rest.len())
 }
 
+/// User name and password of `user:password`, percent-decoded as RFC 3986 wants them
+/// written (`p%40ss` is `p@ss`); what is not valid UTF-8 once decoded is kept as written.
 fn split_userinfo(userinfo: Option<&str>) -> (Option<String>, Option<String>) {
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8()
+            .map(Cow::into_owned)
+            .unwrap_or_else(|_| s.to_string())
+    };
     match userinfo {
         None => (None, None),
         Some(u) => match u.split_once(':') {
-            Some((user, pass)) => (Some(user.to_string()), Some(pass.to_string())),
-            None => (Some(u.to_string()), None),
+            Some((user, pass)) => (Some(decode(user)), Some(decode(pass))),
+            None => (Some(decode(u)), None),
         },
     }
 }
@@ -143,8 +183,10 @@ pub fn redact_url(location: &str) -> String {
     location.to_string()
 }
 
-/// Remove credentials from free text (a libgit2 message): the userinfo of every
-/// `scheme://userinfo@host` in it, then every literal occurrence of `secrets`.
+/// Remove credentials from free text (a libgit2 message, which may quote what a remote
+/// said): the userinfo of every `scheme://userinfo@host` in it, then every literal
+/// occurrence of `secrets` of at least [`MIN_SCRUBBED_SECRET`] characters (longest first);
+/// control characters are escaped, so a remote cannot forge log lines either.
 pub(crate) fn scrub(text: &str, secrets: &[&str]) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
@@ -159,10 +201,17 @@ pub(crate) fn scrub(text: &str, secrets: &[&str]) -> String {
         }
     }
     out.push_str(rest);
-    for secret in secrets.iter().filter(|s| !s.is_empty()) {
+    let mut secrets: Vec<&str> = secrets
+        .iter()
+        .copied()
+        .filter(|s| s.chars().count() >= MIN_SCRUBBED_SECRET)
+        .collect();
+    // A secret that contains another is replaced whole.
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    for secret in secrets {
         out = out.replace(secret, "***");
     }
-    out
+    escape_control(&out).into_owned()
 }
 
 #[cfg(test)]
@@ -240,11 +289,61 @@ mod tests {
 
     #[test]
     fn scrubs_messages() {
-        let msg = "failed to connect to 'https://user:tok@host/x.git': value tok rejected";
-        let clean = scrub(msg, &["tok"]);
+        let msg = "failed to connect to 'https://user:tok3n-value@host/x.git': value tok3n-value rejected";
+        let clean = scrub(msg, &["tok3n-value"]);
         assert_eq!(
             clean,
             "failed to connect to 'https://host/x.git': value *** rejected"
         );
+    }
+
+    #[test]
+    fn a_one_character_token_does_not_garble_every_message() {
+        let msg = "authentication failed for 'https://host/a.git': remote said: bad password";
+        assert_eq!(scrub(msg, &["a"]), msg);
+        assert_eq!(scrub(msg, &["a", ""]), msg);
+        // Long secrets still go, the longer of two overlapping ones whole.
+        assert_eq!(
+            scrub(
+                "x secret-token-long y secret-token z",
+                &["secret-token", "secret-token-long"]
+            ),
+            "x *** y *** z"
+        );
+    }
+
+    #[test]
+    fn a_remote_cannot_forge_log_lines_through_a_message() {
+        assert_eq!(
+            scrub("remote: nope\nERROR forged\u{1b}[2J", &[]),
+            "remote: nope\\nERROR forged\\u{1b}[2J"
+        );
+    }
+
+    #[test]
+    fn url_credentials_are_percent_decoded() {
+        let u = GitUrl::parse("https://us%65r:p%40ss%3Aw%2Fd@host/x.git").unwrap();
+        assert_eq!(u.user.as_deref(), Some("user"));
+        assert_eq!(u.password.as_deref(), Some("p@ss:w/d"));
+        // Not UTF-8 once decoded: kept as written.
+        let u = GitUrl::parse("https://u:%ff@host/x.git").unwrap();
+        assert_eq!(u.password.as_deref(), Some("%ff"));
+    }
+
+    #[test]
+    fn origins() {
+        let a = GitUrl::parse("https://git.example.com/org/x.git").unwrap();
+        let same = GitUrl::parse("https://GIT.example.com:443/other/y.git").unwrap();
+        assert!(a.same_origin(&same));
+        for other in [
+            "https://evil.example.net/org/x.git",
+            "https://git.example.com:8443/org/x.git",
+            "http://git.example.com/org/x.git",
+            "ssh://git.example.com/org/x.git",
+        ] {
+            assert!(!a.same_origin(&GitUrl::parse(other).unwrap()), "{other}");
+        }
+        let s = GitUrl::parse("git@git.example.com:org/x.git").unwrap();
+        assert!(s.same_origin(&GitUrl::parse("ssh://git@git.example.com:22/org/x.git").unwrap()));
     }
 }

@@ -3,6 +3,7 @@
 //! Validation never stops at the first problem (as in vector's config loader): each
 //! stage pushes into one [`Diagnostics`] and the caller decides whether errors fail.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::path::Path;
 
@@ -58,16 +59,23 @@ impl fmt::Display for Diagnostic {
             Some(c) => format!("{}[{c}]", self.severity.as_str()),
             None => self.severity.as_str().to_string(),
         };
+        // Names and values in messages come from the manifests: escaped, so that a
+        // diagnostic is always one line and cannot forge another or drive a terminal.
+        let message = escape_control(&self.message);
         match &self.loc {
+            Some(l) if l.line == 0 => write!(
+                f,
+                "{}: {sev}: {message}",
+                escape_control(&l.file.display().to_string())
+            ),
             Some(l) => write!(
                 f,
-                "{}:{}:{}: {sev}: {}",
-                l.file.display(),
+                "{}:{}:{}: {sev}: {message}",
+                escape_control(&l.file.display().to_string()),
                 l.line,
                 l.col,
-                self.message
             ),
-            None => write!(f, "{sev}: {}", self.message),
+            None => write!(f, "{sev}: {message}"),
         }
     }
 }
@@ -167,6 +175,28 @@ impl Diagnostics {
     pub fn iter(&self) -> impl Iterator<Item = &Diagnostic> {
         self.items.iter()
     }
+
+    /// Show files under `root` relative to it, prefixed with `label` (`main:manifests/a.yaml`
+    /// for a file of a revision written out under a temporary directory).
+    pub fn relocate(&mut self, root: &std::path::Path, label: &str) {
+        for d in &mut self.items {
+            if let Some(loc) = &mut d.loc {
+                if let Ok(rel) = loc.file.strip_prefix(root) {
+                    let shown = std::path::PathBuf::from(format!("{label}{}", rel.display()));
+                    loc.file = std::sync::Arc::from(shown.as_path());
+                }
+            }
+        }
+    }
+
+    /// Counts by severity: errors, security warnings, warnings, suggestions.
+    pub fn counts(&self) -> [usize; 4] {
+        let mut n = [0; 4];
+        for d in &self.items {
+            n[d.severity as usize] += 1;
+        }
+        n
+    }
 }
 
 impl fmt::Display for Diagnostics {
@@ -241,6 +271,33 @@ impl DocCx<'_> {
     }
 }
 
+/// `text` with every control character escaped (`\n`, `\t`, `\r`, `\u{1b}`, ...), and the
+/// Unicode bidirectional overrides too: text from manifests, file names and remotes shown in
+/// a diagnostic, a log line or `/status` can then neither forge another line nor reorder or
+/// colour what a terminal shows. Text without such characters is returned as it is.
+pub fn escape_control(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(needs_escape) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if needs_escape(c) => out.extend(c.escape_unicode()),
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Control characters (C0, DEL, C1) and the bidirectional embedding, override and isolate
+/// characters.
+fn needs_escape(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
 /// `/spec/managedPolicies/0` → `spec.managedPolicies[0]`, the form users read.
 pub fn field_path(pointer: &str) -> String {
     let mut out = String::new();
@@ -279,5 +336,36 @@ mod tests {
             "metadata.annotations[\"mlspace-gitops/adopt\"]"
         );
         assert_eq!(field_path(""), "document");
+    }
+
+    #[test]
+    fn control_characters_in_a_name_cannot_forge_a_second_diagnostic_line() {
+        let mut d = Diagnostics::default();
+        d.error(
+            Some(Loc {
+                file: Path::new("r\nx.yaml").into(),
+                line: 3,
+                col: 9,
+            }),
+            "metadata.name: `a\u{1b}[31mb\nforged.yaml:1:1: error: forged\u{202e}`",
+        );
+        let text = d.to_string();
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert_eq!(
+            text,
+            "r\\nx.yaml:3:9: error: metadata.name: `a\\u{1b}[31mb\\nforged.yaml:1:1: error: forged\\u{202e}`\n"
+        );
+        assert!(matches!(escape_control("plain: ünïcode"), Cow::Borrowed(_)));
+        assert_eq!(escape_control("a\tb\u{7f}\u{85}"), "a\\tb\\u{7f}\\u{85}");
+    }
+
+    #[test]
+    fn a_problem_of_a_whole_file_has_no_line() {
+        let mut d = Diagnostics::default();
+        d.error(
+            Some(Loc::file(Path::new("m/x.yaml").into())),
+            "not a regular file",
+        );
+        assert_eq!(d.to_string(), "m/x.yaml: error: not a regular file\n");
     }
 }

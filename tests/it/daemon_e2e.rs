@@ -956,3 +956,125 @@ fn daemon_under_20_percent_faults_converges_and_stays_up() {
     );
     assert!(d.terminate().success());
 }
+
+/// Issue 13 in the daemon: a lint error refuses a revision like any invalid one; security
+/// warnings are counted (`mlspace_gitops_lint_findings`) and listed in `/status`, and with
+/// `--lint-fail-on security-warning` they refuse the revision too, the last good one kept.
+#[test]
+fn lint_findings_are_counted_listed_and_refused_when_asked() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let moto = Moto::start();
+    let repo = Repo::new();
+    let first = repo.commit(
+        &[
+            ("manifests/env.yaml", environment()),
+            ("manifests/iam.yaml", &role("blue")),
+        ],
+        "first",
+    );
+    let d = Daemon::start(&moto, &repo.url(), &["--lint-fail-on", "security-warning"]);
+    d.wait_until("the first revision in AWS", Duration::from_secs(60), || {
+        role_tag(&rt, &moto, "team").as_deref() == Some("blue")
+    });
+    assert_eq!(
+        d.metric(
+            "mlspace_gitops_lint_findings",
+            &[("severity", "security-warning")]
+        ),
+        0.0
+    );
+
+    // PassRole on every role: a security warning, refused under --lint-fail-on.
+    let pass_role = "apiVersion: mlspace-gitops/v1\nkind: ManagedPolicy\nmetadata: {name: daemon-pass}\nspec:\n  document:\n    Version: '2012-10-17'\n    Statement: [{Effect: Allow, Action: 'iam:PassRole', Resource: '*'}]\n";
+    let warned = repo.commit(
+        &[
+            ("manifests/iam.yaml", &role("green")),
+            ("manifests/pass.yaml", pass_role),
+        ],
+        "pass any role",
+    );
+    d.wait_until(
+        "the warned revision refused",
+        Duration::from_secs(30),
+        || {
+            let s = d.status();
+            s["last_attempted_revision"] == warned.as_str()
+                && s["last_error"].as_str().is_some_and(|e| {
+                    e.contains("1 lint finding(s) of severity security-warning or worse")
+                })
+        },
+    );
+    let s = d.status();
+    assert_eq!(s["last_applied_revision"], first.as_str(), "{s:#}");
+    let listed = s["security_warnings"].as_array().unwrap();
+    assert_eq!(listed.len(), 1, "{s:#}");
+    assert!(
+        listed[0]
+            .as_str()
+            .unwrap()
+            .contains("manifests/pass.yaml:7:"),
+        "{s:#}"
+    );
+    assert!(listed[0]
+        .as_str()
+        .unwrap()
+        .contains("security-warning[pass-role-wildcard]"));
+    assert_eq!(
+        d.metric(
+            "mlspace_gitops_lint_findings",
+            &[("severity", "security-warning")]
+        ),
+        1.0
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(role_tag(&rt, &moto, "team").as_deref(), Some("blue"));
+
+    // Silenced with a reason: applied, nothing listed.
+    let silenced = repo.commit(
+        &[(
+            "manifests/pass.yaml",
+            &pass_role.replace(
+                "metadata: {name: daemon-pass}",
+                "metadata: {name: daemon-pass, annotations: {lint.mlspace-gitops/pass-role-wildcard: 'reviewed: the e2e test needs it'}}",
+            ),
+        )],
+        "silence it",
+    );
+    d.wait_until(
+        "the silenced revision applied",
+        Duration::from_secs(60),
+        || d.status()["last_applied_revision"] == silenced.as_str(),
+    );
+    assert_eq!(role_tag(&rt, &moto, "team").as_deref(), Some("green"));
+    assert!(d.status()["security_warnings"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        d.metric(
+            "mlspace_gitops_lint_findings",
+            &[("severity", "security-warning")]
+        ),
+        0.0
+    );
+
+    // A lint error (a typo) refuses a revision with or without the flag.
+    let typo = repo.commit(
+        &[(
+            "manifests/pass.yaml",
+            &pass_role.replace("iam:PassRole", "iam:PasRole").replace(
+                "Resource: '*'",
+                "Resource: 'arn:aws:iam::123456789012:role/x'",
+            ),
+        )],
+        "typo",
+    );
+    d.wait_until("the typo refused", Duration::from_secs(30), || {
+        let s = d.status();
+        s["last_attempted_revision"] == typo.as_str()
+            && s["last_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("is invalid") && e.contains("error[unknown-action]"))
+    });
+    assert_eq!(d.status()["last_applied_revision"], silenced.as_str());
+}

@@ -26,6 +26,7 @@ const SERVICES: &[(&str, &str)] = &[
     ("aws-sdk-s3", "s3"),
     ("aws-sdk-dynamodb", "dynamodb"),
     ("aws-sdk-sts", "sts"),
+    ("aws-sdk-kms", "kms"),
 ];
 
 /// S3 API operations and the IAM actions that authorize them (they differ too often for a
@@ -84,6 +85,17 @@ const S3_ACTIONS: &[(&str, &[&str])] = &[
     ("GetBucketPolicy", &["s3:GetBucketPolicy"]),
     ("PutBucketPolicy", &["s3:PutBucketPolicy"]),
     ("DeleteBucketPolicy", &["s3:DeleteBucketPolicy"]),
+    ("GetBucketWebsite", &["s3:GetBucketWebsite"]),
+    ("PutBucketWebsite", &["s3:PutBucketWebsite"]),
+    ("DeleteBucketWebsite", &["s3:DeleteBucketWebsite"]),
+    (
+        "GetBucketNotificationConfiguration",
+        &["s3:GetBucketNotification"],
+    ),
+    (
+        "PutBucketNotificationConfiguration",
+        &["s3:PutBucketNotification"],
+    ),
 ];
 
 /// Operations of the other services whose IAM action is not `service:OperationName`.
@@ -110,6 +122,7 @@ const ALSO_NEEDED: &[(&str, &[&str])] = &[
     ("iam:CreatePolicy", &["iam:TagPolicy"]),
     ("iam:CreateInstanceProfile", &["iam:TagInstanceProfile"]),
     ("dynamodb:CreateTable", &["dynamodb:TagResource"]),
+    ("kms:CreateKey", &["kms:TagResource"]),
     // Putting a role in an instance profile passes the role.
     ("iam:AddRoleToInstanceProfile", &["iam:PassRole"]),
     // CreateBucket sets ObjectOwnership.
@@ -218,6 +231,15 @@ fn empty_calls(text: &str) -> BTreeSet<String> {
     out
 }
 
+/// The Rust name of the SDK crate of a service prefix (`kms` → `aws_sdk_kms`).
+fn crate_ident(prefix: &str) -> String {
+    let (krate, _) = SERVICES
+        .iter()
+        .find(|(_, p)| *p == prefix)
+        .expect("a prefix of SERVICES");
+    krate.replace('-', "_")
+}
+
 /// (service prefix, API name) → the source files calling it.
 fn called_operations() -> BTreeMap<(String, String), BTreeSet<String>> {
     let ops = sdk_operations();
@@ -229,13 +251,21 @@ fn called_operations() -> BTreeMap<(String, String), BTreeSet<String>> {
             let Some(services) = ops.get(&call) else {
                 continue;
             };
+            // An operation several services have (`tag_resource`) is the one of the SDK
+            // crate the file names.
+            let named: Vec<&(String, String)> = services
+                .iter()
+                .filter(|(prefix, _)| services.len() == 1 || text.contains(&crate_ident(prefix)))
+                .collect();
             assert_eq!(
-                services.len(),
+                named.len(),
                 1,
-                "`{call}` is an operation of several services ({services:?}); the scan cannot tell which"
+                "`{call}` is an operation of several services ({services:?}) and {} names \
+                 not exactly one of their SDK crates; the scan cannot tell which",
+                f.display()
             );
             let rel = f.strip_prefix(root()).unwrap().display().to_string();
-            found.entry(services[0].clone()).or_default().insert(rel);
+            found.entry(named[0].clone()).or_default().insert(rel);
         }
     }
     found
@@ -282,6 +312,9 @@ fn required_actions() -> BTreeMap<String, String> {
         ("s3", "CreateBucket"),
         ("dynamodb", "CreateTable"),
         ("dynamodb", "DescribeTable"),
+        ("kms", "CreateKey"),
+        ("kms", "TagResource"),
+        ("dynamodb", "TagResource"),
     ] {
         let key = (must.0.to_string(), must.1.to_string());
         assert!(
@@ -375,7 +408,8 @@ fn conditions_hold(stmt: &Value, context: &BTreeMap<&str, &str>) -> bool {
             };
             strings(want).iter().any(|w| match op.as_str() {
                 "StringEquals" | "ArnEquals" => w == have,
-                "StringLike" | "ArnLike" => glob(w, have),
+                // The context holds one value per key, so "any value" is that one.
+                "StringLike" | "ArnLike" | "ForAnyValue:StringLike" => glob(w, have),
                 other => panic!("the evaluator does not know condition operator {other}"),
             })
         })
@@ -481,6 +515,8 @@ fn wildcard_resources_only_where_iam_cannot_scope() {
         "iam:GetAccountAuthorizationDetails",
         "iam:ListPolicies",
         "iam:ListRoles",
+        "kms:ListAliases",
+        "kms:ListKeys",
     ];
     for s in docs.iter().flat_map(statements) {
         for r in strings(&s["Resource"]) {
@@ -494,6 +530,7 @@ fn wildcard_resources_only_where_iam_cannot_scope() {
                     ":instance-profile/*",
                     ":s3:::*",
                     ":table/*",
+                    ":key/*",
                 ]
                 .iter()
                 .any(|suffix| r.ends_with(suffix));
@@ -540,6 +577,55 @@ impl Arns<'_> {
             self.p, self.region, self.account
         )
     }
+    fn kms(&self, what: &str) -> String {
+        format!("arn:{}:kms:{}:{}:{what}", self.p, self.region, self.account)
+    }
+}
+
+/// What the daemon does to a KMS key `alias/NAME` of the manifests: the key reads and
+/// writes (keys have random ids, so they are scoped by alias or by the ownership tag) and
+/// its aliases.
+const KEY_ACTIONS: &[&str] = &[
+    "kms:DescribeKey",
+    "kms:ListResourceTags",
+    "kms:GetKeyPolicy",
+    "kms:PutKeyPolicy",
+    "kms:EnableKeyRotation",
+    "kms:TagResource",
+    "kms:UntagResource",
+    "kms:ScheduleKeyDeletion",
+    "kms:CancelKeyDeletion",
+    "kms:CreateAlias",
+];
+
+/// Condition keys and their values in a request.
+type Context = Vec<(&'static str, String)>;
+
+/// What the daemon does to the KMS key `alias/NAME`: (action, resource, request context). A
+/// key is reached through its alias, and while it has none (created a moment ago, or pruned)
+/// through the ownership tag; it is created only with that tag.
+fn key_needs(arns: &Arns, n: &str) -> Vec<(&'static str, String, Context)> {
+    let key = arns.kms("key/1234abcd-12ab-34cd-56ef-1234567890ab");
+    let alias = format!("alias/{n}");
+    let by_alias = vec![("kms:ResourceAliases", alias.clone())];
+    let owned = vec![(
+        "aws:ResourceTag/mlspace-gitops:managed-by",
+        "mlspace-gitops".to_string(),
+    )];
+    let request = vec![(
+        "aws:RequestTag/mlspace-gitops:managed-by",
+        "mlspace-gitops".to_string(),
+    )];
+    let mut needs = Vec::new();
+    for a in KEY_ACTIONS {
+        needs.push((*a, key.clone(), by_alias.clone()));
+        needs.push((*a, key.clone(), owned.clone()));
+    }
+    needs.push(("kms:CreateAlias", arns.kms(&alias), vec![]));
+    needs.push(("kms:DeleteAlias", arns.kms(&alias), vec![]));
+    needs.push(("kms:CreateKey", "*".into(), request.clone()));
+    needs.push(("kms:TagResource", "*".into(), request));
+    needs
 }
 
 #[test]
@@ -630,8 +716,17 @@ fn policy_covers_every_managed_resource_and_nothing_outside_the_prefixes() {
                     want(a, arns.table(n), &none);
                 }
             }
+            ResourceSpec::KmsKey(_) => {
+                for (a, arn, cx) in key_needs(&arns, n) {
+                    want(a, arn, &cx.iter().map(|(k, v)| (*k, v.as_str())).collect());
+                }
+            }
             ResourceSpec::EcrAccess(_) => {}
         }
+    }
+    // The bundled manifests hold no KMS key: an example one.
+    for (a, arn, cx) in key_needs(&arns, "mlspace-data") {
+        want(a, arn, &cx.iter().map(|(k, v)| (*k, v.as_str())).collect());
     }
     let state = own.environment.params["STATE_TABLE"].clone();
     for a in [
@@ -678,6 +773,16 @@ fn policy_covers_every_managed_resource_and_nothing_outside_the_prefixes() {
         ("s3:DeleteBucket", arns.bucket("cdk-hnb659fds-assets")),
         ("dynamodb:DeleteTable", arns.table("orders")),
         ("dynamodb:PutItem", arns.table("mlspace-users")),
+        ("kms:CreateKey", "*".into()),
+        (
+            "kms:ScheduleKeyDeletion",
+            arns.kms("key/1234abcd-12ab-34cd-56ef-1234567890ab"),
+        ),
+        (
+            "kms:PutKeyPolicy",
+            arns.kms("key/1234abcd-12ab-34cd-56ef-1234567890ab"),
+        ),
+        ("kms:CreateAlias", arns.kms("alias/company-data")),
         (
             "sts:AssumeRole",
             "arn:aws:iam::210987654321:role/admin".into(),
@@ -709,4 +814,118 @@ fn scan_and_matcher_work() {
     );
     assert_eq!(actions_for("iam", "GetRole").unwrap(), ["iam:GetRole"]);
     assert!(actions_for("s3", "RestoreObject").is_err());
+}
+
+/// The statements of a deploy/iam managed policy, by name.
+fn deploy_policy(desired: &DesiredState, name: &str) -> Vec<Value> {
+    desired
+        .resources
+        .iter()
+        .find_map(|r| match &r.spec {
+            ResourceSpec::ManagedPolicy(p) if r.name == name => p.document.clone(),
+            _ => None,
+        })
+        .map(|d| statements(&d).into_iter().cloned().collect())
+        .unwrap_or_else(|| panic!("deploy/iam has no ManagedPolicy {name}"))
+}
+
+fn access_level(action: &str) -> mlspace_policy::catalog::AccessLevel {
+    mlspace_policy::catalogue()
+        .action(action)
+        .unwrap_or_else(|| panic!("{action} is not in the IAM catalogue"))
+        .1
+        .access_level()
+}
+
+/// The CI role that runs `plan` on pull requests reads what the daemon reads and writes
+/// nothing: its policy holds exactly the List and Read actions of the daemon's policies,
+/// each on the resources the daemon's statement names (and under its conditions).
+#[test]
+fn ci_plan_policy_is_the_read_level_of_the_daemons_policy() {
+    use mlspace_policy::catalog::AccessLevel;
+    let (desired, daemon) = daemon_policies();
+    let plan = deploy_policy(&desired, "mlspace-gitops-plan");
+    // Only in the lease's transactions, which plan never takes.
+    const NOT_FOR_PLAN: &[&str] = &["dynamodb:ConditionCheckItem"];
+    let reads = |docs: &[Value]| -> BTreeSet<(String, String, String)> {
+        docs.iter()
+            .flat_map(statements)
+            .flat_map(|s| {
+                strings(&s["Action"])
+                    .into_iter()
+                    .filter(|a| {
+                        matches!(access_level(a), AccessLevel::Read | AccessLevel::List)
+                            && !NOT_FOR_PLAN.contains(a)
+                    })
+                    .map(|a| {
+                        (
+                            a.to_string(),
+                            s["Resource"].to_string(),
+                            s["Condition"].to_string(),
+                        )
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    let want = reads(&daemon);
+    let wrapped: Vec<Value> = vec![serde_json::json!({ "Statement": plan })];
+    let got = reads(&wrapped);
+    let all_plan: usize = plan.iter().map(|s| strings(&s["Action"]).len()).sum();
+    assert_eq!(
+        got.len(),
+        all_plan,
+        "the plan policy holds an action that is not List or Read"
+    );
+    let missing: Vec<_> = want.difference(&got).collect();
+    let extra: Vec<_> = got.difference(&want).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "deploy/iam/policies/mlspace-gitops-plan.json differs from the read level of the daemon's policies\nmissing: {missing:#?}\nextra: {extra:#?}"
+    );
+}
+
+/// The CI roles trust one repository's pull-request identities, nothing wider.
+#[test]
+fn ci_roles_trust_only_their_repository() {
+    let loaded = load_dir(&root().join("deploy/iam")).expect("deploy/iam validates");
+    for (name, sub) in [
+        (
+            "mlspace-gitops-plan-github",
+            "repo:example-org/mlspace-manifests:pull_request",
+        ),
+        (
+            "mlspace-gitops-plan-gitlab",
+            "project_path:example-group/mlspace-manifests:ref_type:branch:ref:*",
+        ),
+    ] {
+        let role = loaded
+            .desired
+            .resources
+            .iter()
+            .find_map(|r| match &r.spec {
+                ResourceSpec::Role(s) if r.name == name => Some(s.clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("deploy/iam has no Role {name}"));
+        assert_eq!(
+            role.managed_policies,
+            ["arn:aws:iam::123456789012:policy/mlspace-gitops-plan"]
+        );
+        assert!(role.inline_policies.is_empty());
+        let trust = role.assume_role_policy.unwrap();
+        let stmts = statements(&trust);
+        assert_eq!(stmts.len(), 1, "{name}");
+        let s = stmts[0];
+        assert_eq!(s["Action"], "sts:AssumeRoleWithWebIdentity");
+        let subs: Vec<&str> = s["Condition"]
+            .as_object()
+            .unwrap()
+            .values()
+            .flat_map(|keys| keys.as_object().unwrap().iter())
+            .filter(|(k, _)| k.ends_with(":sub"))
+            .flat_map(|(_, v)| strings(v))
+            .collect();
+        assert_eq!(subs, [sub], "{name}");
+    }
 }

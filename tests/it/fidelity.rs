@@ -168,19 +168,14 @@ const ALLOWED: &[Allowed] = &[
         text: "",
         why: "ownership marker of CDK's (excluded) BucketDeployment helper",
     },
-    // pending: bucket website/notifications
-    Allowed {
-        resource: "Bucket mlspace-website-*",
-        field: "website",
-        text: "index.html",
-        why: "static website hosting is a later manifest field",
-    },
-    // pending: bucket website/notifications
+    // Documented example (docs/mlspace-choices.md, "Buckets"): the notifier Lambda belongs to
+    // the MLSpace application, which deploys it after this footprint; a notification to a
+    // function that does not exist yet would fail. docs/examples/data-bucket-notifications.yaml.
     Allowed {
         resource: "Bucket mlspace-data-*",
         field: "notifications",
         text: "mls-lambda-s3-notifier",
-        why: "event notifications are a later manifest field",
+        why: "the notifier Lambda belongs to the application: a documented example",
     },
     // pending: KmsKey kind
     Allowed {
@@ -838,6 +833,118 @@ fn reference_bucket(p: &mut Map<String, Value>, f: &mut Fields) {
     f.insert("website".into(), take(p, "WebsiteConfiguration"));
 }
 
+/// A rendered `website` in CloudFormation's `WebsiteConfiguration` shape (absent or `{}`:
+/// none).
+fn rendered_website(w: &Value) -> Value {
+    let mut out = Map::new();
+    let put = |out: &mut Map<String, Value>, k: &str, v: &Value| {
+        if !v.is_null() {
+            out.insert(k.into(), v.clone());
+        }
+    };
+    put(&mut out, "IndexDocument", &w["indexDocument"]);
+    put(&mut out, "ErrorDocument", &w["errorDocument"]);
+    let r = &w["redirectAllRequestsTo"];
+    if !r.is_null() {
+        let mut to = Map::new();
+        put(&mut to, "HostName", &r["hostName"]);
+        put(&mut to, "Protocol", &r["protocol"]);
+        out.insert("RedirectAllRequestsTo".into(), Value::Object(to));
+    }
+    let rules: Vec<Value> = w["routingRules"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| {
+            let (c, d) = (&r["condition"], &r["redirect"]);
+            let mut rule = Map::new();
+            let mut redirect = Map::new();
+            put(&mut redirect, "HostName", &d["hostName"]);
+            let code = d["httpRedirectCode"].as_u64().map(|n| json!(n.to_string()));
+            put(&mut redirect, "HttpRedirectCode", &code.unwrap_or_default());
+            put(&mut redirect, "Protocol", &d["protocol"]);
+            put(
+                &mut redirect,
+                "ReplaceKeyPrefixWith",
+                &d["replaceKeyPrefixWith"],
+            );
+            put(&mut redirect, "ReplaceKeyWith", &d["replaceKeyWith"]);
+            rule.insert("RedirectRule".into(), Value::Object(redirect));
+            if !c.is_null() {
+                let mut condition = Map::new();
+                let code = c["httpErrorCodeReturnedEquals"]
+                    .as_u64()
+                    .map(|n| json!(n.to_string()));
+                put(
+                    &mut condition,
+                    "HttpErrorCodeReturnedEquals",
+                    &code.unwrap_or_default(),
+                );
+                put(&mut condition, "KeyPrefixEquals", &c["keyPrefixEquals"]);
+                rule.insert("RoutingRuleCondition".into(), Value::Object(condition));
+            }
+            Value::Object(rule)
+        })
+        .collect();
+    if !rules.is_empty() {
+        out.insert("RoutingRules".into(), json!(rules));
+    }
+    if out.is_empty() {
+        Value::Null
+    } else {
+        Value::Object(out)
+    }
+}
+
+/// Rendered `notifications` in the S3 API's `NotificationConfiguration` shape, as CDK's
+/// notifications resource holds it (absent or `{}`: none).
+fn rendered_notifications(n: &Value) -> Value {
+    let mut out = Map::new();
+    for (field, list, arn) in [
+        (
+            "lambdaFunctions",
+            "LambdaFunctionConfigurations",
+            "LambdaFunctionArn",
+        ),
+        ("queues", "QueueConfigurations", "QueueArn"),
+        ("topics", "TopicConfigurations", "TopicArn"),
+    ] {
+        let entries: Vec<Value> = n[field]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|d| {
+                let mut e = Map::new();
+                e.insert("Events".into(), d["events"].clone());
+                e.insert(arn.into(), d["arn"].clone());
+                if !d["id"].is_null() {
+                    e.insert("Id".into(), d["id"].clone());
+                }
+                let rules: Vec<Value> = ["prefix", "suffix"]
+                    .into_iter()
+                    .filter(|k| !d["filter"][*k].is_null())
+                    .map(|k| json!({"Name": k, "Value": d["filter"][k]}))
+                    .collect();
+                if !rules.is_empty() {
+                    e.insert("Filter".into(), json!({"Key": {"FilterRules": rules}}));
+                }
+                Value::Object(e)
+            })
+            .collect();
+        if !entries.is_empty() {
+            out.insert(list.into(), json!(entries));
+        }
+    }
+    if n["eventBridge"] == json!(true) {
+        out.insert("EventBridgeConfiguration".into(), json!({}));
+    }
+    if out.is_empty() {
+        Value::Null
+    } else {
+        Value::Object(out)
+    }
+}
+
 /// A CORS rule in the model (empty lists and absent values left out).
 fn cors_rule(
     id: &Value,
@@ -1132,10 +1239,13 @@ fn rendered_model(rendered: &Value) -> Model {
                     "forceDestroy".into(),
                     json!(s["forceDestroy"] == json!(true)),
                 );
-                // The format has no canned ACL, website or notification field.
+                // The format has no canned ACL field.
                 f.insert("accessControl".into(), json!("Private"));
-                f.insert("website".into(), Value::Null);
-                f.insert("notifications".into(), Value::Null);
+                f.insert("website".into(), rendered_website(&s["website"]));
+                f.insert(
+                    "notifications".into(),
+                    rendered_notifications(&s["notifications"]),
+                );
                 f.insert("policy".into(), s["policy"].clone());
             }
             "Table" => rendered_table(s, tags, &mut f),

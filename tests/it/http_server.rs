@@ -173,6 +173,7 @@ async fn status_serves_json_with_stable_fields() {
             "last_applied_revision",
             "last_rejected_revision",
             "last_error",
+            "security_warnings",
             "last_reconcile_at",
             "reconciles",
             "environments",
@@ -210,6 +211,7 @@ async fn metrics_parse_and_name_every_metric() {
     m.record_fetch(FetchResult::Unchanged);
     m.set_revision("deadbeef");
     m.set_validation_errors(2);
+    m.set_lint_findings([0, 2, 1, 0]);
     m.set_leader("dev", true);
     m.record_prune("dev", None);
 

@@ -145,6 +145,46 @@ async fn make_resources(aws: &AwsContext) {
         .send()
         .await
         .unwrap();
+    // A static website and a notification to a queue (which need not exist in moto).
+    use aws_sdk_s3::types::{
+        ErrorDocument, Event, IndexDocument, NotificationConfiguration, QueueConfiguration,
+        WebsiteConfiguration,
+    };
+    aws.s3()
+        .put_bucket_website()
+        .bucket(bucket())
+        .website_configuration(
+            WebsiteConfiguration::builder()
+                .index_document(
+                    IndexDocument::builder()
+                        .suffix("index.html")
+                        .build()
+                        .unwrap(),
+                )
+                .error_document(ErrorDocument::builder().key("index.html").build().unwrap())
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    aws.s3()
+        .put_bucket_notification_configuration()
+        .bucket(bucket())
+        .notification_configuration(
+            NotificationConfiguration::builder()
+                .queue_configurations(
+                    QueueConfiguration::builder()
+                        .id("uploads")
+                        .queue_arn(format!("arn:aws:sqs:us-east-1:{ACCOUNT}:imp-uploads"))
+                        .events(Event::S3ObjectCreated)
+                        .build()
+                        .unwrap(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
 
     let attr = |n: &str, t: ScalarAttributeType| {
         AttributeDefinition::builder()
@@ -250,6 +290,17 @@ async fn import_then_adopt_gives_a_no_op_plan() {
         bucket_yaml.contains("name: \"imp-bucket-{AWS_ACCOUNT}\""),
         "{bucket_yaml}"
     );
+    for want in [
+        "  website:\n    indexDocument: index.html\n    errorDocument: index.html\n",
+        "  notifications:\n    queues:\n      - id: uploads\n",
+        "arn: \"arn:{AWS_PARTITION}:sqs:{AWS_REGION}:{AWS_ACCOUNT}:imp-uploads\"",
+        "s3:ObjectCreated:*",
+    ] {
+        assert!(
+            bucket_yaml.contains(want),
+            "{want} missing in\n{bucket_yaml}"
+        );
+    }
 
     // The written directory is valid manifests.
     let loaded = manifest::load_dir(dir.path()).unwrap_or_else(|e| panic!("{e}"));
@@ -394,6 +445,21 @@ async fn all_mlspace_imported_after_apply_plans_no_changes() {
     )
     .unwrap();
     let imported = manifest::load_dir(out.path()).unwrap_or_else(|e| panic!("{e}"));
+    // AWS accepts MLSpace's bedrock-on-SageMaker statement, lint calls it an error: the
+    // imported manifest silences it with a reason that asks for review.
+    let notebook = imported
+        .desired
+        .resources
+        .iter()
+        .find(|r| r.name == "mlspace-notebook-policy")
+        .unwrap();
+    assert_eq!(
+        notebook
+            .annotations
+            .get("lint.mlspace-gitops/resource-service-mismatch")
+            .map(String::as_str),
+        Some(import::IMPORTED_FINDING_REASON)
+    );
     let planned = observe_and_plan(&aws, &imported.desired, &[], &[]).await;
     assert!(
         !planned.plan.has_changes() && planned.plan.errors.is_empty(),

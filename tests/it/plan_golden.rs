@@ -12,6 +12,7 @@
 //! | `plan.txt` | the plan as people read it, plus the line saying why prune was refused |
 //! | `plan.json` | the plan's JSON contract, plus `pruneRefused` |
 //! | `steps.json` | the steps of every change that does something, in plan order |
+//! | `plan.md` | the pull-request comment (`plan -o markdown`) |
 //!
 //! The run is what `plan` does between reading and applying: load the manifests, choose the
 //! removals from the inventory, plan (resources whose inventory entry says `creating` are
@@ -44,7 +45,7 @@ struct Options {
 }
 
 /// The expected files of every case.
-const EXPECTED: [&str; 3] = ["plan.txt", "plan.json", "steps.json"];
+const EXPECTED: [&str; 4] = ["plan.txt", "plan.json", "steps.json", "plan.md"];
 /// The inputs a case may hold.
 const KNOWN: [&str; 4] = [
     "manifests",
@@ -85,7 +86,7 @@ fn golden_plans() {
 }
 
 /// Plan one case; returns the texts of [`EXPECTED`].
-fn run_case(dir: &Path) -> Result<[String; 3], String> {
+fn run_case(dir: &Path) -> Result<[String; 4], String> {
     // A misspelt input would otherwise be left out without a word.
     for entry in std::fs::read_dir(dir).map_err(|e| e.to_string())? {
         let file = entry.map_err(|e| e.to_string())?.file_name();
@@ -143,7 +144,14 @@ fn run_case(dir: &Path) -> Result<[String; 3], String> {
         text.push_str(&format!("{why}\n"));
         json["pruneRefused"] = json!({ "reason": why.reason(), "message": why.to_string() });
     }
-    Ok([text, pretty(&json), pretty(&steps(&plan))])
+    // Paths relative to the case: the golden file must not depend on where the clone lives.
+    let mut warnings = loaded.warnings.clone();
+    warnings.relocate(dir, "");
+    let findings: Vec<String> = warnings.sorted().iter().map(|d| d.to_string()).collect();
+    let title = format!("{} (manifests)", desired.environment.name);
+    let markdown = mlspace_gitops::review::plan_comment(&[(title, &plan)], findings)
+        .render(mlspace_gitops::review::COMMENT_LIMIT);
+    Ok([text, pretty(&json), pretty(&steps(&plan)), markdown])
 }
 
 /// `[{kind, name, action, steps: [op, ...]}]` for every change that does something.

@@ -541,6 +541,7 @@ fn docs_manifests_md_examples_validate_and_render() {
         kinds,
         [
             "Bucket",
+            "KmsKey",
             "ManagedPolicy",
             "Role",
             "ServiceLinkedRole",
@@ -553,4 +554,64 @@ fn docs_manifests_md_examples_validate_and_render() {
         !ecr_actions(&resource(&r, "ManagedPolicy", "mlspace-app-policy")["spec"]["document"])
             .is_empty()
     );
+}
+
+#[test]
+fn data_bucket_notifications_example_fits_the_bundled_data_bucket() {
+    // The example's `notifications` block, added to the bundled data bucket as its comment says.
+    let example =
+        std::fs::read_to_string(root().join("docs/examples/data-bucket-notifications.yaml"))
+            .unwrap();
+    let block = &example[example
+        .find("  notifications:")
+        .expect("a notifications block")..];
+    let tmp = manifests_copy(&[]);
+    let buckets = tmp.path().join("s3/buckets.yaml");
+    let text = std::fs::read_to_string(&buckets).unwrap();
+    let at = text
+        .find("  name: mlspace-data-{AWS_ACCOUNT}\nspec:\n")
+        .expect("the data bucket");
+    let insert = at + "  name: mlspace-data-{AWS_ACCOUNT}\nspec:\n".len();
+    std::fs::write(
+        &buckets,
+        format!("{}{block}{}", &text[..insert], &text[insert..]),
+    )
+    .unwrap();
+    let r = render_json(tmp.path());
+    let data = resource(&r, "Bucket", "mlspace-data-123456789012");
+    assert_eq!(
+        data["spec"]["notifications"],
+        serde_json::json!({"lambdaFunctions": [{
+            "arn": "arn:aws:lambda:us-east-1:123456789012:function:mls-lambda-s3-notifier",
+            "events": ["s3:ObjectCreated:*"]
+        }]})
+    );
+}
+
+#[test]
+fn kms_key_example_renders_with_the_bundled_manifests() {
+    let tmp = manifests_copy(&["docs/examples/kms-key.yaml"]);
+    let r = render_json(tmp.path());
+    let kinds: Vec<&str> = r["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["kind"].as_str().unwrap())
+        .collect();
+    // Listed (and created) after the IAM kinds its policy may name, before buckets and tables.
+    let at = kinds.iter().position(|k| *k == "KmsKey").expect("the key");
+    assert_eq!(kinds[at - 1], "ServiceLinkedRole");
+    assert_eq!(kinds[at + 1], "Bucket");
+    let key = &r["resources"][at];
+    assert_eq!(key["name"], "mlspace-key");
+    let spec = &key["spec"];
+    let account = r["environment"]["account"].as_str().unwrap();
+    assert_eq!(
+        spec["policy"]["Statement"][0]["Principal"]["AWS"],
+        format!("arn:aws:iam::{account}:root")
+    );
+    // Defaults are left out; the Environment's tags are merged in.
+    assert!(spec.get("keySpec").is_none() && spec.get("deletionWindowInDays").is_none());
+    assert_eq!(spec["tags"]["project"], "MLSpaceInfrastructure");
+    assert_eq!(spec["tags"]["system"], r["environment"]["tags"]["system"]);
 }

@@ -14,6 +14,8 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use aws_sdk_s3::error::BuildError;
 use aws_sdk_s3::operation::create_bucket::CreateBucketError;
+use aws_sdk_s3::operation::get_bucket_notification_configuration::GetBucketNotificationConfigurationOutput;
+use aws_sdk_s3::operation::get_bucket_website::GetBucketWebsiteOutput;
 use aws_sdk_s3::types as s3;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
@@ -22,22 +24,23 @@ use futures::{StreamExt, TryStreamExt};
 use serde_json::{json, Value};
 
 use super::diff::{
-    Bucket, BucketObserved, ObservedEncryption, ObservedLifecycleRule, Op, Setting, Versioning,
-    Wanted,
+    Bucket, BucketObserved, ObservedEncryption, ObservedLifecycleRule, ObservedNotifications,
+    ObservedWebsite, Op, Setting, Versioning, Wanted,
 };
 use super::{
-    BucketEncryption, BucketLogging, CorsRule, LifecycleRule, ObjectOwnership, PublicAccessBlock,
-    Transition,
+    BucketEncryption, BucketLogging, BucketNotifications, BucketWebsite, CorsRule, LifecycleRule,
+    NotificationDestination, NotificationFilter, ObjectOwnership, PublicAccessBlock, Redirect,
+    RedirectAllRequestsTo, RedirectProtocol, RoutingCondition, RoutingRule, Transition,
 };
 use crate::aws::{
-    emulator, gone_ok, retry_eventual, AwsContext, AwsError, CallCounter, ErrorClass, ServiceClient,
-    ServiceCode,
+    emulator, gone_ok, retry_eventual, AwsContext, AwsError, CallCounter, ErrorClass,
+    ServiceClient, ServiceCode,
 };
 use crate::kinds::common::Tags;
 use crate::kinds::core::PlanCx;
 use crate::kinds::runtime::KindAws;
 
-/// Buckets observed at the same time (each with up to 8 setting reads in flight).
+/// Buckets observed at the same time (each with up to 10 setting reads in flight).
 pub const CONCURRENCY: usize = 8;
 
 impl ServiceClient for aws_sdk_s3::Client {
@@ -82,6 +85,8 @@ pub enum S3Code {
     NoSuchLifecycleConfiguration,
     /// No object ownership controls.
     OwnershipControlsNotFound,
+    /// No website configuration.
+    NoSuchWebsiteConfiguration,
 }
 
 impl ServiceCode for S3Code {
@@ -100,6 +105,7 @@ impl ServiceCode for S3Code {
             "NoSuchCORSConfiguration" => S3Code::NoSuchCorsConfiguration,
             "NoSuchLifecycleConfiguration" => S3Code::NoSuchLifecycleConfiguration,
             "OwnershipControlsNotFoundError" => S3Code::OwnershipControlsNotFound,
+            "NoSuchWebsiteConfiguration" => S3Code::NoSuchWebsiteConfiguration,
             _ => return None,
         })
     }
@@ -327,6 +333,33 @@ async fn read_bucket(aws: &AwsContext, name: &str, w: Wanted) -> Result<BucketOb
             rule.map(|r| r.object_ownership.as_str().to_string()),
         ))
     });
+    let website = maybe(w.website, async {
+        let o = read(
+            "s3:GetBucketWebsite",
+            S3Code::NoSuchWebsiteConfiguration,
+            c.get_bucket_website().bucket(name).send().await,
+        )?;
+        Ok(Setting::from_option(o.map(observed_website).filter(|w| {
+            !(w.website.is_empty() && w.unmanaged.is_empty())
+        })))
+    });
+    // S3 answers an empty configuration, never "not configured", for a bucket without one.
+    let notifications = maybe(w.notifications, async {
+        let o = match c
+            .get_bucket_notification_configuration()
+            .bucket(name)
+            .send()
+            .await
+        {
+            Ok(o) => Some(o),
+            Err(e) if emulator::empty_notification_answer(&e) => None,
+            Err(e) => return Err(s3_error("s3:GetBucketNotificationConfiguration", e)),
+        };
+        let n = o.map(observed_notifications).unwrap_or_default();
+        Ok(Setting::from_option(
+            (!(n.notifications.is_empty() && n.unmanaged.is_empty())).then_some(n),
+        ))
+    });
     let (
         encryption,
         versioning,
@@ -336,6 +369,8 @@ async fn read_bucket(aws: &AwsContext, name: &str, w: Wanted) -> Result<BucketOb
         cors,
         lifecycle_rules,
         ownership,
+        website,
+        notifications,
     ) = futures::try_join!(
         encryption,
         versioning,
@@ -344,7 +379,9 @@ async fn read_bucket(aws: &AwsContext, name: &str, w: Wanted) -> Result<BucketOb
         policy,
         cors,
         lifecycle_rules,
-        ownership
+        ownership,
+        website,
+        notifications
     )?;
     Ok(BucketObserved {
         tags,
@@ -356,6 +393,8 @@ async fn read_bucket(aws: &AwsContext, name: &str, w: Wanted) -> Result<BucketOb
         cors,
         lifecycle_rules,
         ownership,
+        website,
+        notifications,
     })
 }
 
@@ -456,6 +495,221 @@ fn lifecycle_rule(r: s3::LifecycleRule) -> ObservedLifecycleRule {
         transitions,
     };
     ObservedLifecycleRule { rule, unmanaged }
+}
+
+/// Parts of an S3 answer the manifest cannot express, by S3 element name.
+type Unmanaged = BTreeMap<String, Value>;
+
+/// A status code as a number; one the manifest cannot hold as a number is kept in
+/// `unmanaged` as S3 wrote it.
+fn status_code(unmanaged: &mut Unmanaged, at: String, v: Option<String>) -> Option<u16> {
+    let v = v?;
+    match v.parse() {
+        Ok(n) => Some(n),
+        Err(_) => {
+            unmanaged.insert(at, json!(v));
+            None
+        }
+    }
+}
+
+/// A redirect protocol; one the manifest cannot name is kept in `unmanaged`.
+fn redirect_protocol(
+    unmanaged: &mut Unmanaged,
+    at: String,
+    p: Option<s3::Protocol>,
+) -> Option<RedirectProtocol> {
+    match p? {
+        s3::Protocol::Http => Some(RedirectProtocol::Http),
+        s3::Protocol::Https => Some(RedirectProtocol::Https),
+        other => {
+            unmanaged.insert(at, json!(other.as_str()));
+            None
+        }
+    }
+}
+
+/// S3's website in the manifest's shape; what the manifest cannot express goes to
+/// `unmanaged`.
+fn observed_website(o: GetBucketWebsiteOutput) -> ObservedWebsite {
+    let mut unmanaged = Unmanaged::new();
+    let mut routing_rules = Vec::new();
+    for (i, r) in o.routing_rules.unwrap_or_default().into_iter().enumerate() {
+        let at = format!("RoutingRules[{i}]");
+        // An empty condition matches every request, as no condition does.
+        let condition = r
+            .condition
+            .filter(|c| {
+                c.key_prefix_equals.is_some() || c.http_error_code_returned_equals.is_some()
+            })
+            .map(|c| RoutingCondition {
+                key_prefix_equals: c.key_prefix_equals,
+                http_error_code_returned_equals: status_code(
+                    &mut unmanaged,
+                    format!("{at}.Condition.HttpErrorCodeReturnedEquals"),
+                    c.http_error_code_returned_equals,
+                ),
+            });
+        let Some(d) = r.redirect else {
+            unmanaged.insert(format!("{at}.Redirect"), json!("absent"));
+            continue;
+        };
+        let redirect = Redirect {
+            host_name: d.host_name,
+            http_redirect_code: status_code(
+                &mut unmanaged,
+                format!("{at}.Redirect.HttpRedirectCode"),
+                d.http_redirect_code,
+            ),
+            protocol: redirect_protocol(
+                &mut unmanaged,
+                format!("{at}.Redirect.Protocol"),
+                d.protocol,
+            ),
+            replace_key_prefix_with: d.replace_key_prefix_with,
+            replace_key_with: d.replace_key_with,
+        };
+        routing_rules.push(RoutingRule {
+            condition,
+            redirect,
+        });
+    }
+    let redirect_all_requests_to = o.redirect_all_requests_to.map(|r| RedirectAllRequestsTo {
+        host_name: r.host_name,
+        protocol: redirect_protocol(
+            &mut unmanaged,
+            "RedirectAllRequestsTo.Protocol".into(),
+            r.protocol,
+        ),
+    });
+    ObservedWebsite {
+        website: BucketWebsite {
+            index_document: o.index_document.map(|i| i.suffix),
+            error_document: o.error_document.map(|e| e.key),
+            routing_rules,
+            redirect_all_requests_to,
+        },
+        unmanaged,
+    }
+}
+
+/// A key filter in the manifest's shape, or `Err` with S3's rules when the manifest cannot
+/// express them (a rule other than one prefix and one suffix).
+fn notification_filter(
+    f: Option<s3::NotificationConfigurationFilter>,
+) -> Result<NotificationFilter, Value> {
+    let rules = f
+        .and_then(|f| f.key)
+        .and_then(|k| k.filter_rules)
+        .unwrap_or_default();
+    let mut out = NotificationFilter::default();
+    let mut exact = true;
+    for r in &rules {
+        let value = r.value.clone().unwrap_or_default();
+        // S3 answers `Prefix`/`Suffix` for rules written `prefix`/`suffix`.
+        let name = r.name.as_ref().map(|n| n.as_str().to_ascii_lowercase());
+        let slot = match name.as_deref() {
+            Some("prefix") => &mut out.prefix,
+            Some("suffix") => &mut out.suffix,
+            _ => {
+                exact = false;
+                continue;
+            }
+        };
+        if slot.is_some() {
+            exact = false;
+        }
+        *slot = Some(value);
+    }
+    if exact {
+        Ok(out)
+    } else {
+        Err(json!(rules
+            .iter()
+            .map(|r| json!({"Name": r.name.as_ref().map(|n| n.as_str()), "Value": r.value}))
+            .collect::<Vec<_>>()))
+    }
+}
+
+/// S3's notification configuration in the manifest's shape; what the manifest cannot express
+/// goes to `unmanaged`.
+fn observed_notifications(o: GetBucketNotificationConfigurationOutput) -> ObservedNotifications {
+    let mut unmanaged = BTreeMap::new();
+    let mut destination =
+        |field: &str,
+         i: usize,
+         id: Option<String>,
+         arn: String,
+         events: Vec<s3::Event>,
+         filter: Option<s3::NotificationConfigurationFilter>| {
+            let filter = notification_filter(filter).unwrap_or_else(|rules| {
+                unmanaged.insert(format!("{field}[{i}].Filter.Key.FilterRules"), rules);
+                NotificationFilter::default()
+            });
+            NotificationDestination {
+                id,
+                arn,
+                events: events.iter().map(|e| e.as_str().to_string()).collect(),
+                filter,
+            }
+        };
+    let lambda_functions = o
+        .lambda_function_configurations
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| {
+            destination(
+                "LambdaFunctionConfigurations",
+                i,
+                c.id,
+                c.lambda_function_arn,
+                c.events,
+                c.filter,
+            )
+        })
+        .collect();
+    let queues = o
+        .queue_configurations
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| {
+            destination(
+                "QueueConfigurations",
+                i,
+                c.id,
+                c.queue_arn,
+                c.events,
+                c.filter,
+            )
+        })
+        .collect();
+    let topics = o
+        .topic_configurations
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| {
+            destination(
+                "TopicConfigurations",
+                i,
+                c.id,
+                c.topic_arn,
+                c.events,
+                c.filter,
+            )
+        })
+        .collect();
+    ObservedNotifications {
+        notifications: BucketNotifications {
+            event_bridge: o.event_bridge_configuration.is_some(),
+            lambda_functions,
+            queues,
+            topics,
+        },
+        unmanaged,
+    }
 }
 
 fn tagging(tags: &Tags) -> Result<s3::Tagging, AwsError> {
@@ -585,6 +839,158 @@ fn lifecycle_config(rules: &[LifecycleRule]) -> Result<s3::BucketLifecycleConfig
     )
 }
 
+fn website_config(w: &BucketWebsite) -> Result<s3::WebsiteConfiguration, AwsError> {
+    const OP: &str = "s3:PutBucketWebsite";
+    let protocol = |p: &Option<RedirectProtocol>| p.map(|p| s3::Protocol::from(p.as_str()));
+    let index_document = w
+        .index_document
+        .as_ref()
+        .map(|s| built(OP, s3::IndexDocument::builder().suffix(s).build()))
+        .transpose()?;
+    let error_document = w
+        .error_document
+        .as_ref()
+        .map(|k| built(OP, s3::ErrorDocument::builder().key(k).build()))
+        .transpose()?;
+    let redirect_all_requests_to = w
+        .redirect_all_requests_to
+        .as_ref()
+        .map(|r| {
+            built(
+                OP,
+                s3::RedirectAllRequestsTo::builder()
+                    .host_name(&r.host_name)
+                    .set_protocol(protocol(&r.protocol))
+                    .build(),
+            )
+        })
+        .transpose()?;
+    let routing_rules: Vec<s3::RoutingRule> = w
+        .routing_rules
+        .iter()
+        .map(|r| {
+            let condition = r.condition.as_ref().map(|c| {
+                s3::Condition::builder()
+                    .set_key_prefix_equals(c.key_prefix_equals.clone())
+                    .set_http_error_code_returned_equals(
+                        c.http_error_code_returned_equals.map(|n| n.to_string()),
+                    )
+                    .build()
+            });
+            let d = &r.redirect;
+            let redirect = s3::Redirect::builder()
+                .set_host_name(d.host_name.clone())
+                .set_http_redirect_code(d.http_redirect_code.map(|n| n.to_string()))
+                .set_protocol(protocol(&d.protocol))
+                .set_replace_key_prefix_with(d.replace_key_prefix_with.clone())
+                .set_replace_key_with(d.replace_key_with.clone())
+                .build();
+            s3::RoutingRule::builder()
+                .set_condition(condition)
+                .redirect(redirect)
+                .build()
+        })
+        .collect();
+    Ok(s3::WebsiteConfiguration::builder()
+        .set_index_document(index_document)
+        .set_error_document(error_document)
+        .set_redirect_all_requests_to(redirect_all_requests_to)
+        .set_routing_rules((!routing_rules.is_empty()).then_some(routing_rules))
+        .build())
+}
+
+/// The whole notification configuration; an empty one removes every notification.
+fn notification_config(n: &BucketNotifications) -> Result<s3::NotificationConfiguration, AwsError> {
+    const OP: &str = "s3:PutBucketNotificationConfiguration";
+    fn filter(f: &NotificationFilter) -> Option<s3::NotificationConfigurationFilter> {
+        if f.is_empty() {
+            return None;
+        }
+        let rules = [
+            (s3::FilterRuleName::Prefix, &f.prefix),
+            (s3::FilterRuleName::Suffix, &f.suffix),
+        ]
+        .into_iter()
+        .filter_map(|(name, v)| {
+            v.as_ref()
+                .map(|v| s3::FilterRule::builder().name(name).value(v).build())
+        })
+        .collect();
+        Some(
+            s3::NotificationConfigurationFilter::builder()
+                .key(
+                    s3::S3KeyFilter::builder()
+                        .set_filter_rules(Some(rules))
+                        .build(),
+                )
+                .build(),
+        )
+    }
+    fn events(d: &NotificationDestination) -> Vec<s3::Event> {
+        d.events
+            .iter()
+            .map(|e| s3::Event::from(e.as_str()))
+            .collect()
+    }
+    fn non_empty<T>(v: Vec<T>) -> Option<Vec<T>> {
+        (!v.is_empty()).then_some(v)
+    }
+    let lambdas = n
+        .lambda_functions
+        .iter()
+        .map(|d| {
+            built(
+                OP,
+                s3::LambdaFunctionConfiguration::builder()
+                    .set_id(d.id.clone())
+                    .lambda_function_arn(&d.arn)
+                    .set_events(Some(events(d)))
+                    .set_filter(filter(&d.filter))
+                    .build(),
+            )
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let queues = n
+        .queues
+        .iter()
+        .map(|d| {
+            built(
+                OP,
+                s3::QueueConfiguration::builder()
+                    .set_id(d.id.clone())
+                    .queue_arn(&d.arn)
+                    .set_events(Some(events(d)))
+                    .set_filter(filter(&d.filter))
+                    .build(),
+            )
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let topics = n
+        .topics
+        .iter()
+        .map(|d| {
+            built(
+                OP,
+                s3::TopicConfiguration::builder()
+                    .set_id(d.id.clone())
+                    .topic_arn(&d.arn)
+                    .set_events(Some(events(d)))
+                    .set_filter(filter(&d.filter))
+                    .build(),
+            )
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(s3::NotificationConfiguration::builder()
+        .set_lambda_function_configurations(non_empty(lambdas))
+        .set_queue_configurations(non_empty(queues))
+        .set_topic_configurations(non_empty(topics))
+        .set_event_bridge_configuration(
+            n.event_bridge
+                .then(|| s3::EventBridgeConfiguration::builder().build()),
+        )
+        .build())
+}
+
 /// CreateBucket, converging when a lost answer to an earlier attempt already created it;
 /// then the tags (ownership first of all), retried while the new bucket is not yet visible.
 async fn create(
@@ -595,7 +1001,6 @@ async fn create(
     tags: &Tags,
 ) -> Result<(), AwsError> {
     let mut req = s3(aws)
-        
         .create_bucket()
         .bucket(name)
         .set_object_ownership(object_ownership.map(|o| s3::ObjectOwnership::from(o.as_str())));
@@ -626,9 +1031,7 @@ async fn create(
                     .map_err(|e| s3_error("s3:PutBucketOwnershipControls", e))?;
             }
         }
-        Err(e) => {
-            return Err(s3_error("s3:CreateBucket", e))
-        }
+        Err(e) => return Err(s3_error("s3:CreateBucket", e)),
     }
     let tagging = tagging(tags)?;
     retry_eventual(aws.eventual_consistency_timeout, || async {
@@ -753,6 +1156,24 @@ async fn apply_op(aws: &AwsContext, name: &str, op: &Op) -> Result<(), AwsError>
             "s3:DeleteBucketLifecycle",
             c.delete_bucket_lifecycle().bucket(name)
         ),
+        Op::PutWebsite(w) => send!(
+            "s3:PutBucketWebsite",
+            c.put_bucket_website()
+                .bucket(name)
+                .website_configuration(website_config(w)?)
+        ),
+        Op::DeleteWebsite => send!(
+            "s3:DeleteBucketWebsite",
+            c.delete_bucket_website().bucket(name)
+        ),
+        // S3 checks each destination (it exists and lets S3 publish to it) and sends it a
+        // test event; a refused destination fails the step.
+        Op::PutNotifications(n) => send!(
+            "s3:PutBucketNotificationConfiguration",
+            c.put_bucket_notification_configuration()
+                .bucket(name)
+                .notification_configuration(notification_config(n)?)
+        ),
         Op::PutOwnership(o) => send!(
             "s3:PutBucketOwnershipControls",
             c.put_bucket_ownership_controls()
@@ -847,5 +1268,188 @@ impl KindAws for Bucket {
 
     async fn apply(aws: &AwsContext, name: &str, op: &Op, _: &PlanCx) -> Result<(), AwsError> {
         apply_op(aws, name, op).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(name: &str, value: &str) -> s3::FilterRule {
+        s3::FilterRule::builder()
+            .name(s3::FilterRuleName::from(name))
+            .value(value)
+            .build()
+    }
+
+    fn filter(rules: Vec<s3::FilterRule>) -> Option<s3::NotificationConfigurationFilter> {
+        Some(
+            s3::NotificationConfigurationFilter::builder()
+                .key(
+                    s3::S3KeyFilter::builder()
+                        .set_filter_rules(Some(rules))
+                        .build(),
+                )
+                .build(),
+        )
+    }
+
+    #[test]
+    fn filter_rules_are_read_whatever_the_case_of_their_names() {
+        // S3 answers `Prefix`/`Suffix` for rules written `prefix`/`suffix`.
+        assert_eq!(
+            notification_filter(filter(vec![rule("Prefix", "a/"), rule("suffix", ".csv")])),
+            Ok(NotificationFilter {
+                prefix: Some("a/".into()),
+                suffix: Some(".csv".into())
+            })
+        );
+        assert_eq!(notification_filter(None), Ok(NotificationFilter::default()));
+        // Two prefixes, or a rule of another name, cannot be written in a manifest.
+        let two = notification_filter(filter(vec![rule("prefix", "a/"), rule("Prefix", "b/")]));
+        assert_eq!(
+            two,
+            Err(json!([{"Name": "prefix", "Value": "a/"}, {"Name": "Prefix", "Value": "b/"}]))
+        );
+        assert!(notification_filter(filter(vec![rule("size", "1")])).is_err());
+    }
+
+    #[test]
+    fn notifications_keep_ids_and_set_aside_filters_the_manifest_cannot_hold() {
+        let queue = s3::QueueConfiguration::builder()
+            .id("assigned")
+            .queue_arn("arn:aws:sqs:us-east-1:123456789012:q")
+            .events(s3::Event::S3ObjectCreated)
+            .set_filter(filter(vec![rule("other", "x")]))
+            .build()
+            .unwrap();
+        let o = GetBucketNotificationConfigurationOutput::builder()
+            .queue_configurations(queue)
+            .event_bridge_configuration(s3::EventBridgeConfiguration::builder().build())
+            .build();
+        let n = observed_notifications(o);
+        assert!(n.notifications.event_bridge);
+        assert_eq!(n.notifications.queues[0].id.as_deref(), Some("assigned"));
+        assert_eq!(n.notifications.queues[0].events, ["s3:ObjectCreated:*"]);
+        assert_eq!(
+            n.unmanaged.keys().collect::<Vec<_>>(),
+            ["QueueConfigurations[0].Filter.Key.FilterRules"]
+        );
+    }
+
+    #[test]
+    fn website_parts_the_manifest_cannot_hold_are_set_aside() {
+        let o = GetBucketWebsiteOutput::builder()
+            .index_document(
+                s3::IndexDocument::builder()
+                    .suffix("index.html")
+                    .build()
+                    .unwrap(),
+            )
+            .routing_rules(
+                s3::RoutingRule::builder()
+                    .condition(s3::Condition::builder().build())
+                    .redirect(
+                        s3::Redirect::builder()
+                            .http_redirect_code("3o1")
+                            .protocol(s3::Protocol::from("ftp"))
+                            .replace_key_with("x")
+                            .build(),
+                    )
+                    .build(),
+            )
+            .routing_rules(
+                s3::RoutingRule::builder()
+                    .condition(
+                        s3::Condition::builder()
+                            .http_error_code_returned_equals("404")
+                            .build(),
+                    )
+                    .build(),
+            )
+            .build();
+        let w = observed_website(o);
+        assert_eq!(w.website.index_document.as_deref(), Some("index.html"));
+        assert_eq!(
+            w.website.routing_rules[0].condition, None,
+            "an empty condition is no condition"
+        );
+        assert_eq!(
+            w.unmanaged,
+            BTreeMap::from([
+                (
+                    "RoutingRules[0].Redirect.HttpRedirectCode".to_string(),
+                    json!("3o1")
+                ),
+                (
+                    "RoutingRules[0].Redirect.Protocol".to_string(),
+                    json!("ftp")
+                ),
+                ("RoutingRules[1].Redirect".to_string(), json!("absent")),
+            ])
+        );
+    }
+
+    #[test]
+    fn written_configurations_carry_every_field() {
+        let n = BucketNotifications {
+            event_bridge: true,
+            topics: vec![NotificationDestination {
+                id: None,
+                arn: "arn:aws:sns:us-east-1:123456789012:t".into(),
+                events: vec!["s3:ObjectRemoved:*".into()],
+                filter: NotificationFilter {
+                    prefix: None,
+                    suffix: Some(".csv".into()),
+                },
+            }],
+            ..BucketNotifications::default()
+        };
+        let c = notification_config(&n).unwrap();
+        assert!(c.event_bridge_configuration.is_some());
+        assert_eq!(c.queue_configurations, None);
+        let t = &c.topic_configurations.unwrap()[0];
+        assert_eq!(t.id, None, "S3 assigns one");
+        assert_eq!(t.events, [s3::Event::S3ObjectRemoved]);
+        let rules = t.filter.clone().unwrap().key.unwrap().filter_rules.unwrap();
+        assert_eq!(rules, [rule("suffix", ".csv")]);
+        let empty = notification_config(&BucketNotifications::default()).unwrap();
+        assert_eq!(empty, s3::NotificationConfiguration::builder().build());
+
+        let w = BucketWebsite {
+            index_document: Some("index.html".into()),
+            routing_rules: vec![RoutingRule {
+                condition: Some(RoutingCondition {
+                    key_prefix_equals: None,
+                    http_error_code_returned_equals: Some(404),
+                }),
+                redirect: Redirect {
+                    host_name: None,
+                    http_redirect_code: Some(302),
+                    protocol: Some(RedirectProtocol::Https),
+                    replace_key_prefix_with: None,
+                    replace_key_with: Some("404.html".into()),
+                },
+            }],
+            ..BucketWebsite::default()
+        };
+        let c = website_config(&w).unwrap();
+        let r = &c.routing_rules.as_ref().unwrap()[0];
+        let condition = r.condition.as_ref().unwrap();
+        assert_eq!(
+            condition.http_error_code_returned_equals.as_deref(),
+            Some("404")
+        );
+        let redirect = r.redirect.as_ref().unwrap();
+        assert_eq!(redirect.http_redirect_code.as_deref(), Some("302"));
+        assert_eq!(redirect.protocol, Some(s3::Protocol::Https));
+        assert_eq!(c.error_document, None);
+        assert_eq!(
+            website_config(&BucketWebsite::default())
+                .unwrap()
+                .routing_rules,
+            None,
+            "no empty RoutingRules element"
+        );
     }
 }

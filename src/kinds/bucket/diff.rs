@@ -3,9 +3,9 @@
 //! A setting the manifest leaves out is not managed: it is not compared and, when the
 //! observer knows the spec ([`Wanted`]), not even read. Managed settings are compared in
 //! the manifest's terms after normalizing what S3 reports differently from what was
-//! written (policy formatting, list order, "never enabled" versioning), so a bucket just
-//! created reads back as in sync. Tags are the exception: they decide ownership, so they
-//! are always read and an extra tag is drift.
+//! written (policy formatting, list order, "never enabled" versioning, the ids S3 gives
+//! notifications that have none), so a bucket just created reads back as in sync. Tags are
+//! the exception: they decide ownership, so they are always read and an extra tag is drift.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -13,11 +13,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::{
-    BucketEncryption, BucketLogging, BucketSpec, CorsRule, LifecycleRule, ObjectOwnership,
-    PublicAccessBlock, PublicAccessBlockSetting,
+    BucketEncryption, BucketLogging, BucketNotifications, BucketSpec, BucketWebsite, CorsRule,
+    LifecycleRule, NotificationDestination, ObjectOwnership, PublicAccessBlock,
+    PublicAccessBlockSetting,
 };
 use crate::kinds::common::Tags;
-use crate::kinds::core::{has_ownership_tag, Diff, KindPlan, PlanCx, PlanError, Place};
+use crate::kinds::core::{
+    has_ownership_tag, Diff, HeldAs, HeldDocument, Holdings, KindPlan, Place, PlanCx, PlanError,
+};
 use crate::kinds::{FieldChange, Kind, ResourceId};
 
 /// The Bucket kind.
@@ -101,6 +104,51 @@ impl From<LifecycleRule> for ObservedLifecycleRule {
     }
 }
 
+/// A website configuration as S3 has it: the manifest's shape plus what the manifest cannot
+/// express (a status code that is not a number, a routing rule without a redirect). One
+/// with unmanaged parts never equals a desired website, so the manifest's replaces it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ObservedWebsite {
+    /// The part the manifest can express.
+    #[serde(flatten)]
+    pub website: BucketWebsite,
+    /// Parts the manifest cannot express, by S3 element name.
+    #[serde(flatten)]
+    pub unmanaged: BTreeMap<String, Value>,
+}
+
+impl From<BucketWebsite> for ObservedWebsite {
+    fn from(website: BucketWebsite) -> Self {
+        ObservedWebsite {
+            website,
+            unmanaged: BTreeMap::new(),
+        }
+    }
+}
+
+/// A notification configuration as S3 has it: every destination with the id S3 keeps (it
+/// assigns one to a destination given none), plus what the manifest cannot express (a key
+/// filter rule other than one prefix and one suffix). One with unmanaged parts never equals
+/// a desired configuration, so the manifest's replaces it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ObservedNotifications {
+    /// The part the manifest can express.
+    #[serde(flatten)]
+    pub notifications: BucketNotifications,
+    /// Parts the manifest cannot express, by destination and S3 element name.
+    #[serde(flatten)]
+    pub unmanaged: BTreeMap<String, Value>,
+}
+
+impl From<BucketNotifications> for ObservedNotifications {
+    fn from(notifications: BucketNotifications) -> Self {
+        ObservedNotifications {
+            notifications,
+            unmanaged: BTreeMap::new(),
+        }
+    }
+}
+
 /// What S3 has for one bucket. Settings not read are left out of its JSON.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -132,6 +180,12 @@ pub struct BucketObserved {
     /// Object ownership (S3's spelling).
     #[serde(default, skip_serializing_if = "Setting::is_not_read")]
     pub ownership: Setting<String>,
+    /// Static website hosting.
+    #[serde(default, skip_serializing_if = "Setting::is_not_read")]
+    pub website: Setting<ObservedWebsite>,
+    /// Event notifications (an empty configuration reads as unset).
+    #[serde(default, skip_serializing_if = "Setting::is_not_read")]
+    pub notifications: Setting<ObservedNotifications>,
 }
 
 /// Which settings to read for a bucket (tags are always read).
@@ -153,6 +207,10 @@ pub struct Wanted {
     pub lifecycle_rules: bool,
     /// Object ownership.
     pub ownership: bool,
+    /// Static website hosting.
+    pub website: bool,
+    /// Event notifications.
+    pub notifications: bool,
 }
 
 impl Wanted {
@@ -166,6 +224,8 @@ impl Wanted {
         cors: true,
         lifecycle_rules: true,
         ownership: true,
+        website: true,
+        notifications: true,
     };
     /// Tags only (enough to decide ownership, e.g. before a delete).
     pub const NONE: Wanted = Wanted {
@@ -177,6 +237,8 @@ impl Wanted {
         cors: false,
         lifecycle_rules: false,
         ownership: false,
+        website: false,
+        notifications: false,
     };
 
     /// The settings `spec` manages.
@@ -190,6 +252,8 @@ impl Wanted {
             cors: spec.cors.is_some(),
             lifecycle_rules: spec.lifecycle_rules.is_some(),
             ownership: spec.ownership.is_some(),
+            website: spec.website.is_some(),
+            notifications: spec.notifications.is_some(),
         }
     }
 }
@@ -234,6 +298,13 @@ pub enum Op {
     DeleteLifecycle,
     /// Set object ownership.
     PutOwnership(ObjectOwnership),
+    /// Replace the website configuration.
+    PutWebsite(BucketWebsite),
+    /// Remove the website configuration.
+    DeleteWebsite,
+    /// Replace the whole notification configuration; an empty one removes every
+    /// notification (S3 has no call that deletes it).
+    PutNotifications(BucketNotifications),
     /// Replace the whole tag set (S3 has no partial tagging), ownership tag included.
     PutTags(Tags),
     /// Delete every object version and delete marker (only for `forceDestroy`).
@@ -296,6 +367,58 @@ fn lifecycle_in_sync(want: &[LifecycleRule], have: &[ObservedLifecycleRule]) -> 
             == normalize_lifecycle(&have.iter().map(|r| r.rule.clone()).collect::<Vec<_>>())
 }
 
+/// Whether S3's website is the desired one. Compared as written: rule order matters (the
+/// first rule that matches applies).
+fn website_in_sync(want: &BucketWebsite, have: &ObservedWebsite) -> bool {
+    have.unmanaged.is_empty() && have.website == *want
+}
+
+/// What decides a notification's behaviour: its destination, its events as a set and its
+/// filter. The id is compared apart.
+fn same_destination(a: &NotificationDestination, b: &NotificationDestination) -> bool {
+    fn set(v: &[String]) -> BTreeSet<&str> {
+        v.iter().map(String::as_str).collect()
+    }
+    a.arn == b.arn && set(&a.events) == set(&b.events) && a.filter == b.filter
+}
+
+/// Whether S3's destinations are the desired ones, in any order. A desired destination with
+/// an id matches only S3's destination of that id; one without matches any equal destination
+/// whatever id S3 gave it (S3 assigns ids to destinations given none, so asking for the id
+/// back would never converge).
+fn destinations_in_sync(
+    want: &[NotificationDestination],
+    have: &[NotificationDestination],
+) -> bool {
+    if want.len() != have.len() {
+        return false;
+    }
+    let mut left: Vec<&NotificationDestination> = have.iter().collect();
+    // Destinations with ids first: they can match one destination only.
+    let (with_id, without_id): (Vec<_>, Vec<_>) = want.iter().partition(|d| d.id.is_some());
+    for d in with_id.into_iter().chain(without_id) {
+        let found = left
+            .iter()
+            .position(|h| (d.id.is_none() || d.id == h.id) && same_destination(d, h));
+        match found {
+            Some(i) => {
+                left.swap_remove(i);
+            }
+            None => return false,
+        }
+    }
+    true
+}
+
+fn notifications_in_sync(want: &BucketNotifications, have: &ObservedNotifications) -> bool {
+    let h = &have.notifications;
+    have.unmanaged.is_empty()
+        && want.event_bridge == h.event_bridge
+        && destinations_in_sync(&want.lambda_functions, &h.lambda_functions)
+        && destinations_in_sync(&want.queues, &h.queues)
+        && destinations_in_sync(&want.topics, &h.topics)
+}
+
 fn encryption_in_sync(want: &BucketEncryption, have: &ObservedEncryption) -> bool {
     want.sse_algorithm.as_str() == have.sse_algorithm
         && want.kms_key_id == have.kms_key_id
@@ -327,6 +450,23 @@ fn tag_changes(want: &Tags, have: &Tags) -> Vec<FieldChange> {
         .collect()
 }
 
+/// A bucket's policy, as the access analysis sees it.
+fn bucket_holdings(policy: Option<&Value>) -> Holdings<'_> {
+    Holdings {
+        documents: policy
+            .map(|document| HeldDocument {
+                label: "bucket policy".into(),
+                pointer: "/spec/policy".into(),
+                held_as: HeldAs::Resource,
+                policy_kind: mlspace_policy::PolicyKind::Resource,
+                document,
+            })
+            .into_iter()
+            .collect(),
+        ..Holdings::default()
+    }
+}
+
 impl KindPlan for Bucket {
     type Observed = BucketObserved;
     type Op = Op;
@@ -344,8 +484,18 @@ impl KindPlan for Bucket {
         "cors",
         "lifecycleRules",
         "ownership",
+        "website",
+        "notifications",
         "tags",
     ];
+
+    fn holdings(spec: &BucketSpec) -> Holdings<'_> {
+        bucket_holdings(spec.policy.as_ref().filter(|p| !is_empty_policy(p)))
+    }
+
+    fn observed_holdings(o: &BucketObserved) -> Holdings<'_> {
+        bucket_holdings(o.policy.value())
+    }
 
     fn keep_observed(spec: &mut BucketSpec, o: &BucketObserved, field: &str) {
         match field {
@@ -357,6 +507,8 @@ impl KindPlan for Bucket {
             "cors" => spec.cors = None,
             "lifecycleRules" => spec.lifecycle_rules = None,
             "ownership" => spec.ownership = None,
+            "website" => spec.website = None,
+            "notifications" => spec.notifications = None,
             "tags" => spec.tags = o.tags.clone(),
             _ => {}
         }
@@ -382,7 +534,9 @@ impl KindPlan for Bucket {
 
     fn depends_on(name: &str, spec: &BucketSpec, cx: &PlanCx) -> Vec<ResourceId> {
         match &spec.logging {
-            Some(l) if l.target_bucket != name && cx.is_declared(Kind::Bucket, &l.target_bucket) => {
+            Some(l)
+                if l.target_bucket != name && cx.is_declared(Kind::Bucket, &l.target_bucket) =>
+            {
                 vec![(Kind::Bucket, l.target_bucket.clone())]
             }
             _ => vec![],
@@ -450,6 +604,18 @@ impl KindPlan for Bucket {
                 Some(to_json(l)),
             ));
             ops.push(Op::PutLifecycle(l.clone()));
+        }
+        if let Some(w) = spec.website.as_ref().filter(|w| !w.is_empty()) {
+            fields.push(FieldChange::new("spec.website", None, Some(to_json(w))));
+            ops.push(Op::PutWebsite(w.clone()));
+        }
+        if let Some(n) = spec.notifications.as_ref().filter(|n| !n.is_empty()) {
+            fields.push(FieldChange::new(
+                "spec.notifications",
+                None,
+                Some(to_json(n)),
+            ));
+            ops.push(Op::PutNotifications(n.clone()));
         }
         if let Some(l) = &spec.logging {
             fields.push(FieldChange::new("spec.logging", None, Some(to_json(l))));
@@ -602,6 +768,40 @@ impl KindPlan for Bucket {
             }
         }
 
+        if let Some(want) = &spec.website {
+            let have = o.website.value();
+            if want.is_empty() {
+                if !matches!(o.website, Setting::Unset) {
+                    fields.push(FieldChange::new("spec.website", have.map(to_json), None));
+                    ops.push(Op::DeleteWebsite);
+                }
+            } else if !have.is_some_and(|h| website_in_sync(want, h)) {
+                fields.push(FieldChange::new(
+                    "spec.website",
+                    have.map(to_json),
+                    Some(to_json(want)),
+                ));
+                ops.push(Op::PutWebsite(want.clone()));
+            }
+        }
+
+        if let Some(want) = &spec.notifications {
+            // No configuration and an empty one are the same to S3.
+            let in_sync = match &o.notifications {
+                Setting::Set(h) => notifications_in_sync(want, h),
+                Setting::Unset => want.is_empty(),
+                Setting::NotRead => false,
+            };
+            if !in_sync {
+                fields.push(FieldChange::new(
+                    "spec.notifications",
+                    o.notifications.value().map(to_json),
+                    (!want.is_empty()).then(|| to_json(want)),
+                ));
+                ops.push(Op::PutNotifications(want.clone()));
+            }
+        }
+
         if let Some(want) = &spec.logging {
             let have = o.logging.value();
             if have != Some(want) {
@@ -633,12 +833,14 @@ impl KindPlan for Bucket {
         tags.remove(crate::kinds::common::OWNERSHIP_TAG);
         vec![Op::PutTags(tags)]
     }
-
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::{SseAlgorithm, Transition};
+    use super::super::{
+        NotificationFilter, Redirect, RedirectAllRequestsTo, RedirectProtocol, RoutingCondition,
+        RoutingRule, SseAlgorithm, Transition,
+    };
     use super::*;
     use crate::kinds::common::{OWNERSHIP_TAG, OWNERSHIP_VALUE};
 
@@ -661,6 +863,8 @@ mod tests {
             cors: None,
             lifecycle_rules: None,
             ownership: None,
+            website: None,
+            notifications: None,
             tags: Tags::new(),
             force_destroy: false,
         }
@@ -721,8 +925,81 @@ mod tests {
                 },
             ]),
             ownership: Some(ObjectOwnership::BucketOwnerEnforced),
+            website: Some(website()),
+            notifications: Some(notifications()),
             tags: [("team".to_string(), "ml".to_string())].into(),
             force_destroy: false,
+        }
+    }
+
+    fn website() -> BucketWebsite {
+        BucketWebsite {
+            index_document: Some("index.html".into()),
+            error_document: Some("error.html".into()),
+            routing_rules: vec![
+                RoutingRule {
+                    condition: Some(RoutingCondition {
+                        key_prefix_equals: Some("docs/".into()),
+                        http_error_code_returned_equals: None,
+                    }),
+                    redirect: Redirect {
+                        host_name: None,
+                        http_redirect_code: Some(301),
+                        protocol: None,
+                        replace_key_prefix_with: Some("documents/".into()),
+                        replace_key_with: None,
+                    },
+                },
+                RoutingRule {
+                    condition: None,
+                    redirect: Redirect {
+                        host_name: Some("example.com".into()),
+                        http_redirect_code: None,
+                        protocol: Some(RedirectProtocol::Https),
+                        replace_key_prefix_with: None,
+                        replace_key_with: None,
+                    },
+                },
+            ],
+            redirect_all_requests_to: None,
+        }
+    }
+
+    fn destination(
+        id: Option<&str>,
+        arn: &str,
+        events: &[&str],
+        prefix: Option<&str>,
+    ) -> NotificationDestination {
+        NotificationDestination {
+            id: id.map(str::to_string),
+            arn: arn.into(),
+            events: events.iter().map(|e| e.to_string()).collect(),
+            filter: NotificationFilter {
+                prefix: prefix.map(str::to_string),
+                suffix: None,
+            },
+        }
+    }
+
+    const QUEUE: &str = "arn:aws:sqs:eu-west-1:123456789012:uploads";
+    const TOPIC: &str = "arn:aws:sns:eu-west-1:123456789012:removals";
+    const FUNCTION: &str = "arn:aws:lambda:eu-west-1:123456789012:function:index";
+
+    fn notifications() -> BucketNotifications {
+        BucketNotifications {
+            event_bridge: true,
+            lambda_functions: vec![destination(
+                Some("index"),
+                FUNCTION,
+                &["s3:ObjectCreated:Put", "s3:ObjectCreated:Copy"],
+                Some("data/"),
+            )],
+            queues: vec![
+                destination(None, QUEUE, &["s3:ObjectCreated:*"], Some("uploads/")),
+                destination(None, QUEUE, &["s3:ObjectCreated:*"], Some("incoming/")),
+            ],
+            topics: vec![destination(None, TOPIC, &["s3:ObjectRemoved:*"], None)],
         }
     }
 
@@ -739,6 +1016,8 @@ mod tests {
             cors: Setting::Unset,
             lifecycle_rules: Setting::Unset,
             ownership: Setting::Set("BucketOwnerEnforced".into()),
+            website: Setting::Unset,
+            notifications: Setting::Unset,
             ..BucketObserved::default()
         };
         for op in ops {
@@ -788,11 +1067,30 @@ mod tests {
                 }
                 Op::DeleteLifecycle => o.lifecycle_rules = Setting::Unset,
                 Op::PutOwnership(x) => o.ownership = Setting::Set(x.as_str().into()),
+                Op::PutWebsite(w) => o.website = Setting::Set(w.into()),
+                Op::DeleteWebsite => o.website = Setting::Unset,
+                Op::PutNotifications(n) if n.is_empty() => o.notifications = Setting::Unset,
+                Op::PutNotifications(n) => o.notifications = Setting::Set(s3_notifications(n)),
                 Op::PutTags(t) => o.tags = t,
                 Op::Delete | Op::Empty => unreachable!(),
             }
         }
         o
+    }
+
+    /// What S3 keeps of a notification configuration: an id for every destination (a random
+    /// one when none was given), the lists and the events in its own order.
+    fn s3_notifications(mut n: BucketNotifications) -> ObservedNotifications {
+        let mut serial = 0;
+        for list in [&mut n.lambda_functions, &mut n.queues, &mut n.topics] {
+            list.reverse();
+            for d in list.iter_mut() {
+                d.events.reverse();
+                serial += 1;
+                d.id.get_or_insert_with(|| format!("NjQ2{serial}assigned-by-s3"));
+            }
+        }
+        n.into()
     }
 
     fn field_names(d: &Diff<Op>) -> Vec<&str> {
@@ -807,7 +1105,7 @@ mod tests {
         );
         assert_eq!(
             ops.len(),
-            8,
+            10,
             "create, then one step per setting but ownership (set at create): {ops:?}"
         );
         assert!(fields
@@ -871,6 +1169,29 @@ mod tests {
         });
         s.cors = Some(vec![]);
         s.lifecycle_rules = Some(vec![]);
+        s.website = Some(BucketWebsite::default());
+        s.notifications = Some(BucketNotifications::default());
+        alone.push(s);
+        let mut s = empty_spec();
+        s.website = full.website.clone();
+        alone.push(s);
+        let mut s = empty_spec();
+        s.website = Some(BucketWebsite {
+            redirect_all_requests_to: Some(RedirectAllRequestsTo {
+                host_name: "example.com".into(),
+                protocol: None,
+            }),
+            ..BucketWebsite::default()
+        });
+        alone.push(s);
+        let mut s = empty_spec();
+        s.notifications = full.notifications.clone();
+        alone.push(s);
+        let mut s = empty_spec();
+        s.notifications = Some(BucketNotifications {
+            event_bridge: true,
+            ..BucketNotifications::default()
+        });
         alone.push(s);
         for spec in alone {
             let (_, ops) = Bucket::create("b", &spec, &cx());
@@ -1243,7 +1564,10 @@ mod tests {
 
     #[test]
     fn ops_serialize_as_plain_data() {
-        let v = serde_json::to_value(crate::plan::Step::Bucket(Op::PutVersioning { enabled: true })).unwrap();
+        let v = serde_json::to_value(crate::plan::Step::Bucket(Op::PutVersioning {
+            enabled: true,
+        }))
+        .unwrap();
         assert_eq!(
             v,
             json!({"kind": "Bucket", "op": {"PutVersioning": {"enabled": true}}})
@@ -1258,5 +1582,249 @@ mod tests {
             serde_json::to_value(create).unwrap(),
             json!({"Create": {"locationConstraint": "eu-west-1", "tags": {}}})
         );
+    }
+    fn observed(o: BucketObserved) -> BucketObserved {
+        BucketObserved {
+            tags: cx().desired_tags(&Tags::new()),
+            ..o
+        }
+    }
+
+    #[test]
+    fn website_is_set_changed_and_removed() {
+        let mut spec = empty_spec();
+        spec.website = Some(website());
+        let mut o = observed(BucketObserved {
+            website: Setting::Unset,
+            ..BucketObserved::default()
+        });
+        // Unset → set.
+        let d = Bucket::update("b", &spec, &o, &cx()).unwrap();
+        assert_eq!(
+            d.0,
+            vec![FieldChange::new(
+                "spec.website",
+                None,
+                Some(to_json(&website()))
+            )]
+        );
+        assert_eq!(d.1, vec![Op::PutWebsite(website())]);
+        o.website = Setting::Set(website().into());
+        assert_eq!(
+            Bucket::update("b", &spec, &o, &cx()).unwrap(),
+            (vec![], vec![])
+        );
+        // Another error document, routing rules in another order: both are changes.
+        let mut changed = website();
+        changed.error_document = Some("404.html".into());
+        spec.website = Some(changed.clone());
+        let d = Bucket::update("b", &spec, &o, &cx()).unwrap();
+        assert_eq!(field_names(&d), ["spec.website"]);
+        assert_eq!(
+            d.0[0].old.as_ref().unwrap()["errorDocument"],
+            json!("error.html")
+        );
+        assert_eq!(d.1, vec![Op::PutWebsite(changed)]);
+        let mut reordered = website();
+        reordered.routing_rules.reverse();
+        spec.website = Some(reordered);
+        assert_eq!(
+            field_names(&Bucket::update("b", &spec, &o, &cx()).unwrap()),
+            ["spec.website"],
+            "the first routing rule that matches applies: order is behaviour"
+        );
+        // A part the manifest cannot express is drift.
+        spec.website = Some(website());
+        let mut with_unmanaged: ObservedWebsite = website().into();
+        with_unmanaged.unmanaged.insert(
+            "RoutingRules[0].Redirect.HttpRedirectCode".into(),
+            json!("3o1"),
+        );
+        o.website = Setting::Set(with_unmanaged);
+        assert_eq!(
+            Bucket::update("b", &spec, &o, &cx()).unwrap().1,
+            vec![Op::PutWebsite(website())]
+        );
+        // `{}` removes it, and then asks nothing more.
+        spec.website = Some(BucketWebsite::default());
+        let d = Bucket::update("b", &spec, &o, &cx()).unwrap();
+        assert_eq!(d.1, vec![Op::DeleteWebsite]);
+        assert_eq!(d.0[0].new, None);
+        o.website = Setting::Unset;
+        assert_eq!(
+            Bucket::update("b", &spec, &o, &cx()).unwrap(),
+            (vec![], vec![])
+        );
+        // Not read while managed: written, never taken as in sync.
+        spec.website = Some(website());
+        o.website = Setting::NotRead;
+        assert_eq!(
+            Bucket::update("b", &spec, &o, &cx()).unwrap().1,
+            vec![Op::PutWebsite(website())]
+        );
+    }
+
+    #[test]
+    fn notification_ids_assigned_by_s3_are_not_drift_and_order_does_not_matter() {
+        let mut spec = empty_spec();
+        spec.notifications = Some(notifications());
+        let (_, ops) = Bucket::create("b", &spec, &cx());
+        assert_eq!(ops.last(), Some(&Op::PutNotifications(notifications())));
+        let o = s3_after(&ops);
+        let have = o.notifications.value().unwrap();
+        assert!(
+            have.notifications.queues.iter().all(|d| d.id.is_some()),
+            "S3 gave every destination an id: {have:?}"
+        );
+        assert_ne!(have.notifications.queues, notifications().queues);
+        assert_eq!(
+            Bucket::update("b", &spec, &o, &cx()).unwrap(),
+            (vec![], vec![])
+        );
+        // Applying again (new ids) converges too.
+        let o = s3_after(&[ops[0].clone(), Op::PutNotifications(notifications())]);
+        assert_eq!(
+            Bucket::update("b", &spec, &o, &cx()).unwrap(),
+            (vec![], vec![])
+        );
+    }
+
+    #[test]
+    fn a_notification_id_in_the_manifest_is_compared() {
+        let mut spec = empty_spec();
+        spec.notifications = Some(notifications());
+        let mut o = observed(BucketObserved {
+            notifications: Setting::Set(s3_notifications(notifications())),
+            ..BucketObserved::default()
+        });
+        let Setting::Set(h) = &mut o.notifications else {
+            panic!()
+        };
+        h.notifications.lambda_functions[0].id = Some("renamed".into());
+        let d = Bucket::update("b", &spec, &o, &cx()).unwrap();
+        assert_eq!(field_names(&d), ["spec.notifications"]);
+        assert_eq!(d.1, vec![Op::PutNotifications(notifications())]);
+        // An id given to a destination S3 holds under another id does not match it either.
+        let mut want = notifications();
+        want.queues[0].id = Some("uploads".into());
+        spec.notifications = Some(want);
+        let o = observed(BucketObserved {
+            notifications: Setting::Set(s3_notifications(notifications())),
+            ..BucketObserved::default()
+        });
+        assert_eq!(
+            field_names(&Bucket::update("b", &spec, &o, &cx()).unwrap()),
+            ["spec.notifications"]
+        );
+    }
+
+    #[test]
+    fn notifications_are_set_changed_and_cleared() {
+        let mut spec = empty_spec();
+        spec.notifications = Some(notifications());
+        let mut o = observed(BucketObserved {
+            notifications: Setting::Unset,
+            ..BucketObserved::default()
+        });
+        let d = Bucket::update("b", &spec, &o, &cx()).unwrap();
+        assert_eq!(
+            d.0,
+            vec![FieldChange::new(
+                "spec.notifications",
+                None,
+                Some(to_json(&notifications()))
+            )]
+        );
+        o.notifications = Setting::Set(s3_notifications(notifications()));
+        // Each part is compared: EventBridge, an ARN, the events, a filter, one destination more.
+        let changes: Vec<fn(&mut BucketNotifications)> = vec![
+            |n| n.event_bridge = false,
+            |n| n.topics[0].arn = "arn:aws:sns:eu-west-1:123456789012:other".into(),
+            |n| {
+                n.lambda_functions[0]
+                    .events
+                    .push("s3:ObjectRemoved:*".into())
+            },
+            |n| n.queues[1].filter.suffix = Some(".csv".into()),
+            |n| n.queues.push(n.queues[0].clone()),
+            |n| {
+                let q = n.queues.remove(0);
+                n.topics.push(q);
+            },
+        ];
+        for change in changes {
+            let mut want = notifications();
+            change(&mut want);
+            spec.notifications = Some(want.clone());
+            let d = Bucket::update("b", &spec, &o, &cx()).unwrap();
+            assert_eq!(d.1, vec![Op::PutNotifications(want)]);
+        }
+        // A filter rule the manifest cannot express is drift.
+        spec.notifications = Some(notifications());
+        let Setting::Set(h) = &mut o.notifications else {
+            panic!()
+        };
+        h.unmanaged.insert(
+            "QueueConfigurations[0].Filter.Key.FilterRules".into(),
+            json!([]),
+        );
+        assert_eq!(
+            field_names(&Bucket::update("b", &spec, &o, &cx()).unwrap()),
+            ["spec.notifications"]
+        );
+        // `{}` clears them with an empty configuration, and then asks nothing more.
+        spec.notifications = Some(BucketNotifications::default());
+        let d = Bucket::update("b", &spec, &o, &cx()).unwrap();
+        assert_eq!(d.0[0].new, None);
+        assert_eq!(
+            d.1,
+            vec![Op::PutNotifications(BucketNotifications::default())]
+        );
+        o.notifications = Setting::Unset;
+        assert_eq!(
+            Bucket::update("b", &spec, &o, &cx()).unwrap(),
+            (vec![], vec![])
+        );
+        // Not read while managed: written, never taken as in sync.
+        o.notifications = Setting::NotRead;
+        assert_eq!(
+            field_names(&Bucket::update("b", &spec, &o, &cx()).unwrap()),
+            ["spec.notifications"]
+        );
+    }
+
+    #[test]
+    fn ignored_website_and_notifications_keep_what_s3_has() {
+        for f in ["website", "notifications"] {
+            assert!(Bucket::IGNORABLE_FIELDS.contains(&f));
+        }
+        let mut spec = full_spec();
+        let o = BucketObserved::default();
+        Bucket::keep_observed(&mut spec, &o, "website");
+        Bucket::keep_observed(&mut spec, &o, "notifications");
+        assert_eq!((spec.website, spec.notifications), (None, None));
+    }
+
+    #[test]
+    fn observed_website_and_notifications_round_trip_as_json() {
+        let (_, ops) = Bucket::create("b", &full_spec(), &cx());
+        let mut o = s3_after(&ops);
+        let Setting::Set(w) = &mut o.website else {
+            panic!()
+        };
+        w.unmanaged
+            .insert("RoutingRules[1].Redirect.Protocol".into(), json!("ftp"));
+        let text = serde_json::to_value(&o).unwrap();
+        assert_eq!(text["website"]["set"]["indexDocument"], json!("index.html"));
+        assert_eq!(
+            text["website"]["set"]["RoutingRules[1].Redirect.Protocol"],
+            json!("ftp")
+        );
+        assert_eq!(text["notifications"]["set"]["eventBridge"], json!(true));
+        let back: BucketObserved = serde_json::from_value(text).unwrap();
+        assert_eq!(back, o);
+        // Not read: left out.
+        let tags_only = serde_json::to_value(BucketObserved::default()).unwrap();
+        assert_eq!(tags_only, json!({"tags": {}}));
     }
 }

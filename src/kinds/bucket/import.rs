@@ -2,14 +2,18 @@
 //!
 //! A setting is written only when it differs from what S3 gives a new bucket (SSE-S3
 //! encryption, all four public access block flags, `BucketOwnerEnforced`, versioning never
-//! enabled, no policy, CORS, lifecycle or logging), so the manifest holds what was chosen.
-//! A setting the manifest cannot express exactly (an encryption algorithm it does not
-//! know, lifecycle rules with filters it has no field for, a policy that is not JSON) is
-//! left out: unmanaged, and so never changed by adopting the bucket.
+//! enabled, no policy, CORS, lifecycle, logging, website or notification), so the manifest
+//! holds what was chosen. A setting the manifest cannot express exactly (an encryption
+//! algorithm it does not know, lifecycle rules with filters it has no field for, a policy
+//! that is not JSON, a website status code that is not a number, a notification key filter
+//! with other rules than one prefix and one suffix or an event type validation refuses) is
+//! left out: unmanaged, and so never changed by adopting the bucket. Notifications keep the
+//! ids S3 has (consumers read them as `configurationId`).
 
 use super::diff::{Bucket, BucketObserved, ObservedEncryption, Setting, Versioning};
 use super::{
-    BucketEncryption, BucketSpec, ObjectOwnership, PublicAccessBlockSetting, SseAlgorithm,
+    BucketEncryption, BucketNotifications, BucketSpec, ObjectOwnership, PublicAccessBlockSetting,
+    SseAlgorithm, NOTIFICATION_EVENTS,
 };
 use crate::kinds::core::{own_tags, Import, PlanCx};
 
@@ -39,6 +43,15 @@ fn ownership(s: &str) -> Option<ObjectOwnership> {
     }
 }
 
+/// Whether validation accepts every event type of `n`.
+fn known_events(n: &BucketNotifications) -> bool {
+    n.destinations()
+        .iter()
+        .flat_map(|(_, list)| list.iter())
+        .flat_map(|d| &d.events)
+        .all(|e| NOTIFICATION_EVENTS.contains(&e.as_str()))
+}
+
 /// The spec of `o` (observed with every setting read).
 pub fn spec(o: &BucketObserved) -> BucketSpec {
     let public_access_block = match &o.public_access_block {
@@ -64,6 +77,20 @@ pub fn spec(o: &BucketObserved) -> BucketSpec {
         cors: o.cors.value().filter(|c| !c.is_empty()).cloned(),
         lifecycle_rules,
         ownership: o.ownership.value().and_then(|s| ownership(s)),
+        website: o
+            .website
+            .value()
+            .filter(|w| w.unmanaged.is_empty() && !w.website.is_empty())
+            .map(|w| w.website.clone()),
+        notifications: o
+            .notifications
+            .value()
+            .filter(|n| {
+                n.unmanaged.is_empty()
+                    && !n.notifications.is_empty()
+                    && known_events(&n.notifications)
+            })
+            .map(|n| n.notifications.clone()),
         tags: own_tags(&o.tags),
         force_destroy: false,
     }
@@ -78,7 +105,10 @@ impl Import for Bucket {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kinds::bucket::PublicAccessBlock;
+    use crate::kinds::bucket::diff::{ObservedNotifications, ObservedWebsite};
+    use crate::kinds::bucket::{
+        BucketWebsite, NotificationDestination, NotificationFilter, PublicAccessBlock,
+    };
     use serde_json::json;
 
     #[test]
@@ -96,6 +126,8 @@ mod tests {
             cors: Setting::Unset,
             lifecycle_rules: Setting::Unset,
             ownership: Setting::Set("BucketOwnerEnforced".into()),
+            website: Setting::Unset,
+            notifications: Setting::Unset,
             tags: Default::default(),
         };
         let s = spec(&fresh);
@@ -121,5 +153,95 @@ mod tests {
             Some(PublicAccessBlockSetting::Flags(_))
         ));
         assert!(s.policy.is_some());
+    }
+    fn queue(id: &str, events: &[&str]) -> NotificationDestination {
+        NotificationDestination {
+            id: Some(id.into()),
+            arn: "arn:aws:sqs:us-east-1:123456789012:uploads".into(),
+            events: events.iter().map(|e| e.to_string()).collect(),
+            filter: NotificationFilter {
+                prefix: Some("uploads/".into()),
+                suffix: None,
+            },
+        }
+    }
+
+    #[test]
+    fn website_and_notifications_are_written_when_set() {
+        let website = BucketWebsite {
+            index_document: Some("index.html".into()),
+            error_document: Some("index.html".into()),
+            ..BucketWebsite::default()
+        };
+        let notifications = BucketNotifications {
+            event_bridge: true,
+            queues: vec![queue("MzA0NjFkZWMtYTA0Yi00", &["s3:ObjectCreated:*"])],
+            ..BucketNotifications::default()
+        };
+        let o = BucketObserved {
+            website: Setting::Set(website.clone().into()),
+            notifications: Setting::Set(notifications.clone().into()),
+            ..BucketObserved::default()
+        };
+        let s = spec(&o);
+        assert_eq!(s.website, Some(website));
+        assert_eq!(
+            s.notifications,
+            Some(notifications),
+            "the ids S3 has are kept: consumers read them as configurationId"
+        );
+        assert_eq!(
+            serde_json::to_value(&s).unwrap()["notifications"]["queues"][0]["filter"],
+            json!({"prefix": "uploads/"})
+        );
+        let unset = BucketObserved {
+            website: Setting::Unset,
+            notifications: Setting::Unset,
+            ..BucketObserved::default()
+        };
+        let s = spec(&unset);
+        assert_eq!((s.website, s.notifications), (None, None));
+    }
+
+    #[test]
+    fn website_and_notifications_the_manifest_cannot_express_are_left_out() {
+        let mut website: ObservedWebsite = BucketWebsite {
+            index_document: Some("index.html".into()),
+            ..BucketWebsite::default()
+        }
+        .into();
+        website.unmanaged.insert(
+            "RoutingRules[0].Redirect.HttpRedirectCode".into(),
+            json!("3o1"),
+        );
+        let mut filtered: ObservedNotifications = BucketNotifications {
+            queues: vec![queue("a", &["s3:ObjectCreated:*"])],
+            ..BucketNotifications::default()
+        }
+        .into();
+        filtered.unmanaged.insert(
+            "QueueConfigurations[0].Filter.Key.FilterRules".into(),
+            json!([{"Name": "Prefix", "Value": "a/"}, {"Name": "Prefix", "Value": "b/"}]),
+        );
+        let o = BucketObserved {
+            website: Setting::Set(website),
+            notifications: Setting::Set(filtered),
+            ..BucketObserved::default()
+        };
+        let s = spec(&o);
+        assert_eq!((s.website, s.notifications), (None, None));
+        // An event type validation would refuse (one the SDK knows but S3 does not document
+        // for these destinations).
+        let o = BucketObserved {
+            notifications: Setting::Set(
+                BucketNotifications {
+                    queues: vec![queue("a", &["s3:ObjectRetention:Put"])],
+                    ..BucketNotifications::default()
+                }
+                .into(),
+            ),
+            ..BucketObserved::default()
+        };
+        assert_eq!(spec(&o).notifications, None);
     }
 }

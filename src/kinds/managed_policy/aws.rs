@@ -23,15 +23,15 @@ use futures::{StreamExt, TryStreamExt};
 use serde_json::Value;
 
 use super::diff::{ManagedPolicy, ManagedPolicyObserved, Op};
-use crate::aws::{ServiceCode, retry_eventual, AwsContext, AwsError, ErrorClass};
+use crate::aws::{retry_eventual, AwsContext, AwsError, ErrorClass, ServiceCode};
 use crate::kinds::common::{Tags, OWNERSHIP_TAG, OWNERSHIP_VALUE};
 use crate::kinds::core::{has_ownership_tag, PlanCx};
-use crate::kinds::runtime::{KindAws, Wanted};
 use crate::kinds::iam::sdk::{
     decode_document, gone_ok, iam, tags_from_sdk, tags_to_sdk, IamCode, PAGE, PER_RESOURCE_MAX,
 };
 use crate::kinds::iam::snapshot::{self, Reader};
 use crate::kinds::iam::tag_changes;
+use crate::kinds::runtime::{KindAws, Wanted};
 use crate::kinds::Kind;
 
 /// Concurrent ListPolicyTags calls when reading many policies.
@@ -84,7 +84,6 @@ impl KindAws for ManagedPolicy {
                 tags,
             } => {
                 let res = iam(aws)
-                    
                     .create_policy()
                     .policy_name(name)
                     .path(path)
@@ -119,9 +118,7 @@ impl KindAws for ManagedPolicy {
                     .set_tag_keys(Some(keys.clone()))
                     .send()
                     .await
-                    .map_err(|e| {
-                        IamCode::error("iam:UntagPolicy", e)
-                    })?;
+                    .map_err(|e| IamCode::error("iam:UntagPolicy", e))?;
                 Ok(())
             }
             Op::Delete { arn, versions } => delete_policy(aws, arn, versions, cx).await,
@@ -319,9 +316,7 @@ async fn list_versions(
         .send()
         .try_collect()
         .await
-        .map_err(|e| {
-            IamCode::error("iam:ListPolicyVersions", e)
-        })?;
+        .map_err(|e| IamCode::error("iam:ListPolicyVersions", e))?;
     Ok(pages
         .into_iter()
         .flat_map(|p| p.versions.unwrap_or_default())
@@ -341,9 +336,7 @@ async fn get_document(
         .version_id(version)
         .send()
         .await
-        .map_err(|e| {
-            IamCode::error("iam:GetPolicyVersion", e)
-        })?;
+        .map_err(|e| IamCode::error("iam:GetPolicyVersion", e))?;
     Ok(out
         .policy_version
         .and_then(|v| v.document)
@@ -361,9 +354,7 @@ async fn policy_tags(iam: &aws_sdk_iam::Client, arn: &str) -> Result<Tags, AwsEr
         .send()
         .try_collect()
         .await
-        .map_err(|e| {
-            IamCode::error("iam:ListPolicyTags", e)
-        })?;
+        .map_err(|e| IamCode::error("iam:ListPolicyTags", e))?;
     Ok(pages.iter().flat_map(|p| tags_from_sdk(p.tags())).collect())
 }
 
@@ -425,9 +416,7 @@ async fn tag_policy(aws: &AwsContext, arn: &str, tags: &Tags) -> Result<(), AwsE
         .set_tags(Some(tags_to_sdk(tags)))
         .send()
         .await
-        .map_err(|e| {
-            IamCode::error("iam:TagPolicy", e)
-        })?;
+        .map_err(|e| IamCode::error("iam:TagPolicy", e))?;
     Ok(())
 }
 
@@ -440,9 +429,7 @@ async fn delete_version(aws: &AwsContext, arn: &str, version: &str) -> Result<()
             .version_id(version)
             .send()
             .await
-            .map_err(|e| {
-                IamCode::error("iam:DeletePolicyVersion", e)
-            }),
+            .map_err(|e| IamCode::error("iam:DeletePolicyVersion", e)),
     )
 }
 
@@ -472,7 +459,6 @@ async fn create_version(
     loop {
         attempt += 1;
         let res = iam(aws)
-            
             .create_policy_version()
             .policy_arn(arn)
             .policy_document(document.to_string())
@@ -504,7 +490,7 @@ async fn create_version(
             Err(e) => {
                 // Worth another try: no answer, throttling, or a 5xx.
                 let err = IamCode::error("iam:CreatePolicyVersion", e)
-.reclass(IamCode::LimitExceeded, ErrorClass::Conflict);
+                    .reclass(IamCode::LimitExceeded, ErrorClass::Conflict);
                 let retryable = err.class == ErrorClass::Transient;
                 if !retryable || attempt >= CREATE_VERSION_ATTEMPTS {
                     return Err(err);
@@ -533,14 +519,11 @@ async fn default_document_is(
     document: &Value,
 ) -> Result<bool, AwsError> {
     let policy = iam(aws)
-        
         .get_policy()
         .policy_arn(arn)
         .send()
         .await
-        .map_err(|e| {
-            IamCode::error("iam:GetPolicy", e)
-        })?;
+        .map_err(|e| IamCode::error("iam:GetPolicy", e))?;
     let Some(version) = policy.policy.and_then(|p| p.default_version_id) else {
         return Ok(false);
     };
@@ -582,9 +565,7 @@ async fn delete_policy(
                 .policy_arn(arn)
                 .send()
                 .await
-                .map_err(|e| {
-                    IamCode::error("iam:DetachRolePolicy", e)
-                }),
+                .map_err(|e| IamCode::error("iam:DetachRolePolicy", e)),
         )?;
     }
     for user in &users {
@@ -595,9 +576,7 @@ async fn delete_policy(
                 .policy_arn(arn)
                 .send()
                 .await
-                .map_err(|e| {
-                    IamCode::error("iam:DetachUserPolicy", e)
-                }),
+                .map_err(|e| IamCode::error("iam:DetachUserPolicy", e)),
         )?;
     }
     for group in &groups {
@@ -608,9 +587,7 @@ async fn delete_policy(
                 .policy_arn(arn)
                 .send()
                 .await
-                .map_err(|e| {
-                    IamCode::error("iam:DetachGroupPolicy", e)
-                }),
+                .map_err(|e| IamCode::error("iam:DetachGroupPolicy", e)),
         )?;
     }
     gone_ok(
@@ -619,9 +596,7 @@ async fn delete_policy(
             .policy_arn(arn)
             .send()
             .await
-            .map_err(|e| {
-                IamCode::error("iam:DeletePolicy", e)
-            }),
+            .map_err(|e| IamCode::error("iam:DeletePolicy", e)),
     )
 }
 
@@ -636,7 +611,6 @@ async fn attached_entities(
     let mut marker: Option<String> = None;
     loop {
         let page = iam(aws)
-            
             .list_entities_for_policy()
             .policy_arn(arn)
             .policy_usage_filter(PolicyUsageType::PermissionsPolicy)
@@ -781,13 +755,19 @@ mod tests {
         async fn lost_create_policy_answer_waits_for_the_policy_to_become_readable() {
             let create = mock!(Client::create_policy).then_error(|| {
                 CreatePolicyError::EntityAlreadyExistsException(
-                    EntityAlreadyExistsException::builder().meta(iam_code("EntityAlreadyExists")).build(),
+                    EntityAlreadyExistsException::builder()
+                        .meta(iam_code("EntityAlreadyExists"))
+                        .build(),
                 )
             });
             let get = mock!(Client::get_policy)
                 .sequence()
                 .error(|| {
-                    GetPolicyError::NoSuchEntityException(NoSuchEntityException::builder().meta(iam_code("NoSuchEntity")).build())
+                    GetPolicyError::NoSuchEntityException(
+                        NoSuchEntityException::builder()
+                            .meta(iam_code("NoSuchEntity"))
+                            .build(),
+                    )
                 })
                 .times(2)
                 .output(|| {

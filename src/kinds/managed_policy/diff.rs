@@ -9,7 +9,9 @@ use serde_json::{json, Value};
 
 use super::ManagedPolicySpec;
 use crate::kinds::common::Tags;
-use crate::kinds::core::{has_ownership_tag, Diff, KindPlan, PlanCx, PlanError, Place};
+use crate::kinds::core::{
+    has_ownership_tag, Diff, HeldAs, HeldDocument, Holdings, KindPlan, Place, PlanCx, PlanError,
+};
 use crate::kinds::iam::{document_change, tag_changes, tag_fields};
 use crate::kinds::{FieldChange, Kind};
 
@@ -100,6 +102,17 @@ pub enum Op {
     },
 }
 
+/// A managed policy's document, as the access analysis sees it.
+fn held(document: &Value) -> HeldDocument<'_> {
+    HeldDocument {
+        label: "policy document".into(),
+        pointer: "/spec/document".into(),
+        held_as: HeldAs::Managed,
+        policy_kind: mlspace_policy::PolicyKind::Identity,
+        document,
+    }
+}
+
 impl KindPlan for ManagedPolicy {
     type Observed = ManagedPolicyObserved;
     type Op = Op;
@@ -110,7 +123,10 @@ impl KindPlan for ManagedPolicy {
 
     fn stand_in(name: &str, attribute: &str, at: Place) -> Option<String> {
         match attribute {
-            "arn" => Some(format!("arn:{}:iam::{}:policy/{name}", at.partition, at.account)),
+            "arn" => Some(format!(
+                "arn:{}:iam::{}:policy/{name}",
+                at.partition, at.account
+            )),
             "name" => Some(name.to_string()),
             _ => None,
         }
@@ -122,6 +138,20 @@ impl KindPlan for ManagedPolicy {
 
     fn observed_arn(o: &ManagedPolicyObserved) -> Option<String> {
         Some(o.arn.clone())
+    }
+
+    fn holdings(spec: &ManagedPolicySpec) -> Holdings<'_> {
+        Holdings {
+            documents: spec.document.iter().map(held).collect(),
+            ..Holdings::default()
+        }
+    }
+
+    fn observed_holdings(o: &ManagedPolicyObserved) -> Holdings<'_> {
+        Holdings {
+            documents: vec![held(&o.document)],
+            ..Holdings::default()
+        }
     }
 
     fn keep_observed(spec: &mut ManagedPolicySpec, o: &ManagedPolicyObserved, field: &str) {
@@ -236,7 +266,6 @@ impl KindPlan for ManagedPolicy {
             versions,
         }]
     }
-
 }
 
 #[cfg(test)]

@@ -20,16 +20,16 @@ use futures::future::try_join_all;
 use serde_json::Value;
 
 use super::diff::{NewRole, Op, Role, RoleObserved};
-use crate::aws::{ServiceCode, retry_eventual, AwsContext, AwsError, ErrorClass};
+use crate::aws::{retry_eventual, AwsContext, AwsError, ErrorClass, ServiceCode};
 use crate::kinds::common::{Tags, OWNERSHIP_TAG, OWNERSHIP_VALUE};
 use crate::kinds::core::{has_ownership_tag, PlanCx};
-use crate::kinds::runtime::{KindAws, Wanted};
-use crate::kinds::iam::tag_changes;
 use crate::kinds::iam::sdk::{
-    decode_document, get_role, gone_ok, iam, roles_under, tags_from_sdk, tags_to_sdk, IamCode, PAGE,
-    PER_RESOURCE_MAX,
+    decode_document, get_role, gone_ok, iam, roles_under, tags_from_sdk, tags_to_sdk, IamCode,
+    PAGE, PER_RESOURCE_MAX,
 };
 use crate::kinds::iam::snapshot::{self, Reader};
+use crate::kinds::iam::tag_changes;
+use crate::kinds::runtime::{KindAws, Wanted};
 
 #[async_trait]
 impl KindAws for Role {
@@ -99,7 +99,7 @@ impl KindAws for Role {
                         .await
                         .map_err(|e| {
                             IamCode::error("iam:PutRolePolicy", e)
-.reclass(IamCode::NoSuchEntity, ErrorClass::EventualConsistency)
+                                .reclass(IamCode::NoSuchEntity, ErrorClass::EventualConsistency)
                         })
                 })
                 .await?;
@@ -112,9 +112,7 @@ impl KindAws for Role {
                     .policy_name(policy_name)
                     .send()
                     .await
-                    .map_err(|e| {
-                        IamCode::error("iam:DeleteRolePolicy", e)
-                    }),
+                    .map_err(|e| IamCode::error("iam:DeleteRolePolicy", e)),
             ),
             Op::Attach { arn } => {
                 retry_eventual(aws.eventual_consistency_timeout, || async {
@@ -126,7 +124,7 @@ impl KindAws for Role {
                         .await
                         .map_err(|e| {
                             IamCode::error("iam:AttachRolePolicy", e)
-.reclass(IamCode::NoSuchEntity, ErrorClass::EventualConsistency)
+                                .reclass(IamCode::NoSuchEntity, ErrorClass::EventualConsistency)
                         })
                 })
                 .await?;
@@ -140,9 +138,7 @@ impl KindAws for Role {
                     .role_name(name)
                     .send()
                     .await
-                    .map_err(|e| {
-                        IamCode::error("iam:DeleteRolePermissionsBoundary", e)
-                    }),
+                    .map_err(|e| IamCode::error("iam:DeleteRolePermissionsBoundary", e)),
             ),
             Op::UpdateRole {
                 description,
@@ -156,9 +152,7 @@ impl KindAws for Role {
                     .set_tag_keys(Some(keys.clone()))
                     .send()
                     .await
-                    .map_err(|e| {
-                        IamCode::error("iam:UntagRole", e)
-                    })?;
+                    .map_err(|e| IamCode::error("iam:UntagRole", e))?;
                 Ok(())
             }
             Op::CreateInstanceProfile { path, tags } => {
@@ -180,9 +174,7 @@ impl KindAws for Role {
                         .role_name(name)
                         .send()
                         .await
-                        .map_err(|e| {
-                            IamCode::error("iam:DeleteRole", e)
-                        }),
+                        .map_err(|e| IamCode::error("iam:DeleteRole", e)),
                 )
             }
         }
@@ -297,9 +289,7 @@ async fn inline_policies(
         .send()
         .try_collect()
         .await
-        .map_err(|e| {
-            IamCode::error("iam:ListRolePolicies", e)
-        })?
+        .map_err(|e| IamCode::error("iam:ListRolePolicies", e))?
         .into_iter()
         .flat_map(|p| p.policy_names)
         .collect();
@@ -310,9 +300,7 @@ async fn inline_policies(
             .policy_name(p)
             .send()
             .await
-            .map_err(|e| {
-                IamCode::error("iam:GetRolePolicy", e)
-            })?;
+            .map_err(|e| IamCode::error("iam:GetRolePolicy", e))?;
         Ok::<_, AwsError>(decode_document(
             &format!("inline policy {p} of {role}"),
             &out.policy_document,
@@ -332,9 +320,7 @@ async fn attached_policies(iam: &aws_sdk_iam::Client, role: &str) -> Result<Vec<
         .send()
         .try_collect()
         .await
-        .map_err(|e| {
-            IamCode::error("iam:ListAttachedRolePolicies", e)
-        })?;
+        .map_err(|e| IamCode::error("iam:ListAttachedRolePolicies", e))?;
     Ok(pages
         .into_iter()
         .flat_map(|p| p.attached_policies.unwrap_or_default())
@@ -355,9 +341,7 @@ async fn instance_profiles_for_role(
         .send()
         .try_collect()
         .await
-        .map_err(|e| {
-            IamCode::error("iam:ListInstanceProfilesForRole", e)
-        })?;
+        .map_err(|e| IamCode::error("iam:ListInstanceProfilesForRole", e))?;
     Ok(pages
         .into_iter()
         .flat_map(|p| p.instance_profiles)
@@ -378,7 +362,6 @@ async fn create_role(aws: &AwsContext, name: &str, new: &NewRole) -> Result<bool
     } = new;
     retry_eventual(aws.eventual_consistency_timeout, || async {
         let res = iam(aws)
-            
             .create_role()
             .role_name(name)
             .path(path)
@@ -401,7 +384,10 @@ async fn create_role(aws: &AwsContext, name: &str, new: &NewRole) -> Result<bool
             }
             Err(e) => Err(IamCode::error("iam:CreateRole", e)
                 // "Invalid principal": a principal in the trust policy is not visible yet.
-                .reclass(IamCode::MalformedPolicyDocument, ErrorClass::EventualConsistency)
+                .reclass(
+                    IamCode::MalformedPolicyDocument,
+                    ErrorClass::EventualConsistency,
+                )
                 // A boundary policy created moments ago.
                 .reclass(IamCode::NoSuchEntity, ErrorClass::EventualConsistency)),
         }
@@ -424,20 +410,34 @@ async fn converge(aws: &AwsContext, name: &str, new: &NewRole) -> Result<(), Aws
     // CreateRole says it exists, GetRole may not see it yet (an attempt moments ago made it
     // and IAM has not propagated it): wait here rather than fail the whole step.
     let role = retry_eventual(aws.eventual_consistency_timeout, || async {
-        get_role(&iam(aws), name).await?.ok_or_else(|| AwsError::new("iam:CreateRole", ErrorClass::EventualConsistency, format!("role {name} already exists but cannot be read yet")))
+        get_role(&iam(aws), name).await?.ok_or_else(|| {
+            AwsError::new(
+                "iam:CreateRole",
+                ErrorClass::EventualConsistency,
+                format!("role {name} already exists but cannot be read yet"),
+            )
+        })
     })
     .await?;
     let actual_tags = tags_from_sdk(role.tags());
     if !has_ownership_tag(&actual_tags) {
-        return Err(AwsError::new("iam:CreateRole", ErrorClass::Conflict, format!(
+        return Err(AwsError::new(
+            "iam:CreateRole",
+            ErrorClass::Conflict,
+            format!(
                 "role {name} exists without the ownership tag {OWNERSHIP_TAG}={OWNERSHIP_VALUE}"
-            )));
+            ),
+        ));
     }
     if role.path != *path {
-        return Err(AwsError::new("iam:CreateRole", ErrorClass::Fatal, format!(
+        return Err(AwsError::new(
+            "iam:CreateRole",
+            ErrorClass::Fatal,
+            format!(
                 "role {name} exists with path {} instead of {path}",
                 role.path
-            )));
+            ),
+        ));
     }
     let actual_trust = role
         .assume_role_policy_document
@@ -487,8 +487,10 @@ async fn update_trust(aws: &AwsContext, name: &str, document: &Value) -> Result<
             .send()
             .await
             .map_err(|e| {
-                IamCode::error("iam:UpdateAssumeRolePolicy", e)
-.reclass(IamCode::MalformedPolicyDocument, ErrorClass::EventualConsistency)
+                IamCode::error("iam:UpdateAssumeRolePolicy", e).reclass(
+                    IamCode::MalformedPolicyDocument,
+                    ErrorClass::EventualConsistency,
+                )
             })
     })
     .await?;
@@ -506,7 +508,7 @@ async fn put_boundary(aws: &AwsContext, name: &str, arn: &str) -> Result<(), Aws
             .await
             .map_err(|e| {
                 IamCode::error("iam:PutRolePermissionsBoundary", e)
-.reclass(IamCode::NoSuchEntity, ErrorClass::EventualConsistency)
+                    .reclass(IamCode::NoSuchEntity, ErrorClass::EventualConsistency)
             })
     })
     .await?;
@@ -522,9 +524,7 @@ async fn detach(aws: &AwsContext, name: &str, arn: &str) -> Result<(), AwsError>
             .policy_arn(arn)
             .send()
             .await
-            .map_err(|e| {
-                IamCode::error("iam:DetachRolePolicy", e)
-            }),
+            .map_err(|e| IamCode::error("iam:DetachRolePolicy", e)),
     )
 }
 
@@ -542,9 +542,7 @@ async fn update_role(
         .set_max_session_duration(max_session.map(|s| s as i32))
         .send()
         .await
-        .map_err(|e| {
-            IamCode::error("iam:UpdateRole", e)
-        })?;
+        .map_err(|e| IamCode::error("iam:UpdateRole", e))?;
     Ok(())
 }
 
@@ -556,9 +554,7 @@ async fn tag_role(aws: &AwsContext, name: &str, tags: &Tags) -> Result<(), AwsEr
         .set_tags(Some(tags_to_sdk(tags)))
         .send()
         .await
-        .map_err(|e| {
-            IamCode::error("iam:TagRole", e)
-        })?;
+        .map_err(|e| IamCode::error("iam:TagRole", e))?;
     Ok(())
 }
 
@@ -587,14 +583,22 @@ async fn get_instance_profile(
 
 /// An instance profile that is not ours to use.
 fn profile_conflict(name: &str, why: &str) -> AwsError {
-    AwsError::new("iam:AddRoleToInstanceProfile", ErrorClass::Conflict, format!("instance profile {name} {why}"))
+    AwsError::new(
+        "iam:AddRoleToInstanceProfile",
+        ErrorClass::Conflict,
+        format!("instance profile {name} {why}"),
+    )
 }
 
 /// Check an instance profile that already exists: ours, and holding no role but ours.
 /// Returns whether it already holds the role.
 async fn check_existing_profile(aws: &AwsContext, name: &str) -> Result<bool, AwsError> {
     let Some(p) = get_instance_profile(&iam(aws), name).await? else {
-        return Err(AwsError::new("iam:GetInstanceProfile", ErrorClass::EventualConsistency, format!("instance profile {name} exists but cannot be read yet")));
+        return Err(AwsError::new(
+            "iam:GetInstanceProfile",
+            ErrorClass::EventualConsistency,
+            format!("instance profile {name} exists but cannot be read yet"),
+        ));
     };
     let holds: Vec<&str> = p.roles().iter().map(|r| r.role_name.as_str()).collect();
     if holds.contains(&name) {
@@ -620,7 +624,6 @@ async fn ensure_instance_profile(
     tags: &Tags,
 ) -> Result<(), AwsError> {
     let created = iam(aws)
-        
         .create_instance_profile()
         .instance_profile_name(name)
         .path(path)
@@ -639,13 +642,10 @@ async fn ensure_instance_profile(
                 return Ok(());
             }
         }
-        Err(e) => {
-            return Err(IamCode::error("iam:CreateInstanceProfile", e))
-        }
+        Err(e) => return Err(IamCode::error("iam:CreateInstanceProfile", e)),
     }
     let added = retry_eventual(aws.eventual_consistency_timeout, || async {
         match iam(aws)
-            
             .add_role_to_instance_profile()
             .instance_profile_name(name)
             .role_name(name)
@@ -666,7 +666,7 @@ async fn ensure_instance_profile(
                 Ok(false)
             }
             Err(e) => Err(IamCode::error("iam:AddRoleToInstanceProfile", e)
-.reclass(IamCode::NoSuchEntity, ErrorClass::EventualConsistency)),
+                .reclass(IamCode::NoSuchEntity, ErrorClass::EventualConsistency)),
         }
     })
     .await?;
@@ -685,9 +685,7 @@ async fn remove_from_profile(aws: &AwsContext, profile: &str, role: &str) -> Res
             .role_name(role)
             .send()
             .await
-            .map_err(|e| {
-                IamCode::error("iam:RemoveRoleFromInstanceProfile", e)
-            }),
+            .map_err(|e| IamCode::error("iam:RemoveRoleFromInstanceProfile", e)),
     )
 }
 
@@ -710,9 +708,7 @@ async fn delete_own_instance_profile(aws: &AwsContext, name: &str) -> Result<(),
             .instance_profile_name(name)
             .send()
             .await
-            .map_err(|e| {
-                IamCode::error("iam:DeleteInstanceProfile", e)
-            }),
+            .map_err(|e| IamCode::error("iam:DeleteInstanceProfile", e)),
     )
 }
 
@@ -726,11 +722,11 @@ mod tests {
     use aws_config::retry::RetryConfig;
     use aws_config::{BehaviorVersion, Region};
     use aws_sdk_iam::config::Credentials;
-    use aws_sdk_iam::operation::create_role::CreateRoleOutput;
     use aws_sdk_iam::operation::attach_role_policy::AttachRolePolicyError;
+    use aws_sdk_iam::operation::create_role::CreateRoleOutput;
     use aws_sdk_iam::operation::delete_role::DeleteRoleError;
-    use aws_sdk_iam::operation::get_role::GetRoleError;
     use aws_sdk_iam::operation::detach_role_policy::DetachRolePolicyError;
+    use aws_sdk_iam::operation::get_role::GetRoleError;
     use aws_sdk_iam::operation::list_instance_profiles_for_role::ListInstanceProfilesForRoleOutput;
     use aws_sdk_iam::types::error::{
         DeleteConflictException, MalformedPolicyDocumentException, NoSuchEntityException,
@@ -821,7 +817,9 @@ mod tests {
         // step ("cannot be read yet") instead of waiting for IAM to catch up.
         let create = mock!(Client::create_role).then_error(|| {
             CreateRoleError::EntityAlreadyExistsException(
-                aws_sdk_iam::types::error::EntityAlreadyExistsException::builder().meta(iam_code("EntityAlreadyExists")).build(),
+                aws_sdk_iam::types::error::EntityAlreadyExistsException::builder()
+                    .meta(iam_code("EntityAlreadyExists"))
+                    .build(),
             )
         });
         let role = || {
@@ -842,7 +840,13 @@ mod tests {
         };
         let get = mock!(Client::get_role)
             .sequence()
-            .error(|| GetRoleError::NoSuchEntityException(NoSuchEntityException::builder().meta(iam_code("NoSuchEntity")).build()))
+            .error(|| {
+                GetRoleError::NoSuchEntityException(
+                    NoSuchEntityException::builder()
+                        .meta(iam_code("NoSuchEntity"))
+                        .build(),
+                )
+            })
             .times(2)
             .output(role)
             .build();
@@ -953,7 +957,8 @@ mod tests {
             .sequence()
             .error(|| {
                 AttachRolePolicyError::NoSuchEntityException(
-                    NoSuchEntityException::builder().meta(iam_code("NoSuchEntity"))
+                    NoSuchEntityException::builder()
+                        .meta(iam_code("NoSuchEntity"))
                         .message("Policy does not exist or is not attachable.")
                         .build(),
                 )
@@ -980,7 +985,11 @@ mod tests {
     #[tokio::test]
     async fn removing_what_is_gone_succeeds_and_delete_conflict_is_a_conflict() {
         let detach = mock!(Client::detach_role_policy).then_error(|| {
-            DetachRolePolicyError::NoSuchEntityException(NoSuchEntityException::builder().meta(iam_code("NoSuchEntity")).build())
+            DetachRolePolicyError::NoSuchEntityException(
+                NoSuchEntityException::builder()
+                    .meta(iam_code("NoSuchEntity"))
+                    .build(),
+            )
         });
         let profiles = mock!(Client::list_instance_profiles_for_role).then_output(|| {
             ListInstanceProfilesForRoleOutput::builder()
@@ -990,7 +999,8 @@ mod tests {
         });
         let delete = mock!(Client::delete_role).then_error(|| {
             DeleteRoleError::DeleteConflictException(
-                DeleteConflictException::builder().meta(iam_code("DeleteConflict"))
+                DeleteConflictException::builder()
+                    .meta(iam_code("DeleteConflict"))
                     .message("Cannot delete entity, must detach all policies first.")
                     .build(),
             )

@@ -12,7 +12,9 @@ use serde_json::{json, Value};
 
 use super::RoleSpec;
 use crate::kinds::common::Tags;
-use crate::kinds::core::{has_ownership_tag, Diff, KindPlan, PlanCx, PlanError, Place};
+use crate::kinds::core::{
+    has_ownership_tag, Diff, HeldAs, HeldDocument, Holdings, KindPlan, Place, PlanCx, PlanError,
+};
 use crate::kinds::iam::{document_change, tag_changes, tag_fields};
 use crate::kinds::{FieldChange, Kind, ResourceId};
 
@@ -139,6 +141,43 @@ pub enum Op {
     Delete,
 }
 
+/// A role's documents: the trust policy, the inline policies, what it attaches and its
+/// boundary (the same for a spec and for what IAM has).
+fn role_holdings<'a>(
+    trust: Option<&'a Value>,
+    inline: &'a BTreeMap<String, Value>,
+    attached: impl Iterator<Item = &'a str>,
+    boundary: Option<&'a str>,
+) -> Holdings<'a> {
+    let mut documents: Vec<HeldDocument> = trust
+        .into_iter()
+        .map(|d| HeldDocument {
+            label: "trust policy".into(),
+            pointer: "/spec/assumeRolePolicy".into(),
+            held_as: HeldAs::Trust,
+            policy_kind: mlspace_policy::PolicyKind::Trust,
+            document: d,
+        })
+        .collect();
+    documents.extend(inline.iter().map(|(name, d)| HeldDocument {
+        label: format!("inline policy {name}"),
+        pointer: format!(
+            "/spec/inlinePolicies/{}",
+            crate::syntax::yaml::escape_segment(name)
+        ),
+        held_as: HeldAs::Identity,
+        policy_kind: mlspace_policy::PolicyKind::Identity,
+        document: d,
+    }));
+    Holdings {
+        documents,
+        attached: attached
+            .map(|a| (a, "/spec/managedPolicies".to_string()))
+            .collect(),
+        boundary: boundary.map(|b| (b, "/spec/permissionsBoundary".to_string())),
+    }
+}
+
 impl KindPlan for Role {
     type Observed = RoleObserved;
     type Op = Op;
@@ -170,7 +209,10 @@ impl KindPlan for Role {
 
     fn stand_in(name: &str, attribute: &str, at: Place) -> Option<String> {
         match attribute {
-            "arn" => Some(format!("arn:{}:iam::{}:role/{name}", at.partition, at.account)),
+            "arn" => Some(format!(
+                "arn:{}:iam::{}:role/{name}",
+                at.partition, at.account
+            )),
             "name" => Some(name.to_string()),
             _ => None,
         }
@@ -185,6 +227,24 @@ impl KindPlan for Role {
 
     fn observed_arn(o: &RoleObserved) -> Option<String> {
         Some(o.arn.clone())
+    }
+
+    fn holdings(spec: &RoleSpec) -> Holdings<'_> {
+        role_holdings(
+            spec.assume_role_policy.as_ref(),
+            &spec.inline_policies,
+            spec.managed_policies.iter().map(String::as_str),
+            spec.permissions_boundary.as_deref(),
+        )
+    }
+
+    fn observed_holdings(o: &RoleObserved) -> Holdings<'_> {
+        role_holdings(
+            Some(&o.assume_role_policy),
+            &o.inline_policies,
+            o.managed_policies.iter().map(String::as_str),
+            o.permissions_boundary.as_deref(),
+        )
     }
 
     fn depends_on(_: &str, spec: &RoleSpec, cx: &PlanCx) -> Vec<ResourceId> {
@@ -465,7 +525,6 @@ impl KindPlan for Role {
         ops.push(Op::Delete);
         ops
     }
-
 }
 
 #[cfg(test)]
@@ -796,8 +855,14 @@ mod tests {
         let (_, ops) = Role::update("r", &s, &o, &cx()).unwrap();
         let at = |f: fn(&Op) -> bool| ops.iter().position(f).unwrap();
         let boundary = at(|op| matches!(op, Op::PutBoundary { .. }));
-        assert!(boundary < at(|op| matches!(op, Op::Attach { .. })), "{ops:?}");
-        assert!(boundary < at(|op| matches!(op, Op::PutInline { .. })), "{ops:?}");
+        assert!(
+            boundary < at(|op| matches!(op, Op::Attach { .. })),
+            "{ops:?}"
+        );
+        assert!(
+            boundary < at(|op| matches!(op, Op::PutInline { .. })),
+            "{ops:?}"
+        );
         // Removing the boundary widens: it comes after everything else that changes access.
         let mut o = created("r", &spec());
         o.managed_policies
@@ -809,7 +874,10 @@ mod tests {
             .iter()
             .rposition(|op| matches!(op, Op::Detach { .. } | Op::Attach { .. }))
             .unwrap();
-        let delete = ops.iter().position(|op| matches!(op, Op::DeleteBoundary)).unwrap();
+        let delete = ops
+            .iter()
+            .position(|op| matches!(op, Op::DeleteBoundary))
+            .unwrap();
         assert!(delete > last_access, "{ops:?}");
     }
 }

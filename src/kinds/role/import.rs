@@ -1,6 +1,6 @@
 //! Role: the manifest spec that describes an existing role (the `import` command).
 
-use super::diff::{DEFAULT_MAX_SESSION, Role, RoleObserved};
+use super::diff::{Role, RoleObserved, DEFAULT_MAX_SESSION};
 use super::RoleSpec;
 use crate::kinds::core::{own_tags, Import, PlanCx};
 use crate::kinds::Kind;

@@ -13,10 +13,10 @@ use aws_sdk_iam::types::DeletionTaskStatusType;
 use futures::future::try_join_all;
 
 use super::diff::{Op, ServiceLinkedRole, ServiceLinkedRoleObserved};
-use crate::aws::{ServiceCode, AwsContext, AwsError, ErrorClass};
+use crate::aws::{AwsContext, AwsError, ErrorClass, ServiceCode};
 use crate::kinds::core::PlanCx;
-use crate::kinds::runtime::{KindAws, Wanted};
 use crate::kinds::iam::sdk::{get_role, iam, roles_under, IamCode, PER_RESOURCE_MAX};
+use crate::kinds::runtime::{KindAws, Wanted};
 
 /// Path prefix of every service-linked role.
 const SLR_PREFIX: &str = "/aws-service-role/";
@@ -77,7 +77,6 @@ impl KindAws for ServiceLinkedRole {
                 custom_suffix,
             } => {
                 let res = iam(aws)
-                    
                     .create_service_linked_role()
                     .aws_service_name(aws_service_name)
                     .set_description(description.clone())
@@ -124,9 +123,7 @@ impl KindAws for ServiceLinkedRole {
                     .description(description)
                     .send()
                     .await
-                    .map_err(|e| {
-                        IamCode::error("iam:UpdateRoleDescription", e)
-                    })?;
+                    .map_err(|e| IamCode::error("iam:UpdateRoleDescription", e))?;
                 Ok(())
             }
             Op::Delete { role_name } => delete(aws, role_name).await,
@@ -168,7 +165,6 @@ async fn list_slrs(iam: &aws_sdk_iam::Client) -> Result<Vec<aws_sdk_iam::types::
 /// Start the deletion task and wait for it.
 async fn delete(aws: &AwsContext, name: &str) -> Result<(), AwsError> {
     let task = match iam(aws)
-        
         .delete_service_linked_role()
         .role_name(name)
         .send()
@@ -184,14 +180,11 @@ async fn delete(aws: &AwsContext, name: &str) -> Result<(), AwsError> {
     let mut delay = Duration::from_millis(500);
     loop {
         let out = iam(aws)
-            
             .get_service_linked_role_deletion_status()
             .deletion_task_id(&task)
             .send()
             .await
-            .map_err(|e| {
-                IamCode::error("iam:GetServiceLinkedRoleDeletionStatus", e)
-            })?;
+            .map_err(|e| IamCode::error("iam:GetServiceLinkedRoleDeletionStatus", e))?;
         match out.status {
             DeletionTaskStatusType::Succeeded => return Ok(()),
             DeletionTaskStatusType::Failed => {
@@ -215,10 +208,18 @@ async fn delete(aws: &AwsContext, name: &str) -> Result<(), AwsError> {
                         }
                     )
                 });
-                return Err(AwsError::new("iam:DeleteServiceLinkedRole", ErrorClass::Conflict, why.unwrap_or_else(|| "deletion failed".into())));
+                return Err(AwsError::new(
+                    "iam:DeleteServiceLinkedRole",
+                    ErrorClass::Conflict,
+                    why.unwrap_or_else(|| "deletion failed".into()),
+                ));
             }
             _ if start.elapsed() + delay > aws.eventual_consistency_timeout => {
-                return Err(AwsError::new("iam:DeleteServiceLinkedRole", ErrorClass::Transient, format!("deletion task {task} still running")));
+                return Err(AwsError::new(
+                    "iam:DeleteServiceLinkedRole",
+                    ErrorClass::Transient,
+                    format!("deletion task {task} still running"),
+                ));
             }
             _ => {
                 tokio::time::sleep(delay).await;

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::ServiceLinkedRoleSpec;
-use crate::kinds::core::{Diff, KindPlan, PlanCx, PlanError, Place};
+use crate::kinds::core::{Diff, KindPlan, Place, PlanCx, PlanError};
 use crate::kinds::{FieldChange, Kind};
 
 /// The ServiceLinkedRole kind.
@@ -76,7 +76,10 @@ impl KindPlan for ServiceLinkedRole {
 
     fn stand_in(name: &str, attribute: &str, at: Place) -> Option<String> {
         match attribute {
-            "arn" => Some(format!("arn:{}:iam::{}:role/aws-service-role/{name}", at.partition, at.account)),
+            "arn" => Some(format!(
+                "arn:{}:iam::{}:role/aws-service-role/{name}",
+                at.partition, at.account
+            )),
             "name" => Some(name.to_string()),
             _ => None,
         }
@@ -159,7 +162,6 @@ impl KindPlan for ServiceLinkedRole {
             role_name: o.role_name.clone(),
         }]
     }
-
 }
 
 #[cfg(test)]

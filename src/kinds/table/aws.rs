@@ -33,7 +33,6 @@ use crate::kinds::common::Tags;
 use crate::kinds::core::{has_ownership_tag, PlanCx};
 use crate::kinds::runtime::{KindAws, Wanted};
 
-
 /// Tables observed at once.
 pub const CONCURRENCY: usize = 8;
 
@@ -105,23 +104,23 @@ impl KindAws for Table {
             Op::UpdateTtl { attribute } => update_ttl(aws, name, attribute).await,
             Op::Tag { arn, tags } => {
                 let req = dynamodb(aws)
-                    
                     .tag_resource()
                     .resource_arn(arn)
                     .set_tags(Some(sdk_tags(tags)));
-                req.send().await.map(drop).map_err(|e| {
-                    DynamoDbCode::error("dynamodb:TagResource", e)
-                })
+                req.send()
+                    .await
+                    .map(drop)
+                    .map_err(|e| DynamoDbCode::error("dynamodb:TagResource", e))
             }
             Op::Untag { arn, keys } => {
                 let req = dynamodb(aws)
-                    
                     .untag_resource()
                     .resource_arn(arn)
                     .set_tag_keys(Some(keys.clone()));
-                req.send().await.map(drop).map_err(|e| {
-                    DynamoDbCode::error("dynamodb:UntagResource", e)
-                })
+                req.send()
+                    .await
+                    .map(drop)
+                    .map_err(|e| DynamoDbCode::error("dynamodb:UntagResource", e))
             }
             Op::Delete => delete(aws, name).await,
         }
@@ -196,15 +195,12 @@ async fn list_tags(aws: &AwsContext, arn: &str) -> Result<Tags, AwsError> {
     let mut token = None;
     loop {
         let out = dynamodb(aws)
-            
             .list_tags_of_resource()
             .resource_arn(arn)
             .set_next_token(token)
             .send()
             .await
-            .map_err(|e| {
-                DynamoDbCode::error("dynamodb:ListTagsOfResource", e)
-            })?;
+            .map_err(|e| DynamoDbCode::error("dynamodb:ListTagsOfResource", e))?;
         // Later entries win: moto appends rather than replaces when a tag is set again.
         tags.extend(
             out.tags()
@@ -220,14 +216,11 @@ async fn list_tags(aws: &AwsContext, arn: &str) -> Result<Tags, AwsError> {
 
 async fn read_pitr_status(aws: &AwsContext, name: &str) -> Result<bool, AwsError> {
     let out = dynamodb(aws)
-        
         .describe_continuous_backups()
         .table_name(name)
         .send()
         .await
-        .map_err(|e| {
-            DynamoDbCode::error("dynamodb:DescribeContinuousBackups", e)
-        })?;
+        .map_err(|e| DynamoDbCode::error("dynamodb:DescribeContinuousBackups", e))?;
     let status = out
         .continuous_backups_description()
         .and_then(|d| d.point_in_time_recovery_description())
@@ -241,14 +234,11 @@ async fn describe_ttl(
     name: &str,
 ) -> Result<(Option<t::TimeToLiveStatus>, Option<String>), AwsError> {
     let out = dynamodb(aws)
-        
         .describe_time_to_live()
         .table_name(name)
         .send()
         .await
-        .map_err(|e| {
-            DynamoDbCode::error("dynamodb:DescribeTimeToLive", e)
-        })?;
+        .map_err(|e| DynamoDbCode::error("dynamodb:DescribeTimeToLive", e))?;
     let d = out.time_to_live_description();
     Ok((
         d.and_then(|d| d.time_to_live_status()).cloned(),
@@ -578,7 +568,7 @@ async fn create(
         let err = match create_request(aws, name, spec, tags).send().await {
             Ok(_) => return wait_idle(aws, name).await.map(drop),
             Err(e) => DynamoDbCode::error("dynamodb:CreateTable", e)
-.reclass(DynamoDbCode::ResourceInUse, ErrorClass::Conflict),
+                .reclass(DynamoDbCode::ResourceInUse, ErrorClass::Conflict),
         };
         if err.class != ErrorClass::Conflict {
             return Err(err);
@@ -598,7 +588,11 @@ async fn create(
             }
         }
     }
-    Err(AwsError::new("dynamodb:CreateTable", ErrorClass::Transient, format!("table {name} kept being in use; try again")))
+    Err(AwsError::new(
+        "dynamodb:CreateTable",
+        ErrorClass::Transient,
+        format!("table {name} kept being in use; try again"),
+    ))
 }
 
 /// Send an UpdateTable, then wait until the change is done.
@@ -607,9 +601,9 @@ async fn update_table(
     name: &str,
     req: UpdateTableFluentBuilder,
 ) -> Result<(), AwsError> {
-    req.send().await.map_err(|e| {
-        DynamoDbCode::error("dynamodb:UpdateTable", e)
-    })?;
+    req.send()
+        .await
+        .map_err(|e| DynamoDbCode::error("dynamodb:UpdateTable", e))?;
     wait_idle(aws, name).await.map(drop)
 }
 
@@ -684,7 +678,6 @@ async fn create_gsi(
         .build();
     // The full set, not just the new index's keys (moto replaces the table's definitions).
     let req = dynamodb(aws)
-        
         .update_table()
         .table_name(name)
         .set_attribute_definitions(Some(attribute_definitions(attributes)));
@@ -763,14 +756,15 @@ async fn update_pitr(aws: &AwsContext, name: &str, enabled: bool) -> Result<(), 
     // Right after CreateTable, backups may not be available yet: that passes.
     retry_eventual(aws.eventual_consistency_timeout, || {
         let req = dynamodb(aws)
-            
             .update_continuous_backups()
             .table_name(name)
             .point_in_time_recovery_specification(spec.clone());
         async move {
             req.send().await.map(drop).map_err(|e| {
-                DynamoDbCode::error("dynamodb:UpdateContinuousBackups", e)
-.reclass(DynamoDbCode::ContinuousBackupsUnavailable, ErrorClass::Transient)
+                DynamoDbCode::error("dynamodb:UpdateContinuousBackups", e).reclass(
+                    DynamoDbCode::ContinuousBackupsUnavailable,
+                    ErrorClass::Transient,
+                )
             })
         }
     })
@@ -788,22 +782,24 @@ async fn update_ttl(aws: &AwsContext, name: &str, attribute: &str) -> Result<(),
                 .build(),
         );
         let req = dynamodb(aws)
-            
             .update_time_to_live()
             .table_name(name)
             .time_to_live_specification(spec);
-        req.send().await.map(drop).map_err(|e| {
-            DynamoDbCode::error("dynamodb:UpdateTimeToLive", e)
-        })
+        req.send()
+            .await
+            .map(drop)
+            .map_err(|e| DynamoDbCode::error("dynamodb:UpdateTimeToLive", e))
     };
     let enabled = ttl_enabled(status);
     if enabled && current == Some(attribute) {
         return Ok(());
     }
     if status == Some(&t::TimeToLiveStatus::Disabling) {
-        return Err(AwsError::new("dynamodb:UpdateTimeToLive", ErrorClass::Transient, format!(
-                "time to live of table {name} is being disabled; enable it once that is done"
-            )));
+        return Err(AwsError::new(
+            "dynamodb:UpdateTimeToLive",
+            ErrorClass::Transient,
+            format!("time to live of table {name} is being disabled; enable it once that is done"),
+        ));
     }
     // One expiry attribute at a time: the old one goes first.
     if enabled {
@@ -870,7 +866,11 @@ async fn wait_for(
             return Ok(d);
         }
         if start.elapsed() + delay > WAIT_LIMIT {
-            return Err(AwsError::new("dynamodb:DescribeTable", ErrorClass::Transient, format!("table {name} not {what} after {} s", WAIT_LIMIT.as_secs())));
+            return Err(AwsError::new(
+                "dynamodb:DescribeTable",
+                ErrorClass::Transient,
+                format!("table {name} not {what} after {} s", WAIT_LIMIT.as_secs()),
+            ));
         }
         tokio::time::sleep(delay).await;
         delay = (delay * 3 / 2).min(Duration::from_secs(10));
@@ -880,9 +880,7 @@ async fn wait_for(
 /// Wait until the table and all its indexes are ACTIVE (indexes being deleted are gone).
 async fn wait_idle(aws: &AwsContext, name: &str) -> Result<t::TableDescription, AwsError> {
     let ready = |d: Option<&t::TableDescription>| {
-        let fail = |class, message| {
-            Err(AwsError::new("dynamodb:DescribeTable", class, message))
-        };
+        let fail = |class, message| Err(AwsError::new("dynamodb:DescribeTable", class, message));
         let Some(d) = d else {
             return fail(
                 ErrorClass::NotFound,

@@ -17,7 +17,7 @@ use super::{
     TableEncryption, TableKeyType, TableSpec, Throughput,
 };
 use crate::kinds::common::Tags;
-use crate::kinds::core::{has_ownership_tag, Diff, KindPlan, PlanCx, PlanError, Place, Scope};
+use crate::kinds::core::{has_ownership_tag, Diff, KindPlan, Place, PlanCx, PlanError, Scope};
 use crate::kinds::{FieldChange, Kind};
 
 /// The Table kind.
@@ -222,7 +222,10 @@ impl KindPlan for Table {
 
     fn stand_in(name: &str, attribute: &str, at: Place) -> Option<String> {
         match attribute {
-            "arn" => Some(format!("arn:{}:dynamodb:{}:{}:table/{name}", at.partition, at.region, at.account)),
+            "arn" => Some(format!(
+                "arn:{}:dynamodb:{}:{}:table/{name}",
+                at.partition, at.region, at.account
+            )),
             "name" => Some(name.to_string()),
             _ => None,
         }
@@ -516,7 +519,6 @@ impl KindPlan for Table {
     fn delete(_: &str, _: &TableObserved) -> Vec<Op> {
         vec![Op::Delete]
     }
-
 }
 
 fn to_json<T: Serialize>(v: &T) -> Value {

@@ -89,10 +89,12 @@ pub fn render_json(dir: &Path) -> serde_json::Value {
         .unwrap_or_else(|e| panic!("render -o json is not JSON: {e}\n{text}"))
 }
 
-/// A command's stdout and stderr, labelled, for assertion messages and `contains` checks.
+/// A command's exit status, stdout and stderr, labelled, for assertion messages and
+/// `contains` checks.
 pub fn text(o: &Output) -> String {
     format!(
-        "stdout:\n{}\nstderr:\n{}",
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status.code(),
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     )

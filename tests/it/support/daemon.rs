@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::cli::binary;
 use super::http::http;
-use super::{free_port, Moto};
+use super::{free_port, kill, Moto};
 
 /// The webhook secret every daemon started here has.
 pub const WEBHOOK_SECRET: &str = "webhook-secret-for-tests";
@@ -143,22 +143,50 @@ impl Daemon {
         );
     }
 
+    /// Wait until its HTTP server answers (any status).
+    pub fn wait_for_http(&self) {
+        self.wait_until("the HTTP server", Duration::from_secs(20), || {
+            self.get("/healthz").0 != 0
+        });
+    }
+
+    /// Peak RSS so far (`VmHWM`), in KiB.
+    pub fn peak_rss_kb(&self) -> u64 {
+        vm_hwm_kb(self.child.id())
+    }
+
+    /// How many file descriptors it has open.
+    pub fn open_fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    }
+
+    /// Whether it is still running.
+    pub fn alive(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    /// SIGTERM, then wait (at most 30 s) for the exit: its status.
     pub fn terminate(mut self) -> std::process::ExitStatus {
-        Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
+        self.stop().1
+    }
+
+    /// SIGTERM, then wait (at most 30 s) for the exit: how long it took, and the status.
+    /// The daemon's log stays readable.
+    pub fn stop(&mut self) -> (Duration, std::process::ExitStatus) {
+        kill(self.child.id(), "TERM");
         let start = Instant::now();
         loop {
             if let Some(s) = self.child.try_wait().unwrap() {
-                return s;
+                return (start.elapsed(), s);
             }
             assert!(
-                start.elapsed() < Duration::from_secs(20),
+                start.elapsed() < Duration::from_secs(30),
                 "no exit after SIGTERM\n{}",
                 self.log()
             );
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 }
@@ -166,5 +194,16 @@ impl Daemon {
 impl Drop for Daemon {
     fn drop(&mut self) {
         let _ = self.child.kill();
+        let _ = self.child.wait();
     }
+}
+
+/// `VmHWM` of a process (its peak RSS, a high-water mark), in KiB; 0 once it has exited.
+pub fn vm_hwm_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
 }

@@ -1,12 +1,25 @@
-//! Git repositories made by the tests with git2 in a temporary directory, reached through
-//! `file://` URLs (no network).
+//! Git repositories made by the tests in a temporary directory, reached through `file://`
+//! URLs (no network): with git2 ([`Repo`]), or with the git command as a user makes them
+//! ([`git`], [`manifests_repo`]).
 
 use std::path::Path;
+use std::process::Command;
+
+use super::cli::text;
+use super::{copy_dir, manifests_dir, require};
 
 /// The committer of every commit made here.
 pub const NAME: &str = "Alice Example";
 /// Their email (the principal of allowed-signers lines).
 pub const EMAIL: &str = "alice@example.com";
+
+/// An entry of a tree committed by [`Repo::commit_tree`].
+pub enum Entry<'a> {
+    /// A regular file and its content.
+    File(&'a str, &'a [u8]),
+    /// A symbolic link and its target.
+    Link(&'a str, &'a str),
+}
 
 /// A repository with a `main` branch and a work tree.
 pub struct Repo {
@@ -78,6 +91,51 @@ impl Repo {
         oid.to_string()
     }
 
+    /// Commit on `main` a tree of exactly `entries` (nothing of the previous commit or the
+    /// work tree is kept; links are committed as links); the commit id.
+    pub fn commit_tree(&self, entries: &[Entry<'_>], message: &str) -> String {
+        let mut index = git2::Index::new().unwrap();
+        for e in entries {
+            let (path, oid, mode) = match e {
+                Entry::File(p, content) => (p, self.repo.blob(content).unwrap(), 0o100644),
+                Entry::Link(p, target) => (p, self.repo.blob(target.as_bytes()).unwrap(), 0o120000),
+            };
+            index
+                .add(&git2::IndexEntry {
+                    ctime: git2::IndexTime::new(0, 0),
+                    mtime: git2::IndexTime::new(0, 0),
+                    dev: 0,
+                    ino: 0,
+                    mode,
+                    uid: 0,
+                    gid: 0,
+                    file_size: 0,
+                    id: oid,
+                    flags: path.len().min(0xfff) as u16,
+                    flags_extended: 0,
+                    path: path.as_bytes().to_vec(),
+                })
+                .unwrap();
+        }
+        let tree = self
+            .repo
+            .find_tree(index.write_tree_to(&self.repo).unwrap())
+            .unwrap();
+        let parents: Vec<git2::Commit> = self
+            .repo
+            .head()
+            .ok()
+            .and_then(|h| h.peel_to_commit().ok())
+            .into_iter()
+            .collect();
+        let parents: Vec<&git2::Commit> = parents.iter().collect();
+        let sig = signature();
+        self.repo
+            .commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)
+            .unwrap()
+            .to_string()
+    }
+
     /// Apply the changes to the work tree and the index; the tree and the current head (if
     /// any).
     fn stage(&self, changes: &[(&str, Option<&str>)]) -> (git2::Tree<'_>, Vec<git2::Commit<'_>>) {
@@ -111,4 +169,27 @@ impl Repo {
 
 fn signature() -> git2::Signature<'static> {
     git2::Signature::now(NAME, EMAIL).unwrap()
+}
+
+/// `git ARGS` in `dir`, as [`NAME`] <[`EMAIL`]>; panics with git's output unless it succeeds.
+pub fn git(dir: &Path, args: &[&str]) {
+    let o = Command::new(require("git"))
+        .args(["-c", &format!("user.email={EMAIL}")])
+        .args(["-c", &format!("user.name={NAME}")])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "git {args:?}:\n{}", text(&o));
+}
+
+/// A repository made with the git command whose `main` holds the bundled manifests under
+/// `manifests/`, in one commit.
+pub fn manifests_repo() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&manifests_dir(), &dir.path().join("manifests"));
+    git(dir.path(), &["init", "-q", "-b", "main"]);
+    git(dir.path(), &["add", "-A"]);
+    git(dir.path(), &["commit", "-qm", "base"]);
+    dir
 }

@@ -90,14 +90,29 @@ pub fn http(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> (u16, String) {
+    http_within(port, method, path, headers, body, Duration::from_secs(10))
+}
+
+/// [`http`], each of connecting, writing and reading bounded by `timeout`: `(0, "")` when
+/// the server did not take the connection or the request within it.
+pub fn http_within(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    timeout: Duration,
+) -> (u16, String) {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let Ok(mut s) = TcpStream::connect(addr) else {
+    let Ok(mut s) = TcpStream::connect_timeout(&addr, timeout) else {
         return (0, String::new());
     };
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.write_all(request_head(addr, method, path, headers, body.len()).as_bytes())
-        .unwrap();
-    s.write_all(body).unwrap();
+    s.set_read_timeout(Some(timeout)).unwrap();
+    s.set_write_timeout(Some(timeout)).unwrap();
+    let head = request_head(addr, method, path, headers, body.len());
+    if s.write_all(head.as_bytes()).is_err() || s.write_all(body).is_err() {
+        return (0, String::new());
+    }
     let mut raw = Vec::new();
     let _ = s.read_to_end(&mut raw);
     parse_reply(&raw).map_or((0, String::new()), |r| (r.status, r.body))

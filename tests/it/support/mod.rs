@@ -53,7 +53,7 @@ pub fn manifests_copy(extra: &[&str]) -> tempfile::TempDir {
 }
 
 /// Copy a directory tree.
-fn copy_dir(from: &Path, to: &Path) {
+pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap() {
         let e = e.unwrap();
@@ -123,4 +123,88 @@ pub fn have(tool: &str) -> bool {
         .args(["-c", &format!("command -v {tool}")])
         .output()
         .is_ok_and(|o| o.status.success())
+}
+
+/// The external programs the tests run, each with the Debian package that has it.
+pub const TOOLS: &[(&str, &str)] = &[
+    ("curl", "curl"),
+    ("git", "git"),
+    ("kill", "procps"),
+    ("mkfifo", "coreutils"),
+    ("promtool", "prometheus"),
+    ("ssh-keygen", "openssh-client"),
+    ("systemd-analyze", "systemd"),
+];
+
+/// `tool`'s path on PATH. A test that needs an external program fails without it, naming
+/// the program and how to install it: it never skips.
+pub fn require(tool: &str) -> PathBuf {
+    let package = TOOLS
+        .iter()
+        .find(|(t, _)| *t == tool)
+        .map(|(_, p)| *p)
+        .unwrap_or_else(|| panic!("{tool} is not in support::TOOLS: add it with its package"));
+    let found = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join(tool))
+            .find(|p| p.is_file())
+    });
+    found.unwrap_or_else(|| {
+        panic!(
+            "`{tool}` is not installed (not on PATH), and this test needs it. Install Debian's \
+             {package} package (`apt-get install {package}`), or run scripts/test.sh, which \
+             installs every tool the tests need."
+        )
+    })
+}
+
+/// Send `signal` (`TERM`, `KILL`, ...) to a process with kill(1).
+pub fn kill(pid: u32, signal: &str) {
+    let status = Command::new(require("kill"))
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{signal} {pid}: {status}");
+}
+
+/// `mkfifo PATH`.
+pub fn mkfifo(path: &Path) {
+    let status = Command::new(require("mkfifo")).arg(path).status().unwrap();
+    assert!(status.success(), "mkfifo {}: {status}", path.display());
+}
+
+/// Cargo.toml turns `autotests` off, so a test file cargo would otherwise find on its own
+/// (tests/NAME.rs, say from a merge) would never run: every test file is a module of
+/// tests/it/main.rs, and none is left beside it.
+#[test]
+fn every_test_file_is_a_module_of_the_one_binary() {
+    let tests = root().join("tests");
+    let stray: Vec<String> = std::fs::read_dir(&tests)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "rs") || p.join("main.rs").is_file())
+        .filter(|p| !p.ends_with("it"))
+        .map(|p| p.display().to_string())
+        .collect();
+    assert!(
+        stray.is_empty(),
+        "test files outside tests/it, which cargo does not build (autotests = false): {stray:?}; \
+         move each into tests/it/ as a module"
+    );
+    let main = read("tests/it/main.rs");
+    for e in std::fs::read_dir(tests.join("it")).unwrap() {
+        let p = e.unwrap().path();
+        let Some(name) = p.file_stem().and_then(|s| s.to_str()) else {
+            continue;
+        };
+        if name == "main" || !(p.is_dir() || p.extension().is_some_and(|x| x == "rs")) {
+            continue;
+        }
+        assert!(
+            main.lines().any(|l| l == format!("mod {name};")),
+            "{} is not declared in tests/it/main.rs (`mod {name};`), so its tests never run",
+            p.display()
+        );
+    }
 }

@@ -19,6 +19,8 @@ pub trait Clients {
     fn dynamodb(&self) -> aws_sdk_dynamodb::Client;
     /// STS.
     fn sts(&self) -> aws_sdk_sts::Client;
+    /// KMS.
+    fn kms(&self) -> aws_sdk_kms::Client;
 }
 
 impl Clients for AwsContext {
@@ -32,6 +34,9 @@ impl Clients for AwsContext {
         self.client()
     }
     fn sts(&self) -> aws_sdk_sts::Client {
+        self.client()
+    }
+    fn kms(&self) -> aws_sdk_kms::Client {
         self.client()
     }
 }
