@@ -11,7 +11,8 @@ use mlspace_gitops::manifest::load_dir;
 use serde_json::Value;
 
 use crate::support::deploy::{assert_known_env, default_grace_period};
-use crate::support::{in_ci, read, read_json, root};
+use crate::support::moto::venv_python;
+use crate::support::{read, read_json, root};
 
 const TASK: &str = "deploy/ecs/task-definition.json";
 const SERVICE: &str = "deploy/ecs/service.json";
@@ -196,16 +197,6 @@ fn every_placeholder_is_explained_in_the_docs() {
     }
 }
 
-/// The Python of the project's venv (scripts/moto.sh installs moto there, and botocore with
-/// it), which knows every ECS API shape.
-fn venv_python() -> Option<std::path::PathBuf> {
-    let venv = std::env::var_os("MLSPACE_GITOPS_VENV")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| root().join(".venv"));
-    let py = venv.join("bin/python");
-    py.exists().then_some(py)
-}
-
 #[test]
 fn files_match_the_ecs_api_as_botocore_describes_it() {
     const CHECK: &str = r#"
@@ -221,15 +212,9 @@ for path, op in [(sys.argv[1], "RegisterTaskDefinition"), (sys.argv[2], "CreateS
         failed = True
 sys.exit(1 if failed else 0)
 "#;
-    let Some(py) = venv_python() else {
-        assert!(
-            !in_ci(),
-            "no .venv in CI: scripts/test.sh runs scripts/moto.sh install first"
-        );
-        eprintln!("skipped: no .venv with botocore (scripts/moto.sh install)");
-        return;
-    };
-    let out = std::process::Command::new(py)
+    // The Python of the project's venv (scripts/moto.sh installs moto there, and botocore
+    // with it), which knows every ECS API shape.
+    let out = std::process::Command::new(venv_python())
         .args(["-c", CHECK])
         .arg(root().join(TASK))
         .arg(root().join(SERVICE))

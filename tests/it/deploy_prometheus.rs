@@ -3,8 +3,8 @@
 //! and pass `promtool check rules` and `promtool test rules` (alerts.test.yaml). A running
 //! daemon serves the leader gauge the NoLeader alert reads.
 //!
-//! Without promtool the promtool test fails under CI (`CI` set; scripts/test.sh installs
-//! Debian's prometheus package) and is skipped, with the reason printed, elsewhere.
+//! The promtool test needs promtool (Debian's prometheus package, which scripts/test.sh
+//! installs) and fails without it, saying so.
 
 use std::path::Path;
 use std::process::Command;
@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use crate::support::deploy::{check_promql, exported_metrics};
 use crate::support::http::http;
-use crate::support::{free_port, have, in_ci, mlspace, read, root, CommandExt};
+use crate::support::{free_port, kill, mlspace, read, require, root, CommandExt};
 
 const ALERTS: &str = "deploy/prometheus/alerts.yaml";
 
@@ -128,40 +128,25 @@ fn the_checker_catches_mistakes() {
     ));
 }
 
-/// Run promtool, or say why not; `None` means skipped.
-fn promtool(args: &[&str]) -> Option<std::process::Output> {
-    if !have("promtool") {
-        assert!(
-            !in_ci(),
-            "promtool is missing in CI; scripts/test.sh installs it (apt-get install prometheus)"
-        );
-        eprintln!(
-            "skipped: promtool is not installed (apt-get install prometheus); \
-             the rules were only checked by the Rust tests"
-        );
-        return None;
-    }
-    Some(
-        Command::new("promtool")
-            .args(args)
-            .current_dir(root().join("deploy/prometheus"))
-            .output()
-            .unwrap(),
-    )
+/// `promtool ARGS` in deploy/prometheus; fails the test when promtool is not installed.
+fn promtool(args: &[&str]) -> std::process::Output {
+    Command::new(require("promtool"))
+        .args(args)
+        .current_dir(root().join("deploy/prometheus"))
+        .output()
+        .unwrap()
 }
 
 #[test]
 fn promtool_checks_and_tests_the_rules() {
-    let Some(check) = promtool(&["check", "rules", "alerts.yaml"]) else {
-        return;
-    };
+    let check = promtool(&["check", "rules", "alerts.yaml"]);
     assert!(
         check.status.success(),
         "promtool check rules:\n{}{}",
         String::from_utf8_lossy(&check.stdout),
         String::from_utf8_lossy(&check.stderr)
     );
-    let test = promtool(&["test", "rules", "alerts.test.yaml"]).unwrap();
+    let test = promtool(&["test", "rules", "alerts.test.yaml"]);
     assert!(
         test.status.success(),
         "promtool test rules:\n{}{}",
@@ -212,9 +197,7 @@ fn running_daemon_exports_the_leader_gauge_of_its_environment() {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
+    kill(child.id(), "TERM");
     let _ = child.wait();
     assert!(last.contains(want), "no `{want}` in /metrics:\n{last}");
     // Every family the daemon serves is one of metrics::names::ALL.

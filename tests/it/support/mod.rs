@@ -112,20 +112,8 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// Whether a test that needs an external tool must fail rather than skip without it.
-pub fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
-}
-
-/// Whether `tool` is on PATH.
-pub fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
 /// The external programs the tests run, each with the Debian package that has it.
+/// `scripts/test.sh` installs every package of this list that is missing.
 pub const TOOLS: &[(&str, &str)] = &[
     ("curl", "curl"),
     ("git", "git"),
@@ -172,6 +160,25 @@ pub fn kill(pid: u32, signal: &str) {
 pub fn mkfifo(path: &Path) {
     let status = Command::new(require("mkfifo")).arg(path).status().unwrap();
     assert!(status.success(), "mkfifo {}: {status}", path.display());
+}
+
+/// scripts/test.sh installs the package of every tool in [`TOOLS`], and no other tool.
+#[test]
+fn test_sh_installs_every_tool_the_tests_run() {
+    let script = read("scripts/test.sh");
+    let line = script
+        .lines()
+        .find_map(|l| l.strip_prefix("tools=\""))
+        .and_then(|l| l.strip_suffix('"'))
+        .expect("a tools=\"...\" line in scripts/test.sh");
+    let listed: Vec<(&str, &str)> = line
+        .split_whitespace()
+        .map(|t| t.split_once(':').expect("COMMAND:PACKAGE"))
+        .collect();
+    assert_eq!(
+        listed, TOOLS,
+        "scripts/test.sh's tools line and support::TOOLS differ"
+    );
 }
 
 /// Cargo.toml turns `autotests` off, so a test file cargo would otherwise find on its own

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use super::root;
+use super::{require, root};
 
 use mlspace_gitops::aws::AwsContext;
 
@@ -69,6 +69,34 @@ pub async fn policy_versions(
         .unwrap_or_default()
 }
 
+/// The project's Python venv, which `scripts/moto.sh install` makes for moto
+/// (`$MLSPACE_GITOPS_VENV`, by default `.venv`).
+pub fn venv() -> PathBuf {
+    std::env::var_os("MLSPACE_GITOPS_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join(".venv"))
+}
+
+/// The venv's Python, with moto and botocore: `scripts/moto.sh install` makes the venv
+/// first when needed (as [`Moto::start`] does), and the test fails with its output when it
+/// cannot.
+pub fn venv_python() -> PathBuf {
+    let out = Command::new("bash")
+        .arg(root().join("scripts/moto.sh"))
+        .arg("install")
+        .output()
+        .expect("run scripts/moto.sh install");
+    let py = venv().join("bin/python");
+    assert!(
+        out.status.success() && py.exists(),
+        "scripts/moto.sh install did not make {}, the project venv's Python with botocore \
+         (it needs python3 with its venv module: Debian's python3-venv):\n{}",
+        py.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    py
+}
+
 /// A running moto server; killed on drop.
 pub struct Moto {
     /// `http://127.0.0.1:PORT`.
@@ -82,6 +110,8 @@ impl Moto {
     /// Install (if needed) and start moto. Panics with moto's log when it cannot start:
     /// a test never silently skips because the emulator is missing.
     pub fn start() -> Moto {
+        // scripts/moto.sh waits for the server with curl, and would only time out without it.
+        require("curl");
         let dir = tempfile::Builder::new()
             .prefix("moto")
             .tempdir()
@@ -165,7 +195,7 @@ impl Moto {
     /// Empty every account of this server (moto's `POST /moto-api/reset`): a clean account
     /// without the cost of a new server. AWS managed policies are loaded again.
     pub fn reset(&self) {
-        let out = Command::new("curl")
+        let out = Command::new(require("curl"))
             .args(["-fsS", "-X", "POST"])
             .arg(format!("{}/moto-api/reset", self.endpoint))
             .output()
