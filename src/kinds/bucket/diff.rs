@@ -644,7 +644,11 @@ impl KindPlan for Bucket {
             // the bucket's `aws:` tags ("System Tags cannot be removed by requester"); the
             // tags other tools own (`ignoreTags`) are put back as they are.
             let mut put = tags;
-            for (k, v) in o.tags.iter().filter(|(k, _)| is_system_tag(k) || cx.is_ignored_tag(k)) {
+            for (k, v) in o
+                .tags
+                .iter()
+                .filter(|(k, _)| is_system_tag(k) || cx.is_ignored_tag(k))
+            {
                 put.entry(k.clone()).or_insert_with(|| v.clone());
             }
             ops.push(Op::PutTags(put));
