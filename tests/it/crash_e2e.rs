@@ -25,7 +25,7 @@ use tokio::runtime::Runtime;
 
 use crate::support::daemon::Daemon;
 use crate::support::fault_proxy::{Fault, FaultConfig, FaultProxy};
-use crate::support::moto::{local_policies, policy_versions};
+use crate::support::moto::{keys_made, local_policies, policy_versions};
 use crate::support::{manifests_dir, mlspace, text, Clients as _, CommandExt, Moto};
 
 const ROUNDS: usize = 20;
@@ -162,33 +162,7 @@ impl Census {
             .collect();
         let tables = aws.dynamodb().list_tables().send().await.unwrap();
         c.tables = tables.table_names().iter().cloned().collect();
-        let keys = aws.kms().list_keys().send().await.unwrap();
-        for k in keys.keys() {
-            let meta = aws
-                .kms()
-                .describe_key()
-                .key_id(k.key_id().unwrap())
-                .send()
-                .await
-                .unwrap();
-            let meta = meta.key_metadata().unwrap();
-            // Keys mlspace-gitops made carry its name tag (moto also makes the `aws/...`
-            // keys of the services, and does not report them all as AWS managed).
-            let tags = aws
-                .kms()
-                .list_resource_tags()
-                .key_id(meta.key_id())
-                .send()
-                .await
-                .unwrap();
-            let named = tags
-                .tags()
-                .iter()
-                .any(|t| t.tag_key() == mlspace_gitops::kinds::kms_key::NAME_TAG);
-            if named && meta.key_state() != Some(&aws_sdk_kms::types::KeyState::PendingDeletion) {
-                c.keys += 1;
-            }
-        }
+        c.keys = keys_made(aws).await;
         let aliases = aws.kms().list_aliases().send().await.unwrap();
         c.key_aliases = aliases
             .aliases()

@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use mlspace_gitops::aws::AwsContext;
 
 use crate::support::fault_proxy::{Fault, FaultConfig, FaultProxy, Rates};
-use crate::support::moto::{local_policies, policy_versions, sdk_config, test_credentials};
+use crate::support::moto::{
+    keys_made, local_policies, policy_versions, sdk_config, test_credentials,
+};
 use crate::support::{
     manifests_copy, manifests_dir, mlspace, text, Clients as _, CommandExt, Moto,
 };
@@ -170,27 +172,7 @@ async fn snapshot(aws: &AwsContext) -> BTreeMap<String, String> {
             s.insert(format!("key/{name}"), String::new());
         }
     }
-    let mut made = 0;
-    for k in aws.kms().list_keys().send().await.unwrap().keys() {
-        let id = k.key_id().unwrap();
-        let meta = aws.kms().describe_key().key_id(id).send().await.unwrap();
-        let pending = meta.key_metadata().unwrap().key_state()
-            == Some(&aws_sdk_kms::types::KeyState::PendingDeletion);
-        let tags = aws
-            .kms()
-            .list_resource_tags()
-            .key_id(id)
-            .send()
-            .await
-            .unwrap();
-        let named = tags
-            .tags()
-            .iter()
-            .any(|t| t.tag_key() == mlspace_gitops::kinds::kms_key::NAME_TAG);
-        if named && !pending {
-            made += 1;
-        }
-    }
+    let made = keys_made(aws).await;
     s.insert("kms/keys-made".into(), made.to_string());
     let unkey = |doc: &str| {
         key_names.iter().fold(doc.to_string(), |d, (id, name)| {

@@ -69,6 +69,34 @@ pub async fn policy_versions(
         .unwrap_or_default()
 }
 
+/// The KMS keys mlspace-gitops made (they carry its name tag; moto also makes the services'
+/// `aws/...` keys, and does not report them all as AWS managed) that are not pending
+/// deletion: a key made twice shows as two.
+pub async fn keys_made(aws: &AwsContext) -> usize {
+    let mut made = 0;
+    for k in aws.kms().list_keys().send().await.unwrap().keys() {
+        let id = k.key_id().unwrap();
+        let meta = aws.kms().describe_key().key_id(id).send().await.unwrap();
+        let pending = meta.key_metadata().unwrap().key_state()
+            == Some(&aws_sdk_kms::types::KeyState::PendingDeletion);
+        let tags = aws
+            .kms()
+            .list_resource_tags()
+            .key_id(id)
+            .send()
+            .await
+            .unwrap();
+        let named = tags
+            .tags()
+            .iter()
+            .any(|t| t.tag_key() == mlspace_gitops::kinds::kms_key::NAME_TAG);
+        if named && !pending {
+            made += 1;
+        }
+    }
+    made
+}
+
 /// The project's Python venv, which `scripts/moto.sh install` makes for moto
 /// (`$MLSPACE_GITOPS_VENV`, by default `.venv`).
 pub fn venv() -> PathBuf {
