@@ -1,4 +1,5 @@
-//! Adopting a real MLSpace install: the footprint `../shared/reference/mlspace-cdk-v1.6.10.json`
+//! Adopting a real MLSpace install: the footprint the reference (`tests/fixtures/reference/`, a
+//! copy of `../shared/reference/mlspace-cdk-v1.6.10.json`)
 //! describes (MLSpace v1.6.10's own CloudFormation, every role, policy, instance profile, bucket
 //! and bucket policy, table, KMS key and alias) is built in moto with the SDK, as CloudFormation
 //! would have made it, then adopted with the bundled manifests. The plan changes tags only and
@@ -12,7 +13,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::support::{manifests_dir, Clients, Moto};
+use crate::fidelity::{replace_markers, REFERENCE};
+use crate::support::{manifests_dir, read_json, Clients, Moto};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
     LocalSecondaryIndex, Projection, ProjectionType, ScalarAttributeType, SseSpecification,
@@ -48,21 +50,6 @@ fn generated_name(construct: &str) -> Option<&'static str> {
         "mlspace-web-tier/mlspace-api/CloudWatchRole/Resource" => API_CLOUDWATCH_ROLE,
         _ => return None,
     })
-}
-
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn reference() -> Value {
-    let path = repo().join("../shared/reference/mlspace-cdk-v1.6.10.json");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e} (the reference lives beside the repository)",
-            path.display()
-        )
-    });
-    serde_json::from_str(&text).unwrap()
 }
 
 /// The bundled Environment's params, as the reference's VPC markers resolve to them.
@@ -109,21 +96,6 @@ fn markers(reference: &Value, key_id: &str) -> Vec<(String, String)> {
         }
     }
     out
-}
-
-fn replace_markers(v: &mut Value, markers: &[(String, String)]) {
-    match v {
-        Value::String(s) => {
-            for (m, to) in markers {
-                if s.contains(m.as_str()) {
-                    *s = s.replace(m.as_str(), to);
-                }
-            }
-        }
-        Value::Array(a) => a.iter_mut().for_each(|x| replace_markers(x, markers)),
-        Value::Object(o) => o.values_mut().for_each(|x| replace_markers(x, markers)),
-        _ => {}
-    }
 }
 
 fn text(v: &Value) -> String {
@@ -671,7 +643,7 @@ fn changed_fields(plan: &Plan) -> Vec<String> {
 async fn an_mlspace_install_is_adopted_with_tag_changes_only_then_plans_as_a_no_op() {
     let moto = Moto::start();
     let aws = moto.aws().await;
-    let reference = reference();
+    let reference = read_json(REFERENCE);
     build_footprint(&aws, &reference).await;
 
     let (_keep, dir) = adopting_manifests();

@@ -34,7 +34,7 @@ use crate::support::cli::render_json;
 use crate::support::{manifests_dir, read_json};
 
 /// The reference, relative to the repository root.
-const REFERENCE: &str = "tests/fixtures/reference/mlspace-cdk-v1.6.10.json";
+pub(crate) const REFERENCE: &str = "tests/fixtures/reference/mlspace-cdk-v1.6.10.json";
 
 /// Annotation that keeps a resource (forgotten, not deleted) when it leaves the manifests:
 /// the counterpart of CloudFormation's `DeletionPolicy: Retain`.
@@ -249,6 +249,18 @@ impl Env {
         format!("arn:{}:iam::{}:{what}", self.partition, self.account)
     }
 
+    /// The ARN of the KmsKey `name`, its id written as [`key_id_ref`]: what both the
+    /// manifests' `{ref:KmsKey/NAME.arn}` and the reference's `arn:...:key/<Ref:...>` become.
+    fn key_arn(&self, name: &str) -> String {
+        format!(
+            "arn:{}:kms:{}:{}:key/{}",
+            self.partition,
+            self.region,
+            self.account,
+            key_id_ref(name)
+        )
+    }
+
     /// The manifests' name for a resource CloudFormation names, by construct path.
     fn generated(&self, construct_path: &str) -> Option<String> {
         let (_, source) = GENERATED.iter().find(|(p, _)| *p == construct_path)?;
@@ -312,7 +324,7 @@ fn description(v: Value) -> Value {
 }
 
 /// Replaces every marker in the strings (and keys) of `v`.
-fn replace_markers(v: &mut Value, markers: &[(String, String)]) {
+pub(crate) fn replace_markers(v: &mut Value, markers: &[(String, String)]) {
     let sub = |s: &str| -> String {
         let mut out = s.to_string();
         for (marker, value) in markers {
@@ -358,38 +370,6 @@ fn resolve_marker(marker: &str, info: &Value, env: &Env) -> Option<String> {
 /// manifests, `arn:...:key/<Ref:...>` in the reference) is brought to the ARN built from it.
 fn key_id_ref(name: &str) -> String {
     format!("{{ref:KmsKey/{name}.id}}")
-}
-
-/// `{ref:KmsKey/NAME.arn}` in every string of `v` → `arn:PARTITION:kms:REGION:ACCOUNT:key/`
-/// followed by [`key_id_ref`], the form the reference's markers resolve to.
-fn expand_key_arns(v: &mut Value, env: &Env) {
-    match v {
-        Value::String(text) => {
-            let mut from = 0;
-            while let Some(found) = text[from..].find("{ref:KmsKey/") {
-                let start = from + found;
-                let Some(len) = text[start..].find('}') else {
-                    break;
-                };
-                let inner = &text[start + "{ref:KmsKey/".len()..start + len];
-                let arn = match inner.strip_suffix(".arn") {
-                    Some(name) => format!(
-                        "arn:{}:kms:{}:{}:key/{}",
-                        env.partition,
-                        env.region,
-                        env.account,
-                        key_id_ref(name)
-                    ),
-                    None => text[start..=start + len].to_string(),
-                };
-                text.replace_range(start..=start + len, &arn);
-                from = start + arn.len();
-            }
-        }
-        Value::Array(items) => items.iter_mut().for_each(|i| expand_key_arns(i, env)),
-        Value::Object(map) => map.values_mut().for_each(|i| expand_key_arns(i, env)),
-        _ => {}
-    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1146,12 +1126,21 @@ fn reference_table(p: &mut Map<String, Value>, f: &mut Fields) {
 
 fn rendered_model(rendered: &Value) -> Model {
     let env = Env::from_rendered(rendered);
+    // The manifests name a key's ARN by reference; brought to the form of the reference's.
+    let key_arns: Vec<(String, String)> = rendered["resources"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r["kind"] == "KmsKey")
+        .filter_map(|r| r["name"].as_str())
+        .map(|n| (format!("{{ref:KmsKey/{n}.arn}}"), env.key_arn(n)))
+        .collect();
     let mut model = Model::new();
     for r in rendered["resources"].as_array().into_iter().flatten() {
         let kind = r["kind"].as_str().unwrap_or_default().to_string();
         let name = r["name"].as_str().unwrap_or_default().to_string();
         let mut s = r["spec"].clone();
-        expand_key_arns(&mut s, &env);
+        replace_markers(&mut s, &key_arns);
         let s = &s;
         let tags = or(s["tags"].clone(), json!({}));
         let deletion = if r["annotations"][DELETION_POLICY_ANNOTATION] == "retain" {
@@ -1308,16 +1297,7 @@ fn rendered_model(rendered: &Value) -> Model {
                 );
                 for alias in aliases {
                     let mut a = Fields::new();
-                    a.insert(
-                        "targetKeyId".into(),
-                        json!(format!(
-                            "arn:{}:kms:{}:{}:key/{}",
-                            env.partition,
-                            env.region,
-                            env.account,
-                            key_id_ref(&name)
-                        )),
-                    );
+                    a.insert("targetKeyId".into(), json!(env.key_arn(&name)));
                     a.insert("deletionPolicy".into(), deletion.clone());
                     model.insert(("KmsAlias".into(), format!("alias/{alias}")), a);
                 }
