@@ -121,8 +121,9 @@ impl ServiceCode for DynamoDbCode {
 impl AwsContext {
     /// Check that the credentials reach `expected` (STS GetCallerIdentity, which needs no
     /// permission). Done for an Environment before anything is read or written, so that a
-    /// dev manifest set never lands in a prod account.
-    pub async fn check_account(&self, expected: &str) -> Result<(), AccountError> {
+    /// dev manifest set never lands in a prod account. Returns the caller's ARN (the
+    /// principal CloudTrail records for its calls), when STS gives one.
+    pub async fn check_account(&self, expected: &str) -> Result<Option<String>, AccountError> {
         let sts: aws_sdk_sts::Client = self.client();
         let out = sts
             .get_caller_identity()
@@ -136,7 +137,7 @@ impl AwsContext {
                 expected: expected.to_string(),
             });
         }
-        Ok(())
+        Ok(out.arn().map(str::to_string))
     }
 }
 

@@ -24,6 +24,7 @@ fn env() -> EnvironmentView {
         ignore: vec![],
         assume_role_arn: None,
         external_id: None,
+        event_queues: vec![],
         source: None,
     }
 }

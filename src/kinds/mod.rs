@@ -17,7 +17,7 @@ pub mod runtime;
 use std::fmt;
 
 pub use self::core::{
-    Contribution, Diff, DocKind, FieldChange, HeldAs, HeldDocument, Holdings, Import, KindFn,
+    AwsObject, Contribution, Diff, DocKind, FieldChange, HeldAs, HeldDocument, Holdings, Import, KindFn,
     KindInfo, KindPlan, Place, PlanCx, PlanError, Received, Reference, Registered, ResolveCx,
     ResourceId, ResourceKind, ResourceVisitor, Scope,
 };
