@@ -13,8 +13,13 @@ work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
-cargo build --release --quiet
-bin=${CARGO_TARGET_DIR:-$PWD/target}/release/mlspace-gitops
+# MLSPACE_GITOPS_BIN times another build (e.g. an older release, for before/after figures).
+if [ -n "${MLSPACE_GITOPS_BIN:-}" ]; then
+  bin=$MLSPACE_GITOPS_BIN
+else
+  cargo build --release --quiet
+  bin=${CARGO_TARGET_DIR:-$PWD/target}/release/mlspace-gitops
+fi
 venv=${MLSPACE_GITOPS_VENV:-$PWD/.venv}
 log=$work/moto.log
 endpoint=$(MOTO_PID_FILE="$work/moto.pid" scripts/moto.sh start "$log"); pids+=("$(cat "$work/moto.pid")")

@@ -19,8 +19,13 @@ start_moto() { # $1: name; sets $endpoint
 }
 requests() { grep -c 'HTTP/1.1"' "$1" || true; }
 
-cargo build --release --quiet
-bin=${CARGO_TARGET_DIR:-$root/target}/release/mlspace-gitops
+# MLSPACE_GITOPS_BIN times another build (e.g. an older release, for before/after figures).
+if [ -n "${MLSPACE_GITOPS_BIN:-}" ]; then
+  bin=$MLSPACE_GITOPS_BIN
+else
+  cargo build --release --quiet
+  bin=${CARGO_TARGET_DIR:-$root/target}/release/mlspace-gitops
+fi
 
 echo "== terraform"
 if command -v terraform >/dev/null && [ -d "$peer" ]; then

@@ -4,7 +4,7 @@
 
 mod cli;
 
-use cli::args::{AwsArgs, FailOn, LimitArgs, LogFormat, RunArgs};
+use cli::args::{AwsArgs, FailOn, LimitArgs, LogFormat, ManifestArgs, RunArgs};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -30,39 +30,20 @@ enum Command {
     /// Check the manifests; print every error and finding as
     /// FILE:LINE:COL: SEVERITY[CHECK-ID]: message (lint included). Fails on errors only.
     Validate {
-        /// Directories of manifests: an Environment each, or a directory of Environments
-        /// (repeat the flag or separate with commas).
-        #[arg(
-            long,
-            short = 'm',
-            default_value = "manifests",
-            env = "MLSPACE_GITOPS_MANIFESTS",
-            value_delimiter = ','
-        )]
-        manifests: Vec<PathBuf>,
         #[command(flatten)]
-        limits: LimitArgs,
+        input: ManifestArgs,
     },
     /// Lint the manifests offline: every finding of docs/lint.md (errors, security
     /// warnings, warnings, suggestions) as FILE:LINE:COL: SEVERITY[CHECK-ID]: message.
     Lint {
-        /// Directories of manifests (as for validate).
-        #[arg(
-            long,
-            short = 'm',
-            default_value = "manifests",
-            env = "MLSPACE_GITOPS_MANIFESTS",
-            value_delimiter = ','
-        )]
-        manifests: Vec<PathBuf>,
+        #[command(flatten)]
+        input: ManifestArgs,
         /// Exit 1 when a finding is this severe or worse.
         #[arg(long, value_enum, default_value_t = FailOn::Error)]
         fail_on: FailOn,
         /// Output format.
         #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Text)]
         output: OutputFormat,
-        #[command(flatten)]
-        limits: LimitArgs,
     },
     /// Compare the desired state of two git revisions of this repository, offline (no AWS):
     /// resources added, changed and removed, the access each change adds and removes, and
@@ -74,23 +55,15 @@ enum Command {
         /// Head revision; the working tree when left out.
         #[arg(long)]
         head: Option<String>,
-        /// Directories of manifests in the working tree (as for validate).
-        #[arg(
-            long,
-            short = 'm',
-            default_value = "manifests",
-            env = "MLSPACE_GITOPS_MANIFESTS",
-            value_delimiter = ','
-        )]
-        manifests: Vec<PathBuf>,
+        /// The manifests, as directories of the working tree.
+        #[command(flatten)]
+        input: ManifestArgs,
         /// Output format.
         #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Text)]
         output: OutputFormat,
         /// Exit 3 when the change widens access (a gate for CI).
         #[arg(long)]
         deny_widening: bool,
-        #[command(flatten)]
-        limits: LimitArgs,
     },
     /// Print the fully resolved desired state.
     Render {
@@ -249,32 +222,30 @@ fn exit_code(outcome: cli::Outcome) -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let outcome = match cli.command {
-        Command::Validate { manifests, limits } => cli::validate(&manifests, &limits.limits()),
+        Command::Validate { input } => cli::validate(&input.manifests, &input.limits.limits()),
         Command::Lint {
-            manifests,
+            input,
             fail_on,
             output,
-            limits,
         } => cli::lint(
-            &manifests,
+            &input.manifests,
             fail_on.severity(),
             output.format(),
-            &limits.limits(),
+            &input.limits.limits(),
         ),
         Command::Diff {
             base,
             head,
-            manifests,
+            input,
             output,
             deny_widening,
-            limits,
         } => cli::diff(
-            &manifests,
+            &input.manifests,
             &base,
             head.as_deref(),
             output.format(),
             deny_widening,
-            &limits.limits(),
+            &input.limits.limits(),
         ),
         Command::Render {
             manifests,
@@ -343,10 +314,13 @@ mod tests {
     #[test]
     fn default_limits_are_the_library_defaults() {
         let cli = Cli::parse_from(["mlspace-gitops", "validate"]);
-        let Command::Validate { limits, .. } = cli.command else {
+        let Command::Validate { input } = cli.command else {
             panic!("validate")
         };
-        assert_eq!(limits.limits(), mlspace_gitops::manifest::Limits::default());
+        assert_eq!(
+            input.limits.limits(),
+            mlspace_gitops::manifest::Limits::default()
+        );
         let cli = Cli::parse_from(["mlspace-gitops", "run", "--source", "x"]);
         let Command::Run(a) = cli.command else {
             panic!("run")

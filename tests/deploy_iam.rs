@@ -28,6 +28,7 @@ const SERVICES: &[(&str, &str)] = &[
     ("aws-sdk-s3", "s3"),
     ("aws-sdk-dynamodb", "dynamodb"),
     ("aws-sdk-sts", "sts"),
+    ("aws-sdk-kms", "kms"),
 ];
 
 /// S3 API operations and the IAM actions that authorize them (they differ too often for a
@@ -123,6 +124,7 @@ const ALSO_NEEDED: &[(&str, &[&str])] = &[
     ("iam:CreatePolicy", &["iam:TagPolicy"]),
     ("iam:CreateInstanceProfile", &["iam:TagInstanceProfile"]),
     ("dynamodb:CreateTable", &["dynamodb:TagResource"]),
+    ("kms:CreateKey", &["kms:TagResource"]),
     // Putting a role in an instance profile passes the role.
     ("iam:AddRoleToInstanceProfile", &["iam:PassRole"]),
     // CreateBucket sets ObjectOwnership.
@@ -242,6 +244,15 @@ fn empty_calls(text: &str) -> BTreeSet<String> {
     out
 }
 
+/// The Rust name of the SDK crate of a service prefix (`kms` → `aws_sdk_kms`).
+fn crate_ident(prefix: &str) -> String {
+    let (krate, _) = SERVICES
+        .iter()
+        .find(|(_, p)| *p == prefix)
+        .expect("a prefix of SERVICES");
+    krate.replace('-', "_")
+}
+
 /// (service prefix, API name) → the source files calling it.
 fn called_operations() -> BTreeMap<(String, String), BTreeSet<String>> {
     let ops = sdk_operations();
@@ -254,13 +265,21 @@ fn called_operations() -> BTreeMap<(String, String), BTreeSet<String>> {
             let Some(services) = ops.get(&call) else {
                 continue;
             };
+            // An operation several services have (`tag_resource`) is the one of the SDK
+            // crate the file names.
+            let named: Vec<&(String, String)> = services
+                .iter()
+                .filter(|(prefix, _)| services.len() == 1 || text.contains(&crate_ident(prefix)))
+                .collect();
             assert_eq!(
-                services.len(),
+                named.len(),
                 1,
-                "`{call}` is an operation of several services ({services:?}); the scan cannot tell which"
+                "`{call}` is an operation of several services ({services:?}) and {} names \
+                 not exactly one of their SDK crates; the scan cannot tell which",
+                f.display()
             );
             let rel = f.strip_prefix(root()).unwrap().display().to_string();
-            found.entry(services[0].clone()).or_default().insert(rel);
+            found.entry(named[0].clone()).or_default().insert(rel);
         }
     }
     found
@@ -307,6 +326,9 @@ fn required_actions() -> BTreeMap<String, String> {
         ("s3", "CreateBucket"),
         ("dynamodb", "CreateTable"),
         ("dynamodb", "DescribeTable"),
+        ("kms", "CreateKey"),
+        ("kms", "TagResource"),
+        ("dynamodb", "TagResource"),
     ] {
         let key = (must.0.to_string(), must.1.to_string());
         assert!(
@@ -400,7 +422,8 @@ fn conditions_hold(stmt: &Value, context: &BTreeMap<&str, &str>) -> bool {
             };
             strings(want).iter().any(|w| match op.as_str() {
                 "StringEquals" | "ArnEquals" => w == have,
-                "StringLike" | "ArnLike" => glob(w, have),
+                // The context holds one value per key, so "any value" is that one.
+                "StringLike" | "ArnLike" | "ForAnyValue:StringLike" => glob(w, have),
                 other => panic!("the evaluator does not know condition operator {other}"),
             })
         })
@@ -508,6 +531,8 @@ fn wildcard_resources_only_where_iam_cannot_scope() {
         "iam:GetAccountAuthorizationDetails",
         "iam:ListPolicies",
         "iam:ListRoles",
+        "kms:ListAliases",
+        "kms:ListKeys",
     ];
     for s in docs.iter().flat_map(statements) {
         for r in strings(&s["Resource"]) {
@@ -521,6 +546,7 @@ fn wildcard_resources_only_where_iam_cannot_scope() {
                     ":instance-profile/*",
                     ":s3:::*",
                     ":table/*",
+                    ":key/*",
                 ]
                 .iter()
                 .any(|suffix| r.ends_with(suffix));
@@ -567,6 +593,55 @@ impl Arns<'_> {
             self.p, self.region, self.account
         )
     }
+    fn kms(&self, what: &str) -> String {
+        format!("arn:{}:kms:{}:{}:{what}", self.p, self.region, self.account)
+    }
+}
+
+/// What the daemon does to a KMS key `alias/NAME` of the manifests: the key reads and
+/// writes (keys have random ids, so they are scoped by alias or by the ownership tag) and
+/// its aliases.
+const KEY_ACTIONS: &[&str] = &[
+    "kms:DescribeKey",
+    "kms:ListResourceTags",
+    "kms:GetKeyPolicy",
+    "kms:PutKeyPolicy",
+    "kms:EnableKeyRotation",
+    "kms:TagResource",
+    "kms:UntagResource",
+    "kms:ScheduleKeyDeletion",
+    "kms:CancelKeyDeletion",
+    "kms:CreateAlias",
+];
+
+/// Condition keys and their values in a request.
+type Context = Vec<(&'static str, String)>;
+
+/// What the daemon does to the KMS key `alias/NAME`: (action, resource, request context). A
+/// key is reached through its alias, and while it has none (created a moment ago, or pruned)
+/// through the ownership tag; it is created only with that tag.
+fn key_needs(arns: &Arns, n: &str) -> Vec<(&'static str, String, Context)> {
+    let key = arns.kms("key/1234abcd-12ab-34cd-56ef-1234567890ab");
+    let alias = format!("alias/{n}");
+    let by_alias = vec![("kms:ResourceAliases", alias.clone())];
+    let owned = vec![(
+        "aws:ResourceTag/mlspace-gitops:managed-by",
+        "mlspace-gitops".to_string(),
+    )];
+    let request = vec![(
+        "aws:RequestTag/mlspace-gitops:managed-by",
+        "mlspace-gitops".to_string(),
+    )];
+    let mut needs = Vec::new();
+    for a in KEY_ACTIONS {
+        needs.push((*a, key.clone(), by_alias.clone()));
+        needs.push((*a, key.clone(), owned.clone()));
+    }
+    needs.push(("kms:CreateAlias", arns.kms(&alias), vec![]));
+    needs.push(("kms:DeleteAlias", arns.kms(&alias), vec![]));
+    needs.push(("kms:CreateKey", "*".into(), request.clone()));
+    needs.push(("kms:TagResource", "*".into(), request));
+    needs
 }
 
 #[test]
@@ -657,8 +732,17 @@ fn policy_covers_every_managed_resource_and_nothing_outside_the_prefixes() {
                     want(a, arns.table(n), &none);
                 }
             }
+            ResourceSpec::KmsKey(_) => {
+                for (a, arn, cx) in key_needs(&arns, n) {
+                    want(a, arn, &cx.iter().map(|(k, v)| (*k, v.as_str())).collect());
+                }
+            }
             ResourceSpec::EcrAccess(_) => {}
         }
+    }
+    // The bundled manifests hold no KMS key: an example one.
+    for (a, arn, cx) in key_needs(&arns, "mlspace-data") {
+        want(a, arn, &cx.iter().map(|(k, v)| (*k, v.as_str())).collect());
     }
     let state = own.environment.params["STATE_TABLE"].clone();
     for a in [
@@ -705,6 +789,16 @@ fn policy_covers_every_managed_resource_and_nothing_outside_the_prefixes() {
         ("s3:DeleteBucket", arns.bucket("cdk-hnb659fds-assets")),
         ("dynamodb:DeleteTable", arns.table("orders")),
         ("dynamodb:PutItem", arns.table("mlspace-users")),
+        ("kms:CreateKey", "*".into()),
+        (
+            "kms:ScheduleKeyDeletion",
+            arns.kms("key/1234abcd-12ab-34cd-56ef-1234567890ab"),
+        ),
+        (
+            "kms:PutKeyPolicy",
+            arns.kms("key/1234abcd-12ab-34cd-56ef-1234567890ab"),
+        ),
+        ("kms:CreateAlias", arns.kms("alias/company-data")),
         (
             "sts:AssumeRole",
             "arn:aws:iam::210987654321:role/admin".into(),

@@ -154,12 +154,10 @@ fn run_case(dir: &Path) -> Result<[String; 4], String> {
         text.push_str(&format!("{why}\n"));
         json["pruneRefused"] = json!({ "reason": why.reason(), "message": why.to_string() });
     }
-    let findings: Vec<String> = loaded
-        .warnings
-        .sorted()
-        .iter()
-        .map(|d| d.to_string())
-        .collect();
+    // Paths relative to the case: the golden file must not depend on where the clone lives.
+    let mut warnings = loaded.warnings.clone();
+    warnings.relocate(dir, "");
+    let findings: Vec<String> = warnings.sorted().iter().map(|d| d.to_string()).collect();
     let title = format!("{} (manifests)", desired.environment.name);
     let markdown = mlspace_gitops::review::plan_comment(&[(title, &plan)], findings)
         .render(mlspace_gitops::review::COMMENT_LIMIT);

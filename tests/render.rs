@@ -673,6 +673,7 @@ fn docs_manifests_md_examples_validate_and_render() {
         kinds,
         [
             "Bucket",
+            "KmsKey",
             "ManagedPolicy",
             "Role",
             "ServiceLinkedRole",
@@ -718,4 +719,38 @@ fn data_bucket_notifications_example_fits_the_bundled_data_bucket() {
             "events": ["s3:ObjectCreated:*"]
         }]})
     );
+}
+
+#[test]
+fn kms_key_example_renders_with_the_bundled_manifests() {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_dir(&manifests(), tmp.path());
+    std::fs::copy(
+        repo().join("docs/examples/kms-key.yaml"),
+        tmp.path().join("kms-key.yaml"),
+    )
+    .unwrap();
+    let r = render_json(tmp.path());
+    let kinds: Vec<&str> = r["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["kind"].as_str().unwrap())
+        .collect();
+    // Listed (and created) after the IAM kinds its policy may name, before buckets and tables.
+    let at = kinds.iter().position(|k| *k == "KmsKey").expect("the key");
+    assert_eq!(kinds[at - 1], "ServiceLinkedRole");
+    assert_eq!(kinds[at + 1], "Bucket");
+    let key = &r["resources"][at];
+    assert_eq!(key["name"], "mlspace-key");
+    let spec = &key["spec"];
+    let account = r["environment"]["account"].as_str().unwrap();
+    assert_eq!(
+        spec["policy"]["Statement"][0]["Principal"]["AWS"],
+        format!("arn:aws:iam::{account}:root")
+    );
+    // Defaults are left out; the Environment's tags are merged in.
+    assert!(spec.get("keySpec").is_none() && spec.get("deletionWindowInDays").is_none());
+    assert_eq!(spec["tags"]["project"], "MLSpaceInfrastructure");
+    assert_eq!(spec["tags"]["system"], r["environment"]["tags"]["system"]);
 }

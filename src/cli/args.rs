@@ -11,17 +11,8 @@ use mlspace_gitops::inventory::PruneOptions;
 /// Options shared by the commands that talk to AWS.
 #[derive(clap::Args)]
 pub struct AwsArgs {
-    /// Directories of manifests: an Environment each, or a directory of Environments such as
-    /// envs/{dev,staging,prod} (repeat the flag or separate with commas). Each Environment is
-    /// reconciled with its own credentials (`assumeRoleArn`) and inventory, concurrently.
-    #[arg(
-        long,
-        short = 'm',
-        default_value = "manifests",
-        env = "MLSPACE_GITOPS_MANIFESTS",
-        value_delimiter = ','
-    )]
-    pub manifests: Vec<PathBuf>,
+    #[command(flatten)]
+    pub input: ManifestArgs,
     /// AWS endpoint (else AWS_ENDPOINT_URL or the SDK's default).
     #[arg(long, env = "MLSPACE_GITOPS_ENDPOINT_URL")]
     pub endpoint_url: Option<String>,
@@ -37,14 +28,47 @@ pub struct AwsArgs {
     /// State store other than the local file: `dynamodb://TABLE` (created if missing).
     #[arg(long, env = "MLSPACE_GITOPS_STATE")]
     pub state: Option<String>,
+    #[command(flatten)]
+    pub prune: PruneArgs,
+}
+
+/// The manifests a command reads, and what one revision of them may hold.
+#[derive(clap::Args)]
+pub struct ManifestArgs {
+    /// Directories of manifests: an Environment each, or a directory of Environments such as
+    /// envs/{dev,staging,prod} (repeat the flag or separate with commas). `plan` and `apply`
+    /// reconcile each Environment with its own credentials and inventory, concurrently.
+    #[arg(
+        long,
+        short = 'm',
+        default_value = "manifests",
+        env = "MLSPACE_GITOPS_MANIFESTS",
+        value_delimiter = ','
+    )]
+    pub manifests: Vec<PathBuf>,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// Prune settings (each Environment's `spec.prune` also turns pruning on).
+#[derive(clap::Args)]
+pub struct PruneArgs {
     /// Delete managed resources that left the manifests (also `spec.prune` in the Environment).
     #[arg(long, env = "MLSPACE_GITOPS_PRUNE")]
     pub prune: bool,
     /// Allow one revision to delete more than 25% (or more than 10) of the managed resources.
     #[arg(long, env = "MLSPACE_GITOPS_ALLOW_MASS_PRUNE")]
     pub allow_mass_prune: bool,
-    #[command(flatten)]
-    pub limits: LimitArgs,
+}
+
+impl PruneArgs {
+    /// The library's prune options.
+    pub fn options(&self) -> PruneOptions {
+        PruneOptions {
+            enabled: self.prune,
+            allow_mass: self.allow_mass_prune,
+        }
+    }
 }
 
 /// What one revision of the manifests may hold; a revision over any limit is invalid
@@ -98,10 +122,7 @@ impl AwsArgs {
 
     /// Prune settings from the flags (each Environment's `spec.prune` also turns it on).
     pub fn prune(&self) -> PruneOptions {
-        PruneOptions {
-            enabled: self.prune,
-            allow_mass: self.allow_mass_prune,
-        }
+        self.prune.options()
     }
 }
 
@@ -181,12 +202,8 @@ pub struct RunArgs {
     /// State store other than the file under --state-dir: `dynamodb://TABLE`.
     #[arg(long, env = "MLSPACE_GITOPS_STATE")]
     pub state: Option<String>,
-    /// Delete managed resources that left the manifests (also `spec.prune`).
-    #[arg(long, env = "MLSPACE_GITOPS_PRUNE")]
-    pub prune: bool,
-    /// Allow one revision to delete more than 25% (or more than 10) of the managed resources.
-    #[arg(long, env = "MLSPACE_GITOPS_ALLOW_MASS_PRUNE")]
-    pub allow_mass_prune: bool,
+    #[command(flatten)]
+    pub prune: PruneArgs,
     /// Lease time per Environment: with several replicas on one state store, one reconciles
     /// and another takes over within this time after it dies.
     #[arg(long, env = "MLSPACE_GITOPS_LEASE_TTL", default_value = "30s", value_parser = humantime::parse_duration)]

@@ -4,7 +4,6 @@ use anyhow::Context as _;
 
 use mlspace_gitops::aws::AwsOptions;
 use mlspace_gitops::daemon;
-use mlspace_gitops::inventory::PruneOptions;
 use mlspace_gitops::secret::Secret;
 use mlspace_gitops::source::{GitAuth, SourceConfig};
 
@@ -75,10 +74,7 @@ pub async fn daemon(a: RunArgs) -> anyhow::Result<Outcome> {
         retry_base: a.retry_base,
         retry_max: a.retry_max,
         state: a.state,
-        prune: PruneOptions {
-            enabled: a.prune,
-            allow_mass: a.allow_mass_prune,
-        },
+        prune: a.prune.options(),
         lease_ttl: a.lease_ttl,
         allowed_signers,
         limits: a.limits.limits(),

@@ -341,7 +341,7 @@ pub async fn plan(
     detailed: bool,
     deny_widening: bool,
 ) -> anyhow::Result<Outcome> {
-    let Some(all) = load_all(&args.manifests, &args.limits.limits())? else {
+    let Some(all) = load_all(&args.input.manifests, &args.input.limits.limits())? else {
         return Ok(Outcome::Failed);
     };
     let several = all.len() > 1;
@@ -467,7 +467,7 @@ pub async fn apply(
     auto_approve: bool,
     concurrency: usize,
 ) -> anyhow::Result<Outcome> {
-    let Some(all) = load_all(&args.manifests, &args.limits.limits())? else {
+    let Some(all) = load_all(&args.input.manifests, &args.input.limits.limits())? else {
         return Ok(Outcome::Failed);
     };
     let several = all.len() > 1;
@@ -548,7 +548,7 @@ pub async fn apply(
 
 /// `history`.
 pub async fn history(args: AwsArgs, limit: usize) -> anyhow::Result<Outcome> {
-    let Some(all) = load_all(&args.manifests, &args.limits.limits())? else {
+    let Some(all) = load_all(&args.input.manifests, &args.input.limits.limits())? else {
         return Ok(Outcome::Failed);
     };
     let store = open_store(&args, &all[0].1.desired.environment.region).await?;
@@ -604,9 +604,9 @@ pub async fn import(
     output_dir: Option<PathBuf>,
 ) -> anyhow::Result<Outcome> {
     let Some(loaded) = load_one(
-        &args.manifests,
+        &args.input.manifests,
         "import writes manifests for",
-        &args.limits.limits(),
+        &args.input.limits.limits(),
     )?
     else {
         return Ok(Outcome::Failed);

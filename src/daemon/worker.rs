@@ -245,6 +245,7 @@ impl Worker {
             prune: cx.cfg.prune,
             concurrency: cx.cfg.concurrency,
             stop: Some(cx.stop.clone()),
+            only: None,
         };
         let on_event = |ev: Event<'_>| {
             if let Event::Started(c) = ev {

@@ -262,8 +262,7 @@ fn iam_objects(request: &Map<String, Value>, response: &Map<String, Value>, call
     if let Some(p) = str_of(request, "policyName") {
         if role.is_some() {
             call.attachment = Some(p.to_string());
-        } else if str_of(request, "userName").is_none() && str_of(request, "groupName").is_none()
-        {
+        } else if str_of(request, "userName").is_none() && str_of(request, "groupName").is_none() {
             call.objects.push(AwsObject::IamPolicy(p.to_string()));
         }
     }
@@ -275,10 +274,12 @@ fn iam_objects(request: &Map<String, Value>, response: &Map<String, Value>, call
         call.arns.push(arn.to_string());
     }
     if let Some(ip) = str_of(request, "instanceProfileName") {
-        call.objects.push(AwsObject::IamInstanceProfile(ip.to_string()));
+        call.objects
+            .push(AwsObject::IamInstanceProfile(ip.to_string()));
     }
     if let Some(s) = str_of(request, "awsServiceName") {
-        call.objects.push(AwsObject::IamServiceLinkedRole(s.to_string()));
+        call.objects
+            .push(AwsObject::IamServiceLinkedRole(s.to_string()));
     }
 }
 
@@ -522,7 +523,10 @@ mod tests {
             "aws.s3",
             json!({"eventName": "DeleteBucket", "requestParameters": {"bucketName": "b"}}),
         );
-        assert_eq!((c.account.as_str(), c.region.as_str()), ("123456789012", "us-east-1"));
+        assert_eq!(
+            (c.account.as_str(), c.region.as_str()),
+            ("123456789012", "us-east-1")
+        );
     }
 
     #[test]

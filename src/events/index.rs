@@ -418,7 +418,10 @@ spec: {partitionKey: {name: id, type: S}}
             arns: vec!["arn:aws:iam::123456789012:role/elsewhere/mlspace-app-role".into()],
             ..ApiCall::default()
         };
-        assert_eq!(index.classify(&call), act(&[(Kind::Role, "mlspace-app-role")]));
+        assert_eq!(
+            index.classify(&call),
+            act(&[(Kind::Role, "mlspace-app-role")])
+        );
         // A key id is looked up as the key's ARN in the call's region and account.
         let mut index = EventIndex::new(&d);
         index.arns.insert(
@@ -432,6 +435,9 @@ spec: {partitionKey: {name: id, type: S}}
             objects: vec![AwsObject::KmsKey("1234abcd".into())],
             ..ApiCall::default()
         };
-        assert_eq!(index.classify(&call), act(&[(Kind::Bucket, "stands-for-a-key")]));
+        assert_eq!(
+            index.classify(&call),
+            act(&[(Kind::Bucket, "stands-for-a-key")])
+        );
     }
 }

@@ -357,10 +357,9 @@ impl EnvironmentSpec {
         for (i, q) in events.queues.iter().enumerate() {
             let p = format!("/spec/events/queues/{i}");
             let mut missing = Vec::new();
-            let url = crate::syntax::template::substitute(q, &vars, &mut |n| {
-                missing.push(n.to_string())
-            })
-            .unwrap_or_else(|| q.clone());
+            let url =
+                crate::syntax::template::substitute(q, &vars, &mut |n| missing.push(n.to_string()))
+                    .unwrap_or_else(|| q.clone());
             if !missing.is_empty() {
                 cx.error(
                     &p,
@@ -540,35 +539,78 @@ mod events_tests {
 
     #[test]
     fn queue_urls_are_taken_apart() {
-        let q = EventQueue::parse("https://sqs.eu-west-1.amazonaws.com/123456789012/mlspace-gitops-events").unwrap();
+        let q = EventQueue::parse(
+            "https://sqs.eu-west-1.amazonaws.com/123456789012/mlspace-gitops-events",
+        )
+        .unwrap();
         assert_eq!(q.region.as_deref(), Some("eu-west-1"));
-        assert_eq!((q.account.as_str(), q.name.as_str()), ("123456789012", "mlspace-gitops-events"));
+        assert_eq!(
+            (q.account.as_str(), q.name.as_str()),
+            ("123456789012", "mlspace-gitops-events")
+        );
         for (url, region) in [
-            ("https://queue.amazonaws.com/123456789012/q", Some("us-east-1")),
-            ("https://us-west-2.queue.amazonaws.com/123456789012/q", Some("us-west-2")),
-            ("https://sqs.cn-north-1.amazonaws.com.cn/123456789012/q", Some("cn-north-1")),
-            ("https://vpce-0a1b.sqs.us-east-2.vpce.amazonaws.com/123456789012/q.fifo", Some("us-east-2")),
+            (
+                "https://queue.amazonaws.com/123456789012/q",
+                Some("us-east-1"),
+            ),
+            (
+                "https://us-west-2.queue.amazonaws.com/123456789012/q",
+                Some("us-west-2"),
+            ),
+            (
+                "https://sqs.cn-north-1.amazonaws.com.cn/123456789012/q",
+                Some("cn-north-1"),
+            ),
+            (
+                "https://vpce-0a1b.sqs.us-east-2.vpce.amazonaws.com/123456789012/q.fifo",
+                Some("us-east-2"),
+            ),
             ("http://127.0.0.1:4566/123456789012/q", None),
             ("http://[::1]:4566/123456789012/q", None),
             ("https://proxy.example.com/123456789012/q", None),
         ] {
-            assert_eq!(EventQueue::parse(url).unwrap().region.as_deref(), region, "{url}");
+            assert_eq!(
+                EventQueue::parse(url).unwrap().region.as_deref(),
+                region,
+                "{url}"
+            );
         }
         for (url, why) in [
             ("sqs.us-east-1.amazonaws.com/123456789012/q", "https://"),
-            ("http://sqs.us-east-1.amazonaws.com/123456789012/q", "loopback"),
+            (
+                "http://sqs.us-east-1.amazonaws.com/123456789012/q",
+                "loopback",
+            ),
             ("https://sqs.us-east-1.amazonaws.com/q", "path"),
             ("https://sqs.us-east-1.amazonaws.com/12345/q", "12-digit"),
-            ("https://sqs.us-east-1.amazonaws.com/123456789012/a/b", "queue name"),
-            ("https://sqs.us-east-1.amazonaws.com/123456789012/", "queue name"),
-            ("https://sqs.us-east-1.amazonaws.com/123456789012/.fifo", "queue name"),
-            ("https://sqs.us-east-1.amazonaws.com:x/123456789012/q", "port"),
-            ("https://user:pw@sqs.us-east-1.amazonaws.com/123456789012/q", "credentials"),
+            (
+                "https://sqs.us-east-1.amazonaws.com/123456789012/a/b",
+                "queue name",
+            ),
+            (
+                "https://sqs.us-east-1.amazonaws.com/123456789012/",
+                "queue name",
+            ),
+            (
+                "https://sqs.us-east-1.amazonaws.com/123456789012/.fifo",
+                "queue name",
+            ),
+            (
+                "https://sqs.us-east-1.amazonaws.com:x/123456789012/q",
+                "port",
+            ),
+            (
+                "https://user:pw@sqs.us-east-1.amazonaws.com/123456789012/q",
+                "credentials",
+            ),
         ] {
             let e = EventQueue::parse(url).unwrap_err();
             assert!(e.contains(why), "{url}: {e}");
         }
-        let long = format!("https://sqs.us-east-1.amazonaws.com/123456789012/{}", "q".repeat(81));
+        let long = format!(
+            "https://sqs.us-east-1.amazonaws.com/123456789012/{}",
+            "q".repeat(81)
+        );
         assert!(EventQueue::parse(&long).is_err());
     }
 
@@ -598,14 +640,32 @@ mod events_tests {
         let text = bad.join("\n");
         assert!(text.contains("env.yaml:8:9: error: spec.events.queues[1]: a second queue in region eu-west-1 (the first is queues[0])"), "{text}");
         assert!(text.contains("env.yaml:9:9: error: spec.events.queues[2]: the queue is in account 210987654321, not the Environment's account 123456789012"), "{text}");
-        assert!(text.contains("env.yaml:10:9: error: spec.events.queues[3]: unknown placeholder `{NOPE}`"), "{text}");
-        assert!(text.contains("env.yaml:11:9: error: spec.events.queues[4]: `not-a-url` is not an SQS queue URL"), "{text}");
+        assert!(
+            text.contains(
+                "env.yaml:10:9: error: spec.events.queues[3]: unknown placeholder `{NOPE}`"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "env.yaml:11:9: error: spec.events.queues[4]: `not-a-url` is not an SQS queue URL"
+            ),
+            "{text}"
+        );
         assert!(text.contains("warning: spec.events.queues: no queue in us-east-1, where IAM sends its CloudTrail events"), "{text}");
 
-        let empty = check("spec:\n  region: us-east-1\n  account: \"123456789012\"\n  events: {queues: []}\n");
-        assert!(empty[0].contains("spec.events.queues: name at least one queue URL"), "{empty:?}");
+        let empty = check(
+            "spec:\n  region: us-east-1\n  account: \"123456789012\"\n  events: {queues: []}\n",
+        );
+        assert!(
+            empty[0].contains("spec.events.queues: name at least one queue URL"),
+            "{empty:?}"
+        );
         // An emulator's queue (no region in its host) is in the Environment's region.
-        let local = check(&env("us-east-1", "      - http://127.0.0.1:4566/123456789012/q\n"));
+        let local = check(&env(
+            "us-east-1",
+            "      - http://127.0.0.1:4566/123456789012/q\n",
+        ));
         assert_eq!(local, Vec::<String>::new());
     }
 }

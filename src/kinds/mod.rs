@@ -17,9 +17,9 @@ pub mod runtime;
 use std::fmt;
 
 pub use self::core::{
-    AwsObject, Contribution, Diff, DocKind, FieldChange, HeldAs, HeldDocument, Holdings, Import, KindFn,
-    KindInfo, KindPlan, Place, PlanCx, PlanError, Received, Reference, Registered, ResolveCx,
-    ResourceId, ResourceKind, ResourceVisitor, Scope,
+    AwsObject, Contribution, Diff, DocKind, FieldChange, HeldAs, HeldDocument, Holdings, Import,
+    KindFn, KindInfo, KindPlan, Place, PlanCx, PlanError, Received, Reference, Registered,
+    ResolveCx, ResourceId, ResourceKind, ResourceVisitor, Scope,
 };
 
 // The registry: one line per kind, in the order kinds are listed, created and (reversed)
@@ -33,6 +33,8 @@ registry::registry! {
     ServiceLinkedRole => resource service_linked_role::ServiceLinkedRole,
     /// ECR statements merged into ManagedPolicies.
     EcrAccess => document ecr_access::EcrAccess,
+    /// A customer managed KMS key, named by its alias.
+    KmsKey => resource kms_key::KmsKey,
     /// An S3 bucket.
     Bucket => resource bucket::Bucket,
     /// A DynamoDB table.

@@ -113,13 +113,7 @@ pub mod names {
 }
 
 /// The `source` label values of the event metrics: the managed services, and `other`.
-pub const EVENT_SOURCES: [&str; 5] = [
-    "aws.iam",
-    "aws.s3",
-    "aws.dynamodb",
-    "aws.kms",
-    "other",
-];
+pub const EVENT_SOURCES: [&str; 5] = ["aws.iam", "aws.s3", "aws.dynamodb", "aws.kms", "other"];
 
 /// Every `reason` label value of [`names::EVENTS_IGNORED_TOTAL`].
 pub const EVENT_IGNORED_REASONS: [&str; 7] = [

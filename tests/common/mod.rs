@@ -17,6 +17,8 @@ pub trait Clients {
     fn dynamodb(&self) -> aws_sdk_dynamodb::Client;
     /// STS.
     fn sts(&self) -> aws_sdk_sts::Client;
+    /// KMS.
+    fn kms(&self) -> aws_sdk_kms::Client;
 }
 
 impl Clients for AwsContext {
@@ -30,6 +32,9 @@ impl Clients for AwsContext {
         self.client()
     }
     fn sts(&self) -> aws_sdk_sts::Client {
+        self.client()
+    }
+    fn kms(&self) -> aws_sdk_kms::Client {
         self.client()
     }
 }

@@ -233,7 +233,9 @@ impl KindPlan for Role {
     fn event_objects(name: &str, spec: &RoleSpec) -> Vec<crate::kinds::AwsObject> {
         let mut v = vec![crate::kinds::AwsObject::IamRole(name.to_string())];
         if spec.instance_profile {
-            v.push(crate::kinds::AwsObject::IamInstanceProfile(name.to_string()));
+            v.push(crate::kinds::AwsObject::IamInstanceProfile(
+                name.to_string(),
+            ));
         }
         v
     }

@@ -93,10 +93,7 @@ impl KindPlan for ServiceLinkedRole {
     }
 
     /// Events name it by role name, and CreateServiceLinkedRole by the service.
-    fn event_objects(
-        name: &str,
-        spec: &ServiceLinkedRoleSpec,
-    ) -> Vec<crate::kinds::AwsObject> {
+    fn event_objects(name: &str, spec: &ServiceLinkedRoleSpec) -> Vec<crate::kinds::AwsObject> {
         vec![
             crate::kinds::AwsObject::IamRole(name.to_string()),
             crate::kinds::AwsObject::IamServiceLinkedRole(spec.aws_service_name.clone()),
