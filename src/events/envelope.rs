@@ -216,7 +216,7 @@ fn str_of<'a>(m: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
 /// What follows `prefix` in an ARN's resource part, up to the next `/`
 /// (`arn:aws:dynamodb:us-east-1:123456789012:table/t/stream/x`, `table/` → `t`).
 fn arn_resource<'a>(arn: &'a str, prefix: &str) -> Option<&'a str> {
-    let resource = arn.strip_prefix("arn:")?.splitn(6, ':').nth(5)?;
+    let resource = arn.strip_prefix("arn:")?.splitn(5, ':').nth(4)?;
     let rest = resource.strip_prefix(prefix)?;
     Some(rest.split('/').next().unwrap_or(rest)).filter(|s| !s.is_empty())
 }
@@ -302,7 +302,7 @@ fn kms_key_ref(s: &str, call: &mut ApiCall) {
 
 /// Everything after `prefix` in an ARN's resource part (alias names may hold `/`).
 fn arn_resource_all<'a>(arn: &'a str, prefix: &str) -> Option<&'a str> {
-    let resource = arn.strip_prefix("arn:")?.splitn(6, ':').nth(5)?;
+    let resource = arn.strip_prefix("arn:")?.splitn(5, ':').nth(4)?;
     resource.strip_prefix(prefix).filter(|s| !s.is_empty())
 }
 

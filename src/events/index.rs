@@ -114,6 +114,17 @@ impl EventIndex {
         self
     }
 
+    /// Whether an ARN of `id` is known (declared by its manifest or given by AWS).
+    pub fn knows_arn_of(&self, id: &ResourceId) -> bool {
+        self.arns.values().any(|v| v == id)
+    }
+
+    /// Also `arn` for `id` (read from AWS after the daemon created it).
+    pub fn with_arn(mut self, arn: String, id: ResourceId) -> EventIndex {
+        self.arns.insert(arn, id);
+        self
+    }
+
     /// The daemon's own principal in this account (`userIdentity.arn` of its calls, which
     /// STS `GetCallerIdentity` returns): its calls are ignored.
     pub fn with_principal(mut self, principal: Option<String>) -> EventIndex {
@@ -244,6 +255,11 @@ apiVersion: mlspace-gitops/v1
 kind: Table
 metadata: {name: mlspace-users}
 spec: {partitionKey: {name: id, type: S}}
+---
+apiVersion: mlspace-gitops/v1
+kind: KmsKey
+metadata: {name: mlspace-key}
+spec: {aliases: [mlspace-key-old]}
 "#,
         )
         .desired
@@ -423,21 +439,32 @@ spec: {partitionKey: {name: id, type: S}}
             act(&[(Kind::Role, "mlspace-app-role")])
         );
         // A key id is looked up as the key's ARN in the call's region and account.
+        // A key is known by its aliases, and by id once AWS gave it one (the observed ARN,
+        // in the call's region and account).
         let mut index = EventIndex::new(&d);
-        index.arns.insert(
-            "arn:aws:kms:eu-west-1:123456789012:key/1234abcd".into(),
-            (Kind::Bucket, "stands-for-a-key".into()),
-        );
-        let call = ApiCall {
+        let alias = ApiCall {
             source: Some(Source::Kms),
             account: "123456789012".into(),
             region: "eu-west-1".into(),
-            objects: vec![AwsObject::KmsKey("1234abcd".into())],
+            objects: vec![AwsObject::KmsAlias("mlspace-key-old".into())],
             ..ApiCall::default()
         };
-        assert_eq!(
-            index.classify(&call),
-            act(&[(Kind::Bucket, "stands-for-a-key")])
+        assert_eq!(index.classify(&alias), act(&[(Kind::KmsKey, "mlspace-key")]));
+        let by_id = ApiCall {
+            objects: vec![AwsObject::KmsKey("1234abcd".into())],
+            ..alias.clone()
+        };
+        assert_eq!(index.classify(&by_id), Verdict::Ignore(Ignored::Unmanaged));
+        index.arns.insert(
+            "arn:aws:kms:eu-west-1:123456789012:key/1234abcd".into(),
+            (Kind::KmsKey, "mlspace-key".into()),
         );
+        assert_eq!(index.classify(&by_id), act(&[(Kind::KmsKey, "mlspace-key")]));
+        // The same id in another region is another key.
+        let elsewhere = ApiCall {
+            region: "us-east-1".into(),
+            ..by_id
+        };
+        assert_eq!(index.classify(&elsewhere), Verdict::Ignore(Ignored::Unmanaged));
     }
 }

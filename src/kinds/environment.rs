@@ -105,6 +105,9 @@ impl EventQueue {
         let (authority, path) = rest
             .split_once('/')
             .ok_or_else(|| "the path /ACCOUNT/NAME is missing".to_string())?;
+        if authority.contains('@') {
+            return Err("the host holds credentials".into());
+        }
         // `[::1]:4566`, `host:4566` or `host`.
         let (host, port) = match authority.strip_prefix('[') {
             Some(v6) => match v6.split_once(']') {

@@ -1,0 +1,476 @@
+//! Events (issue 14) end to end: `mlspace-gitops run` against moto with Environments that
+//! name SQS queues. Drift is made behind the daemon's back and the CloudTrail record of it
+//! is sent to the queue as EventBridge delivers it; the daemon repairs (or in detect mode
+//! reports) it within seconds while its resync is an hour away. Also: its own writes, 10,000
+//! events about unmanaged resources, a poison message, an unreadable queue, several
+//! Environments, and `deploy/events` deployed on moto's CloudFormation.
+
+mod common;
+#[allow(unused_imports)]
+use common::Clients as _;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::Moto;
+use serde_json::{json, Value};
+
+const ACCOUNT: &str = "123456789012"; // moto's default account
+const OTHER_ACCOUNT: &str = "111111111111";
+/// Someone changing things behind the daemon's back.
+const ADMIN: &str = "arn:aws:sts::123456789012:assumed-role/Admin/alice";
+
+fn environment(name: &str, account: &str, queues: &[&str], extra: &str) -> String {
+    let queues: Vec<String> = queues.iter().map(|q| format!("\"{q}\"")).collect();
+    format!(
+        "apiVersion: mlspace-gitops/v1\nkind: Environment\nmetadata: {{name: {name}}}\nspec:\n  region: us-east-1\n  account: \"{account}\"\n  tags: {{system: MLSpace}}\n  events:\n    queues: [{}]\n{extra}",
+        queues.join(", ")
+    )
+}
+
+/// A policy, a role using it, a bucket, a table and a key, named with `prefix`.
+fn resources(prefix: &str) -> String {
+    format!(
+        "---\napiVersion: mlspace-gitops/v1\nkind: ManagedPolicy\nmetadata: {{name: {prefix}-policy}}\nspec:\n  document: {{Version: '2012-10-17', Statement: [{{Effect: Allow, Action: 's3:GetObject', Resource: '*'}}]}}\n\
+---\napiVersion: mlspace-gitops/v1\nkind: Role\nmetadata: {{name: {prefix}-role}}\nspec:\n  assumeRolePolicy: {{Version: '2012-10-17', Statement: [{{Effect: Allow, Principal: {{Service: ec2.amazonaws.com}}, Action: 'sts:AssumeRole'}}]}}\n  managedPolicies: [{prefix}-policy]\n  tags: {{team: a}}\n\
+---\napiVersion: mlspace-gitops/v1\nkind: Bucket\nmetadata: {{name: {prefix}-data}}\nspec: {{versioning: true}}\n\
+---\napiVersion: mlspace-gitops/v1\nkind: Table\nmetadata: {{name: {prefix}-table}}\nspec:\n  partitionKey: {{name: pk, type: S}}\n  pointInTimeRecovery: false\n  tags: {{team: a}}\n\
+---\napiVersion: mlspace-gitops/v1\nkind: KmsKey\nmetadata: {{name: {prefix}-key}}\nspec: {{enableKeyRotation: true}}\n"
+    )
+}
+
+/// The EventBridge envelope of a CloudTrail record of `event_name` made by `principal` in
+/// `account`, as the rule's target puts it on the queue.
+fn cloudtrail(source: &str, event_name: &str, params: Value, principal: &str, account: &str) -> String {
+    json!({
+        "version": "0",
+        "id": format!("{:016x}", rand_id()),
+        "detail-type": "AWS API Call via CloudTrail",
+        "source": source,
+        "account": account,
+        "time": "2026-12-01T10:00:00Z",
+        "region": "us-east-1",
+        "resources": [],
+        "detail": {
+            "eventVersion": "1.09",
+            "userIdentity": {"type": "AssumedRole", "arn": principal, "accountId": account},
+            "eventTime": "2026-12-01T10:00:00Z",
+            "eventSource": format!("{}.amazonaws.com", source.trim_start_matches("aws.")),
+            "eventName": event_name,
+            "awsRegion": "us-east-1",
+            "sourceIPAddress": "203.0.113.10",
+            "userAgent": "aws-cli/2.15.0",
+            "requestParameters": params,
+            "responseElements": null,
+            "readOnly": false,
+            "eventType": "AwsApiCall",
+            "managementEvent": true,
+            "recipientAccountId": account,
+            "eventCategory": "Management"
+        }
+    })
+    .to_string()
+}
+
+fn rand_id() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(1);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+// ---- Helpers local to this file; to move to the shared support module of tests/it/ ----
+
+/// `mlspace-gitops run` on a manifests directory; killed on drop.
+struct Daemon {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+    _state: tempfile::TempDir,
+}
+
+impl Daemon {
+    /// Start it on `manifests` with moto's environment and `extra` flags (the resync is an
+    /// hour unless `extra` says otherwise).
+    fn start(moto: &Moto, manifests: &Path, extra: &[&str]) -> Daemon {
+        let state = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let log = state.path().join("daemon.log");
+        let mut c = Command::new(env!("CARGO_BIN_EXE_mlspace-gitops"));
+        c.arg("run")
+            .arg("--source")
+            .arg(manifests)
+            .arg("--state-dir")
+            .arg(state.path())
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["--retry-base", "1s", "--grace-period", "5s"]);
+        if !extra.contains(&"--resync") {
+            c.args(["--resync", "1h"]);
+        }
+        c.args(extra)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap());
+        for (k, v) in moto.env() {
+            c.env(k, v);
+        }
+        Daemon {
+            child: c.spawn().unwrap(),
+            port,
+            log,
+            _state: state,
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// GET `path` (HTTP/1.0: the answer is not chunked); status 0 while it is not up.
+    fn get(&self, path: &str) -> (u16, String) {
+        let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) else {
+            return (0, String::new());
+        };
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        if s
+            .write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
+            .is_err()
+        {
+            return (0, String::new());
+        }
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        let code = out
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_string());
+        (code, body.unwrap_or_default())
+    }
+
+    /// The sum of the samples of `name` whose labels include `labels`.
+    fn metric(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        let (_, body) = self.get("/metrics");
+        let scrape =
+            prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_string()))).unwrap();
+        scrape
+            .samples
+            .iter()
+            .filter(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+            .map(|s| match s.value {
+                prometheus_parse::Value::Counter(v)
+                | prometheus_parse::Value::Gauge(v)
+                | prometheus_parse::Value::Untyped(v) => v,
+                prometheus_parse::Value::Histogram(ref h) => {
+                    h.iter().map(|b| b.count).fold(0.0, f64::max)
+                }
+                _ => 0.0,
+            })
+            .sum()
+    }
+
+    /// `/status`, `null` until it answers.
+    fn status(&self) -> Value {
+        match self.get("/status") {
+            (200, body) => serde_json::from_str(&body).unwrap_or(Value::Null),
+            _ => Value::Null,
+        }
+    }
+
+    /// Wait until `f` holds; the time it took. Panics with the daemon's log after `timeout`.
+    fn wait(&self, what: &str, timeout: Duration, mut f: impl FnMut() -> bool) -> Duration {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if f() {
+                return start.elapsed();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("timed out waiting for {what}\n--- daemon log ---\n{}", self.log());
+    }
+
+    /// Wait for the first reconcile and for every named queue being read.
+    fn wait_listening(&self, environments: &[&str]) {
+        self.wait("the first reconcile", Duration::from_secs(60), || {
+            self.status()["last_applied_revision"].is_string()
+        });
+        for e in environments {
+            self.wait(&format!("the event queue of {e} read"), Duration::from_secs(30), || {
+                self.metric(
+                    "mlspace_gitops_event_queue_readable",
+                    &[("environment", e)],
+                ) >= 1.0
+            });
+        }
+    }
+
+    /// Requests the daemon made to `service` so far.
+    fn requests(&self, service: &str) -> f64 {
+        self.metric("mlspace_gitops_aws_requests_total", &[("service", service)])
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn sqs(aws: &mlspace_gitops::aws::AwsContext) -> aws_sdk_sqs::Client {
+    aws.client()
+}
+
+/// A queue with a dead-letter queue after `max_receives` receives; (queue URL, DLQ URL).
+async fn queue_with_dlq(
+    sqs: &aws_sdk_sqs::Client,
+    name: &str,
+    visibility: u32,
+    max_receives: u32,
+) -> (String, String) {
+    use aws_sdk_sqs::types::QueueAttributeName as A;
+    let dlq = sqs
+        .create_queue()
+        .queue_name(format!("{name}-dlq"))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let dlq_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&dlq)
+        .attribute_names(A::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap()[&A::QueueArn]
+        .clone();
+    let url = sqs
+        .create_queue()
+        .queue_name(name)
+        .attributes(A::VisibilityTimeout, visibility.to_string())
+        .attributes(
+            A::RedrivePolicy,
+            json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receives}).to_string(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    (url, dlq)
+}
+
+async fn send(sqs: &aws_sdk_sqs::Client, url: &str, body: &str) {
+    sqs.send_message()
+        .queue_url(url)
+        .message_body(body)
+        .send()
+        .await
+        .unwrap();
+}
+
+/// Messages in a queue, visible and in flight.
+async fn depth(sqs: &aws_sdk_sqs::Client, url: &str) -> u64 {
+    use aws_sdk_sqs::types::QueueAttributeName as A;
+    let a = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(A::ApproximateNumberOfMessages)
+        .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap_or_default();
+    [A::ApproximateNumberOfMessages, A::ApproximateNumberOfMessagesNotVisible]
+        .iter()
+        .map(|k| a.get(k).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0))
+        .sum()
+}
+
+fn write_manifests(dir: &Path, text: &str) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("manifests.yaml"), text).unwrap();
+}
+
+// ---- Tests ----
+
+async fn role_tags(iam: &aws_sdk_iam::Client, role: &str) -> Vec<(String, String)> {
+    iam.list_role_tags()
+        .role_name(role)
+        .send()
+        .await
+        .unwrap()
+        .tags
+        .into_iter()
+        .map(|t| (t.key, t.value))
+        .collect()
+}
+
+async fn attached(iam: &aws_sdk_iam::Client, role: &str) -> Vec<String> {
+    iam.list_attached_role_policies()
+        .role_name(role)
+        .send()
+        .await
+        .unwrap()
+        .attached_policies
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|p| p.policy_name)
+        .collect()
+}
+
+/// Whether the bucket's versioning is enabled (moto's answer read as the daemon reads it).
+async fn versioning_enabled(s3: &aws_sdk_s3::Client, bucket: &str) -> bool {
+    match s3.get_bucket_versioning().bucket(bucket).send().await {
+        Ok(o) => o.status == Some(aws_sdk_s3::types::BucketVersioningStatus::Enabled),
+        Err(e) => mlspace_gitops::aws::emulator::versioning_answer(&e) == Some(Some(true)),
+    }
+}
+
+/// Repeat `check` until it holds: the time it took, at most `within`.
+async fn repaired_within(what: &str, within: Duration, mut check: impl AsyncFnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    loop {
+        if check().await {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < within,
+            "{what} not repaired within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[test]
+fn drift_and_its_event_are_repaired_within_two_seconds_while_the_resync_is_an_hour_away() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let moto = Moto::start();
+    let aws = rt.block_on(moto.aws());
+    let (iam, s3, ddb, kms, q) = (aws.iam(), aws.s3(), aws.dynamodb(), aws.kms(), sqs(&aws));
+    let (url, _) = rt.block_on(queue_with_dlq(&q, "mlspace-gitops-events", 30, 5));
+    let dir = tempfile::tempdir().unwrap();
+    write_manifests(
+        dir.path(),
+        &format!("{}{}", environment("dev", ACCOUNT, &[&url], ""), resources("ev")),
+    );
+    let d = Daemon::start(&moto, dir.path(), &[]);
+    d.wait_listening(&["dev"]);
+    let whole_runs = d.metric("mlspace_gitops_reconcile_total", &[]);
+    let me = rt.block_on(async {
+        aws.sts()
+            .get_caller_identity()
+            .send()
+            .await
+            .unwrap()
+            .arn
+            .unwrap()
+    });
+
+    let mut took = Vec::new();
+    rt.block_on(async {
+        // A role's tag removed.
+        iam.untag_role().role_name("ev-role").tag_keys("team").send().await.unwrap();
+        send(&q, &url, &cloudtrail("aws.iam", "UntagRole", json!({"roleName": "ev-role", "tagKeys": ["team"]}), ADMIN, ACCOUNT)).await;
+        took.push(repaired_within("the role's tag", Duration::from_secs(2), async || {
+            role_tags(&iam, "ev-role").await.contains(&("team".into(), "a".into()))
+        }).await);
+
+        // Its policy detached: the event names both sides.
+        let policy_arn = format!("arn:aws:iam::{ACCOUNT}:policy/ev-policy");
+        iam.detach_role_policy().role_name("ev-role").policy_arn(&policy_arn).send().await.unwrap();
+        send(&q, &url, &cloudtrail("aws.iam", "DetachRolePolicy", json!({"roleName": "ev-role", "policyArn": policy_arn}), ADMIN, ACCOUNT)).await;
+        took.push(repaired_within("the attachment", Duration::from_secs(2), async || {
+            attached(&iam, "ev-role").await == ["ev-policy"]
+        }).await);
+
+        // Versioning suspended on the bucket.
+        s3.put_bucket_versioning()
+            .bucket("ev-data")
+            .versioning_configuration(
+                aws_sdk_s3::types::VersioningConfiguration::builder()
+                    .status(aws_sdk_s3::types::BucketVersioningStatus::Suspended)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        send(&q, &url, &cloudtrail("aws.s3", "PutBucketVersioning", json!({"bucketName": "ev-data", "Host": "ev-data.s3.us-east-1.amazonaws.com", "versioning": ""}), ADMIN, ACCOUNT)).await;
+        took.push(repaired_within("bucket versioning", Duration::from_secs(2), async || {
+            versioning_enabled(&s3, "ev-data").await
+        }).await);
+
+        // A table's tag removed: the event names the table by ARN.
+        let table_arn = format!("arn:aws:dynamodb:us-east-1:{ACCOUNT}:table/ev-table");
+        ddb.untag_resource().resource_arn(&table_arn).tag_keys("team").send().await.unwrap();
+        send(&q, &url, &cloudtrail("aws.dynamodb", "UntagResource", json!({"resourceArn": table_arn, "tagKeys": ["team"]}), ADMIN, ACCOUNT)).await;
+        took.push(repaired_within("the table's tag", Duration::from_secs(2), async || {
+            ddb.list_tags_of_resource().resource_arn(&table_arn).send().await.unwrap().tags.unwrap_or_default()
+                .iter().any(|t| t.key == "team" && t.value == "a")
+        }).await);
+
+        // The key's rotation turned off: the event names the key by the id KMS gave it.
+        let key_id = kms.describe_key().key_id("alias/ev-key").send().await.unwrap().key_metadata.unwrap().key_id;
+        kms.disable_key_rotation().key_id(&key_id).send().await.unwrap();
+        send(&q, &url, &cloudtrail("aws.kms", "DisableKeyRotation", json!({"keyId": key_id}), ADMIN, ACCOUNT)).await;
+        took.push(repaired_within("key rotation", Duration::from_secs(2), async || {
+            kms.get_key_rotation_status().key_id(&key_id).send().await.unwrap().key_rotation_enabled
+        }).await);
+    });
+    eprintln!("event to repair, seen from outside: {took:?}");
+    assert_eq!(
+        d.metric("mlspace_gitops_event_to_repair_seconds_count", &[("result", "repaired")]),
+        5.0,
+        "{}",
+        d.log()
+    );
+    for source in ["aws.iam", "aws.s3", "aws.dynamodb", "aws.kms"] {
+        assert!(d.metric("mlspace_gitops_events_acted_total", &[("source", source)]) >= 1.0, "{source}");
+    }
+    // No resync ran: the events alone repaired it.
+    assert_eq!(d.metric("mlspace_gitops_reconcile_total", &[]), whole_runs);
+
+    // A burst about one role: one reconcile, every message deleted.
+    let reconciles = d.metric("mlspace_gitops_event_reconciles_total", &[]);
+    rt.block_on(async {
+        iam.untag_role().role_name("ev-role").tag_keys("team").send().await.unwrap();
+        for _ in 0..30 {
+            send(&q, &url, &cloudtrail("aws.iam", "UntagRole", json!({"roleName": "ev-role", "tagKeys": ["team"]}), ADMIN, ACCOUNT)).await;
+        }
+        repaired_within("the role's tag after a burst", Duration::from_secs(5), async || {
+            role_tags(&iam, "ev-role").await.contains(&("team".into(), "a".into()))
+        }).await;
+    });
+    d.wait("the burst handled and deleted", Duration::from_secs(10), || {
+        rt.block_on(depth(&q, &url)) == 0
+    });
+    let burst = d.metric("mlspace_gitops_event_reconciles_total", &[]) - reconciles;
+    assert!((1.0..=2.0).contains(&burst), "30 events made {burst} reconciles");
+
+    // The daemon's own writes come back as events about managed resources: ignored, no
+    // request to IAM, no reconcile.
+    let (iam_before, runs_before) = (d.requests("iam"), d.metric("mlspace_gitops_event_reconciles_total", &[]));
+    rt.block_on(async {
+        for event in ["TagRole", "AttachRolePolicy", "UpdateAssumeRolePolicy"] {
+            send(&q, &url, &cloudtrail("aws.iam", event, json!({"roleName": "ev-role", "policyArn": format!("arn:aws:iam::{ACCOUNT}:policy/ev-policy")}), &me, ACCOUNT)).await;
+        }
+    });
+    d.wait("its own events ignored", Duration::from_secs(10), || {
+        d.metric("mlspace_gitops_events_ignored_total", &[("reason", "own_principal")]) >= 3.0
+    });
+    assert_eq!(rt.block_on(depth(&q, &url)), 0);
+    assert_eq!(d.requests("iam"), iam_before);
+    assert_eq!(d.metric("mlspace_gitops_event_reconciles_total", &[]), runs_before);
+}
