@@ -200,19 +200,18 @@ impl Daemon {
     /// Wait for the first reconcile and for every named queue being read.
     fn wait_listening(&self, environments: &[&str]) {
         self.wait("the first reconcile", Duration::from_secs(60), || {
-            self.status()["last_applied_revision"].is_string()
+            self.status()["reconciles"].as_u64().unwrap_or(0) >= 1
         });
+        // Its event series appear when its listeners start.
         for e in environments {
-            self.wait(&format!("the event queue of {e} read"), Duration::from_secs(30), || {
-                self.metric(
-                    "mlspace_gitops_event_queue_readable",
-                    &[("environment", e)],
-                ) >= 1.0
+            let series = format!("mlspace_gitops_events_received_total{{environment=\"{e}\"");
+            self.wait(&format!("the listeners of {e}"), Duration::from_secs(30), || {
+                self.get("/metrics").1.contains(&series)
             });
         }
     }
 
-    /// Requests the daemon made to `service` so far.
+    /// Requests the daemon made to `service` (the SDK's name: `IAM`, `S3`) so far.
     fn requests(&self, service: &str) -> f64 {
         self.metric("mlspace_gitops_aws_requests_total", &[("service", service)])
     }
@@ -430,12 +429,9 @@ fn drift_and_its_event_are_repaired_within_two_seconds_while_the_resync_is_an_ho
         }).await);
     });
     eprintln!("event to repair, seen from outside: {took:?}");
-    assert_eq!(
-        d.metric("mlspace_gitops_event_to_repair_seconds_count", &[("result", "repaired")]),
-        5.0,
-        "{}",
-        d.log()
-    );
+    d.wait("five repairs measured", Duration::from_secs(5), || {
+        d.metric("mlspace_gitops_event_to_repair_seconds_count", &[("result", "repaired")]) == 5.0
+    });
     for source in ["aws.iam", "aws.s3", "aws.dynamodb", "aws.kms"] {
         assert!(d.metric("mlspace_gitops_events_acted_total", &[("source", source)]) >= 1.0, "{source}");
     }
@@ -461,7 +457,7 @@ fn drift_and_its_event_are_repaired_within_two_seconds_while_the_resync_is_an_ho
 
     // The daemon's own writes come back as events about managed resources: ignored, no
     // request to IAM, no reconcile.
-    let (iam_before, runs_before) = (d.requests("iam"), d.metric("mlspace_gitops_event_reconciles_total", &[]));
+    let (iam_before, runs_before) = (d.requests("IAM"), d.metric("mlspace_gitops_event_reconciles_total", &[]));
     rt.block_on(async {
         for event in ["TagRole", "AttachRolePolicy", "UpdateAssumeRolePolicy"] {
             send(&q, &url, &cloudtrail("aws.iam", event, json!({"roleName": "ev-role", "policyArn": format!("arn:aws:iam::{ACCOUNT}:policy/ev-policy")}), &me, ACCOUNT)).await;
@@ -471,6 +467,320 @@ fn drift_and_its_event_are_repaired_within_two_seconds_while_the_resync_is_an_ho
         d.metric("mlspace_gitops_events_ignored_total", &[("reason", "own_principal")]) >= 3.0
     });
     assert_eq!(rt.block_on(depth(&q, &url)), 0);
-    assert_eq!(d.requests("iam"), iam_before);
+    assert_eq!(d.requests("IAM"), iam_before);
     assert_eq!(d.metric("mlspace_gitops_event_reconciles_total", &[]), runs_before);
+}
+
+/// `n` events of every source about resources the manifests do not name, some of them reads
+/// and failed calls.
+fn unmanaged_events(n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| {
+            let (source, event, params) = match i % 4 {
+                0 => ("aws.iam", "PutRolePolicy", json!({"roleName": format!("other-role-{i}"), "policyName": "inline"})),
+                1 => ("aws.s3", "PutBucketPolicy", json!({"bucketName": format!("other-bucket-{i}")})),
+                2 => ("aws.dynamodb", "UpdateTable", json!({"tableName": format!("other-table-{i}")})),
+                _ => ("aws.kms", "DisableKey", json!({"keyId": format!("{i:08x}-0000-0000-0000-000000000000")})),
+            };
+            let mut e: Value = serde_json::from_str(&cloudtrail(source, event, params, ADMIN, ACCOUNT)).unwrap();
+            match i % 10 {
+                7 => e["detail"]["readOnly"] = json!(true),
+                8 => e["detail"]["errorCode"] = json!("AccessDenied"),
+                _ => {}
+            }
+            e.to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn ten_thousand_events_about_unmanaged_resources_cost_no_read_of_iam_s3_dynamodb_or_kms() {
+    const N: usize = 10_000;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let moto = Moto::start();
+    let aws = rt.block_on(moto.aws());
+    let q = sqs(&aws);
+    let (url, _) = rt.block_on(queue_with_dlq(&q, "mlspace-gitops-events", 30, 5));
+    let dir = tempfile::tempdir().unwrap();
+    write_manifests(
+        dir.path(),
+        &format!("{}{}", environment("dev", ACCOUNT, &[&url], ""), resources("ev")),
+    );
+    let d = Daemon::start(&moto, dir.path(), &[]);
+    d.wait_listening(&["dev"]);
+    let services = ["IAM", "S3", "DynamoDB", "KMS", "STS"];
+    let before: Vec<f64> = services.iter().map(|s| d.requests(s)).collect();
+    assert!(before[0] > 0.0 && before[1] > 0.0, "the first reconcile read IAM and S3");
+    let events = unmanaged_events(N);
+    rt.block_on(async {
+        for (i, chunk) in events.chunks(10).enumerate() {
+            // moto's queue costs time in proportion to its depth at every request: keep it
+            // shallow, as a live queue read by the daemon is.
+            while i % 10 == 0 && depth(&q, &url).await > 200 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let entries = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, body)| {
+                    aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .message_body(body)
+                        .build()
+                        .unwrap()
+                })
+                .collect();
+            let out = q.send_message_batch().queue_url(&url).set_entries(Some(entries)).send().await.unwrap();
+            assert!(out.failed.is_empty());
+        }
+    });
+    d.wait("every event read", Duration::from_secs(300), || {
+        d.metric("mlspace_gitops_events_received_total", &[("environment", "dev")]) >= N as f64
+    });
+    d.wait("every message deleted", Duration::from_secs(30), || rt.block_on(depth(&q, &url)) == 0);
+    let after: Vec<f64> = services.iter().map(|s| d.requests(s)).collect();
+    assert_eq!(after, before, "requests to {services:?}\n{}", d.log());
+    assert_eq!(d.metric("mlspace_gitops_events_received_total", &[]), N as f64);
+    assert_eq!(d.metric("mlspace_gitops_events_acted_total", &[]), 0.0);
+    assert_eq!(d.metric("mlspace_gitops_event_reconciles_total", &[]), 0.0);
+    let ignored = |reason| d.metric("mlspace_gitops_events_ignored_total", &[("reason", reason)]);
+    assert_eq!(ignored("read_only"), (N / 10) as f64);
+    assert_eq!(ignored("failed_call"), (N / 10) as f64);
+    assert_eq!(ignored("unmanaged"), (N - N / 5) as f64);
+    for source in ["aws.iam", "aws.s3", "aws.dynamodb", "aws.kms"] {
+        assert_eq!(d.metric("mlspace_gitops_events_received_total", &[("source", source)]), (N / 4) as f64, "{source}");
+    }
+    // Reading them cost SQS requests only: about two per ten events.
+    let sqs_requests = d.requests("SQS");
+    assert!(sqs_requests < (N / 4) as f64, "{sqs_requests} SQS requests for {N} events");
+}
+
+#[test]
+fn a_message_that_is_no_event_is_counted_and_reaches_the_dead_letter_queue() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let moto = Moto::start();
+    let aws = rt.block_on(moto.aws());
+    let q = sqs(&aws);
+    // Visible again one second after each receive; dead-lettered after two receives.
+    let (url, dlq) = rt.block_on(queue_with_dlq(&q, "mlspace-gitops-events", 1, 2));
+    let dir = tempfile::tempdir().unwrap();
+    write_manifests(
+        dir.path(),
+        &format!("{}{}", environment("dev", ACCOUNT, &[&url], ""), resources("ev")),
+    );
+    let d = Daemon::start(&moto, dir.path(), &[]);
+    d.wait_listening(&["dev"]);
+    rt.block_on(async {
+        send(&q, &url, "this is not JSON").await;
+        send(&q, &url, r#"{"detail-type": "AWS API Call via CloudTrail", "source": "aws.iam", "detail": {"requestParameters": {}}}"#).await;
+    });
+    d.wait("both messages in the dead-letter queue", Duration::from_secs(30), || {
+        rt.block_on(depth(&q, &dlq)) == 2
+    });
+    assert_eq!(rt.block_on(depth(&q, &url)), 0);
+    // Each was received (and counted) twice, then moved by the queue's redrive policy.
+    assert_eq!(
+        d.metric("mlspace_gitops_events_unparsable_total", &[("environment", "dev")]),
+        4.0
+    );
+    assert_eq!(d.metric("mlspace_gitops_events_received_total", &[]), 0.0);
+    assert!(d.log().contains("left for the queue's redrive policy"), "{}", d.log());
+    assert!(!d.log().contains("this is not JSON"), "a message's body is not logged");
+    // A readable event after them is handled as usual.
+    let iam = aws.iam();
+    rt.block_on(async {
+        iam.untag_role().role_name("ev-role").tag_keys("team").send().await.unwrap();
+        send(&q, &url, &cloudtrail("aws.iam", "UntagRole", json!({"roleName": "ev-role", "tagKeys": ["team"]}), ADMIN, ACCOUNT)).await;
+        repaired_within("the role's tag", Duration::from_secs(5), async || {
+            role_tags(&iam, "ev-role").await.contains(&("team".into(), "a".into()))
+        })
+        .await;
+    });
+}
+
+#[test]
+fn an_unreadable_queue_shows_in_readyz_and_its_gauge_while_the_resync_repairs_drift() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let moto = Moto::start();
+    let aws = rt.block_on(moto.aws());
+    let (iam, q) = (aws.iam(), sqs(&aws));
+    let url = format!("{}/{ACCOUNT}/mlspace-gitops-events", moto.endpoint);
+    let dir = tempfile::tempdir().unwrap();
+    write_manifests(
+        dir.path(),
+        &format!("{}{}", environment("dev", ACCOUNT, &[&url], ""), resources("ev")),
+    );
+    let d = Daemon::start(&moto, dir.path(), &["--resync", "2s"]);
+    d.wait("the first reconcile", Duration::from_secs(60), || {
+        d.status()["reconciles"].as_u64().unwrap_or(0) >= 1
+    });
+    d.wait("the queue's gauge at 0", Duration::from_secs(20), || {
+        d.get("/metrics").1.contains(&format!(
+            "mlspace_gitops_event_queue_readable{{environment=\"dev\",queue=\"{url}\"}} 0"
+        ))
+    });
+    let (code, why) = d.get("/readyz");
+    assert_eq!(code, 503, "{why}");
+    assert!(why.contains(&format!("event queue {url} of Environment dev")), "{why}");
+    assert!(why.contains("QueueDoesNotExist") || why.contains("NonExistentQueue"), "{why}");
+
+    // The resync goes on and repairs drift no event announced.
+    let runs = d.metric("mlspace_gitops_reconcile_total", &[]);
+    rt.block_on(async {
+        iam.untag_role().role_name("ev-role").tag_keys("team").send().await.unwrap();
+        repaired_within("the role's tag, by the resync", Duration::from_secs(15), async || {
+            role_tags(&iam, "ev-role").await.contains(&("team".into(), "a".into()))
+        })
+        .await;
+    });
+    assert!(d.metric("mlspace_gitops_reconcile_total", &[]) > runs);
+
+    // Once the queue exists it is read, and readiness comes back.
+    rt.block_on(queue_with_dlq(&q, "mlspace-gitops-events", 30, 5));
+    d.wait("the queue read", Duration::from_secs(90), || {
+        d.metric("mlspace_gitops_event_queue_readable", &[("environment", "dev")]) == 1.0
+    });
+    d.wait("ready", Duration::from_secs(10), || d.get("/readyz").0 == 200);
+}
+
+#[test]
+fn detect_mode_reports_the_drift_an_event_announces_without_writing() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let moto = Moto::start();
+    let aws = rt.block_on(moto.aws());
+    let (iam, q) = (aws.iam(), sqs(&aws));
+    let (url, _) = rt.block_on(queue_with_dlq(&q, "mlspace-gitops-events", 30, 5));
+    let dir = tempfile::tempdir().unwrap();
+    write_manifests(
+        dir.path(),
+        &format!("{}{}", environment("dev", ACCOUNT, &[&url], ""), resources("ev")),
+    );
+    // The resources made once by the CLI; the daemon only watches.
+    let state = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_mlspace-gitops"))
+        .args(["apply", "--auto-approve", "-m"])
+        .arg(dir.path())
+        .arg("--state-dir")
+        .arg(state.path())
+        .envs(moto.env())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let d = Daemon::start(&moto, dir.path(), &["--mode", "detect"]);
+    d.wait_listening(&["dev"]);
+    let in_sync = |d: &Daemon| {
+        d.status()["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == "ev-role")
+            .map(|r| r["state"].as_str().unwrap_or_default().to_string())
+    };
+    assert_eq!(in_sync(&d).as_deref(), Some("in_sync"));
+    rt.block_on(async {
+        iam.untag_role().role_name("ev-role").tag_keys("team").send().await.unwrap();
+        send(&q, &url, &cloudtrail("aws.iam", "UntagRole", json!({"roleName": "ev-role", "tagKeys": ["team"]}), ADMIN, ACCOUNT)).await;
+    });
+    let took = d.wait("the drift reported", Duration::from_secs(2), || {
+        in_sync(&d).as_deref() == Some("drifted")
+    });
+    eprintln!("event to report: {took:?}");
+    assert_eq!(
+        d.metric("mlspace_gitops_event_to_repair_seconds_count", &[("result", "reported")]),
+        1.0
+    );
+    assert!(!rt.block_on(role_tags(&iam, "ev-role")).contains(&("team".into(), "a".into())));
+    let writes: f64 = ["TagRole", "UntagRole", "AttachRolePolicy", "UpdateAssumeRolePolicy"]
+        .iter()
+        .map(|op| d.metric("mlspace_gitops_aws_requests_total", &[("operation", op)]))
+        .sum();
+    assert_eq!(writes, 0.0);
+    assert!(d.requests("IAM") > 0.0, "IAM was read");
+}
+
+/// Clients of moto's account `account`, reached by assuming a role there.
+async fn aws_in(moto: &Moto, account: &str) -> mlspace_gitops::aws::AwsContext {
+    let c = moto
+        .aws()
+        .await
+        .sts()
+        .assume_role()
+        .role_arn(format!("arn:aws:iam::{account}:role/mlspace-gitops"))
+        .role_session_name("test")
+        .send()
+        .await
+        .unwrap();
+    let c = c.credentials().unwrap();
+    let creds = aws_sdk_iam::config::Credentials::new(
+        c.access_key_id(),
+        c.secret_access_key(),
+        Some(c.session_token().to_string()),
+        None,
+        "assumed",
+    );
+    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(&moto.endpoint)
+        .credentials_provider(creds)
+        .load()
+        .await;
+    mlspace_gitops::aws::AwsContext::from_sdk_config(&conf)
+}
+
+#[test]
+fn several_environments_each_read_their_own_queue() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let moto = Moto::start();
+    let dev = rt.block_on(moto.aws());
+    let prod = rt.block_on(aws_in(&moto, OTHER_ACCOUNT));
+    let (dev_url, _) = rt.block_on(queue_with_dlq(&sqs(&dev), "mlspace-gitops-events", 30, 5));
+    let (prod_url, _) = rt.block_on(queue_with_dlq(&sqs(&prod), "mlspace-gitops-events", 30, 5));
+    assert!(prod_url.contains(OTHER_ACCOUNT), "{prod_url}");
+    let root = tempfile::tempdir().unwrap();
+    write_manifests(
+        &root.path().join("dev"),
+        &format!("{}{}", environment("dev", ACCOUNT, &[&dev_url], ""), resources("dev")),
+    );
+    write_manifests(
+        &root.path().join("prod"),
+        &format!(
+            "{}{}",
+            environment(
+                "prod",
+                OTHER_ACCOUNT,
+                &[&prod_url.replace(OTHER_ACCOUNT, "{AWS_ACCOUNT}")],
+                "  assumeRoleArn: \"arn:{AWS_PARTITION}:iam::{AWS_ACCOUNT}:role/mlspace-gitops\"\n"
+            ),
+            resources("prod")
+        ),
+    );
+    let d = Daemon::start(&moto, root.path(), &[]);
+    d.wait_listening(&["dev", "prod"]);
+    let (dev_iam, prod_iam) = (dev.iam(), prod.iam());
+    let admin_prod = ADMIN.replace(ACCOUNT, OTHER_ACCOUNT);
+    rt.block_on(async {
+        // Drift in each account, each event on its own account's queue.
+        prod_iam.untag_role().role_name("prod-role").tag_keys("team").send().await.unwrap();
+        send(&sqs(&prod), &prod_url, &cloudtrail("aws.iam", "UntagRole", json!({"roleName": "prod-role", "tagKeys": ["team"]}), &admin_prod, OTHER_ACCOUNT)).await;
+        repaired_within("prod's role", Duration::from_secs(2), async || {
+            role_tags(&prod_iam, "prod-role").await.contains(&("team".into(), "a".into()))
+        })
+        .await;
+        dev_iam.untag_role().role_name("dev-role").tag_keys("team").send().await.unwrap();
+        send(&sqs(&dev), &dev_url, &cloudtrail("aws.iam", "UntagRole", json!({"roleName": "dev-role", "tagKeys": ["team"]}), ADMIN, ACCOUNT)).await;
+        repaired_within("dev's role", Duration::from_secs(2), async || {
+            role_tags(&dev_iam, "dev-role").await.contains(&("team".into(), "a".into()))
+        })
+        .await;
+        // prod's event on dev's queue is about another account there.
+        send(&sqs(&dev), &dev_url, &cloudtrail("aws.iam", "UntagRole", json!({"roleName": "prod-role", "tagKeys": ["team"]}), &admin_prod, OTHER_ACCOUNT)).await;
+    });
+    d.wait("prod's event on dev's queue ignored", Duration::from_secs(5), || {
+        d.metric("mlspace_gitops_events_ignored_total", &[("environment", "dev"), ("reason", "other_account")]) == 1.0
+    });
+    for env in ["dev", "prod"] {
+        assert_eq!(d.metric("mlspace_gitops_events_acted_total", &[("environment", env)]), 1.0, "{env}");
+        assert_eq!(d.metric("mlspace_gitops_event_reconciles_total", &[("environment", env), ("result", "success")]), 1.0, "{env}");
+    }
+    assert_eq!(d.metric("mlspace_gitops_events_received_total", &[("environment", "prod")]), 1.0);
 }
