@@ -784,3 +784,246 @@ fn several_environments_each_read_their_own_queue() {
     }
     assert_eq!(d.metric("mlspace_gitops_events_received_total", &[("environment", "prod")]), 1.0);
 }
+
+// ---- deploy/events ----
+
+const TEMPLATE: &str = "deploy/events/mlspace-gitops-events.yaml";
+
+/// The template, as YAML (it uses the long form of CloudFormation's functions).
+fn template() -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(TEMPLATE);
+    let file: std::sync::Arc<Path> = std::sync::Arc::from(path.as_path());
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut docs = mlspace_gitops::manifest::yaml::parse_documents(&file, &text).unwrap();
+    assert_eq!(docs.len(), 1);
+    docs.remove(0).value
+}
+
+/// The pattern a rule for `source` must have: exactly the event names the daemon lists.
+fn expected_pattern(source: mlspace_gitops::events::Source) -> Value {
+    let mut names: Vec<&str> = mlspace_gitops::events::event_names(source).to_vec();
+    names.sort();
+    json!({
+        "source": [source.as_str()],
+        "detail-type": [mlspace_gitops::events::DETAIL_TYPE],
+        "detail": {"eventSource": [source.event_source()], "eventName": names}
+    })
+}
+
+fn sorted_names(mut pattern: Value) -> Value {
+    if let Some(names) = pattern["detail"]["eventName"].as_array_mut() {
+        names.sort_by(|a, b| a.as_str().cmp(&b.as_str()));
+    }
+    pattern
+}
+
+/// The queue policy of the template (moto's CloudFormation does not make
+/// AWS::SQS::QueuePolicy resources, so it is checked as written): EventBridge may send when
+/// the source is one of the four rules, everyone else is denied sending, and only TLS.
+#[test]
+fn the_template_lets_only_its_rules_send() {
+    let t = template();
+    let p = &t["Resources"]["QueuePolicy"];
+    assert_eq!(p["Type"], "AWS::SQS::QueuePolicy");
+    assert_eq!(p["Properties"]["Queues"], json!([{"Ref": "Queue"}]));
+    let statements = p["Properties"]["PolicyDocument"]["Statement"].as_array().unwrap();
+    let rules = json!([
+        {"Fn::If": ["ReceivesIamEvents", {"Fn::GetAtt": ["IamRule", "Arn"]}, {"Ref": "AWS::NoValue"}]},
+        {"Fn::GetAtt": ["S3Rule", "Arn"]},
+        {"Fn::GetAtt": ["DynamoDbRule", "Arn"]},
+        {"Fn::GetAtt": ["KmsRule", "Arn"]}
+    ]);
+    let queue = json!({"Fn::GetAtt": ["Queue", "Arn"]});
+    let allow: Vec<&Value> = statements.iter().filter(|s| s["Effect"] == "Allow").collect();
+    assert_eq!(allow.len(), 1, "one Allow: {allow:?}");
+    assert_eq!(allow[0]["Principal"], json!({"Service": "events.amazonaws.com"}));
+    assert_eq!(allow[0]["Action"], "sqs:SendMessage");
+    assert_eq!(allow[0]["Resource"], queue);
+    assert_eq!(allow[0]["Condition"], json!({"ArnEquals": {"aws:SourceArn": rules}}));
+    let deny_others = statements
+        .iter()
+        .find(|s| s["Effect"] == "Deny" && s["Action"] == "sqs:SendMessage")
+        .expect("a Deny of every other sender");
+    assert_eq!(deny_others["Principal"], "*");
+    assert_eq!(deny_others["Condition"], json!({"ArnNotEquals": {"aws:SourceArn": rules}}));
+    let tls = statements
+        .iter()
+        .find(|s| s["Effect"] == "Deny" && s["Action"] == "sqs:*")
+        .expect("a Deny without TLS");
+    assert_eq!(tls["Condition"], json!({"Bool": {"aws:SecureTransport": "false"}}));
+    // Every rule of the template is one the policy names, and targets the queue.
+    let resources = t["Resources"].as_object().unwrap();
+    let rule_ids: Vec<&String> = resources
+        .iter()
+        .filter(|(_, r)| r["Type"] == "AWS::Events::Rule")
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(rule_ids, ["IamRule", "S3Rule", "DynamoDbRule", "KmsRule"]);
+    for id in rule_ids {
+        assert!(rules.to_string().contains(&format!("\"{id}\"")), "{id}");
+        assert_eq!(
+            resources[id]["Properties"]["Targets"],
+            json!([{"Id": "queue", "Arn": queue}])
+        );
+    }
+    // The daemon may read and delete from the queue of the template's default name, in any
+    // region of its account, and nothing else of SQS.
+    let policy: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/iam/policies/mlspace-gitops-data.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let sqs: Vec<&Value> = policy["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["Action"].to_string().contains("sqs:"))
+        .collect();
+    assert_eq!(sqs.len(), 1);
+    assert_eq!(sqs[0]["Action"], json!(["sqs:DeleteMessage", "sqs:ReceiveMessage"]));
+    assert_eq!(sqs[0]["Resource"], "arn:{AWS_PARTITION}:sqs:*:{AWS_ACCOUNT}:{EVENTS_QUEUE}");
+    let env = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/iam/environment.yaml")).unwrap();
+    let default = t["Parameters"]["QueueName"]["Default"].as_str().unwrap();
+    assert!(env.contains(&format!("EVENTS_QUEUE: {default}\n")), "deploy/iam names the template's queue");
+}
+
+#[test]
+fn the_template_deployed_on_moto_routes_cloudtrail_events_to_the_daemon() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let moto = Moto::start();
+    let aws = rt.block_on(moto.aws());
+    let body = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(TEMPLATE)).unwrap();
+    let in_region = |region: &str| aws.in_region(region);
+    // One stack in us-east-1 (with IAM's rule), one in eu-west-1 (without).
+    let (queue_url, dlq_url) = rt.block_on(async {
+        let mut urls = (String::new(), String::new());
+        for region in ["us-east-1", "eu-west-1"] {
+            let cf = aws_sdk_cloudformation::Client::new(in_region(region).sdk_config());
+            cf.create_stack()
+                .stack_name("mlspace-gitops-events")
+                .template_body(&body)
+                .send()
+                .await
+                .unwrap();
+            let stack = cf
+                .describe_stacks()
+                .stack_name("mlspace-gitops-events")
+                .send()
+                .await
+                .unwrap()
+                .stacks
+                .unwrap()
+                .remove(0);
+            assert_eq!(
+                stack.stack_status,
+                Some(aws_sdk_cloudformation::types::StackStatus::CreateComplete),
+                "{stack:?}"
+            );
+            let output = |key: &str| {
+                stack
+                    .outputs()
+                    .iter()
+                    .find(|o| o.output_key() == Some(key))
+                    .and_then(|o| o.output_value())
+                    .unwrap_or_else(|| panic!("output {key}"))
+                    .to_string()
+            };
+            if region == "us-east-1" {
+                urls = (output("QueueUrl"), output("DeadLetterQueueUrl"));
+            }
+            let eb = aws_sdk_eventbridge::Client::new(in_region(region).sdk_config());
+            let rules = eb.list_rules().name_prefix("mlspace-gitops-events").send().await.unwrap().rules.unwrap_or_default();
+            let mut found = Vec::new();
+            for rule in rules {
+                let name = rule.name.clone().unwrap();
+                let pattern: Value = serde_json::from_str(rule.event_pattern().unwrap()).unwrap();
+                let source = mlspace_gitops::events::Source::from_envelope(pattern["source"][0].as_str().unwrap()).unwrap();
+                assert_eq!(sorted_names(pattern), expected_pattern(source), "{name}");
+                assert_eq!(rule.state, Some(aws_sdk_eventbridge::types::RuleState::Enabled));
+                let targets = eb.list_targets_by_rule().rule(&name).send().await.unwrap().targets.unwrap_or_default();
+                assert_eq!(targets.len(), 1);
+                assert_eq!(targets[0].arn(), format!("arn:aws:sqs:{region}:{ACCOUNT}:mlspace-gitops-events"));
+                found.push(source);
+            }
+            found.sort();
+            use mlspace_gitops::events::Source as S;
+            let want: &[S] = if region == "us-east-1" {
+                &[S::Iam, S::S3, S::DynamoDb, S::Kms]
+            } else {
+                &[S::S3, S::DynamoDb, S::Kms]
+            };
+            assert_eq!(found, want, "{region}");
+        }
+        urls
+    });
+    // The queue: encrypted, long polling, dead-lettered after five receives.
+    let q = sqs(&aws);
+    let attributes = rt.block_on(async {
+        q.get_queue_attributes()
+            .queue_url(&queue_url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::All)
+            .send()
+            .await
+            .unwrap()
+            .attributes
+            .unwrap()
+    });
+    use aws_sdk_sqs::types::QueueAttributeName as A;
+    assert_eq!(attributes[&A::SqsManagedSseEnabled], "true");
+    assert_eq!(attributes[&A::ReceiveMessageWaitTimeSeconds], "20");
+    assert_eq!(attributes[&A::VisibilityTimeout], "300");
+    let redrive: Value = serde_json::from_str(&attributes[&A::RedrivePolicy]).unwrap();
+    assert_eq!(
+        redrive,
+        json!({"deadLetterTargetArn": format!("arn:aws:sqs:us-east-1:{ACCOUNT}:mlspace-gitops-events-dlq"), "maxReceiveCount": 5})
+    );
+    let dlq_sse = rt.block_on(async {
+        q.get_queue_attributes().queue_url(&dlq_url).attribute_names(A::SqsManagedSseEnabled).send().await.unwrap().attributes.unwrap()
+    });
+    assert_eq!(dlq_sse[&A::SqsManagedSseEnabled], "true");
+
+    // The daemon on the stack's queue (its URL as AWS gives it), events put on the default
+    // event bus as CloudTrail does.
+    assert!(queue_url.starts_with("https://sqs.us-east-1.amazonaws.com/"), "{queue_url}");
+    let dir = tempfile::tempdir().unwrap();
+    write_manifests(
+        dir.path(),
+        &format!(
+            "{}{}",
+            environment("dev", ACCOUNT, &[&queue_url.replace(ACCOUNT, "{AWS_ACCOUNT}")], ""),
+            resources("ev")
+        ),
+    );
+    let d = Daemon::start(&moto, dir.path(), &[]);
+    d.wait_listening(&["dev"]);
+    let eb = aws_sdk_eventbridge::Client::new(aws.sdk_config());
+    let put = |event: &str, params: Value| {
+        let envelope: Value = serde_json::from_str(&cloudtrail("aws.iam", event, params, ADMIN, ACCOUNT)).unwrap();
+        let entry = aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+            .source("aws.iam")
+            .detail_type(mlspace_gitops::events::DETAIL_TYPE)
+            .detail(envelope["detail"].to_string())
+            .build();
+        async {
+            let out = eb.put_events().entries(entry).send().await.unwrap();
+            assert_eq!(out.failed_entry_count, 0);
+        }
+    };
+    let iam = aws.iam();
+    rt.block_on(async {
+        // A read matches no rule: nothing reaches the queue.
+        put("GetRole", json!({"roleName": "ev-role"})).await;
+        iam.untag_role().role_name("ev-role").tag_keys("team").send().await.unwrap();
+        put("UntagRole", json!({"roleName": "ev-role", "tagKeys": ["team"]})).await;
+        repaired_within("the role's tag, through EventBridge", Duration::from_secs(2), async || {
+            role_tags(&iam, "ev-role").await.contains(&("team".into(), "a".into()))
+        })
+        .await;
+    });
+    d.wait("the event counted", Duration::from_secs(5), || {
+        d.metric("mlspace_gitops_events_acted_total", &[("source", "aws.iam")]) == 1.0
+    });
+    assert_eq!(d.metric("mlspace_gitops_events_received_total", &[]), 1.0, "the read was not routed");
+}
