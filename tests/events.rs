@@ -44,7 +44,13 @@ fn resources(prefix: &str) -> String {
 
 /// The EventBridge envelope of a CloudTrail record of `event_name` made by `principal` in
 /// `account`, as the rule's target puts it on the queue.
-fn cloudtrail(source: &str, event_name: &str, params: Value, principal: &str, account: &str) -> String {
+fn cloudtrail(
+    source: &str,
+    event_name: &str,
+    params: Value,
+    principal: &str,
+    account: &str,
+) -> String {
     json!({
         "version": "0",
         "id": format!("{:016x}", rand_id()),
@@ -139,8 +145,7 @@ impl Daemon {
             return (0, String::new());
         };
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        if s
-            .write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
+        if s.write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
             .is_err()
         {
             return (0, String::new());
@@ -194,7 +199,10 @@ impl Daemon {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("timed out waiting for {what}\n--- daemon log ---\n{}", self.log());
+        panic!(
+            "timed out waiting for {what}\n--- daemon log ---\n{}",
+            self.log()
+        );
     }
 
     /// Wait for the first reconcile and for every named queue being read.
@@ -205,9 +213,11 @@ impl Daemon {
         // Its event series appear when its listeners start.
         for e in environments {
             let series = format!("mlspace_gitops_events_received_total{{environment=\"{e}\"");
-            self.wait(&format!("the listeners of {e}"), Duration::from_secs(30), || {
-                self.get("/metrics").1.contains(&series)
-            });
+            self.wait(
+                &format!("the listeners of {e}"),
+                Duration::from_secs(30),
+                || self.get("/metrics").1.contains(&series),
+            );
         }
     }
 
@@ -292,10 +302,13 @@ async fn depth(sqs: &aws_sdk_sqs::Client, url: &str) -> u64 {
         .unwrap()
         .attributes
         .unwrap_or_default();
-    [A::ApproximateNumberOfMessages, A::ApproximateNumberOfMessagesNotVisible]
-        .iter()
-        .map(|k| a.get(k).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0))
-        .sum()
+    [
+        A::ApproximateNumberOfMessages,
+        A::ApproximateNumberOfMessagesNotVisible,
+    ]
+    .iter()
+    .map(|k| a.get(k).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0))
+    .sum()
 }
 
 fn write_manifests(dir: &Path, text: &str) {
@@ -339,7 +352,11 @@ async fn versioning_enabled(s3: &aws_sdk_s3::Client, bucket: &str) -> bool {
 }
 
 /// Repeat `check` until it holds: the time it took, at most `within`.
-async fn repaired_within(what: &str, within: Duration, mut check: impl AsyncFnMut() -> bool) -> Duration {
+async fn repaired_within(
+    what: &str,
+    within: Duration,
+    mut check: impl AsyncFnMut() -> bool,
+) -> Duration {
     let start = Instant::now();
     loop {
         if check().await {
@@ -363,7 +380,11 @@ fn drift_and_its_event_are_repaired_within_two_seconds_while_the_resync_is_an_ho
     let dir = tempfile::tempdir().unwrap();
     write_manifests(
         dir.path(),
-        &format!("{}{}", environment("dev", ACCOUNT, &[&url], ""), resources("ev")),
+        &format!(
+            "{}{}",
+            environment("dev", ACCOUNT, &[&url], ""),
+            resources("ev")
+        ),
     );
     let d = Daemon::start(&moto, dir.path(), &[]);
     d.wait_listening(&["dev"]);
@@ -430,10 +451,16 @@ fn drift_and_its_event_are_repaired_within_two_seconds_while_the_resync_is_an_ho
     });
     eprintln!("event to repair, seen from outside: {took:?}");
     d.wait("five repairs measured", Duration::from_secs(5), || {
-        d.metric("mlspace_gitops_event_to_repair_seconds_count", &[("result", "repaired")]) == 5.0
+        d.metric(
+            "mlspace_gitops_event_to_repair_seconds_count",
+            &[("result", "repaired")],
+        ) == 5.0
     });
     for source in ["aws.iam", "aws.s3", "aws.dynamodb", "aws.kms"] {
-        assert!(d.metric("mlspace_gitops_events_acted_total", &[("source", source)]) >= 1.0, "{source}");
+        assert!(
+            d.metric("mlspace_gitops_events_acted_total", &[("source", source)]) >= 1.0,
+            "{source}"
+        );
     }
     // No resync ran: the events alone repaired it.
     assert_eq!(d.metric("mlspace_gitops_reconcile_total", &[]), whole_runs);
@@ -441,34 +468,71 @@ fn drift_and_its_event_are_repaired_within_two_seconds_while_the_resync_is_an_ho
     // A burst about one role: one reconcile, every message deleted.
     let reconciles = d.metric("mlspace_gitops_event_reconciles_total", &[]);
     rt.block_on(async {
-        iam.untag_role().role_name("ev-role").tag_keys("team").send().await.unwrap();
+        iam.untag_role()
+            .role_name("ev-role")
+            .tag_keys("team")
+            .send()
+            .await
+            .unwrap();
         for _ in 0..30 {
-            send(&q, &url, &cloudtrail("aws.iam", "UntagRole", json!({"roleName": "ev-role", "tagKeys": ["team"]}), ADMIN, ACCOUNT)).await;
+            send(
+                &q,
+                &url,
+                &cloudtrail(
+                    "aws.iam",
+                    "UntagRole",
+                    json!({"roleName": "ev-role", "tagKeys": ["team"]}),
+                    ADMIN,
+                    ACCOUNT,
+                ),
+            )
+            .await;
         }
-        repaired_within("the role's tag after a burst", Duration::from_secs(5), async || {
-            role_tags(&iam, "ev-role").await.contains(&("team".into(), "a".into()))
-        }).await;
+        repaired_within(
+            "the role's tag after a burst",
+            Duration::from_secs(5),
+            async || {
+                role_tags(&iam, "ev-role")
+                    .await
+                    .contains(&("team".into(), "a".into()))
+            },
+        )
+        .await;
     });
-    d.wait("the burst handled and deleted", Duration::from_secs(10), || {
-        rt.block_on(depth(&q, &url)) == 0
-    });
+    d.wait(
+        "the burst handled and deleted",
+        Duration::from_secs(10),
+        || rt.block_on(depth(&q, &url)) == 0,
+    );
     let burst = d.metric("mlspace_gitops_event_reconciles_total", &[]) - reconciles;
-    assert!((1.0..=2.0).contains(&burst), "30 events made {burst} reconciles");
+    assert!(
+        (1.0..=2.0).contains(&burst),
+        "30 events made {burst} reconciles"
+    );
 
     // The daemon's own writes come back as events about managed resources: ignored, no
     // request to IAM, no reconcile.
-    let (iam_before, runs_before) = (d.requests("IAM"), d.metric("mlspace_gitops_event_reconciles_total", &[]));
+    let (iam_before, runs_before) = (
+        d.requests("IAM"),
+        d.metric("mlspace_gitops_event_reconciles_total", &[]),
+    );
     rt.block_on(async {
         for event in ["TagRole", "AttachRolePolicy", "UpdateAssumeRolePolicy"] {
             send(&q, &url, &cloudtrail("aws.iam", event, json!({"roleName": "ev-role", "policyArn": format!("arn:aws:iam::{ACCOUNT}:policy/ev-policy")}), &me, ACCOUNT)).await;
         }
     });
     d.wait("its own events ignored", Duration::from_secs(10), || {
-        d.metric("mlspace_gitops_events_ignored_total", &[("reason", "own_principal")]) >= 3.0
+        d.metric(
+            "mlspace_gitops_events_ignored_total",
+            &[("reason", "own_principal")],
+        ) >= 3.0
     });
     assert_eq!(rt.block_on(depth(&q, &url)), 0);
     assert_eq!(d.requests("IAM"), iam_before);
-    assert_eq!(d.metric("mlspace_gitops_event_reconciles_total", &[]), runs_before);
+    assert_eq!(
+        d.metric("mlspace_gitops_event_reconciles_total", &[]),
+        runs_before
+    );
 }
 
 /// `n` events of every source about resources the manifests do not name, some of them reads
@@ -477,12 +541,29 @@ fn unmanaged_events(n: usize) -> Vec<String> {
     (0..n)
         .map(|i| {
             let (source, event, params) = match i % 4 {
-                0 => ("aws.iam", "PutRolePolicy", json!({"roleName": format!("other-role-{i}"), "policyName": "inline"})),
-                1 => ("aws.s3", "PutBucketPolicy", json!({"bucketName": format!("other-bucket-{i}")})),
-                2 => ("aws.dynamodb", "UpdateTable", json!({"tableName": format!("other-table-{i}")})),
-                _ => ("aws.kms", "DisableKey", json!({"keyId": format!("{i:08x}-0000-0000-0000-000000000000")})),
+                0 => (
+                    "aws.iam",
+                    "PutRolePolicy",
+                    json!({"roleName": format!("other-role-{i}"), "policyName": "inline"}),
+                ),
+                1 => (
+                    "aws.s3",
+                    "PutBucketPolicy",
+                    json!({"bucketName": format!("other-bucket-{i}")}),
+                ),
+                2 => (
+                    "aws.dynamodb",
+                    "UpdateTable",
+                    json!({"tableName": format!("other-table-{i}")}),
+                ),
+                _ => (
+                    "aws.kms",
+                    "DisableKey",
+                    json!({"keyId": format!("{i:08x}-0000-0000-0000-000000000000")}),
+                ),
             };
-            let mut e: Value = serde_json::from_str(&cloudtrail(source, event, params, ADMIN, ACCOUNT)).unwrap();
+            let mut e: Value =
+                serde_json::from_str(&cloudtrail(source, event, params, ADMIN, ACCOUNT)).unwrap();
             match i % 10 {
                 7 => e["detail"]["readOnly"] = json!(true),
                 8 => e["detail"]["errorCode"] = json!("AccessDenied"),
@@ -504,13 +585,20 @@ fn ten_thousand_events_about_unmanaged_resources_cost_no_read_of_iam_s3_dynamodb
     let dir = tempfile::tempdir().unwrap();
     write_manifests(
         dir.path(),
-        &format!("{}{}", environment("dev", ACCOUNT, &[&url], ""), resources("ev")),
+        &format!(
+            "{}{}",
+            environment("dev", ACCOUNT, &[&url], ""),
+            resources("ev")
+        ),
     );
     let d = Daemon::start(&moto, dir.path(), &[]);
     d.wait_listening(&["dev"]);
     let services = ["IAM", "S3", "DynamoDB", "KMS", "STS"];
     let before: Vec<f64> = services.iter().map(|s| d.requests(s)).collect();
-    assert!(before[0] > 0.0 && before[1] > 0.0, "the first reconcile read IAM and S3");
+    assert!(
+        before[0] > 0.0 && before[1] > 0.0,
+        "the first reconcile read IAM and S3"
+    );
     let events = unmanaged_events(N);
     rt.block_on(async {
         for (i, chunk) in events.chunks(10).enumerate() {
@@ -530,17 +618,31 @@ fn ten_thousand_events_about_unmanaged_resources_cost_no_read_of_iam_s3_dynamodb
                         .unwrap()
                 })
                 .collect();
-            let out = q.send_message_batch().queue_url(&url).set_entries(Some(entries)).send().await.unwrap();
+            let out = q
+                .send_message_batch()
+                .queue_url(&url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .unwrap();
             assert!(out.failed.is_empty());
         }
     });
     d.wait("every event read", Duration::from_secs(300), || {
-        d.metric("mlspace_gitops_events_received_total", &[("environment", "dev")]) >= N as f64
+        d.metric(
+            "mlspace_gitops_events_received_total",
+            &[("environment", "dev")],
+        ) >= N as f64
     });
-    d.wait("every message deleted", Duration::from_secs(30), || rt.block_on(depth(&q, &url)) == 0);
+    d.wait("every message deleted", Duration::from_secs(30), || {
+        rt.block_on(depth(&q, &url)) == 0
+    });
     let after: Vec<f64> = services.iter().map(|s| d.requests(s)).collect();
     assert_eq!(after, before, "requests to {services:?}\n{}", d.log());
-    assert_eq!(d.metric("mlspace_gitops_events_received_total", &[]), N as f64);
+    assert_eq!(
+        d.metric("mlspace_gitops_events_received_total", &[]),
+        N as f64
+    );
     assert_eq!(d.metric("mlspace_gitops_events_acted_total", &[]), 0.0);
     assert_eq!(d.metric("mlspace_gitops_event_reconciles_total", &[]), 0.0);
     let ignored = |reason| d.metric("mlspace_gitops_events_ignored_total", &[("reason", reason)]);
@@ -548,11 +650,21 @@ fn ten_thousand_events_about_unmanaged_resources_cost_no_read_of_iam_s3_dynamodb
     assert_eq!(ignored("failed_call"), (N / 10) as f64);
     assert_eq!(ignored("unmanaged"), (N - N / 5) as f64);
     for source in ["aws.iam", "aws.s3", "aws.dynamodb", "aws.kms"] {
-        assert_eq!(d.metric("mlspace_gitops_events_received_total", &[("source", source)]), (N / 4) as f64, "{source}");
+        assert_eq!(
+            d.metric(
+                "mlspace_gitops_events_received_total",
+                &[("source", source)]
+            ),
+            (N / 4) as f64,
+            "{source}"
+        );
     }
     // Reading them cost SQS requests only: about two per ten events.
     let sqs_requests = d.requests("SQS");
-    assert!(sqs_requests < (N / 4) as f64, "{sqs_requests} SQS requests for {N} events");
+    assert!(
+        sqs_requests < (N / 4) as f64,
+        "{sqs_requests} SQS requests for {N} events"
+    );
 }
 
 #[test]
@@ -566,7 +678,11 @@ fn a_message_that_is_no_event_is_counted_and_reaches_the_dead_letter_queue() {
     let dir = tempfile::tempdir().unwrap();
     write_manifests(
         dir.path(),
-        &format!("{}{}", environment("dev", ACCOUNT, &[&url], ""), resources("ev")),
+        &format!(
+            "{}{}",
+            environment("dev", ACCOUNT, &[&url], ""),
+            resources("ev")
+        ),
     );
     let d = Daemon::start(&moto, dir.path(), &[]);
     d.wait_listening(&["dev"]);
@@ -574,25 +690,55 @@ fn a_message_that_is_no_event_is_counted_and_reaches_the_dead_letter_queue() {
         send(&q, &url, "this is not JSON").await;
         send(&q, &url, r#"{"detail-type": "AWS API Call via CloudTrail", "source": "aws.iam", "detail": {"requestParameters": {}}}"#).await;
     });
-    d.wait("both messages in the dead-letter queue", Duration::from_secs(30), || {
-        rt.block_on(depth(&q, &dlq)) == 2
-    });
+    d.wait(
+        "both messages in the dead-letter queue",
+        Duration::from_secs(30),
+        || rt.block_on(depth(&q, &dlq)) == 2,
+    );
     assert_eq!(rt.block_on(depth(&q, &url)), 0);
     // Each was received (and counted) twice, then moved by the queue's redrive policy.
     assert_eq!(
-        d.metric("mlspace_gitops_events_unparsable_total", &[("environment", "dev")]),
+        d.metric(
+            "mlspace_gitops_events_unparsable_total",
+            &[("environment", "dev")]
+        ),
         4.0
     );
     assert_eq!(d.metric("mlspace_gitops_events_received_total", &[]), 0.0);
-    assert!(d.log().contains("left for the queue's redrive policy"), "{}", d.log());
-    assert!(!d.log().contains("this is not JSON"), "a message's body is not logged");
+    assert!(
+        d.log().contains("left for the queue's redrive policy"),
+        "{}",
+        d.log()
+    );
+    assert!(
+        !d.log().contains("this is not JSON"),
+        "a message's body is not logged"
+    );
     // A readable event after them is handled as usual.
     let iam = aws.iam();
     rt.block_on(async {
-        iam.untag_role().role_name("ev-role").tag_keys("team").send().await.unwrap();
-        send(&q, &url, &cloudtrail("aws.iam", "UntagRole", json!({"roleName": "ev-role", "tagKeys": ["team"]}), ADMIN, ACCOUNT)).await;
+        iam.untag_role()
+            .role_name("ev-role")
+            .tag_keys("team")
+            .send()
+            .await
+            .unwrap();
+        send(
+            &q,
+            &url,
+            &cloudtrail(
+                "aws.iam",
+                "UntagRole",
+                json!({"roleName": "ev-role", "tagKeys": ["team"]}),
+                ADMIN,
+                ACCOUNT,
+            ),
+        )
+        .await;
         repaired_within("the role's tag", Duration::from_secs(5), async || {
-            role_tags(&iam, "ev-role").await.contains(&("team".into(), "a".into()))
+            role_tags(&iam, "ev-role")
+                .await
+                .contains(&("team".into(), "a".into()))
         })
         .await;
     });
@@ -608,7 +754,11 @@ fn an_unreadable_queue_shows_in_readyz_and_its_gauge_while_the_resync_repairs_dr
     let dir = tempfile::tempdir().unwrap();
     write_manifests(
         dir.path(),
-        &format!("{}{}", environment("dev", ACCOUNT, &[&url], ""), resources("ev")),
+        &format!(
+            "{}{}",
+            environment("dev", ACCOUNT, &[&url], ""),
+            resources("ev")
+        ),
     );
     let d = Daemon::start(&moto, dir.path(), &["--resync", "2s"]);
     d.wait("the first reconcile", Duration::from_secs(60), || {
@@ -621,16 +771,33 @@ fn an_unreadable_queue_shows_in_readyz_and_its_gauge_while_the_resync_repairs_dr
     });
     let (code, why) = d.get("/readyz");
     assert_eq!(code, 503, "{why}");
-    assert!(why.contains(&format!("event queue {url} of Environment dev")), "{why}");
-    assert!(why.contains("QueueDoesNotExist") || why.contains("NonExistentQueue"), "{why}");
+    assert!(
+        why.contains(&format!("event queue {url} of Environment dev")),
+        "{why}"
+    );
+    assert!(
+        why.contains("QueueDoesNotExist") || why.contains("NonExistentQueue"),
+        "{why}"
+    );
 
     // The resync goes on and repairs drift no event announced.
     let runs = d.metric("mlspace_gitops_reconcile_total", &[]);
     rt.block_on(async {
-        iam.untag_role().role_name("ev-role").tag_keys("team").send().await.unwrap();
-        repaired_within("the role's tag, by the resync", Duration::from_secs(15), async || {
-            role_tags(&iam, "ev-role").await.contains(&("team".into(), "a".into()))
-        })
+        iam.untag_role()
+            .role_name("ev-role")
+            .tag_keys("team")
+            .send()
+            .await
+            .unwrap();
+        repaired_within(
+            "the role's tag, by the resync",
+            Duration::from_secs(15),
+            async || {
+                role_tags(&iam, "ev-role")
+                    .await
+                    .contains(&("team".into(), "a".into()))
+            },
+        )
         .await;
     });
     assert!(d.metric("mlspace_gitops_reconcile_total", &[]) > runs);
@@ -638,9 +805,14 @@ fn an_unreadable_queue_shows_in_readyz_and_its_gauge_while_the_resync_repairs_dr
     // Once the queue exists it is read, and readiness comes back.
     rt.block_on(queue_with_dlq(&q, "mlspace-gitops-events", 30, 5));
     d.wait("the queue read", Duration::from_secs(90), || {
-        d.metric("mlspace_gitops_event_queue_readable", &[("environment", "dev")]) == 1.0
+        d.metric(
+            "mlspace_gitops_event_queue_readable",
+            &[("environment", "dev")],
+        ) == 1.0
     });
-    d.wait("ready", Duration::from_secs(10), || d.get("/readyz").0 == 200);
+    d.wait("ready", Duration::from_secs(10), || {
+        d.get("/readyz").0 == 200
+    });
 }
 
 #[test]
@@ -653,7 +825,11 @@ fn detect_mode_reports_the_drift_an_event_announces_without_writing() {
     let dir = tempfile::tempdir().unwrap();
     write_manifests(
         dir.path(),
-        &format!("{}{}", environment("dev", ACCOUNT, &[&url], ""), resources("ev")),
+        &format!(
+            "{}{}",
+            environment("dev", ACCOUNT, &[&url], ""),
+            resources("ev")
+        ),
     );
     // The resources made once by the CLI; the daemon only watches.
     let state = tempfile::tempdir().unwrap();
@@ -665,7 +841,11 @@ fn detect_mode_reports_the_drift_an_event_announces_without_writing() {
         .envs(moto.env())
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let d = Daemon::start(&moto, dir.path(), &["--mode", "detect"]);
     d.wait_listening(&["dev"]);
     let in_sync = |d: &Daemon| {
@@ -678,22 +858,48 @@ fn detect_mode_reports_the_drift_an_event_announces_without_writing() {
     };
     assert_eq!(in_sync(&d).as_deref(), Some("in_sync"));
     rt.block_on(async {
-        iam.untag_role().role_name("ev-role").tag_keys("team").send().await.unwrap();
-        send(&q, &url, &cloudtrail("aws.iam", "UntagRole", json!({"roleName": "ev-role", "tagKeys": ["team"]}), ADMIN, ACCOUNT)).await;
+        iam.untag_role()
+            .role_name("ev-role")
+            .tag_keys("team")
+            .send()
+            .await
+            .unwrap();
+        send(
+            &q,
+            &url,
+            &cloudtrail(
+                "aws.iam",
+                "UntagRole",
+                json!({"roleName": "ev-role", "tagKeys": ["team"]}),
+                ADMIN,
+                ACCOUNT,
+            ),
+        )
+        .await;
     });
     let took = d.wait("the drift reported", Duration::from_secs(2), || {
         in_sync(&d).as_deref() == Some("drifted")
     });
     eprintln!("event to report: {took:?}");
     assert_eq!(
-        d.metric("mlspace_gitops_event_to_repair_seconds_count", &[("result", "reported")]),
+        d.metric(
+            "mlspace_gitops_event_to_repair_seconds_count",
+            &[("result", "reported")]
+        ),
         1.0
     );
-    assert!(!rt.block_on(role_tags(&iam, "ev-role")).contains(&("team".into(), "a".into())));
-    let writes: f64 = ["TagRole", "UntagRole", "AttachRolePolicy", "UpdateAssumeRolePolicy"]
-        .iter()
-        .map(|op| d.metric("mlspace_gitops_aws_requests_total", &[("operation", op)]))
-        .sum();
+    assert!(!rt
+        .block_on(role_tags(&iam, "ev-role"))
+        .contains(&("team".into(), "a".into())));
+    let writes: f64 = [
+        "TagRole",
+        "UntagRole",
+        "AttachRolePolicy",
+        "UpdateAssumeRolePolicy",
+    ]
+    .iter()
+    .map(|op| d.metric("mlspace_gitops_aws_requests_total", &[("operation", op)]))
+    .sum();
     assert_eq!(writes, 0.0);
     assert!(d.requests("IAM") > 0.0, "IAM was read");
 }
@@ -739,7 +945,11 @@ fn several_environments_each_read_their_own_queue() {
     let root = tempfile::tempdir().unwrap();
     write_manifests(
         &root.path().join("dev"),
-        &format!("{}{}", environment("dev", ACCOUNT, &[&dev_url], ""), resources("dev")),
+        &format!(
+            "{}{}",
+            environment("dev", ACCOUNT, &[&dev_url], ""),
+            resources("dev")
+        ),
     );
     write_manifests(
         &root.path().join("prod"),
@@ -760,29 +970,102 @@ fn several_environments_each_read_their_own_queue() {
     let admin_prod = ADMIN.replace(ACCOUNT, OTHER_ACCOUNT);
     rt.block_on(async {
         // Drift in each account, each event on its own account's queue.
-        prod_iam.untag_role().role_name("prod-role").tag_keys("team").send().await.unwrap();
-        send(&sqs(&prod), &prod_url, &cloudtrail("aws.iam", "UntagRole", json!({"roleName": "prod-role", "tagKeys": ["team"]}), &admin_prod, OTHER_ACCOUNT)).await;
+        prod_iam
+            .untag_role()
+            .role_name("prod-role")
+            .tag_keys("team")
+            .send()
+            .await
+            .unwrap();
+        send(
+            &sqs(&prod),
+            &prod_url,
+            &cloudtrail(
+                "aws.iam",
+                "UntagRole",
+                json!({"roleName": "prod-role", "tagKeys": ["team"]}),
+                &admin_prod,
+                OTHER_ACCOUNT,
+            ),
+        )
+        .await;
         repaired_within("prod's role", Duration::from_secs(2), async || {
-            role_tags(&prod_iam, "prod-role").await.contains(&("team".into(), "a".into()))
+            role_tags(&prod_iam, "prod-role")
+                .await
+                .contains(&("team".into(), "a".into()))
         })
         .await;
-        dev_iam.untag_role().role_name("dev-role").tag_keys("team").send().await.unwrap();
-        send(&sqs(&dev), &dev_url, &cloudtrail("aws.iam", "UntagRole", json!({"roleName": "dev-role", "tagKeys": ["team"]}), ADMIN, ACCOUNT)).await;
+        dev_iam
+            .untag_role()
+            .role_name("dev-role")
+            .tag_keys("team")
+            .send()
+            .await
+            .unwrap();
+        send(
+            &sqs(&dev),
+            &dev_url,
+            &cloudtrail(
+                "aws.iam",
+                "UntagRole",
+                json!({"roleName": "dev-role", "tagKeys": ["team"]}),
+                ADMIN,
+                ACCOUNT,
+            ),
+        )
+        .await;
         repaired_within("dev's role", Duration::from_secs(2), async || {
-            role_tags(&dev_iam, "dev-role").await.contains(&("team".into(), "a".into()))
+            role_tags(&dev_iam, "dev-role")
+                .await
+                .contains(&("team".into(), "a".into()))
         })
         .await;
         // prod's event on dev's queue is about another account there.
-        send(&sqs(&dev), &dev_url, &cloudtrail("aws.iam", "UntagRole", json!({"roleName": "prod-role", "tagKeys": ["team"]}), &admin_prod, OTHER_ACCOUNT)).await;
+        send(
+            &sqs(&dev),
+            &dev_url,
+            &cloudtrail(
+                "aws.iam",
+                "UntagRole",
+                json!({"roleName": "prod-role", "tagKeys": ["team"]}),
+                &admin_prod,
+                OTHER_ACCOUNT,
+            ),
+        )
+        .await;
     });
-    d.wait("prod's event on dev's queue ignored", Duration::from_secs(5), || {
-        d.metric("mlspace_gitops_events_ignored_total", &[("environment", "dev"), ("reason", "other_account")]) == 1.0
-    });
+    d.wait(
+        "prod's event on dev's queue ignored",
+        Duration::from_secs(5),
+        || {
+            d.metric(
+                "mlspace_gitops_events_ignored_total",
+                &[("environment", "dev"), ("reason", "other_account")],
+            ) == 1.0
+        },
+    );
     for env in ["dev", "prod"] {
-        assert_eq!(d.metric("mlspace_gitops_events_acted_total", &[("environment", env)]), 1.0, "{env}");
-        assert_eq!(d.metric("mlspace_gitops_event_reconciles_total", &[("environment", env), ("result", "success")]), 1.0, "{env}");
+        assert_eq!(
+            d.metric("mlspace_gitops_events_acted_total", &[("environment", env)]),
+            1.0,
+            "{env}"
+        );
+        assert_eq!(
+            d.metric(
+                "mlspace_gitops_event_reconciles_total",
+                &[("environment", env), ("result", "success")]
+            ),
+            1.0,
+            "{env}"
+        );
     }
-    assert_eq!(d.metric("mlspace_gitops_events_received_total", &[("environment", "prod")]), 1.0);
+    assert_eq!(
+        d.metric(
+            "mlspace_gitops_events_received_total",
+            &[("environment", "prod")]
+        ),
+        1.0
+    );
 }
 
 // ---- deploy/events ----
@@ -826,7 +1109,9 @@ fn the_template_lets_only_its_rules_send() {
     let p = &t["Resources"]["QueuePolicy"];
     assert_eq!(p["Type"], "AWS::SQS::QueuePolicy");
     assert_eq!(p["Properties"]["Queues"], json!([{"Ref": "Queue"}]));
-    let statements = p["Properties"]["PolicyDocument"]["Statement"].as_array().unwrap();
+    let statements = p["Properties"]["PolicyDocument"]["Statement"]
+        .as_array()
+        .unwrap();
     let rules = json!([
         {"Fn::If": ["ReceivesIamEvents", {"Fn::GetAtt": ["IamRule", "Arn"]}, {"Ref": "AWS::NoValue"}]},
         {"Fn::GetAtt": ["S3Rule", "Arn"]},
@@ -834,23 +1119,38 @@ fn the_template_lets_only_its_rules_send() {
         {"Fn::GetAtt": ["KmsRule", "Arn"]}
     ]);
     let queue = json!({"Fn::GetAtt": ["Queue", "Arn"]});
-    let allow: Vec<&Value> = statements.iter().filter(|s| s["Effect"] == "Allow").collect();
+    let allow: Vec<&Value> = statements
+        .iter()
+        .filter(|s| s["Effect"] == "Allow")
+        .collect();
     assert_eq!(allow.len(), 1, "one Allow: {allow:?}");
-    assert_eq!(allow[0]["Principal"], json!({"Service": "events.amazonaws.com"}));
+    assert_eq!(
+        allow[0]["Principal"],
+        json!({"Service": "events.amazonaws.com"})
+    );
     assert_eq!(allow[0]["Action"], "sqs:SendMessage");
     assert_eq!(allow[0]["Resource"], queue);
-    assert_eq!(allow[0]["Condition"], json!({"ArnEquals": {"aws:SourceArn": rules}}));
+    assert_eq!(
+        allow[0]["Condition"],
+        json!({"ArnEquals": {"aws:SourceArn": rules}})
+    );
     let deny_others = statements
         .iter()
         .find(|s| s["Effect"] == "Deny" && s["Action"] == "sqs:SendMessage")
         .expect("a Deny of every other sender");
     assert_eq!(deny_others["Principal"], "*");
-    assert_eq!(deny_others["Condition"], json!({"ArnNotEquals": {"aws:SourceArn": rules}}));
+    assert_eq!(
+        deny_others["Condition"],
+        json!({"ArnNotEquals": {"aws:SourceArn": rules}})
+    );
     let tls = statements
         .iter()
         .find(|s| s["Effect"] == "Deny" && s["Action"] == "sqs:*")
         .expect("a Deny without TLS");
-    assert_eq!(tls["Condition"], json!({"Bool": {"aws:SecureTransport": "false"}}));
+    assert_eq!(
+        tls["Condition"],
+        json!({"Bool": {"aws:SecureTransport": "false"}})
+    );
     // Every rule of the template is one the policy names, and targets the queue.
     let resources = t["Resources"].as_object().unwrap();
     let rule_ids: Vec<&String> = resources
@@ -870,7 +1170,8 @@ fn the_template_lets_only_its_rules_send() {
     // region of its account, and nothing else of SQS.
     let policy: Value = serde_json::from_str(
         &std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/iam/policies/mlspace-gitops-data.json"),
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("deploy/iam/policies/mlspace-gitops-data.json"),
         )
         .unwrap(),
     )
@@ -882,11 +1183,23 @@ fn the_template_lets_only_its_rules_send() {
         .filter(|s| s["Action"].to_string().contains("sqs:"))
         .collect();
     assert_eq!(sqs.len(), 1);
-    assert_eq!(sqs[0]["Action"], json!(["sqs:DeleteMessage", "sqs:ReceiveMessage"]));
-    assert_eq!(sqs[0]["Resource"], "arn:{AWS_PARTITION}:sqs:*:{AWS_ACCOUNT}:{EVENTS_QUEUE}");
-    let env = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/iam/environment.yaml")).unwrap();
+    assert_eq!(
+        sqs[0]["Action"],
+        json!(["sqs:DeleteMessage", "sqs:ReceiveMessage"])
+    );
+    assert_eq!(
+        sqs[0]["Resource"],
+        "arn:{AWS_PARTITION}:sqs:*:{AWS_ACCOUNT}:{EVENTS_QUEUE}"
+    );
+    let env = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/iam/environment.yaml"),
+    )
+    .unwrap();
     let default = t["Parameters"]["QueueName"]["Default"].as_str().unwrap();
-    assert!(env.contains(&format!("EVENTS_QUEUE: {default}\n")), "deploy/iam names the template's queue");
+    assert!(
+        env.contains(&format!("EVENTS_QUEUE: {default}\n")),
+        "deploy/iam names the template's queue"
+    );
 }
 
 #[test]
@@ -894,7 +1207,8 @@ fn the_template_deployed_on_moto_routes_cloudtrail_events_to_the_daemon() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let moto = Moto::start();
     let aws = rt.block_on(moto.aws());
-    let body = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(TEMPLATE)).unwrap();
+    let body =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(TEMPLATE)).unwrap();
     let in_region = |region: &str| aws.in_region(region);
     // One stack in us-east-1 (with IAM's rule), one in eu-west-1 (without).
     let (queue_url, dlq_url) = rt.block_on(async {
@@ -934,17 +1248,40 @@ fn the_template_deployed_on_moto_routes_cloudtrail_events_to_the_daemon() {
                 urls = (output("QueueUrl"), output("DeadLetterQueueUrl"));
             }
             let eb = aws_sdk_eventbridge::Client::new(in_region(region).sdk_config());
-            let rules = eb.list_rules().name_prefix("mlspace-gitops-events").send().await.unwrap().rules.unwrap_or_default();
+            let rules = eb
+                .list_rules()
+                .name_prefix("mlspace-gitops-events")
+                .send()
+                .await
+                .unwrap()
+                .rules
+                .unwrap_or_default();
             let mut found = Vec::new();
             for rule in rules {
                 let name = rule.name.clone().unwrap();
                 let pattern: Value = serde_json::from_str(rule.event_pattern().unwrap()).unwrap();
-                let source = mlspace_gitops::events::Source::from_envelope(pattern["source"][0].as_str().unwrap()).unwrap();
+                let source = mlspace_gitops::events::Source::from_envelope(
+                    pattern["source"][0].as_str().unwrap(),
+                )
+                .unwrap();
                 assert_eq!(sorted_names(pattern), expected_pattern(source), "{name}");
-                assert_eq!(rule.state, Some(aws_sdk_eventbridge::types::RuleState::Enabled));
-                let targets = eb.list_targets_by_rule().rule(&name).send().await.unwrap().targets.unwrap_or_default();
+                assert_eq!(
+                    rule.state,
+                    Some(aws_sdk_eventbridge::types::RuleState::Enabled)
+                );
+                let targets = eb
+                    .list_targets_by_rule()
+                    .rule(&name)
+                    .send()
+                    .await
+                    .unwrap()
+                    .targets
+                    .unwrap_or_default();
                 assert_eq!(targets.len(), 1);
-                assert_eq!(targets[0].arn(), format!("arn:aws:sqs:{region}:{ACCOUNT}:mlspace-gitops-events"));
+                assert_eq!(
+                    targets[0].arn(),
+                    format!("arn:aws:sqs:{region}:{ACCOUNT}:mlspace-gitops-events")
+                );
                 found.push(source);
             }
             found.sort();
@@ -980,19 +1317,34 @@ fn the_template_deployed_on_moto_routes_cloudtrail_events_to_the_daemon() {
         json!({"deadLetterTargetArn": format!("arn:aws:sqs:us-east-1:{ACCOUNT}:mlspace-gitops-events-dlq"), "maxReceiveCount": 5})
     );
     let dlq_sse = rt.block_on(async {
-        q.get_queue_attributes().queue_url(&dlq_url).attribute_names(A::SqsManagedSseEnabled).send().await.unwrap().attributes.unwrap()
+        q.get_queue_attributes()
+            .queue_url(&dlq_url)
+            .attribute_names(A::SqsManagedSseEnabled)
+            .send()
+            .await
+            .unwrap()
+            .attributes
+            .unwrap()
     });
     assert_eq!(dlq_sse[&A::SqsManagedSseEnabled], "true");
 
     // The daemon on the stack's queue (its URL as AWS gives it), events put on the default
     // event bus as CloudTrail does.
-    assert!(queue_url.starts_with("https://sqs.us-east-1.amazonaws.com/"), "{queue_url}");
+    assert!(
+        queue_url.starts_with("https://sqs.us-east-1.amazonaws.com/"),
+        "{queue_url}"
+    );
     let dir = tempfile::tempdir().unwrap();
     write_manifests(
         dir.path(),
         &format!(
             "{}{}",
-            environment("dev", ACCOUNT, &[&queue_url.replace(ACCOUNT, "{AWS_ACCOUNT}")], ""),
+            environment(
+                "dev",
+                ACCOUNT,
+                &[&queue_url.replace(ACCOUNT, "{AWS_ACCOUNT}")],
+                ""
+            ),
             resources("ev")
         ),
     );
@@ -1000,7 +1352,8 @@ fn the_template_deployed_on_moto_routes_cloudtrail_events_to_the_daemon() {
     d.wait_listening(&["dev"]);
     let eb = aws_sdk_eventbridge::Client::new(aws.sdk_config());
     let put = |event: &str, params: Value| {
-        let envelope: Value = serde_json::from_str(&cloudtrail("aws.iam", event, params, ADMIN, ACCOUNT)).unwrap();
+        let envelope: Value =
+            serde_json::from_str(&cloudtrail("aws.iam", event, params, ADMIN, ACCOUNT)).unwrap();
         let entry = aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
             .source("aws.iam")
             .detail_type(mlspace_gitops::events::DETAIL_TYPE)
@@ -1015,15 +1368,37 @@ fn the_template_deployed_on_moto_routes_cloudtrail_events_to_the_daemon() {
     rt.block_on(async {
         // A read matches no rule: nothing reaches the queue.
         put("GetRole", json!({"roleName": "ev-role"})).await;
-        iam.untag_role().role_name("ev-role").tag_keys("team").send().await.unwrap();
-        put("UntagRole", json!({"roleName": "ev-role", "tagKeys": ["team"]})).await;
-        repaired_within("the role's tag, through EventBridge", Duration::from_secs(2), async || {
-            role_tags(&iam, "ev-role").await.contains(&("team".into(), "a".into()))
-        })
+        iam.untag_role()
+            .role_name("ev-role")
+            .tag_keys("team")
+            .send()
+            .await
+            .unwrap();
+        put(
+            "UntagRole",
+            json!({"roleName": "ev-role", "tagKeys": ["team"]}),
+        )
+        .await;
+        repaired_within(
+            "the role's tag, through EventBridge",
+            Duration::from_secs(2),
+            async || {
+                role_tags(&iam, "ev-role")
+                    .await
+                    .contains(&("team".into(), "a".into()))
+            },
+        )
         .await;
     });
     d.wait("the event counted", Duration::from_secs(5), || {
-        d.metric("mlspace_gitops_events_acted_total", &[("source", "aws.iam")]) == 1.0
+        d.metric(
+            "mlspace_gitops_events_acted_total",
+            &[("source", "aws.iam")],
+        ) == 1.0
     });
-    assert_eq!(d.metric("mlspace_gitops_events_received_total", &[]), 1.0, "the read was not routed");
+    assert_eq!(
+        d.metric("mlspace_gitops_events_received_total", &[]),
+        1.0,
+        "the read was not routed"
+    );
 }

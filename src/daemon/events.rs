@@ -106,13 +106,11 @@ pub struct Pending {
 impl Pending {
     /// Add a batch; the first makes the reconcile due after [`SETTLE`].
     pub fn add(pending: &mut BTreeMap<String, Pending>, batch: Batch, now: Instant) {
-        let p = pending
-            .entry(batch.environment)
-            .or_insert_with(|| Pending {
-                ids: BTreeSet::new(),
-                events: Vec::new(),
-                due: now + SETTLE,
-            });
+        let p = pending.entry(batch.environment).or_insert_with(|| Pending {
+            ids: BTreeSet::new(),
+            events: Vec::new(),
+            due: now + SETTLE,
+        });
         for a in batch.acted {
             p.ids.extend(a.ids.iter().cloned());
             p.events.push((batch.queue.clone(), a));
@@ -227,7 +225,10 @@ pub struct Listeners {
 
 impl Listeners {
     /// No listener yet; the runtime reads the receiver.
-    pub fn new(metrics: Arc<Metrics>, readiness: Arc<Readiness>) -> (Listeners, mpsc::Receiver<Batch>) {
+    pub fn new(
+        metrics: Arc<Metrics>,
+        readiness: Arc<Readiness>,
+    ) -> (Listeners, mpsc::Receiver<Batch>) {
         let (tx, rx) = mpsc::channel(CHANNEL);
         (
             Listeners {
@@ -357,8 +358,11 @@ impl Listener {
                     if failing.is_none() {
                         tracing::error!(environment = %self.environment, queue = %self.queue.url, error = %why, "cannot read the event queue; drift waits for the resync meanwhile");
                     }
-                    self.metrics
-                        .set_event_queue_readable(&self.environment, &self.queue.url, false);
+                    self.metrics.set_event_queue_readable(
+                        &self.environment,
+                        &self.queue.url,
+                        false,
+                    );
                     self.readiness.set_problem(&scope, Some(why));
                     let b = Backoff::after_failure(failing, Instant::now(), RETRY_BASE, RETRY_MAX);
                     failing = Some(b);

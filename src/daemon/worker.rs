@@ -314,7 +314,8 @@ impl Worker {
         desired: &DesiredState,
         only: &BTreeSet<ResourceId>,
     ) -> (Outcome, Option<Action>) {
-        let span = tracing::info_span!("environment", environment = %self.name, targeted = only.len());
+        let span =
+            tracing::info_span!("environment", environment = %self.name, targeted = only.len());
         self.reconcile_targeted_in_span(cx, revision, desired, only)
             .instrument(span)
             .await

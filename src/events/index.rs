@@ -449,7 +449,10 @@ spec: {aliases: [mlspace-key-old]}
             objects: vec![AwsObject::KmsAlias("mlspace-key-old".into())],
             ..ApiCall::default()
         };
-        assert_eq!(index.classify(&alias), act(&[(Kind::KmsKey, "mlspace-key")]));
+        assert_eq!(
+            index.classify(&alias),
+            act(&[(Kind::KmsKey, "mlspace-key")])
+        );
         let by_id = ApiCall {
             objects: vec![AwsObject::KmsKey("1234abcd".into())],
             ..alias.clone()
@@ -459,12 +462,18 @@ spec: {aliases: [mlspace-key-old]}
             "arn:aws:kms:eu-west-1:123456789012:key/1234abcd".into(),
             (Kind::KmsKey, "mlspace-key".into()),
         );
-        assert_eq!(index.classify(&by_id), act(&[(Kind::KmsKey, "mlspace-key")]));
+        assert_eq!(
+            index.classify(&by_id),
+            act(&[(Kind::KmsKey, "mlspace-key")])
+        );
         // The same id in another region is another key.
         let elsewhere = ApiCall {
             region: "us-east-1".into(),
             ..by_id
         };
-        assert_eq!(index.classify(&elsewhere), Verdict::Ignore(Ignored::Unmanaged));
+        assert_eq!(
+            index.classify(&elsewhere),
+            Verdict::Ignore(Ignored::Unmanaged)
+        );
     }
 }

@@ -861,6 +861,44 @@ mod tests {
     }
 
     #[test]
+    fn event_label_values_are_the_events_modules_own() {
+        let reasons: Vec<&str> = crate::events::Ignored::ALL
+            .iter()
+            .map(|r| r.as_str())
+            .collect();
+        assert_eq!(reasons, EVENT_IGNORED_REASONS);
+        let sources: Vec<&str> = crate::events::Source::ALL
+            .iter()
+            .map(|s| s.as_str())
+            .chain(["other"])
+            .collect();
+        assert_eq!(sources, EVENT_SOURCES);
+        let (reg, m) = fresh();
+        m.events_started("dev");
+        m.record_event_received("dev", Some(crate::events::Source::Kms));
+        m.record_event_ignored("dev", None, crate::events::Ignored::OtherEvent);
+        m.set_event_queue_readable("dev", "https://q", false);
+        let text = prometheus::TextEncoder::new()
+            .encode_to_string(&reg.gather())
+            .unwrap();
+        assert!(text.contains(
+            "mlspace_gitops_events_received_total{environment=\"dev\",source=\"aws.kms\"} 1"
+        ));
+        assert!(text.contains(
+            "mlspace_gitops_events_acted_total{environment=\"dev\",source=\"aws.iam\"} 0"
+        ));
+        assert!(text.contains("mlspace_gitops_events_ignored_total{environment=\"dev\",reason=\"other_event\",source=\"other\"} 1"));
+        assert!(text.contains(
+            "mlspace_gitops_event_queue_readable{environment=\"dev\",queue=\"https://q\"} 0"
+        ));
+        m.forget_event_queue("dev", "https://q");
+        let text = prometheus::TextEncoder::new()
+            .encode_to_string(&reg.gather())
+            .unwrap();
+        assert!(!text.contains("mlspace_gitops_event_queue_readable{"));
+    }
+
+    #[test]
     fn set_revision_keeps_exactly_one() {
         let (_reg, m) = fresh();
         m.set_revision("aaa");
