@@ -11,8 +11,9 @@
 //!   receive count. A queue that cannot be read is retried with backoff, shown in `/readyz`
 //!   and by the readable gauge, and changes nothing else: the resync goes on.
 //! - The **runtime** gathers what the listeners hand it per Environment ([`Pending`]):
-//!   events arriving within [`SETTLE`] of the first (a burst) and while a pass runs coalesce
-//!   into one targeted reconcile of the union of their resources. Once that reconcile has
+//!   events arriving less than [`SETTLE`] apart (a burst, up to [`SETTLE_MAX`] after the
+//!   first) and while a pass runs coalesce into one targeted reconcile of the union of their
+//!   resources. Once that reconcile has
 //!   run, their messages are deleted and each event's time from the queue to the end of the
 //!   reconcile is observed ([`event_result`]). Messages of a reconcile that could not run
 //!   are not deleted: the queue delivers them again after its visibility timeout.
@@ -41,10 +42,13 @@ use crate::status::{Readiness, ResourceState, ResourceStatus};
 /// costs three requests a minute.
 pub const WAIT: Duration = Duration::from_secs(20);
 
-/// How long the runtime gathers events for an Environment after the first before it
-/// reconciles their resources: the calls of one console edit arrive together and make one
-/// reconcile.
+/// How long the runtime waits for more events of an Environment after the last one before it
+/// reconciles their resources: the calls of one console edit or script arrive together and
+/// make one reconcile.
 pub const SETTLE: Duration = Duration::from_millis(200);
+
+/// The longest a burst holds back its reconcile, counted from its first event.
+pub const SETTLE_MAX: Duration = Duration::from_secs(1);
 
 /// First and longest wait before reading a queue again after a failed read.
 const RETRY_BASE: Duration = Duration::from_secs(1);
@@ -99,18 +103,24 @@ pub struct Pending {
     pub ids: BTreeSet<ResourceId>,
     /// The events, with their queues.
     pub events: Vec<(Arc<Queue>, Acted)>,
-    /// When the reconcile is due (the first event's arrival plus [`SETTLE`]).
+    /// When the reconcile is due: [`SETTLE`] after the last event, at most [`SETTLE_MAX`]
+    /// after the first.
     pub due: Instant,
+    /// When the first event arrived.
+    first: Instant,
 }
 
 impl Pending {
-    /// Add a batch; the first makes the reconcile due after [`SETTLE`].
+    /// Add a batch: the reconcile is due [`SETTLE`] later, unless the burst began
+    /// [`SETTLE_MAX`] ago.
     pub fn add(pending: &mut BTreeMap<String, Pending>, batch: Batch, now: Instant) {
         let p = pending.entry(batch.environment).or_insert_with(|| Pending {
             ids: BTreeSet::new(),
             events: Vec::new(),
-            due: now + SETTLE,
+            due: now,
+            first: now,
         });
+        p.due = (now + SETTLE).min(p.first + SETTLE_MAX).max(p.due);
         for a in batch.acted {
             p.ids.extend(a.ids.iter().cloned());
             p.events.push((batch.queue.clone(), a));
@@ -591,15 +601,18 @@ mod tests {
             acted: names.iter().map(|n| acted(n)).collect(),
         };
         Pending::add(&mut pending, batch(&["a", "a", "b"]), now);
-        Pending::add(
-            &mut pending,
-            batch(&["a"]),
-            now + Duration::from_millis(150),
-        );
+        assert_eq!(pending["dev"].due, now + SETTLE);
+        // Each batch of the burst moves the reconcile to SETTLE after it...
+        let ms = Duration::from_millis;
+        Pending::add(&mut pending, batch(&["a"]), now + ms(150));
+        assert_eq!(pending["dev"].due, now + ms(150) + SETTLE);
+        // ... up to SETTLE_MAX after the first.
+        for at in [300, 450, 600, 750, 900] {
+            Pending::add(&mut pending, batch(&["b"]), now + ms(at));
+        }
         let p = &pending["dev"];
-        assert_eq!(p.events.len(), 4);
+        assert_eq!(p.due, now + SETTLE_MAX);
+        assert_eq!(p.events.len(), 9);
         assert_eq!(p.ids.len(), 2);
-        // Due after the settle time from the first event, not pushed back by later ones.
-        assert_eq!(p.due, now + SETTLE);
     }
 }
