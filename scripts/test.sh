@@ -3,29 +3,30 @@
 # against a real moto server that the tests start on loopback ports).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The programs the integration tests run, each as COMMAND:DEBIAN-PACKAGE (the same list as
+# TOOLS in tests/it/support/mod.rs, which a test keeps equal to this line). A test that needs
+# one fails without it, naming it and its package: no test skips. python3 with its venv module
+# makes the venv of moto and botocore (scripts/moto.sh install).
+tools="curl:curl git:git kill:procps mkfifo:coreutils promtool:prometheus ssh-keygen:openssh-client systemd-analyze:systemd"
+missing=()
+for t in $tools; do
+  command -v "${t%%:*}" >/dev/null 2>&1 || missing+=("${t#*:}")
+done
+command -v python3 >/dev/null 2>&1 || missing+=(python3)
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then sudo=(); else sudo=(sudo -n); fi
+  if command -v apt-get >/dev/null 2>&1 && { [ "$(id -u)" = 0 ] || sudo -n true 2>/dev/null; }; then
+    echo "installing the Debian packages the tests need: ${missing[*]}" >&2
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+      apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    echo "the tests need these Debian packages: ${missing[*]} (apt-get install ${missing[*]})" >&2
+    exit 1
+  fi
+fi
 scripts/moto.sh install
-# promtool checks deploy/prometheus/alerts.yaml (tests/deploy_prometheus.rs, which fails
-# without it under CI); Debian ships it in the prometheus package.
-if ! command -v promtool >/dev/null 2>&1; then
-  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-    echo "installing promtool (Debian package prometheus)" >&2
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
-  else
-    echo "promtool not found (apt-get install prometheus); its test is skipped outside CI" >&2
-  fi
-fi
-# git and ssh-keygen sign commits for tests/verify_commits.rs (which fails without them under
-# CI); Debian ships them in git and openssh-client.
-if ! { command -v git && command -v ssh-keygen; } >/dev/null 2>&1; then
-  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-    echo "installing git and ssh-keygen (Debian packages git, openssh-client)" >&2
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends git openssh-client >/dev/null
-  else
-    echo "git or ssh-keygen not found; tests/verify_commits.rs is skipped outside CI" >&2
-  fi
-fi
 cargo fmt --all -- --check
 # The kinds' folders are declared by the registry macro, which cargo fmt does not follow.
 rustfmt --edition 2021 --check src/kinds/*/*.rs

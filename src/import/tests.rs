@@ -22,6 +22,7 @@ fn env() -> EnvironmentView {
         tags: [("system".to_string(), "MLSpace".to_string())].into(),
         prune: false,
         ignore: vec![],
+        ignore_tags: vec![],
         assume_role_arn: None,
         external_id: None,
         event_queues: vec![],

@@ -546,6 +546,8 @@ pub struct PlanCx {
     pub region: String,
     /// The Environment's ignore rules.
     pub ignore: Vec<IgnoreRule>,
+    /// The Environment's `ignoreTags`: tag key prefixes left to other tools.
+    pub ignore_tags: Vec<String>,
     /// Every resource of the manifests, with its ARN when it has one (for dependencies).
     pub declared: Declared,
     /// Declared ARN → resource.
@@ -560,6 +562,7 @@ impl PlanCx {
             account: env.account.clone(),
             region: env.region.clone(),
             ignore: env.ignore.clone(),
+            ignore_tags: env.ignore_tags.clone(),
             ..PlanCx::default()
         }
     }
@@ -617,6 +620,21 @@ impl PlanCx {
         let mut t = own.clone();
         t.insert(OWNERSHIP_TAG.into(), OWNERSHIP_VALUE.into());
         t
+    }
+
+    /// Whether the tag `key` is left to other tools (`ignoreTags`).
+    pub fn is_ignored_tag(&self, key: &str) -> bool {
+        self.ignore_tags.iter().any(|p| key.starts_with(p.as_str()))
+    }
+
+    /// Observed tags without those left to other tools (unless `desired` sets them): what
+    /// the desired tags are compared with.
+    pub fn managed_tags(&self, observed: &Tags, desired: &Tags) -> Tags {
+        observed
+            .iter()
+            .filter(|(k, _)| desired.contains_key(*k) || !self.is_ignored_tag(k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
     }
 }
 

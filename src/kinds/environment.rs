@@ -49,6 +49,11 @@ pub struct EnvironmentSpec {
     /// MLSpace attaches to its roles at runtime).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ignore: Vec<IgnoreRule>,
+    /// Tag key prefixes that other tools own (e.g. `aws-cdk:`, whose BucketDeployment marks
+    /// the buckets it fills): on every resource, tags whose key starts with one are left as
+    /// AWS has them, neither drift nor removed, unless the resource's manifest sets them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ignore_tags: Vec<String>,
     /// IAM role the daemon assumes to reach this Environment's account (from the credentials
     /// of the standard chain), e.g. `arn:{AWS_PARTITION}:iam::{AWS_ACCOUNT}:role/mlspace-gitops`.
     /// May use `{AWS_PARTITION}` and `{AWS_ACCOUNT}`. Unset: the standard chain's own
@@ -205,6 +210,9 @@ pub struct EnvironmentView {
     /// Objects never touched.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub ignore: Vec<IgnoreRule>,
+    /// Tag key prefixes left to other tools.
+    #[serde(default, rename = "ignoreTags", skip_serializing_if = "Vec::is_empty")]
+    pub ignore_tags: Vec<String>,
     /// Role assumed to reach the account (placeholders filled in).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub assume_role_arn: Option<String>,
@@ -312,6 +320,23 @@ impl EnvironmentSpec {
             });
         }
         check_tags(cx, "/spec/tags", &self.tags, &Tags::new());
+        for (i, prefix) in self.ignore_tags.iter().enumerate() {
+            let p = format!("/spec/ignoreTags/{i}");
+            if prefix.is_empty() {
+                cx.error(
+                    &p,
+                    "an empty prefix would leave every tag unmanaged, the ownership tag included",
+                );
+            } else if crate::kinds::common::OWNERSHIP_TAG.starts_with(prefix.as_str()) {
+                cx.error(
+                    &p,
+                    format_args!(
+                        "`{prefix}` would leave the ownership tag `{}` unmanaged",
+                        crate::kinds::common::OWNERSHIP_TAG
+                    ),
+                );
+            }
+        }
         if let Some(arn) = &self.assume_role_arn {
             match self.resolved_assume_role_arn() {
                 Some(resolved) if is_role_arn(&resolved) => {}

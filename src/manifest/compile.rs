@@ -221,6 +221,7 @@ fn environment(
                 tags: spec.tags.clone(),
                 prune: spec.prune,
                 ignore: spec.ignore.clone(),
+                ignore_tags: spec.ignore_tags.clone(),
                 assume_role_arn: spec.resolved_assume_role_arn(),
                 external_id: spec.external_id.clone(),
                 event_queues: spec.event_queues(),

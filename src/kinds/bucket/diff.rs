@@ -642,12 +642,17 @@ impl KindPlan for Bucket {
 
         // Tags first: an adopted bucket is marked ours before anything else changes.
         let tags = cx.desired_tags(&spec.tags);
-        let tag_fields = tag_changes(&tags, &o.tags);
+        let tag_fields = tag_changes(&tags, &cx.managed_tags(&o.tags, &tags));
         if !tag_fields.is_empty() {
             // PutBucketTagging replaces the whole set, and S3 refuses a set that leaves out
-            // the bucket's `aws:` tags ("System Tags cannot be removed by requester").
+            // the bucket's `aws:` tags ("System Tags cannot be removed by requester"); the
+            // tags other tools own (`ignoreTags`) are put back as they are.
             let mut put = tags;
-            for (k, v) in o.tags.iter().filter(|(k, _)| is_system_tag(k)) {
+            for (k, v) in o
+                .tags
+                .iter()
+                .filter(|(k, _)| is_system_tag(k) || cx.is_ignored_tag(k))
+            {
                 put.entry(k.clone()).or_insert_with(|| v.clone());
             }
             ops.push(Op::PutTags(put));
@@ -1118,6 +1123,35 @@ mod tests {
         let observed = s3_after(&ops);
         let d = Bucket::update("b", &full_spec(), &observed, &cx()).unwrap();
         assert_eq!(d, (vec![], vec![]));
+    }
+
+    #[test]
+    fn tags_other_tools_own_are_kept_and_never_drift() {
+        let mut cx = cx();
+        cx.ignore_tags = vec!["aws-cdk:".into()];
+        let (_, ops) = Bucket::create("b", &full_spec(), &cx);
+        let mut observed = s3_after(&ops);
+        observed
+            .tags
+            .insert("aws-cdk:cr-owned:abc".into(), "true".into());
+        // Not drift.
+        let d = Bucket::update("b", &full_spec(), &observed, &cx).unwrap();
+        assert_eq!(d, (vec![], vec![]));
+        // Without the prefix, the same tag is drift and removed.
+        let plain = Bucket::update("b", &full_spec(), &observed, &super::tests::cx()).unwrap();
+        assert_eq!(fields_of(&plain.0), ["spec.tags.aws-cdk:cr-owned:abc"]);
+        // A tag change puts the whole set back: the tag other tools own goes with it.
+        observed.tags.insert("team".into(), "other".into());
+        let (fields, ops) = Bucket::update("b", &full_spec(), &observed, &cx).unwrap();
+        assert_eq!(fields_of(&fields), ["spec.tags.team"]);
+        assert!(
+            matches!(&ops[0], Op::PutTags(t) if t.get("aws-cdk:cr-owned:abc").map(String::as_str) == Some("true") && t["team"] == "ml"),
+            "{ops:?}"
+        );
+    }
+
+    fn fields_of(fields: &[FieldChange]) -> Vec<&str> {
+        fields.iter().map(|f| f.field.as_str()).collect()
     }
 
     #[test]

@@ -441,7 +441,11 @@ impl KindPlan for KmsKey {
 
         // Tags next: an adopted key is marked as ours before anything else changes. The
         // window tag is shown as the field it keeps.
-        let (tag_fields, set, remove) = tag_changes(&spec.desired_tags(name, cx), &o.tags);
+        let (tag_fields, set, remove) = {
+            let want = spec.desired_tags(name, cx);
+            let have = cx.managed_tags(&o.tags, &want);
+            tag_changes(&want, &have)
+        };
         for f in tag_fields {
             if f.field == format!("spec.tags.{WINDOW_TAG}") {
                 let days = |v: Option<Value>| -> Option<Value> {

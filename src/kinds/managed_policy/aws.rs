@@ -689,7 +689,7 @@ mod tests {
     use aws_smithy_types::DateTime;
 
     mod lost_create_answer {
-        //! Regression, found by tests/faults_e2e.rs: CreatePolicy's answer is lost, the SDK's
+        //! Regression, found by tests/it/faults_e2e.rs: CreatePolicy's answer is lost, the SDK's
         //! retry meets EntityAlreadyExists, and GetPolicy does not see the new policy yet.
         //! This was reported as a path clash (fatal); it must wait for IAM to catch up.
 

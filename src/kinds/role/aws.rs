@@ -812,7 +812,7 @@ mod tests {
 
     #[tokio::test]
     async fn lost_create_role_answer_waits_for_the_role_to_become_readable() {
-        // Regression, found by tests/faults_e2e.rs: CreateRole's answer is lost, the retry
+        // Regression, found by tests/it/faults_e2e.rs: CreateRole's answer is lost, the retry
         // meets EntityAlreadyExists and GetRole does not see the role yet. This failed the
         // step ("cannot be read yet") instead of waiting for IAM to catch up.
         let create = mock!(Client::create_role).then_error(|| {

@@ -487,7 +487,11 @@ impl KindPlan for Role {
         }
         ops.extend(last);
 
-        let (tag_fields, set, remove) = tag_changes(&cx.desired_tags(&spec.tags), &o.tags);
+        let (tag_fields, set, remove) = {
+            let want = cx.desired_tags(&spec.tags);
+            let have = cx.managed_tags(&o.tags, &want);
+            tag_changes(&want, &have)
+        };
         fields.extend(tag_fields);
         if !set.is_empty() {
             ops.push(Op::Tag { tags: set });

@@ -344,7 +344,9 @@ impl KindPlan for Table {
         let mut ops = Vec::new();
 
         // Tags first: an adopted table is marked as ours before anything else changes.
-        tag_diff(&cx.desired_tags(&spec.tags), o, &mut fields, &mut ops);
+        let want = cx.desired_tags(&spec.tags);
+        let have = cx.managed_tags(&o.tags, &want);
+        tag_diff(&want, &have, o, &mut fields, &mut ops);
 
         // Global secondary indexes: deletions, then billing (which must name every index
         // that remains when switching to PROVISIONED), then creations one by one.
@@ -699,11 +701,17 @@ fn gsi_json(name: &str, g: &GsiObserved, types: &BTreeMap<String, AttributeType>
 }
 
 /// Tags to set and to remove. `aws:` tags belong to AWS and cannot be removed.
-fn tag_diff(want: &Tags, o: &TableObserved, fields: &mut Vec<FieldChange>, ops: &mut Vec<Op>) {
+fn tag_diff(
+    want: &Tags,
+    have: &Tags,
+    o: &TableObserved,
+    fields: &mut Vec<FieldChange>,
+    ops: &mut Vec<Op>,
+) {
     let mut set = Tags::new();
     for (k, v) in want {
-        if o.tags.get(k) != Some(v) {
-            let old = o.tags.get(k).map(|x| json!(x));
+        if have.get(k) != Some(v) {
+            let old = have.get(k).map(|x| json!(x));
             fields.push(FieldChange::new(
                 format!("spec.tags.{k}"),
                 old,
@@ -713,7 +721,7 @@ fn tag_diff(want: &Tags, o: &TableObserved, fields: &mut Vec<FieldChange>, ops: 
         }
     }
     let mut remove = Vec::new();
-    for (k, v) in &o.tags {
+    for (k, v) in have {
         if !want.contains_key(k) && !k.starts_with("aws:") {
             fields.push(FieldChange::new(
                 format!("spec.tags.{k}"),

@@ -63,13 +63,26 @@ pub fn params() -> BTreeMap<String, String> {
     out
 }
 
-/// `text` with every `{NAME}` replaced (values may use the built-in names themselves).
+/// `text` with every `{NAME}` replaced (values may use the built-in names themselves), and
+/// every reference to a KMS key's ARN (`{ref:KmsKey/NAME.arn}`, a value KMS assigns) replaced
+/// by a key ARN of the same shape, as mlspace-gitops checks documents before the key exists.
 pub fn resolve(text: &str, params: &BTreeMap<String, String>) -> String {
     let mut out = text.to_owned();
     for _ in 0..2 {
         for (k, v) in params {
             out = out.replace(&format!("{{{k}}}"), v);
         }
+    }
+    while let Some(start) = out.find("{ref:KmsKey/") {
+        let end = start
+            + out[start..]
+                .find(".arn}")
+                .expect("a key reference ends in .arn}");
+        let arn = format!(
+            "arn:{}:kms:{}:{}:key/00000000-0000-4000-8000-000000000000",
+            params["AWS_PARTITION"], params["AWS_REGION"], params["AWS_ACCOUNT"]
+        );
+        out.replace_range(start..end + ".arn}".len(), &arn);
     }
     out
 }
