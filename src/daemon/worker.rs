@@ -305,8 +305,10 @@ impl Worker {
     }
 
     /// Reconcile only the resources of `only` (those events named) and what planning them
-    /// reads. `None` when the run could not happen (no lease, the account unreachable): its
-    /// events wait for the next delivery, the whole run's schedule is unchanged.
+    /// reads. Returns how it went and what it asks of the schedule: a retry sooner than the
+    /// resync, standby, or nothing. When the run could not happen (no lease, the account
+    /// unreachable) the outcome is `Failed`: its events wait for their next delivery and the
+    /// whole run's schedule is unchanged.
     pub async fn reconcile_targeted(
         &mut self,
         cx: &WorkerCx<'_>,

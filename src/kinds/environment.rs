@@ -129,8 +129,8 @@ impl EventQueue {
                 return Err(format!("`{port}` is not a port"));
             }
         }
-        if host.is_empty() || authority.contains('@') {
-            return Err("the host is missing or holds credentials".into());
+        if host.is_empty() {
+            return Err("the host is missing".into());
         }
         if loopback_only && !matches!(host, "127.0.0.1" | "localhost" | "[::1]") {
             return Err("plain http:// is only for an emulator on loopback; use https://".into());
