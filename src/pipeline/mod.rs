@@ -8,10 +8,10 @@
 //! 5. **record** the creates that need it, **apply**, **record** the inventory and history.
 //!
 //! A run may be **targeted** ([`Settings::only`]: the resources an event touched): it
-//! observes and plans those resources and what planning them reads ([`crate::plan::scope_of`]),
-//! each in full, and nothing else. It decides no prune (what left the manifests is only
-//! found by a whole run) and records the inventory only for what it planned, so resources it
-//! did not observe are never taken for gone.
+//! observes and plans those resources and what planning them reads, transitively
+//! ([`crate::plan::scope_of`]), each in full, and nothing else. It decides no prune (what
+//! left the manifests is only found by a whole run) and records the inventory only for what
+//! it planned, so resources it did not observe are never taken for gone.
 //!
 //! [`run`] returns an [`EnvReport`]; callers only print it (the CLI) or turn it into
 //! status, metrics and the next requeue (the daemon).

@@ -44,30 +44,38 @@ pub fn plan(input: &PlanInput) -> Plan {
 }
 
 /// The resources a targeted reconcile of `only` observes and plans: those of `only` the
-/// manifests declare, and what planning them reads besides themselves (the resources they
-/// depend on, such as a role's managed policies and boundary, and those their references
-/// name). Each is observed in full, so its plan is the one a whole reconcile would make.
+/// manifests declare, and what planning them reads, transitively (the resources they depend
+/// on, such as a role's managed policies and boundary, and those their references name; then
+/// what those depend on and name, such as the key a policy's document names by reference).
+/// Each is observed in full, so its plan is the one a whole reconcile would make.
 pub fn scope_of(
     desired: &DesiredState,
     cx: &PlanCx,
     only: &BTreeSet<ResourceId>,
 ) -> BTreeSet<ResourceId> {
+    let by_id: BTreeMap<ResourceId, &crate::manifest::Resource> = desired
+        .resources
+        .iter()
+        .filter(|r| r.kind.is_resource())
+        .map(|r| ((r.kind, r.name.clone()), r))
+        .collect();
     let mut scope = BTreeSet::new();
-    for r in &desired.resources {
-        let id = (r.kind, r.name.clone());
-        if !only.contains(&id) || !r.kind.is_resource() {
+    let mut next: Vec<ResourceId> = only.iter().cloned().collect();
+    while let Some(id) = next.pop() {
+        // Only what the manifests declare: a dependency named by ARN is not ours to plan.
+        let Some(r) = by_id.get(&id) else {
+            continue;
+        };
+        if !scope.insert(id) {
             continue;
         }
-        scope.extend(r.spec.depends_on(&r.name, cx));
-        scope.extend(
+        next.extend(r.spec.depends_on(&r.name, cx));
+        next.extend(
             r.refs
                 .iter()
                 .filter_map(|rf| Some((Kind::parse(&rf.kind)?, rf.name.clone()))),
         );
-        scope.insert(id);
     }
-    // Only what the manifests declare: a dependency named by ARN is not ours to plan.
-    scope.retain(|id| cx.is_declared(id.0, &id.1));
     scope
 }
 
@@ -626,11 +634,16 @@ mod tests {
         );
         let cx = plan_cx(&d);
         let id = |k: Kind, n: &str| (k, n.to_string());
-        // The role needs its policy (not the AWS managed one), the policy the bucket it names.
+        // The role needs its policy (not the AWS managed one), the policy the bucket it
+        // names: planning the role's policy reads the bucket's ARN.
         let role_only = BTreeSet::from([id(Kind::Role, "r")]);
         assert_eq!(
             scope_of(&d, &cx, &role_only),
-            BTreeSet::from([id(Kind::ManagedPolicy, "p"), id(Kind::Role, "r")])
+            BTreeSet::from([
+                id(Kind::ManagedPolicy, "p"),
+                id(Kind::Role, "r"),
+                id(Kind::Bucket, "data")
+            ])
         );
         let policy_only = BTreeSet::from([id(Kind::ManagedPolicy, "p")]);
         assert_eq!(
@@ -654,9 +667,18 @@ mod tests {
         let planned: BTreeSet<ResourceId> =
             p.changes.iter().map(|c| (c.kind, c.name.clone())).collect();
         assert_eq!(planned, scope);
-        assert_eq!(p.summary.create, 2);
-        // The policy still comes first: dependencies order a scoped plan too.
-        assert_eq!(p.changes[0].name, "p");
+        assert_eq!(p.summary.create, 3);
+        // Dependencies order a scoped plan too: the bucket, its policy, the role.
+        let order: Vec<&str> = p.changes.iter().map(|c| c.name.as_str()).collect();
+        assert!(
+            order.iter().position(|n| *n == "p") < order.iter().position(|n| *n == "r"),
+            "{order:?}"
+        );
+        // The bucket alone needs nothing else.
+        assert_eq!(
+            scope_of(&d, &cx, &BTreeSet::from([id(Kind::Bucket, "other")])),
+            BTreeSet::from([id(Kind::Bucket, "other")])
+        );
     }
 
     #[test]

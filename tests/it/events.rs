@@ -26,10 +26,12 @@ fn environment(name: &str, account: &str, queues: &[&str], extra: &str) -> Strin
     )
 }
 
-/// A policy, a role using it, a bucket, a table and a key, named with `prefix`.
+/// A policy, a role using it, a bucket, a table and a key, named with `prefix`. The policy
+/// names the key by reference, as MLSpace's policies do: a targeted run of the role plans
+/// the policy, so it reads the key too.
 fn resources(prefix: &str) -> String {
     format!(
-        "---\napiVersion: mlspace-gitops/v1\nkind: ManagedPolicy\nmetadata: {{name: {prefix}-policy}}\nspec:\n  document: {{Version: '2012-10-17', Statement: [{{Effect: Allow, Action: 's3:GetObject', Resource: '*'}}]}}\n\
+        "---\napiVersion: mlspace-gitops/v1\nkind: ManagedPolicy\nmetadata: {{name: {prefix}-policy}}\nspec:\n  document: {{Version: '2012-10-17', Statement: [{{Effect: Allow, Action: 'kms:Decrypt', Resource: '{{ref:KmsKey/{prefix}-key.arn}}'}}]}}\n\
 ---\napiVersion: mlspace-gitops/v1\nkind: Role\nmetadata: {{name: {prefix}-role}}\nspec:\n  assumeRolePolicy: {{Version: '2012-10-17', Statement: [{{Effect: Allow, Principal: {{Service: ec2.amazonaws.com}}, Action: 'sts:AssumeRole'}}]}}\n  managedPolicies: [{prefix}-policy]\n  tags: {{team: a}}\n\
 ---\napiVersion: mlspace-gitops/v1\nkind: Bucket\nmetadata: {{name: {prefix}-data}}\nspec: {{versioning: true}}\n\
 ---\napiVersion: mlspace-gitops/v1\nkind: Table\nmetadata: {{name: {prefix}-table}}\nspec:\n  partitionKey: {{name: pk, type: S}}\n  pointInTimeRecovery: false\n  tags: {{team: a}}\n\
