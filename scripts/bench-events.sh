@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Events figures (docs/benchmarks.md, issue 14), against moto on loopback with the bundled
-# manifests/ (33 resources):
+# manifests/ (35 resources):
 #  1. event-to-repair latency: deploy/events deployed on moto's CloudFormation, the daemon
 #     reading the stack's queue with --resync 1h; DRIFTS times (default 100) a role's tag is
 #     removed behind its back and the CloudTrail record of that call is put on EventBridge,
@@ -65,9 +65,9 @@ PY
 
 # 1. Latency.
 start "$work/events" 1h
-until [ "$(reconciles "$port")" -ge 1 ] && metrics "$port" | grep -q '^mlspace_gitops_events_received_total{'; do sleep 0.2; done
+until [ "$(reconciles "$port")" -ge 1 ] && metrics "$port" | grep -c '^mlspace_gitops_events_received_total{' >/dev/null; do sleep 0.2; done
 echo "first reconcile done; the daemon reads the queue (resync 1h)"
-iam0=$(metric "$port" mlspace_gitops_aws_requests_total 'service="IAM"')
+cp0=$(metric "$port" mlspace_gitops_aws_requests_total 'service="(IAM|S3|DynamoDB|KMS)"')
 "$venv/bin/python" - "$drifts" <<'PY'
 import json, math, sys, time, boto3
 n = int(sys.argv[1])
@@ -100,7 +100,8 @@ PY
 echo "the daemon's histogram (mlspace_gitops_event_to_repair_seconds, result=repaired, from SQS's SentTimestamp):"
 metrics "$port" | grep -E '^mlspace_gitops_event_to_repair_seconds_(bucket|count|sum)\{result="repaired"' | sed 's/^/  /'
 targeted=$(metric "$port" mlspace_gitops_event_reconciles_total)
-echo "targeted reconciles: $targeted, whole reconciles: $(metric "$port" mlspace_gitops_reconcile_total), IAM requests per targeted reconcile: $(( ($(metric "$port" mlspace_gitops_aws_requests_total 'service="IAM"') - iam0) / targeted ))"
+cp=$(( $(metric "$port" mlspace_gitops_aws_requests_total 'service="(IAM|S3|DynamoDB|KMS)"') - cp0 ))
+echo "targeted reconciles: $targeted, whole reconciles: $(metric "$port" mlspace_gitops_reconcile_total), requests to IAM, S3, DynamoDB and KMS per targeted reconcile: $(echo "scale=1; $cp / $targeted" | bc)"
 
 # 2. Requests at rest. With events: an idle window after the drifts.
 b=$(metric "$port" mlspace_gitops_aws_requests_total)
