@@ -12,6 +12,8 @@
 //! - [`review`]: the diff of two revisions' desired states and the pull-request comment
 //!   (markdown) of a plan or a diff (pure).
 //! - [`inventory`]: what is managed, prune decisions, history records (pure).
+//! - [`events`]: CloudTrail events from EventBridge, mapped to the managed resources they
+//!   touch (pure); the daemon reads them from SQS and reconciles only those resources.
 //! - `observe`, `apply`, `import`: read and change AWS through the kinds (runtime).
 //! - `pipeline`: one Environment reconciled end to end; the CLI and the daemon call it.
 //! - `source`, `daemon`, `state`, `status`, `metrics`, `http`: the controller around it.
@@ -20,6 +22,7 @@
 //! need no AWS SDK, tokio, axum or git2.
 
 pub mod access;
+pub mod events;
 pub mod inventory;
 pub mod kinds;
 pub mod manifest;

@@ -173,6 +173,31 @@ impl AwsContext {
             .clone()
     }
 
+    /// The same credentials, endpoint, retry settings and request counter in `region` (an
+    /// Environment's event queue in us-east-1, where IAM's events arrive). Its clients are
+    /// its own.
+    pub fn in_region(&self, region: &str) -> AwsContext {
+        if self.conf.region().map(|r| r.as_ref()) == Some(region) {
+            return self.clone();
+        }
+        AwsContext {
+            conf: self
+                .conf
+                .to_builder()
+                .region(aws_config::Region::new(region.to_string()))
+                .build(),
+            clients: Arc::default(),
+            stats: self.stats.clone(),
+            eventual_consistency_timeout: self.eventual_consistency_timeout,
+        }
+    }
+
+    /// Whether `other` is a clone of this context (the same clients and credentials), not
+    /// one built again.
+    pub fn same_as(&self, other: &AwsContext) -> bool {
+        Arc::ptr_eq(&self.clients, &other.clients)
+    }
+
     /// Use `client` for its type instead of building one (tests with mocked answers).
     pub fn with_client<C: ServiceClient>(self, client: C) -> AwsContext {
         self.clients

@@ -12,7 +12,7 @@
 //! - [`error`]: [`AwsError`] (keeps its SDK error), [`ErrorClass`], each service's typed
 //!   codes ([`ServiceCode`]).
 //! - [`paginate`]: the one way paginated reads are collected.
-//! - [`services`]: STS (the account check) and DynamoDB, which the tool itself uses.
+//! - [`services`]: STS (the account check), DynamoDB and SQS, which the tool itself uses.
 //! - [`emulator`]: workarounds for the emulator the tests run against, each named.
 
 pub mod calls;
@@ -26,4 +26,4 @@ pub use calls::{CallCounter, CallObserver, CallResult, CallStats};
 pub use context::{AssumeRole, AwsContext, AwsOptions, ServiceClient, DEFAULT_ATTEMPT_TIMEOUT};
 pub use error::{gone_ok, retry_eventual, AwsError, DisplayChain, ErrorClass, ServiceCode};
 pub use paginate::all_pages;
-pub use services::{dynamodb, AccountError, DynamoDbCode, StsCode};
+pub use services::{dynamodb, AccountError, DynamoDbCode, SqsCode, StsCode};

@@ -1,6 +1,7 @@
 //! The services the tool itself uses, whatever the kinds: STS (whose credentials these
-//! are) and DynamoDB (the state table, and the Table kind). Their clients and error codes
-//! live here; a kind's own service keeps them in the kind's folder.
+//! are), DynamoDB (the state table, and the Table kind) and SQS (the queues of an
+//! Environment's events, read by the daemon). Their clients and error codes live here; a
+//! kind's own service keeps them in the kind's folder.
 
 use super::calls::CallCounter;
 use super::context::{AwsContext, ServiceClient};
@@ -20,6 +21,16 @@ impl ServiceClient for aws_sdk_dynamodb::Client {
     fn build(conf: &aws_config::SdkConfig, counter: CallCounter) -> Self {
         aws_sdk_dynamodb::Client::from_conf(
             aws_sdk_dynamodb::config::Builder::from(conf)
+                .interceptor(counter)
+                .build(),
+        )
+    }
+}
+
+impl ServiceClient for aws_sdk_sqs::Client {
+    fn build(conf: &aws_config::SdkConfig, counter: CallCounter) -> Self {
+        aws_sdk_sqs::Client::from_conf(
+            aws_sdk_sqs::config::Builder::from(conf)
                 .interceptor(counter)
                 .build(),
         )
@@ -51,6 +62,42 @@ impl ServiceCode for StsCode {
         match self {
             StsCode::ExpiredToken => Some(ErrorClass::Fatal),
         }
+    }
+}
+
+/// The SQS error codes the daemon tells apart when it reads an event queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SqsCode {
+    /// The queue does not exist (or not in this account and region).
+    QueueDoesNotExist,
+    /// A receipt handle no longer valid: the message was deleted or received again since.
+    ReceiptHandleIsInvalid,
+    /// Too many messages in flight.
+    OverLimit,
+    /// The queue's KMS key cannot be used by the reader.
+    KmsAccessDenied,
+}
+
+impl ServiceCode for SqsCode {
+    fn parse(code: &str) -> Option<Self> {
+        Some(match code {
+            // The JSON protocol's code, then the query protocol's.
+            "QueueDoesNotExist" | "AWS.SimpleQueueService.NonExistentQueue" => {
+                SqsCode::QueueDoesNotExist
+            }
+            "ReceiptHandleIsInvalid" => SqsCode::ReceiptHandleIsInvalid,
+            "OverLimit" => SqsCode::OverLimit,
+            "KmsAccessDenied" | "KMS.AccessDeniedException" => SqsCode::KmsAccessDenied,
+            _ => return None,
+        })
+    }
+
+    fn class(self) -> Option<ErrorClass> {
+        Some(match self {
+            SqsCode::QueueDoesNotExist | SqsCode::ReceiptHandleIsInvalid => ErrorClass::NotFound,
+            SqsCode::OverLimit => ErrorClass::Transient,
+            SqsCode::KmsAccessDenied => ErrorClass::Fatal,
+        })
     }
 }
 
@@ -121,8 +168,9 @@ impl ServiceCode for DynamoDbCode {
 impl AwsContext {
     /// Check that the credentials reach `expected` (STS GetCallerIdentity, which needs no
     /// permission). Done for an Environment before anything is read or written, so that a
-    /// dev manifest set never lands in a prod account.
-    pub async fn check_account(&self, expected: &str) -> Result<(), AccountError> {
+    /// dev manifest set never lands in a prod account. Returns the caller's ARN (the
+    /// principal CloudTrail records for its calls), when STS gives one.
+    pub async fn check_account(&self, expected: &str) -> Result<Option<String>, AccountError> {
         let sts: aws_sdk_sts::Client = self.client();
         let out = sts
             .get_caller_identity()
@@ -136,7 +184,7 @@ impl AwsContext {
                 expected: expected.to_string(),
             });
         }
-        Ok(())
+        Ok(out.arn().map(str::to_string))
     }
 }
 

@@ -477,6 +477,7 @@ pub async fn apply(
         prune: args.prune(),
         concurrency,
         stop: None,
+        only: None,
     };
     let headings: Vec<(String, String)> = all
         .iter()

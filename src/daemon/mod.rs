@@ -6,16 +6,20 @@
 //! - the **worker** ([`worker`]) reconciles one Environment through the same pipeline as
 //!   the CLI and returns what to do next ([`worker::Action`]);
 //! - the **error policy** ([`error_policy`]) decides retries, apart from the worker;
+//! - the **event listeners** ([`events`]) read the queues of the Environments this replica
+//!   leads and hand the runtime the events about managed resources, which it reconciles
+//!   alone (a targeted run), the resync staying as the backstop;
 //! - the **source side** ([`revisions`]) keeps the last good revision and refuses the rest;
 //! - `/status` is built from the workers' last reports ([`crate::status`]), and metrics go
 //!   through the typed helpers of [`crate::metrics::Metrics`].
 
 mod backoff;
 pub mod error_policy;
+pub mod events;
 pub mod revisions;
 pub mod worker;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -31,6 +35,7 @@ pub use backoff::Backoff;
 use crate::aws::{AwsContext, AwsOptions, DisplayChain};
 use crate::metrics::{Metrics, ReconcileResult};
 use crate::pipeline::RevisionInfo;
+use crate::plan::ResourceId;
 use crate::secret::Secret;
 use crate::source::{Source, SourceConfig};
 use crate::state::{Lease, StateStore};
@@ -170,6 +175,10 @@ struct Runtime {
     home: Option<AwsContext>,
     /// The inventory, opened on first use (a DynamoDB store needs the AWS clients).
     store: Option<Box<dyn StateStore>>,
+    /// The event listeners of the Environments this replica leads.
+    listeners: events::Listeners,
+    /// Events waiting for their targeted reconcile, by Environment.
+    pending: BTreeMap<String, events::Pending>,
 }
 
 /// Run the daemon until `shutdown` resolves. It never exits because AWS or the source is
@@ -233,6 +242,7 @@ pub async fn run(
         }
     };
     let stop = Arc::new(AtomicBool::new(false));
+    let (listeners, mut events_rx) = events::Listeners::new(metrics.clone(), readiness.clone());
     let mut rt = Runtime {
         revisions: Revisions::new(metrics.clone(), status.clone(), readiness.clone())
             .with_limits(cfg.limits)
@@ -247,6 +257,8 @@ pub async fn run(
         retired: Vec::new(),
         home: None,
         store: None,
+        listeners,
+        pending: BTreeMap::new(),
     };
 
     tokio::pin!(shutdown);
@@ -255,7 +267,12 @@ pub async fn run(
     let mut lease_tick = tokio::time::interval(cfg.lease_ttl / 3);
     lease_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let next_due = rt.due.values().min().copied();
+        let next_due = rt
+            .due
+            .values()
+            .chain(rt.pending.values().map(|p| &p.due))
+            .min()
+            .copied();
         let mut fetch = false;
         // Biased: a poll or a webhook that is due runs before a reconcile that is due, so a
         // long reconcile (AWS unreachable) never starves the source.
@@ -266,6 +283,7 @@ pub async fn run(
             _ = trigger.notified() => { tracing::info!("webhook: fetching now"); fetch = true },
             Some(()) = async { match watch_rx.as_mut() { Some(rx) => rx.recv().await, None => std::future::pending().await } } => fetch = true,
             _ = lease_tick.tick(), if rt.revisions.good.is_some() => rt.lease_tick().await,
+            Some(batch) = events_rx.recv() => events::Pending::add(&mut rt.pending, batch, Instant::now()),
             _ = async { match next_due { Some(t) => tokio::time::sleep_until(t).await, None => std::future::pending().await } } => {}
         }
         if fetch {
@@ -293,13 +311,28 @@ pub async fn run(
             .filter(|(_, t)| **t <= now)
             .map(|(n, _)| n.clone())
             .collect();
-        if ready.is_empty() || rt.revisions.good.is_none() {
+        // Events settled, and every event of an Environment reconciled whole anyway.
+        let targeted: Vec<String> = rt
+            .pending
+            .iter()
+            .filter(|(n, p)| p.due <= now || ready.contains(n))
+            .map(|(n, _)| n.clone())
+            .collect();
+        if (ready.is_empty() && targeted.is_empty()) || rt.revisions.good.is_none() {
             continue;
         }
+        // Whatever else the listeners handed over meanwhile joins this pass.
+        while let Ok(batch) = events_rx.try_recv() {
+            events::Pending::add(&mut rt.pending, batch, now);
+        }
+        let events: BTreeMap<String, events::Pending> = targeted
+            .iter()
+            .filter_map(|n| Some((n.clone(), rt.pending.remove(n)?)))
+            .collect();
         // Finish the pass even if SIGTERM arrives, up to the grace period.
         let liveness = rt.readiness.clone();
         let _busy = liveness.busy("reconciling");
-        let pass = rt.pass(ready);
+        let pass = rt.pass(ready, events);
         tokio::pin!(pass);
         tokio::select! {
             _ = &mut pass => {}
@@ -314,6 +347,7 @@ pub async fn run(
         }
     }
     stop.store(true, Ordering::SeqCst);
+    rt.listeners.retain(|_| false);
     rt.release().await;
     let _ = http_stop_tx.send(());
     let _ = http.await;
@@ -430,6 +464,31 @@ impl Runtime {
                 }
             }
         }
+        self.sync_listeners();
+    }
+
+    /// Listeners for exactly the Environments this replica leads that name queues, once a
+    /// whole run has connected to them; each given the index of its last run.
+    fn sync_listeners(&mut self) {
+        let workers = &self.workers;
+        self.listeners
+            .retain(|e| workers.get(e).is_some_and(Worker::is_leader));
+        let Some(good) = &self.revisions.good else {
+            return;
+        };
+        for (_, d) in &good.envs {
+            let e = &d.environment;
+            let Some(w) = self.workers.get(&e.name) else {
+                continue;
+            };
+            if !w.is_leader() || e.event_queues.is_empty() {
+                self.listeners.stop(&e.name);
+                continue;
+            }
+            if let (Some(aws), Some(index)) = (w.aws(), w.event_index()) {
+                self.listeners.ensure(e, aws, index.clone());
+            }
+        }
     }
 
     /// Give the leases back on shutdown so another replica takes over at once.
@@ -449,17 +508,24 @@ impl Runtime {
         }
     }
 
-    /// Reconcile the Environments in `due`, concurrently: one pass.
-    async fn pass(&mut self, due: Vec<String>) {
+    /// Reconcile the Environments in `due` whole and those with `events` (not due) for the
+    /// resources their events named, concurrently: one pass.
+    async fn pass(&mut self, due: Vec<String>, events: BTreeMap<String, events::Pending>) {
         let Some(rev) = self.revisions.good.as_ref().map(|g| g.revision.clone()) else {
             return;
         };
         let span =
             tracing::info_span!("reconcile", revision = %rev.id, mode = self.cfg.mode.as_str());
-        self.pass_in_span(due, rev).instrument(span).await;
+        self.pass_in_span(due, events, rev).instrument(span).await;
+        self.sync_listeners();
     }
 
-    async fn pass_in_span(&mut self, due: Vec<String>, rev: crate::source::Revision) {
+    async fn pass_in_span(
+        &mut self,
+        due: Vec<String>,
+        events: BTreeMap<String, events::Pending>,
+        rev: crate::source::Revision,
+    ) {
         let started = std::time::Instant::now();
         let mut errors: Vec<String> = Vec::new();
         if let Err(e) = self.open_store().await {
@@ -490,31 +556,73 @@ impl Runtime {
             store: self.store.as_deref(),
             stop: &self.stop,
         };
+        let whole = !due.is_empty();
         let mut jobs = Vec::new();
         for (name, w) in self.workers.iter_mut() {
-            if !due.contains(name) {
+            let targeted: Option<&BTreeSet<ResourceId>> = events.get(name).map(|p| &p.ids);
+            let is_due = due.contains(name);
+            if !is_due && targeted.is_none() {
                 continue;
             }
             let Some(desired) = good.environment(name) else {
                 continue;
             };
             let (cx, revision) = (&cx, &revision);
-            jobs.push(async move { (name.clone(), w.reconcile(cx, revision, desired).await) });
+            jobs.push(async move {
+                match targeted {
+                    Some(only) if !is_due => {
+                        let (outcome, action) =
+                            w.reconcile_targeted(cx, revision, desired, only).await;
+                        (name.clone(), false, outcome, action)
+                    }
+                    _ => {
+                        let (outcome, action) = w.reconcile(cx, revision, desired).await;
+                        (name.clone(), true, outcome, Some(action))
+                    }
+                }
+            });
         }
         let results = futures::future::join_all(jobs).await;
         let mut outcomes = Vec::new();
-        for (name, (outcome, action)) in results {
+        let mut handled = Vec::new();
+        for (name, was_whole, outcome, action) in results {
             match action {
-                Action::RequeueAt(t) => {
-                    self.due.insert(name, t);
+                Some(Action::RequeueAt(t)) if was_whole => {
+                    self.due.insert(name.clone(), t);
                 }
-                Action::Standby => {
+                // A targeted run's retry comes before the resync, never after it.
+                Some(Action::RequeueAt(t)) => {
+                    let at = self.due.get(&name).map_or(t, |d| t.min(*d));
+                    self.due.insert(name.clone(), at);
+                }
+                Some(Action::Standby) => {
                     self.due.remove(&name);
                 }
+                None => {}
+            }
+            if let Outcome::Reconciled {
+                success, repaired, ..
+            } = &outcome
+            {
+                if !was_whole {
+                    self.metrics.record_event_reconcile(&name, *success);
+                }
+                if let Some(p) = events.get(&name) {
+                    tracing::info!(environment = %name, events = p.events.len(), resources = p.ids.len(), whole = was_whole, "events handled");
+                }
+                handled.push((name.clone(), repaired.clone()));
             }
             outcomes.push(outcome);
         }
-        self.publish(&rev.id, errors, &outcomes, started.elapsed());
+        // Delete the messages of the events handled; the others come back from the queue.
+        let mut events = events;
+        for (name, repaired) in handled {
+            let (Some(p), Some(w)) = (events.remove(&name), self.workers.get(&name)) else {
+                continue;
+            };
+            p.handled(&w.resources, &repaired, &self.metrics).await;
+        }
+        self.publish(&rev.id, errors, &outcomes, whole, started.elapsed());
     }
 
     /// Metrics, `/status` and readiness after a pass.
@@ -523,6 +631,7 @@ impl Runtime {
         revision: &str,
         mut errors: Vec<String>,
         outcomes: &[Outcome],
+        whole: bool,
         elapsed: Duration,
     ) {
         let standby_only =
@@ -534,14 +643,17 @@ impl Runtime {
                 Outcome::Failed => false,
             });
         if !standby_only {
-            self.metrics.record_reconcile(
-                if success {
-                    ReconcileResult::Success
-                } else {
-                    ReconcileResult::Failure
-                },
-                Some(elapsed),
-            );
+            // Targeted runs are counted apart (`record_event_reconcile`).
+            if whole {
+                self.metrics.record_reconcile(
+                    if success {
+                        ReconcileResult::Success
+                    } else {
+                        ReconcileResult::Failure
+                    },
+                    Some(elapsed),
+                );
+            }
             let counts = self.workers.values().flat_map(|w| &w.resources).fold(
                 BTreeMap::new(),
                 |mut m, r| {
@@ -554,7 +666,7 @@ impl Runtime {
         let several = self.workers.len() > 1;
         {
             let mut s = self.status.write().unwrap();
-            if !standby_only {
+            if !standby_only && whole {
                 s.reconciles += 1;
                 s.last_reconcile_at = Some(epoch_secs());
                 if success && self.cfg.mode == Mode::Apply {
@@ -614,7 +726,12 @@ impl Runtime {
             failures,
             aws_requests = requests,
             elapsed_ms = elapsed.as_millis() as u64,
-            "reconcile finished"
+            "{}",
+            if whole {
+                "reconcile finished"
+            } else {
+                "event reconcile finished"
+            }
         );
     }
 }

@@ -1,8 +1,16 @@
 //! The per-Environment worker: hold the Environment's lease, run the pipeline with the
 //! error policy as its gate, and say what to do next ([`Action`]). It keeps what it needs
-//! between runs: the Environment's clients, its lease, its error policy and the revision it
-//! last applied (changes planned again for that revision are drift).
+//! between runs: the Environment's clients, its lease, its error policy, the revision it
+//! last applied (changes planned again for that revision are drift) and the index its
+//! event listeners decide with ([`EventIndex`]: the manifests' resources, the ARNs AWS gave
+//! them, the daemon's own principal).
+//!
+//! A run is whole ([`Worker::reconcile`]: every resource, at the resync or after a new
+//! revision) or targeted ([`Worker::reconcile_targeted`]: the resources events named). A
+//! targeted run updates the status of its resources only and moves neither the resync nor
+//! the revision last applied.
 
+use std::collections::BTreeSet;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,10 +21,12 @@ use tracing::Instrument;
 use super::error_policy::ErrorPolicy;
 use super::{epoch_secs, DaemonConfig, Mode};
 use crate::apply::Event;
-use crate::aws::{CallObserver, CallResult, DisplayChain};
+use crate::aws::{AwsContext, CallObserver, CallResult, DisplayChain};
+use crate::events::EventIndex;
 use crate::manifest::DesiredState;
 use crate::metrics::Metrics;
 use crate::pipeline::{self, Clients, Context, EnvReport, RevisionInfo, Settings};
+use crate::plan::ResourceId;
 use crate::state::{Lease, StateError, StateStore};
 use crate::status::{self, EnvironmentStatus, Readiness, ResourceStatus};
 
@@ -42,6 +52,8 @@ pub enum Outcome {
         failures: usize,
         /// AWS requests made.
         requests: u64,
+        /// The resources changed successfully (repaired, in apply mode).
+        repaired: BTreeSet<ResourceId>,
     },
     /// Another replica holds the lease: nothing was done.
     Standby,
@@ -115,6 +127,8 @@ pub struct Worker {
     pub status: EnvironmentStatus,
     /// Its resources' part of `/status`.
     pub resources: Vec<ResourceStatus>,
+    /// What its event listeners decide with, once a whole run has connected.
+    index: Option<EventIndex>,
 }
 
 impl Worker {
@@ -137,7 +151,18 @@ impl Worker {
                 ..EnvironmentStatus::default()
             },
             resources: Vec::new(),
+            index: None,
         }
+    }
+
+    /// The clients of its last run, when it connected (its event listeners use them).
+    pub fn aws(&self) -> Option<&AwsContext> {
+        self.clients.current()
+    }
+
+    /// The index its event listeners decide with: `None` until a whole run connected.
+    pub fn event_index(&self) -> Option<&EventIndex> {
+        self.index.as_ref()
     }
 
     /// Whether this replica holds the Environment's lease.
@@ -236,6 +261,106 @@ impl Worker {
             }
             Err(why) => return self.cannot_run(why, now),
         }
+        let report = self.run(cx, revision, desired, None).await;
+        // Retries and the resync count from the end of the run, which may have been long.
+        let now = Instant::now();
+        if let Some(e) = &report.refused {
+            tracing::error!(error = %DisplayChain(e), "cannot reach the environment's account");
+            return self.cannot_run(DisplayChain(e).to_string(), now);
+        }
+        self.index = Some(self.index_after(desired, &report).await);
+        self.after(cx, revision, &report, now)
+    }
+
+    /// The index of a whole run: the manifests, the ARNs observed, the ARNs of what it
+    /// created that only AWS knows (a key's id, read once), the daemon's principal.
+    async fn index_after(&self, desired: &DesiredState, report: &EnvReport) -> EventIndex {
+        let mut index = EventIndex::new(desired);
+        let (Some(planned), Some(aws)) = (&report.planned, self.clients.current()) else {
+            return index;
+        };
+        index = index.with_observed(desired, &planned.observation.observed);
+        let created = report
+            .applied
+            .iter()
+            .flat_map(|a| &a.results)
+            .filter(|r| r.action == crate::plan::Action::Create && r.error.is_none())
+            .map(|r| (r.kind, r.name.clone()));
+        for id in created {
+            if index.knows_arn_of(&id) {
+                continue;
+            }
+            match crate::kinds::observe_attributes(id.0, aws, &id.1, &planned.cx).await {
+                Ok(mut attributes) => {
+                    if let Some(arn) = attributes.remove("arn") {
+                        index = index.with_arn(arn, id);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(kind = %id.0, name = %id.1, error = %DisplayChain(&e), "cannot read the ARN of a resource just created; events naming it by id wait for the next resync");
+                }
+            }
+        }
+        index.with_principal(self.clients.principal().map(str::to_string))
+    }
+
+    /// Reconcile only the resources of `only` (those events named) and what planning them
+    /// reads. Returns how it went and what it asks of the schedule: a retry sooner than the
+    /// resync, standby, or nothing. When the run could not happen (no lease, the account
+    /// unreachable) the outcome is `Failed`: its events wait for their next delivery and the
+    /// whole run's schedule is unchanged.
+    pub async fn reconcile_targeted(
+        &mut self,
+        cx: &WorkerCx<'_>,
+        revision: &RevisionInfo,
+        desired: &DesiredState,
+        only: &BTreeSet<ResourceId>,
+    ) -> (Outcome, Option<Action>) {
+        let span =
+            tracing::info_span!("environment", environment = %self.name, targeted = only.len());
+        self.reconcile_targeted_in_span(cx, revision, desired, only)
+            .instrument(span)
+            .await
+    }
+
+    async fn reconcile_targeted_in_span(
+        &mut self,
+        cx: &WorkerCx<'_>,
+        revision: &RevisionInfo,
+        desired: &DesiredState,
+        only: &BTreeSet<ResourceId>,
+    ) -> (Outcome, Option<Action>) {
+        match self.hold_lease(cx).await {
+            Ok(true) => {}
+            Ok(false) => return (Outcome::Standby, Some(Action::Standby)),
+            Err(why) => {
+                self.status.last_error = Some(why);
+                return (Outcome::Failed, None);
+            }
+        }
+        let report = self.run(cx, revision, desired, Some(only.clone())).await;
+        let now = Instant::now();
+        if let Some(e) = &report.refused {
+            tracing::error!(error = %DisplayChain(e), "cannot reach the environment's account");
+            self.status.last_error = Some(DisplayChain(e).to_string());
+            return (Outcome::Failed, None);
+        }
+        if let (Some(index), Some(p)) = (self.index.take(), &report.planned) {
+            self.index = Some(index.with_observed(desired, &p.observation.observed));
+        }
+        let (outcome, _) = self.after(cx, revision, &report, now);
+        // A retry the run asks for comes sooner than the resync; the resync stays.
+        (outcome, self.policy.next_retry().map(Action::RequeueAt))
+    }
+
+    /// One pipeline run, whole (`only: None`) or targeted.
+    async fn run(
+        &mut self,
+        cx: &WorkerCx<'_>,
+        revision: &RevisionInfo,
+        desired: &DesiredState,
+        only: Option<BTreeSet<ResourceId>>,
+    ) -> EnvReport {
         let store = cx.store.expect("the lease needs the store");
         let settings = Settings {
             mode: match cx.cfg.mode {
@@ -245,13 +370,14 @@ impl Worker {
             prune: cx.cfg.prune,
             concurrency: cx.cfg.concurrency,
             stop: Some(cx.stop.clone()),
+            only,
         };
         let on_event = |ev: Event<'_>| {
             if let Event::Started(c) = ev {
                 tracing::info!(kind = %c.kind, name = %c.name, action = ?c.action, "applying");
             }
         };
-        let report = pipeline::run(
+        pipeline::run(
             desired,
             revision,
             &settings,
@@ -263,14 +389,7 @@ impl Worker {
                 on_event: &on_event,
             },
         )
-        .await;
-        // Retries and the resync count from the end of the run, which may have been long.
-        let now = Instant::now();
-        if let Some(e) = &report.refused {
-            tracing::error!(error = %DisplayChain(e), "cannot reach the environment's account");
-            return self.cannot_run(DisplayChain(e).to_string(), now);
-        }
-        self.after(cx, revision, &report, now)
+        .await
     }
 
     /// A run that could not happen: reported, retried with backoff.
@@ -281,7 +400,8 @@ impl Worker {
         (Outcome::Failed, Action::RequeueAt(at))
     }
 
-    /// Status, metrics and the error policy after a pipeline run.
+    /// Status, metrics and the error policy after a pipeline run (whole or targeted: a
+    /// targeted one has a scope, and updates only what it covers).
     fn after(
         &mut self,
         cx: &WorkerCx<'_>,
@@ -327,11 +447,28 @@ impl Worker {
         }
         self.policy.after_run(report, now);
         let detect = cx.cfg.mode == Mode::Detect;
-        self.resources = status::resource_states(report, detect, |id| {
+        let states = status::resource_states(report, detect, |id| {
             self.policy
                 .retry_at(id)
                 .map(|t| epoch_secs() + t.saturating_duration_since(Instant::now()).as_secs())
         });
+        match &report.scope {
+            None => self.resources = states,
+            Some(scope) => {
+                self.resources
+                    .retain(|r| !scope.contains(&(r.kind, r.name.clone())));
+                self.resources.extend(states);
+                self.resources
+                    .sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
+            }
+        }
+        let repaired: BTreeSet<ResourceId> = report
+            .applied
+            .iter()
+            .flat_map(|a| &a.results)
+            .filter(|r| r.error.is_none())
+            .map(|r| (r.kind, r.name.clone()))
+            .collect();
         let failures = report
             .applied
             .iter()
@@ -339,7 +476,8 @@ impl Worker {
             .sum::<usize>()
             + report.held.len();
         let success = report.success() && report.held.is_empty();
-        if success && !detect {
+        let whole = report.scope.is_none();
+        if success && !detect && whole {
             self.applied = Some(revision.id.clone());
             self.status.last_applied_revision = Some(revision.id.clone());
         }
@@ -349,7 +487,10 @@ impl Worker {
             .iter()
             .map(|p| crate::syntax::diag::escape_control(p).into_owned())
             .collect();
-        self.status.last_error = (!problems.is_empty()).then(|| problems.join("\n"));
+        // A targeted run's success says nothing of the resources it did not cover.
+        if whole || !problems.is_empty() {
+            self.status.last_error = (!problems.is_empty()).then(|| problems.join("\n"));
+        }
         self.status.last_reconcile_at = Some(epoch_secs());
         let resync = now + cx.cfg.resync;
         let at = self.policy.next_retry().map_or(resync, |r| r.min(resync));
@@ -359,6 +500,7 @@ impl Worker {
                 changes: report.plan().map_or(0, |p| p.actionable().count()),
                 failures,
                 requests: report.requests,
+                repaired,
             },
             Action::RequeueAt(at),
         )

@@ -25,6 +25,7 @@ fn env() -> EnvironmentView {
         ignore_tags: vec![],
         assume_role_arn: None,
         external_id: None,
+        event_queues: vec![],
         source: None,
     }
 }

@@ -85,6 +85,32 @@ impl std::fmt::Display for PlanError {
     }
 }
 
+/// An AWS object as CloudTrail events name it, besides by ARN: what an event about a
+/// resource carries in its request parameters. Kinds say which of these name their
+/// resources ([`KindPlan::event_objects`]); the daemon maps events to resources through them
+/// (`crate::events`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(tag = "type", content = "name", rename_all = "snake_case")]
+pub enum AwsObject {
+    /// An IAM role, by name (`roleName`).
+    IamRole(String),
+    /// A customer managed IAM policy, by name (the last part of `policyArn`, or
+    /// `policyName` of CreatePolicy).
+    IamPolicy(String),
+    /// An IAM instance profile, by name (`instanceProfileName`).
+    IamInstanceProfile(String),
+    /// The service-linked role of a service, by the service principal (`awsServiceName`).
+    IamServiceLinkedRole(String),
+    /// An S3 bucket, by name (`bucketName`).
+    Bucket(String),
+    /// A DynamoDB table, by name (`tableName`).
+    Table(String),
+    /// A KMS key, by key id (`keyId` given as an id; its ARN is looked up as an ARN).
+    KmsKey(String),
+    /// A KMS alias, by name without `alias/` (`aliasName`, or `keyId` given as an alias).
+    KmsAlias(String),
+}
+
 /// Field changes and steps for one resource.
 pub type Diff<Op> = (Vec<FieldChange>, Vec<Op>);
 
@@ -307,6 +333,13 @@ pub trait KindPlan: DocKind {
     /// The ARN of an observed resource.
     fn observed_arn(_observed: &Self::Observed) -> Option<String> {
         None
+    }
+
+    /// How CloudTrail events name the resource besides its ARN (its name as the service's
+    /// API takes it): an event naming one of these is about this resource. None by
+    /// default: such a kind is found by ARN only (its declared or observed ARN).
+    fn event_objects(_name: &str, _spec: &Self::Spec) -> Vec<AwsObject> {
+        Vec::new()
     }
 
     /// The attributes a reference (`{ref:KIND/NAME.ATTRIBUTE}`) may name.

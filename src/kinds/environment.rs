@@ -63,6 +63,130 @@ pub struct EnvironmentSpec {
     /// External id the role's trust policy requires (`sts:ExternalId`); only with `assumeRoleArn`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_id: Option<String>,
+    /// The SQS queues that receive this account's CloudTrail events through EventBridge
+    /// (`deploy/events`): the daemon (`run`) reads them and repairs drift seconds after it
+    /// happens, the resync staying as the backstop. Unset: drift is found at the resync.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events: Option<EventsSpec>,
+}
+
+/// Where the daemon hears of changes made in the Environment's account.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct EventsSpec {
+    /// Queue URLs, one per region used (IAM's events arrive in us-east-1 only; S3, DynamoDB
+    /// and KMS events in the Environment's region), e.g.
+    /// `https://sqs.{AWS_REGION}.amazonaws.com/{AWS_ACCOUNT}/mlspace-gitops-events`. In the
+    /// Environment's account; placeholders allowed.
+    pub queues: Vec<String>,
+}
+
+/// An SQS queue URL, taken apart.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventQueue {
+    /// The URL, placeholders filled in.
+    pub url: String,
+    /// The region its host names (`sqs.REGION.amazonaws.com`); `None` for a host that names
+    /// none (an emulator, a proxy), which means the Environment's region.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// The account the queue is in.
+    pub account: String,
+    /// The queue's name.
+    pub name: String,
+}
+
+impl EventQueue {
+    /// Take an SQS queue URL apart: `https://HOST[:PORT]/ACCOUNT/NAME`. Plain `http://` only
+    /// for loopback hosts (an emulator). Errors say what is wrong.
+    pub fn parse(url: &str) -> Result<EventQueue, String> {
+        let (rest, loopback_only) = if let Some(r) = url.strip_prefix("https://") {
+            (r, false)
+        } else if let Some(r) = url.strip_prefix("http://") {
+            (r, true)
+        } else {
+            return Err("it must start with https://".into());
+        };
+        let (authority, path) = rest
+            .split_once('/')
+            .ok_or_else(|| "the path /ACCOUNT/NAME is missing".to_string())?;
+        if authority.contains('@') {
+            return Err("the host holds credentials".into());
+        }
+        // `[::1]:4566`, `host:4566` or `host`.
+        let (host, port) = match authority.strip_prefix('[') {
+            Some(v6) => match v6.split_once(']') {
+                Some((h, rest)) => (&authority[..h.len() + 2], rest.strip_prefix(':')),
+                None => return Err("the host's `[` is not closed".into()),
+            },
+            None => match authority.split_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (authority, None),
+            },
+        };
+        if let Some(port) = port {
+            if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(format!("`{port}` is not a port"));
+            }
+        }
+        if host.is_empty() {
+            return Err("the host is missing".into());
+        }
+        if loopback_only && !matches!(host, "127.0.0.1" | "localhost" | "[::1]") {
+            return Err("plain http:// is only for an emulator on loopback; use https://".into());
+        }
+        let (account, name) = path
+            .split_once('/')
+            .ok_or_else(|| "the path must be /ACCOUNT/NAME".to_string())?;
+        if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(format!("`{account}` is not a 12-digit account id"));
+        }
+        let base = name.strip_suffix(".fifo").unwrap_or(name);
+        if name.is_empty()
+            || name.len() > 80
+            || base.is_empty()
+            || !base
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(format!(
+                "`{name}` is not a queue name (1 to 80 letters, digits, - and _, optionally ending in .fifo)"
+            ));
+        }
+        Ok(EventQueue {
+            url: url.to_string(),
+            region: queue_host_region(host),
+            account: account.to_string(),
+            name: name.to_string(),
+        })
+    }
+}
+
+/// The region an SQS host names: `sqs.REGION.amazonaws.com[.cn]`, `sqs.REGION.api.aws`,
+/// VPC endpoints (`vpce-ID.sqs.REGION.vpce.amazonaws.com`), the legacy
+/// `REGION.queue.amazonaws.com` and `queue.amazonaws.com` (us-east-1).
+fn queue_host_region(host: &str) -> Option<String> {
+    let labels: Vec<&str> = host.split('.').collect();
+    if host == "queue.amazonaws.com" {
+        return Some("us-east-1".into());
+    }
+    if labels.len() >= 4 && labels[1] == "queue" && is_region(labels[0]) {
+        return Some(labels[0].to_string());
+    }
+    labels
+        .windows(2)
+        .find(|w| w[0] == "sqs" && is_region(w[1]))
+        .map(|w| w[1].to_string())
+}
+
+/// The region where IAM, a global service, sends its CloudTrail events to EventBridge.
+pub fn iam_events_region(partition: &str) -> Option<&'static str> {
+    match partition {
+        "aws" => Some("us-east-1"),
+        "aws-us-gov" => Some("us-gov-west-1"),
+        "aws-cn" => Some("cn-north-1"),
+        _ => None,
+    }
 }
 
 /// The resolved Environment, as rendered.
@@ -95,6 +219,9 @@ pub struct EnvironmentView {
     /// External id sent when assuming the role.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_id: Option<String>,
+    /// The queues of its account's events (placeholders filled in).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub event_queues: Vec<EventQueue>,
     /// Where the Environment's `metadata.name` is written.
     #[serde(skip)]
     pub source: Option<Loc>,
@@ -238,6 +365,78 @@ impl EnvironmentSpec {
                 );
             }
         }
+        self.validate_events(cx);
+    }
+
+    /// Check `events`: URLs of queues in this account, one per region, placeholders known.
+    fn validate_events(&self, cx: &mut DocCx) {
+        let Some(events) = &self.events else {
+            return;
+        };
+        if events.queues.is_empty() {
+            cx.error(
+                "/spec/events/queues",
+                "name at least one queue URL, or leave `events` out",
+            );
+            return;
+        }
+        let vars = self.vars();
+        let mut regions: BTreeMap<String, usize> = BTreeMap::new();
+        for (i, q) in events.queues.iter().enumerate() {
+            let p = format!("/spec/events/queues/{i}");
+            let mut missing = Vec::new();
+            let url =
+                crate::syntax::template::substitute(q, &vars, &mut |n| missing.push(n.to_string()))
+                    .unwrap_or_else(|| q.clone());
+            if !missing.is_empty() {
+                cx.error(
+                    &p,
+                    format_args!(
+                        "unknown placeholder {}; the Environment's fields and params fill them",
+                        missing
+                            .iter()
+                            .map(|n| format!("`{{{n}}}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                );
+                continue;
+            }
+            let queue = match EventQueue::parse(&url) {
+                Ok(queue) => queue,
+                Err(why) => {
+                    cx.error(&p, format_args!("`{url}` is not an SQS queue URL such as https://sqs.us-east-1.amazonaws.com/123456789012/mlspace-gitops-events: {why}"));
+                    continue;
+                }
+            };
+            if queue.account != self.account {
+                cx.error(&p, format_args!("the queue is in account {}, not the Environment's account {}: the daemon reads it with this Environment's credentials", queue.account, self.account));
+            }
+            let region = queue.region.clone().unwrap_or_else(|| self.region.clone());
+            if let Some(first) = regions.insert(region.clone(), i) {
+                cx.error(&p, format_args!("a second queue in region {region} (the first is queues[{first}]); one queue receives all of a region's events"));
+            }
+        }
+        if let Some(iam) = iam_events_region(&self.partition) {
+            if !regions.is_empty() && !regions.contains_key(iam) {
+                cx.warning("/spec/events/queues", format_args!("no queue in {iam}, where IAM sends its CloudTrail events: IAM drift waits for the resync"));
+            }
+        }
+    }
+
+    /// The queues of `events`, placeholders filled in (those that do not parse left out:
+    /// validation reports them).
+    pub fn event_queues(&self) -> Vec<EventQueue> {
+        let vars = self.vars();
+        self.events
+            .iter()
+            .flat_map(|e| &e.queues)
+            .filter_map(|q| {
+                let url = crate::syntax::template::substitute(q, &vars, &mut |_| {})
+                    .unwrap_or_else(|| q.clone());
+                EventQueue::parse(&url).ok()
+            })
+            .collect()
     }
 
     /// `assumeRoleArn` with `{AWS_PARTITION}` and `{AWS_ACCOUNT}` filled in; `None` when unset
@@ -336,5 +535,165 @@ mod ignore_tests {
             tags: Tags::new()
         }
         .matches("abc", None));
+    }
+}
+
+#[cfg(test)]
+mod events_tests {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::syntax::diag::Diagnostics;
+    use crate::syntax::yaml::parse_documents;
+
+    /// The diagnostics of an Environment document, one per line, as `validate` prints them.
+    fn check(yaml: &str) -> Vec<String> {
+        let file: Arc<Path> = Arc::from(Path::new("env.yaml"));
+        let doc = parse_documents(&file, yaml).unwrap().remove(0);
+        let spec: EnvironmentSpec = serde_json::from_value(doc.value["spec"].clone()).unwrap();
+        let mut diags = Diagnostics::default();
+        spec.validate(&mut DocCx {
+            map: &doc.map,
+            file: &file,
+            diags: &mut diags,
+        });
+        diags.sorted().iter().map(|d| d.to_string()).collect()
+    }
+
+    fn env(region: &str, queues: &str) -> String {
+        format!("spec:\n  region: {region}\n  account: \"123456789012\"\n  params: {{EVENTS_QUEUE: mlspace-gitops-events}}\n  events:\n    queues:\n{queues}")
+    }
+
+    #[test]
+    fn queue_urls_are_taken_apart() {
+        let q = EventQueue::parse(
+            "https://sqs.eu-west-1.amazonaws.com/123456789012/mlspace-gitops-events",
+        )
+        .unwrap();
+        assert_eq!(q.region.as_deref(), Some("eu-west-1"));
+        assert_eq!(
+            (q.account.as_str(), q.name.as_str()),
+            ("123456789012", "mlspace-gitops-events")
+        );
+        for (url, region) in [
+            (
+                "https://queue.amazonaws.com/123456789012/q",
+                Some("us-east-1"),
+            ),
+            (
+                "https://us-west-2.queue.amazonaws.com/123456789012/q",
+                Some("us-west-2"),
+            ),
+            (
+                "https://sqs.cn-north-1.amazonaws.com.cn/123456789012/q",
+                Some("cn-north-1"),
+            ),
+            (
+                "https://vpce-0a1b.sqs.us-east-2.vpce.amazonaws.com/123456789012/q.fifo",
+                Some("us-east-2"),
+            ),
+            ("http://127.0.0.1:4566/123456789012/q", None),
+            ("http://[::1]:4566/123456789012/q", None),
+            ("https://proxy.example.com/123456789012/q", None),
+        ] {
+            assert_eq!(
+                EventQueue::parse(url).unwrap().region.as_deref(),
+                region,
+                "{url}"
+            );
+        }
+        for (url, why) in [
+            ("sqs.us-east-1.amazonaws.com/123456789012/q", "https://"),
+            (
+                "http://sqs.us-east-1.amazonaws.com/123456789012/q",
+                "loopback",
+            ),
+            ("https://sqs.us-east-1.amazonaws.com/q", "path"),
+            ("https://sqs.us-east-1.amazonaws.com/12345/q", "12-digit"),
+            (
+                "https://sqs.us-east-1.amazonaws.com/123456789012/a/b",
+                "queue name",
+            ),
+            (
+                "https://sqs.us-east-1.amazonaws.com/123456789012/",
+                "queue name",
+            ),
+            (
+                "https://sqs.us-east-1.amazonaws.com/123456789012/.fifo",
+                "queue name",
+            ),
+            (
+                "https://sqs.us-east-1.amazonaws.com:x/123456789012/q",
+                "port",
+            ),
+            (
+                "https://user:pw@sqs.us-east-1.amazonaws.com/123456789012/q",
+                "credentials",
+            ),
+        ] {
+            let e = EventQueue::parse(url).unwrap_err();
+            assert!(e.contains(why), "{url}: {e}");
+        }
+        let long = format!(
+            "https://sqs.us-east-1.amazonaws.com/123456789012/{}",
+            "q".repeat(81)
+        );
+        assert!(EventQueue::parse(&long).is_err());
+    }
+
+    #[test]
+    fn queues_with_placeholders_one_per_region_in_the_account() {
+        let ok = env(
+            "eu-west-1",
+            "      - https://sqs.us-east-1.amazonaws.com/{AWS_ACCOUNT}/{EVENTS_QUEUE}\n      - https://sqs.{AWS_REGION}.amazonaws.com/{AWS_ACCOUNT}/{EVENTS_QUEUE}\n",
+        );
+        assert_eq!(check(&ok), Vec::<String>::new());
+        let file: Arc<Path> = Arc::from(Path::new("env.yaml"));
+        let doc = parse_documents(&file, &ok).unwrap().remove(0);
+        let spec: EnvironmentSpec = serde_json::from_value(doc.value["spec"].clone()).unwrap();
+        let urls: Vec<String> = spec.event_queues().into_iter().map(|q| q.url).collect();
+        assert_eq!(
+            urls,
+            [
+                "https://sqs.us-east-1.amazonaws.com/123456789012/mlspace-gitops-events",
+                "https://sqs.eu-west-1.amazonaws.com/123456789012/mlspace-gitops-events"
+            ]
+        );
+
+        let bad = check(&env(
+            "eu-west-1",
+            "      - https://sqs.eu-west-1.amazonaws.com/{AWS_ACCOUNT}/a\n      - https://sqs.eu-west-1.amazonaws.com/{AWS_ACCOUNT}/b\n      - https://sqs.eu-west-1.amazonaws.com/210987654321/c\n      - https://sqs.eu-west-1.amazonaws.com/{AWS_ACCOUNT}/{NOPE}\n      - not-a-url\n",
+        ));
+        let text = bad.join("\n");
+        assert!(text.contains("env.yaml:8:9: error: spec.events.queues[1]: a second queue in region eu-west-1 (the first is queues[0])"), "{text}");
+        assert!(text.contains("env.yaml:9:9: error: spec.events.queues[2]: the queue is in account 210987654321, not the Environment's account 123456789012"), "{text}");
+        assert!(
+            text.contains(
+                "env.yaml:10:9: error: spec.events.queues[3]: unknown placeholder `{NOPE}`"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "env.yaml:11:9: error: spec.events.queues[4]: `not-a-url` is not an SQS queue URL"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("warning: spec.events.queues: no queue in us-east-1, where IAM sends its CloudTrail events"), "{text}");
+
+        let empty = check(
+            "spec:\n  region: us-east-1\n  account: \"123456789012\"\n  events: {queues: []}\n",
+        );
+        assert!(
+            empty[0].contains("spec.events.queues: name at least one queue URL"),
+            "{empty:?}"
+        );
+        // An emulator's queue (no region in its host) is in the Environment's region.
+        let local = check(&env(
+            "us-east-1",
+            "      - http://127.0.0.1:4566/123456789012/q\n",
+        ));
+        assert_eq!(local, Vec::<String>::new());
     }
 }

@@ -17,9 +17,9 @@ pub mod runtime;
 use std::fmt;
 
 pub use self::core::{
-    Contribution, Diff, DocKind, FieldChange, HeldAs, HeldDocument, Holdings, Import, KindFn,
-    KindInfo, KindPlan, Place, PlanCx, PlanError, Received, Reference, Registered, ResolveCx,
-    ResourceId, ResourceKind, ResourceVisitor, Scope,
+    AwsObject, Contribution, Diff, DocKind, FieldChange, HeldAs, HeldDocument, Holdings, Import,
+    KindFn, KindInfo, KindPlan, Place, PlanCx, PlanError, Received, Reference, Registered,
+    ResolveCx, ResourceId, ResourceKind, ResourceVisitor, Scope,
 };
 
 // The registry: one line per kind, in the order kinds are listed, created and (reversed)

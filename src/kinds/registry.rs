@@ -104,6 +104,30 @@ macro_rules! registry {
                 }
             }
 
+            /// How CloudTrail events name the resource besides its ARN
+            /// ([`core::KindPlan::event_objects`]; none for documents).
+            pub fn event_objects(&self, name: &str) -> Vec<$crate::kinds::core::AwsObject> {
+                use $crate::kinds::core::KindPlan;
+                match self {
+                    $( ResourceSpec::$rvar(s) => <$rmod::$rty as KindPlan>::event_objects(name, s), )*
+                    $( ResourceSpec::$dvar(_) => Vec::new(), )*
+                }
+            }
+
+            /// The resources that must exist before this one is created or changed
+            /// ([`core::KindPlan::depends_on`]; none for documents).
+            pub fn depends_on(
+                &self,
+                name: &str,
+                cx: &$crate::kinds::core::PlanCx,
+            ) -> Vec<$crate::kinds::core::ResourceId> {
+                use $crate::kinds::core::KindPlan;
+                match self {
+                    $( ResourceSpec::$rvar(s) => <$rmod::$rty as KindPlan>::depends_on(name, s, cx), )*
+                    $( ResourceSpec::$dvar(_) => Vec::new(), )*
+                }
+            }
+
             /// Whether the manifest allows deleting the resource with its contents.
             pub fn force_destroy(&self) -> bool {
                 use $crate::kinds::core::KindPlan;

@@ -224,6 +224,7 @@ fn environment(
                 ignore_tags: spec.ignore_tags.clone(),
                 assume_role_arn: spec.resolved_assume_role_arn(),
                 external_id: spec.external_id.clone(),
+                event_queues: spec.event_queues(),
                 source: first.loc("/metadata/name"),
             };
             Some((spec, view))

@@ -62,9 +62,30 @@ pub mod names {
     /// linted, by `severity` (error | security-warning | warning | suggestion); silenced
     /// findings are not counted.
     pub const LINT_FINDINGS: &str = "mlspace_gitops_lint_findings";
+    /// CloudTrail events read from an Environment's queues, by `environment` and `source`
+    /// (aws.iam | aws.s3 | aws.dynamodb | aws.kms | other).
+    pub const EVENTS_RECEIVED_TOTAL: &str = "mlspace_gitops_events_received_total";
+    /// Events that led to no reconcile, by `environment`, `source` and `reason` (see
+    /// [`super::EVENT_IGNORED_REASONS`]).
+    pub const EVENTS_IGNORED_TOTAL: &str = "mlspace_gitops_events_ignored_total";
+    /// Events that named managed resources and had them reconciled, by `environment` and
+    /// `source`.
+    pub const EVENTS_ACTED_TOTAL: &str = "mlspace_gitops_events_acted_total";
+    /// Queue messages that are no event the daemon can read, by `environment`: left in the
+    /// queue for its redrive policy, so one message counts once per receive.
+    pub const EVENTS_UNPARSABLE_TOTAL: &str = "mlspace_gitops_events_unparsable_total";
+    /// Targeted reconciles run for events, by `environment` and `result` (success |
+    /// failure).
+    pub const EVENT_RECONCILES_TOTAL: &str = "mlspace_gitops_event_reconciles_total";
+    /// From an event's arrival in the queue (SQS's SentTimestamp) to the end of the
+    /// reconcile it triggered, by `result` (repaired | reported | in_sync | failed).
+    pub const EVENT_TO_REPAIR_SECONDS: &str = "mlspace_gitops_event_to_repair_seconds";
+    /// 1 while the last read of an Environment's event `queue` succeeded, 0 while it fails,
+    /// by `environment` and `queue` (its URL).
+    pub const EVENT_QUEUE_READABLE: &str = "mlspace_gitops_event_queue_readable";
 
     /// Every name above.
-    pub const ALL: [&str; 16] = [
+    pub const ALL: [&str; 23] = [
         RECONCILE_TOTAL,
         RECONCILE_DURATION_SECONDS,
         RESOURCES,
@@ -81,7 +102,59 @@ pub mod names {
         PRUNE_REFUSED_TOTAL,
         COMMIT_VERIFICATION_FAILURES_TOTAL,
         LINT_FINDINGS,
+        EVENTS_RECEIVED_TOTAL,
+        EVENTS_IGNORED_TOTAL,
+        EVENTS_ACTED_TOTAL,
+        EVENTS_UNPARSABLE_TOTAL,
+        EVENT_RECONCILES_TOTAL,
+        EVENT_TO_REPAIR_SECONDS,
+        EVENT_QUEUE_READABLE,
     ];
+}
+
+/// The `source` label values of the event metrics: the managed services, and `other`.
+pub const EVENT_SOURCES: [&str; 5] = ["aws.iam", "aws.s3", "aws.dynamodb", "aws.kms", "other"];
+
+/// Every `reason` label value of [`names::EVENTS_IGNORED_TOTAL`].
+pub const EVENT_IGNORED_REASONS: [&str; 7] = [
+    "other_event",
+    "read_only",
+    "failed_call",
+    "other_account",
+    "own_principal",
+    "ignored",
+    "unmanaged",
+];
+
+/// The `source` label of an event of `source` (`None`: not one of the managed services).
+fn source_label(source: Option<crate::events::Source>) -> &'static str {
+    source.map_or(EVENT_SOURCES[4], crate::events::Source::as_str)
+}
+
+/// How the reconcile an event triggered ended for the resources it named, the `result`
+/// label of [`names::EVENT_TO_REPAIR_SECONDS`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum EventResult {
+    /// Nothing differed.
+    InSync,
+    /// A difference was repaired.
+    Repaired,
+    /// A difference was reported (detect mode).
+    Reported,
+    /// A change failed, waits for its retry, or could not be planned.
+    Failed,
+}
+
+impl EventResult {
+    /// Label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventResult::InSync => "in_sync",
+            EventResult::Repaired => "repaired",
+            EventResult::Reported => "reported",
+            EventResult::Failed => "failed",
+        }
+    }
 }
 
 /// The `severity` label values of [`names::LINT_FINDINGS`], most severe first.
@@ -203,6 +276,20 @@ pub struct Metrics {
     commit_verification_failures_total: IntCounterVec,
     /// See [`names::LINT_FINDINGS`]; use [`Metrics::set_lint_findings`].
     lint_findings: IntGaugeVec,
+    /// See [`names::EVENTS_RECEIVED_TOTAL`].
+    events_received_total: IntCounterVec,
+    /// See [`names::EVENTS_IGNORED_TOTAL`].
+    events_ignored_total: IntCounterVec,
+    /// See [`names::EVENTS_ACTED_TOTAL`].
+    events_acted_total: IntCounterVec,
+    /// See [`names::EVENTS_UNPARSABLE_TOTAL`].
+    events_unparsable_total: IntCounterVec,
+    /// See [`names::EVENT_RECONCILES_TOTAL`].
+    event_reconciles_total: IntCounterVec,
+    /// See [`names::EVENT_TO_REPAIR_SECONDS`].
+    event_to_repair_seconds: HistogramVec,
+    /// See [`names::EVENT_QUEUE_READABLE`].
+    event_queue_readable: IntGaugeVec,
     /// Serializes the read-modify-write helpers so concurrent callers cannot leave, say,
     /// two revisions at 1.
     label_sets: Mutex<()>,
@@ -223,6 +310,12 @@ const RECONCILE_BUCKETS: [f64; 12] = [
 /// Single AWS attempts: a few ms against an emulator to tens of seconds on a bad day.
 const AWS_BUCKETS: [f64; 12] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// From an event's arrival to its repair: a targeted reconcile takes tens of milliseconds
+/// against an emulator; a queue backed up behind a long reconcile, minutes.
+const EVENT_BUCKETS: [f64; 14] = [
+    0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 120.0,
 ];
 
 /// Build a collector and register it, naming the metric in any error.
@@ -347,6 +440,70 @@ pub fn register(reg: &Registry) -> Result<Arc<Metrics>, MetricsError> {
                 &["reason"],
             )
         })?,
+        events_received_total: add(reg, EVENTS_RECEIVED_TOTAL, || {
+            IntCounterVec::new(
+                Opts::new(
+                    EVENTS_RECEIVED_TOTAL,
+                    "CloudTrail events read from the Environments' queues.",
+                ),
+                &["environment", "source"],
+            )
+        })?,
+        events_ignored_total: add(reg, EVENTS_IGNORED_TOTAL, || {
+            IntCounterVec::new(
+                Opts::new(
+                    EVENTS_IGNORED_TOTAL,
+                    "Events that led to no reconcile, by reason.",
+                ),
+                &["environment", "source", "reason"],
+            )
+        })?,
+        events_acted_total: add(reg, EVENTS_ACTED_TOTAL, || {
+            IntCounterVec::new(
+                Opts::new(
+                    EVENTS_ACTED_TOTAL,
+                    "Events whose managed resources were reconciled.",
+                ),
+                &["environment", "source"],
+            )
+        })?,
+        events_unparsable_total: add(reg, EVENTS_UNPARSABLE_TOTAL, || {
+            IntCounterVec::new(
+                Opts::new(
+                    EVENTS_UNPARSABLE_TOTAL,
+                    "Queue messages that are no readable event (left for the queue's redrive policy), per receive.",
+                ),
+                &["environment"],
+            )
+        })?,
+        event_reconciles_total: add(reg, EVENT_RECONCILES_TOTAL, || {
+            IntCounterVec::new(
+                Opts::new(
+                    EVENT_RECONCILES_TOTAL,
+                    "Targeted reconciles run for events.",
+                ),
+                &["environment", "result"],
+            )
+        })?,
+        event_to_repair_seconds: add(reg, EVENT_TO_REPAIR_SECONDS, || {
+            HistogramVec::new(
+                HistogramOpts::new(
+                    EVENT_TO_REPAIR_SECONDS,
+                    "From an event's arrival in the queue to the end of the reconcile it triggered.",
+                )
+                .buckets(EVENT_BUCKETS.to_vec()),
+                &["result"],
+            )
+        })?,
+        event_queue_readable: add(reg, EVENT_QUEUE_READABLE, || {
+            IntGaugeVec::new(
+                Opts::new(
+                    EVENT_QUEUE_READABLE,
+                    "1 while the last read of the event queue succeeded, 0 while it fails.",
+                ),
+                &["environment", "queue"],
+            )
+        })?,
         label_sets: Mutex::new(()),
     };
     m.build_info
@@ -398,7 +555,7 @@ impl Metrics {
     /// Every metric's name and label names, as registered (for checks of alerts and
     /// dashboards against what the daemon exports).
     pub fn descriptions(&self) -> Vec<(String, Vec<String>)> {
-        let collectors: [&dyn Collector; 16] = [
+        let collectors: [&dyn Collector; 23] = [
             &self.reconcile_total,
             &self.reconcile_duration_seconds,
             &self.resources,
@@ -415,6 +572,13 @@ impl Metrics {
             &self.prune_refused_total,
             &self.commit_verification_failures_total,
             &self.lint_findings,
+            &self.events_received_total,
+            &self.events_ignored_total,
+            &self.events_acted_total,
+            &self.events_unparsable_total,
+            &self.event_reconciles_total,
+            &self.event_to_repair_seconds,
+            &self.event_queue_readable,
         ];
         collectors
             .iter()
@@ -511,6 +675,87 @@ impl Metrics {
         self.changes_applied_total
             .with_label_values(&[kind.as_str(), action, result])
             .inc();
+    }
+
+    /// An Environment's events are read from now on: its event series exist at 0 (so that
+    /// `increase()` sees the first event).
+    pub fn events_started(&self, environment: &str) {
+        for source in EVENT_SOURCES {
+            self.events_received_total
+                .with_label_values(&[environment, source]);
+            self.events_acted_total
+                .with_label_values(&[environment, source]);
+        }
+        self.events_unparsable_total
+            .with_label_values(&[environment]);
+        for r in ["success", "failure"] {
+            self.event_reconciles_total
+                .with_label_values(&[environment, r]);
+        }
+    }
+
+    /// Count an event read from a queue of `environment`.
+    pub fn record_event_received(&self, environment: &str, source: Option<crate::events::Source>) {
+        self.events_received_total
+            .with_label_values(&[environment, source_label(source)])
+            .inc();
+    }
+
+    /// Count an event that led to no reconcile.
+    pub fn record_event_ignored(
+        &self,
+        environment: &str,
+        source: Option<crate::events::Source>,
+        reason: crate::events::Ignored,
+    ) {
+        self.events_ignored_total
+            .with_label_values(&[environment, source_label(source), reason.as_str()])
+            .inc();
+    }
+
+    /// Count an event whose managed resources are to be reconciled.
+    pub fn record_event_acted(&self, environment: &str, source: Option<crate::events::Source>) {
+        self.events_acted_total
+            .with_label_values(&[environment, source_label(source)])
+            .inc();
+    }
+
+    /// Count a queue message that is no readable event.
+    pub fn record_event_unparsable(&self, environment: &str) {
+        self.events_unparsable_total
+            .with_label_values(&[environment])
+            .inc();
+    }
+
+    /// Count a targeted reconcile run for events.
+    pub fn record_event_reconcile(&self, environment: &str, success: bool) {
+        let result = if success { "success" } else { "failure" };
+        self.event_reconciles_total
+            .with_label_values(&[environment, result])
+            .inc();
+    }
+
+    /// The time from an event's arrival in its queue to the end of its reconcile.
+    pub fn observe_event_to_repair(&self, result: EventResult, elapsed: Duration) {
+        self.event_to_repair_seconds
+            .with_label_values(&[result.as_str()])
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// Whether the last read of an event queue succeeded.
+    pub fn set_event_queue_readable(&self, environment: &str, queue: &str, readable: bool) {
+        self.event_queue_readable
+            .with_label_values(&[environment, queue])
+            .set(i64::from(readable));
+    }
+
+    /// An event queue no longer read (the Environment dropped it, or this replica stopped
+    /// leading it): its gauge goes away.
+    pub fn forget_event_queue(&self, environment: &str, queue: &str) {
+        // Err only if never set, which is the goal.
+        let _ = self
+            .event_queue_readable
+            .remove_label_values(&[environment, queue]);
     }
 
     /// Set the resource gauges to `counts`; label sets set before but absent now go to 0,
@@ -613,6 +858,44 @@ mod tests {
             m.prune_refused_total.collect()[0].get_metric().len(),
             PRUNE_REFUSED_REASONS.len()
         );
+    }
+
+    #[test]
+    fn event_label_values_are_the_events_modules_own() {
+        let reasons: Vec<&str> = crate::events::Ignored::ALL
+            .iter()
+            .map(|r| r.as_str())
+            .collect();
+        assert_eq!(reasons, EVENT_IGNORED_REASONS);
+        let sources: Vec<&str> = crate::events::Source::ALL
+            .iter()
+            .map(|s| s.as_str())
+            .chain(["other"])
+            .collect();
+        assert_eq!(sources, EVENT_SOURCES);
+        let (reg, m) = fresh();
+        m.events_started("dev");
+        m.record_event_received("dev", Some(crate::events::Source::Kms));
+        m.record_event_ignored("dev", None, crate::events::Ignored::OtherEvent);
+        m.set_event_queue_readable("dev", "https://q", false);
+        let text = prometheus::TextEncoder::new()
+            .encode_to_string(&reg.gather())
+            .unwrap();
+        assert!(text.contains(
+            "mlspace_gitops_events_received_total{environment=\"dev\",source=\"aws.kms\"} 1"
+        ));
+        assert!(text.contains(
+            "mlspace_gitops_events_acted_total{environment=\"dev\",source=\"aws.iam\"} 0"
+        ));
+        assert!(text.contains("mlspace_gitops_events_ignored_total{environment=\"dev\",reason=\"other_event\",source=\"other\"} 1"));
+        assert!(text.contains(
+            "mlspace_gitops_event_queue_readable{environment=\"dev\",queue=\"https://q\"} 0"
+        ));
+        m.forget_event_queue("dev", "https://q");
+        let text = prometheus::TextEncoder::new()
+            .encode_to_string(&reg.gather())
+            .unwrap();
+        assert!(!text.contains("mlspace_gitops_event_queue_readable{"));
     }
 
     #[test]

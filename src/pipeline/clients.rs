@@ -38,6 +38,8 @@ pub struct Clients {
     base: AwsOptions,
     observer: Option<Arc<dyn CallObserver>>,
     current: Option<(AwsOptions, String, AwsContext)>,
+    /// The principal the current clients act as (`GetCallerIdentity`'s ARN).
+    principal: Option<String>,
 }
 
 impl Clients {
@@ -48,6 +50,7 @@ impl Clients {
             base,
             observer,
             current: None,
+            principal: None,
         }
     }
 
@@ -72,8 +75,8 @@ impl Clients {
         if let Some(o) = &self.observer {
             aws.stats.set_observer(o.clone());
         }
-        match aws.check_account(&env.account).await {
-            Ok(()) => {}
+        let principal = match aws.check_account(&env.account).await {
+            Ok(arn) => arn,
             Err(AccountError::WrongAccount { actual, expected }) => {
                 return Err(ConnectError::WrongAccount {
                     environment: env.name.clone(),
@@ -87,9 +90,17 @@ impl Clients {
                     source,
                 })
             }
-        }
+        };
         self.current = Some((opts, env.region.clone(), aws.clone()));
+        self.principal = principal;
         Ok(aws)
+    }
+
+    /// The principal the current clients act as: the ARN CloudTrail records for the calls
+    /// they make (`arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION`); `None` before the first
+    /// connection.
+    pub fn principal(&self) -> Option<&str> {
+        self.current.as_ref().and(self.principal.as_deref())
     }
 
     /// The clients made last, if any (for request counts after a run).

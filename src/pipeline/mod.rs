@@ -7,6 +7,12 @@
 //!    policy holding back what is backing off; `plan` stops before it);
 //! 5. **record** the creates that need it, **apply**, **record** the inventory and history.
 //!
+//! A run may be **targeted** ([`Settings::only`]: the resources an event touched): it
+//! observes and plans those resources and what planning them reads, transitively
+//! ([`crate::plan::scope_of`]), each in full, and nothing else. It decides no prune (what
+//! left the manifests is only found by a whole run) and records the inventory only for what
+//! it planned, so resources it did not observe are never taken for gone.
+//!
 //! [`run`] returns an [`EnvReport`]; callers only print it (the CLI) or turn it into
 //! status, metrics and the next requeue (the daemon).
 
@@ -27,7 +33,7 @@ use crate::inventory::{self, InventoryEntry, PruneOptions, Removals};
 use crate::kinds::{Kind, PlanCx};
 use crate::manifest::DesiredState;
 use crate::observe::{observe, Observation};
-use crate::plan::{plan, plan_cx, Plan, PlanInput, Removal, ResourceId};
+use crate::plan::{plan_cx, plan_scoped, Plan, PlanInput, Removal, ResourceId};
 use crate::state::{Lease, StateStore};
 
 /// The revision a run applies, as the inventory and history record it.
@@ -61,6 +67,8 @@ pub struct Settings {
     pub concurrency: usize,
     /// Set on shutdown: no new change or step starts.
     pub stop: Option<Arc<AtomicBool>>,
+    /// Reconcile only these resources (a targeted run); `None`: the whole Environment.
+    pub only: Option<BTreeSet<ResourceId>>,
 }
 
 impl Default for Settings {
@@ -70,6 +78,7 @@ impl Default for Settings {
             prune: PruneOptions::default(),
             concurrency: 8,
             stop: None,
+            only: None,
         }
     }
 }
@@ -124,6 +133,8 @@ pub struct EnvReport {
     pub requests: u64,
     /// Wall time.
     pub elapsed: Duration,
+    /// The resources a targeted run observed and planned; `None` for a whole run.
+    pub scope: Option<BTreeSet<ResourceId>>,
 }
 
 impl EnvReport {
@@ -140,6 +151,7 @@ impl EnvReport {
             errors: Vec::new(),
             requests: 0,
             elapsed: Duration::ZERO,
+            scope: None,
         }
     }
 
@@ -220,21 +232,35 @@ pub async fn run(
     };
     let requests_before = aws.stats.total();
 
-    // 2. Inventory, and what leaves management. An unreadable inventory prunes nothing.
+    // 2. Inventory, and what leaves management. An unreadable inventory prunes nothing;
+    // a targeted run decides no removal at all.
     let read = cx.store.inventory(&env.name).await;
     let prune = PruneOptions {
         enabled: settings.prune.enabled || env.prune,
         allow_mass: settings.prune.allow_mass,
     };
-    report.removals = inventory::removals(
-        desired,
-        read.as_deref().map_err(|e| DisplayChain(e).to_string()),
-        prune,
-    );
+    if settings.only.is_none() {
+        report.removals = inventory::removals(
+            desired,
+            read.as_deref().map_err(|e| DisplayChain(e).to_string()),
+            prune,
+        );
+    }
     let entries = read.unwrap_or_default();
 
-    // 3. Observe and plan.
-    let planned = observe_and_plan(&aws, desired, &report.removals.removals, &entries).await;
+    // 3. Observe and plan (a targeted run: its scope alone).
+    report.scope = settings
+        .only
+        .as_ref()
+        .map(|only| crate::plan::scope_of(desired, &plan_cx(desired), only));
+    let planned = observe_and_plan_scoped(
+        &aws,
+        desired,
+        &report.removals.removals,
+        &entries,
+        report.scope.as_ref(),
+    )
+    .await;
 
     // 4. The gate.
     if settings.mode == Mode::Plan {
@@ -387,6 +413,19 @@ pub async fn observe_and_plan(
     removals: &[Removal],
     inventory: &[InventoryEntry],
 ) -> Planned {
+    observe_and_plan_scoped(aws, desired, removals, inventory, None).await
+}
+
+/// [`observe_and_plan`] for the resources of `scope` alone (every resource when `None`):
+/// only they are read and planned, against the whole desired state (their ARNs,
+/// references and dependencies resolve as in a whole run).
+pub async fn observe_and_plan_scoped(
+    aws: &AwsContext,
+    desired: &DesiredState,
+    removals: &[Removal],
+    inventory: &[InventoryEntry],
+    scope: Option<&BTreeSet<ResourceId>>,
+) -> Planned {
     let creating: BTreeSet<ResourceId> = inventory
         .iter()
         .filter(|e| e.creating)
@@ -394,15 +433,32 @@ pub async fn observe_and_plan(
         .collect();
     let cx = plan_cx(desired);
     let extra: Vec<ResourceId> = removals.iter().map(|r| r.id.clone()).collect();
-    let observation = observe(aws, desired, &extra, &cx).await;
+    let observation = match scope {
+        None => observe(aws, desired, &extra, &cx).await,
+        Some(scope) => {
+            let part = DesiredState {
+                environment: desired.environment.clone(),
+                resources: desired
+                    .resources
+                    .iter()
+                    .filter(|r| scope.contains(&(r.kind, r.name.clone())))
+                    .cloned()
+                    .collect(),
+            };
+            observe(aws, &part, &extra, &cx).await
+        }
+    };
     let skip: BTreeSet<Kind> = observation.failed_kinds();
-    let plan = plan(&PlanInput {
-        desired,
-        observed: &observation.observed,
-        removals,
-        skip_kinds: &skip,
-        creating: &creating,
-    });
+    let plan = plan_scoped(
+        &PlanInput {
+            desired,
+            observed: &observation.observed,
+            removals,
+            skip_kinds: &skip,
+            creating: &creating,
+        },
+        scope,
+    );
     Planned {
         plan,
         observation,

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 pub use crate::access::{AccessChange, AccessSummary};
 pub use crate::kinds::{FieldChange, Kind, Observed, PlanError, ResourceId, Step};
-pub use planner::{plan, plan_cx, ref_value, PlanInput};
+pub use planner::{plan, plan_cx, plan_scoped, ref_value, scope_of, PlanInput};
 pub use render::write_change_body;
 
 /// What happens to one resource.

@@ -40,18 +40,64 @@ pub fn plan_cx(desired: &DesiredState) -> PlanCx {
 
 /// Compute the plan.
 pub fn plan(input: &PlanInput) -> Plan {
+    plan_scoped(input, None)
+}
+
+/// The resources a targeted reconcile of `only` observes and plans: those of `only` the
+/// manifests declare, and what planning them reads, transitively (the resources they depend
+/// on, such as a role's managed policies and boundary, and those their references name; then
+/// what those depend on and name, such as the key a policy's document names by reference).
+/// Each is observed in full, so its plan is the one a whole reconcile would make.
+pub fn scope_of(
+    desired: &DesiredState,
+    cx: &PlanCx,
+    only: &BTreeSet<ResourceId>,
+) -> BTreeSet<ResourceId> {
+    let by_id: BTreeMap<ResourceId, &crate::manifest::Resource> = desired
+        .resources
+        .iter()
+        .filter(|r| r.kind.is_resource())
+        .map(|r| ((r.kind, r.name.clone()), r))
+        .collect();
+    let mut scope = BTreeSet::new();
+    let mut next: Vec<ResourceId> = only.iter().cloned().collect();
+    while let Some(id) = next.pop() {
+        // Only what the manifests declare: a dependency named by ARN is not ours to plan.
+        let Some(r) = by_id.get(&id) else {
+            continue;
+        };
+        if !scope.insert(id) {
+            continue;
+        }
+        next.extend(r.spec.depends_on(&r.name, cx));
+        next.extend(
+            r.refs
+                .iter()
+                .filter_map(|rf| Some((Kind::parse(&rf.kind)?, rf.name.clone()))),
+        );
+    }
+    scope
+}
+
+/// Compute the plan of the resources of `only` alone (all of them when `None`). The
+/// observation must hold every resource of `only` ([`scope_of`]); nothing else is planned,
+/// so nothing outside it can look absent, and no removal is planned unless the caller
+/// passes one.
+pub fn plan_scoped(input: &PlanInput, only: Option<&BTreeSet<ResourceId>>) -> Plan {
     struct Each<'a> {
         input: &'a PlanInput<'a>,
+        only: Option<&'a BTreeSet<ResourceId>>,
         cx: PlanCx,
         out: Planned,
     }
     impl ResourceVisitor for Each<'_> {
         fn visit<K: ResourceKind>(&mut self) {
-            plan_kind::<K>(self.input, &self.cx, &mut self.out);
+            plan_kind::<K>(self.input, self.only, &self.cx, &mut self.out);
         }
     }
     let mut each = Each {
         input,
+        only,
         cx: plan_cx(input.desired),
         out: Planned::default(),
     };
@@ -105,7 +151,12 @@ fn access_of(
     touched.then(|| AccessSummary::of(changes.iter().flat_map(|c| &c.access)))
 }
 
-fn plan_kind<K: ResourceKind>(input: &PlanInput, cx: &PlanCx, out: &mut Planned) {
+fn plan_kind<K: ResourceKind>(
+    input: &PlanInput,
+    only: Option<&BTreeSet<ResourceId>>,
+    cx: &PlanCx,
+    out: &mut Planned,
+) {
     let Planned {
         changes,
         errors,
@@ -116,6 +167,9 @@ fn plan_kind<K: ResourceKind>(input: &PlanInput, cx: &PlanCx, out: &mut Planned)
     }
     let observed = K::observed(input.observed);
     for r in input.desired.resources.iter().filter(|r| r.kind == K::KIND) {
+        if only.is_some_and(|o| !o.contains(&(K::KIND, r.name.clone()))) {
+            continue;
+        }
         let Some(spec) = K::spec(&r.spec) else {
             continue;
         };
@@ -569,6 +623,62 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// A targeted reconcile plans what it observed and nothing else: a resource outside its
+    /// scope is absent from the observation, and must not be planned as a create.
+    #[test]
+    fn a_scoped_plan_covers_the_scope_and_nothing_outside_it() {
+        let d = desired(
+            "apiVersion: mlspace-gitops/v1\nkind: ManagedPolicy\nmetadata: {name: p}\nspec:\n  document: {Version: \"2012-10-17\", Statement: [{Effect: Allow, Action: \"s3:GetObject\", Resource: \"{ref:Bucket/data.arn}/*\"}]}\n---\napiVersion: mlspace-gitops/v1\nkind: Role\nmetadata: {name: r}\nspec:\n  assumeRolePolicy: {Version: \"2012-10-17\", Statement: [{Effect: Allow, Principal: {Service: ec2.amazonaws.com}, Action: \"sts:AssumeRole\"}]}\n  managedPolicies: [p, \"arn:aws:iam::aws:policy/ReadOnlyAccess\"]\n---\napiVersion: mlspace-gitops/v1\nkind: Bucket\nmetadata: {name: data}\nspec: {}\n---\napiVersion: mlspace-gitops/v1\nkind: Bucket\nmetadata: {name: other}\nspec: {}\n",
+        );
+        let cx = plan_cx(&d);
+        let id = |k: Kind, n: &str| (k, n.to_string());
+        // The role needs its policy (not the AWS managed one), the policy the bucket it
+        // names: planning the role's policy reads the bucket's ARN.
+        let role_only = BTreeSet::from([id(Kind::Role, "r")]);
+        assert_eq!(
+            scope_of(&d, &cx, &role_only),
+            BTreeSet::from([
+                id(Kind::ManagedPolicy, "p"),
+                id(Kind::Role, "r"),
+                id(Kind::Bucket, "data")
+            ])
+        );
+        let policy_only = BTreeSet::from([id(Kind::ManagedPolicy, "p")]);
+        assert_eq!(
+            scope_of(&d, &cx, &policy_only),
+            BTreeSet::from([id(Kind::ManagedPolicy, "p"), id(Kind::Bucket, "data")])
+        );
+        // Unknown names are not in scope.
+        assert!(scope_of(&d, &cx, &BTreeSet::from([id(Kind::Role, "gone")])).is_empty());
+
+        // Nothing observed: a whole plan creates all four; the scoped one only the scope.
+        let input = PlanInput {
+            desired: &d,
+            observed: &Observed::default(),
+            removals: &[],
+            skip_kinds: &BTreeSet::new(),
+            creating: &BTreeSet::new(),
+        };
+        assert_eq!(plan(&input).summary.create, 4);
+        let scope = scope_of(&d, &cx, &role_only);
+        let p = plan_scoped(&input, Some(&scope));
+        let planned: BTreeSet<ResourceId> =
+            p.changes.iter().map(|c| (c.kind, c.name.clone())).collect();
+        assert_eq!(planned, scope);
+        assert_eq!(p.summary.create, 3);
+        // Dependencies order a scoped plan too: the bucket, its policy, the role.
+        let order: Vec<&str> = p.changes.iter().map(|c| c.name.as_str()).collect();
+        assert!(
+            order.iter().position(|n| *n == "p") < order.iter().position(|n| *n == "r"),
+            "{order:?}"
+        );
+        // The bucket alone needs nothing else.
+        assert_eq!(
+            scope_of(&d, &cx, &BTreeSet::from([id(Kind::Bucket, "other")])),
+            BTreeSet::from([id(Kind::Bucket, "other")])
+        );
     }
 
     #[test]

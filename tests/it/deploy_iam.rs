@@ -27,6 +27,7 @@ const SERVICES: &[(&str, &str)] = &[
     ("aws-sdk-dynamodb", "dynamodb"),
     ("aws-sdk-sts", "sts"),
     ("aws-sdk-kms", "kms"),
+    ("aws-sdk-sqs", "sqs"),
 ];
 
 /// S3 API operations and the IAM actions that authorize them (they differ too often for a
@@ -113,6 +114,8 @@ const OTHER_ACTIONS: &[(&str, &[&str])] = &[
         ],
     ),
     ("dynamodb:TransactGetItems", &["dynamodb:GetItem"]),
+    // A batch of deletes is authorized as deletes.
+    ("sqs:DeleteMessageBatch", &["sqs:DeleteMessage"]),
 ];
 
 /// Actions AWS checks in addition to the operation's own, for the way the code calls it.
@@ -845,8 +848,9 @@ fn ci_plan_policy_is_the_read_level_of_the_daemons_policy() {
     use mlspace_policy::catalog::AccessLevel;
     let (desired, daemon) = daemon_policies();
     let plan = deploy_policy(&desired, "mlspace-gitops-plan");
-    // Only in the lease's transactions, which plan never takes.
-    const NOT_FOR_PLAN: &[&str] = &["dynamodb:ConditionCheckItem"];
+    // Only in the lease's transactions, which plan never takes; and receiving from the
+    // event queue, which would hide the daemon's events from it (plan reads no event).
+    const NOT_FOR_PLAN: &[&str] = &["dynamodb:ConditionCheckItem", "sqs:ReceiveMessage"];
     let reads = |docs: &[Value]| -> BTreeSet<(String, String, String)> {
         docs.iter()
             .flat_map(statements)

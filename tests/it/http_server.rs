@@ -214,6 +214,15 @@ async fn metrics_parse_and_name_every_metric() {
     m.set_lint_findings([0, 2, 1, 0]);
     m.set_leader("dev", true);
     m.record_prune("dev", None);
+    let iam = Some(mlspace_gitops::events::Source::Iam);
+    m.events_started("dev");
+    m.record_event_received("dev", iam);
+    m.record_event_ignored("dev", iam, mlspace_gitops::events::Ignored::Unmanaged);
+    m.record_event_acted("dev", iam);
+    m.record_event_unparsable("dev");
+    m.record_event_reconcile("dev", true);
+    m.observe_event_to_repair(metrics::EventResult::Repaired, Duration::from_millis(280));
+    m.set_event_queue_readable("dev", "https://sqs.us-east-1.amazonaws.com/1/q", true);
 
     let r = srv.get("/metrics").await;
     assert_eq!(r.status, 200);

@@ -16,6 +16,7 @@ mod deploy_iam;
 mod deploy_prometheus;
 mod deploy_systemd;
 mod engine_e2e;
+mod events;
 mod faults_e2e;
 mod fidelity;
 mod hostile_input;

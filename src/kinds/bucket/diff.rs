@@ -528,6 +528,10 @@ impl KindPlan for Bucket {
         Some(format!("arn:{}:s3:::{name}", at.partition))
     }
 
+    fn event_objects(name: &str, _: &BucketSpec) -> Vec<crate::kinds::AwsObject> {
+        vec![crate::kinds::AwsObject::Bucket(name.to_string())]
+    }
+
     fn force_destroy(spec: &BucketSpec) -> bool {
         spec.force_destroy
     }

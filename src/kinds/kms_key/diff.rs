@@ -270,6 +270,15 @@ impl KindPlan for KmsKey {
         Some(o.arn.clone())
     }
 
+    /// Events name a key by its aliases (its name and `aliases`); by key id or ARN only
+    /// once AWS has given it one (the observed ARN).
+    fn event_objects(name: &str, spec: &KmsKeySpec) -> Vec<crate::kinds::AwsObject> {
+        std::iter::once(name)
+            .chain(spec.aliases.iter().map(String::as_str))
+            .map(|a| crate::kinds::AwsObject::KmsAlias(a.to_string()))
+            .collect()
+    }
+
     // `id`: the key id KMS assigned, which is what most services take.
     const ATTRIBUTES: &'static [&'static str] = &["arn", "name", "id"];
 

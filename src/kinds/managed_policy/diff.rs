@@ -140,6 +140,12 @@ impl KindPlan for ManagedPolicy {
         Some(o.arn.clone())
     }
 
+    /// Events name a policy by ARN, whose last part is its name (unique in an account
+    /// whatever the path).
+    fn event_objects(name: &str, _: &ManagedPolicySpec) -> Vec<crate::kinds::AwsObject> {
+        vec![crate::kinds::AwsObject::IamPolicy(name.to_string())]
+    }
+
     fn holdings(spec: &ManagedPolicySpec) -> Holdings<'_> {
         Holdings {
             documents: spec.document.iter().map(held).collect(),

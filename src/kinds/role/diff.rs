@@ -229,6 +229,17 @@ impl KindPlan for Role {
         Some(o.arn.clone())
     }
 
+    /// Events name a role by name, and its instance profile (same name) by name.
+    fn event_objects(name: &str, spec: &RoleSpec) -> Vec<crate::kinds::AwsObject> {
+        let mut v = vec![crate::kinds::AwsObject::IamRole(name.to_string())];
+        if spec.instance_profile {
+            v.push(crate::kinds::AwsObject::IamInstanceProfile(
+                name.to_string(),
+            ));
+        }
+        v
+    }
+
     fn holdings(spec: &RoleSpec) -> Holdings<'_> {
         role_holdings(
             spec.assume_role_policy.as_ref(),

@@ -92,6 +92,14 @@ impl KindPlan for ServiceLinkedRole {
         ))
     }
 
+    /// Events name it by role name, and CreateServiceLinkedRole by the service.
+    fn event_objects(name: &str, spec: &ServiceLinkedRoleSpec) -> Vec<crate::kinds::AwsObject> {
+        vec![
+            crate::kinds::AwsObject::IamRole(name.to_string()),
+            crate::kinds::AwsObject::IamServiceLinkedRole(spec.aws_service_name.clone()),
+        ]
+    }
+
     /// AWS creates and manages service-linked roles and they cannot carry our tag: one
     /// named in a manifest is ours.
     fn observed_arn(o: &ServiceLinkedRoleObserved) -> Option<String> {

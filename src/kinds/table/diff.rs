@@ -238,6 +238,10 @@ impl KindPlan for Table {
         ))
     }
 
+    fn event_objects(name: &str, _: &TableSpec) -> Vec<crate::kinds::AwsObject> {
+        vec![crate::kinds::AwsObject::Table(name.to_string())]
+    }
+
     fn observed_tags(o: &TableObserved) -> Option<&Tags> {
         Some(&o.tags)
     }
