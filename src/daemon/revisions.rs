@@ -123,6 +123,7 @@ impl Revisions {
         };
         self.readiness.set_problem(STATE_DIR, None);
         self.readiness.source_reached();
+        self.metrics.set_head_unverified(None);
         self.metrics.record_fetch(if source.last_sync_fetched() {
             FetchResult::Success
         } else {
@@ -193,6 +194,7 @@ impl Revisions {
     /// commit) and keep the last good revision.
     fn reject(&mut self, commit: String, why: &VerifyError) {
         self.readiness.source_reached();
+        self.metrics.set_head_unverified(Some(why.reason()));
         let new = self.rejected.as_deref() != Some(commit.as_str());
         self.metrics.record_fetch(if new {
             FetchResult::Success

@@ -58,6 +58,12 @@ pub mod names {
     /// Counted once per refused revision.
     pub const COMMIT_VERIFICATION_FAILURES_TOTAL: &str =
         "mlspace_gitops_commit_verification_failures_total";
+    /// 1 while the source's head commit is refused because its signature is not verified,
+    /// by `reason` (one of them at 1 at most), 0 once a verified head arrives. What the
+    /// alert reads: the counter above is counted once per commit, often before the first
+    /// scrape of a replica that starts on an unverified head, where `increase()` cannot
+    /// see it.
+    pub const HEAD_COMMIT_UNVERIFIED: &str = "mlspace_gitops_head_commit_unverified";
     /// Lint findings of the last attempted revision that validated far enough to be
     /// linted, by `severity` (error | security-warning | warning | suggestion); silenced
     /// findings are not counted.
@@ -85,7 +91,7 @@ pub mod names {
     pub const EVENT_QUEUE_READABLE: &str = "mlspace_gitops_event_queue_readable";
 
     /// Every name above.
-    pub const ALL: [&str; 23] = [
+    pub const ALL: [&str; 24] = [
         RECONCILE_TOTAL,
         RECONCILE_DURATION_SECONDS,
         RESOURCES,
@@ -101,6 +107,7 @@ pub mod names {
         LEADER,
         PRUNE_REFUSED_TOTAL,
         COMMIT_VERIFICATION_FAILURES_TOTAL,
+        HEAD_COMMIT_UNVERIFIED,
         LINT_FINDINGS,
         EVENTS_RECEIVED_TOTAL,
         EVENTS_IGNORED_TOTAL,
@@ -274,6 +281,8 @@ pub struct Metrics {
     prune_refused_total: IntCounterVec,
     /// See [`names::COMMIT_VERIFICATION_FAILURES_TOTAL`].
     commit_verification_failures_total: IntCounterVec,
+    /// See [`names::HEAD_COMMIT_UNVERIFIED`]; use [`Metrics::set_head_unverified`].
+    head_commit_unverified: IntGaugeVec,
     /// See [`names::LINT_FINDINGS`]; use [`Metrics::set_lint_findings`].
     lint_findings: IntGaugeVec,
     /// See [`names::EVENTS_RECEIVED_TOTAL`].
@@ -440,6 +449,15 @@ pub fn register(reg: &Registry) -> Result<Arc<Metrics>, MetricsError> {
                 &["reason"],
             )
         })?,
+        head_commit_unverified: add(reg, HEAD_COMMIT_UNVERIFIED, || {
+            IntGaugeVec::new(
+                Opts::new(
+                    HEAD_COMMIT_UNVERIFIED,
+                    "1 while the source's head commit is refused because its signature is not verified, by reason.",
+                ),
+                &["reason"],
+            )
+        })?,
         events_received_total: add(reg, EVENTS_RECEIVED_TOTAL, || {
             IntCounterVec::new(
                 Opts::new(
@@ -519,6 +537,7 @@ pub fn register(reg: &Registry) -> Result<Arc<Metrics>, MetricsError> {
     for r in COMMIT_VERIFICATION_REASONS {
         m.commit_verification_failures_total.with_label_values(&[r]);
     }
+    m.set_head_unverified(None);
     m.set_lint_findings([0; 4]);
     Ok(Arc::new(m))
 }
@@ -555,7 +574,7 @@ impl Metrics {
     /// Every metric's name and label names, as registered (for checks of alerts and
     /// dashboards against what the daemon exports).
     pub fn descriptions(&self) -> Vec<(String, Vec<String>)> {
-        let collectors: [&dyn Collector; 23] = [
+        let collectors: [&dyn Collector; 24] = [
             &self.reconcile_total,
             &self.reconcile_duration_seconds,
             &self.resources,
@@ -571,6 +590,7 @@ impl Metrics {
             &self.leader,
             &self.prune_refused_total,
             &self.commit_verification_failures_total,
+            &self.head_commit_unverified,
             &self.lint_findings,
             &self.events_received_total,
             &self.events_ignored_total,
@@ -636,6 +656,15 @@ impl Metrics {
         self.commit_verification_failures_total
             .with_label_values(&[reason])
             .inc();
+    }
+
+    /// The source's head is refused for `reason`, or (`None`) verified or not checked.
+    pub fn set_head_unverified(&self, reason: Option<&str>) {
+        for r in COMMIT_VERIFICATION_REASONS {
+            self.head_commit_unverified
+                .with_label_values(&[r])
+                .set(i64::from(Some(r) == reason));
+        }
     }
 
     /// Count a source fetch.

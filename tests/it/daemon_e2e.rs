@@ -527,7 +527,7 @@ fn one_daemon_reconciles_a_directory_of_environments_in_two_accounts() {
 }
 
 /// An ed25519 key made for the test, and its allowed-signers line for the test committer.
-fn signing_key() -> (ssh_key::PrivateKey, String) {
+pub(crate) fn signing_key() -> (ssh_key::PrivateKey, String) {
     let key =
         ssh_key::PrivateKey::from(ssh_key::private::Ed25519Keypair::from_seed(&rand::random()));
     let line = format!(
@@ -581,6 +581,16 @@ fn verify_commits_applies_only_revisions_signed_by_an_allowed_key() {
         )
     };
     assert_eq!(failures("unsigned"), 0.0);
+    // `""`: every reason summed.
+    let unverified = |reason: &str| {
+        let labels: &[(&str, &str)] = if reason.is_empty() {
+            &[]
+        } else {
+            &[("reason", reason)]
+        };
+        d.metric("mlspace_gitops_head_commit_unverified", labels)
+    };
+    assert_eq!(unverified(""), 0.0);
 
     // Unsigned, then signed by a key not in the file: refused, reported, AWS unchanged.
     let invalid_before = d.metric("mlspace_gitops_reconcile_total", &[("result", "invalid")]);
@@ -612,9 +622,11 @@ fn verify_commits_applies_only_revisions_signed_by_an_allowed_key() {
         assert_eq!(s["last_applied_revision"], first.as_str(), "{s:#}");
         assert_eq!(s["source_revision"], rev.as_str(), "{s:#}");
         assert!(s["last_error"].as_str().unwrap().contains(&rev), "{s:#}");
-        // Counted once, however many polls see it.
+        // Counted once, however many polls see it; the head's gauge holds while it is.
         std::thread::sleep(Duration::from_secs(3));
         assert_eq!(failures(reason), 1.0, "{reason}");
+        assert_eq!(unverified(reason), 1.0, "{reason}");
+        assert_eq!(unverified(""), 1.0, "one reason at a time");
         assert_eq!(
             d.status()["last_rejected_revision"],
             rev.as_str(),
@@ -646,6 +658,7 @@ fn verify_commits_applies_only_revisions_signed_by_an_allowed_key() {
     d.wait_until("status shows it applied", Duration::from_secs(20), || {
         d.status()["last_applied_revision"] == stranger.as_str()
     });
+    assert_eq!(unverified(""), 0.0, "a verified head clears the gauge");
 
     // The next good signed commit applies and clears the error.
     let next = repo.commit_signed(&[("manifests/iam.yaml", &role("green"))], "green", &alice);

@@ -13,12 +13,12 @@ use serde_json::{json, Value};
 use crate::support::daemon::Daemon;
 use crate::support::{mlspace, root, Clients as _, Moto};
 
-const ACCOUNT: &str = "123456789012"; // moto's default account
+pub(crate) const ACCOUNT: &str = "123456789012"; // moto's default account
 const OTHER_ACCOUNT: &str = "111111111111";
 /// Someone changing things behind the daemon's back.
-const ADMIN: &str = "arn:aws:sts::123456789012:assumed-role/Admin/alice";
+pub(crate) const ADMIN: &str = "arn:aws:sts::123456789012:assumed-role/Admin/alice";
 
-fn environment(name: &str, account: &str, queues: &[&str], extra: &str) -> String {
+pub(crate) fn environment(name: &str, account: &str, queues: &[&str], extra: &str) -> String {
     let queues: Vec<String> = queues.iter().map(|q| format!("\"{q}\"")).collect();
     format!(
         "apiVersion: mlspace-gitops/v1\nkind: Environment\nmetadata: {{name: {name}}}\nspec:\n  region: us-east-1\n  account: \"{account}\"\n  tags: {{system: MLSpace}}\n  events:\n    queues: [{}]\n{extra}",
@@ -29,7 +29,7 @@ fn environment(name: &str, account: &str, queues: &[&str], extra: &str) -> Strin
 /// A policy, a role using it, a bucket, a table and a key, named with `prefix`. The policy
 /// names the key by reference, as MLSpace's policies do: a targeted run of the role plans
 /// the policy, so it reads the key too.
-fn resources(prefix: &str) -> String {
+pub(crate) fn resources(prefix: &str) -> String {
     format!(
         "---\napiVersion: mlspace-gitops/v1\nkind: ManagedPolicy\nmetadata: {{name: {prefix}-policy}}\nspec:\n  document: {{Version: '2012-10-17', Statement: [{{Effect: Allow, Action: 'kms:Decrypt', Resource: '{{ref:KmsKey/{prefix}-key.arn}}'}}]}}\n\
 ---\napiVersion: mlspace-gitops/v1\nkind: Role\nmetadata: {{name: {prefix}-role}}\nspec:\n  assumeRolePolicy: {{Version: '2012-10-17', Statement: [{{Effect: Allow, Principal: {{Service: ec2.amazonaws.com}}, Action: 'sts:AssumeRole'}}]}}\n  managedPolicies: [{prefix}-policy]\n  tags: {{team: a}}\n\
@@ -41,7 +41,7 @@ fn resources(prefix: &str) -> String {
 
 /// The EventBridge envelope of a CloudTrail record of `event_name` made by `principal` in
 /// `account`, as the rule's target puts it on the queue.
-fn cloudtrail(
+pub(crate) fn cloudtrail(
     source: &str,
     event_name: &str,
     params: Value,
@@ -118,12 +118,12 @@ fn requests(d: &Daemon, service: &str) -> f64 {
     d.metric("mlspace_gitops_aws_requests_total", &[("service", service)])
 }
 
-fn sqs(aws: &mlspace_gitops::aws::AwsContext) -> aws_sdk_sqs::Client {
+pub(crate) fn sqs(aws: &mlspace_gitops::aws::AwsContext) -> aws_sdk_sqs::Client {
     aws.client()
 }
 
 /// A queue with a dead-letter queue after `max_receives` receives; (queue URL, DLQ URL).
-async fn queue_with_dlq(
+pub(crate) async fn queue_with_dlq(
     sqs: &aws_sdk_sqs::Client,
     name: &str,
     visibility: u32,
@@ -164,7 +164,7 @@ async fn queue_with_dlq(
     (url, dlq)
 }
 
-async fn send(sqs: &aws_sdk_sqs::Client, url: &str, body: &str) {
+pub(crate) async fn send(sqs: &aws_sdk_sqs::Client, url: &str, body: &str) {
     sqs.send_message()
         .queue_url(url)
         .message_body(body)
@@ -195,14 +195,14 @@ async fn depth(sqs: &aws_sdk_sqs::Client, url: &str) -> u64 {
     .sum()
 }
 
-fn write_manifests(dir: &Path, text: &str) {
+pub(crate) fn write_manifests(dir: &Path, text: &str) {
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(dir.join("manifests.yaml"), text).unwrap();
 }
 
 // ---- Tests ----
 
-async fn role_tags(iam: &aws_sdk_iam::Client, role: &str) -> Vec<(String, String)> {
+pub(crate) async fn role_tags(iam: &aws_sdk_iam::Client, role: &str) -> Vec<(String, String)> {
     iam.list_role_tags()
         .role_name(role)
         .send()

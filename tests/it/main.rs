@@ -24,6 +24,7 @@ mod http_server;
 mod iam_engine;
 mod import_e2e;
 mod kms_key_engine;
+mod monitoring;
 mod multi_env_e2e;
 mod plan_golden;
 mod prune_e2e;

@@ -1,6 +1,6 @@
 //! What the integration tests share: the moto harness, the binary, the daemon handle, git
 //! repositories, golden files, state store fixtures, the fault proxy and the helpers of the
-//! deploy/ tests. Every test of the binary runs in this one process, in parallel: nothing
+//! deploy/ tests, a Prometheus server. Every test of the binary runs in this one process, in parallel: nothing
 //! here sets process-wide state (environment variables, the working directory), and each
 //! test starts its own moto server, daemon and temporary directories.
 
@@ -12,6 +12,7 @@ pub mod git;
 pub mod golden;
 pub mod http;
 pub mod moto;
+pub mod prometheus;
 pub mod state;
 
 use std::path::{Path, PathBuf};
@@ -119,6 +120,7 @@ pub const TOOLS: &[(&str, &str)] = &[
     ("git", "git"),
     ("kill", "procps"),
     ("mkfifo", "coreutils"),
+    ("prometheus", "prometheus"),
     ("promtool", "prometheus"),
     ("ssh-keygen", "openssh-client"),
     ("systemd-analyze", "systemd"),
