@@ -14,6 +14,8 @@
 //! - [`inventory`]: what is managed, prune decisions, history records (pure).
 //! - [`events`]: CloudTrail events from EventBridge, mapped to the managed resources they
 //!   touch (pure); the daemon reads them from SQS and reconciles only those resources.
+//! - [`shard`]: which replica reconciles which Environment, from the live replicas
+//!   (rendezvous hashing with bounded loads; pure).
 //! - `observe`, `apply`, `import`: read and change AWS through the kinds (runtime).
 //! - `pipeline`: one Environment reconciled end to end; the CLI and the daemon call it.
 //! - `source`, `daemon`, `state`, `status`, `metrics`, `http`: the controller around it.
@@ -29,6 +31,7 @@ pub mod manifest;
 pub mod plan;
 pub mod review;
 pub mod schema;
+pub mod shard;
 pub mod syntax;
 
 #[cfg(feature = "runtime")]
