@@ -202,7 +202,10 @@ mod tests {
         let moved = e.iter().filter(|x| before[*x] != after[*x]).count();
         let to_new = after.values().filter(|r| **r == m[3].id).count();
         // Those that rank it first (about a quarter), within its bound.
-        assert!((60..=bound(300, 4)).contains(&to_new), "the new replica took {to_new}");
+        assert!(
+            (60..=bound(300, 4)).contains(&to_new),
+            "the new replica took {to_new}"
+        );
         assert!(moved <= to_new + 30, "{moved} moved for {to_new} taken");
     }
 

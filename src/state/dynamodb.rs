@@ -8,6 +8,14 @@
 //! | `hist#<at, 20 digits>#<8 hex>` | one [`HistoryRecord`]; the random suffix keeps two records of the same millisecond apart |
 //! | `lease` | `holder` (absent once released), `token` (N), `expires_at_ms` (N) |
 //!
+//!
+//! and, under `pk = "cluster"`, what every replica reads in one query:
+//!
+//! | `sk` | attributes |
+//! |---|---|
+//! | `replica#<id>` | a replica's heartbeat: `id`, `cap`, `expires_at_ms` |
+//! | `envinfo#<environment>` | `environment`, `holder` (who took its lease or reconciled it last), `last_reconciled_ms` |
+//!
 //! Lease changes are conditional puts on the exact state read just before (compare and
 //! swap), so two replicas racing for one lease cannot both win. Inventory and history writes
 //! are transactions whose first item is a condition check that the lease item still carries
@@ -31,8 +39,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{
-    check_entries, check_environment, now_ms, path_error, HistoryRecord, InventoryEntry, Lease,
-    StateError, StateStore,
+    check_entries, check_environment, now_ms, path_error, EnvironmentRecord, HistoryRecord,
+    InventoryEntry, Lease, ReplicaRecord, StateError, StateStore,
 };
 use crate::aws::{dynamodb, AwsContext, DynamoDbCode, ErrorClass, ServiceCode};
 use crate::kinds::Kind;
@@ -44,6 +52,8 @@ pub const PK: &str = "pk";
 pub const SK: &str = "sk";
 /// Sort key of the lease item.
 pub const LEASE_SK: &str = "lease";
+/// Partition of the replica heartbeats and the Environments' overview.
+pub const CLUSTER_PK: &str = "cluster";
 
 /// How long to wait for a new table to become ACTIVE.
 const TABLE_WAIT: Duration = Duration::from_secs(120);
@@ -250,6 +260,19 @@ impl DynamoStore {
         newest_first: bool,
         limit: Option<usize>,
     ) -> Result<Vec<HashMap<String, AttributeValue>>, StateError> {
+        self.query_partition(&partition_key(environment), prefix, newest_first, limit)
+            .await
+    }
+
+    /// Every item of partition `pk` whose sort key starts with `prefix`, following pages,
+    /// at most `limit` when given.
+    async fn query_partition(
+        &self,
+        pk: &str,
+        prefix: &str,
+        newest_first: bool,
+        limit: Option<usize>,
+    ) -> Result<Vec<HashMap<String, AttributeValue>>, StateError> {
         let mut items = Vec::new();
         let mut start = None;
         loop {
@@ -266,7 +289,7 @@ impl DynamoStore {
                 .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
                 .expression_attribute_names("#pk", PK)
                 .expression_attribute_names("#sk", SK)
-                .expression_attribute_values(":pk", s(partition_key(environment)))
+                .expression_attribute_values(":pk", s(pk))
                 .expression_attribute_values(":prefix", s(prefix))
                 .consistent_read(true)
                 .scan_index_forward(!newest_first)
@@ -289,7 +312,15 @@ impl DynamoStore {
         environment: &str,
         item: HashMap<String, AttributeValue>,
     ) -> Result<(String, T), StateError> {
-        let pk = partition_key(environment);
+        self.decode_in(&partition_key(environment), item)
+    }
+
+    /// [`DynamoStore::decode`] of an item of partition `pk`.
+    fn decode_in<T: DeserializeOwned>(
+        &self,
+        pk: &str,
+        item: HashMap<String, AttributeValue>,
+    ) -> Result<(String, T), StateError> {
         let sk = match item.get(SK) {
             Some(AttributeValue::S(sk)) => sk.clone(),
             _ => return Err(self.corrupt(&pk, "?", format!("no string attribute {SK}"))),
@@ -570,6 +601,23 @@ impl StateStore for DynamoStore {
                 .put_lease(environment, holder, token, expires_at_ms, condition, values)
                 .await?
             {
+                if current.as_ref().is_none_or(|c| c.token != token) {
+                    // Best effort: the overview names the new holder; its first completed
+                    // reconcile (mark_reconciled) writes it again.
+                    let _ = self
+                        .client
+                        .update_item()
+                        .table_name(&self.table)
+                        .key(PK, s(CLUSTER_PK))
+                        .key(SK, s(envinfo_sort_key(environment)))
+                        .update_expression("SET #env = :env, #h = :h")
+                        .expression_attribute_names("#env", "environment")
+                        .expression_attribute_names("#h", "holder")
+                        .expression_attribute_values(":env", s(environment))
+                        .expression_attribute_values(":h", s(holder))
+                        .send()
+                        .await;
+                }
                 return Ok(Lease {
                     environment: environment.to_string(),
                     holder: holder.to_string(),
@@ -622,6 +670,101 @@ impl StateStore for DynamoStore {
             Err(e) => Err(DynamoDbCode::error("dynamodb:UpdateItem", e).into()),
         }
     }
+
+    async fn heartbeat(&self, replica: &ReplicaRecord) -> Result<(), StateError> {
+        let mut req = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item(PK, s(CLUSTER_PK))
+            .item(SK, s(replica_sort_key(&replica.id)))
+            .item("id", s(&replica.id))
+            .item("expires_at_ms", n(replica.expires_at_ms));
+        if let Some(cap) = replica.cap {
+            req = req.item("cap", n(u64::from(cap)));
+        }
+        req.send()
+            .await
+            .map_err(|e| DynamoDbCode::error("dynamodb:PutItem", e))?;
+        Ok(())
+    }
+
+    async fn leave(&self, replica: &str) -> Result<(), StateError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key(PK, s(CLUSTER_PK))
+            .key(SK, s(replica_sort_key(replica)))
+            .send()
+            .await
+            .map_err(|e| DynamoDbCode::error("dynamodb:DeleteItem", e))?;
+        Ok(())
+    }
+
+    async fn replicas(&self) -> Result<Vec<ReplicaRecord>, StateError> {
+        let now = now_ms();
+        let mut out = Vec::new();
+        for item in self
+            .query_partition(CLUSTER_PK, "replica#", false, None)
+            .await?
+        {
+            let r: ReplicaRecord = self.decode_in(CLUSTER_PK, item)?.1;
+            if r.expires_at_ms >= now {
+                out.push(r);
+            }
+        }
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(out)
+    }
+
+    async fn mark_reconciled(&self, lease: &Lease, at_ms: u64) -> Result<(), StateError> {
+        check_environment(&lease.environment)?;
+        let mut item = HashMap::new();
+        item.insert(PK.to_string(), s(CLUSTER_PK));
+        item.insert(SK.to_string(), s(envinfo_sort_key(&lease.environment)));
+        item.insert("environment".to_string(), s(&lease.environment));
+        item.insert("holder".to_string(), s(&lease.holder));
+        item.insert("last_reconciled_ms".to_string(), n(at_ms));
+        self.transact(&lease.environment, vec![self.put(item)], Some(lease))
+            .await
+    }
+
+    async fn environments(&self) -> Result<Vec<EnvironmentRecord>, StateError> {
+        let mut out = Vec::new();
+        for item in self
+            .query_partition(CLUSTER_PK, "envinfo#", false, None)
+            .await?
+        {
+            let e: EnvInfoItem = self.decode_in(CLUSTER_PK, item)?.1;
+            out.push(EnvironmentRecord {
+                environment: e.environment,
+                holder: e.holder,
+                last_reconciled_ms: e.last_reconciled_ms,
+            });
+        }
+        out.sort_by(|a, b| a.environment.cmp(&b.environment));
+        Ok(out)
+    }
+}
+
+/// An `envinfo#` item's attributes.
+#[derive(Debug, Deserialize)]
+struct EnvInfoItem {
+    environment: String,
+    #[serde(default)]
+    holder: Option<String>,
+    #[serde(default)]
+    last_reconciled_ms: Option<u64>,
+}
+
+/// `sk` of a replica's heartbeat.
+fn replica_sort_key(id: &str) -> String {
+    format!("replica#{id}")
+}
+
+/// `sk` of an Environment's overview item.
+fn envinfo_sort_key(environment: &str) -> String {
+    format!("envinfo#{environment}")
 }
 
 fn built<T>(r: Result<T, BuildError>) -> T {

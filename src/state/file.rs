@@ -1,7 +1,11 @@
 //! The file backend: per environment, under `STATE_DIR/state/`,
 //! - `<env>.json`: format version, inventory and the latest history records;
 //! - `<env>.lease`: the lease (holder, token, expiry), kept after release so tokens only grow;
-//! - `<env>.lock`: present while one writer updates the two files above.
+//! - `<env>.lock`: present while one writer updates the two files above;
+//!
+//! and under `STATE_DIR/state/replicas/`, one `<hash of the replica id>.json` per replica
+//! heartbeat (its id, cap and expiry). The lease file also keeps when the Environment's last
+//! reconcile completed, which every replica reads.
 //!
 //! Every file is replaced atomically: written to a temp file in the same directory, fsynced,
 //! renamed over the old one, then the directory is fsynced. A crash at any point leaves the
@@ -25,8 +29,8 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    check_entries, check_environment, now_ms, path_error, HistoryRecord, InventoryEntry, Lease,
-    StateError, StateStore,
+    check_entries, check_environment, now_ms, path_error, EnvironmentRecord, HistoryRecord,
+    InventoryEntry, Lease, ReplicaRecord, StateError, StateStore,
 };
 use crate::plan::ResourceId;
 
@@ -75,6 +79,9 @@ struct LeaseFile {
     holder: Option<String>,
     token: u64,
     expires_at_ms: u64,
+    /// When the last reconcile completed (absent in files written before it was kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    last_reconciled_ms: Option<u64>,
 }
 
 impl FileStore {
@@ -111,6 +118,99 @@ impl FileStore {
 
     fn lock_file(&self, environment: &str) -> PathBuf {
         self.dir.join(format!("{environment}.lock"))
+    }
+
+    /// The directory of replica heartbeats.
+    fn replicas_dir(&self) -> PathBuf {
+        self.dir.join("replicas")
+    }
+
+    /// The heartbeat file of replica `id`: named by a hash, since ids hold host names.
+    fn replica_file(&self, id: &str) -> PathBuf {
+        use sha2::Digest;
+        let h = sha2::Sha256::digest(id.as_bytes());
+        self.replicas_dir()
+            .join(format!("{}.json", hex::encode(&h[..12])))
+    }
+
+    fn heartbeat_sync(&self, replica: &ReplicaRecord) -> Result<(), StateError> {
+        let dir = self.replicas_dir();
+        fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        let bytes = serde_json::to_vec_pretty(replica).expect("a heartbeat serializes");
+        write_atomic(&self.replica_file(&replica.id), &bytes)
+    }
+
+    fn leave_sync(&self, id: &str) -> Result<(), StateError> {
+        let path = self.replica_file(id);
+        match fs::remove_file(&path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_err(&path)(e)),
+            _ => Ok(()),
+        }
+    }
+
+    fn replicas_sync(&self) -> Result<Vec<ReplicaRecord>, StateError> {
+        let dir = self.replicas_dir();
+        let entries = match fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io_err(&dir)(e)),
+        };
+        let now = now_ms();
+        let mut out = Vec::new();
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.extension().is_none_or(|x| x != "json") {
+                continue; // a temp file of a heartbeat being written
+            }
+            let Some(bytes) = read_optional(&path)? else {
+                continue; // left between the listing and the read
+            };
+            let r: ReplicaRecord =
+                serde_json::from_slice(&bytes).map_err(|e| StateError::Corrupt {
+                    location: path.display().to_string(),
+                    detail: e.to_string(),
+                })?;
+            if r.expires_at_ms >= now {
+                out.push(r);
+            }
+        }
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(out)
+    }
+
+    fn mark_reconciled_sync(&self, lease: &Lease, at_ms: u64) -> Result<(), StateError> {
+        let environment = lease.environment.as_str();
+        check_environment(environment)?;
+        self.locked(environment, || {
+            self.check_fence(environment, Some(lease))?;
+            let mut l = self
+                .load_lease(environment)?
+                .expect("a checked fence has a lease file");
+            l.last_reconciled_ms = Some(at_ms);
+            self.save_lease(environment, &l)
+        })
+    }
+
+    fn environments_sync(&self) -> Result<Vec<EnvironmentRecord>, StateError> {
+        let mut out = Vec::new();
+        for entry in fs::read_dir(&self.dir)
+            .map_err(io_err(&self.dir))?
+            .flatten()
+        {
+            let name = entry.file_name();
+            let Some(env) = name.to_str().and_then(|n| n.strip_suffix(".lease")) else {
+                continue;
+            };
+            if let Some(l) = self.load_lease(env)? {
+                out.push(EnvironmentRecord {
+                    environment: env.to_string(),
+                    holder: l.holder,
+                    last_reconciled_ms: l.last_reconciled_ms,
+                });
+            }
+        }
+        out.sort_by(|a, b| a.environment.cmp(&b.environment));
+        Ok(out)
     }
 
     /// Read `<env>.json`; a missing file is an empty state.
@@ -292,7 +392,9 @@ impl FileStore {
         check_environment(environment)?;
         self.locked(environment, || {
             let now = now_ms();
-            let token = match self.load_lease(environment)? {
+            let current = self.load_lease(environment)?;
+            let last_reconciled_ms = current.as_ref().and_then(|l| l.last_reconciled_ms);
+            let token = match current {
                 None => 1,
                 Some(l) if l.holder.as_deref() == Some(holder) => l.token,
                 Some(l) if l.holder.is_none() || l.expires_at_ms < now => l.token + 1,
@@ -311,6 +413,7 @@ impl FileStore {
                     holder: Some(holder.to_string()),
                     token,
                     expires_at_ms,
+                    last_reconciled_ms,
                 },
             )?;
             Ok(Lease {
@@ -333,6 +436,7 @@ impl FileStore {
                         holder: None,
                         token: l.token,
                         expires_at_ms: 0,
+                        last_reconciled_ms: l.last_reconciled_ms,
                     },
                 ),
             _ => Ok(()),
@@ -399,6 +503,31 @@ impl StateStore for FileStore {
     async fn release_lease(&self, lease: &Lease) -> Result<(), StateError> {
         let (me, lease) = (self.clone(), lease.clone());
         blocking(move || me.release_lease_sync(&lease)).await
+    }
+
+    async fn heartbeat(&self, replica: &ReplicaRecord) -> Result<(), StateError> {
+        let (me, r) = (self.clone(), replica.clone());
+        blocking(move || me.heartbeat_sync(&r)).await
+    }
+
+    async fn leave(&self, replica: &str) -> Result<(), StateError> {
+        let (me, id) = (self.clone(), replica.to_string());
+        blocking(move || me.leave_sync(&id)).await
+    }
+
+    async fn replicas(&self) -> Result<Vec<ReplicaRecord>, StateError> {
+        let me = self.clone();
+        blocking(move || me.replicas_sync()).await
+    }
+
+    async fn mark_reconciled(&self, lease: &Lease, at_ms: u64) -> Result<(), StateError> {
+        let (me, lease) = (self.clone(), lease.clone());
+        blocking(move || me.mark_reconciled_sync(&lease, at_ms)).await
+    }
+
+    async fn environments(&self) -> Result<Vec<EnvironmentRecord>, StateError> {
+        let me = self.clone();
+        blocking(move || me.environments_sync()).await
     }
 }
 

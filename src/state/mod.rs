@@ -49,6 +49,31 @@ impl Lease {
     }
 }
 
+/// A replica's heartbeat: it is alive until `expires_at_ms`, and takes at most `cap`
+/// Environments.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ReplicaRecord {
+    /// Its identity, as in its leases.
+    pub id: String,
+    /// `--max-environments-per-replica`, if set.
+    #[serde(default)]
+    pub cap: Option<u32>,
+    /// Milliseconds since the Unix epoch after which it counts as gone.
+    pub expires_at_ms: u64,
+}
+
+/// What every replica can read of an Environment: which replica reconciled it last (or
+/// took its lease last) and when its last reconcile completed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvironmentRecord {
+    /// The Environment.
+    pub environment: String,
+    /// The replica that last took its lease or completed a reconcile of it.
+    pub holder: Option<String>,
+    /// When its last reconcile completed, milliseconds since the epoch.
+    pub last_reconciled_ms: Option<u64>,
+}
+
 /// Everything that can go wrong reading or writing state.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -179,6 +204,23 @@ pub trait StateStore: Send + Sync {
     /// Give the lease up so another replica can take it at once. A lease already lost is
     /// left alone. The token is kept so the next holder's is still greater.
     async fn release_lease(&self, lease: &Lease) -> Result<(), StateError>;
+
+    /// Register or renew a replica's heartbeat.
+    async fn heartbeat(&self, replica: &ReplicaRecord) -> Result<(), StateError>;
+
+    /// Remove a replica's heartbeat (it shuts down), so the others share its Environments
+    /// at once instead of after its heartbeat expires.
+    async fn leave(&self, replica: &str) -> Result<(), StateError>;
+
+    /// The replicas whose heartbeat has not expired, ordered by id.
+    async fn replicas(&self) -> Result<Vec<ReplicaRecord>, StateError>;
+
+    /// Record that `lease`'s holder completed a reconcile at `at_ms`, fenced like
+    /// [`StateStore::record`].
+    async fn mark_reconciled(&self, lease: &Lease, at_ms: u64) -> Result<(), StateError>;
+
+    /// Every Environment that has had a lease, ordered by name.
+    async fn environments(&self) -> Result<Vec<EnvironmentRecord>, StateError>;
 }
 
 /// Which backend a `--state` value selects.

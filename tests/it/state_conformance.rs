@@ -14,7 +14,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use futures::future::join_all;
 use mlspace_gitops::kinds::Kind;
 use mlspace_gitops::state::dynamodb::{LEASE_SK, PK, SK};
-use mlspace_gitops::state::{self, now_ms, StateError, StateStore};
+use mlspace_gitops::state::{self, now_ms, ReplicaRecord, StateError, StateStore};
 
 use crate::support::state::{corrupt, entry, put_raw, record};
 use crate::support::{Clients as _, Moto};
@@ -198,6 +198,8 @@ conformance!(
     writes_fenced_by_a_lost_lease_are_refused,
     release_frees_the_lease_at_once_and_the_token_keeps_growing,
     racing_replicas_give_the_lease_to_exactly_one,
+    replicas_heartbeat_expire_and_leave,
+    the_overview_names_the_holder_and_the_last_reconcile_fenced,
 );
 
 async fn inventory_round_trips_in_kind_and_name_order(b: &Backend) {
@@ -493,4 +495,106 @@ async fn racing_replicas_give_the_lease_to_exactly_one(b: &Backend) {
     for err in results.iter().filter_map(|r| r.as_ref().err()) {
         assert!(matches!(err, StateError::LeaseHeld { .. }), "{err}");
     }
+}
+
+async fn replicas_heartbeat_expire_and_leave(b: &Backend) {
+    let (a, other) = (b.open().await, b.open().await);
+    assert!(a.replicas().await.unwrap().is_empty());
+    let beat = |id: &str, cap: Option<u32>, ms: u64| ReplicaRecord {
+        id: id.into(),
+        cap,
+        expires_at_ms: now_ms() + ms,
+    };
+    // Ids are host names with pids and suffixes: any text.
+    a.heartbeat(&beat("host-b.example/42/x", Some(7), 60_000))
+        .await
+        .unwrap();
+    a.heartbeat(&beat("host-a/1/y", None, 60_000))
+        .await
+        .unwrap();
+    let short = b.ttl().as_millis() as u64;
+    other
+        .heartbeat(&beat("short-lived", None, short))
+        .await
+        .unwrap();
+    let ids = |v: Vec<ReplicaRecord>| v.into_iter().map(|r| (r.id, r.cap)).collect::<Vec<_>>();
+    assert_eq!(
+        ids(other.replicas().await.unwrap()),
+        [
+            ("host-a/1/y".to_string(), None),
+            ("host-b.example/42/x".to_string(), Some(7)),
+            ("short-lived".to_string(), None)
+        ]
+    );
+    // A renewal replaces the record, not adds one.
+    a.heartbeat(&beat("host-a/1/y", Some(3), 60_000))
+        .await
+        .unwrap();
+    outlive_the_lease(b).await;
+    assert_eq!(
+        ids(a.replicas().await.unwrap()),
+        [
+            ("host-a/1/y".to_string(), Some(3)),
+            ("host-b.example/42/x".to_string(), Some(7))
+        ],
+        "the expired heartbeat is not listed"
+    );
+    a.leave("host-a/1/y").await.unwrap();
+    a.leave("never-here").await.unwrap();
+    assert_eq!(
+        ids(other.replicas().await.unwrap()),
+        [("host-b.example/42/x".to_string(), Some(7))]
+    );
+}
+
+async fn the_overview_names_the_holder_and_the_last_reconcile_fenced(b: &Backend) {
+    let (a, other) = (b.open().await, b.open().await);
+    let ttl = b.ttl();
+    assert!(a.environments().await.unwrap().is_empty());
+    let lease = a.acquire_lease("dev", "a", ttl).await.unwrap();
+    let _ = a.acquire_lease("prod", "a", ttl * 50).await.unwrap();
+    a.mark_reconciled(&lease, 1_700_000_000_123).await.unwrap();
+    let envs = other.environments().await.unwrap();
+    let view: Vec<_> = envs
+        .iter()
+        .map(|e| {
+            (
+                e.environment.as_str(),
+                e.holder.as_deref(),
+                e.last_reconciled_ms,
+            )
+        })
+        .collect();
+    assert_eq!(
+        view,
+        [
+            ("dev", Some("a"), Some(1_700_000_000_123)),
+            ("prod", Some("a"), None)
+        ]
+    );
+    // Taken over: the old holder's mark is fenced; the new holder's first lease shows, and
+    // the last reconcile is kept until it completes one.
+    outlive_the_lease(b).await;
+    let new = other.acquire_lease("dev", "b", ttl * 50).await.unwrap();
+    let err = a
+        .mark_reconciled(&lease, 1_800_000_000_000)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StateError::Fenced { .. }), "{err}");
+    let dev = |envs: Vec<state::EnvironmentRecord>| {
+        envs.into_iter().find(|e| e.environment == "dev").unwrap()
+    };
+    let d = dev(a.environments().await.unwrap());
+    assert_eq!(d.holder.as_deref(), Some("b"));
+    assert_eq!(d.last_reconciled_ms, Some(1_700_000_000_123));
+    other
+        .mark_reconciled(&new, 1_700_000_999_000)
+        .await
+        .unwrap();
+    // A release keeps it too.
+    other.release_lease(&new).await.unwrap();
+    assert_eq!(
+        dev(a.environments().await.unwrap()).last_reconciled_ms,
+        Some(1_700_000_999_000)
+    );
 }
