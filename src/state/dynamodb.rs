@@ -323,18 +323,18 @@ impl DynamoStore {
     ) -> Result<(String, T), StateError> {
         let sk = match item.get(SK) {
             Some(AttributeValue::S(sk)) => sk.clone(),
-            _ => return Err(self.corrupt(&pk, "?", format!("no string attribute {SK}"))),
+            _ => return Err(self.corrupt(pk, "?", format!("no string attribute {SK}"))),
         };
         let mut obj = serde_json::Map::new();
         for (name, attr) in item {
             if name == PK || name == SK {
                 continue;
             }
-            let v = from_attr(&attr).map_err(|d| self.corrupt(&pk, &sk, format!("{name}: {d}")))?;
+            let v = from_attr(&attr).map_err(|d| self.corrupt(pk, &sk, format!("{name}: {d}")))?;
             obj.insert(name, v);
         }
         let value = serde_path_to_error::deserialize::<_, T>(Value::Object(obj))
-            .map_err(|e| self.corrupt(&pk, &sk, path_error(&e)))?;
+            .map_err(|e| self.corrupt(pk, &sk, path_error(&e)))?;
         Ok((sk, value))
     }
 
