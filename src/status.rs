@@ -137,6 +137,17 @@ pub struct EnvironmentStatus {
     pub last_error: Option<String>,
     /// Epoch seconds of the end of its last reconcile.
     pub last_reconcile_at: Option<u64>,
+    /// The replica that owns it: holds its lease, as the state store last said (this
+    /// replica's id when it leads); `null` when no replica has yet.
+    #[serde(default)]
+    pub owner: Option<String>,
+    /// The replica its share is assigned to by the sharding (`null`: none has room, or
+    /// no membership read yet).
+    #[serde(default)]
+    pub assigned_to: Option<String>,
+    /// Epoch seconds of its last completed reconcile by any replica, from the state store.
+    #[serde(default)]
+    pub last_completed_at: Option<u64>,
 }
 
 impl Status {

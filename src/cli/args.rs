@@ -208,6 +208,12 @@ pub struct RunArgs {
     /// and another takes over within this time after it dies.
     #[arg(long, env = "MLSPACE_GITOPS_LEASE_TTL", default_value = "30s", value_parser = humantime::parse_duration)]
     pub lease_ttl: std::time::Duration,
+    /// The most Environments this replica reconciles. Replicas on one DynamoDB state table
+    /// share the Environments evenly (rendezvous hashing with bounded loads); this caps one
+    /// replica's share, and what no replica has room for is reconciled by none (the
+    /// MlspaceGitopsEnvironmentNotReconciled alert names it).
+    #[arg(long, env = "MLSPACE_GITOPS_MAX_ENVIRONMENTS_PER_REPLICA", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_environments_per_replica: Option<u32>,
     /// Apply a git revision only when its head commit is SSH-signed (git's gpg.format=ssh)
     /// by a key of --allowed-signers; other revisions are refused and reported.
     #[arg(long, env = "MLSPACE_GITOPS_VERIFY_COMMITS")]

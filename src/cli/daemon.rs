@@ -76,6 +76,7 @@ pub async fn daemon(a: RunArgs) -> anyhow::Result<Outcome> {
         state: a.state,
         prune: a.prune.options(),
         lease_ttl: a.lease_ttl,
+        max_environments: a.max_environments_per_replica.map(|n| n as usize),
         allowed_signers,
         limits: a.limits.limits(),
         http: mlspace_gitops::http::HttpLimits {

@@ -38,10 +38,10 @@ use crate::pipeline::RevisionInfo;
 use crate::plan::ResourceId;
 use crate::secret::Secret;
 use crate::source::{Source, SourceConfig};
-use crate::state::{Lease, StateStore};
+use crate::state::{EnvironmentRecord, Lease, ReplicaRecord, StateStore};
 use crate::status::{Readiness, SharedStatus, Status};
 use revisions::Revisions;
-use worker::{Action, AttemptObserver, Outcome, Worker, WorkerCx};
+use worker::{Action, Assigned, AttemptObserver, Outcome, Worker, WorkerCx};
 
 /// Whether drift is repaired or only reported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,6 +110,8 @@ pub struct DaemonConfig {
     pub max_fetch_bytes: u64,
     /// The least severe lint finding that refuses a revision (`Error`: only errors do).
     pub lint_fail_on: crate::manifest::diag::Severity,
+    /// The most Environments this replica takes (`None`: its even share, whatever it is).
+    pub max_environments: Option<usize>,
 }
 
 /// Errors that stop the daemon from starting (afterwards it reports and retries instead).
@@ -179,6 +181,14 @@ struct Runtime {
     listeners: events::Listeners,
     /// Events waiting for their targeted reconcile, by Environment.
     pending: BTreeMap<String, events::Pending>,
+    /// Whether the replicas' membership has been read once (until then every replica
+    /// takes what leases are free, as a lone one would).
+    membership_read: bool,
+    /// What the state store says of each Environment (holder, last completed reconcile).
+    overview: BTreeMap<String, EnvironmentRecord>,
+    /// When this replica first saw each Environment, ms since the epoch: the age of one
+    /// never reconciled counts from there.
+    first_seen: BTreeMap<String, u64>,
 }
 
 /// Run the daemon until `shutdown` resolves. It never exits because AWS or the source is
@@ -259,7 +269,11 @@ pub async fn run(
         store: None,
         listeners,
         pending: BTreeMap::new(),
+        membership_read: false,
+        overview: BTreeMap::new(),
+        first_seen: BTreeMap::new(),
     };
+    rt.metrics.set_resync_interval(cfg.resync);
 
     tokio::pin!(shutdown);
     let mut next_fetch = Instant::now();
@@ -380,7 +394,8 @@ impl Runtime {
                 self.retired.push(lease);
             }
             self.due.remove(&name);
-            self.metrics.set_leader(&name, false);
+            self.first_seen.remove(&name);
+            self.metrics.forget_environment(&name, &self.cfg.holder);
         }
         let scopes: Vec<String> = names.iter().map(|n| worker::env_scope(n)).collect();
         self.readiness
@@ -398,7 +413,129 @@ impl Runtime {
             w.status.account = e.account.clone();
             w.status.region = e.region.clone();
             self.due.insert(e.name.clone(), now);
+            self.first_seen
+                .entry(e.name.clone())
+                .or_insert_with(crate::state::now_ms);
         }
+        // The new Environments get their share before their first pass.
+        self.membership_read = false;
+    }
+
+    /// Heartbeat, read the live replicas and the Environments' overview, and give each
+    /// worker its assignment ([`crate::shard::assign`]). When the store cannot be read the
+    /// previous assignment stays (the leases keep it safe meanwhile).
+    async fn membership(&mut self) {
+        let Some(store) = self.store.as_ref() else {
+            return;
+        };
+        let ttl_ms = u64::try_from(self.cfg.lease_ttl.as_millis()).unwrap_or(u64::MAX);
+        let me = ReplicaRecord {
+            id: self.cfg.holder.clone(),
+            cap: self
+                .cfg
+                .max_environments
+                .map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
+            expires_at_ms: crate::state::now_ms().saturating_add(ttl_ms),
+        };
+        let read = async {
+            store.heartbeat(&me).await?;
+            let replicas = store.replicas().await?;
+            let overview = store.environments().await?;
+            Ok::<_, crate::state::StateError>((replicas, overview))
+        };
+        let (mut replicas, overview) = match read.await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %DisplayChain(&e), "cannot read the replicas from the state store; keeping the last assignment");
+                return;
+            }
+        };
+        if !replicas.iter().any(|r| r.id == me.id) {
+            replicas.push(me); // read before its own heartbeat landed
+        }
+        self.metrics.set_replicas(replicas.len());
+        let members: Vec<crate::shard::Member> = replicas
+            .iter()
+            .map(|r| crate::shard::Member {
+                id: r.id.clone(),
+                cap: r.cap.map(|c| c as usize),
+            })
+            .collect();
+        let assignment = crate::shard::assign(self.workers.keys().map(String::as_str), &members);
+        let live: Vec<&str> = replicas.iter().map(|r| r.id.as_str()).collect();
+        for (name, w) in self.workers.iter_mut() {
+            let assigned = match assignment.get(name) {
+                Some(r) if *r == self.cfg.holder => Assigned::Me,
+                Some(r) => Assigned::Other(r.clone()),
+                None => Assigned::Nobody,
+            };
+            if assigned != w.assigned {
+                tracing::info!(environment = %name, assigned = ?assigned, "share changed");
+            }
+            w.assigned = assigned;
+            w.status.assigned_to = assignment.get(name).cloned();
+            // A holder whose heartbeat is gone owns nothing any more.
+            w.status.owner = overview
+                .iter()
+                .find(|o| &o.environment == name)
+                .and_then(|o| o.holder.clone())
+                .filter(|h| live.contains(&h.as_str()));
+        }
+        self.overview = overview
+            .into_iter()
+            .map(|o| (o.environment.clone(), o))
+            .collect();
+        self.membership_read = true;
+        self.export_ages();
+    }
+
+    /// The age of every Environment's last completed reconcile, by any replica.
+    fn export_ages(&mut self) {
+        let now = crate::state::now_ms();
+        for (name, w) in self.workers.iter_mut() {
+            let last = self.overview.get(name).and_then(|o| o.last_reconciled_ms);
+            w.status.last_completed_at = last.map(|ms| ms / 1000);
+            if w.is_leader() {
+                w.status.owner = Some(self.cfg.holder.clone());
+            }
+            let since = last
+                .or_else(|| self.first_seen.get(name).copied())
+                .unwrap_or(now);
+            self.metrics
+                .set_last_reconcile_age(name, Duration::from_millis(now.saturating_sub(since)));
+        }
+    }
+
+    /// Record in the store that the whole runs in `completed` finished, so every replica
+    /// sees the Environments' ages.
+    async fn mark_completed(&mut self, completed: &[String]) {
+        let Some(store) = self.store.as_ref() else {
+            return;
+        };
+        let now = crate::state::now_ms();
+        for name in completed {
+            let Some(lease) = self.workers.get(name).and_then(Worker::lease) else {
+                continue;
+            };
+            match store.mark_reconciled(lease, now).await {
+                Ok(()) => {
+                    let o =
+                        self.overview
+                            .entry(name.clone())
+                            .or_insert_with(|| EnvironmentRecord {
+                                environment: name.clone(),
+                                holder: None,
+                                last_reconciled_ms: None,
+                            });
+                    o.holder = Some(lease.holder.clone());
+                    o.last_reconciled_ms = Some(now);
+                }
+                Err(e) => {
+                    tracing::warn!(environment = %name, error = %DisplayChain(&e), "cannot record the completed reconcile in the state store")
+                }
+            }
+        }
+        self.export_ages();
     }
 
     /// Open the state store on first use (a DynamoDB table lives in the account of the
@@ -448,6 +585,7 @@ impl Runtime {
             self.status.write().unwrap().last_error = Some(e);
             return;
         }
+        self.membership().await;
         let cx = WorkerCx {
             cfg: &self.cfg,
             metrics: &self.metrics,
@@ -491,11 +629,15 @@ impl Runtime {
         }
     }
 
-    /// Give the leases back on shutdown so another replica takes over at once.
+    /// Give the leases back on shutdown, and leave the membership, so other replicas take
+    /// over at once.
     async fn release(&mut self) {
         let Some(store) = self.store.as_ref() else {
             return;
         };
+        if let Err(e) = store.leave(&self.cfg.holder).await {
+            tracing::warn!(error = %DisplayChain(&e), "cannot remove this replica's heartbeat; it expires by itself");
+        }
         let leases = self
             .workers
             .values_mut()
@@ -531,6 +673,9 @@ impl Runtime {
         if let Err(e) = self.open_store().await {
             tracing::error!("{e}");
             errors.push(e);
+        }
+        if !self.membership_read {
+            self.membership().await;
         }
         if let Some(store) = self.store.as_ref() {
             for lease in self.retired.drain(..) {
@@ -585,6 +730,7 @@ impl Runtime {
         let results = futures::future::join_all(jobs).await;
         let mut outcomes = Vec::new();
         let mut handled = Vec::new();
+        let mut outcomes_named = Vec::new();
         for (name, was_whole, outcome, action) in results {
             match action {
                 Some(Action::RequeueAt(t)) if was_whole => {
@@ -612,8 +758,17 @@ impl Runtime {
                 }
                 handled.push((name.clone(), repaired.clone()));
             }
+            outcomes_named.push((
+                name.clone(),
+                was_whole && matches!(outcome, Outcome::Reconciled { .. }),
+            ));
             outcomes.push(outcome);
         }
+        let completed: Vec<String> = outcomes_named
+            .into_iter()
+            .filter_map(|(n, done)| done.then_some(n))
+            .collect();
+        self.mark_completed(&completed).await;
         // Delete the messages of the events handled; the others come back from the queue.
         let mut events = events;
         for (name, repaired) in handled {

@@ -113,12 +113,28 @@ pub struct WorkerCx<'a> {
     pub stop: &'a Arc<AtomicBool>,
 }
 
+/// Which replica the sharding assigns an Environment to, as this replica last computed it
+/// ([`crate::shard::assign`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Assigned {
+    /// No membership read yet: take the lease if it is free, as a lone replica would.
+    Unknown,
+    /// This replica.
+    Me,
+    /// Another live replica.
+    Other(String),
+    /// No replica has room (every one is at `--max-environments-per-replica`).
+    Nobody,
+}
+
 /// One Environment's worker.
 #[derive(Debug)]
 pub struct Worker {
     name: String,
     clients: Clients,
     lease: Option<Lease>,
+    /// Whose share the Environment is in.
+    pub assigned: Assigned,
     /// Its error policy.
     pub policy: ErrorPolicy,
     /// Revision last applied without failures.
@@ -144,6 +160,7 @@ impl Worker {
             name: name.to_string(),
             clients: Clients::new(cfg.aws.clone(), Some(observer)),
             lease: None,
+            assigned: Assigned::Unknown,
             policy: ErrorPolicy::new(cfg.retry_base, cfg.retry_max),
             applied: None,
             status: EnvironmentStatus {
@@ -175,6 +192,11 @@ impl Worker {
         self.lease.take()
     }
 
+    /// The lease this replica holds on the Environment.
+    pub fn lease(&self) -> Option<&Lease> {
+        self.lease.as_ref()
+    }
+
     /// Hold (or renew) the lease. `Ok(true)` when held, `Ok(false)` when another replica
     /// holds it, `Err` when the store cannot say: then this replica must not reconcile.
     pub async fn hold_lease(&mut self, cx: &WorkerCx<'_>) -> Result<bool, String> {
@@ -183,6 +205,33 @@ impl Worker {
         };
         let name = self.name.clone();
         let was = self.lease.is_some();
+        let me = cx.cfg.holder.as_str();
+        // Another replica's share (or nobody's): hand the lease over if held, and stand by.
+        let other = match &self.assigned {
+            Assigned::Other(r) => Some(format!("replica {r} reconciles it")),
+            Assigned::Nobody => Some(
+                "no replica has room for it (each is at --max-environments-per-replica)".into(),
+            ),
+            Assigned::Unknown | Assigned::Me => None,
+        };
+        if let Some(why) = other {
+            if let Some(l) = self.lease.take() {
+                match store.release_lease(&l).await {
+                    Ok(()) => {
+                        tracing::info!(environment = %name, "lease handed over: {why}")
+                    }
+                    // It expires on its own; the other replica takes it then.
+                    Err(e) => {
+                        tracing::warn!(environment = %name, error = %DisplayChain(&e), "cannot hand the lease over; it expires by itself")
+                    }
+                }
+            }
+            cx.readiness.set_problem(&store_scope(&name), None);
+            self.status.leader = false;
+            cx.metrics.set_leader(&name, me, false);
+            self.status.last_error = Some(format!("standby: {why}"));
+            return Ok(false);
+        }
         match store
             .acquire_lease(&name, &cx.cfg.holder, cx.cfg.lease_ttl)
             .await
@@ -194,7 +243,7 @@ impl Worker {
                 }
                 self.lease = Some(l);
                 self.status.leader = true;
-                cx.metrics.set_leader(&name, true);
+                cx.metrics.set_leader(&name, me, true);
                 Ok(true)
             }
             Err(StateError::LeaseHeld {
@@ -208,7 +257,7 @@ impl Worker {
                 }
                 self.lease = None;
                 self.status.leader = false;
-                cx.metrics.set_leader(&name, false);
+                cx.metrics.set_leader(&name, me, false);
                 self.status.last_error = Some(format!("standby: {holder} holds the lease on {name} (until {expires_at_ms} ms since the epoch)"));
                 Ok(false)
             }
@@ -221,7 +270,7 @@ impl Worker {
                     .set_problem(&store_scope(&name), Some(msg.clone()));
                 self.lease = None;
                 self.status.leader = false;
-                cx.metrics.set_leader(&name, false);
+                cx.metrics.set_leader(&name, me, false);
                 Err(msg)
             }
         }

@@ -48,8 +48,19 @@ pub mod names {
     /// Validation errors in the last attempted revision.
     pub const VALIDATION_ERRORS: &str = "mlspace_gitops_validation_errors";
     /// 1 while this replica holds the reconcile lease of the `environment` (the
-    /// Environment's `metadata.name`), 0 or absent otherwise.
+    /// Environment's `metadata.name`), 0 or absent otherwise; `replica` is this replica's
+    /// id (the lease holder), so the series says who owns the Environment.
     pub const LEADER: &str = "mlspace_gitops_leader";
+    /// Seconds since the last completed reconcile of `environment`, by whichever replica,
+    /// as the state store says; exported by every replica for every Environment of its
+    /// revision (before any reconcile: since this replica first saw the Environment).
+    pub const ENVIRONMENT_LAST_RECONCILE_AGE_SECONDS: &str =
+        "mlspace_gitops_environment_last_reconcile_age_seconds";
+    /// This replica's `--resync` interval, in seconds (the stale-Environment alert compares
+    /// ages with it).
+    pub const RESYNC_INTERVAL_SECONDS: &str = "mlspace_gitops_resync_interval_seconds";
+    /// Replicas with a live heartbeat in the state store, as this replica last read them.
+    pub const REPLICAS: &str = "mlspace_gitops_replicas";
     /// Reconciles whose prune was refused, by `environment` and `reason` (mass_deletion:
     /// the revision would delete too much at once; inventory: the inventory was unreadable).
     pub const PRUNE_REFUSED_TOTAL: &str = "mlspace_gitops_prune_refused_total";
@@ -91,7 +102,7 @@ pub mod names {
     pub const EVENT_QUEUE_READABLE: &str = "mlspace_gitops_event_queue_readable";
 
     /// Every name above.
-    pub const ALL: [&str; 24] = [
+    pub const ALL: [&str; 27] = [
         RECONCILE_TOTAL,
         RECONCILE_DURATION_SECONDS,
         RESOURCES,
@@ -116,6 +127,9 @@ pub mod names {
         EVENT_RECONCILES_TOTAL,
         EVENT_TO_REPAIR_SECONDS,
         EVENT_QUEUE_READABLE,
+        ENVIRONMENT_LAST_RECONCILE_AGE_SECONDS,
+        RESYNC_INTERVAL_SECONDS,
+        REPLICAS,
     ];
 }
 
@@ -299,6 +313,12 @@ pub struct Metrics {
     event_to_repair_seconds: HistogramVec,
     /// See [`names::EVENT_QUEUE_READABLE`].
     event_queue_readable: IntGaugeVec,
+    /// See [`names::ENVIRONMENT_LAST_RECONCILE_AGE_SECONDS`].
+    environment_last_reconcile_age_seconds: IntGaugeVec,
+    /// See [`names::RESYNC_INTERVAL_SECONDS`].
+    resync_interval_seconds: IntGauge,
+    /// See [`names::REPLICAS`].
+    replicas: IntGauge,
     /// Serializes the read-modify-write helpers so concurrent callers cannot leave, say,
     /// two revisions at 1.
     label_sets: Mutex<()>,
@@ -428,7 +448,7 @@ pub fn register(reg: &Registry) -> Result<Arc<Metrics>, MetricsError> {
                     LEADER,
                     "1 while this replica holds the environment's reconcile lease.",
                 ),
-                &["environment"],
+                &["environment", "replica"],
             )
         })?,
         prune_refused_total: add(reg, PRUNE_REFUSED_TOTAL, || {
@@ -522,6 +542,31 @@ pub fn register(reg: &Registry) -> Result<Arc<Metrics>, MetricsError> {
                 &["environment", "queue"],
             )
         })?,
+        environment_last_reconcile_age_seconds: add(
+            reg,
+            ENVIRONMENT_LAST_RECONCILE_AGE_SECONDS,
+            || {
+                IntGaugeVec::new(
+                    Opts::new(
+                        ENVIRONMENT_LAST_RECONCILE_AGE_SECONDS,
+                        "Seconds since the last completed reconcile of the environment, by any replica.",
+                    ),
+                    &["environment"],
+                )
+            },
+        )?,
+        resync_interval_seconds: add(reg, RESYNC_INTERVAL_SECONDS, || {
+            IntGauge::new(
+                RESYNC_INTERVAL_SECONDS,
+                "The --resync interval, in seconds.",
+            )
+        })?,
+        replicas: add(reg, REPLICAS, || {
+            IntGauge::new(
+                REPLICAS,
+                "Replicas with a live heartbeat in the state store.",
+            )
+        })?,
         label_sets: Mutex::new(()),
     };
     m.build_info
@@ -574,7 +619,7 @@ impl Metrics {
     /// Every metric's name and label names, as registered (for checks of alerts and
     /// dashboards against what the daemon exports).
     pub fn descriptions(&self) -> Vec<(String, Vec<String>)> {
-        let collectors: [&dyn Collector; 24] = [
+        let collectors: [&dyn Collector; 27] = [
             &self.reconcile_total,
             &self.reconcile_duration_seconds,
             &self.resources,
@@ -599,6 +644,9 @@ impl Metrics {
             &self.event_reconciles_total,
             &self.event_to_repair_seconds,
             &self.event_queue_readable,
+            &self.environment_last_reconcile_age_seconds,
+            &self.resync_interval_seconds,
+            &self.replicas,
         ];
         collectors
             .iter()
@@ -628,10 +676,36 @@ impl Metrics {
     }
 
     /// Whether this replica leads `environment`.
-    pub fn set_leader(&self, environment: &str, leader: bool) {
+    pub fn set_leader(&self, environment: &str, replica: &str, leader: bool) {
         self.leader
-            .with_label_values(&[environment])
+            .with_label_values(&[environment, replica])
             .set(i64::from(leader));
+    }
+
+    /// An Environment that left the revision: its per-Environment gauges go away.
+    pub fn forget_environment(&self, environment: &str, replica: &str) {
+        let _ = self.leader.remove_label_values(&[environment, replica]);
+        let _ = self
+            .environment_last_reconcile_age_seconds
+            .remove_label_values(&[environment]);
+    }
+
+    /// Seconds since `environment`'s last completed reconcile.
+    pub fn set_last_reconcile_age(&self, environment: &str, age: Duration) {
+        self.environment_last_reconcile_age_seconds
+            .with_label_values(&[environment])
+            .set(i64::try_from(age.as_secs()).unwrap_or(i64::MAX));
+    }
+
+    /// The `--resync` interval.
+    pub fn set_resync_interval(&self, resync: Duration) {
+        self.resync_interval_seconds
+            .set(i64::try_from(resync.as_secs()).unwrap_or(i64::MAX));
+    }
+
+    /// Replicas alive in the state store.
+    pub fn set_replicas(&self, n: usize) {
+        self.replicas.set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
     /// The lint findings of the last revision linted, by severity in [`LINT_SEVERITIES`]

@@ -396,32 +396,58 @@ fn two_replicas_on_one_dynamodb_state_table_one_reconciles_the_other_takes_over(
         a.metric("mlspace_gitops_leader", &[("environment", "e2e")]) == 1.0
     });
 
+    // B joins: the Environment is in one replica's share (whichever the hash picks), and
+    // the other stands by.
     let b = Daemon::start(&moto, src, &ha);
-    b.wait_until("replica B stands by", Duration::from_secs(20), || {
-        b.metric("mlspace_gitops_leader", &[("environment", "e2e")]) == 0.0
-            && b.status()["last_error"]
+    let leads = |d: &Daemon| d.metric("mlspace_gitops_leader", &[("environment", "e2e")]) == 1.0;
+    let standby = |d: &Daemon| {
+        !leads(d)
+            && d.status()["last_error"]
                 .as_str()
                 .is_some_and(|e| e.contains("standby"))
-    });
+    };
+    b.wait_until(
+        "one leads, the other stands by",
+        Duration::from_secs(30),
+        || (leads(&a) && standby(&b)) || (leads(&b) && standby(&a)),
+    );
+    // Stable: no flapping between the two.
+    let a_leads = leads(&a);
+    std::thread::sleep(Duration::from_secs(4));
     assert_eq!(
-        b.metric("mlspace_gitops_changes_applied_total", &[]),
+        (leads(&a), leads(&b)),
+        (a_leads, !a_leads),
+        "the lease moved again"
+    );
+    let (leader, other) = if a_leads { (a, b) } else { (b, a) };
+    assert_eq!(
+        other.metric("mlspace_gitops_changes_applied_total", &[]),
         0.0,
         "the standby replica wrote to AWS"
     );
+    assert_eq!(
+        other.status()["environments"][0]["owner"],
+        leader.status()["environments"][0]["owner"],
+        "both name the same owner"
+    );
 
-    // A dies without releasing its lease; B takes over within the lease time and repairs drift.
-    let mut a = a;
-    a.child.kill().unwrap();
-    a.child.wait().unwrap();
+    // The leader dies without releasing its lease; the other takes over within the lease
+    // time and repairs drift.
+    let mut leader = leader;
+    leader.child.kill().unwrap();
+    leader.child.wait().unwrap();
     tag_team(&rt, rt.block_on(moto.aws()).iam(), "rogue");
-    let took = b.wait_until("replica B takes over", Duration::from_secs(30), || {
-        b.metric("mlspace_gitops_leader", &[("environment", "e2e")]) == 1.0
-    });
+    let b = other;
+    let took = b.wait_until(
+        "the other replica takes over",
+        Duration::from_secs(30),
+        || leads(&b),
+    );
     eprintln!(
         "takeover after the leader died: {:.1} s (lease 3 s)",
         took.as_secs_f64()
     );
-    b.wait_until("replica B repairs drift", Duration::from_secs(20), || {
+    b.wait_until("it repairs drift", Duration::from_secs(20), || {
         role_tag(&rt, &moto, "team").as_deref() == Some("blue")
     });
     assert!(b.terminate().success());

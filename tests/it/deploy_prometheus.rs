@@ -184,14 +184,17 @@ fn running_daemon_exports_the_leader_gauge_of_its_environment() {
     .stderr(std::process::Stdio::null())
     .spawn()
     .unwrap();
-    let want = "mlspace_gitops_leader{environment=\"mlspace-gitops\"} 1";
+    let want = "mlspace_gitops_leader{environment=\"mlspace-gitops\",replica=\"";
     let start = Instant::now();
     let mut last = String::new();
     while start.elapsed() < Duration::from_secs(30) {
         let (code, body) = http(port, "GET", "/metrics", &[], b"");
         if code != 0 {
             last = body;
-            if last.contains(want) {
+            if last
+                .lines()
+                .any(|l| l.starts_with(want) && l.ends_with("} 1"))
+            {
                 break;
             }
         }
@@ -199,7 +202,11 @@ fn running_daemon_exports_the_leader_gauge_of_its_environment() {
     }
     kill(child.id(), "TERM");
     let _ = child.wait();
-    assert!(last.contains(want), "no `{want}` in /metrics:\n{last}");
+    assert!(
+        last.lines()
+            .any(|l| l.starts_with(want) && l.ends_with("} 1")),
+        "no `{want}...}} 1` in /metrics:\n{last}"
+    );
     // Every family the daemon serves is one of metrics::names::ALL.
     let exported = exported_metrics();
     for line in last.lines().filter(|l| l.starts_with("# TYPE ")) {

@@ -212,7 +212,7 @@ async fn metrics_parse_and_name_every_metric() {
     m.set_revision("deadbeef");
     m.set_validation_errors(2);
     m.set_lint_findings([0, 2, 1, 0]);
-    m.set_leader("dev", true);
+    m.set_leader("dev", "replica-a", true);
     m.record_prune("dev", None);
     let iam = Some(mlspace_gitops::events::Source::Iam);
     m.events_started("dev");
@@ -223,6 +223,7 @@ async fn metrics_parse_and_name_every_metric() {
     m.record_event_reconcile("dev", true);
     m.observe_event_to_repair(metrics::EventResult::Repaired, Duration::from_millis(280));
     m.set_event_queue_readable("dev", "https://sqs.us-east-1.amazonaws.com/1/q", true);
+    m.set_last_reconcile_age("dev", Duration::from_secs(42));
 
     let r = srv.get("/metrics").await;
     assert_eq!(r.status, 200);

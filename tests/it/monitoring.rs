@@ -21,6 +21,7 @@
 //! | `no-source`    | a git source that cannot be fetched                                  |
 //! | `pruning`      | `--prune` and a revision that would delete most of what it manages   |
 //! | `leader`, `standby` | two replicas on one DynamoDB lease; the leader is SIGKILLed     |
+//! | `capped`       | two Environments and `--max-environments-per-replica 1`              |
 //!
 //! and one in a job of its own, `mlspace-gitops-cut-off`, whose only replica cannot reach
 //! AWS at all (so the job has never reconciled: the stale alert is per job).
@@ -45,6 +46,24 @@ use crate::support::{free_port, kill, mlspace, read, read_json, Clients as _, Co
 const JOB: &str = "mlspace-gitops";
 /// A second deployment, whose one replica cannot reach AWS.
 const CUT_OFF_JOB: &str = "mlspace-gitops-cut-off";
+/// The Environments of the replica with room for one.
+const CAPPED: [&str; 2] = ["capped-a", "capped-b"];
+
+/// The one of [`CAPPED`] the sharding leaves out: a lone replica with room for one takes
+/// the Environment placed first, whatever its id.
+fn left_out() -> String {
+    let one = [mlspace_gitops::shard::Member {
+        id: "any".into(),
+        cap: Some(1),
+    }];
+    let a = mlspace_gitops::shard::assign(CAPPED, &one);
+    CAPPED
+        .iter()
+        .find(|e| !a.contains_key(**e))
+        .unwrap()
+        .to_string()
+}
+
 /// The group of the copy of the rules with every `for:` cut to 1 s.
 const SHORT_GROUP: &str = "mlspace-gitops-for-1s";
 
@@ -137,6 +156,10 @@ fn expected_cause(ports: &BTreeMap<&str, u16>) -> BTreeMap<&'static str, (&'stat
         (
             "MlspaceGitopsEventQueueUnreadable",
             ("environment", "drifting".to_string()),
+        ),
+        (
+            "MlspaceGitopsEnvironmentNotReconciled",
+            ("environment", left_out()),
         ),
     ])
 }
@@ -418,6 +441,25 @@ fn prometheus_fires_every_alert_on_daemons_driven_into_failure_and_the_dashboard
     daemons.insert(
         "standby",
         Daemon::spawn(&moto.env(), shared.path().to_str().unwrap(), None, &ha),
+    );
+
+    // Two Environments and room for one (--max-environments-per-replica 1): the other is
+    // reconciled by nobody.
+    let capped = tempfile::tempdir().unwrap();
+    for name in CAPPED {
+        write_manifests(
+            &capped.path().join(name),
+            &format!("{}{}", plain_environment(name), role_and_table(name)),
+        );
+    }
+    daemons.insert(
+        "capped",
+        Daemon::spawn(
+            &moto.env(),
+            capped.path().to_str().unwrap(),
+            None,
+            &[&fast[..], &["--max-environments-per-replica", "1"]].concat(),
+        ),
     );
 
     // Cut off from AWS: nothing answers at its endpoint.
