@@ -25,6 +25,7 @@ mod iam_engine;
 mod import_e2e;
 mod kms_key_engine;
 mod multi_env_e2e;
+mod notify;
 mod plan_golden;
 mod prune_e2e;
 mod render;
