@@ -55,7 +55,7 @@ pub enum Outcome {
         /// The resources changed successfully (repaired, in apply mode).
         repaired: BTreeSet<ResourceId>,
         /// What the run found, for notifications.
-        facts: crate::notify::RunFacts,
+        facts: Box<crate::notify::RunFacts>,
     },
     /// Another replica holds the lease: nothing was done.
     Standby,
@@ -534,7 +534,7 @@ impl Worker {
                 failures,
                 requests: report.requests,
                 repaired,
-                facts: crate::notify::RunFacts { problems, ..facts },
+                facts: Box::new(crate::notify::RunFacts { problems, ..facts }),
             },
             Action::RequeueAt(at),
         )

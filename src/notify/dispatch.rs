@@ -86,7 +86,7 @@ enum SendError {
     #[error("the receiver answered HTTP {0}")]
     Status(u16),
     #[error("SNS Publish failed")]
-    Sns(#[source] aws_sdk_sns::error::SdkError<aws_sdk_sns::operation::publish::PublishError>),
+    Sns(#[source] Box<aws_sdk_sns::error::SdkError<aws_sdk_sns::operation::publish::PublishError>>),
 }
 
 type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
@@ -105,7 +105,7 @@ impl ServiceClient for aws_sdk_sns::Client {
 #[derive(Clone)]
 enum Deliver {
     Http {
-        client: HttpClient,
+        client: Box<HttpClient>,
         secret: Option<Secret>,
     },
     Sns(aws_sdk_sns::Client),
@@ -166,7 +166,7 @@ impl Notifier {
                         client = Some(http_client()?);
                     }
                     Deliver::Http {
-                        client: client.clone().expect("just built"),
+                        client: Box::new(client.clone().expect("just built")),
                         secret: (t.scheme == Scheme::Webhook)
                             .then(|| cfg.secret.clone())
                             .flatten(),
@@ -200,17 +200,6 @@ impl Notifier {
             tasks,
             metrics,
         })
-    }
-
-    /// No sink: every notice is discarded.
-    pub fn none(metrics: Arc<Metrics>) -> Notifier {
-        Notifier {
-            events: BTreeSet::new(),
-            dedup: Mutex::new(Dedup::new(DEDUP_WINDOW)),
-            sinks: Vec::new(),
-            tasks: Vec::new(),
-            metrics,
-        }
     }
 
     /// Queue `notice` for every sink, without waiting (see the module docs).
@@ -328,7 +317,7 @@ async fn deliver_once(t: &Target, deliver: &Deliver, n: &Notice) -> Result<(), S
                 .message(target::json_body(n).to_string())
                 .send()
                 .await
-                .map_err(SendError::Sns)?;
+                .map_err(|e| SendError::Sns(Box::new(e)))?;
             Ok(())
         }
         Deliver::Http { client, secret } => {

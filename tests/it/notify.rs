@@ -511,12 +511,15 @@ fn bad_notify_flags_stop_the_start_naming_the_flag_not_the_url() {
         assert!(!out.status.success());
         String::from_utf8_lossy(&out.stderr).to_string()
     };
-    let e = run(&["--notify", "https://hooks.slack.com/services/T0/B0/TOKEN"]);
+    let e = run(&[
+        "--notify",
+        "https://hooks.slack.com/services/T0/B0/Xq7sEcReT",
+    ]);
     assert!(e.contains("--notify #1: unknown scheme"), "{e}");
-    assert!(!e.contains("TOKEN"), "{e}");
-    let e = run(&["--notify", "webhook+https://example.com/TOKEN"]);
+    assert!(!e.contains("Xq7sEcReT"), "{e}");
+    let e = run(&["--notify", "webhook+https://example.com/Xq7sEcReT"]);
     assert!(e.contains("--notify-secret-file"), "{e}");
-    assert!(!e.contains("TOKEN"), "{e}");
+    assert!(!e.contains("Xq7sEcReT"), "{e}");
     let e = run(&[
         "--notify",
         "sns://arn:aws:sns:us-east-1:123456789012:t",
@@ -524,4 +527,15 @@ fn bad_notify_flags_stop_the_start_naming_the_flag_not_the_url() {
         "drift",
     ]);
     assert!(e.contains("--notify-events: unknown event `drift`"), "{e}");
+    // `run --help` does not show the URLs of the environment.
+    let out = crate::support::mlspace(&["run", "--help"])
+        .env(
+            "MLSPACE_GITOPS_NOTIFY",
+            "slack+https://hooks.slack.com/services/T0/B0/Xq7sEcReT",
+        )
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("MLSPACE_GITOPS_NOTIFY"), "{help}");
+    assert!(!help.contains("Xq7sEcReT"), "{help}");
 }
