@@ -357,6 +357,93 @@ async fn deliver_once(t: &Target, deliver: &Deliver, n: &Notice) -> Result<(), S
 mod tests {
     use super::*;
 
+    fn notice(i: usize) -> Notice {
+        super::super::leadership(&format!("env-{i}"), "h", false, true).unwrap()
+    }
+
+    /// The value of the notifications counter for `sink` and `result`, summed over events.
+    fn count(reg: &prometheus::Registry, sink: &str, result: &str) -> u64 {
+        crate::metrics::encode(reg)
+            .lines()
+            .filter(|l| l.starts_with(crate::metrics::names::NOTIFICATIONS_TOTAL))
+            .filter(|l| {
+                l.contains(&format!("sink=\"{sink}\""))
+                    && l.contains(&format!("result=\"{result}\""))
+            })
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+            .sum()
+    }
+
+    #[tokio::test]
+    async fn a_receiver_that_never_answers_fills_its_queue_and_send_never_waits() {
+        // Accepts connections (the kernel's backlog) and never answers.
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("webhook+http://{}/hook", silent.local_addr().unwrap());
+        let reg = prometheus::Registry::new();
+        let metrics = crate::metrics::register(&reg).unwrap();
+        let cfg = NotifyConfig {
+            targets: vec![Target::parse(0, &url).unwrap()],
+            events: BTreeSet::new(),
+            secret: Some(Secret::new("k")),
+        };
+        let n = Notifier::start(cfg, &AwsOptions::default(), metrics)
+            .await
+            .unwrap();
+        // The same notice twice is queued once.
+        n.send(notice(0));
+        n.send(notice(0));
+        tokio::task::yield_now().await;
+        // The sink holds one notice in flight and QUEUE more; the rest are dropped.
+        for i in 1..=QUEUE + 5 {
+            n.send(notice(i));
+        }
+        let dropped = count(&reg, "webhook-0", "dropped");
+        assert!((4..=5).contains(&dropped), "{dropped} dropped");
+        assert_eq!(count(&reg, "webhook-0", "sent"), 0);
+        // Shutdown does not wait for the receiver beyond the drain time.
+        let started = std::time::Instant::now();
+        n.close(Duration::from_millis(200)).await;
+        assert!(started.elapsed() < Duration::from_secs(2));
+    }
+
+    #[tokio::test]
+    async fn events_not_chosen_are_not_sent() {
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("webhook+http://{}/hook", silent.local_addr().unwrap());
+        let reg = prometheus::Registry::new();
+        let metrics = crate::metrics::register(&reg).unwrap();
+        let cfg = NotifyConfig {
+            targets: vec![Target::parse(0, &url).unwrap()],
+            events: [EventKind::RevisionApplied].into_iter().collect(),
+            secret: Some(Secret::new("k")),
+        };
+        let n = Notifier::start(cfg, &AwsOptions::default(), metrics)
+            .await
+            .unwrap();
+        for i in 0..QUEUE + 5 {
+            n.send(notice(i));
+        }
+        // Leadership notices are filtered before any queue: nothing dropped.
+        assert_eq!(count(&reg, "webhook-0", "dropped"), 0);
+        n.close(Duration::from_millis(100)).await;
+    }
+
+    #[tokio::test]
+    async fn a_webhook_without_a_secret_is_refused() {
+        let reg = prometheus::Registry::new();
+        let metrics = crate::metrics::register(&reg).unwrap();
+        let cfg = NotifyConfig {
+            targets: vec![Target::parse(0, "webhook+https://example.com/x").unwrap()],
+            events: BTreeSet::new(),
+            secret: None,
+        };
+        let e = Notifier::start(cfg, &AwsOptions::default(), metrics)
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("--notify-secret-file"), "{e}");
+        assert!(!e.to_string().contains("example.com"), "{e}");
+    }
+
     #[test]
     fn signature_is_hmac_sha256_hex() {
         // RFC 4231 test case 2.
