@@ -539,3 +539,51 @@ fn bad_notify_flags_stop_the_start_naming_the_flag_not_the_url() {
     assert!(help.contains("MLSPACE_GITOPS_NOTIFY"), "{help}");
     assert!(!help.contains("Xq7sEcReT"), "{help}");
 }
+
+#[test]
+fn detect_mode_reports_drift_once_and_applies_nothing() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let moto = Moto::start();
+    let hook = Receiver::start(&rt, Answer::Ok);
+    let dir = tempfile::tempdir().unwrap();
+    let manifests = dir.path().join("manifests");
+    std::fs::create_dir_all(&manifests).unwrap();
+    std::fs::write(manifests.join("env.yaml"), environment("123456789012")).unwrap();
+    std::fs::write(manifests.join("iam.yaml"), role("blue")).unwrap();
+    let secret = secret_file(dir.path());
+    let url = hook.url();
+    let d = Daemon::start(
+        &moto,
+        manifests.to_str().unwrap(),
+        &[
+            "--mode",
+            "detect",
+            "--notify",
+            &url,
+            "--notify-secret-file",
+            secret.to_str().unwrap(),
+            "--notify-events",
+            "revision_applied,drift_detected,drift_repaired",
+        ],
+    );
+    d.wait_until("drift_detected", Duration::from_secs(60), || {
+        !hook.of("drift_detected").is_empty()
+    });
+    let n = &hook.of("drift_detected")[0];
+    assert_eq!(details(n), ["create Role notify-role"], "{n:#}");
+    // Resyncs find the same drift: nothing more is said, and nothing is applied.
+    let reconciles =
+        |d: &Daemon| d.metric("mlspace_gitops_reconcile_total", &[("result", "success")]);
+    let before = reconciles(&d);
+    d.wait_until("two more resyncs", Duration::from_secs(20), || {
+        reconciles(&d) >= before + 2.0
+    });
+    let events: Vec<String> = hook
+        .notices()
+        .iter()
+        .map(|n| n["event"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(events, ["drift_detected"]);
+    assert_eq!(role_tag(&rt, &moto), None, "detect mode wrote to AWS");
+    d.terminate();
+}
