@@ -317,7 +317,7 @@ pub fn derive(prev: &EnvMemory, facts: &RunFacts) -> (EnvMemory, Vec<Notice>) {
         ));
         n.details = facts.applied.iter().map(change_line).collect();
         out.push(n);
-    } else if !facts.already_applied && !facts.detect {
+    } else if !facts.already_applied {
         // A revision being applied: its changes add up until a run finishes it.
         if next.applying_revision.as_deref() != Some(facts.revision.id.as_str()) {
             next.applying_revision = Some(facts.revision.id.clone());

@@ -240,7 +240,7 @@ pub fn json_body(n: &Notice) -> Value {
     v
 }
 
-/// An SNS Subject: at most 100 printable ASCII characters, no line break.
+/// An SNS Subject: printable ASCII, no line break, under 100 characters (SNS's limit).
 pub fn sns_subject(n: &Notice) -> String {
     let s: String = format!("mlspace-gitops: {}", n.summary)
         .chars()
@@ -252,5 +252,5 @@ pub fn sns_subject(n: &Notice) -> String {
             }
         })
         .collect();
-    s.chars().take(100).collect()
+    s.chars().take(99).collect()
 }
