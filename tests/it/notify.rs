@@ -322,7 +322,7 @@ fn filtered_events_reach_a_good_receiver_while_failing_ones_are_retried_and_coun
     std::fs::write(manifests.join("iam.yaml"), role("blue")).unwrap();
     let secret = secret_file(dir.path());
     let (g, f, h) = (good.url(), failing.url(), hanging.url());
-    let d = Daemon::start(
+    let mut d = Daemon::start(
         &moto,
         manifests.to_str().unwrap(),
         &[
@@ -391,7 +391,10 @@ fn filtered_events_reach_a_good_receiver_while_failing_ones_are_retried_and_coun
         ),
         2.0
     );
-    d.terminate();
+    // The hanging receiver still holds the refusal: shutdown waits for it 5 s at most.
+    let (took, status) = d.stop();
+    assert!(status.success(), "{status:?}\n{}", d.log());
+    assert!(took < Duration::from_secs(8), "shutdown took {took:?}");
 }
 
 #[test]
