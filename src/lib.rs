@@ -16,6 +16,8 @@
 //!   touch (pure); the daemon reads them from SQS and reconciles only those resources.
 //! - `observe`, `apply`, `import`: read and change AWS through the kinds (runtime).
 //! - `pipeline`: one Environment reconciled end to end; the CLI and the daemon call it.
+//! - [`notify`]: the notices of what the daemon did and refused (pure), and with the
+//!   `runtime` feature their delivery to Slack, Teams, webhooks and SNS.
 //! - `source`, `daemon`, `state`, `status`, `metrics`, `http`: the controller around it.
 //!
 //! Without the default `runtime` feature only the pure stages build, which proves they
@@ -26,6 +28,7 @@ pub mod events;
 pub mod inventory;
 pub mod kinds;
 pub mod manifest;
+pub mod notify;
 pub mod plan;
 pub mod review;
 pub mod schema;

@@ -245,6 +245,27 @@ pub struct RunArgs {
     /// invalid revision (errors always refuse it); e.g. security-warning.
     #[arg(long, env = "MLSPACE_GITOPS_LINT_FAIL_ON", value_enum, default_value_t = FailOn::Error)]
     pub lint_fail_on: FailOn,
+    /// Send notifications to URL (repeatable; in the environment variable, separated by
+    /// spaces): slack+https://… or teams+https://… (incoming webhooks), webhook+https://…
+    /// (the notice as JSON, signed with --notify-secret-file) or
+    /// sns://arn:aws:sns:REGION:ACCOUNT:TOPIC. URLs hold tokens: they are never shown.
+    #[arg(
+        long = "notify",
+        value_name = "URL",
+        env = "MLSPACE_GITOPS_NOTIFY",
+        value_delimiter = ' ',
+        hide_env_values = true
+    )]
+    pub notify: Vec<String>,
+    /// The events notified, comma-separated: all, or some of revision_applied,
+    /// reconcile_failed, drift_detected, drift_repaired, revision_refused, prune_refused,
+    /// leadership_changed.
+    #[arg(long, env = "MLSPACE_GITOPS_NOTIFY_EVENTS", default_value = "all")]
+    pub notify_events: String,
+    /// File holding the HMAC-SHA256 key of the X-Signature-256 header of webhook+
+    /// notifications (required with a webhook+ URL).
+    #[arg(long, env = "MLSPACE_GITOPS_NOTIFY_SECRET_FILE")]
+    pub notify_secret_file: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]

@@ -10,6 +10,9 @@
 //!   leads and hand the runtime the events about managed resources, which it reconciles
 //!   alone (a targeted run), the resync staying as the backstop;
 //! - the **source side** ([`revisions`]) keeps the last good revision and refuses the rest;
+//! - the **notifier** ([`crate::notify`]) hears what passes, the lease and the source side
+//!   found, as notices derived from each Environment's run and what was said before; it
+//!   never holds up a pass;
 //! - `/status` is built from the workers' last reports ([`crate::status`]), and metrics go
 //!   through the typed helpers of [`crate::metrics::Metrics`].
 
@@ -34,6 +37,8 @@ pub use backoff::Backoff;
 
 use crate::aws::{AwsContext, AwsOptions, DisplayChain};
 use crate::metrics::{Metrics, ReconcileResult};
+use crate::notify::dispatch::{Notifier, NotifyConfig};
+use crate::notify::EnvMemory;
 use crate::pipeline::RevisionInfo;
 use crate::plan::ResourceId;
 use crate::secret::Secret;
@@ -110,6 +115,8 @@ pub struct DaemonConfig {
     pub max_fetch_bytes: u64,
     /// The least severe lint finding that refuses a revision (`Error`: only errors do).
     pub lint_fail_on: crate::manifest::diag::Severity,
+    /// Where notices go (`--notify`), which ones, and the webhook signing secret.
+    pub notify: NotifyConfig,
 }
 
 /// Errors that stop the daemon from starting (afterwards it reports and retries instead).
@@ -130,6 +137,9 @@ pub enum DaemonError {
     /// The source configuration is unusable.
     #[error("bad source configuration")]
     Source(#[from] crate::source::SourceError),
+    /// The notification receivers are unusable.
+    #[error("bad notification configuration")]
+    Notify(#[from] crate::notify::dispatch::NotifyError),
 }
 
 /// How long the AWS attempts of an Environment (or of the state store) may go unanswered,
@@ -179,7 +189,16 @@ struct Runtime {
     listeners: events::Listeners,
     /// Events waiting for their targeted reconcile, by Environment.
     pending: BTreeMap<String, events::Pending>,
+    /// Where notices go.
+    notifier: Notifier,
+    /// What was last notified about each Environment.
+    notified: BTreeMap<String, EnvMemory>,
+    /// Whether this replica led each Environment when last looked at.
+    leading: BTreeMap<String, bool>,
 }
+
+/// How long queued notices may still go out at shutdown (within the grace period).
+const NOTIFY_DRAIN: Duration = Duration::from_secs(5);
 
 /// Run the daemon until `shutdown` resolves. It never exits because AWS or the source is
 /// unreachable: failures are reported and retried.
@@ -189,6 +208,7 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), DaemonError> {
     let metrics = crate::metrics::register(&registry)?;
+    let notifier = Notifier::start(cfg.notify.clone(), &cfg.aws, metrics.clone()).await?;
     let mut source = Source::new(cfg.source.clone())?;
     source.set_limits(cfg.limits);
     source.set_max_fetch_bytes(cfg.max_fetch_bytes);
@@ -259,6 +279,9 @@ pub async fn run(
         store: None,
         listeners,
         pending: BTreeMap::new(),
+        notifier,
+        notified: BTreeMap::new(),
+        leading: BTreeMap::new(),
     };
 
     tokio::pin!(shutdown);
@@ -300,6 +323,9 @@ pub async fn run(
                     break;
                 }
             };
+            for n in rt.revisions.refusals.drain(..) {
+                rt.notifier.send(n);
+            }
             if new {
                 rt.new_revision();
             }
@@ -349,6 +375,7 @@ pub async fn run(
     stop.store(true, Ordering::SeqCst);
     rt.listeners.retain(|_| false);
     rt.release().await;
+    rt.notifier.close(NOTIFY_DRAIN.min(cfg.grace)).await;
     let _ = http_stop_tx.send(());
     let _ = http.await;
     tracing::info!("mlspace-gitops daemon stopped");
@@ -381,6 +408,8 @@ impl Runtime {
             }
             self.due.remove(&name);
             self.metrics.set_leader(&name, false);
+            self.notified.remove(&name);
+            self.leading.remove(&name);
         }
         let scopes: Vec<String> = names.iter().map(|n| worker::env_scope(n)).collect();
         self.readiness
@@ -464,7 +493,29 @@ impl Runtime {
                 }
             }
         }
+        self.notice_leadership();
         self.sync_listeners();
+    }
+
+    /// Notices of the leases this replica took or lost since it last looked.
+    fn notice_leadership(&mut self) {
+        for (name, w) in &self.workers {
+            let is = w.is_leader();
+            let was = self.leading.insert(name.clone(), is).unwrap_or(false);
+            if let Some(n) = crate::notify::leadership(name, &self.cfg.holder, was, is) {
+                self.notifier.send(n);
+            }
+        }
+    }
+
+    /// The notices of one Environment's run, derived from what was said before.
+    fn notice_run(&mut self, facts: &crate::notify::RunFacts) {
+        let prev = self.notified.remove(&facts.environment).unwrap_or_default();
+        let (next, notices) = crate::notify::derive(&prev, facts);
+        self.notified.insert(facts.environment.clone(), next);
+        for n in notices {
+            self.notifier.send(n);
+        }
     }
 
     /// Listeners for exactly the Environments this replica leads that name queues, once a
@@ -600,6 +651,31 @@ impl Runtime {
                 }
                 None => {}
             }
+            match &outcome {
+                Outcome::Reconciled { facts, .. } => self.notice_run(facts),
+                // The run could not happen: its error is the worker's last.
+                Outcome::Failed => {
+                    let facts = crate::notify::RunFacts {
+                        environment: name.clone(),
+                        revision: crate::notify::RevisionRef {
+                            id: revision.id.clone(),
+                            author: revision.author.clone(),
+                            message: revision.message.clone(),
+                        },
+                        whole: was_whole,
+                        problems: self
+                            .workers
+                            .get(&name)
+                            .and_then(|w| w.status.last_error.clone())
+                            .or_else(|| Some("the reconcile could not run".into()))
+                            .into_iter()
+                            .collect(),
+                        ..Default::default()
+                    };
+                    self.notice_run(&facts);
+                }
+                Outcome::Standby => {}
+            }
             if let Outcome::Reconciled {
                 success, repaired, ..
             } = &outcome
@@ -622,6 +698,7 @@ impl Runtime {
             };
             p.handled(&w.resources, &repaired, &self.metrics).await;
         }
+        self.notice_leadership();
         self.publish(&rev.id, errors, &outcomes, whole, started.elapsed());
     }
 

@@ -16,6 +16,7 @@ use crate::aws::DisplayChain;
 use crate::manifest::diag::{escape_control, Severity};
 use crate::manifest::{self, DesiredState, Limits, LoadOptions, ManifestError};
 use crate::metrics::{FetchResult, Metrics, ReconcileResult};
+use crate::notify::{self, Notice, Refusal};
 use crate::source::{Revision, Source, SourceError, VerifyError};
 use crate::status::{Readiness, SharedStatus};
 
@@ -64,6 +65,8 @@ pub struct Revisions {
     limits: Limits,
     /// The least severe lint finding that refuses a revision (errors always do).
     lint_fail_on: Severity,
+    /// Notices of the revisions refused since the runtime last took them.
+    pub refusals: Vec<Notice>,
 }
 
 impl Revisions {
@@ -78,6 +81,7 @@ impl Revisions {
             rejected: None,
             limits: Limits::default(),
             lint_fail_on: Severity::Error,
+            refusals: Vec::new(),
         }
     }
 
@@ -179,7 +183,20 @@ impl Revisions {
             "revision {commit} is invalid and was not applied; still applying {still}:\n{message}"
         ));
         s.last_attempted_revision = Some(commit.clone());
+        drop(s);
+        self.refused(&commit, Refusal::Invalid, vec![message.into_owned()]);
         self.last_seen = Some(commit);
+    }
+
+    /// Keep the notice of a refused revision for the runtime.
+    fn refused(&mut self, revision: &str, why: Refusal, messages: Vec<String>) {
+        let in_force = self.good.as_ref().map(|g| g.revision.id.clone());
+        self.refusals.push(notify::refused(
+            revision,
+            why,
+            messages,
+            in_force.as_deref(),
+        ));
     }
 
     /// The revision that validated last, if any.
@@ -225,6 +242,8 @@ impl Revisions {
         s.last_rejected_revision = Some(commit.clone());
         // Keeps last_error from being cleared by reconciles of the last good revision.
         s.last_attempted_revision = Some(commit.clone());
+        drop(s);
+        self.refused(&commit, Refusal::Unsigned, vec![why.to_string()]);
         self.rejected = Some(commit);
     }
 
@@ -300,6 +319,7 @@ impl Revisions {
             self.lint_fail_on.as_str(),
             failing.join("\n")
         ));
+        self.refused(&rev.id, Refusal::Lint, failing);
         false
     }
 
@@ -347,7 +367,7 @@ impl Revisions {
             }
             Err(e) => {
                 let still = self.in_force().to_string();
-                let text = match &e {
+                let (text, messages) = match &e {
                     ManifestError::Invalid(d) => {
                         for line in d.sorted() {
                             match line.severity {
@@ -359,21 +379,32 @@ impl Revisions {
                             }
                         }
                         self.metrics.set_validation_errors(d.error_count());
-                        format!(
-                            "revision {} is invalid and was not applied; still applying {still}:\n{d}",
-                            rev.id
+                        (
+                            format!(
+                                "revision {} is invalid and was not applied; still applying {still}:\n{d}",
+                                rev.id
+                            ),
+                            d.sorted()
+                                .iter()
+                                .filter(|l| l.severity == Severity::Error)
+                                .map(|l| l.to_string())
+                                .collect(),
                         )
                     }
                     other => {
                         let msg = escape_control(&DisplayChain(other).to_string()).into_owned();
                         tracing::error!(error = %msg, "cannot load the revision");
                         self.metrics.set_validation_errors(1);
-                        format!(
-                            "revision {} could not be loaded and was not applied: {msg}",
-                            rev.id
+                        (
+                            format!(
+                                "revision {} could not be loaded and was not applied: {msg}",
+                                rev.id
+                            ),
+                            vec![msg],
                         )
                     }
                 };
+                self.refused(&rev.id, Refusal::Invalid, messages);
                 self.metrics
                     .record_reconcile(ReconcileResult::Invalid, None);
                 self.status.write().unwrap().last_error = Some(text);

@@ -54,6 +54,8 @@ pub enum Outcome {
         requests: u64,
         /// The resources changed successfully (repaired, in apply mode).
         repaired: BTreeSet<ResourceId>,
+        /// What the run found, for notifications.
+        facts: Box<crate::notify::RunFacts>,
     },
     /// Another replica holds the lease: nothing was done.
     Standby,
@@ -477,6 +479,37 @@ impl Worker {
             + report.held.len();
         let success = report.success() && report.held.is_empty();
         let whole = report.scope.is_none();
+        let facts = crate::notify::RunFacts {
+            environment: self.name.clone(),
+            revision: crate::notify::RevisionRef {
+                id: revision.id.clone(),
+                author: revision.author.clone(),
+                message: revision.message.clone(),
+            },
+            whole,
+            detect,
+            already_applied,
+            planned: report
+                .plan()
+                .into_iter()
+                .flat_map(|p| p.actionable())
+                .map(|c| (c.kind, c.name.clone(), c.action))
+                .collect(),
+            applied: report
+                .applied
+                .iter()
+                .flat_map(|a| &a.results)
+                .filter(|r| r.error.is_none())
+                .map(|r| (r.kind, r.name.clone(), r.action))
+                .collect(),
+            problems: Vec::new(),
+            prune_refused: report
+                .removals
+                .refused
+                .as_ref()
+                .map(|r| (r.to_string(), r.reason().to_string())),
+            held: report.held.len(),
+        };
         if success && !detect && whole {
             self.applied = Some(revision.id.clone());
             self.status.last_applied_revision = Some(revision.id.clone());
@@ -501,6 +534,7 @@ impl Worker {
                 failures,
                 requests: report.requests,
                 repaired,
+                facts: Box::new(crate::notify::RunFacts { problems, ..facts }),
             },
             Action::RequeueAt(at),
         )

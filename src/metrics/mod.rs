@@ -89,6 +89,10 @@ pub mod names {
     /// 1 while the last read of an Environment's event `queue` succeeded, 0 while it fails,
     /// by `environment` and `queue` (its URL).
     pub const EVENT_QUEUE_READABLE: &str = "mlspace_gitops_event_queue_readable";
+    /// Notifications by `sink` (its scheme and position among the `--notify` flags,
+    /// `webhook-0`; never the URL), `event` (see [`crate::notify::EventKind::NAMES`]) and
+    /// `result` (see [`super::NotificationResult`]).
+    pub const NOTIFICATIONS_TOTAL: &str = "mlspace_gitops_notifications_total";
 
     /// Every name above.
     pub const ALL: [&str; 24] = [
@@ -116,7 +120,42 @@ pub mod names {
         EVENT_RECONCILES_TOTAL,
         EVENT_TO_REPAIR_SECONDS,
         EVENT_QUEUE_READABLE,
+        NOTIFICATIONS_TOTAL,
     ];
+}
+
+/// How a notification to one sink ended, the `result` label of
+/// [`names::NOTIFICATIONS_TOTAL`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotificationResult {
+    /// The receiver took it.
+    Sent,
+    /// Every attempt failed (error, non-2xx answer, timeout).
+    Failed,
+    /// The sink's queue was full: never attempted.
+    Dropped,
+    /// Over the sink's rate limit: never attempted.
+    RateLimited,
+}
+
+impl NotificationResult {
+    /// Every result.
+    pub const ALL: [NotificationResult; 4] = [
+        NotificationResult::Sent,
+        NotificationResult::Failed,
+        NotificationResult::Dropped,
+        NotificationResult::RateLimited,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotificationResult::Sent => "sent",
+            NotificationResult::Failed => "failed",
+            NotificationResult::Dropped => "dropped",
+            NotificationResult::RateLimited => "rate_limited",
+        }
+    }
 }
 
 /// The `source` label values of the event metrics: the managed services, and `other`.
@@ -299,6 +338,8 @@ pub struct Metrics {
     event_to_repair_seconds: HistogramVec,
     /// See [`names::EVENT_QUEUE_READABLE`].
     event_queue_readable: IntGaugeVec,
+    /// See [`names::NOTIFICATIONS_TOTAL`]; use [`Metrics::record_notification`].
+    notifications_total: IntCounterVec,
     /// Serializes the read-modify-write helpers so concurrent callers cannot leave, say,
     /// two revisions at 1.
     label_sets: Mutex<()>,
@@ -522,6 +563,15 @@ pub fn register(reg: &Registry) -> Result<Arc<Metrics>, MetricsError> {
                 &["environment", "queue"],
             )
         })?,
+        notifications_total: add(reg, NOTIFICATIONS_TOTAL, || {
+            IntCounterVec::new(
+                Opts::new(
+                    NOTIFICATIONS_TOTAL,
+                    "Notifications by sink, event and result (sent, failed, dropped, rate_limited).",
+                ),
+                &["sink", "event", "result"],
+            )
+        })?,
         label_sets: Mutex::new(()),
     };
     m.build_info
@@ -599,6 +649,7 @@ impl Metrics {
             &self.event_reconciles_total,
             &self.event_to_repair_seconds,
             &self.event_queue_readable,
+            &self.notifications_total,
         ];
         collectors
             .iter()
@@ -776,6 +827,29 @@ impl Metrics {
         self.event_queue_readable
             .with_label_values(&[environment, queue])
             .set(i64::from(readable));
+    }
+
+    /// Count how a notification to `sink` ended.
+    pub fn record_notification(
+        &self,
+        sink: &str,
+        event: crate::notify::EventKind,
+        result: NotificationResult,
+    ) {
+        self.notifications_total
+            .with_label_values(&[sink, event.as_str(), result.as_str()])
+            .inc();
+    }
+
+    /// A sink starts: its sent and failed series exist at 0 for every event, so that
+    /// `increase()` sees the first failure.
+    pub fn notifications_started(&self, sink: &str) {
+        for e in crate::notify::EventKind::NAMES {
+            for r in [NotificationResult::Sent, NotificationResult::Failed] {
+                self.notifications_total
+                    .with_label_values(&[sink, e, r.as_str()]);
+            }
+        }
     }
 
     /// An event queue no longer read (the Environment dropped it, or this replica stopped

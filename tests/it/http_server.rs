@@ -223,6 +223,12 @@ async fn metrics_parse_and_name_every_metric() {
     m.record_event_reconcile("dev", true);
     m.observe_event_to_repair(metrics::EventResult::Repaired, Duration::from_millis(280));
     m.set_event_queue_readable("dev", "https://sqs.us-east-1.amazonaws.com/1/q", true);
+    m.notifications_started("webhook-0");
+    m.record_notification(
+        "webhook-0",
+        mlspace_gitops::notify::EventKind::RevisionApplied,
+        metrics::NotificationResult::Sent,
+    );
 
     let r = srv.get("/metrics").await;
     assert_eq!(r.status, 200);

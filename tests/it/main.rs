@@ -26,6 +26,7 @@ mod import_e2e;
 mod kms_key_engine;
 mod monitoring;
 mod multi_env_e2e;
+mod notify;
 mod plan_golden;
 mod prune_e2e;
 mod render;
