@@ -93,9 +93,13 @@ pub mod names {
     /// `webhook-0`; never the URL), `event` (see [`crate::notify::EventKind::NAMES`]) and
     /// `result` (see [`super::NotificationResult`]).
     pub const NOTIFICATIONS_TOTAL: &str = "mlspace_gitops_notifications_total";
+    /// 0 while the last notification to `sink` failed after its retries, 1 once one got
+    /// through or before any was sent. What the alert reads: notifications are rare and
+    /// deduplicated, and the counter's first failures often come before the first scrape.
+    pub const NOTIFICATION_SINK_HEALTHY: &str = "mlspace_gitops_notification_sink_healthy";
 
     /// Every name above.
-    pub const ALL: [&str; 24] = [
+    pub const ALL: [&str; 26] = [
         RECONCILE_TOTAL,
         RECONCILE_DURATION_SECONDS,
         RESOURCES,
@@ -121,6 +125,7 @@ pub mod names {
         EVENT_TO_REPAIR_SECONDS,
         EVENT_QUEUE_READABLE,
         NOTIFICATIONS_TOTAL,
+        NOTIFICATION_SINK_HEALTHY,
     ];
 }
 
@@ -340,6 +345,8 @@ pub struct Metrics {
     event_queue_readable: IntGaugeVec,
     /// See [`names::NOTIFICATIONS_TOTAL`]; use [`Metrics::record_notification`].
     notifications_total: IntCounterVec,
+    /// See [`names::NOTIFICATION_SINK_HEALTHY`].
+    notification_sink_healthy: IntGaugeVec,
     /// Serializes the read-modify-write helpers so concurrent callers cannot leave, say,
     /// two revisions at 1.
     label_sets: Mutex<()>,
@@ -572,6 +579,15 @@ pub fn register(reg: &Registry) -> Result<Arc<Metrics>, MetricsError> {
                 &["sink", "event", "result"],
             )
         })?,
+        notification_sink_healthy: add(reg, NOTIFICATION_SINK_HEALTHY, || {
+            IntGaugeVec::new(
+                Opts::new(
+                    NOTIFICATION_SINK_HEALTHY,
+                    "0 while the last notification to the sink failed, 1 otherwise.",
+                ),
+                &["sink"],
+            )
+        })?,
         label_sets: Mutex::new(()),
     };
     m.build_info
@@ -624,7 +640,7 @@ impl Metrics {
     /// Every metric's name and label names, as registered (for checks of alerts and
     /// dashboards against what the daemon exports).
     pub fn descriptions(&self) -> Vec<(String, Vec<String>)> {
-        let collectors: [&dyn Collector; 24] = [
+        let collectors: [&dyn Collector; 26] = [
             &self.reconcile_total,
             &self.reconcile_duration_seconds,
             &self.resources,
@@ -650,6 +666,7 @@ impl Metrics {
             &self.event_to_repair_seconds,
             &self.event_queue_readable,
             &self.notifications_total,
+            &self.notification_sink_healthy,
         ];
         collectors
             .iter()
@@ -839,11 +856,24 @@ impl Metrics {
         self.notifications_total
             .with_label_values(&[sink, event.as_str(), result.as_str()])
             .inc();
+        match result {
+            NotificationResult::Sent => self.set_sink_healthy(sink, true),
+            NotificationResult::Failed => self.set_sink_healthy(sink, false),
+            NotificationResult::Dropped | NotificationResult::RateLimited => {}
+        }
+    }
+
+    /// Whether the last notification to `sink` got through.
+    fn set_sink_healthy(&self, sink: &str, healthy: bool) {
+        self.notification_sink_healthy
+            .with_label_values(&[sink])
+            .set(i64::from(healthy));
     }
 
     /// A sink starts: its sent and failed series exist at 0 for every event, so that
     /// `increase()` sees the first failure.
     pub fn notifications_started(&self, sink: &str) {
+        self.set_sink_healthy(sink, true);
         for e in crate::notify::EventKind::NAMES {
             for r in [NotificationResult::Sent, NotificationResult::Failed] {
                 self.notifications_total
