@@ -83,9 +83,12 @@ pub mod names {
     /// 1 while the last read of an Environment's event `queue` succeeded, 0 while it fails,
     /// by `environment` and `queue` (its URL).
     pub const EVENT_QUEUE_READABLE: &str = "mlspace_gitops_event_queue_readable";
+    /// 1 while the `environment` is suspended (`mlspace-gitops suspend`), 0 otherwise; every
+    /// replica reports it from the state store.
+    pub const ENVIRONMENT_SUSPENDED: &str = "mlspace_gitops_environment_suspended";
 
     /// Every name above.
-    pub const ALL: [&str; 23] = [
+    pub const ALL: [&str; 24] = [
         RECONCILE_TOTAL,
         RECONCILE_DURATION_SECONDS,
         RESOURCES,
@@ -109,6 +112,7 @@ pub mod names {
         EVENT_RECONCILES_TOTAL,
         EVENT_TO_REPAIR_SECONDS,
         EVENT_QUEUE_READABLE,
+        ENVIRONMENT_SUSPENDED,
     ];
 }
 
@@ -270,6 +274,8 @@ pub struct Metrics {
     validation_errors: IntGauge,
     /// See [`names::LEADER`].
     leader: IntGaugeVec,
+    /// See [`names::ENVIRONMENT_SUSPENDED`]; use [`Metrics::set_suspended`].
+    environment_suspended: IntGaugeVec,
     /// See [`names::PRUNE_REFUSED_TOTAL`]; prefer [`Metrics::record_prune`].
     prune_refused_total: IntCounterVec,
     /// See [`names::COMMIT_VERIFICATION_FAILURES_TOTAL`].
@@ -422,6 +428,15 @@ pub fn register(reg: &Registry) -> Result<Arc<Metrics>, MetricsError> {
                 &["environment"],
             )
         })?,
+        environment_suspended: add(reg, ENVIRONMENT_SUSPENDED, || {
+            IntGaugeVec::new(
+                Opts::new(
+                    ENVIRONMENT_SUSPENDED,
+                    "1 while the environment is suspended (not reconciled until resumed).",
+                ),
+                &["environment"],
+            )
+        })?,
         prune_refused_total: add(reg, PRUNE_REFUSED_TOTAL, || {
             IntCounterVec::new(
                 Opts::new(
@@ -547,7 +562,7 @@ fn action_label(action: Action) -> Option<&'static str> {
         Action::Update => Some("update"),
         Action::Delete => Some("delete"),
         Action::Forget => Some("forget"),
-        Action::Conflict | Action::NoOp => None,
+        Action::Conflict | Action::NoOp | Action::Skip | Action::Drift => None,
     }
 }
 
@@ -555,7 +570,7 @@ impl Metrics {
     /// Every metric's name and label names, as registered (for checks of alerts and
     /// dashboards against what the daemon exports).
     pub fn descriptions(&self) -> Vec<(String, Vec<String>)> {
-        let collectors: [&dyn Collector; 23] = [
+        let collectors: [&dyn Collector; 24] = [
             &self.reconcile_total,
             &self.reconcile_duration_seconds,
             &self.resources,
@@ -579,6 +594,7 @@ impl Metrics {
             &self.event_reconciles_total,
             &self.event_to_repair_seconds,
             &self.event_queue_readable,
+            &self.environment_suspended,
         ];
         collectors
             .iter()
@@ -612,6 +628,13 @@ impl Metrics {
         self.leader
             .with_label_values(&[environment])
             .set(i64::from(leader));
+    }
+
+    /// Whether `environment` is suspended.
+    pub fn set_suspended(&self, environment: &str, suspended: bool) {
+        self.environment_suspended
+            .with_label_values(&[environment])
+            .set(i64::from(suspended));
     }
 
     /// The lint findings of the last revision linted, by severity in [`LINT_SEVERITIES`]
