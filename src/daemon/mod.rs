@@ -10,10 +10,14 @@
 //!   leads and hand the runtime the events about managed resources, which it reconciles
 //!   alone (a targeted run), the resync staying as the backstop;
 //! - the **source side** ([`revisions`]) keeps the last good revision and refuses the rest;
+//! - the **control API** (`control`, behind [`crate::http::control`]) suspends and resumes
+//!   Environments (in the state store, so every replica and restart honours it) and makes
+//!   them due now; requests are answered by the loop, between passes;
 //! - `/status` is built from the workers' last reports ([`crate::status`]), and metrics go
 //!   through the typed helpers of [`crate::metrics::Metrics`].
 
 mod backoff;
+mod control;
 pub mod error_policy;
 pub mod events;
 pub mod revisions;
@@ -77,6 +81,8 @@ pub struct DaemonConfig {
     pub listen: SocketAddr,
     /// Shared secret of `POST /hooks/git`.
     pub webhook_secret: Option<Secret>,
+    /// Bearer token of the control API (`/api/v1/...`); `None`: control not enabled.
+    pub control_token: Option<Secret>,
     /// How long a reconcile in flight may run on after SIGTERM.
     pub grace: Duration,
     /// AWS connection.
@@ -209,6 +215,8 @@ pub async fn run(
     let readiness =
         Arc::new(Readiness::new(poll * 3, AWS_SILENCE).with_stuck_after(cfg.stuck_after));
     let trigger = Arc::new(Notify::new());
+    // A few requests may wait while a pass runs; more are refused by back-pressure.
+    let (control_tx, mut control_rx) = tokio::sync::mpsc::channel(16);
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .map_err(|source| DaemonError::Listen {
@@ -224,6 +232,10 @@ pub async fn run(
         readiness: readiness.clone(),
         webhook_secret: cfg.webhook_secret.clone(),
         trigger: trigger.clone(),
+        control: crate::http::control::Control {
+            token: cfg.control_token.clone(),
+            tx: cfg.control_token.as_ref().map(|_| control_tx),
+        },
     };
     let http = tokio::spawn(crate::http::serve_with_limits(
         listener,
@@ -281,6 +293,7 @@ pub async fn run(
             _ = &mut shutdown => break,
             _ = tokio::time::sleep_until(next_fetch) => fetch = true,
             _ = trigger.notified() => { tracing::info!("webhook: fetching now"); fetch = true },
+            Some(call) = control_rx.recv() => rt.control(call).await,
             Some(()) = async { match watch_rx.as_mut() { Some(rx) => rx.recv().await, None => std::future::pending().await } } => fetch = true,
             _ = lease_tick.tick(), if rt.revisions.good.is_some() => rt.lease_tick().await,
             Some(batch) = events_rx.recv() => events::Pending::add(&mut rt.pending, batch, Instant::now()),
@@ -456,6 +469,8 @@ impl Runtime {
             stop: &self.stop,
         };
         let now = Instant::now();
+        let good = self.revisions.good.as_ref();
+        let mut shown = false;
         for (name, w) in self.workers.iter_mut() {
             let was = w.is_leader();
             if let Ok(true) = w.hold_lease(&cx).await {
@@ -463,6 +478,25 @@ impl Runtime {
                     self.due.insert(name.clone(), now);
                 }
             }
+            // A suspension or resume made through another replica shows here too; a
+            // resumed Environment this replica leads is reconciled at once.
+            let Some(desired) = good.and_then(|g| g.environment(name)) else {
+                continue;
+            };
+            let was_suspended = w.suspension().is_some();
+            match w.read_suspension(&cx, desired).await {
+                Ok(now_suspended) if now_suspended != was_suspended => {
+                    shown = true;
+                    if !now_suspended && w.is_leader() {
+                        self.due.insert(name.clone(), now);
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(environment = %name, "{e}"),
+            }
+        }
+        if shown {
+            self.show_workers();
         }
         self.sync_listeners();
     }
@@ -585,6 +619,7 @@ impl Runtime {
         let results = futures::future::join_all(jobs).await;
         let mut outcomes = Vec::new();
         let mut handled = Vec::new();
+        let mut ignored = Vec::new();
         for (name, was_whole, outcome, action) in results {
             match action {
                 Some(Action::RequeueAt(t)) if was_whole => {
@@ -612,10 +647,20 @@ impl Runtime {
                 }
                 handled.push((name.clone(), repaired.clone()));
             }
+            if matches!(outcome, Outcome::Suspended) {
+                ignored.push(name.clone());
+            }
             outcomes.push(outcome);
         }
-        // Delete the messages of the events handled; the others come back from the queue.
+        // Delete the messages of the events handled, and of the suspended Environments'
+        // events; the others come back from the queue.
         let mut events = events;
+        for name in ignored {
+            if let Some(p) = events.remove(&name) {
+                tracing::info!(environment = %name, events = p.events.len(), "events ignored: the environment is suspended");
+                p.ignored().await;
+            }
+        }
         for (name, repaired) in handled {
             let (Some(p), Some(w)) = (events.remove(&name), self.workers.get(&name)) else {
                 continue;
@@ -623,6 +668,32 @@ impl Runtime {
             p.handled(&w.resources, &repaired, &self.metrics).await;
         }
         self.publish(&rev.id, errors, &outcomes, whole, started.elapsed());
+    }
+
+    /// Resources by kind and state, of every worker, to the metrics.
+    fn set_resource_counts(&self) {
+        let counts =
+            self.workers
+                .values()
+                .flat_map(|w| &w.resources)
+                .fold(BTreeMap::new(), |mut m, r| {
+                    *m.entry((r.kind, r.state)).or_insert(0i64) += 1;
+                    m
+                });
+        self.metrics.set_resource_counts(&counts);
+    }
+
+    /// The workers' Environments and resources to `/status` and the counts to the metrics,
+    /// outside a pass (a suspension or resume).
+    fn show_workers(&self) {
+        self.set_resource_counts();
+        let mut s = self.status.write().unwrap();
+        s.environments = self.workers.values().map(|w| w.status.clone()).collect();
+        s.resources = self
+            .workers
+            .values()
+            .flat_map(|w| w.resources.iter().cloned())
+            .collect();
     }
 
     /// Metrics, `/status` and readiness after a pass.
@@ -634,12 +705,14 @@ impl Runtime {
         whole: bool,
         elapsed: Duration,
     ) {
-        let standby_only =
-            !outcomes.is_empty() && outcomes.iter().all(|o| matches!(o, Outcome::Standby));
+        let standby_only = !outcomes.is_empty()
+            && outcomes
+                .iter()
+                .all(|o| matches!(o, Outcome::Standby | Outcome::Suspended));
         let success = errors.is_empty()
             && outcomes.iter().all(|o| match o {
                 Outcome::Reconciled { success, .. } => *success,
-                Outcome::Standby => true,
+                Outcome::Standby | Outcome::Suspended => true,
                 Outcome::Failed => false,
             });
         if !standby_only {
@@ -654,14 +727,10 @@ impl Runtime {
                     Some(elapsed),
                 );
             }
-            let counts = self.workers.values().flat_map(|w| &w.resources).fold(
-                BTreeMap::new(),
-                |mut m, r| {
-                    *m.entry((r.kind, r.state)).or_insert(0i64) += 1;
-                    m
-                },
-            );
-            self.metrics.set_resource_counts(&counts);
+        }
+        // A suspension shows in the counts (`suspended`) though nothing ran.
+        if !standby_only || outcomes.iter().any(|o| matches!(o, Outcome::Suspended)) {
+            self.set_resource_counts();
         }
         let several = self.workers.len() > 1;
         {
@@ -699,10 +768,12 @@ impl Runtime {
         }
         // Ready needs a reconcile that ran (or stood by for another replica): one that could
         // not run (no store, no lease) has not completed.
-        if outcomes
-            .iter()
-            .any(|o| matches!(o, Outcome::Reconciled { .. } | Outcome::Standby))
-        {
+        if outcomes.iter().any(|o| {
+            matches!(
+                o,
+                Outcome::Reconciled { .. } | Outcome::Standby | Outcome::Suspended
+            )
+        }) {
             self.readiness.reconciled();
         }
         let (mut changes, mut failures, mut requests) = (0, 0, 0);

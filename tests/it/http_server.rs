@@ -40,6 +40,7 @@ impl Server {
             readiness: Arc::new(Readiness::new(max_source_age, Duration::from_secs(10))),
             webhook_secret: secret.map(Secret::new),
             trigger: Arc::new(Notify::new()),
+            control: Default::default(),
         };
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
