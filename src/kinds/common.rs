@@ -70,10 +70,8 @@ pub struct Metadata {
     /// Free-form labels for people and tools; not sent to AWS.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
-    /// Instructions to mlspace-gitops: `mlspace-gitops/adopt: "true"` (take over an existing
-    /// resource), `mlspace-gitops/deletion-policy: retain`, `mlspace-gitops/reconcile:
-    /// disabled` (leave the resource alone: not planned, written or pruned while annotated) or
-    /// `observe` (report its drift, never write it), `lint.mlspace-gitops/CHECK-ID: REASON`.
+    /// Instructions to mlspace-gitops, e.g. `mlspace-gitops/adopt: "true"` or
+    /// `mlspace-gitops/reconcile: observe`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
     /// Top-level spec fields whose value AWS keeps, e.g. `document`: neither drift nor a

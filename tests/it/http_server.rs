@@ -214,6 +214,7 @@ async fn metrics_parse_and_name_every_metric() {
     m.set_validation_errors(2);
     m.set_lint_findings([0, 2, 1, 0]);
     m.set_leader("dev", true);
+    m.set_suspended("dev", false);
     m.record_prune("dev", None);
     let iam = Some(mlspace_gitops::events::Source::Iam);
     m.events_started("dev");
