@@ -549,7 +549,17 @@ impl Worker {
         // Changes planned again for the revision already applied are drift.
         let already_applied = self.applied.as_deref() == Some(revision.id.as_str());
         if already_applied {
-            for c in report.plan().into_iter().flat_map(|p| p.actionable()) {
+            // Drift of an observed-only resource (`mlspace-gitops/reconcile: observe`) too.
+            use crate::plan::Action as A;
+            let drifted = report.plan().into_iter().flat_map(|p| {
+                p.changes.iter().filter(|c| {
+                    matches!(
+                        c.action,
+                        A::Create | A::Update | A::Delete | A::Forget | A::Drift
+                    )
+                })
+            });
+            for c in drifted {
                 metrics.record_drift(c.kind);
                 tracing::info!(kind = %c.kind, name = %c.name, fields = c.fields.len(), "drift detected");
             }

@@ -242,6 +242,10 @@ fn the_daemon_shows_observed_drift_and_leaves_disabled_resources_alone() {
         state_of(&d.status(), "ctl-role").as_deref() == Some("drifted")
     });
     let applied = d.metric("mlspace_gitops_changes_applied_total", &[]);
+    // Counted as drift at the resync, as in detect mode.
+    d.wait_until("the drift counted", Duration::from_secs(15), || {
+        d.metric("mlspace_gitops_drift_detected_total", &[("kind", "Role")]) >= 1.0
+    });
     std::thread::sleep(Duration::from_secs(4)); // past a resync
     assert_eq!(team(&rt, &moto).as_deref(), Some("rogue"), "observe wrote");
     assert_eq!(
