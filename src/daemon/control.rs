@@ -138,7 +138,9 @@ impl Runtime {
                 for name in &now {
                     self.due.insert(name.clone(), at);
                 }
-                let status = if now.is_empty() && !elsewhere.is_empty() {
+                // Nothing started: the caller should know (another replica leads, or all
+                // are suspended).
+                let status = if now.is_empty() {
                     ControlStatus::Conflict
                 } else {
                     ControlStatus::Accepted

@@ -521,6 +521,15 @@ fn replicas_share_the_suspension_and_only_the_leader_reconciles_now() {
         "{out}"
     );
 
+    // All Environments: none led here, so nothing starts (409) and the leader is named.
+    let o = ctl(&b, &setup.token_file(), &["reconcile"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("led by other replicas") && text(&o).contains("HTTP 409"),
+        "{}",
+        text(&o)
+    );
+
     // Suspended through the standby: the leader stops writing.
     let o = ctl(
         &b,
