@@ -394,6 +394,8 @@ impl Runtime {
             }
             self.due.remove(&name);
             self.metrics.set_leader(&name, false);
+            // Its suspension stays in the store (for when it comes back); not shown here.
+            self.metrics.set_suspended(&name, false);
         }
         let scopes: Vec<String> = names.iter().map(|n| worker::env_scope(n)).collect();
         self.readiness
