@@ -31,16 +31,20 @@ pub enum ResourceState {
     Pending,
     /// Exists in AWS without our ownership tag: left alone.
     Conflict,
+    /// Not reconciled: its Environment is suspended (`mlspace-gitops suspend`), or the
+    /// resource is annotated `mlspace-gitops/reconcile: disabled`.
+    Suspended,
 }
 
 impl ResourceState {
     /// All states.
-    pub const ALL: [ResourceState; 5] = [
+    pub const ALL: [ResourceState; 6] = [
         ResourceState::InSync,
         ResourceState::Drifted,
         ResourceState::Failed,
         ResourceState::Pending,
         ResourceState::Conflict,
+        ResourceState::Suspended,
     ];
 
     /// The serialized name, also the `state` metric label.
@@ -51,6 +55,7 @@ impl ResourceState {
             ResourceState::Failed => "failed",
             ResourceState::Pending => "pending",
             ResourceState::Conflict => "conflict",
+            ResourceState::Suspended => "suspended",
         }
     }
 }
@@ -137,6 +142,19 @@ pub struct EnvironmentStatus {
     pub last_error: Option<String>,
     /// Epoch seconds of the end of its last reconcile.
     pub last_reconcile_at: Option<u64>,
+    /// Whether it is suspended (`mlspace-gitops suspend`): not reconciled until resumed,
+    /// its resources `suspended`. Read from the state store, so every replica shows it.
+    #[serde(default)]
+    pub suspended: bool,
+    /// Epoch seconds of the suspension, `null` when not suspended.
+    #[serde(default)]
+    pub suspended_at: Option<u64>,
+    /// Why it was suspended, as the caller said; `null` when not suspended or not said.
+    #[serde(default)]
+    pub suspended_reason: Option<String>,
+    /// Who suspended it, as the caller named itself; `null` when not said.
+    #[serde(default)]
+    pub suspended_by: Option<String>,
 }
 
 impl Status {
@@ -174,6 +192,9 @@ pub fn resource_states(
             let state = match c.action {
                 Action::NoOp => ResourceState::InSync,
                 Action::Conflict => ResourceState::Conflict,
+                Action::Skip => ResourceState::Suspended,
+                // Observed only: drifted in either mode, never pending a write.
+                Action::Drift => ResourceState::Drifted,
                 Action::Create | Action::Update | Action::Delete | Action::Forget if detect => {
                     ResourceState::Drifted
                 }

@@ -153,12 +153,16 @@ pub struct RunArgs {
     /// `apply` repairs drift; `detect` only reports it and never writes to AWS.
     #[arg(long, env = "MLSPACE_GITOPS_MODE", value_enum, default_value_t = ModeArg::Apply)]
     pub mode: ModeArg,
-    /// HTTP address for /metrics, /healthz, /readyz, /status and /hooks/git.
+    /// HTTP address for /metrics, /healthz, /readyz, /status, /hooks/git and the control API.
     #[arg(long, env = "MLSPACE_GITOPS_LISTEN", default_value = "127.0.0.1:9464")]
     pub listen: std::net::SocketAddr,
     /// File holding the webhook secret (else MLSPACE_GITOPS_WEBHOOK_SECRET).
     #[arg(long, env = "MLSPACE_GITOPS_WEBHOOK_SECRET_FILE")]
     pub webhook_secret_file: Option<PathBuf>,
+    /// File holding the bearer token of the control API (suspend, resume, reconcile now;
+    /// else MLSPACE_GITOPS_CONTROL_TOKEN). Without it the control API is not enabled.
+    #[arg(long, env = "MLSPACE_GITOPS_CONTROL_TOKEN_FILE")]
+    pub control_token_file: Option<PathBuf>,
     /// Environment variable holding the HTTPS git token.
     #[arg(
         long,

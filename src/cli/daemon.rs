@@ -36,6 +36,22 @@ pub async fn daemon(a: RunArgs) -> anyhow::Result<Outcome> {
             .filter(|s| !s.is_empty())
             .map(Secret::new),
     };
+    let control_token = match &a.control_token_file {
+        Some(f) => Some(
+            Secret::from_file(f)
+                .with_context(|| format!("reading the control token from {}", f.display()))?,
+        ),
+        None => std::env::var("MLSPACE_GITOPS_CONTROL_TOKEN")
+            .ok()
+            .map(|s| Secret::new(s.trim()))
+            .filter(|s| !s.expose().is_empty()),
+    };
+    if control_token
+        .as_ref()
+        .is_some_and(|t| t.expose().is_empty())
+    {
+        anyhow::bail!("the control token file is empty");
+    }
     let token = match &a.git_token_file {
         Some(f) => Some(
             Secret::from_file(f)
@@ -68,6 +84,7 @@ pub async fn daemon(a: RunArgs) -> anyhow::Result<Outcome> {
         },
         listen: a.listen,
         webhook_secret,
+        control_token,
         grace: a.grace_period,
         aws: AwsOptions {
             endpoint_url: a.endpoint_url,

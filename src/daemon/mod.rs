@@ -13,10 +13,14 @@
 //! - the **notifier** ([`crate::notify`]) hears what passes, the lease and the source side
 //!   found, as notices derived from each Environment's run and what was said before; it
 //!   never holds up a pass;
+//! - the **control API** (`control`, behind [`crate::http::control`]) suspends and resumes
+//!   Environments (in the state store, so every replica and restart honours it) and makes
+//!   them due now; requests are answered by the loop, between passes;
 //! - `/status` is built from the workers' last reports ([`crate::status`]), and metrics go
 //!   through the typed helpers of [`crate::metrics::Metrics`].
 
 mod backoff;
+mod control;
 pub mod error_policy;
 pub mod events;
 pub mod revisions;
@@ -82,6 +86,8 @@ pub struct DaemonConfig {
     pub listen: SocketAddr,
     /// Shared secret of `POST /hooks/git`.
     pub webhook_secret: Option<Secret>,
+    /// Bearer token of the control API (`/api/v1/...`); `None`: control not enabled.
+    pub control_token: Option<Secret>,
     /// How long a reconcile in flight may run on after SIGTERM.
     pub grace: Duration,
     /// AWS connection.
@@ -229,6 +235,8 @@ pub async fn run(
     let readiness =
         Arc::new(Readiness::new(poll * 3, AWS_SILENCE).with_stuck_after(cfg.stuck_after));
     let trigger = Arc::new(Notify::new());
+    // A few requests may wait while a pass runs; more are refused by back-pressure.
+    let (control_tx, mut control_rx) = tokio::sync::mpsc::channel(16);
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .map_err(|source| DaemonError::Listen {
@@ -244,6 +252,10 @@ pub async fn run(
         readiness: readiness.clone(),
         webhook_secret: cfg.webhook_secret.clone(),
         trigger: trigger.clone(),
+        control: crate::http::control::Control {
+            token: cfg.control_token.clone(),
+            tx: cfg.control_token.as_ref().map(|_| control_tx),
+        },
     };
     let http = tokio::spawn(crate::http::serve_with_limits(
         listener,
@@ -304,6 +316,7 @@ pub async fn run(
             _ = &mut shutdown => break,
             _ = tokio::time::sleep_until(next_fetch) => fetch = true,
             _ = trigger.notified() => { tracing::info!("webhook: fetching now"); fetch = true },
+            Some(call) = control_rx.recv() => rt.control(call).await,
             Some(()) = async { match watch_rx.as_mut() { Some(rx) => rx.recv().await, None => std::future::pending().await } } => fetch = true,
             _ = lease_tick.tick(), if rt.revisions.good.is_some() => rt.lease_tick().await,
             Some(batch) = events_rx.recv() => events::Pending::add(&mut rt.pending, batch, Instant::now()),
@@ -410,6 +423,8 @@ impl Runtime {
             self.metrics.set_leader(&name, false);
             self.notified.remove(&name);
             self.leading.remove(&name);
+            // Its suspension stays in the store (for when it comes back); not shown here.
+            self.metrics.set_suspended(&name, false);
         }
         let scopes: Vec<String> = names.iter().map(|n| worker::env_scope(n)).collect();
         self.readiness
@@ -485,6 +500,8 @@ impl Runtime {
             stop: &self.stop,
         };
         let now = Instant::now();
+        let good = self.revisions.good.as_ref();
+        let mut shown = false;
         for (name, w) in self.workers.iter_mut() {
             let was = w.is_leader();
             if let Ok(true) = w.hold_lease(&cx).await {
@@ -492,6 +509,25 @@ impl Runtime {
                     self.due.insert(name.clone(), now);
                 }
             }
+            // A suspension or resume made through another replica shows here too; a
+            // resumed Environment this replica leads is reconciled at once.
+            let Some(desired) = good.and_then(|g| g.environment(name)) else {
+                continue;
+            };
+            let was_suspended = w.suspension().is_some();
+            match w.read_suspension(&cx, desired).await {
+                Ok(now_suspended) if now_suspended != was_suspended => {
+                    shown = true;
+                    if !now_suspended && w.is_leader() {
+                        self.due.insert(name.clone(), now);
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(environment = %name, "{e}"),
+            }
+        }
+        if shown {
+            self.show_workers();
         }
         self.notice_leadership();
         self.sync_listeners();
@@ -636,6 +672,7 @@ impl Runtime {
         let results = futures::future::join_all(jobs).await;
         let mut outcomes = Vec::new();
         let mut handled = Vec::new();
+        let mut ignored = Vec::new();
         for (name, was_whole, outcome, action) in results {
             match action {
                 Some(Action::RequeueAt(t)) if was_whole => {
@@ -674,7 +711,7 @@ impl Runtime {
                     };
                     self.notice_run(&facts);
                 }
-                Outcome::Standby => {}
+                Outcome::Standby | Outcome::Suspended => {}
             }
             if let Outcome::Reconciled {
                 success, repaired, ..
@@ -688,10 +725,20 @@ impl Runtime {
                 }
                 handled.push((name.clone(), repaired.clone()));
             }
+            if matches!(outcome, Outcome::Suspended) {
+                ignored.push(name.clone());
+            }
             outcomes.push(outcome);
         }
-        // Delete the messages of the events handled; the others come back from the queue.
+        // Delete the messages of the events handled, and of the suspended Environments'
+        // events; the others come back from the queue.
         let mut events = events;
+        for name in ignored {
+            if let Some(p) = events.remove(&name) {
+                tracing::info!(environment = %name, events = p.events.len(), "events ignored: the environment is suspended");
+                p.ignored().await;
+            }
+        }
         for (name, repaired) in handled {
             let (Some(p), Some(w)) = (events.remove(&name), self.workers.get(&name)) else {
                 continue;
@@ -700,6 +747,32 @@ impl Runtime {
         }
         self.notice_leadership();
         self.publish(&rev.id, errors, &outcomes, whole, started.elapsed());
+    }
+
+    /// Resources by kind and state, of every worker, to the metrics.
+    fn set_resource_counts(&self) {
+        let counts =
+            self.workers
+                .values()
+                .flat_map(|w| &w.resources)
+                .fold(BTreeMap::new(), |mut m, r| {
+                    *m.entry((r.kind, r.state)).or_insert(0i64) += 1;
+                    m
+                });
+        self.metrics.set_resource_counts(&counts);
+    }
+
+    /// The workers' Environments and resources to `/status` and the counts to the metrics,
+    /// outside a pass (a suspension or resume).
+    fn show_workers(&self) {
+        self.set_resource_counts();
+        let mut s = self.status.write().unwrap();
+        s.environments = self.workers.values().map(|w| w.status.clone()).collect();
+        s.resources = self
+            .workers
+            .values()
+            .flat_map(|w| w.resources.iter().cloned())
+            .collect();
     }
 
     /// Metrics, `/status` and readiness after a pass.
@@ -711,12 +784,14 @@ impl Runtime {
         whole: bool,
         elapsed: Duration,
     ) {
-        let standby_only =
-            !outcomes.is_empty() && outcomes.iter().all(|o| matches!(o, Outcome::Standby));
+        let standby_only = !outcomes.is_empty()
+            && outcomes
+                .iter()
+                .all(|o| matches!(o, Outcome::Standby | Outcome::Suspended));
         let success = errors.is_empty()
             && outcomes.iter().all(|o| match o {
                 Outcome::Reconciled { success, .. } => *success,
-                Outcome::Standby => true,
+                Outcome::Standby | Outcome::Suspended => true,
                 Outcome::Failed => false,
             });
         if !standby_only {
@@ -731,14 +806,10 @@ impl Runtime {
                     Some(elapsed),
                 );
             }
-            let counts = self.workers.values().flat_map(|w| &w.resources).fold(
-                BTreeMap::new(),
-                |mut m, r| {
-                    *m.entry((r.kind, r.state)).or_insert(0i64) += 1;
-                    m
-                },
-            );
-            self.metrics.set_resource_counts(&counts);
+        }
+        // A suspension shows in the counts (`suspended`) though nothing ran.
+        if !standby_only || outcomes.iter().any(|o| matches!(o, Outcome::Suspended)) {
+            self.set_resource_counts();
         }
         let several = self.workers.len() > 1;
         {
@@ -776,10 +847,12 @@ impl Runtime {
         }
         // Ready needs a reconcile that ran (or stood by for another replica): one that could
         // not run (no store, no lease) has not completed.
-        if outcomes
-            .iter()
-            .any(|o| matches!(o, Outcome::Reconciled { .. } | Outcome::Standby))
-        {
+        if outcomes.iter().any(|o| {
+            matches!(
+                o,
+                Outcome::Reconciled { .. } | Outcome::Standby | Outcome::Suspended
+            )
+        }) {
             self.readiness.reconciled();
         }
         let (mut changes, mut failures, mut requests) = (0, 0, 0);

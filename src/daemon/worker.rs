@@ -9,6 +9,10 @@
 //! revision) or targeted ([`Worker::reconcile_targeted`]: the resources events named). A
 //! targeted run updates the status of its resources only and moves neither the resync nor
 //! the revision last applied.
+//!
+//! A suspended Environment (`mlspace-gitops suspend`, kept in the state store) is not
+//! reconciled at all: each run reads the suspension from the store after taking the lease
+//! and, while it is there, makes no AWS request and shows every resource `suspended`.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::AtomicBool;
@@ -27,8 +31,8 @@ use crate::manifest::DesiredState;
 use crate::metrics::Metrics;
 use crate::pipeline::{self, Clients, Context, EnvReport, RevisionInfo, Settings};
 use crate::plan::ResourceId;
-use crate::state::{Lease, StateError, StateStore};
-use crate::status::{self, EnvironmentStatus, Readiness, ResourceStatus};
+use crate::state::{Lease, StateError, StateStore, Suspension};
+use crate::status::{self, EnvironmentStatus, Readiness, ResourceState, ResourceStatus};
 
 /// What the runtime does next with an Environment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +63,8 @@ pub enum Outcome {
     },
     /// Another replica holds the lease: nothing was done.
     Standby,
+    /// The Environment is suspended: nothing was done.
+    Suspended,
     /// The run could not happen (clients, lease, store).
     Failed,
 }
@@ -131,6 +137,10 @@ pub struct Worker {
     pub resources: Vec<ResourceStatus>,
     /// What its event listeners decide with, once a whole run has connected.
     index: Option<EventIndex>,
+    /// Its suspension, as last read from the state store.
+    suspension: Option<Suspension>,
+    /// The replica that held its lease when last asked (this one, or another).
+    lease_holder: Option<String>,
 }
 
 impl Worker {
@@ -154,7 +164,95 @@ impl Worker {
             },
             resources: Vec::new(),
             index: None,
+            suspension: None,
+            lease_holder: None,
         }
+    }
+
+    /// Its suspension, as last read from the state store.
+    pub fn suspension(&self) -> Option<&Suspension> {
+        self.suspension.as_ref()
+    }
+
+    /// The replica that held its lease when last asked, `None` before the first try.
+    pub fn lease_holder(&self) -> Option<&str> {
+        self.lease_holder.as_deref()
+    }
+
+    /// Read its suspension from the store and show it; `Ok(true)` while suspended. `Err`
+    /// when the store cannot say: then it must not be reconciled.
+    pub async fn read_suspension(
+        &mut self,
+        cx: &WorkerCx<'_>,
+        desired: &DesiredState,
+    ) -> Result<bool, String> {
+        let Some(store) = cx.store else {
+            return Err("the state store is not open".into());
+        };
+        match store.suspension(&self.name).await {
+            Ok(s) => {
+                let suspended = s.is_some();
+                self.show_suspension(s, desired, cx.metrics);
+                Ok(suspended)
+            }
+            Err(e) => {
+                let why =
+                    crate::syntax::diag::escape_control(&DisplayChain(&e).to_string()).into_owned();
+                Err(format!(
+                    "cannot read whether {} is suspended: {why}",
+                    self.name
+                ))
+            }
+        }
+    }
+
+    /// Show `suspension` (as stored) in its status, resources and metric; log a change.
+    pub fn show_suspension(
+        &mut self,
+        suspension: Option<Suspension>,
+        desired: &DesiredState,
+        metrics: &Metrics,
+    ) {
+        let was = self.suspension.is_some();
+        metrics.set_suspended(&self.name, suspension.is_some());
+        let st = &mut self.status;
+        st.suspended = suspension.is_some();
+        st.suspended_at = suspension.as_ref().map(|s| s.at_ms / 1000);
+        st.suspended_reason = suspension.as_ref().and_then(|s| s.reason.clone());
+        st.suspended_by = suspension.as_ref().and_then(|s| s.by.clone());
+        match (&suspension, was) {
+            (Some(s), false) => {
+                tracing::warn!(environment = %self.name, reason = s.reason.as_deref().unwrap_or(""), by = s.by.as_deref().unwrap_or(""), "environment suspended: not reconciled until resumed");
+            }
+            (None, true) => {
+                tracing::info!(environment = %self.name, "environment resumed");
+            }
+            _ => {}
+        }
+        if suspension.is_some() {
+            // Every resource of the manifests, whatever its last state.
+            self.resources = desired
+                .resources
+                .iter()
+                .filter(|r| r.kind.is_resource())
+                .map(|r| ResourceStatus {
+                    environment: self.name.clone(),
+                    kind: r.kind,
+                    name: r.name.clone(),
+                    state: ResourceState::Suspended,
+                    error: None,
+                    retry_at: None,
+                })
+                .collect();
+            self.resources
+                .sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
+        } else if was {
+            // Unknown until the next run.
+            for r in &mut self.resources {
+                r.state = ResourceState::Pending;
+            }
+        }
+        self.suspension = suspension;
     }
 
     /// The clients of its last run, when it connected (its event listeners use them).
@@ -195,6 +293,7 @@ impl Worker {
                     tracing::info!(environment = %name, token = l.token, "lease acquired: this replica reconciles the environment");
                 }
                 self.lease = Some(l);
+                self.lease_holder = Some(cx.cfg.holder.clone());
                 self.status.leader = true;
                 cx.metrics.set_leader(&name, true);
                 Ok(true)
@@ -209,6 +308,7 @@ impl Worker {
                     tracing::warn!(environment = %name, %holder, "lease lost to another replica");
                 }
                 self.lease = None;
+                self.lease_holder = Some(holder.clone());
                 self.status.leader = false;
                 cx.metrics.set_leader(&name, false);
                 self.status.last_error = Some(format!("standby: {holder} holds the lease on {name} (until {expires_at_ms} ms since the epoch)"));
@@ -260,6 +360,15 @@ impl Worker {
                 cx.readiness.retain_aws_scopes(|s| s != scope);
                 cx.metrics.record_skipped();
                 return (Outcome::Standby, Action::Standby);
+            }
+            Err(why) => return self.cannot_run(why, now),
+        }
+        match self.read_suspension(cx, desired).await {
+            Ok(false) => {}
+            Ok(true) => {
+                tracing::info!("suspended: not reconciled");
+                self.status.last_error = None;
+                return (Outcome::Suspended, Action::RequeueAt(now + cx.cfg.resync));
             }
             Err(why) => return self.cannot_run(why, now),
         }
@@ -335,6 +444,14 @@ impl Worker {
         match self.hold_lease(cx).await {
             Ok(true) => {}
             Ok(false) => return (Outcome::Standby, Some(Action::Standby)),
+            Err(why) => {
+                self.status.last_error = Some(why);
+                return (Outcome::Failed, None);
+            }
+        }
+        match self.read_suspension(cx, desired).await {
+            Ok(false) => {}
+            Ok(true) => return (Outcome::Suspended, None),
             Err(why) => {
                 self.status.last_error = Some(why);
                 return (Outcome::Failed, None);
@@ -434,7 +551,17 @@ impl Worker {
         // Changes planned again for the revision already applied are drift.
         let already_applied = self.applied.as_deref() == Some(revision.id.as_str());
         if already_applied {
-            for c in report.plan().into_iter().flat_map(|p| p.actionable()) {
+            // Drift of an observed-only resource (`mlspace-gitops/reconcile: observe`) too.
+            use crate::plan::Action as A;
+            let drifted = report.plan().into_iter().flat_map(|p| {
+                p.changes.iter().filter(|c| {
+                    matches!(
+                        c.action,
+                        A::Create | A::Update | A::Delete | A::Forget | A::Drift
+                    )
+                })
+            });
+            for c in drifted {
                 metrics.record_drift(c.kind);
                 tracing::info!(kind = %c.kind, name = %c.name, fields = c.fields.len(), "drift detected");
             }
@@ -493,6 +620,13 @@ impl Worker {
                 .plan()
                 .into_iter()
                 .flat_map(|p| p.actionable())
+                .map(|c| (c.kind, c.name.clone(), c.action))
+                .collect(),
+            observed: report
+                .plan()
+                .into_iter()
+                .flat_map(|p| &p.changes)
+                .filter(|c| c.action == crate::plan::Action::Drift)
                 .map(|c| (c.kind, c.name.clone(), c.action))
                 .collect(),
             applied: report

@@ -8,10 +8,12 @@
 //! | `GET /readyz`     | 200 when [`Readiness::is_ready`], else 503 with the reason    |
 //! | `GET /status`     | the [`crate::status::Status`] document as JSON                |
 //! | `POST /hooks/git` | 202 and a reconcile trigger for a correctly signed body       |
+//! | `POST /api/v1/...` | the control API (suspend, resume, reconcile now): [`control`] |
 //!
 //! Connections are served within [`HttpLimits`] (timeouts, a connection cap): see [`conn`].
 
 mod conn;
+pub mod control;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -52,6 +54,8 @@ pub struct HttpState {
     pub webhook_secret: Option<Secret>,
     /// Notified once per verified webhook delivery.
     pub trigger: Arc<Notify>,
+    /// The control API's token and the way to the daemon's loop (default: not enabled).
+    pub control: control::Control,
 }
 
 /// Why a webhook delivery was refused. Messages are safe to return: they never hold the
@@ -80,6 +84,7 @@ pub fn router(state: HttpState) -> Router {
         .route("/readyz", get(readyz))
         .route("/status", get(status))
         .route("/hooks/git", post(webhook))
+        .merge(control::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(Arc::new(state))
 }

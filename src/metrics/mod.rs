@@ -98,8 +98,12 @@ pub mod names {
     /// deduplicated, and the counter's first failures often come before the first scrape.
     pub const NOTIFICATION_SINK_HEALTHY: &str = "mlspace_gitops_notification_sink_healthy";
 
+    /// 1 while the `environment` is suspended (`mlspace-gitops suspend`), 0 otherwise; every
+    /// replica reports it from the state store.
+    pub const ENVIRONMENT_SUSPENDED: &str = "mlspace_gitops_environment_suspended";
+
     /// Every name above.
-    pub const ALL: [&str; 26] = [
+    pub const ALL: [&str; 27] = [
         RECONCILE_TOTAL,
         RECONCILE_DURATION_SECONDS,
         RESOURCES,
@@ -126,6 +130,7 @@ pub mod names {
         EVENT_QUEUE_READABLE,
         NOTIFICATIONS_TOTAL,
         NOTIFICATION_SINK_HEALTHY,
+        ENVIRONMENT_SUSPENDED,
     ];
 }
 
@@ -321,6 +326,8 @@ pub struct Metrics {
     validation_errors: IntGauge,
     /// See [`names::LEADER`].
     leader: IntGaugeVec,
+    /// See [`names::ENVIRONMENT_SUSPENDED`]; use [`Metrics::set_suspended`].
+    environment_suspended: IntGaugeVec,
     /// See [`names::PRUNE_REFUSED_TOTAL`]; prefer [`Metrics::record_prune`].
     prune_refused_total: IntCounterVec,
     /// See [`names::COMMIT_VERIFICATION_FAILURES_TOTAL`].
@@ -479,6 +486,15 @@ pub fn register(reg: &Registry) -> Result<Arc<Metrics>, MetricsError> {
                 &["environment"],
             )
         })?,
+        environment_suspended: add(reg, ENVIRONMENT_SUSPENDED, || {
+            IntGaugeVec::new(
+                Opts::new(
+                    ENVIRONMENT_SUSPENDED,
+                    "1 while the environment is suspended (not reconciled until resumed).",
+                ),
+                &["environment"],
+            )
+        })?,
         prune_refused_total: add(reg, PRUNE_REFUSED_TOTAL, || {
             IntCounterVec::new(
                 Opts::new(
@@ -632,7 +648,7 @@ fn action_label(action: Action) -> Option<&'static str> {
         Action::Update => Some("update"),
         Action::Delete => Some("delete"),
         Action::Forget => Some("forget"),
-        Action::Conflict | Action::NoOp => None,
+        Action::Conflict | Action::NoOp | Action::Skip | Action::Drift => None,
     }
 }
 
@@ -640,7 +656,7 @@ impl Metrics {
     /// Every metric's name and label names, as registered (for checks of alerts and
     /// dashboards against what the daemon exports).
     pub fn descriptions(&self) -> Vec<(String, Vec<String>)> {
-        let collectors: [&dyn Collector; 26] = [
+        let collectors: [&dyn Collector; 27] = [
             &self.reconcile_total,
             &self.reconcile_duration_seconds,
             &self.resources,
@@ -667,6 +683,7 @@ impl Metrics {
             &self.event_queue_readable,
             &self.notifications_total,
             &self.notification_sink_healthy,
+            &self.environment_suspended,
         ];
         collectors
             .iter()
@@ -700,6 +717,13 @@ impl Metrics {
         self.leader
             .with_label_values(&[environment])
             .set(i64::from(leader));
+    }
+
+    /// Whether `environment` is suspended.
+    pub fn set_suspended(&self, environment: &str, suspended: bool) {
+        self.environment_suspended
+            .with_label_values(&[environment])
+            .set(i64::from(suspended));
     }
 
     /// The lint findings of the last revision linted, by severity in [`LINT_SEVERITIES`]

@@ -181,6 +181,9 @@ pub struct RunFacts {
     pub already_applied: bool,
     /// Changes planned (actionable ones).
     pub planned: Vec<ChangeLine>,
+    /// Apply mode: drift on resources annotated `mlspace-gitops/reconcile: observe`, reported
+    /// and never repaired.
+    pub observed: Vec<ChangeLine>,
     /// Changes applied successfully.
     pub applied: Vec<ChangeLine>,
     /// Every problem of the run, one a line (empty: it succeeded).
@@ -202,7 +205,7 @@ pub struct EnvMemory {
     pub applying_revision: Option<String>,
     /// The problems last notified (`None`: the last run succeeded).
     pub failing: Option<Vec<String>>,
-    /// Detect mode: the drifted resources last notified.
+    /// The drifted resources last notified (detect mode, or resources only observed).
     pub drift: BTreeSet<(Kind, String)>,
     /// The prune refusal last notified.
     pub prune_refused: Option<String>,
@@ -216,6 +219,8 @@ fn action_name(a: Action) -> &'static str {
         Action::Forget => "forget",
         Action::Conflict => "conflict",
         Action::NoOp => "no-op",
+        Action::Skip => "skip",
+        Action::Drift => "drift",
     }
 }
 
@@ -274,13 +279,16 @@ pub fn derive(prev: &EnvMemory, facts: &RunFacts) -> (EnvMemory, Vec<Notice>) {
         next.prune_refused = refusal;
     }
 
-    if facts.detect {
-        // Detect mode: everything planned is drift; notified when the set changes.
-        let drifted: BTreeSet<(Kind, String)> = facts
-            .planned
-            .iter()
-            .map(|(k, n, _)| (*k, n.clone()))
-            .collect();
+    // Drift left alone: in detect mode everything planned, in apply mode the resources only
+    // observed; notified when the set changes.
+    let (left, why) = if facts.detect {
+        (&facts.planned, "detect mode")
+    } else {
+        (&facts.observed, "reconcile: observe")
+    };
+    {
+        let drifted: BTreeSet<(Kind, String)> =
+            left.iter().map(|(k, n, _)| (*k, n.clone())).collect();
         let changed = if facts.whole {
             drifted != prev.drift
         } else {
@@ -291,12 +299,15 @@ pub fn derive(prev: &EnvMemory, facts: &RunFacts) -> (EnvMemory, Vec<Notice>) {
                 EventKind::DriftDetected,
                 Some(env),
                 format!(
-                    "{env}: {} resource{} differ from the manifests (detect mode: not repaired)",
-                    drifted.len(),
-                    if drifted.len() == 1 { "" } else { "s" }
+                    "{env}: {} from the manifests ({why}: not repaired)",
+                    if drifted.len() == 1 {
+                        "1 resource differs".to_string()
+                    } else {
+                        format!("{} resources differ", drifted.len())
+                    }
                 ),
             ));
-            n.details = facts.planned.iter().map(change_line).collect();
+            n.details = left.iter().map(change_line).collect();
             out.push(n);
         }
         if facts.whole {
@@ -304,6 +315,9 @@ pub fn derive(prev: &EnvMemory, facts: &RunFacts) -> (EnvMemory, Vec<Notice>) {
         } else {
             next.drift.extend(drifted);
         }
+    }
+    if facts.detect {
+        // Nothing applied.
     } else if facts.already_applied && !facts.applied.is_empty() {
         // Apply mode: changes applied for a revision already applied are repairs.
         let mut n = with_revision(Notice::new(

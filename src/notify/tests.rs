@@ -127,6 +127,32 @@ fn detect_mode_reports_drift_when_the_set_changes_and_never_applies() {
 }
 
 #[test]
+fn drift_on_an_observed_resource_is_reported_in_apply_mode_and_the_rest_still_applies() {
+    // The revision is applied once; then a resource annotated `reconcile: observe` drifts.
+    let mut f = facts("r1");
+    f.applied = vec![role("app", Action::Create)];
+    let (mem, out) = derive(&EnvMemory::default(), &f);
+    assert_eq!(events(&out), [EventKind::RevisionApplied]);
+    let mut f = facts("r1");
+    f.already_applied = true;
+    f.observed = vec![role("ops", Action::Drift)];
+    let (mem, out) = derive(&mem, &f);
+    assert_eq!(events(&out), [EventKind::DriftDetected]);
+    assert_eq!(
+        out[0].summary,
+        "dev: 1 resource differs from the manifests (reconcile: observe: not repaired)"
+    );
+    assert_eq!(out[0].details, ["drift Role ops"]);
+    // The same drift at the next resync: said once.
+    let (mem, out) = derive(&mem, &f);
+    assert!(out.is_empty());
+    // Another resource repaired beside it: a repair, and no new drift notice.
+    f.applied = vec![role("app", Action::Update)];
+    let (_, out) = derive(&mem, &f);
+    assert_eq!(events(&out), [EventKind::DriftRepaired]);
+}
+
+#[test]
 fn a_refused_prune_is_said_once_per_reason() {
     let mut f = facts("r1");
     f.prune_refused = Some(("refusing to delete 9 of 10".into(), "mass_deletion".into()));

@@ -40,6 +40,7 @@ impl Server {
             readiness: Arc::new(Readiness::new(max_source_age, Duration::from_secs(10))),
             webhook_secret: secret.map(Secret::new),
             trigger: Arc::new(Notify::new()),
+            control: Default::default(),
         };
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -213,6 +214,7 @@ async fn metrics_parse_and_name_every_metric() {
     m.set_validation_errors(2);
     m.set_lint_findings([0, 2, 1, 0]);
     m.set_leader("dev", true);
+    m.set_suspended("dev", false);
     m.record_prune("dev", None);
     let iam = Some(mlspace_gitops::events::Source::Iam);
     m.events_started("dev");

@@ -6,6 +6,7 @@ mod support;
 mod adopt_mlspace;
 mod aws_hygiene;
 mod bucket_engine;
+mod control;
 mod crash_e2e;
 mod daemon_e2e;
 mod deploy_ci;
