@@ -16,7 +16,8 @@
 //!   touch (pure); the daemon reads them from SQS and reconciles only those resources.
 //! - `observe`, `apply`, `import`: read and change AWS through the kinds (runtime).
 //! - `pipeline`: one Environment reconciled end to end; the CLI and the daemon call it.
-//! - `source`, `daemon`, `state`, `status`, `metrics`, `http`: the controller around it.
+//! - `source`, `daemon`, `state`, `status`, `metrics`, `http`, `ui`: the controller around it
+//!   (`ui`: the read-only web UI on the HTTP listener).
 //!
 //! Without the default `runtime` feature only the pure stages build, which proves they
 //! need no AWS SDK, tokio, axum or git2.
@@ -55,3 +56,5 @@ pub mod source;
 pub mod state;
 #[cfg(feature = "runtime")]
 pub mod status;
+#[cfg(feature = "runtime")]
+pub mod ui;

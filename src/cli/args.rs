@@ -159,6 +159,11 @@ pub struct RunArgs {
     /// File holding the webhook secret (else MLSPACE_GITOPS_WEBHOOK_SECRET).
     #[arg(long, env = "MLSPACE_GITOPS_WEBHOOK_SECRET_FILE")]
     pub webhook_secret_file: Option<PathBuf>,
+    /// File of credentials the web UI and /status need: lines `token TOKEN` (a bearer
+    /// token) and `basic USER:PASSWORD`; without it they are open to whoever reaches the
+    /// listener.
+    #[arg(long, env = "MLSPACE_GITOPS_UI_AUTH_FILE")]
+    pub ui_auth_file: Option<PathBuf>,
     /// Environment variable holding the HTTPS git token.
     #[arg(
         long,

@@ -43,6 +43,13 @@ pub async fn daemon(a: RunArgs) -> anyhow::Result<Outcome> {
             .filter(|s| !s.is_empty())
             .map(Secret::new),
     };
+    // Refused at start, with the file and line, rather than serving an open UI.
+    let ui_auth = match &a.ui_auth_file {
+        Some(f) => Some(std::sync::Arc::new(mlspace_gitops::ui::UiAuth::from_file(
+            f,
+        )?)),
+        None => None,
+    };
     let cfg = daemon::DaemonConfig {
         source: SourceConfig {
             location: a.source,
@@ -64,6 +71,7 @@ pub async fn daemon(a: RunArgs) -> anyhow::Result<Outcome> {
         },
         listen: a.listen,
         webhook_secret,
+        ui_auth,
         grace: a.grace_period,
         aws: AwsOptions {
             endpoint_url: a.endpoint_url,

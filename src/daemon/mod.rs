@@ -77,6 +77,8 @@ pub struct DaemonConfig {
     pub listen: SocketAddr,
     /// Shared secret of `POST /hooks/git`.
     pub webhook_secret: Option<Secret>,
+    /// Credentials the web UI and `/status` need (`--ui-auth-file`); `None`: open.
+    pub ui_auth: Option<Arc<crate::ui::UiAuth>>,
     /// How long a reconcile in flight may run on after SIGTERM.
     pub grace: Duration,
     /// AWS connection.
@@ -224,6 +226,7 @@ pub async fn run(
         readiness: readiness.clone(),
         webhook_secret: cfg.webhook_secret.clone(),
         trigger: trigger.clone(),
+        ui_auth: cfg.ui_auth.clone(),
     };
     let http = tokio::spawn(crate::http::serve_with_limits(
         listener,
