@@ -788,6 +788,77 @@ mod tests {
     }
 
     #[test]
+    fn quiet_reconciles_fold_and_the_history_is_bounded() {
+        let rec = |rev: &str, changes: usize| ReconcileRecord {
+            at: 1,
+            revision: rev.into(),
+            whole: true,
+            success: true,
+            planned: 0,
+            changes: (0..changes)
+                .map(|i| AppliedChange {
+                    kind: Kind::Role,
+                    name: format!("r{i}"),
+                    action: Action::Update,
+                    summary: "spec.tags.team".into(),
+                    error: None,
+                })
+                .collect(),
+            repeats: 0,
+        };
+        let mut e = EnvironmentStatus::default();
+        e.record(rec("a", 1));
+        e.record(rec("a", 0));
+        e.record(ReconcileRecord {
+            at: 9,
+            ..rec("a", 0)
+        });
+        assert_eq!(e.history.len(), 2);
+        assert_eq!((e.history[0].at, e.history[0].repeats), (9, 1));
+        // A different revision, or a run that applied something, is a new entry.
+        e.record(rec("b", 0));
+        e.record(rec("b", 2));
+        assert_eq!(e.history.len(), 4);
+        for i in 0..2 * HISTORY_KEPT {
+            e.record(rec(&format!("c{i}"), 0));
+        }
+        assert_eq!(e.history.len(), HISTORY_KEPT);
+        assert_eq!(e.history[0].revision, format!("c{}", 2 * HISTORY_KEPT - 1));
+    }
+
+    #[test]
+    fn refused_revisions_are_newest_first_once_each_and_bounded() {
+        let refusal = |id: &str, reason| RefusedRevision {
+            revision: RevisionSummary {
+                id: id.into(),
+                author: None,
+                message: None,
+            },
+            at: 0,
+            reason,
+            errors: vec!["m.yaml:3:1: error: x".into()],
+        };
+        let mut st = Status::default();
+        st.refused(refusal("a", RefusalReason::Invalid));
+        st.refused(refusal("b", RefusalReason::Lint));
+        st.refused(refusal("a", RefusalReason::Unsigned));
+        let ids: Vec<_> = st
+            .refused_revisions
+            .iter()
+            .map(|r| r.revision.id.as_str())
+            .collect();
+        assert_eq!(ids, ["a", "b"]);
+        assert_eq!(st.refused_revisions[0].reason, RefusalReason::Unsigned);
+        for i in 0..REFUSED_KEPT + 5 {
+            st.refused(refusal(&i.to_string(), RefusalReason::Invalid));
+        }
+        assert_eq!(st.refused_revisions.len(), REFUSED_KEPT);
+        let json = serde_json::to_value(&st.refused_revisions[0]).unwrap();
+        assert_eq!(json["reason"], "invalid");
+        assert_eq!(json["revision"]["author"], serde_json::Value::Null);
+    }
+
+    #[test]
     fn counts_by_kind_and_state() {
         let res = |kind, state| ResourceStatus {
             environment: "e".into(),
