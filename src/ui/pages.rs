@@ -81,13 +81,13 @@ fn page(st: &Status, title: &str, body: Markup) -> Markup {
                         a.brand href="/" { "mlspace-gitops" }
                         a href="/" { "Environments" }
                         a href="/ui/refused" { "Refused revisions" }
+                        span #refreshed { "refreshes every " (REFRESH_SECS) " s" }
                     }
-                    p.source {
+                    p #source .source {
                         "source " code { (st.source) }
                         " · mode " strong { (st.mode) }
                         " · at " (revision_id(st.source_revision.as_deref()))
                         " · fetched " (time(st.last_fetch_at))
-                        " · " span #refreshed { "refreshes every " (REFRESH_SECS) " s" }
                     }
                 }
                 main #main {

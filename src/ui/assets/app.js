@@ -62,12 +62,16 @@
     }).then(function (text) {
       delay = every;
       if (text !== null) {
-        var fresh = new DOMParser().parseFromString(text, 'text/html').getElementById('main');
-        var current = document.getElementById('main');
-        if (fresh && current && fresh.innerHTML !== current.innerHTML) {
-          current.replaceWith(document.adoptNode(fresh));
-          wire();
-        }
+        var doc = new DOMParser().parseFromString(text, 'text/html');
+        // The source line and the page body; the rest (navigation) does not change.
+        ['source', 'main'].forEach(function (id) {
+          var fresh = doc.getElementById(id);
+          var current = document.getElementById(id);
+          if (fresh && current && fresh.innerHTML !== current.innerHTML) {
+            current.replaceWith(document.adoptNode(fresh));
+            if (id === 'main') { wire(); }
+          }
+        });
       }
       note('updated ' + new Date().toLocaleTimeString());
     }).catch(function (e) {
