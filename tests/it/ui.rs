@@ -153,8 +153,9 @@ impl Browser {
             }
             std::thread::sleep(Duration::from_millis(200));
         }
+        let note = self.js("return (document.getElementById('refreshed') || {}).textContent");
         panic!(
-            "timed out waiting for {what}; page text:\n{}",
+            "timed out waiting for {what} (refresh: {note}); page text:\n{}",
             self.main_text()
         );
     }
@@ -502,4 +503,26 @@ fn ui_and_status_need_a_credential_when_an_auth_file_is_set() {
     assert_eq!(call("/healthz", None).status, 200);
     assert_eq!(call("/metrics", None).status, 200);
     assert_eq!(call("/readyz", None).status, 503);
+
+    // A browser given the user and password loads the page, its assets and its refreshes.
+    let b = Browser::start();
+    b.goto(&format!("http://127.0.0.1:{port}/"));
+    // Without them, no page (the browser asks for the user and password).
+    assert_eq!(
+        b.js("return document.getElementById('main') === null"),
+        true
+    );
+    b.goto(&format!("http://ops:pass%20word@127.0.0.1:{port}/"));
+    assert!(b.main_text().contains("Environments"));
+    assert_eq!(
+        b.js("return getComputedStyle(document.querySelector('header')).borderBottomStyle"),
+        "solid",
+        "the stylesheet did not load"
+    );
+    b.wait("a refresh", Duration::from_secs(REFRESH_SECS + 5), |b| {
+        b.js("return document.getElementById('refreshed').textContent")
+            .as_str()
+            .is_some_and(|t| t.starts_with("updated"))
+    });
+    b.screenshot("auth-basic");
 }

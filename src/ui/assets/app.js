@@ -52,7 +52,10 @@
     busy = true;
     var headers = {};
     if (etag) { headers['If-None-Match'] = etag; }
-    window.fetch(window.location.pathname + window.location.search, {
+    // From the origin: fetch refuses a URL resolved against a page address that holds a
+    // user and password (http://user:pass@host/), and the origin never holds them.
+    var url = window.location.origin + window.location.pathname + window.location.search;
+    window.fetch(url, {
       headers: headers, cache: 'no-store', credentials: 'same-origin'
     }).then(function (r) {
       if (r.status === 304) { return null; }
