@@ -18,7 +18,8 @@
 //! - `pipeline`: one Environment reconciled end to end; the CLI and the daemon call it.
 //! - [`notify`]: the notices of what the daemon did and refused (pure), and with the
 //!   `runtime` feature their delivery to Slack, Teams, webhooks and SNS.
-//! - `source`, `daemon`, `state`, `status`, `metrics`, `http`: the controller around it.
+//! - `source`, `daemon`, `state`, `status`, `metrics`, `http`, `ui`: the controller around it
+//!   (`ui`: the read-only web UI on the HTTP listener).
 //!
 //! Without the default `runtime` feature only the pure stages build, which proves they
 //! need no AWS SDK, tokio, axum or git2.
@@ -58,3 +59,5 @@ pub mod source;
 pub mod state;
 #[cfg(feature = "runtime")]
 pub mod status;
+#[cfg(feature = "runtime")]
+pub mod ui;

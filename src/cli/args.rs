@@ -163,6 +163,11 @@ pub struct RunArgs {
     /// else MLSPACE_GITOPS_CONTROL_TOKEN). Without it the control API is not enabled.
     #[arg(long, env = "MLSPACE_GITOPS_CONTROL_TOKEN_FILE")]
     pub control_token_file: Option<PathBuf>,
+    /// File of credentials the web UI and /status need: lines `token TOKEN` (a bearer
+    /// token) and `basic USER:PASSWORD`; without it they are open to whoever reaches the
+    /// listener.
+    #[arg(long, env = "MLSPACE_GITOPS_UI_AUTH_FILE")]
+    pub ui_auth_file: Option<PathBuf>,
     /// Environment variable holding the HTTPS git token.
     #[arg(
         long,

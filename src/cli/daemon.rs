@@ -63,6 +63,13 @@ pub async fn daemon(a: RunArgs) -> anyhow::Result<Outcome> {
             .map(Secret::new),
     };
     let notify = notify_config(&a.notify, &a.notify_events, a.notify_secret_file.as_deref())?;
+    // Refused at start, with the file and line, rather than serving an open UI.
+    let ui_auth = match &a.ui_auth_file {
+        Some(f) => Some(std::sync::Arc::new(mlspace_gitops::ui::UiAuth::from_file(
+            f,
+        )?)),
+        None => None,
+    };
     let cfg = daemon::DaemonConfig {
         source: SourceConfig {
             location: a.source,
@@ -85,6 +92,7 @@ pub async fn daemon(a: RunArgs) -> anyhow::Result<Outcome> {
         listen: a.listen,
         webhook_secret,
         control_token,
+        ui_auth,
         grace: a.grace_period,
         aws: AwsOptions {
             endpoint_url: a.endpoint_url,

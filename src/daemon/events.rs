@@ -520,6 +520,8 @@ mod tests {
             state,
             error: None,
             retry_at: None,
+            description: None,
+            pending: None,
         }
     }
 

@@ -88,6 +88,8 @@ pub struct DaemonConfig {
     pub webhook_secret: Option<Secret>,
     /// Bearer token of the control API (`/api/v1/...`); `None`: control not enabled.
     pub control_token: Option<Secret>,
+    /// Credentials the web UI and `/status` need (`--ui-auth-file`); `None`: open.
+    pub ui_auth: Option<Arc<crate::ui::UiAuth>>,
     /// How long a reconcile in flight may run on after SIGTERM.
     pub grace: Duration,
     /// AWS connection.
@@ -256,6 +258,7 @@ pub async fn run(
             token: cfg.control_token.clone(),
             tx: cfg.control_token.as_ref().map(|_| control_tx),
         },
+        ui_auth: cfg.ui_auth.clone(),
     };
     let http = tokio::spawn(crate::http::serve_with_limits(
         listener,

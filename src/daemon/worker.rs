@@ -69,6 +69,15 @@ pub enum Outcome {
     Failed,
 }
 
+/// A revision as status shows it.
+fn summary(r: &RevisionInfo) -> status::RevisionSummary {
+    status::RevisionSummary {
+        id: r.id.clone(),
+        author: r.author.clone(),
+        message: r.message.clone(),
+    }
+}
+
 /// The readiness scope of an Environment's AWS attempts.
 pub fn env_scope(name: &str) -> String {
     format!("Environment {name}")
@@ -242,8 +251,11 @@ impl Worker {
                     state: ResourceState::Suspended,
                     error: None,
                     retry_at: None,
+                    description: None,
+                    pending: None,
                 })
                 .collect();
+            crate::status::describe(&mut self.resources, desired);
             self.resources
                 .sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
         } else if was {
@@ -295,6 +307,7 @@ impl Worker {
                 self.lease = Some(l);
                 self.lease_holder = Some(cx.cfg.holder.clone());
                 self.status.leader = true;
+                self.status.holder = Some(cx.cfg.holder.clone());
                 cx.metrics.set_leader(&name, true);
                 Ok(true)
             }
@@ -310,6 +323,7 @@ impl Worker {
                 self.lease = None;
                 self.lease_holder = Some(holder.clone());
                 self.status.leader = false;
+                self.status.holder = Some(holder.clone());
                 cx.metrics.set_leader(&name, false);
                 self.status.last_error = Some(format!("standby: {holder} holds the lease on {name} (until {expires_at_ms} ms since the epoch)"));
                 Ok(false)
@@ -323,6 +337,7 @@ impl Worker {
                     .set_problem(&store_scope(&name), Some(msg.clone()));
                 self.lease = None;
                 self.status.leader = false;
+                self.status.holder = None;
                 cx.metrics.set_leader(&name, false);
                 Err(msg)
             }
@@ -372,6 +387,7 @@ impl Worker {
             }
             Err(why) => return self.cannot_run(why, now),
         }
+        self.status.last_attempted = Some(summary(revision));
         let report = self.run(cx, revision, desired, None).await;
         // Retries and the resync count from the end of the run, which may have been long.
         let now = Instant::now();
@@ -380,7 +396,7 @@ impl Worker {
             return self.cannot_run(DisplayChain(e).to_string(), now);
         }
         self.index = Some(self.index_after(desired, &report).await);
-        self.after(cx, revision, &report, now)
+        self.after(cx, revision, desired, &report, now)
     }
 
     /// The index of a whole run: the manifests, the ARNs observed, the ARNs of what it
@@ -457,6 +473,7 @@ impl Worker {
                 return (Outcome::Failed, None);
             }
         }
+        self.status.last_attempted = Some(summary(revision));
         let report = self.run(cx, revision, desired, Some(only.clone())).await;
         let now = Instant::now();
         if let Some(e) = &report.refused {
@@ -467,7 +484,7 @@ impl Worker {
         if let (Some(index), Some(p)) = (self.index.take(), &report.planned) {
             self.index = Some(index.with_observed(desired, &p.observation.observed));
         }
-        let (outcome, _) = self.after(cx, revision, &report, now);
+        let (outcome, _) = self.after(cx, revision, desired, &report, now);
         // A retry the run asks for comes sooner than the resync; the resync stays.
         (outcome, self.policy.next_retry().map(Action::RequeueAt))
     }
@@ -525,6 +542,7 @@ impl Worker {
         &mut self,
         cx: &WorkerCx<'_>,
         revision: &RevisionInfo,
+        desired: &DesiredState,
         report: &EnvReport,
         now: Instant,
     ) -> (Outcome, Action) {
@@ -576,11 +594,12 @@ impl Worker {
         }
         self.policy.after_run(report, now);
         let detect = cx.cfg.mode == Mode::Detect;
-        let states = status::resource_states(report, detect, |id| {
+        let mut states = status::resource_states(report, detect, |id| {
             self.policy
                 .retry_at(id)
                 .map(|t| epoch_secs() + t.saturating_duration_since(Instant::now()).as_secs())
         });
+        status::describe(&mut states, desired);
         match &report.scope {
             None => self.resources = states,
             Some(scope) => {
@@ -647,6 +666,7 @@ impl Worker {
         if success && !detect && whole {
             self.applied = Some(revision.id.clone());
             self.status.last_applied_revision = Some(revision.id.clone());
+            self.status.last_applied = Some(summary(revision));
         }
         // One problem a line: AWS messages may quote what was sent (names, documents).
         let problems: Vec<String> = report
@@ -659,6 +679,8 @@ impl Worker {
             self.status.last_error = (!problems.is_empty()).then(|| problems.join("\n"));
         }
         self.status.last_reconcile_at = Some(epoch_secs());
+        self.status
+            .record(status::reconcile_record(report, epoch_secs(), success));
         let resync = now + cx.cfg.resync;
         let at = self.policy.next_retry().map_or(resync, |r| r.min(resync));
         (

@@ -41,6 +41,7 @@ impl Server {
             webhook_secret: secret.map(Secret::new),
             trigger: Arc::new(Notify::new()),
             control: Default::default(),
+            ui_auth: None,
         };
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -143,6 +144,8 @@ async fn status_serves_json_with_stable_fields() {
                 state: ResourceState::InSync,
                 error: None,
                 retry_at: None,
+                description: None,
+                pending: None,
             },
             ResourceStatus {
                 environment: "mlspace".into(),
@@ -151,6 +154,8 @@ async fn status_serves_json_with_stable_fields() {
                 state: ResourceState::Failed,
                 error: Some("AccessDenied".into()),
                 retry_at: Some(1_700_000_060),
+                description: None,
+                pending: None,
             },
         ];
     }
@@ -174,6 +179,7 @@ async fn status_serves_json_with_stable_fields() {
             "last_applied_revision",
             "last_rejected_revision",
             "last_error",
+            "refused_revisions",
             "security_warnings",
             "last_reconcile_at",
             "reconciles",
@@ -190,7 +196,8 @@ async fn status_serves_json_with_stable_fields() {
     assert_eq!(
         v["resources"][0],
         serde_json::json!({"environment": "mlspace", "kind": "ManagedPolicy", "name": "notebook-policy",
-                           "state": "in_sync", "error": null, "retry_at": null})
+                           "state": "in_sync", "error": null, "retry_at": null,
+                           "description": null, "pending": null})
     );
     assert_eq!(v["resources"][1]["state"], "failed");
     assert_eq!(v["resources"][1]["retry_at"], 1_700_000_060u64);

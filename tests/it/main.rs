@@ -40,5 +40,6 @@ mod state_conformance;
 mod state_dynamodb;
 mod state_file;
 mod table_engine;
+mod ui;
 mod validate;
 mod verify_commits;
