@@ -8,12 +8,22 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 venv=${MLSPACE_GITOPS_VENV:-$root/.venv}
 MOTO_VERSION=5.2.5
 
+installed() {
+  [ -x "$venv/bin/moto_server" ] && "$venv/bin/python" -c "import moto,sys; sys.exit(moto.__version__ != '$MOTO_VERSION')" 2>/dev/null
+}
+
+# Tests start moto in parallel; on a fresh clone only the first may build the venv, the
+# others wait for it (a half-made venv would fail them).
 install() {
-  if [ -x "$venv/bin/moto_server" ] && "$venv/bin/python" -c "import moto,sys; sys.exit(moto.__version__ != '$MOTO_VERSION')" 2>/dev/null; then
-    return 0
-  fi
-  python3 -m venv "$venv" >&2
-  "$venv/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION" >&2
+  installed && return 0
+  (
+    flock 9
+    if installed; then
+      exit 0
+    fi
+    python3 -m venv "$venv" >&2
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION" >&2
+  ) 9>"$venv.lock"
 }
 
 free_port() {

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 # TOOLS in tests/it/support/mod.rs, which a test keeps equal to this line). A test that needs
 # one fails without it, naming it and its package: no test skips. python3 with its venv module
 # makes the venv of moto and botocore (scripts/moto.sh install).
-tools="curl:curl git:git kill:procps mkfifo:coreutils prometheus:prometheus promtool:prometheus ssh-keygen:openssh-client systemd-analyze:systemd"
+tools="chromedriver:chromium-driver chromium:chromium curl:curl git:git kill:procps mkfifo:coreutils prometheus:prometheus promtool:prometheus ssh-keygen:openssh-client systemd-analyze:systemd"
 missing=()
 for t in $tools; do
   command -v "${t%%:*}" >/dev/null 2>&1 || missing+=("${t#*:}")

@@ -18,7 +18,10 @@
 //!   (rendezvous hashing with bounded loads; pure).
 //! - `observe`, `apply`, `import`: read and change AWS through the kinds (runtime).
 //! - `pipeline`: one Environment reconciled end to end; the CLI and the daemon call it.
-//! - `source`, `daemon`, `state`, `status`, `metrics`, `http`: the controller around it.
+//! - [`notify`]: the notices of what the daemon did and refused (pure), and with the
+//!   `runtime` feature their delivery to Slack, Teams, webhooks and SNS.
+//! - `source`, `daemon`, `state`, `status`, `metrics`, `http`, `ui`: the controller around it
+//!   (`ui`: the read-only web UI on the HTTP listener).
 //!
 //! Without the default `runtime` feature only the pure stages build, which proves they
 //! need no AWS SDK, tokio, axum or git2.
@@ -28,6 +31,7 @@ pub mod events;
 pub mod inventory;
 pub mod kinds;
 pub mod manifest;
+pub mod notify;
 pub mod plan;
 pub mod review;
 pub mod schema;
@@ -58,3 +62,5 @@ pub mod source;
 pub mod state;
 #[cfg(feature = "runtime")]
 pub mod status;
+#[cfg(feature = "runtime")]
+pub mod ui;

@@ -125,6 +125,35 @@ enum Command {
         #[arg(long, default_value_t = 8)]
         concurrency: usize,
     },
+    /// Suspend an Environment on a running daemon: it is not reconciled (no AWS request)
+    /// until resumed, on every replica and across restarts.
+    Suspend {
+        /// The Environment (its metadata.name).
+        env: String,
+        /// Why; shown in /status and the logs.
+        #[arg(long)]
+        reason: Option<String>,
+        /// Who is asking; shown in /status (default: $USER).
+        #[arg(long, env = "USER")]
+        by: Option<String>,
+        #[command(flatten)]
+        control: cli::control::ControlArgs,
+    },
+    /// Resume a suspended Environment on a running daemon; its leader reconciles it now.
+    Resume {
+        /// The Environment (its metadata.name).
+        env: String,
+        #[command(flatten)]
+        control: cli::control::ControlArgs,
+    },
+    /// Reconcile now on a running daemon: one Environment, or every one the daemon leads.
+    /// Exit 1 when the daemon refuses (e.g. another replica leads: it is named).
+    Reconcile {
+        /// The Environment (its metadata.name); all when left out.
+        env: Option<String>,
+        #[command(flatten)]
+        control: cli::control::ControlArgs,
+    },
     /// Print the JSON Schema of a manifest document, for editors (yaml-language-server).
     Schema,
     /// Write manifests for resources that already exist, annotated for adoption: the next
@@ -302,6 +331,23 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             cli::block_on(cli::import(aws, request, output_dir))
         }
         Command::Run(args) => cli::block_on(cli::daemon(*args)),
+        Command::Suspend {
+            env,
+            reason,
+            by,
+            control,
+        } => cli::block_on(cli::control::control(
+            control,
+            cli::control::Ask::Suspend { env, reason, by },
+        )),
+        Command::Resume { env, control } => cli::block_on(cli::control::control(
+            control,
+            cli::control::Ask::Resume { env },
+        )),
+        Command::Reconcile { env, control } => cli::block_on(cli::control::control(
+            control,
+            cli::control::Ask::Reconcile { env },
+        )),
     };
     Ok(exit_code(outcome?))
 }

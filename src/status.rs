@@ -31,16 +31,20 @@ pub enum ResourceState {
     Pending,
     /// Exists in AWS without our ownership tag: left alone.
     Conflict,
+    /// Not reconciled: its Environment is suspended (`mlspace-gitops suspend`), or the
+    /// resource is annotated `mlspace-gitops/reconcile: disabled`.
+    Suspended,
 }
 
 impl ResourceState {
     /// All states.
-    pub const ALL: [ResourceState; 5] = [
+    pub const ALL: [ResourceState; 6] = [
         ResourceState::InSync,
         ResourceState::Drifted,
         ResourceState::Failed,
         ResourceState::Pending,
         ResourceState::Conflict,
+        ResourceState::Suspended,
     ];
 
     /// The serialized name, also the `state` metric label.
@@ -51,6 +55,7 @@ impl ResourceState {
             ResourceState::Failed => "failed",
             ResourceState::Pending => "pending",
             ResourceState::Conflict => "conflict",
+            ResourceState::Suspended => "suspended",
         }
     }
 }
@@ -77,6 +82,112 @@ pub struct ResourceStatus {
     pub error: Option<String>,
     /// Epoch seconds of the next retry after a failure.
     pub retry_at: Option<u64>,
+    /// Its manifest's `spec.description`, for the kinds that have one.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// The change the last plan holds for it (drifted, pending, failed, conflict); `null`
+    /// when in sync.
+    #[serde(default)]
+    pub pending: Option<PendingChange>,
+}
+
+/// The change a plan holds for one resource, as lines for people.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingChange {
+    /// What the plan does.
+    pub action: Action,
+    /// The field diffs (`~ FIELD: OLD → NEW`, `+ FIELD: NEW`, `- FIELD: OLD`).
+    pub fields: Vec<String>,
+    /// The access delta lines (`access (SUBJECT): NOTE` then one line a grant).
+    pub access: Vec<String>,
+}
+
+/// A revision as it is shown: id, author and first line of the message.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevisionSummary {
+    /// Commit id, or `dir-…` for a local directory.
+    pub id: String,
+    /// `Name <email>` of the commit author; `null` for a local directory.
+    pub author: Option<String>,
+    /// First line of the commit message; `null` for a local directory.
+    pub message: Option<String>,
+}
+
+/// Why a revision was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefusalReason {
+    /// It does not validate, is over a limit, or cannot be loaded.
+    Invalid,
+    /// Its head commit's signature did not verify (`--verify-commits`).
+    Unsigned,
+    /// A lint finding as severe as `--lint-fail-on`.
+    Lint,
+}
+
+impl RefusalReason {
+    /// The serialized name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefusalReason::Invalid => "invalid",
+            RefusalReason::Unsigned => "unsigned",
+            RefusalReason::Lint => "lint",
+        }
+    }
+}
+
+/// A revision the daemon refused to apply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefusedRevision {
+    /// The revision.
+    pub revision: RevisionSummary,
+    /// Epoch seconds of the refusal.
+    pub at: u64,
+    /// Why, in one word.
+    pub reason: RefusalReason,
+    /// The messages, one a line (validation errors as `FILE:LINE:COL: ...`).
+    pub errors: Vec<String>,
+}
+
+/// How many refused revisions `/status` keeps, newest first.
+pub const REFUSED_KEPT: usize = 20;
+
+/// How many reconciles an Environment's history keeps, newest first.
+pub const HISTORY_KEPT: usize = 50;
+
+/// One change a reconcile applied (or tried to).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppliedChange {
+    /// Kind of the resource.
+    pub kind: Kind,
+    /// Its name.
+    pub name: String,
+    /// What was done.
+    pub action: Action,
+    /// One line: the fields changed.
+    pub summary: String,
+    /// Why it failed; `null` on success.
+    pub error: Option<String>,
+}
+
+/// One reconcile of an Environment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReconcileRecord {
+    /// Epoch seconds of its end.
+    pub at: u64,
+    /// The revision it worked on.
+    pub revision: String,
+    /// Whole (every resource) or targeted (the resources events named).
+    pub whole: bool,
+    /// `true` when nothing failed or waits for a retry.
+    pub success: bool,
+    /// Changes planned but not applied (drift in detect mode, held changes).
+    pub planned: usize,
+    /// What it applied.
+    pub changes: Vec<AppliedChange>,
+    /// Later reconciles like this one (same revision and result, nothing applied) folded
+    /// into it; `at` is the last one's.
+    pub repeats: u64,
 }
 
 /// The `/status` document.
@@ -102,6 +213,9 @@ pub struct Status {
     pub last_rejected_revision: Option<String>,
     /// Validation errors (all lines) or the reconcile error of the last attempt.
     pub last_error: Option<String>,
+    /// Revisions refused, newest first (at most [`REFUSED_KEPT`]), with why.
+    #[serde(default)]
+    pub refused_revisions: Vec<RefusedRevision>,
     /// Security warnings of the last revision linted (`FILE:LINE:COL:
     /// security-warning[CHECK-ID]: message`), silenced ones left out.
     #[serde(default)]
@@ -148,6 +262,52 @@ pub struct EnvironmentStatus {
     /// Epoch seconds of its last completed reconcile by any replica, from the state store.
     #[serde(default)]
     pub last_completed_at: Option<u64>,
+    /// Whether it is suspended (`mlspace-gitops suspend`): not reconciled until resumed,
+    /// its resources `suspended`. Read from the state store, so every replica shows it.
+    #[serde(default)]
+    pub suspended: bool,
+    /// Epoch seconds of the suspension, `null` when not suspended.
+    #[serde(default)]
+    pub suspended_at: Option<u64>,
+    /// Why it was suspended, as the caller said; `null` when not suspended or not said.
+    #[serde(default)]
+    pub suspended_reason: Option<String>,
+    /// Who suspended it, as the caller named itself; `null` when not said.
+    #[serde(default)]
+    pub suspended_by: Option<String>,
+    /// The revision its last reconcile worked on.
+    #[serde(default)]
+    pub last_attempted: Option<RevisionSummary>,
+    /// The last revision that reconciled it without errors.
+    #[serde(default)]
+    pub last_applied: Option<RevisionSummary>,
+    /// Its last reconciles, newest first (at most [`HISTORY_KEPT`]).
+    #[serde(default)]
+    pub history: Vec<ReconcileRecord>,
+}
+
+impl EnvironmentStatus {
+    /// Add a reconcile to the history: folded into the newest entry when both applied
+    /// nothing and agree on revision, scope and result (a quiet resync every minute would
+    /// otherwise push everything else out).
+    pub fn record(&mut self, r: ReconcileRecord) {
+        if let Some(last) = self.history.first_mut() {
+            let quiet = |x: &ReconcileRecord| x.changes.is_empty();
+            if quiet(last)
+                && quiet(&r)
+                && last.revision == r.revision
+                && last.whole == r.whole
+                && last.success == r.success
+                && last.planned == r.planned
+            {
+                last.at = r.at;
+                last.repeats += 1;
+                return;
+            }
+        }
+        self.history.insert(0, r);
+        self.history.truncate(HISTORY_KEPT);
+    }
 }
 
 impl Status {
@@ -158,6 +318,14 @@ impl Status {
             mode: mode.into(),
             ..Status::default()
         }
+    }
+
+    /// Record a refused revision (newest first; a revision refused again replaces its entry).
+    pub fn refused(&mut self, r: RefusedRevision) {
+        self.refused_revisions
+            .retain(|x| x.revision.id != r.revision.id);
+        self.refused_revisions.insert(0, r);
+        self.refused_revisions.truncate(REFUSED_KEPT);
     }
 
     /// Resources per (kind, state), the shape `Metrics::set_resource_counts` takes.
@@ -172,19 +340,34 @@ impl Status {
 
 /// Where each resource of an Environment stands after a run, from its report alone:
 /// in sync, conflicting, failed (with the error and, from `retry_at`, when it is tried
-/// again), drifted (`detect`) or pending (planned, held, or its kind unreadable).
+/// again), drifted (`detect`) or pending (planned, held, or its kind unreadable), with the
+/// change the plan holds for it.
 pub fn resource_states(
     report: &EnvReport,
     detect: bool,
     retry_at: impl Fn(&ResourceId) -> Option<u64>,
 ) -> Vec<ResourceStatus> {
-    let mut states: BTreeMap<ResourceId, (ResourceState, Option<String>, Option<u64>)> =
-        BTreeMap::new();
+    struct Entry {
+        state: ResourceState,
+        error: Option<String>,
+        retry_at: Option<u64>,
+        pending: Option<PendingChange>,
+    }
+    let entry = |state, error, retry_at| Entry {
+        state,
+        error,
+        retry_at,
+        pending: None,
+    };
+    let mut states: BTreeMap<ResourceId, Entry> = BTreeMap::new();
     if let Some(plan) = report.plan() {
         for c in &plan.changes {
             let state = match c.action {
                 Action::NoOp => ResourceState::InSync,
                 Action::Conflict => ResourceState::Conflict,
+                Action::Skip => ResourceState::Suspended,
+                // Observed only: drifted in either mode, never pending a write.
+                Action::Drift => ResourceState::Drifted,
                 Action::Create | Action::Update | Action::Delete | Action::Forget if detect => {
                     ResourceState::Drifted
                 }
@@ -192,17 +375,20 @@ pub fn resource_states(
                     ResourceState::Pending
                 }
             };
-            states.insert((c.kind, c.name.clone()), (state, c.reason.clone(), None));
+            let mut e = entry(state, c.reason.clone(), None);
+            e.pending = pending_change(c);
+            states.insert((c.kind, c.name.clone()), e);
         }
         for e in &plan.errors {
-            states.insert(
-                (e.kind, e.name.clone()),
-                (
-                    ResourceState::Failed,
-                    Some(format!("{}: {}", e.field, e.message)),
-                    None,
-                ),
+            let id = (e.kind, e.name.clone());
+            let pending = states.remove(&id).and_then(|x| x.pending);
+            let mut x = entry(
+                ResourceState::Failed,
+                Some(format!("{}: {}", e.field, e.message)),
+                None,
             );
+            x.pending = pending;
+            states.insert(id, x);
         }
     }
     if let Some(p) = &report.planned {
@@ -210,7 +396,7 @@ pub fn resource_states(
             for id in p.cx.declared.keys().filter(|(k, _)| k == kind) {
                 states.insert(
                     id.clone(),
-                    (
+                    entry(
                         ResourceState::Pending,
                         Some("could not be observed".into()),
                         None,
@@ -226,34 +412,138 @@ pub fn resource_states(
         } else {
             ResourceState::Pending
         };
-        states.insert(id.clone(), (state, Some(why.clone()), retry));
+        let pending = states.remove(id).and_then(|x| x.pending);
+        let mut x = entry(state, Some(why.clone()), retry);
+        x.pending = pending;
+        states.insert(id.clone(), x);
     }
     if let Some(applied) = &report.applied {
         for r in &applied.results {
             let id = (r.kind, r.name.clone());
-            let entry = match &r.error {
-                None => (ResourceState::InSync, None, None),
-                Some(e) => (
-                    ResourceState::Failed,
-                    Some(crate::aws::DisplayChain(e).to_string()),
-                    retry_at(&id),
-                ),
+            let x = match &r.error {
+                None => entry(ResourceState::InSync, None, None),
+                Some(e) => {
+                    // What failed is still to be done.
+                    let pending = states.remove(&id).and_then(|x| x.pending);
+                    let mut x = entry(
+                        ResourceState::Failed,
+                        Some(crate::aws::DisplayChain(e).to_string()),
+                        retry_at(&id),
+                    );
+                    x.pending = pending;
+                    x
+                }
             };
-            states.insert(id, entry);
+            states.insert(id, x);
         }
     }
     states
         .into_iter()
-        .map(|((kind, name), (state, error, retry_at))| ResourceStatus {
+        .map(|((kind, name), e)| ResourceStatus {
             environment: report.environment.clone(),
             kind,
             name,
-            state,
+            state: e.state,
             // AWS messages may quote what was sent: one line, no terminal controls.
-            error: error.map(|e| crate::syntax::diag::escape_control(&e).into_owned()),
-            retry_at,
+            error: e.error.map(|e| one_line(&e)),
+            retry_at: e.retry_at,
+            description: None,
+            pending: e.pending,
         })
         .collect()
+}
+
+/// `text` without terminal controls, newlines escaped.
+fn one_line(text: &str) -> String {
+    crate::syntax::diag::escape_control(text).into_owned()
+}
+
+/// The field diffs and access delta of a change, `None` for a no-op.
+fn pending_change(c: &crate::plan::Change) -> Option<PendingChange> {
+    if c.action == Action::NoOp {
+        return None;
+    }
+    Some(PendingChange {
+        action: c.action,
+        fields: c.fields.iter().map(|f| one_line(&f.to_string())).collect(),
+        access: c
+            .access
+            .iter()
+            .flat_map(|a| {
+                a.to_string()
+                    .lines()
+                    .map(|l| one_line(l.trim()))
+                    .collect::<Vec<_>>()
+            })
+            .collect(),
+    })
+}
+
+/// Fill in each resource's `spec.description` from the desired state, for the kinds that
+/// have one.
+pub fn describe(resources: &mut [ResourceStatus], desired: &crate::manifest::DesiredState) {
+    let by_id: BTreeMap<(Kind, &str), &crate::manifest::Resource> = desired
+        .resources
+        .iter()
+        .map(|r| ((r.kind, r.name.as_str()), r))
+        .collect();
+    for r in resources {
+        r.description = by_id
+            .get(&(r.kind, r.name.as_str()))
+            .and_then(|d| d.spec_value().get("description")?.as_str().map(one_line));
+    }
+}
+
+/// The history entry of a run that ended at `at` (epoch seconds): what it applied, each
+/// with a one-line summary of the fields, and how many changes it planned but did not
+/// apply.
+pub fn reconcile_record(report: &EnvReport, at: u64, success: bool) -> ReconcileRecord {
+    let plan = report.plan();
+    let fields = |id: &ResourceId| -> String {
+        let Some(c) = plan.and_then(|p| {
+            p.changes
+                .iter()
+                .find(|c| (c.kind, &c.name) == (id.0, &id.1))
+        }) else {
+            return String::new();
+        };
+        let names: Vec<&str> = c.fields.iter().map(|f| f.field.as_str()).collect();
+        let mut line = names.iter().take(5).copied().collect::<Vec<_>>().join(", ");
+        if names.len() > 5 {
+            line.push_str(&format!(" and {} more", names.len() - 5));
+        }
+        one_line(&line)
+    };
+    let changes: Vec<AppliedChange> = report
+        .applied
+        .iter()
+        .flat_map(|a| &a.results)
+        .map(|r| {
+            let id = (r.kind, r.name.clone());
+            AppliedChange {
+                summary: fields(&id),
+                kind: r.kind,
+                name: r.name.clone(),
+                action: r.action,
+                error: r
+                    .error
+                    .as_ref()
+                    .map(|e| one_line(&crate::aws::DisplayChain(e).to_string())),
+            }
+        })
+        .collect();
+    let planned = plan
+        .map_or(0, |p| p.actionable().count())
+        .saturating_sub(changes.len());
+    ReconcileRecord {
+        at,
+        revision: report.revision.clone(),
+        whole: report.scope.is_none(),
+        success,
+        planned,
+        changes,
+        repeats: 0,
+    }
 }
 
 /// The status shared between the daemon (writer) and the HTTP server (readers).
@@ -527,6 +817,77 @@ mod tests {
     }
 
     #[test]
+    fn quiet_reconciles_fold_and_the_history_is_bounded() {
+        let rec = |rev: &str, changes: usize| ReconcileRecord {
+            at: 1,
+            revision: rev.into(),
+            whole: true,
+            success: true,
+            planned: 0,
+            changes: (0..changes)
+                .map(|i| AppliedChange {
+                    kind: Kind::Role,
+                    name: format!("r{i}"),
+                    action: Action::Update,
+                    summary: "spec.tags.team".into(),
+                    error: None,
+                })
+                .collect(),
+            repeats: 0,
+        };
+        let mut e = EnvironmentStatus::default();
+        e.record(rec("a", 1));
+        e.record(rec("a", 0));
+        e.record(ReconcileRecord {
+            at: 9,
+            ..rec("a", 0)
+        });
+        assert_eq!(e.history.len(), 2);
+        assert_eq!((e.history[0].at, e.history[0].repeats), (9, 1));
+        // A different revision, or a run that applied something, is a new entry.
+        e.record(rec("b", 0));
+        e.record(rec("b", 2));
+        assert_eq!(e.history.len(), 4);
+        for i in 0..2 * HISTORY_KEPT {
+            e.record(rec(&format!("c{i}"), 0));
+        }
+        assert_eq!(e.history.len(), HISTORY_KEPT);
+        assert_eq!(e.history[0].revision, format!("c{}", 2 * HISTORY_KEPT - 1));
+    }
+
+    #[test]
+    fn refused_revisions_are_newest_first_once_each_and_bounded() {
+        let refusal = |id: &str, reason| RefusedRevision {
+            revision: RevisionSummary {
+                id: id.into(),
+                author: None,
+                message: None,
+            },
+            at: 0,
+            reason,
+            errors: vec!["m.yaml:3:1: error: x".into()],
+        };
+        let mut st = Status::default();
+        st.refused(refusal("a", RefusalReason::Invalid));
+        st.refused(refusal("b", RefusalReason::Lint));
+        st.refused(refusal("a", RefusalReason::Unsigned));
+        let ids: Vec<_> = st
+            .refused_revisions
+            .iter()
+            .map(|r| r.revision.id.as_str())
+            .collect();
+        assert_eq!(ids, ["a", "b"]);
+        assert_eq!(st.refused_revisions[0].reason, RefusalReason::Unsigned);
+        for i in 0..REFUSED_KEPT + 5 {
+            st.refused(refusal(&i.to_string(), RefusalReason::Invalid));
+        }
+        assert_eq!(st.refused_revisions.len(), REFUSED_KEPT);
+        let json = serde_json::to_value(&st.refused_revisions[0]).unwrap();
+        assert_eq!(json["reason"], "invalid");
+        assert_eq!(json["revision"]["author"], serde_json::Value::Null);
+    }
+
+    #[test]
     fn counts_by_kind_and_state() {
         let res = |kind, state| ResourceStatus {
             environment: "e".into(),
@@ -535,6 +896,8 @@ mod tests {
             state,
             error: None,
             retry_at: None,
+            description: None,
+            pending: None,
         };
         let mut st = Status::new("git@example:repo", "apply");
         st.resources = vec![

@@ -153,12 +153,21 @@ pub struct RunArgs {
     /// `apply` repairs drift; `detect` only reports it and never writes to AWS.
     #[arg(long, env = "MLSPACE_GITOPS_MODE", value_enum, default_value_t = ModeArg::Apply)]
     pub mode: ModeArg,
-    /// HTTP address for /metrics, /healthz, /readyz, /status and /hooks/git.
+    /// HTTP address for /metrics, /healthz, /readyz, /status, /hooks/git and the control API.
     #[arg(long, env = "MLSPACE_GITOPS_LISTEN", default_value = "127.0.0.1:9464")]
     pub listen: std::net::SocketAddr,
     /// File holding the webhook secret (else MLSPACE_GITOPS_WEBHOOK_SECRET).
     #[arg(long, env = "MLSPACE_GITOPS_WEBHOOK_SECRET_FILE")]
     pub webhook_secret_file: Option<PathBuf>,
+    /// File holding the bearer token of the control API (suspend, resume, reconcile now;
+    /// else MLSPACE_GITOPS_CONTROL_TOKEN). Without it the control API is not enabled.
+    #[arg(long, env = "MLSPACE_GITOPS_CONTROL_TOKEN_FILE")]
+    pub control_token_file: Option<PathBuf>,
+    /// File of credentials the web UI and /status need: lines `token TOKEN` (a bearer
+    /// token) and `basic USER:PASSWORD`; without it they are open to whoever reaches the
+    /// listener.
+    #[arg(long, env = "MLSPACE_GITOPS_UI_AUTH_FILE")]
+    pub ui_auth_file: Option<PathBuf>,
     /// Environment variable holding the HTTPS git token.
     #[arg(
         long,
@@ -251,6 +260,27 @@ pub struct RunArgs {
     /// invalid revision (errors always refuse it); e.g. security-warning.
     #[arg(long, env = "MLSPACE_GITOPS_LINT_FAIL_ON", value_enum, default_value_t = FailOn::Error)]
     pub lint_fail_on: FailOn,
+    /// Send notifications to URL (repeatable; in the environment variable, separated by
+    /// spaces): slack+https://… or teams+https://… (incoming webhooks), webhook+https://…
+    /// (the notice as JSON, signed with --notify-secret-file) or
+    /// sns://arn:aws:sns:REGION:ACCOUNT:TOPIC. URLs hold tokens: they are never shown.
+    #[arg(
+        long = "notify",
+        value_name = "URL",
+        env = "MLSPACE_GITOPS_NOTIFY",
+        value_delimiter = ' ',
+        hide_env_values = true
+    )]
+    pub notify: Vec<String>,
+    /// The events notified, comma-separated: all, or some of revision_applied,
+    /// reconcile_failed, drift_detected, drift_repaired, revision_refused, prune_refused,
+    /// leadership_changed.
+    #[arg(long, env = "MLSPACE_GITOPS_NOTIFY_EVENTS", default_value = "all")]
+    pub notify_events: String,
+    /// File holding the HMAC-SHA256 key of the X-Signature-256 header of webhook+
+    /// notifications (required with a webhook+ URL).
+    #[arg(long, env = "MLSPACE_GITOPS_NOTIFY_SECRET_FILE")]
+    pub notify_secret_file: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]

@@ -4,6 +4,9 @@ use anyhow::Context as _;
 
 use mlspace_gitops::aws::AwsOptions;
 use mlspace_gitops::daemon;
+use mlspace_gitops::notify::dispatch::{NotifyConfig, NotifyError};
+use mlspace_gitops::notify::target::{Scheme, Target};
+use mlspace_gitops::notify::EventKind;
 use mlspace_gitops::secret::Secret;
 use mlspace_gitops::source::{GitAuth, SourceConfig};
 
@@ -33,6 +36,22 @@ pub async fn daemon(a: RunArgs) -> anyhow::Result<Outcome> {
             .filter(|s| !s.is_empty())
             .map(Secret::new),
     };
+    let control_token = match &a.control_token_file {
+        Some(f) => Some(
+            Secret::from_file(f)
+                .with_context(|| format!("reading the control token from {}", f.display()))?,
+        ),
+        None => std::env::var("MLSPACE_GITOPS_CONTROL_TOKEN")
+            .ok()
+            .map(|s| Secret::new(s.trim()))
+            .filter(|s| !s.expose().is_empty()),
+    };
+    if control_token
+        .as_ref()
+        .is_some_and(|t| t.expose().is_empty())
+    {
+        anyhow::bail!("the control token file is empty");
+    }
     let token = match &a.git_token_file {
         Some(f) => Some(
             Secret::from_file(f)
@@ -42,6 +61,14 @@ pub async fn daemon(a: RunArgs) -> anyhow::Result<Outcome> {
             .ok()
             .filter(|s| !s.is_empty())
             .map(Secret::new),
+    };
+    let notify = notify_config(&a.notify, &a.notify_events, a.notify_secret_file.as_deref())?;
+    // Refused at start, with the file and line, rather than serving an open UI.
+    let ui_auth = match &a.ui_auth_file {
+        Some(f) => Some(std::sync::Arc::new(mlspace_gitops::ui::UiAuth::from_file(
+            f,
+        )?)),
+        None => None,
     };
     let cfg = daemon::DaemonConfig {
         source: SourceConfig {
@@ -64,6 +91,8 @@ pub async fn daemon(a: RunArgs) -> anyhow::Result<Outcome> {
         },
         listen: a.listen,
         webhook_secret,
+        control_token,
+        ui_auth,
         grace: a.grace_period,
         aws: AwsOptions {
             endpoint_url: a.endpoint_url,
@@ -88,6 +117,7 @@ pub async fn daemon(a: RunArgs) -> anyhow::Result<Outcome> {
         stuck_after: a.stuck_after,
         max_fetch_bytes: a.max_fetch_size,
         lint_fail_on: a.lint_fail_on.severity(),
+        notify,
         holder: format!(
             "{}-{}-{:08x}",
             std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -99,6 +129,44 @@ pub async fn daemon(a: RunArgs) -> anyhow::Result<Outcome> {
     };
     daemon::run(cfg, prometheus::Registry::new(), shutdown_signal()).await?;
     Ok(Outcome::Done)
+}
+
+/// The notification settings from `--notify`, `--notify-events` and `--notify-secret-file`.
+/// Errors name the flag and never quote a URL (it may hold a token).
+fn notify_config(
+    urls: &[String],
+    events: &str,
+    secret_file: Option<&std::path::Path>,
+) -> anyhow::Result<NotifyConfig> {
+    let targets = urls
+        .iter()
+        .filter(|u| !u.trim().is_empty())
+        .enumerate()
+        .map(|(i, u)| Target::parse(i, u))
+        .collect::<Result<Vec<_>, _>>()?;
+    let events =
+        EventKind::parse_list(events).map_err(|e| anyhow::anyhow!("--notify-events: {e}"))?;
+    let secret = match secret_file {
+        Some(f) => Some(
+            Secret::from_file(f)
+                .with_context(|| format!("reading the notification secret from {}", f.display()))?,
+        ),
+        None => None,
+    };
+    if secret.as_ref().is_some_and(|s| s.expose().is_empty()) {
+        anyhow::bail!("--notify-secret-file: the file is empty");
+    }
+    // Unsigned notices could be forged by anyone who can reach the receiver.
+    if let Some(t) = targets.iter().find(|t| t.scheme == Scheme::Webhook) {
+        if secret.is_none() {
+            return Err(NotifyError::NoSecret { label: t.label() }.into());
+        }
+    }
+    Ok(NotifyConfig {
+        targets,
+        events,
+        secret,
+    })
 }
 
 /// Resolves on SIGTERM (ECS, systemd) or SIGINT (a terminal).

@@ -3,6 +3,7 @@
 //! differently.
 
 pub mod args;
+pub mod control;
 mod daemon;
 mod prompt;
 mod review;

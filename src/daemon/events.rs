@@ -127,6 +127,22 @@ impl Pending {
         }
     }
 
+    /// Events of a suspended Environment: dropped (the messages deleted) without a
+    /// reconcile; resuming reconciles the Environment whole anyway.
+    pub async fn ignored(self) {
+        let mut by_queue: BTreeMap<String, (Arc<Queue>, Vec<String>)> = BTreeMap::new();
+        for (queue, a) in self.events {
+            by_queue
+                .entry(queue.url.clone())
+                .or_insert_with(|| (queue.clone(), Vec::new()))
+                .1
+                .push(a.receipt);
+        }
+        for (queue, receipts) in by_queue.into_values() {
+            queue.delete(&receipts).await;
+        }
+    }
+
     /// Once their reconcile has run: each event's latency by how its resources ended, then
     /// the messages deleted.
     pub async fn handled(
@@ -504,6 +520,8 @@ mod tests {
             state,
             error: None,
             retry_at: None,
+            description: None,
+            pending: None,
         }
     }
 

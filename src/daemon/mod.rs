@@ -10,10 +10,17 @@
 //!   leads and hand the runtime the events about managed resources, which it reconciles
 //!   alone (a targeted run), the resync staying as the backstop;
 //! - the **source side** ([`revisions`]) keeps the last good revision and refuses the rest;
+//! - the **notifier** ([`crate::notify`]) hears what passes, the lease and the source side
+//!   found, as notices derived from each Environment's run and what was said before; it
+//!   never holds up a pass;
+//! - the **control API** (`control`, behind [`crate::http::control`]) suspends and resumes
+//!   Environments (in the state store, so every replica and restart honours it) and makes
+//!   them due now; requests are answered by the loop, between passes;
 //! - `/status` is built from the workers' last reports ([`crate::status`]), and metrics go
 //!   through the typed helpers of [`crate::metrics::Metrics`].
 
 mod backoff;
+mod control;
 pub mod error_policy;
 pub mod events;
 pub mod revisions;
@@ -34,6 +41,8 @@ pub use backoff::Backoff;
 
 use crate::aws::{AwsContext, AwsOptions, DisplayChain};
 use crate::metrics::{Metrics, ReconcileResult};
+use crate::notify::dispatch::{Notifier, NotifyConfig};
+use crate::notify::EnvMemory;
 use crate::pipeline::RevisionInfo;
 use crate::plan::ResourceId;
 use crate::secret::Secret;
@@ -77,6 +86,10 @@ pub struct DaemonConfig {
     pub listen: SocketAddr,
     /// Shared secret of `POST /hooks/git`.
     pub webhook_secret: Option<Secret>,
+    /// Bearer token of the control API (`/api/v1/...`); `None`: control not enabled.
+    pub control_token: Option<Secret>,
+    /// Credentials the web UI and `/status` need (`--ui-auth-file`); `None`: open.
+    pub ui_auth: Option<Arc<crate::ui::UiAuth>>,
     /// How long a reconcile in flight may run on after SIGTERM.
     pub grace: Duration,
     /// AWS connection.
@@ -112,6 +125,8 @@ pub struct DaemonConfig {
     pub lint_fail_on: crate::manifest::diag::Severity,
     /// The most Environments this replica takes (`None`: its even share, whatever it is).
     pub max_environments: Option<usize>,
+    /// Where notices go (`--notify`), which ones, and the webhook signing secret.
+    pub notify: NotifyConfig,
 }
 
 /// Errors that stop the daemon from starting (afterwards it reports and retries instead).
@@ -132,6 +147,9 @@ pub enum DaemonError {
     /// The source configuration is unusable.
     #[error("bad source configuration")]
     Source(#[from] crate::source::SourceError),
+    /// The notification receivers are unusable.
+    #[error("bad notification configuration")]
+    Notify(#[from] crate::notify::dispatch::NotifyError),
 }
 
 /// How long the AWS attempts of an Environment (or of the state store) may go unanswered,
@@ -176,7 +194,8 @@ struct Runtime {
     /// DynamoDB state table.
     home: Option<AwsContext>,
     /// The inventory, opened on first use (a DynamoDB store needs the AWS clients).
-    store: Option<Box<dyn StateStore>>,
+    /// Shared with the keepalive that runs beside each pass.
+    store: Option<Arc<dyn StateStore>>,
     /// The event listeners of the Environments this replica leads.
     listeners: events::Listeners,
     /// Events waiting for their targeted reconcile, by Environment.
@@ -184,12 +203,42 @@ struct Runtime {
     /// Whether the replicas' membership has been read once (until then every replica
     /// takes what leases are free, as a lone one would).
     membership_read: bool,
+    /// Lease ticks so far: an Environment led elsewhere has its suspension read every
+    /// [`STANDBY_SUSPENSION_TICKS`]th only.
+    ticks: u64,
     /// What the state store says of each Environment (holder, last completed reconcile).
     overview: BTreeMap<String, EnvironmentRecord>,
     /// When this replica first saw each Environment, ms since the epoch: the age of one
     /// never reconciled counts from there.
     first_seen: BTreeMap<String, u64>,
+    /// Where notices go.
+    notifier: Notifier,
+    /// What was last notified about each Environment.
+    notified: BTreeMap<String, EnvMemory>,
+    /// Whether this replica led each Environment when last looked at.
+    leading: BTreeMap<String, bool>,
 }
+
+/// This replica's heartbeat, alive for one lease time from now.
+fn heartbeat(cfg: &DaemonConfig) -> ReplicaRecord {
+    let ttl_ms = u64::try_from(cfg.lease_ttl.as_millis()).unwrap_or(u64::MAX);
+    ReplicaRecord {
+        id: cfg.holder.clone(),
+        cap: cfg
+            .max_environments
+            .map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
+        expires_at_ms: crate::state::now_ms().saturating_add(ttl_ms),
+    }
+}
+
+/// The owner reads an Environment's suspension at every lease tick (and before every run);
+/// the other replicas, which only show it, every this many ticks: with every replica reading
+/// every Environment's at every tick, those reads would be the state table's largest load
+/// (replicas × Environments every third of the lease time).
+const STANDBY_SUSPENSION_TICKS: u64 = 6;
+
+/// How long queued notices may still go out at shutdown (within the grace period).
+const NOTIFY_DRAIN: Duration = Duration::from_secs(5);
 
 /// Run the daemon until `shutdown` resolves. It never exits because AWS or the source is
 /// unreachable: failures are reported and retried.
@@ -199,6 +248,7 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), DaemonError> {
     let metrics = crate::metrics::register(&registry)?;
+    let notifier = Notifier::start(cfg.notify.clone(), &cfg.aws, metrics.clone()).await?;
     let mut source = Source::new(cfg.source.clone())?;
     source.set_limits(cfg.limits);
     source.set_max_fetch_bytes(cfg.max_fetch_bytes);
@@ -219,6 +269,8 @@ pub async fn run(
     let readiness =
         Arc::new(Readiness::new(poll * 3, AWS_SILENCE).with_stuck_after(cfg.stuck_after));
     let trigger = Arc::new(Notify::new());
+    // A few requests may wait while a pass runs; more are refused by back-pressure.
+    let (control_tx, mut control_rx) = tokio::sync::mpsc::channel(16);
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .map_err(|source| DaemonError::Listen {
@@ -234,6 +286,11 @@ pub async fn run(
         readiness: readiness.clone(),
         webhook_secret: cfg.webhook_secret.clone(),
         trigger: trigger.clone(),
+        control: crate::http::control::Control {
+            token: cfg.control_token.clone(),
+            tx: cfg.control_token.as_ref().map(|_| control_tx),
+        },
+        ui_auth: cfg.ui_auth.clone(),
     };
     let http = tokio::spawn(crate::http::serve_with_limits(
         listener,
@@ -270,8 +327,12 @@ pub async fn run(
         listeners,
         pending: BTreeMap::new(),
         membership_read: false,
+        ticks: 0,
         overview: BTreeMap::new(),
         first_seen: BTreeMap::new(),
+        notifier,
+        notified: BTreeMap::new(),
+        leading: BTreeMap::new(),
     };
     rt.metrics.set_resync_interval(cfg.resync);
 
@@ -295,6 +356,7 @@ pub async fn run(
             _ = &mut shutdown => break,
             _ = tokio::time::sleep_until(next_fetch) => fetch = true,
             _ = trigger.notified() => { tracing::info!("webhook: fetching now"); fetch = true },
+            Some(call) = control_rx.recv() => rt.control(call).await,
             Some(()) = async { match watch_rx.as_mut() { Some(rx) => rx.recv().await, None => std::future::pending().await } } => fetch = true,
             _ = lease_tick.tick(), if rt.revisions.good.is_some() => rt.lease_tick().await,
             Some(batch) = events_rx.recv() => events::Pending::add(&mut rt.pending, batch, Instant::now()),
@@ -314,6 +376,9 @@ pub async fn run(
                     break;
                 }
             };
+            for n in rt.revisions.refusals.drain(..) {
+                rt.notifier.send(n);
+            }
             if new {
                 rt.new_revision();
             }
@@ -346,10 +411,13 @@ pub async fn run(
         // Finish the pass even if SIGTERM arrives, up to the grace period.
         let liveness = rt.readiness.clone();
         let _busy = liveness.busy("reconciling");
+        let keepalive = rt.keepalive();
         let pass = rt.pass(ready, events);
         tokio::pin!(pass);
         tokio::select! {
             _ = &mut pass => {}
+            // Never ends: the pass does.
+            _ = keepalive => {}
             _ = &mut shutdown => {
                 tracing::info!(grace_secs = cfg.grace.as_secs(), "shutting down: letting the reconcile in flight finish");
                 stop.store(true, Ordering::SeqCst);
@@ -363,6 +431,7 @@ pub async fn run(
     stop.store(true, Ordering::SeqCst);
     rt.listeners.retain(|_| false);
     rt.release().await;
+    rt.notifier.close(NOTIFY_DRAIN.min(cfg.grace)).await;
     let _ = http_stop_tx.send(());
     let _ = http.await;
     tracing::info!("mlspace-gitops daemon stopped");
@@ -396,6 +465,10 @@ impl Runtime {
             self.due.remove(&name);
             self.first_seen.remove(&name);
             self.metrics.forget_environment(&name, &self.cfg.holder);
+            self.notified.remove(&name);
+            self.leading.remove(&name);
+            // Its suspension stays in the store (for when it comes back); not shown here.
+            self.metrics.set_suspended(&name, false);
         }
         let scopes: Vec<String> = names.iter().map(|n| worker::env_scope(n)).collect();
         self.readiness
@@ -428,15 +501,7 @@ impl Runtime {
         let Some(store) = self.store.as_ref() else {
             return;
         };
-        let ttl_ms = u64::try_from(self.cfg.lease_ttl.as_millis()).unwrap_or(u64::MAX);
-        let me = ReplicaRecord {
-            id: self.cfg.holder.clone(),
-            cap: self
-                .cfg
-                .max_environments
-                .map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
-            expires_at_ms: crate::state::now_ms().saturating_add(ttl_ms),
-        };
+        let me = heartbeat(&self.cfg);
         let read = async {
             store.heartbeat(&me).await?;
             let replicas = store.replicas().await?;
@@ -513,11 +578,13 @@ impl Runtime {
             return;
         };
         let now = crate::state::now_ms();
-        for name in completed {
-            let Some(lease) = self.workers.get(name).and_then(Worker::lease) else {
-                continue;
-            };
-            match store.mark_reconciled(lease, now).await {
+        // At once, as the reconciles ran.
+        let marks = completed.iter().filter_map(|name| {
+            let lease = self.workers.get(name).and_then(Worker::lease)?;
+            Some(async move { (name, lease, store.mark_reconciled(lease, now).await) })
+        });
+        for (name, lease, result) in futures::future::join_all(marks).await {
+            match result {
                 Ok(()) => {
                     let o =
                         self.overview
@@ -573,8 +640,45 @@ impl Runtime {
             format!("cannot open the state store: {why}")
         })?;
         self.readiness.set_problem(STORE_SCOPE, None);
-        self.store = Some(s);
+        self.store = Some(Arc::from(s));
         Ok(())
+    }
+
+    /// What keeps this replica's heartbeat and leases alive while a pass runs (the lease
+    /// ticks wait for the pass): every third of the lease time it renews the heartbeat and
+    /// the leases held when the pass began, and nothing else. A pass slower than the lease
+    /// time (AWS throttling, timeouts) would otherwise let the leases lapse mid-pass and the
+    /// other replicas see this one gone. A renewal refused (the lease was taken) is left to
+    /// the next tick; the pass's own writes are fenced.
+    fn keepalive(&self) -> impl std::future::Future<Output = ()> + 'static {
+        let store = self.store.clone();
+        let cfg = self.cfg.clone();
+        let ttl = cfg.lease_ttl;
+        let held: Vec<String> = self
+            .workers
+            .iter()
+            .filter(|(_, w)| w.lease().is_some())
+            .map(|(n, _)| n.clone())
+            .collect();
+        async move {
+            let Some(store) = store else {
+                return std::future::pending().await;
+            };
+            loop {
+                tokio::time::sleep(ttl / 3).await;
+                if let Err(e) = store.heartbeat(&heartbeat(&cfg)).await {
+                    tracing::warn!(error = %DisplayChain(&e), "cannot renew this replica's heartbeat during the pass");
+                }
+                let renewals = held
+                    .iter()
+                    .map(|env| store.acquire_lease(env, &cfg.holder, ttl));
+                for (env, r) in held.iter().zip(futures::future::join_all(renewals).await) {
+                    if let Err(e) = r {
+                        tracing::warn!(environment = %env, error = %DisplayChain(&e), "cannot renew the lease during the pass");
+                    }
+                }
+            }
+        }
     }
 
     /// The periodic lease renewal; an Environment whose lease this replica just took is
@@ -594,15 +698,63 @@ impl Runtime {
             stop: &self.stop,
         };
         let now = Instant::now();
-        for (name, w) in self.workers.iter_mut() {
-            let was = w.is_leader();
-            if let Ok(true) = w.hold_lease(&cx).await {
-                if !was {
-                    self.due.insert(name.clone(), now);
+        let good = self.revisions.good.as_ref();
+        self.ticks += 1;
+        let standby_look = self.ticks % STANDBY_SUSPENSION_TICKS == 1;
+        // Every Environment at once: a tick of hundreds of Environments one after the other
+        // would outlast the third of the lease time it has.
+        let ticks = self.workers.iter_mut().map(|(name, w)| {
+            let cx = &cx;
+            async move {
+                let was = w.is_leader();
+                let taken = matches!(w.hold_lease(cx).await, Ok(true)) && !was;
+                // A suspension or resume made through another replica shows here too; a
+                // resumed Environment this replica leads is reconciled at once.
+                let mut resumed = false;
+                let look = w.is_leader() || standby_look;
+                if let Some(desired) = good.and_then(|g| g.environment(name)).filter(|_| look) {
+                    let was_suspended = w.suspension().is_some();
+                    match w.read_suspension(cx, desired).await {
+                        Ok(now_suspended) => {
+                            resumed = was_suspended && !now_suspended && w.is_leader();
+                        }
+                        Err(e) => tracing::warn!(environment = %name, "{e}"),
+                    }
                 }
+                (name.clone(), taken || resumed)
+            }
+        });
+        for (name, due_now) in futures::future::join_all(ticks).await {
+            if due_now {
+                self.due.insert(name, now);
             }
         }
+        // Shown at every tick, not only after the next pass: a lease taken or handed over,
+        // a suspension, the owners and ages just read from the store.
+        self.show_workers();
+        self.notice_leadership();
         self.sync_listeners();
+    }
+
+    /// Notices of the leases this replica took or lost since it last looked.
+    fn notice_leadership(&mut self) {
+        for (name, w) in &self.workers {
+            let is = w.is_leader();
+            let was = self.leading.insert(name.clone(), is).unwrap_or(false);
+            if let Some(n) = crate::notify::leadership(name, &self.cfg.holder, was, is) {
+                self.notifier.send(n);
+            }
+        }
+    }
+
+    /// The notices of one Environment's run, derived from what was said before.
+    fn notice_run(&mut self, facts: &crate::notify::RunFacts) {
+        let prev = self.notified.remove(&facts.environment).unwrap_or_default();
+        let (next, notices) = crate::notify::derive(&prev, facts);
+        self.notified.insert(facts.environment.clone(), next);
+        for n in notices {
+            self.notifier.send(n);
+        }
     }
 
     /// Listeners for exactly the Environments this replica leads that name queues, once a
@@ -731,6 +883,7 @@ impl Runtime {
         let mut outcomes = Vec::new();
         let mut handled = Vec::new();
         let mut outcomes_named = Vec::new();
+        let mut ignored = Vec::new();
         for (name, was_whole, outcome, action) in results {
             match action {
                 Some(Action::RequeueAt(t)) if was_whole => {
@@ -746,6 +899,31 @@ impl Runtime {
                 }
                 None => {}
             }
+            match &outcome {
+                Outcome::Reconciled { facts, .. } => self.notice_run(facts),
+                // The run could not happen: its error is the worker's last.
+                Outcome::Failed => {
+                    let facts = crate::notify::RunFacts {
+                        environment: name.clone(),
+                        revision: crate::notify::RevisionRef {
+                            id: revision.id.clone(),
+                            author: revision.author.clone(),
+                            message: revision.message.clone(),
+                        },
+                        whole: was_whole,
+                        problems: self
+                            .workers
+                            .get(&name)
+                            .and_then(|w| w.status.last_error.clone())
+                            .or_else(|| Some("the reconcile could not run".into()))
+                            .into_iter()
+                            .collect(),
+                        ..Default::default()
+                    };
+                    self.notice_run(&facts);
+                }
+                Outcome::Standby | Outcome::Suspended => {}
+            }
             if let Outcome::Reconciled {
                 success, repaired, ..
             } = &outcome
@@ -758,6 +936,9 @@ impl Runtime {
                 }
                 handled.push((name.clone(), repaired.clone()));
             }
+            if matches!(outcome, Outcome::Suspended) {
+                ignored.push(name.clone());
+            }
             outcomes_named.push((
                 name.clone(),
                 was_whole && matches!(outcome, Outcome::Reconciled { .. }),
@@ -769,15 +950,49 @@ impl Runtime {
             .filter_map(|(n, done)| done.then_some(n))
             .collect();
         self.mark_completed(&completed).await;
-        // Delete the messages of the events handled; the others come back from the queue.
+        // Delete the messages of the events handled, and of the suspended Environments'
+        // events; the others come back from the queue.
         let mut events = events;
+        for name in ignored {
+            if let Some(p) = events.remove(&name) {
+                tracing::info!(environment = %name, events = p.events.len(), "events ignored: the environment is suspended");
+                p.ignored().await;
+            }
+        }
         for (name, repaired) in handled {
             let (Some(p), Some(w)) = (events.remove(&name), self.workers.get(&name)) else {
                 continue;
             };
             p.handled(&w.resources, &repaired, &self.metrics).await;
         }
+        self.notice_leadership();
         self.publish(&rev.id, errors, &outcomes, whole, started.elapsed());
+    }
+
+    /// Resources by kind and state, of every worker, to the metrics.
+    fn set_resource_counts(&self) {
+        let counts =
+            self.workers
+                .values()
+                .flat_map(|w| &w.resources)
+                .fold(BTreeMap::new(), |mut m, r| {
+                    *m.entry((r.kind, r.state)).or_insert(0i64) += 1;
+                    m
+                });
+        self.metrics.set_resource_counts(&counts);
+    }
+
+    /// The workers' Environments and resources to `/status` and the counts to the metrics,
+    /// outside a pass (a suspension or resume).
+    fn show_workers(&self) {
+        self.set_resource_counts();
+        let mut s = self.status.write().unwrap();
+        s.environments = self.workers.values().map(|w| w.status.clone()).collect();
+        s.resources = self
+            .workers
+            .values()
+            .flat_map(|w| w.resources.iter().cloned())
+            .collect();
     }
 
     /// Metrics, `/status` and readiness after a pass.
@@ -789,12 +1004,14 @@ impl Runtime {
         whole: bool,
         elapsed: Duration,
     ) {
-        let standby_only =
-            !outcomes.is_empty() && outcomes.iter().all(|o| matches!(o, Outcome::Standby));
+        let standby_only = !outcomes.is_empty()
+            && outcomes
+                .iter()
+                .all(|o| matches!(o, Outcome::Standby | Outcome::Suspended));
         let success = errors.is_empty()
             && outcomes.iter().all(|o| match o {
                 Outcome::Reconciled { success, .. } => *success,
-                Outcome::Standby => true,
+                Outcome::Standby | Outcome::Suspended => true,
                 Outcome::Failed => false,
             });
         if !standby_only {
@@ -809,14 +1026,10 @@ impl Runtime {
                     Some(elapsed),
                 );
             }
-            let counts = self.workers.values().flat_map(|w| &w.resources).fold(
-                BTreeMap::new(),
-                |mut m, r| {
-                    *m.entry((r.kind, r.state)).or_insert(0i64) += 1;
-                    m
-                },
-            );
-            self.metrics.set_resource_counts(&counts);
+        }
+        // A suspension shows in the counts (`suspended`) though nothing ran.
+        if !standby_only || outcomes.iter().any(|o| matches!(o, Outcome::Suspended)) {
+            self.set_resource_counts();
         }
         let several = self.workers.len() > 1;
         {
@@ -854,10 +1067,12 @@ impl Runtime {
         }
         // Ready needs a reconcile that ran (or stood by for another replica): one that could
         // not run (no store, no lease) has not completed.
-        if outcomes
-            .iter()
-            .any(|o| matches!(o, Outcome::Reconciled { .. } | Outcome::Standby))
-        {
+        if outcomes.iter().any(|o| {
+            matches!(
+                o,
+                Outcome::Reconciled { .. } | Outcome::Standby | Outcome::Suspended
+            )
+        }) {
             self.readiness.reconciled();
         }
         let (mut changes, mut failures, mut requests) = (0, 0, 0);

@@ -16,8 +16,28 @@ use crate::aws::DisplayChain;
 use crate::manifest::diag::{escape_control, Severity};
 use crate::manifest::{self, DesiredState, Limits, LoadOptions, ManifestError};
 use crate::metrics::{FetchResult, Metrics, ReconcileResult};
+use crate::notify::{self, Notice, Refusal};
 use crate::source::{Revision, Source, SourceError, VerifyError};
-use crate::status::{Readiness, SharedStatus};
+use crate::status::{Readiness, RefusalReason, RefusedRevision, RevisionSummary, SharedStatus};
+
+/// The refused-revisions entry of `rev` (or of a bare commit id).
+fn refusal(
+    id: &str,
+    rev: Option<&Revision>,
+    reason: RefusalReason,
+    errors: Vec<String>,
+) -> RefusedRevision {
+    RefusedRevision {
+        revision: RevisionSummary {
+            id: id.to_string(),
+            author: rev.and_then(|r| r.author.clone()),
+            message: rev.and_then(|r| r.message.clone()),
+        },
+        at: epoch_secs(),
+        reason,
+        errors,
+    }
+}
 
 /// The readiness scope of problems with the state directory (the git checkouts).
 const STATE_DIR: &str = "state directory";
@@ -64,6 +84,8 @@ pub struct Revisions {
     limits: Limits,
     /// The least severe lint finding that refuses a revision (errors always do).
     lint_fail_on: Severity,
+    /// Notices of the revisions refused since the runtime last took them.
+    pub refusals: Vec<Notice>,
 }
 
 impl Revisions {
@@ -78,6 +100,7 @@ impl Revisions {
             rejected: None,
             limits: Limits::default(),
             lint_fail_on: Severity::Error,
+            refusals: Vec::new(),
         }
     }
 
@@ -179,7 +202,26 @@ impl Revisions {
             "revision {commit} is invalid and was not applied; still applying {still}:\n{message}"
         ));
         s.last_attempted_revision = Some(commit.clone());
+        s.refused(refusal(
+            &commit,
+            None,
+            RefusalReason::Invalid,
+            message.lines().map(str::to_string).collect(),
+        ));
+        drop(s);
+        self.refused(&commit, Refusal::Invalid, vec![message.into_owned()]);
         self.last_seen = Some(commit);
+    }
+
+    /// Keep the notice of a refused revision for the runtime.
+    fn refused(&mut self, revision: &str, why: Refusal, messages: Vec<String>) {
+        let in_force = self.good.as_ref().map(|g| g.revision.id.clone());
+        self.refusals.push(notify::refused(
+            revision,
+            why,
+            messages,
+            in_force.as_deref(),
+        ));
     }
 
     /// The revision that validated last, if any.
@@ -223,8 +265,16 @@ impl Revisions {
             format!("revision {commit} was not applied: its commit signature is not verified: {why}; still applying {still}")
         });
         s.last_rejected_revision = Some(commit.clone());
+        s.refused(refusal(
+            &commit,
+            None,
+            RefusalReason::Unsigned,
+            vec![escape_control(&why.to_string()).into_owned()],
+        ));
         // Keeps last_error from being cleared by reconciles of the last good revision.
         s.last_attempted_revision = Some(commit.clone());
+        drop(s);
+        self.refused(&commit, Refusal::Unsigned, vec![why.to_string()]);
         self.rejected = Some(commit);
     }
 
@@ -293,13 +343,22 @@ impl Revisions {
         self.metrics.set_validation_errors(failing.len());
         self.metrics
             .record_reconcile(ReconcileResult::Invalid, None);
-        self.status.write().unwrap().last_error = Some(format!(
+        let mut s = self.status.write().unwrap();
+        s.last_error = Some(format!(
             "revision {} has {} lint finding(s) of severity {} or worse (--lint-fail-on) and was not applied; still applying {still}:\n{}",
             rev.id,
             failing.len(),
             self.lint_fail_on.as_str(),
             failing.join("\n")
         ));
+        s.refused(refusal(
+            &rev.id,
+            Some(rev),
+            RefusalReason::Lint,
+            failing.clone(),
+        ));
+        drop(s);
+        self.refused(&rev.id, Refusal::Lint, failing);
         false
     }
 
@@ -347,7 +406,11 @@ impl Revisions {
             }
             Err(e) => {
                 let still = self.in_force().to_string();
-                let text = match &e {
+                let lines: Vec<String> = match &e {
+                    ManifestError::Invalid(d) => d.sorted().iter().map(|l| l.to_string()).collect(),
+                    other => vec![escape_control(&DisplayChain(other).to_string()).into_owned()],
+                };
+                let (text, messages) = match &e {
                     ManifestError::Invalid(d) => {
                         for line in d.sorted() {
                             match line.severity {
@@ -359,24 +422,37 @@ impl Revisions {
                             }
                         }
                         self.metrics.set_validation_errors(d.error_count());
-                        format!(
-                            "revision {} is invalid and was not applied; still applying {still}:\n{d}",
-                            rev.id
+                        (
+                            format!(
+                                "revision {} is invalid and was not applied; still applying {still}:\n{d}",
+                                rev.id
+                            ),
+                            d.sorted()
+                                .iter()
+                                .filter(|l| l.severity == Severity::Error)
+                                .map(|l| l.to_string())
+                                .collect(),
                         )
                     }
                     other => {
                         let msg = escape_control(&DisplayChain(other).to_string()).into_owned();
                         tracing::error!(error = %msg, "cannot load the revision");
                         self.metrics.set_validation_errors(1);
-                        format!(
-                            "revision {} could not be loaded and was not applied: {msg}",
-                            rev.id
+                        (
+                            format!(
+                                "revision {} could not be loaded and was not applied: {msg}",
+                                rev.id
+                            ),
+                            vec![msg],
                         )
                     }
                 };
+                self.refused(&rev.id, Refusal::Invalid, messages);
                 self.metrics
                     .record_reconcile(ReconcileResult::Invalid, None);
-                self.status.write().unwrap().last_error = Some(text);
+                let mut s = self.status.write().unwrap();
+                s.last_error = Some(text);
+                s.refused(refusal(&rev.id, Some(&rev), RefusalReason::Invalid, lines));
                 false
             }
         }

@@ -9,6 +9,10 @@
 //! revision) or targeted ([`Worker::reconcile_targeted`]: the resources events named). A
 //! targeted run updates the status of its resources only and moves neither the resync nor
 //! the revision last applied.
+//!
+//! A suspended Environment (`mlspace-gitops suspend`, kept in the state store) is not
+//! reconciled at all: each run reads the suspension from the store after taking the lease
+//! and, while it is there, makes no AWS request and shows every resource `suspended`.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::AtomicBool;
@@ -27,8 +31,8 @@ use crate::manifest::DesiredState;
 use crate::metrics::Metrics;
 use crate::pipeline::{self, Clients, Context, EnvReport, RevisionInfo, Settings};
 use crate::plan::ResourceId;
-use crate::state::{Lease, StateError, StateStore};
-use crate::status::{self, EnvironmentStatus, Readiness, ResourceStatus};
+use crate::state::{Lease, StateError, StateStore, Suspension};
+use crate::status::{self, EnvironmentStatus, Readiness, ResourceState, ResourceStatus};
 
 /// What the runtime does next with an Environment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,11 +58,24 @@ pub enum Outcome {
         requests: u64,
         /// The resources changed successfully (repaired, in apply mode).
         repaired: BTreeSet<ResourceId>,
+        /// What the run found, for notifications.
+        facts: Box<crate::notify::RunFacts>,
     },
     /// Another replica holds the lease: nothing was done.
     Standby,
+    /// The Environment is suspended: nothing was done.
+    Suspended,
     /// The run could not happen (clients, lease, store).
     Failed,
+}
+
+/// A revision as status shows it.
+fn summary(r: &RevisionInfo) -> status::RevisionSummary {
+    status::RevisionSummary {
+        id: r.id.clone(),
+        author: r.author.clone(),
+        message: r.message.clone(),
+    }
 }
 
 /// The readiness scope of an Environment's AWS attempts.
@@ -145,6 +162,10 @@ pub struct Worker {
     pub resources: Vec<ResourceStatus>,
     /// What its event listeners decide with, once a whole run has connected.
     index: Option<EventIndex>,
+    /// Its suspension, as last read from the state store.
+    suspension: Option<Suspension>,
+    /// The replica that held its lease when last asked (this one, or another).
+    lease_holder: Option<String>,
 }
 
 impl Worker {
@@ -169,7 +190,98 @@ impl Worker {
             },
             resources: Vec::new(),
             index: None,
+            suspension: None,
+            lease_holder: None,
         }
+    }
+
+    /// Its suspension, as last read from the state store.
+    pub fn suspension(&self) -> Option<&Suspension> {
+        self.suspension.as_ref()
+    }
+
+    /// The replica that held its lease when last asked, `None` before the first try.
+    pub fn lease_holder(&self) -> Option<&str> {
+        self.lease_holder.as_deref()
+    }
+
+    /// Read its suspension from the store and show it; `Ok(true)` while suspended. `Err`
+    /// when the store cannot say: then it must not be reconciled.
+    pub async fn read_suspension(
+        &mut self,
+        cx: &WorkerCx<'_>,
+        desired: &DesiredState,
+    ) -> Result<bool, String> {
+        let Some(store) = cx.store else {
+            return Err("the state store is not open".into());
+        };
+        match store.suspension(&self.name).await {
+            Ok(s) => {
+                let suspended = s.is_some();
+                self.show_suspension(s, desired, cx.metrics);
+                Ok(suspended)
+            }
+            Err(e) => {
+                let why =
+                    crate::syntax::diag::escape_control(&DisplayChain(&e).to_string()).into_owned();
+                Err(format!(
+                    "cannot read whether {} is suspended: {why}",
+                    self.name
+                ))
+            }
+        }
+    }
+
+    /// Show `suspension` (as stored) in its status, resources and metric; log a change.
+    pub fn show_suspension(
+        &mut self,
+        suspension: Option<Suspension>,
+        desired: &DesiredState,
+        metrics: &Metrics,
+    ) {
+        let was = self.suspension.is_some();
+        metrics.set_suspended(&self.name, suspension.is_some());
+        let st = &mut self.status;
+        st.suspended = suspension.is_some();
+        st.suspended_at = suspension.as_ref().map(|s| s.at_ms / 1000);
+        st.suspended_reason = suspension.as_ref().and_then(|s| s.reason.clone());
+        st.suspended_by = suspension.as_ref().and_then(|s| s.by.clone());
+        match (&suspension, was) {
+            (Some(s), false) => {
+                tracing::warn!(environment = %self.name, reason = s.reason.as_deref().unwrap_or(""), by = s.by.as_deref().unwrap_or(""), "environment suspended: not reconciled until resumed");
+            }
+            (None, true) => {
+                tracing::info!(environment = %self.name, "environment resumed");
+            }
+            _ => {}
+        }
+        if suspension.is_some() {
+            // Every resource of the manifests, whatever its last state.
+            self.resources = desired
+                .resources
+                .iter()
+                .filter(|r| r.kind.is_resource())
+                .map(|r| ResourceStatus {
+                    environment: self.name.clone(),
+                    kind: r.kind,
+                    name: r.name.clone(),
+                    state: ResourceState::Suspended,
+                    error: None,
+                    retry_at: None,
+                    description: None,
+                    pending: None,
+                })
+                .collect();
+            crate::status::describe(&mut self.resources, desired);
+            self.resources
+                .sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
+        } else if was {
+            // Unknown until the next run.
+            for r in &mut self.resources {
+                r.state = ResourceState::Pending;
+            }
+        }
+        self.suspension = suspension;
     }
 
     /// The clients of its last run, when it connected (its event listeners use them).
@@ -242,7 +354,9 @@ impl Worker {
                     tracing::info!(environment = %name, token = l.token, "lease acquired: this replica reconciles the environment");
                 }
                 self.lease = Some(l);
+                self.lease_holder = Some(cx.cfg.holder.clone());
                 self.status.leader = true;
+                self.status.owner = Some(cx.cfg.holder.clone());
                 cx.metrics.set_leader(&name, me, true);
                 Ok(true)
             }
@@ -256,7 +370,9 @@ impl Worker {
                     tracing::warn!(environment = %name, %holder, "lease lost to another replica");
                 }
                 self.lease = None;
+                self.lease_holder = Some(holder.clone());
                 self.status.leader = false;
+                self.status.owner = Some(holder.clone());
                 cx.metrics.set_leader(&name, me, false);
                 self.status.last_error = Some(format!("standby: {holder} holds the lease on {name} (until {expires_at_ms} ms since the epoch)"));
                 Ok(false)
@@ -270,6 +386,7 @@ impl Worker {
                     .set_problem(&store_scope(&name), Some(msg.clone()));
                 self.lease = None;
                 self.status.leader = false;
+                self.status.owner = None;
                 cx.metrics.set_leader(&name, me, false);
                 Err(msg)
             }
@@ -310,6 +427,16 @@ impl Worker {
             }
             Err(why) => return self.cannot_run(why, now),
         }
+        match self.read_suspension(cx, desired).await {
+            Ok(false) => {}
+            Ok(true) => {
+                tracing::info!("suspended: not reconciled");
+                self.status.last_error = None;
+                return (Outcome::Suspended, Action::RequeueAt(now + cx.cfg.resync));
+            }
+            Err(why) => return self.cannot_run(why, now),
+        }
+        self.status.last_attempted = Some(summary(revision));
         let report = self.run(cx, revision, desired, None).await;
         // Retries and the resync count from the end of the run, which may have been long.
         let now = Instant::now();
@@ -318,7 +445,7 @@ impl Worker {
             return self.cannot_run(DisplayChain(e).to_string(), now);
         }
         self.index = Some(self.index_after(desired, &report).await);
-        self.after(cx, revision, &report, now)
+        self.after(cx, revision, desired, &report, now)
     }
 
     /// The index of a whole run: the manifests, the ARNs observed, the ARNs of what it
@@ -387,6 +514,15 @@ impl Worker {
                 return (Outcome::Failed, None);
             }
         }
+        match self.read_suspension(cx, desired).await {
+            Ok(false) => {}
+            Ok(true) => return (Outcome::Suspended, None),
+            Err(why) => {
+                self.status.last_error = Some(why);
+                return (Outcome::Failed, None);
+            }
+        }
+        self.status.last_attempted = Some(summary(revision));
         let report = self.run(cx, revision, desired, Some(only.clone())).await;
         let now = Instant::now();
         if let Some(e) = &report.refused {
@@ -397,7 +533,7 @@ impl Worker {
         if let (Some(index), Some(p)) = (self.index.take(), &report.planned) {
             self.index = Some(index.with_observed(desired, &p.observation.observed));
         }
-        let (outcome, _) = self.after(cx, revision, &report, now);
+        let (outcome, _) = self.after(cx, revision, desired, &report, now);
         // A retry the run asks for comes sooner than the resync; the resync stays.
         (outcome, self.policy.next_retry().map(Action::RequeueAt))
     }
@@ -455,6 +591,7 @@ impl Worker {
         &mut self,
         cx: &WorkerCx<'_>,
         revision: &RevisionInfo,
+        desired: &DesiredState,
         report: &EnvReport,
         now: Instant,
     ) -> (Outcome, Action) {
@@ -481,7 +618,17 @@ impl Worker {
         // Changes planned again for the revision already applied are drift.
         let already_applied = self.applied.as_deref() == Some(revision.id.as_str());
         if already_applied {
-            for c in report.plan().into_iter().flat_map(|p| p.actionable()) {
+            // Drift of an observed-only resource (`mlspace-gitops/reconcile: observe`) too.
+            use crate::plan::Action as A;
+            let drifted = report.plan().into_iter().flat_map(|p| {
+                p.changes.iter().filter(|c| {
+                    matches!(
+                        c.action,
+                        A::Create | A::Update | A::Delete | A::Forget | A::Drift
+                    )
+                })
+            });
+            for c in drifted {
                 metrics.record_drift(c.kind);
                 tracing::info!(kind = %c.kind, name = %c.name, fields = c.fields.len(), "drift detected");
             }
@@ -496,11 +643,12 @@ impl Worker {
         }
         self.policy.after_run(report, now);
         let detect = cx.cfg.mode == Mode::Detect;
-        let states = status::resource_states(report, detect, |id| {
+        let mut states = status::resource_states(report, detect, |id| {
             self.policy
                 .retry_at(id)
                 .map(|t| epoch_secs() + t.saturating_duration_since(Instant::now()).as_secs())
         });
+        status::describe(&mut states, desired);
         match &report.scope {
             None => self.resources = states,
             Some(scope) => {
@@ -526,9 +674,48 @@ impl Worker {
             + report.held.len();
         let success = report.success() && report.held.is_empty();
         let whole = report.scope.is_none();
+        let facts = crate::notify::RunFacts {
+            environment: self.name.clone(),
+            revision: crate::notify::RevisionRef {
+                id: revision.id.clone(),
+                author: revision.author.clone(),
+                message: revision.message.clone(),
+            },
+            whole,
+            detect,
+            already_applied,
+            planned: report
+                .plan()
+                .into_iter()
+                .flat_map(|p| p.actionable())
+                .map(|c| (c.kind, c.name.clone(), c.action))
+                .collect(),
+            observed: report
+                .plan()
+                .into_iter()
+                .flat_map(|p| &p.changes)
+                .filter(|c| c.action == crate::plan::Action::Drift)
+                .map(|c| (c.kind, c.name.clone(), c.action))
+                .collect(),
+            applied: report
+                .applied
+                .iter()
+                .flat_map(|a| &a.results)
+                .filter(|r| r.error.is_none())
+                .map(|r| (r.kind, r.name.clone(), r.action))
+                .collect(),
+            problems: Vec::new(),
+            prune_refused: report
+                .removals
+                .refused
+                .as_ref()
+                .map(|r| (r.to_string(), r.reason().to_string())),
+            held: report.held.len(),
+        };
         if success && !detect && whole {
             self.applied = Some(revision.id.clone());
             self.status.last_applied_revision = Some(revision.id.clone());
+            self.status.last_applied = Some(summary(revision));
         }
         // One problem a line: AWS messages may quote what was sent (names, documents).
         let problems: Vec<String> = report
@@ -541,6 +728,8 @@ impl Worker {
             self.status.last_error = (!problems.is_empty()).then(|| problems.join("\n"));
         }
         self.status.last_reconcile_at = Some(epoch_secs());
+        self.status
+            .record(status::reconcile_record(report, epoch_secs(), success));
         let resync = now + cx.cfg.resync;
         let at = self.policy.next_retry().map_or(resync, |r| r.min(resync));
         (
@@ -550,6 +739,7 @@ impl Worker {
                 failures,
                 requests: report.requests,
                 repaired,
+                facts: Box::new(crate::notify::RunFacts { problems, ..facts }),
             },
             Action::RequeueAt(at),
         )

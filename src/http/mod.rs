@@ -8,10 +8,16 @@
 //! | `GET /readyz`     | 200 when [`Readiness::is_ready`], else 503 with the reason    |
 //! | `GET /status`     | the [`crate::status::Status`] document as JSON                |
 //! | `POST /hooks/git` | 202 and a reconcile trigger for a correctly signed body       |
+//! | `POST /api/v1/...` | the control API (suspend, resume, reconcile now): [`control`] |
+//! | `GET /`, `/ui/…`  | the read-only web UI ([`crate::ui`])                          |
+//!
+//! With [`HttpState::ui_auth`] set, the UI and `/status` need one of its credentials;
+//! `/metrics`, the probes and the webhook (signed on its own) stay open.
 //!
 //! Connections are served within [`HttpLimits`] (timeouts, a connection cap): see [`conn`].
 
 mod conn;
+pub mod control;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -52,6 +58,10 @@ pub struct HttpState {
     pub webhook_secret: Option<Secret>,
     /// Notified once per verified webhook delivery.
     pub trigger: Arc<Notify>,
+    /// The control API's token and the way to the daemon's loop (default: not enabled).
+    pub control: control::Control,
+    /// Credentials the UI and `/status` need (`--ui-auth-file`); `None`: open.
+    pub ui_auth: Option<Arc<crate::ui::UiAuth>>,
 }
 
 /// Why a webhook delivery was refused. Messages are safe to return: they never hold the
@@ -74,12 +84,20 @@ pub enum WebhookError {
 
 /// The routes, for embedding or testing without a socket.
 pub fn router(state: HttpState) -> Router {
+    let mut guarded = crate::ui::routes().route("/status", get(status));
+    if let Some(auth) = &state.ui_auth {
+        guarded = guarded.layer(axum::middleware::from_fn_with_state(
+            auth.clone(),
+            crate::ui::require,
+        ));
+    }
     Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/status", get(status))
         .route("/hooks/git", post(webhook))
+        .merge(control::routes())
+        .merge(guarded)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(Arc::new(state))
 }

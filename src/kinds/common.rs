@@ -20,6 +20,46 @@ pub const ADOPT_ANNOTATION: &str = "mlspace-gitops/adopt";
 /// Annotation `mlspace-gitops/deletion-policy: retain`: when the resource leaves the
 /// manifests it is forgotten (ownership tag removed), never deleted.
 pub const DELETION_POLICY_ANNOTATION: &str = "mlspace-gitops/deletion-policy";
+/// Annotation `mlspace-gitops/reconcile: disabled | observe`: leave the resource alone, or
+/// only report its drift ([`ReconcileMode`]).
+pub const RECONCILE_ANNOTATION: &str = "mlspace-gitops/reconcile";
+
+/// How far the daemon and `apply` may act on one resource (its [`RECONCILE_ANNOTATION`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReconcileMode {
+    /// No annotation: observed, planned and written.
+    #[default]
+    Enabled,
+    /// `disabled`: not planned and never written, deleted or pruned while annotated; its
+    /// state is `suspended`.
+    Disabled,
+    /// `observe`: observed and its drift reported, never written.
+    Observe,
+}
+
+impl ReconcileMode {
+    /// The values the annotation takes.
+    pub const VALUES: [&'static str; 2] = ["disabled", "observe"];
+
+    /// The mode an annotation value names; `None` for anything else.
+    pub fn parse(value: &str) -> Option<ReconcileMode> {
+        match value {
+            "disabled" => Some(ReconcileMode::Disabled),
+            "observe" => Some(ReconcileMode::Observe),
+            _ => None,
+        }
+    }
+
+    /// The mode a resource's annotations ask for (an unknown value, refused when the
+    /// manifests are compiled, reads as [`ReconcileMode::Disabled`]: the side that writes
+    /// nothing).
+    pub fn of(annotations: &BTreeMap<String, String>) -> ReconcileMode {
+        match annotations.get(RECONCILE_ANNOTATION) {
+            None => ReconcileMode::Enabled,
+            Some(v) => ReconcileMode::parse(v).unwrap_or(ReconcileMode::Disabled),
+        }
+    }
+}
 
 /// `metadata` of every manifest document.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -30,7 +70,8 @@ pub struct Metadata {
     /// Free-form labels for people and tools; not sent to AWS.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
-    /// Instructions to mlspace-gitops, e.g. `mlspace-gitops/adopt: "true"`.
+    /// Instructions to mlspace-gitops, e.g. `mlspace-gitops/adopt: "true"` or
+    /// `mlspace-gitops/reconcile: observe`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
     /// Top-level spec fields whose value AWS keeps, e.g. `document`: neither drift nor a

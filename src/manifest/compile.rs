@@ -17,7 +17,9 @@ use super::read::ReadError;
 use super::yaml::{self, Loc, SourceMap};
 use super::{template, DesiredState, Loaded, ManifestError, Resource, SourceDoc, API_VERSION};
 use crate::access;
-use crate::kinds::common::{merged_tags, report_finding, Metadata};
+use crate::kinds::common::{
+    merged_tags, report_finding, Metadata, ReconcileMode, RECONCILE_ANNOTATION,
+};
 use crate::kinds::core::{Declared, Received, Reference};
 use crate::kinds::environment::{EnvironmentSpec, EnvironmentView};
 use crate::kinds::{with_kind, Kind, KindFn, Registered, ResolveCx, ResourceSpec};
@@ -388,6 +390,33 @@ fn check_silencing(cx: &mut DocCx, metadata: &Metadata) {
     }
 }
 
+/// `mlspace-gitops/reconcile` takes one of its values, and only on a resource.
+fn check_reconcile(cx: &mut DocCx, kind: Option<Kind>, metadata: &Metadata) {
+    let Some(value) = metadata.annotations.get(RECONCILE_ANNOTATION) else {
+        return;
+    };
+    let ptr = format!(
+        "/metadata/annotations/{}",
+        yaml::escape_segment(RECONCILE_ANNOTATION)
+    );
+    if ReconcileMode::parse(value).is_none() {
+        cx.error(
+            &ptr,
+            format_args!(
+                "`{RECONCILE_ANNOTATION}` must be `disabled` or `observe`, got `{}`",
+                value.escape_debug()
+            ),
+        );
+    } else if kind.is_some_and(|k| !k.is_resource()) {
+        cx.key_error(
+            &ptr,
+            format_args!(
+                "`{RECONCILE_ANNOTATION}` applies to resources; suspend a whole Environment with `mlspace-gitops suspend ENV`"
+            ),
+        );
+    }
+}
+
 /// The references a spec makes ([`DocKind::references`]).
 struct References<'a>(&'a ResourceSpec);
 
@@ -645,6 +674,7 @@ fn check_header(s: SourceDoc, diags: &mut Diagnostics) -> Option<Doc> {
             check_ignore_fields(&mut cx, k, &m.ignore_fields);
         }
         check_silencing(&mut cx, m);
+        check_reconcile(&mut cx, kind, m);
     }
     match obj.get("spec") {
         Some(Value::Object(_)) => {}

@@ -100,9 +100,21 @@ pub mod names {
     /// 1 while the last read of an Environment's event `queue` succeeded, 0 while it fails,
     /// by `environment` and `queue` (its URL).
     pub const EVENT_QUEUE_READABLE: &str = "mlspace_gitops_event_queue_readable";
+    /// Notifications by `sink` (its scheme and position among the `--notify` flags,
+    /// `webhook-0`; never the URL), `event` (see [`crate::notify::EventKind::NAMES`]) and
+    /// `result` (see [`super::NotificationResult`]).
+    pub const NOTIFICATIONS_TOTAL: &str = "mlspace_gitops_notifications_total";
+    /// 0 while the last notification to `sink` failed after its retries, 1 once one got
+    /// through or before any was sent. What the alert reads: notifications are rare and
+    /// deduplicated, and the counter's first failures often come before the first scrape.
+    pub const NOTIFICATION_SINK_HEALTHY: &str = "mlspace_gitops_notification_sink_healthy";
+
+    /// 1 while the `environment` is suspended (`mlspace-gitops suspend`), 0 otherwise; every
+    /// replica reports it from the state store.
+    pub const ENVIRONMENT_SUSPENDED: &str = "mlspace_gitops_environment_suspended";
 
     /// Every name above.
-    pub const ALL: [&str; 27] = [
+    pub const ALL: [&str; 30] = [
         RECONCILE_TOTAL,
         RECONCILE_DURATION_SECONDS,
         RESOURCES,
@@ -130,7 +142,44 @@ pub mod names {
         ENVIRONMENT_LAST_RECONCILE_AGE_SECONDS,
         RESYNC_INTERVAL_SECONDS,
         REPLICAS,
+        NOTIFICATIONS_TOTAL,
+        NOTIFICATION_SINK_HEALTHY,
+        ENVIRONMENT_SUSPENDED,
     ];
+}
+
+/// How a notification to one sink ended, the `result` label of
+/// [`names::NOTIFICATIONS_TOTAL`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotificationResult {
+    /// The receiver took it.
+    Sent,
+    /// Every attempt failed (error, non-2xx answer, timeout).
+    Failed,
+    /// The sink's queue was full: never attempted.
+    Dropped,
+    /// Over the sink's rate limit: never attempted.
+    RateLimited,
+}
+
+impl NotificationResult {
+    /// Every result.
+    pub const ALL: [NotificationResult; 4] = [
+        NotificationResult::Sent,
+        NotificationResult::Failed,
+        NotificationResult::Dropped,
+        NotificationResult::RateLimited,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotificationResult::Sent => "sent",
+            NotificationResult::Failed => "failed",
+            NotificationResult::Dropped => "dropped",
+            NotificationResult::RateLimited => "rate_limited",
+        }
+    }
 }
 
 /// The `source` label values of the event metrics: the managed services, and `other`.
@@ -291,6 +340,8 @@ pub struct Metrics {
     validation_errors: IntGauge,
     /// See [`names::LEADER`].
     leader: IntGaugeVec,
+    /// See [`names::ENVIRONMENT_SUSPENDED`]; use [`Metrics::set_suspended`].
+    environment_suspended: IntGaugeVec,
     /// See [`names::PRUNE_REFUSED_TOTAL`]; prefer [`Metrics::record_prune`].
     prune_refused_total: IntCounterVec,
     /// See [`names::COMMIT_VERIFICATION_FAILURES_TOTAL`].
@@ -319,6 +370,10 @@ pub struct Metrics {
     resync_interval_seconds: IntGauge,
     /// See [`names::REPLICAS`].
     replicas: IntGauge,
+    /// See [`names::NOTIFICATIONS_TOTAL`]; use [`Metrics::record_notification`].
+    notifications_total: IntCounterVec,
+    /// See [`names::NOTIFICATION_SINK_HEALTHY`].
+    notification_sink_healthy: IntGaugeVec,
     /// Serializes the read-modify-write helpers so concurrent callers cannot leave, say,
     /// two revisions at 1.
     label_sets: Mutex<()>,
@@ -451,6 +506,15 @@ pub fn register(reg: &Registry) -> Result<Arc<Metrics>, MetricsError> {
                 &["environment", "replica"],
             )
         })?,
+        environment_suspended: add(reg, ENVIRONMENT_SUSPENDED, || {
+            IntGaugeVec::new(
+                Opts::new(
+                    ENVIRONMENT_SUSPENDED,
+                    "1 while the environment is suspended (not reconciled until resumed).",
+                ),
+                &["environment"],
+            )
+        })?,
         prune_refused_total: add(reg, PRUNE_REFUSED_TOTAL, || {
             IntCounterVec::new(
                 Opts::new(
@@ -567,6 +631,24 @@ pub fn register(reg: &Registry) -> Result<Arc<Metrics>, MetricsError> {
                 "Replicas with a live heartbeat in the state store.",
             )
         })?,
+        notifications_total: add(reg, NOTIFICATIONS_TOTAL, || {
+            IntCounterVec::new(
+                Opts::new(
+                    NOTIFICATIONS_TOTAL,
+                    "Notifications by sink, event and result (sent, failed, dropped, rate_limited).",
+                ),
+                &["sink", "event", "result"],
+            )
+        })?,
+        notification_sink_healthy: add(reg, NOTIFICATION_SINK_HEALTHY, || {
+            IntGaugeVec::new(
+                Opts::new(
+                    NOTIFICATION_SINK_HEALTHY,
+                    "0 while the last notification to the sink failed, 1 otherwise.",
+                ),
+                &["sink"],
+            )
+        })?,
         label_sets: Mutex::new(()),
     };
     m.build_info
@@ -611,7 +693,7 @@ fn action_label(action: Action) -> Option<&'static str> {
         Action::Update => Some("update"),
         Action::Delete => Some("delete"),
         Action::Forget => Some("forget"),
-        Action::Conflict | Action::NoOp => None,
+        Action::Conflict | Action::NoOp | Action::Skip | Action::Drift => None,
     }
 }
 
@@ -619,7 +701,7 @@ impl Metrics {
     /// Every metric's name and label names, as registered (for checks of alerts and
     /// dashboards against what the daemon exports).
     pub fn descriptions(&self) -> Vec<(String, Vec<String>)> {
-        let collectors: [&dyn Collector; 27] = [
+        let collectors: [&dyn Collector; 30] = [
             &self.reconcile_total,
             &self.reconcile_duration_seconds,
             &self.resources,
@@ -647,6 +729,9 @@ impl Metrics {
             &self.environment_last_reconcile_age_seconds,
             &self.resync_interval_seconds,
             &self.replicas,
+            &self.notifications_total,
+            &self.notification_sink_healthy,
+            &self.environment_suspended,
         ];
         collectors
             .iter()
@@ -706,6 +791,13 @@ impl Metrics {
     /// Replicas alive in the state store.
     pub fn set_replicas(&self, n: usize) {
         self.replicas.set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    /// Whether `environment` is suspended.
+    pub fn set_suspended(&self, environment: &str, suspended: bool) {
+        self.environment_suspended
+            .with_label_values(&[environment])
+            .set(i64::from(suspended));
     }
 
     /// The lint findings of the last revision linted, by severity in [`LINT_SEVERITIES`]
@@ -850,6 +942,42 @@ impl Metrics {
         self.event_queue_readable
             .with_label_values(&[environment, queue])
             .set(i64::from(readable));
+    }
+
+    /// Count how a notification to `sink` ended.
+    pub fn record_notification(
+        &self,
+        sink: &str,
+        event: crate::notify::EventKind,
+        result: NotificationResult,
+    ) {
+        self.notifications_total
+            .with_label_values(&[sink, event.as_str(), result.as_str()])
+            .inc();
+        match result {
+            NotificationResult::Sent => self.set_sink_healthy(sink, true),
+            NotificationResult::Failed => self.set_sink_healthy(sink, false),
+            NotificationResult::Dropped | NotificationResult::RateLimited => {}
+        }
+    }
+
+    /// Whether the last notification to `sink` got through.
+    fn set_sink_healthy(&self, sink: &str, healthy: bool) {
+        self.notification_sink_healthy
+            .with_label_values(&[sink])
+            .set(i64::from(healthy));
+    }
+
+    /// A sink starts: its sent and failed series exist at 0 for every event, so that
+    /// `increase()` sees the first failure.
+    pub fn notifications_started(&self, sink: &str) {
+        self.set_sink_healthy(sink, true);
+        for e in crate::notify::EventKind::NAMES {
+            for r in [NotificationResult::Sent, NotificationResult::Failed] {
+                self.notifications_total
+                    .with_label_values(&[sink, e, r.as_str()]);
+            }
+        }
     }
 
     /// An event queue no longer read (the Environment dropped it, or this replica stopped

@@ -32,6 +32,12 @@ pub enum Action {
     Conflict,
     /// It matches.
     NoOp,
+    /// Left alone: annotated `mlspace-gitops/reconcile: disabled` (not planned, written or
+    /// pruned while annotated).
+    Skip,
+    /// It differs from the manifests (or is missing) but is annotated
+    /// `mlspace-gitops/reconcile: observe`: the drift is reported in `fields`, not written.
+    Drift,
 }
 
 impl Action {
@@ -44,6 +50,8 @@ impl Action {
             Action::Forget => "~",
             Action::Conflict => "!",
             Action::NoOp => " ",
+            Action::Skip => "=",
+            Action::Drift => "?",
         }
     }
 }
@@ -137,6 +145,17 @@ pub struct Summary {
     pub no_op: usize,
     /// Resources the plan refuses to change.
     pub errors: usize,
+    /// Resources left alone by `mlspace-gitops/reconcile: disabled` (present when not 0).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub skip: usize,
+    /// Resources that drifted but are only observed (`mlspace-gitops/reconcile: observe`;
+    /// present when not 0).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub drift: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// The whole plan.
@@ -170,6 +189,8 @@ impl Plan {
                 Action::Forget => s.forget += 1,
                 Action::Conflict => s.conflict += 1,
                 Action::NoOp => s.no_op += 1,
+                Action::Skip => s.skip += 1,
+                Action::Drift => s.drift += 1,
             }
         }
         Plan {

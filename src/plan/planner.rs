@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::{Action, Change, Plan, PlanError, Removal, RemovalKind, ResourceId};
 use crate::access::{resource_access, AccessSummary, Side};
+use crate::kinds::common::{ReconcileMode, RECONCILE_ANNOTATION};
 use crate::kinds::{
     visit_resource_kinds, Kind, Observed, PlanCx, ResourceKind, ResourceSpec, ResourceVisitor,
 };
@@ -173,6 +174,22 @@ fn plan_kind<K: ResourceKind>(
         let Some(spec) = K::spec(&r.spec) else {
             continue;
         };
+        let mode = ReconcileMode::of(&r.annotations);
+        if mode == ReconcileMode::Disabled {
+            changes.push(Change {
+                kind: K::KIND,
+                name: r.name.clone(),
+                action: Action::Skip,
+                fields: vec![],
+                reason: Some(format!(
+                    "left alone: metadata.annotations {RECONCILE_ANNOTATION}: disabled"
+                )),
+                access: vec![],
+                steps: vec![],
+                depends_on: vec![],
+            });
+            continue;
+        }
         // References take the values AWS has (or, for ARNs, the manifests give); the rest
         // stay as written and are filled in by the executor once their targets exist.
         let resolved = with_refs_resolved::<K>(spec, &r.refs, input.observed, cx);
@@ -234,6 +251,9 @@ fn plan_kind<K: ResourceKind>(
                 }
             },
         }
+        if mode == ReconcileMode::Observe {
+            observe_only(&mut change, used);
+        }
         changes.push(change);
     }
     for rm in input.removals.iter().filter(|r| r.id.0 == K::KIND) {
@@ -270,6 +290,22 @@ fn plan_kind<K: ResourceKind>(
             depends_on: vec![],
         });
     }
+}
+
+/// A change of a resource annotated `mlspace-gitops/reconcile: observe`: its drift is
+/// reported (action `drift`, the fields as planned) and nothing is written.
+fn observe_only(change: &mut Change, used: &mut BTreeMap<ResourceId, ResourceSpec>) {
+    let why = match change.action {
+        Action::Create => "missing from AWS",
+        Action::Update => "differs from the manifests",
+        _ => return,
+    };
+    used.remove(&(change.kind, change.name.clone()));
+    change.action = Action::Drift;
+    change.steps.clear();
+    change.reason = Some(format!(
+        "{why}; not written: metadata.annotations {RECONCILE_ANNOTATION}: observe"
+    ));
 }
 
 /// The value a reference has now: a name, an ARN the manifests give, or an attribute AWS
@@ -448,6 +484,124 @@ mod tests {
         assert_eq!(
             p.changes[0].fields[0].field,
             format!("spec.tags.{OWNERSHIP_TAG}")
+        );
+    }
+
+    fn annotated(mode: &str) -> DesiredState {
+        desired(&format!(
+            "apiVersion: mlspace-gitops/v1\nkind: ManagedPolicy\nmetadata: {{name: p, annotations: {{mlspace-gitops/reconcile: {mode}}}}}\nspec:\n  document: {{Version: \"2012-10-17\", Statement: [{{Effect: Deny, Action: \"sagemaker:CreateTrainingJob\", Resource: \"*\"}}]}}\n  tags: {{team: ml}}\n"
+        ))
+    }
+
+    #[test]
+    fn a_disabled_resource_is_skipped_whatever_aws_has() {
+        let d = annotated("disabled");
+        for observed in [observed_policy(&[("team", "data")]), Observed::default()] {
+            let p = run(&d, &observed);
+            assert_eq!(p.changes.len(), 1, "{p}");
+            let c = &p.changes[0];
+            assert_eq!(c.action, Action::Skip);
+            assert!(c.steps.is_empty() && c.fields.is_empty());
+            assert!(
+                c.reason
+                    .as_deref()
+                    .unwrap()
+                    .contains("mlspace-gitops/reconcile: disabled"),
+                "{c:?}"
+            );
+            assert!(!p.has_changes());
+            assert_eq!((p.summary.skip, p.summary.update), (1, 0));
+            assert!(p.to_string().contains("1 skipped"), "{p}");
+        }
+        // Never removed while annotated: it is in the manifests, so a removal the caller
+        // passes for it is not planned.
+        let removals = [Removal {
+            id: (Kind::ManagedPolicy, "p".into()),
+            how: RemovalKind::Delete,
+        }];
+        let p = plan(&PlanInput {
+            desired: &d,
+            observed: &observed_policy(&[]),
+            removals: &removals,
+            skip_kinds: &BTreeSet::new(),
+            creating: &BTreeSet::new(),
+        });
+        assert_eq!(p.changes.len(), 1);
+        assert_eq!(p.changes[0].action, Action::Skip);
+    }
+
+    #[test]
+    fn an_observed_resource_reports_its_drift_and_writes_nothing() {
+        let d = annotated("observe");
+        let p = run(&d, &observed_policy(&[("team", "data")]));
+        let c = &p.changes[0];
+        assert_eq!(c.action, Action::Drift);
+        assert!(c.steps.is_empty(), "observed only: no step");
+        let fields: BTreeSet<&str> = c.fields.iter().map(|f| f.field.as_str()).collect();
+        assert!(fields.contains("spec.tags.team"), "{fields:?}");
+        assert!(c.reason.as_deref().unwrap().contains("differs"), "{c:?}");
+        assert!(!p.has_changes());
+        assert_eq!(p.actionable().count(), 0);
+        assert!(c.access.is_empty());
+        // Missing: reported, not created.
+        let p = run(&d, &Observed::default());
+        assert_eq!(p.changes[0].action, Action::Drift);
+        assert!(p.changes[0].steps.is_empty());
+        assert!(p.changes[0].reason.as_deref().unwrap().contains("missing"));
+        // In sync: a no-op like any other.
+        let mut same = observed_policy(&[("team", "ml")]);
+        same.ManagedPolicy.get_mut("p").unwrap().document = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "sagemaker:CreateTrainingJob", "Resource": "*"}]});
+        let p = run(&d, &same);
+        assert_eq!(p.changes[0].action, Action::NoOp, "{p}");
+        // Someone else's: still a conflict.
+        let mut theirs = observed_policy(&[("team", "data")]);
+        theirs
+            .ManagedPolicy
+            .get_mut("p")
+            .unwrap()
+            .tags
+            .remove(OWNERSHIP_TAG);
+        assert_eq!(run(&d, &theirs).changes[0].action, Action::Conflict);
+    }
+
+    #[test]
+    fn the_reconcile_annotation_takes_two_values_on_resources_only() {
+        use crate::kinds::common::ReconcileMode;
+        let errors = |doc: &str| -> String {
+            let file: std::sync::Arc<std::path::Path> = std::path::Path::new("m.yaml").into();
+            let (mut docs, mut diags) = (Vec::new(), crate::manifest::diag::Diagnostics::default());
+            crate::manifest::parse_file(&file, &format!("{ENV}---\n{doc}"), &mut docs, &mut diags);
+            struct NoFiles;
+            impl crate::manifest::FileReader for NoFiles {
+                fn read(&self, _: &std::path::Path) -> Result<String, crate::manifest::ReadError> {
+                    Err(std::io::Error::from(std::io::ErrorKind::NotFound).into())
+                }
+            }
+            match crate::manifest::compile(docs, diags, &NoFiles) {
+                Err(crate::manifest::ManifestError::Invalid(d)) => d.to_string(),
+                other => panic!("{doc}: not refused: {:?}", other.map(|_| ())),
+            }
+        };
+        for bad in ["paused", "Disabled", "\"\""] {
+            let e = errors(&format!(
+                "apiVersion: mlspace-gitops/v1\nkind: Bucket\nmetadata: {{name: bkt, annotations: {{mlspace-gitops/reconcile: {bad}}}}}\nspec: {{}}\n"
+            ));
+            assert!(
+                e.contains("m.yaml:8:")
+                    && e.contains("metadata.annotations[\"mlspace-gitops/reconcile\"]")
+                    && e.contains("must be `disabled` or `observe`"),
+                "{bad}: {e}"
+            );
+        }
+        let e = errors("apiVersion: mlspace-gitops/v1\nkind: EcrAccess\nmetadata: {name: e, annotations: {mlspace-gitops/reconcile: disabled}}\nspec: {access: read, repositories: [r1], grantTo: [\"arn:aws:iam::123456789012:role/x\"]}\n");
+        assert!(e.contains("applies to resources"), "{e}");
+        assert_eq!(
+            ReconcileMode::of(&annotated("observe").resources[0].annotations),
+            ReconcileMode::Observe
+        );
+        assert_eq!(
+            ReconcileMode::of(&policy("").resources[0].annotations),
+            ReconcileMode::Enabled
         );
     }
 

@@ -54,6 +54,8 @@ impl fmt::Display for Change {
             Action::Forget => "will be forgotten (kept in AWS, ownership tag removed)",
             Action::Conflict => "is not managed by mlspace-gitops",
             Action::NoOp => "is up to date",
+            Action::Skip => "is skipped",
+            Action::Drift => "has drifted (observed only, not written)",
         };
         writeln!(
             f,
@@ -99,6 +101,12 @@ impl Plan {
         }
         if s.errors > 0 {
             line.push_str(&format!(" {} refused.", s.errors));
+        }
+        if s.drift > 0 {
+            line.push_str(&format!(" {} drifted, observed only.", s.drift));
+        }
+        if s.skip > 0 {
+            line.push_str(&format!(" {} skipped (reconcile disabled).", s.skip));
         }
         line
     }

@@ -159,6 +159,8 @@ impl Comment<'_> {
                     Action::Forget => "forget (kept in AWS)",
                     Action::Conflict => "not managed (conflict)",
                     Action::NoOp => "no change",
+                    Action::Skip => "skipped (reconcile disabled)",
+                    Action::Drift => "drifted (observed only)",
                 };
                 let env = if self.sections.len() > 1 {
                     format!(" ({})", s.title)

@@ -7,6 +7,7 @@
 //! | `res#<Kind>#<name>` | one [`InventoryEntry`]: `kind`, `name`, `arn`, `environment`, `revision`, `spec_digest`, `updated_at`, `retain`, `force_destroy`, `creating` |
 //! | `hist#<at, 20 digits>#<8 hex>` | one [`HistoryRecord`]; the random suffix keeps two records of the same millisecond apart |
 //! | `lease` | `holder` (absent once released), `token` (N), `expires_at_ms` (N) |
+//! | `suspended` | one [`Suspension`]: `environment`, `reason`, `by`, `at_ms` (N); present only while suspended |
 //!
 //!
 //! and, under `pk = "cluster"`, what every replica reads in one query:
@@ -40,7 +41,7 @@ use serde_json::Value;
 
 use super::{
     check_entries, check_environment, now_ms, path_error, EnvironmentRecord, HistoryRecord,
-    InventoryEntry, Lease, ReplicaRecord, StateError, StateStore,
+    InventoryEntry, Lease, ReplicaRecord, StateError, StateStore, Suspension,
 };
 use crate::aws::{dynamodb, AwsContext, DynamoDbCode, ErrorClass, ServiceCode};
 use crate::kinds::Kind;
@@ -54,6 +55,9 @@ pub const SK: &str = "sk";
 pub const LEASE_SK: &str = "lease";
 /// Partition of the replica heartbeats and the Environments' overview.
 pub const CLUSTER_PK: &str = "cluster";
+
+/// Sort key of the suspension item.
+pub const SUSPENDED_SK: &str = "suspended";
 
 /// How long to wait for a new table to become ACTIVE.
 const TABLE_WAIT: Duration = Duration::from_secs(120);
@@ -668,6 +672,74 @@ impl StateStore for DynamoStore {
                 Ok(())
             }
             Err(e) => Err(DynamoDbCode::error("dynamodb:UpdateItem", e).into()),
+        }
+    }
+
+    async fn suspension(&self, environment: &str) -> Result<Option<Suspension>, StateError> {
+        check_environment(environment)?;
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(PK, s(partition_key(environment)))
+            .key(SK, s(SUSPENDED_SK))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| DynamoDbCode::error("dynamodb:GetItem", e))?;
+        let Some(item) = out.item else {
+            return Ok(None);
+        };
+        let (sk, found): (String, Suspension) = self.decode(environment, item)?;
+        if found.environment != environment {
+            return Err(self.corrupt(
+                &partition_key(environment),
+                &sk,
+                format!(
+                    "holds environment {:?}, expected {environment:?}",
+                    found.environment
+                ),
+            ));
+        }
+        Ok(Some(found))
+    }
+
+    async fn set_suspension(
+        &self,
+        environment: &str,
+        suspension: Option<&Suspension>,
+    ) -> Result<(), StateError> {
+        check_environment(environment)?;
+        let pk = partition_key(environment);
+        match suspension {
+            Some(found) if found.environment != environment => Err(StateError::WrongEnvironment {
+                expected: environment.to_string(),
+                found: found.environment.clone(),
+            }),
+            Some(found) => {
+                let mut item = item_of(found);
+                item.insert(PK.into(), s(pk));
+                item.insert(SK.into(), s(SUSPENDED_SK));
+                self.client
+                    .put_item()
+                    .table_name(&self.table)
+                    .set_item(Some(item))
+                    .send()
+                    .await
+                    .map_err(|e| DynamoDbCode::error("dynamodb:PutItem", e))?;
+                Ok(())
+            }
+            None => {
+                self.client
+                    .delete_item()
+                    .table_name(&self.table)
+                    .key(PK, s(pk))
+                    .key(SK, s(SUSPENDED_SK))
+                    .send()
+                    .await
+                    .map_err(|e| DynamoDbCode::error("dynamodb:DeleteItem", e))?;
+                Ok(())
+            }
         }
     }
 

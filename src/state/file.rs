@@ -1,7 +1,8 @@
 //! The file backend: per environment, under `STATE_DIR/state/`,
 //! - `<env>.json`: format version, inventory and the latest history records;
 //! - `<env>.lease`: the lease (holder, token, expiry), kept after release so tokens only grow;
-//! - `<env>.lock`: present while one writer updates the two files above;
+//! - `<env>.suspended`: the suspension, present only while the environment is suspended;
+//! - `<env>.lock`: present while one writer updates the files above;
 //!
 //! and under `STATE_DIR/state/replicas/`, one `<hash of the replica id>.json` per replica
 //! heartbeat (its id, cap and expiry). The lease file also keeps when the Environment's last
@@ -30,7 +31,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     check_entries, check_environment, now_ms, path_error, EnvironmentRecord, HistoryRecord,
-    InventoryEntry, Lease, ReplicaRecord, StateError, StateStore,
+    InventoryEntry, Lease, ReplicaRecord, StateError, StateStore, Suspension,
 };
 use crate::plan::ResourceId;
 
@@ -114,6 +115,11 @@ impl FileStore {
     /// The lease file of `environment`.
     pub fn lease_file(&self, environment: &str) -> PathBuf {
         self.dir.join(format!("{environment}.lease"))
+    }
+
+    /// The suspension file of `environment` (present only while it is suspended).
+    pub fn suspension_file(&self, environment: &str) -> PathBuf {
+        self.dir.join(format!("{environment}.suspended"))
     }
 
     fn lock_file(&self, environment: &str) -> PathBuf {
@@ -311,6 +317,7 @@ impl FileStore {
         let targets = [
             format!("{environment}.json"),
             format!("{environment}.lease"),
+            format!("{environment}.suspended"),
         ];
         for entry in entries.flatten() {
             let name = entry.file_name();
@@ -425,6 +432,60 @@ impl FileStore {
         })
     }
 
+    fn suspension_sync(&self, environment: &str) -> Result<Option<Suspension>, StateError> {
+        check_environment(environment)?;
+        let path = self.suspension_file(environment);
+        let Some(bytes) = read_optional(&path)? else {
+            return Ok(None);
+        };
+        let corrupt = |detail: String| StateError::Corrupt {
+            location: path.display().to_string(),
+            detail,
+        };
+        let mut de = serde_json::Deserializer::from_slice(&bytes);
+        let s: Suspension =
+            serde_path_to_error::deserialize(&mut de).map_err(|e| corrupt(path_error(&e)))?;
+        if s.environment != environment {
+            return Err(corrupt(format!(
+                "holds environment {:?}, expected {environment:?}",
+                s.environment
+            )));
+        }
+        Ok(Some(s))
+    }
+
+    fn set_suspension_sync(
+        &self,
+        environment: &str,
+        suspension: Option<&Suspension>,
+    ) -> Result<(), StateError> {
+        check_environment(environment)?;
+        if let Some(s) = suspension.filter(|s| s.environment != environment) {
+            return Err(StateError::WrongEnvironment {
+                expected: environment.to_string(),
+                found: s.environment.clone(),
+            });
+        }
+        let path = self.suspension_file(environment);
+        self.locked(environment, || match suspension {
+            Some(s) => write_atomic(
+                &path,
+                &serde_json::to_vec_pretty(s).expect("suspension serializes"),
+            ),
+            None => {
+                match fs::remove_file(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+                    Err(e) => return Err(io_err(&path)(e)),
+                }
+                // The removal is durable only once the directory is.
+                File::open(&self.dir)
+                    .and_then(|d| d.sync_all())
+                    .map_err(io_err(&self.dir))
+            }
+        })
+    }
+
     fn release_lease_sync(&self, lease: &Lease) -> Result<(), StateError> {
         let environment = lease.environment.as_str();
         check_environment(environment)?;
@@ -528,6 +589,20 @@ impl StateStore for FileStore {
     async fn environments(&self) -> Result<Vec<EnvironmentRecord>, StateError> {
         let me = self.clone();
         blocking(move || me.environments_sync()).await
+    }
+
+    async fn suspension(&self, environment: &str) -> Result<Option<Suspension>, StateError> {
+        let (me, env) = (self.clone(), environment.to_string());
+        blocking(move || me.suspension_sync(&env)).await
+    }
+
+    async fn set_suspension(
+        &self,
+        environment: &str,
+        suspension: Option<&Suspension>,
+    ) -> Result<(), StateError> {
+        let (me, env, s) = (self.clone(), environment.to_string(), suspension.cloned());
+        blocking(move || me.set_suspension_sync(&env, s.as_ref())).await
     }
 }
 

@@ -1,6 +1,7 @@
 //! The state store: what the daemon manages per environment (its inventory), the history of
 //! reconciles that changed something, and the lease that lets exactly one replica reconcile an
-//! environment.
+//! environment, and whether an environment is suspended (`mlspace-gitops suspend`), which
+//! every replica reads so that it holds whichever replica leads and across restarts.
 //!
 //! Two backends sit behind [`StateStore`]:
 //! - [`file::FileStore`] (the default): one JSON file per environment under
@@ -72,6 +73,21 @@ pub struct EnvironmentRecord {
     pub holder: Option<String>,
     /// When its last reconcile completed, milliseconds since the epoch.
     pub last_reconciled_ms: Option<u64>,
+}
+
+/// An Environment suspended by `mlspace-gitops suspend` (or `POST
+/// /api/v1/environments/ENV/suspend`): not reconciled until resumed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Suspension {
+    /// The Environment.
+    pub environment: String,
+    /// Why, as the caller gave it.
+    pub reason: Option<String>,
+    /// Who asked, as the caller named itself (free text, not authenticated beyond the
+    /// control token).
+    pub by: Option<String>,
+    /// When, milliseconds since the Unix epoch.
+    pub at_ms: u64,
 }
 
 /// Everything that can go wrong reading or writing state.
@@ -221,6 +237,19 @@ pub trait StateStore: Send + Sync {
 
     /// Every Environment that has had a lease, ordered by name.
     async fn environments(&self) -> Result<Vec<EnvironmentRecord>, StateError>;
+
+    /// The suspension of `environment`, `None` when it is not suspended.
+    /// [`StateError::Corrupt`] when the record cannot be read.
+    async fn suspension(&self, environment: &str) -> Result<Option<Suspension>, StateError>;
+
+    /// Suspend `environment` (`Some`, replacing an earlier suspension) or resume it (`None`;
+    /// resuming one that is not suspended is not an error). Not fenced: any replica may
+    /// write it, since the control request may reach any of them.
+    async fn set_suspension(
+        &self,
+        environment: &str,
+        suspension: Option<&Suspension>,
+    ) -> Result<(), StateError>;
 }
 
 /// Which backend a `--state` value selects.

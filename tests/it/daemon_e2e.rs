@@ -406,10 +406,19 @@ fn two_replicas_on_one_dynamodb_state_table_one_reconciles_the_other_takes_over(
                 .as_str()
                 .is_some_and(|e| e.contains("standby"))
     };
+    // Settled once both have read each other's heartbeat: both assign it to the leader.
+    // Before that, the first replica may still lead what the sharding gives the other.
+    let env0 = |d: &Daemon, field: &str| d.status()["environments"][0][field].clone();
+    let settled = |l: &Daemon, s: &Daemon| {
+        leads(l)
+            && standby(s)
+            && env0(l, "assigned_to") == env0(l, "owner")
+            && env0(s, "assigned_to") == env0(l, "owner")
+    };
     b.wait_until(
-        "one leads, the other stands by",
+        "one leads, the other stands by, both assigning it to the leader",
         Duration::from_secs(30),
-        || (leads(&a) && standby(&b)) || (leads(&b) && standby(&a)),
+        || settled(&a, &b) || settled(&b, &a),
     );
     // Stable: no flapping between the two.
     let a_leads = leads(&a);

@@ -28,6 +28,7 @@ const SERVICES: &[(&str, &str)] = &[
     ("aws-sdk-sts", "sts"),
     ("aws-sdk-kms", "kms"),
     ("aws-sdk-sqs", "sqs"),
+    ("aws-sdk-sns", "sns"),
 ];
 
 /// S3 API operations and the IAM actions that authorize them (they differ too often for a
@@ -256,10 +257,17 @@ fn called_operations() -> BTreeMap<(String, String), BTreeSet<String>> {
             };
             // An operation several services have (`tag_resource`) is the one of the SDK
             // crate the file names.
+            // SNS is called from one file, which names its crate; its operation names are
+            // also other types' methods (`subscribe` of tokio's watch channel).
             let named: Vec<&(String, String)> = services
                 .iter()
-                .filter(|(prefix, _)| services.len() == 1 || text.contains(&crate_ident(prefix)))
+                .filter(|(prefix, _)| {
+                    (services.len() == 1 && prefix != "sns") || text.contains(&crate_ident(prefix))
+                })
                 .collect();
+            if named.is_empty() && services.iter().all(|(prefix, _)| prefix == "sns") {
+                continue;
+            }
             assert_eq!(
                 named.len(),
                 1,

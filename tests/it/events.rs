@@ -718,6 +718,92 @@ fn an_unreadable_queue_shows_in_readyz_and_its_gauge_while_the_resync_repairs_dr
     });
 }
 
+/// A suspended Environment's events are dropped (their messages deleted, nothing written);
+/// resuming it repairs the drift they announced.
+#[test]
+fn a_suspended_environment_drops_its_events_and_resume_repairs() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let moto = Moto::start();
+    let aws = rt.block_on(moto.aws());
+    let (iam, q) = (aws.iam(), sqs(&aws));
+    let (url, _) = rt.block_on(queue_with_dlq(&q, "mlspace-gitops-events", 30, 5));
+    let dir = tempfile::tempdir().unwrap();
+    write_manifests(
+        dir.path(),
+        &format!(
+            "{}{}",
+            environment("dev", ACCOUNT, &[&url], ""),
+            resources("ev")
+        ),
+    );
+    let token = dir.path().join("control-token");
+    std::fs::write(&token, "events-control-token").unwrap();
+    let d = start_daemon(
+        &moto,
+        dir.path(),
+        &["--control-token-file", token.to_str().unwrap()],
+    );
+    wait_listening(&d, &["dev"]);
+    let ctl = |args: &[&str]| {
+        let o = mlspace(args)
+            .args(["--daemon", &format!("http://127.0.0.1:{}", d.port)])
+            .arg("--token-file")
+            .arg(&token)
+            .env_remove("MLSPACE_GITOPS_DAEMON")
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{o:?}");
+    };
+    ctl(&["suspend", "dev", "--reason", "events test"]);
+
+    rt.block_on(async {
+        iam.untag_role()
+            .role_name("ev-role")
+            .tag_keys("team")
+            .send()
+            .await
+            .unwrap();
+        send(
+            &q,
+            &url,
+            &cloudtrail(
+                "aws.iam",
+                "UntagRole",
+                json!({"roleName": "ev-role", "tagKeys": ["team"]}),
+                ADMIN,
+                ACCOUNT,
+            ),
+        )
+        .await;
+    });
+    d.wait_until("the event dropped", Duration::from_secs(20), || {
+        d.log()
+            .contains("events ignored: the environment is suspended")
+    });
+    d.wait_until("its message deleted", Duration::from_secs(10), || {
+        rt.block_on(depth(&q, &url)) == 0
+    });
+    let tags = rt.block_on(role_tags(&iam, "ev-role"));
+    assert!(
+        !tags.iter().any(|(k, _)| k == "team"),
+        "a suspended Environment was written: {tags:?}"
+    );
+    assert_eq!(
+        d.metric(
+            "mlspace_gitops_event_reconciles_total",
+            &[("environment", "dev")]
+        ),
+        0.0
+    );
+
+    ctl(&["resume", "dev"]);
+    d.wait_until("resume repairs", Duration::from_secs(20), || {
+        rt.block_on(role_tags(&iam, "ev-role"))
+            .contains(&("team".into(), "a".into()))
+    });
+    assert!(d.terminate().success());
+}
+
 #[test]
 fn detect_mode_reports_the_drift_an_event_announces_without_writing() {
     let rt = tokio::runtime::Runtime::new().unwrap();

@@ -40,6 +40,8 @@ impl Server {
             readiness: Arc::new(Readiness::new(max_source_age, Duration::from_secs(10))),
             webhook_secret: secret.map(Secret::new),
             trigger: Arc::new(Notify::new()),
+            control: Default::default(),
+            ui_auth: None,
         };
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -142,6 +144,8 @@ async fn status_serves_json_with_stable_fields() {
                 state: ResourceState::InSync,
                 error: None,
                 retry_at: None,
+                description: None,
+                pending: None,
             },
             ResourceStatus {
                 environment: "mlspace".into(),
@@ -150,6 +154,8 @@ async fn status_serves_json_with_stable_fields() {
                 state: ResourceState::Failed,
                 error: Some("AccessDenied".into()),
                 retry_at: Some(1_700_000_060),
+                description: None,
+                pending: None,
             },
         ];
     }
@@ -173,6 +179,7 @@ async fn status_serves_json_with_stable_fields() {
             "last_applied_revision",
             "last_rejected_revision",
             "last_error",
+            "refused_revisions",
             "security_warnings",
             "last_reconcile_at",
             "reconciles",
@@ -189,7 +196,8 @@ async fn status_serves_json_with_stable_fields() {
     assert_eq!(
         v["resources"][0],
         serde_json::json!({"environment": "mlspace", "kind": "ManagedPolicy", "name": "notebook-policy",
-                           "state": "in_sync", "error": null, "retry_at": null})
+                           "state": "in_sync", "error": null, "retry_at": null,
+                           "description": null, "pending": null})
     );
     assert_eq!(v["resources"][1]["state"], "failed");
     assert_eq!(v["resources"][1]["retry_at"], 1_700_000_060u64);
@@ -213,6 +221,7 @@ async fn metrics_parse_and_name_every_metric() {
     m.set_validation_errors(2);
     m.set_lint_findings([0, 2, 1, 0]);
     m.set_leader("dev", "replica-a", true);
+    m.set_suspended("dev", false);
     m.record_prune("dev", None);
     let iam = Some(mlspace_gitops::events::Source::Iam);
     m.events_started("dev");
@@ -224,6 +233,12 @@ async fn metrics_parse_and_name_every_metric() {
     m.observe_event_to_repair(metrics::EventResult::Repaired, Duration::from_millis(280));
     m.set_event_queue_readable("dev", "https://sqs.us-east-1.amazonaws.com/1/q", true);
     m.set_last_reconcile_age("dev", Duration::from_secs(42));
+    m.notifications_started("webhook-0");
+    m.record_notification(
+        "webhook-0",
+        mlspace_gitops::notify::EventKind::RevisionApplied,
+        metrics::NotificationResult::Sent,
+    );
 
     let r = srv.get("/metrics").await;
     assert_eq!(r.status, 200);

@@ -13,7 +13,8 @@
 //!
 //! | replica        | what it is driven into                                               |
 //! |----------------|----------------------------------------------------------------------|
-//! | `events`       | healthy, apply mode: drift repaired from CloudTrail events           |
+//! | `events`       | healthy, apply mode: drift repaired from CloudTrail events; its      |
+//! |                | notifications go to a webhook that nothing answers                   |
 //! | `detect`       | detect mode: drift left, a PassRole-on-`*` policy, a missing queue   |
 //! | `throttled`    | AWS through a proxy that throttles 30% of requests                   |
 //! | `invalid`      | a revision that does not validate                                    |
@@ -161,6 +162,10 @@ fn expected_cause(ports: &BTreeMap<&str, u16>) -> BTreeMap<&'static str, (&'stat
             "MlspaceGitopsEnvironmentNotReconciled",
             ("environment", left_out()),
         ),
+        (
+            "MlspaceGitopsNotificationsFailing",
+            ("sink", "webhook-0".to_string()),
+        ),
     ])
 }
 
@@ -259,16 +264,31 @@ fn prometheus_fires_every_alert_on_daemons_driven_into_failure_and_the_dashboard
     let (url, _) = rt.block_on(queue_with_dlq(&q, "monitoring-events", 30, 5));
     let dir = tempfile::tempdir().unwrap();
     write_manifests(
-        dir.path(),
+        &dir.path().join("manifests"),
         &format!(
             "{}{}",
             environment("healthy", ACCOUNT, &[&url], ""),
             resources("mon")
         ),
     );
+    // It notifies a webhook that nothing answers.
+    let secret = dir.path().join("notify-secret");
+    std::fs::write(&secret, "a-notification-signing-key").unwrap();
+    let webhook = format!("webhook+http://127.0.0.1:{}/hooks", free_port());
+    let notify = [
+        "--notify",
+        webhook.as_str(),
+        "--notify-secret-file",
+        secret.to_str().unwrap(),
+    ];
     daemons.insert(
         "events",
-        Daemon::spawn(&moto.env(), dir.path().to_str().unwrap(), None, &fast),
+        Daemon::spawn(
+            &moto.env(),
+            dir.path().join("manifests").to_str().unwrap(),
+            None,
+            &[&fast[..], &notify].concat(),
+        ),
     );
     keep.push(dir);
 

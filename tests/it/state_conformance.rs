@@ -14,7 +14,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use futures::future::join_all;
 use mlspace_gitops::kinds::Kind;
 use mlspace_gitops::state::dynamodb::{LEASE_SK, PK, SK};
-use mlspace_gitops::state::{self, now_ms, ReplicaRecord, StateError, StateStore};
+use mlspace_gitops::state::{self, now_ms, ReplicaRecord, StateError, StateStore, Suspension};
 
 use crate::support::state::{corrupt, entry, put_raw, record};
 use crate::support::{Clients as _, Moto};
@@ -200,6 +200,8 @@ conformance!(
     racing_replicas_give_the_lease_to_exactly_one,
     replicas_heartbeat_expire_and_leave,
     the_overview_names_the_holder_and_the_last_reconcile_fenced,
+    suspension_set_read_back_replaced_and_cleared,
+    suspension_is_kept_apart_from_inventory_and_lease,
 );
 
 async fn inventory_round_trips_in_kind_and_name_order(b: &Backend) {
@@ -495,6 +497,83 @@ async fn racing_replicas_give_the_lease_to_exactly_one(b: &Backend) {
     for err in results.iter().filter_map(|r| r.as_ref().err()) {
         assert!(matches!(err, StateError::LeaseHeld { .. }), "{err}");
     }
+}
+
+fn suspension(environment: &str, reason: Option<&str>) -> Suspension {
+    Suspension {
+        environment: environment.into(),
+        reason: reason.map(str::to_string),
+        by: Some("ops@example.com".into()),
+        at_ms: 1_764_000_000_123,
+    }
+}
+
+async fn suspension_set_read_back_replaced_and_cleared(b: &Backend) {
+    let store = b.open().await;
+    assert_eq!(store.suspension("dev").await.unwrap(), None);
+    // Resuming what is not suspended is not an error.
+    store.set_suspension("dev", None).await.unwrap();
+
+    let first = suspension("dev", Some("incident 42: hands off"));
+    store.set_suspension("dev", Some(&first)).await.unwrap();
+    assert_eq!(store.suspension("dev").await.unwrap(), Some(first.clone()));
+    // A new store instance (a restarted daemon, another replica) reads the same.
+    assert_eq!(b.open().await.suspension("dev").await.unwrap(), Some(first));
+    assert_eq!(store.suspension("prod").await.unwrap(), None);
+
+    // Suspending again replaces the record; no reason is kept as none.
+    let second = suspension("dev", None);
+    store.set_suspension("dev", Some(&second)).await.unwrap();
+    assert_eq!(
+        b.open().await.suspension("dev").await.unwrap(),
+        Some(second)
+    );
+
+    b.open().await.set_suspension("dev", None).await.unwrap();
+    assert_eq!(store.suspension("dev").await.unwrap(), None);
+    assert_eq!(b.open().await.suspension("dev").await.unwrap(), None);
+
+    // Another environment's record and unsafe names are refused.
+    assert!(matches!(
+        store
+            .set_suspension("dev", Some(&suspension("prod", None)))
+            .await,
+        Err(StateError::WrongEnvironment { .. })
+    ));
+    assert!(matches!(
+        store.suspension("../x").await,
+        Err(StateError::InvalidEnvironment(_))
+    ));
+    assert_eq!(store.suspension("dev").await.unwrap(), None);
+}
+
+async fn suspension_is_kept_apart_from_inventory_and_lease(b: &Backend) {
+    let store = b.open().await;
+    let role = entry(Kind::Role, "app-role", "r1");
+    store
+        .record("dev", std::slice::from_ref(&role), &[], None)
+        .await
+        .unwrap();
+    let lease = store.acquire_lease("dev", "a", b.ttl()).await.unwrap();
+    let s = suspension("dev", Some("maintenance"));
+    store.set_suspension("dev", Some(&s)).await.unwrap();
+    // Suspending is no inventory write and takes no lease: another holder's lease stands.
+    assert_eq!(store.inventory("dev").await.unwrap(), vec![role.clone()]);
+    store.record("dev", &[], &[], Some(&lease)).await.unwrap();
+    assert!(matches!(
+        store.acquire_lease("dev", "b", b.ttl()).await,
+        Err(StateError::LeaseHeld { .. })
+    ));
+    store.set_suspension("dev", None).await.unwrap();
+    assert_eq!(store.inventory("dev").await.unwrap(), vec![role]);
+    assert_eq!(
+        store
+            .acquire_lease("dev", "a", b.ttl())
+            .await
+            .unwrap()
+            .token,
+        lease.token
+    );
 }
 
 async fn replicas_heartbeat_expire_and_leave(b: &Backend) {

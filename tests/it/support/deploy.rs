@@ -139,6 +139,13 @@ fn known_values(metric: &str, label: &str) -> Option<Vec<String>> {
         (names::CHANGES_APPLIED_TOTAL, "result") => {
             ["success", "failure"].map(String::from).to_vec()
         }
+        (names::NOTIFICATIONS_TOTAL, "result") => metrics::NotificationResult::ALL
+            .iter()
+            .map(|r| r.as_str().into())
+            .collect(),
+        (names::NOTIFICATIONS_TOTAL, "event") => mlspace_gitops::notify::EventKind::NAMES
+            .map(String::from)
+            .to_vec(),
         _ => return None,
     };
     Some(v)

@@ -116,6 +116,8 @@ pub fn free_port() -> u16 {
 /// The external programs the tests run, each with the Debian package that has it.
 /// `scripts/test.sh` installs every package of this list that is missing.
 pub const TOOLS: &[(&str, &str)] = &[
+    ("chromedriver", "chromium-driver"),
+    ("chromium", "chromium"),
     ("curl", "curl"),
     ("git", "git"),
     ("kill", "procps"),
