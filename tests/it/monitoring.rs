@@ -457,11 +457,31 @@ fn prometheus_fires_every_alert_on_daemons_driven_into_failure_and_the_dashboard
     leader.wait_until("the first replica leads", Duration::from_secs(60), || {
         leader.metric("mlspace_gitops_leader", &[("environment", "shared")]) == 1.0
     });
-    daemons.insert("leader", leader);
-    daemons.insert(
-        "standby",
-        Daemon::spawn(&moto.env(), shared.path().to_str().unwrap(), None, &ha),
+    let standby = Daemon::spawn(&moto.env(), shared.path().to_str().unwrap(), None, &ha);
+    // The sharding gives "shared" to one of the two by the hash of their ids: once both
+    // assign it to the same replica and that one leads, "leader" is the one that leads (the
+    // one SIGKILLed below).
+    let assigned = |d: &Daemon| d.status()["environments"][0]["assigned_to"].clone();
+    let leads = |d: &Daemon| d.metric("mlspace_gitops_leader", &[("environment", "shared")]) == 1.0;
+    standby.wait_until(
+        "both replicas agree on who reconciles shared, and it leads",
+        Duration::from_secs(60),
+        || {
+            let a = assigned(&leader);
+            !a.is_null()
+                && a == assigned(&standby)
+                && (leads(&leader) != leads(&standby))
+                && !(leads(&leader) && leader.status()["environments"][0]["owner"] != a)
+                && !(leads(&standby) && standby.status()["environments"][0]["owner"] != a)
+        },
     );
+    let (leader, standby) = if leads(&leader) {
+        (leader, standby)
+    } else {
+        (standby, leader)
+    };
+    daemons.insert("leader", leader);
+    daemons.insert("standby", standby);
 
     // Two Environments and room for one (--max-environments-per-replica 1): the other is
     // reconciled by nobody.
