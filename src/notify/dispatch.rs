@@ -374,21 +374,29 @@ mod tests {
             .sum()
     }
 
-    #[tokio::test]
-    async fn a_receiver_that_never_answers_fills_its_queue_and_send_never_waits() {
-        // Accepts connections (the kernel's backlog) and never answers.
+    /// A notifier of the `events` chosen (empty: all) to one webhook that accepts
+    /// connections (the kernel's backlog) and never answers; keep the listener alive.
+    async fn silent_webhook(
+        events: BTreeSet<EventKind>,
+    ) -> (std::net::TcpListener, prometheus::Registry, Notifier) {
         let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("webhook+http://{}/hook", silent.local_addr().unwrap());
         let reg = prometheus::Registry::new();
         let metrics = crate::metrics::register(&reg).unwrap();
         let cfg = NotifyConfig {
             targets: vec![Target::parse(0, &url).unwrap()],
-            events: BTreeSet::new(),
+            events,
             secret: Some(Secret::new("k")),
         };
         let n = Notifier::start(cfg, &AwsOptions::default(), metrics)
             .await
             .unwrap();
+        (silent, reg, n)
+    }
+
+    #[tokio::test]
+    async fn a_receiver_that_never_answers_fills_its_queue_and_send_never_waits() {
+        let (_silent, reg, n) = silent_webhook(BTreeSet::new()).await;
         // The same notice twice is queued once.
         n.send(notice(0));
         n.send(notice(0));
@@ -408,18 +416,8 @@ mod tests {
 
     #[tokio::test]
     async fn events_not_chosen_are_not_sent() {
-        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("webhook+http://{}/hook", silent.local_addr().unwrap());
-        let reg = prometheus::Registry::new();
-        let metrics = crate::metrics::register(&reg).unwrap();
-        let cfg = NotifyConfig {
-            targets: vec![Target::parse(0, &url).unwrap()],
-            events: [EventKind::RevisionApplied].into_iter().collect(),
-            secret: Some(Secret::new("k")),
-        };
-        let n = Notifier::start(cfg, &AwsOptions::default(), metrics)
-            .await
-            .unwrap();
+        let (_silent, reg, n) =
+            silent_webhook([EventKind::RevisionApplied].into_iter().collect()).await;
         for i in 0..QUEUE + 5 {
             n.send(notice(i));
         }
