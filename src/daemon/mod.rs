@@ -217,18 +217,60 @@ struct Runtime {
     notified: BTreeMap<String, EnvMemory>,
     /// Whether this replica led each Environment when last looked at.
     leading: BTreeMap<String, bool>,
+    /// Leases the keepalive took beside a pass, for their workers when it ends.
+    taken: Arc<std::sync::Mutex<Vec<Lease>>>,
 }
 
 /// This replica's heartbeat, alive for one lease time from now.
 fn heartbeat(cfg: &DaemonConfig) -> ReplicaRecord {
-    let ttl_ms = u64::try_from(cfg.lease_ttl.as_millis()).unwrap_or(u64::MAX);
+    replica_record(&cfg.holder, cfg.max_environments, cfg.lease_ttl)
+}
+
+/// The heartbeat of replica `id`, capped at `cap` Environments, live for `ttl` from now.
+fn replica_record(id: &str, cap: Option<usize>, ttl: Duration) -> ReplicaRecord {
+    let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
     ReplicaRecord {
-        id: cfg.holder.clone(),
-        cap: cfg
-            .max_environments
-            .map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
+        id: id.to_string(),
+        cap: cap.map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
         expires_at_ms: crate::state::now_ms().saturating_add(ttl_ms),
     }
+}
+
+/// The sharding's members from the replicas' heartbeats.
+fn members(replicas: &[ReplicaRecord]) -> Vec<crate::shard::Member> {
+    replicas
+        .iter()
+        .map(|r| crate::shard::Member {
+            id: r.id.clone(),
+            cap: r.cap.map(|c| c as usize),
+        })
+        .collect()
+}
+
+/// How long after another replica's lease expires this one tries for it: clocks of
+/// replicas are close but not equal, and the store compares with its own reading.
+const LEASE_RETRY_MARGIN: Duration = Duration::from_millis(50);
+
+/// The time from now until `at_ms`, ms since the epoch (zero when past).
+fn until_epoch_ms(at_ms: u64) -> Duration {
+    Duration::from_millis(at_ms.saturating_sub(crate::state::now_ms()))
+}
+
+/// When the next lease tick runs: a third of the lease time after the last one began (or
+/// after it ended, when it outlasted that), earlier when a lease of this replica's share
+/// held by another replica expires first (`retry`).
+fn next_lease_tick(
+    began: Instant,
+    ended: Instant,
+    period: Duration,
+    retry: Option<Instant>,
+) -> Instant {
+    let regular = if began + period > ended {
+        began + period
+    } else {
+        ended + period
+    };
+    retry.map_or(regular, |r| r.max(ended).min(regular))
 }
 
 /// The owner reads an Environment's suspension at every lease tick (and before every run);
@@ -333,14 +375,15 @@ pub async fn run(
         notifier,
         notified: BTreeMap::new(),
         leading: BTreeMap::new(),
+        taken: Arc::default(),
     };
     rt.metrics.set_resync_interval(cfg.resync);
 
     tokio::pin!(shutdown);
     let mut next_fetch = Instant::now();
-    // Renew the leases (or try to take them over) well within their lifetime.
-    let mut lease_tick = tokio::time::interval(cfg.lease_ttl / 3);
-    lease_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Renew the leases (or try to take them over) well within their lifetime, and try
+    // again for a lease of this replica's share the moment another replica's expires.
+    let mut next_lease = Instant::now();
     loop {
         let next_due = rt
             .due
@@ -358,7 +401,11 @@ pub async fn run(
             _ = trigger.notified() => { tracing::info!("webhook: fetching now"); fetch = true },
             Some(call) = control_rx.recv() => rt.control(call).await,
             Some(()) = async { match watch_rx.as_mut() { Some(rx) => rx.recv().await, None => std::future::pending().await } } => fetch = true,
-            _ = lease_tick.tick(), if rt.revisions.good.is_some() => rt.lease_tick().await,
+            _ = tokio::time::sleep_until(next_lease), if rt.revisions.good.is_some() => {
+                let began = Instant::now();
+                let retry = rt.lease_tick().await;
+                next_lease = next_lease_tick(began, Instant::now(), cfg.lease_ttl / 3, retry);
+            }
             Some(batch) = events_rx.recv() => events::Pending::add(&mut rt.pending, batch, Instant::now()),
             _ = async { match next_due { Some(t) => tokio::time::sleep_until(t).await, None => std::future::pending().await } } => {}
         }
@@ -519,14 +566,8 @@ impl Runtime {
             replicas.push(me); // read before its own heartbeat landed
         }
         self.metrics.set_replicas(replicas.len());
-        let members: Vec<crate::shard::Member> = replicas
-            .iter()
-            .map(|r| crate::shard::Member {
-                id: r.id.clone(),
-                cap: r.cap.map(|c| c as usize),
-            })
-            .collect();
-        let assignment = crate::shard::assign(self.workers.keys().map(String::as_str), &members);
+        let assignment =
+            crate::shard::assign(self.workers.keys().map(String::as_str), &members(&replicas));
         let live: Vec<&str> = replicas.iter().map(|r| r.id.as_str()).collect();
         for (name, w) in self.workers.iter_mut() {
             let assigned = match assignment.get(name) {
@@ -646,48 +687,144 @@ impl Runtime {
 
     /// What keeps this replica's heartbeat and leases alive while a pass runs (the lease
     /// ticks wait for the pass): every third of the lease time it renews the heartbeat and
-    /// the leases held when the pass began, and nothing else. A pass slower than the lease
+    /// the leases held, and takes the free leases of its share. A pass slower than the lease
     /// time (AWS throttling, timeouts) would otherwise let the leases lapse mid-pass and the
-    /// other replicas see this one gone. A renewal refused (the lease was taken) is left to
-    /// the next tick; the pass's own writes are fenced.
+    /// other replicas see this one gone; and a replica killed meanwhile would leave its
+    /// Environments without a leader until the pass ended. A lease taken here is adopted
+    /// by its worker when the pass ends ([`Runtime::adopt_taken`]) and reconciled then;
+    /// `/status` and the leader metric show it at once. Nothing is handed over here (an
+    /// Environment of another replica's share may be in the pass): the next tick does it.
+    /// A renewal refused (the lease was taken) is left to the next tick; the pass's own
+    /// writes are fenced.
     fn keepalive(&self) -> impl std::future::Future<Output = ()> + 'static {
         let store = self.store.clone();
-        let cfg = self.cfg.clone();
-        let ttl = cfg.lease_ttl;
-        let held: Vec<String> = self
-            .workers
-            .iter()
-            .filter(|(_, w)| w.lease().is_some())
-            .map(|(n, _)| n.clone())
-            .collect();
+        let me = self.cfg.holder.clone();
+        let cap = self.cfg.max_environments;
+        let ttl = self.cfg.lease_ttl;
+        let (status, metrics, taken) = (
+            self.status.clone(),
+            self.metrics.clone(),
+            self.taken.clone(),
+        );
+        let mut held: Vec<String> = Vec::new();
+        let mut others: Vec<String> = Vec::new();
+        for (name, w) in &self.workers {
+            if w.lease().is_some() {
+                held.push(name.clone());
+            } else {
+                others.push(name.clone());
+            }
+        }
+        let all: Vec<String> = held.iter().chain(&others).cloned().collect();
+        // Before the first membership read this replica takes no more than a lone one would.
+        let sharding = self.membership_read;
         async move {
             let Some(store) = store else {
                 return std::future::pending().await;
             };
+            let mut wait = ttl / 3;
             loop {
-                tokio::time::sleep(ttl / 3).await;
-                if let Err(e) = store.heartbeat(&heartbeat(&cfg)).await {
+                tokio::time::sleep(wait).await;
+                wait = ttl / 3;
+                let me_record = replica_record(&me, cap, ttl);
+                if let Err(e) = store.heartbeat(&me_record).await {
                     tracing::warn!(error = %DisplayChain(&e), "cannot renew this replica's heartbeat during the pass");
                 }
-                let renewals = held
-                    .iter()
-                    .map(|env| store.acquire_lease(env, &cfg.holder, ttl));
+                let renewals = held.iter().map(|env| store.acquire_lease(env, &me, ttl));
                 for (env, r) in held.iter().zip(futures::future::join_all(renewals).await) {
                     if let Err(e) = r {
                         tracing::warn!(environment = %env, error = %DisplayChain(&e), "cannot renew the lease during the pass");
                     }
                 }
+                if !sharding || others.is_empty() {
+                    continue;
+                }
+                let mut replicas = match store.replicas().await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::warn!(error = %DisplayChain(&e), "cannot read the replicas during the pass");
+                        continue;
+                    }
+                };
+                if !replicas.iter().any(|r| r.id == me) {
+                    replicas.push(me_record);
+                }
+                let assignment =
+                    crate::shard::assign(all.iter().map(String::as_str), &members(&replicas));
+                let mine: Vec<String> = others
+                    .iter()
+                    .filter(|n| assignment.get(*n).is_some_and(|r| *r == me))
+                    .cloned()
+                    .collect();
+                let tries = mine.iter().map(|env| store.acquire_lease(env, &me, ttl));
+                let mut retry_at: Option<u64> = None;
+                for (env, r) in mine.iter().zip(futures::future::join_all(tries).await) {
+                    match r {
+                        Ok(lease) => {
+                            tracing::info!(environment = %env, token = lease.token, "lease taken beside the pass: reconciled when the pass ends");
+                            metrics.set_leader(env, &me, true);
+                            if let Some(e) = status
+                                .write()
+                                .unwrap()
+                                .environments
+                                .iter_mut()
+                                .find(|e| &e.name == env)
+                            {
+                                e.leader = true;
+                                e.owner = Some(me.clone());
+                            }
+                            taken.lock().unwrap().push(lease);
+                            others.retain(|o| o != env);
+                            held.push(env.clone());
+                        }
+                        Err(crate::state::StateError::LeaseHeld { expires_at_ms, .. }) => {
+                            retry_at =
+                                Some(retry_at.map_or(expires_at_ms, |t| t.min(expires_at_ms)));
+                        }
+                        Err(e) => {
+                            tracing::warn!(environment = %env, error = %DisplayChain(&e), "cannot take the lease during the pass");
+                        }
+                    }
+                }
+                if let Some(at) = retry_at {
+                    wait = wait.min(until_epoch_ms(at) + LEASE_RETRY_MARGIN);
+                }
+            }
+        }
+    }
+
+    /// The leases the keepalive took beside the pass, to their workers: due at once. Called
+    /// at the end of the pass, before its results are shown.
+    fn adopt_taken(&mut self) {
+        let taken: Vec<Lease> = std::mem::take(&mut *self.taken.lock().unwrap());
+        if taken.is_empty() {
+            return;
+        }
+        let cx = WorkerCx {
+            cfg: &self.cfg,
+            metrics: &self.metrics,
+            readiness: &self.readiness,
+            store: self.store.as_deref(),
+            stop: &self.stop,
+        };
+        let now = Instant::now();
+        for lease in taken {
+            if let Some(w) = self.workers.get_mut(&lease.environment) {
+                let name = lease.environment.clone();
+                w.adopt_lease(&cx, lease);
+                self.due.insert(name, now);
             }
         }
     }
 
     /// The periodic lease renewal; an Environment whose lease this replica just took is
-    /// due at once instead of at the next resync.
-    async fn lease_tick(&mut self) {
+    /// due at once instead of at the next resync. Returns when to try again for a lease of
+    /// this replica's share that another replica still held.
+    async fn lease_tick(&mut self) -> Option<Instant> {
         if let Err(e) = self.open_store().await {
             tracing::error!("{e}");
             self.status.write().unwrap().last_error = Some(e);
-            return;
+            return None;
         }
         self.membership().await;
         let cx = WorkerCx {
@@ -734,6 +871,12 @@ impl Runtime {
         self.show_workers();
         self.notice_leadership();
         self.sync_listeners();
+        let retry_ms = self
+            .workers
+            .values()
+            .filter_map(Worker::retry_lease_at_ms)
+            .min()?;
+        Some(Instant::now() + until_epoch_ms(retry_ms) + LEASE_RETRY_MARGIN)
     }
 
     /// Notices of the leases this replica took or lost since it last looked.
@@ -965,6 +1108,8 @@ impl Runtime {
             };
             p.handled(&w.resources, &repaired, &self.metrics).await;
         }
+        // No await from here on: the keepalive takes nothing more in this pass.
+        self.adopt_taken();
         self.notice_leadership();
         self.publish(&rev.id, errors, &outcomes, whole, started.elapsed());
     }
@@ -1103,5 +1248,43 @@ impl Runtime {
                 "event reconcile finished"
             }
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_lease_tick;
+    use std::time::Duration;
+    use tokio::time::Instant;
+
+    const PERIOD: Duration = Duration::from_millis(1333);
+
+    #[test]
+    fn a_quick_tick_is_followed_a_period_after_it_began() {
+        let t0 = Instant::now();
+        let ended = t0 + Duration::from_millis(200);
+        assert_eq!(next_lease_tick(t0, ended, PERIOD, None), t0 + PERIOD);
+    }
+
+    #[test]
+    fn a_tick_longer_than_the_period_is_followed_a_period_after_it_ended() {
+        let t0 = Instant::now();
+        let ended = t0 + Duration::from_secs(3);
+        assert_eq!(next_lease_tick(t0, ended, PERIOD, None), ended + PERIOD);
+    }
+
+    /// Regression: a replica killed keeps its leases a little longer than its heartbeat, so
+    /// the survivors found them still held at their first tick and waited a whole period
+    /// (and any pass in between) to try again; they now try when the lease expires.
+    #[test]
+    fn a_lease_held_elsewhere_that_expires_first_brings_the_tick_forward() {
+        let t0 = Instant::now();
+        let ended = t0 + Duration::from_millis(100);
+        let expiry = t0 + Duration::from_millis(400);
+        assert_eq!(next_lease_tick(t0, ended, PERIOD, Some(expiry)), expiry);
+        // Never before the tick ended, never later than the regular one.
+        assert_eq!(next_lease_tick(t0, ended, PERIOD, Some(t0)), ended);
+        let late = t0 + Duration::from_secs(10);
+        assert_eq!(next_lease_tick(t0, ended, PERIOD, Some(late)), t0 + PERIOD);
     }
 }

@@ -166,6 +166,10 @@ pub struct Worker {
     suspension: Option<Suspension>,
     /// The replica that held its lease when last asked (this one, or another).
     lease_holder: Option<String>,
+    /// When the lease another replica holds on an Environment of this replica's share
+    /// expires, ms since the epoch: the moment to try again (a replica killed keeps its
+    /// leases until then).
+    held_elsewhere_until_ms: Option<u64>,
 }
 
 impl Worker {
@@ -192,6 +196,7 @@ impl Worker {
             index: None,
             suspension: None,
             lease_holder: None,
+            held_elsewhere_until_ms: None,
         }
     }
 
@@ -309,6 +314,46 @@ impl Worker {
         self.lease.as_ref()
     }
 
+    /// When to try for the lease again, ms since the epoch: its expiry, when the
+    /// Environment is this replica's share and another replica still held it when last
+    /// asked.
+    pub fn retry_lease_at_ms(&self) -> Option<u64> {
+        match self.assigned {
+            Assigned::Me | Assigned::Unknown if self.lease.is_none() => {
+                self.held_elsewhere_until_ms
+            }
+            _ => None,
+        }
+    }
+
+    /// A lease taken for this Environment beside a pass (see the daemon's keepalive):
+    /// held from now on, as if this worker had taken it. The newer of two leases of this
+    /// holder wins.
+    pub fn adopt_lease(&mut self, cx: &WorkerCx<'_>, lease: Lease) {
+        let newer = self
+            .lease
+            .as_ref()
+            .is_none_or(|l| (lease.token, lease.expires_at_ms) > (l.token, l.expires_at_ms));
+        if newer {
+            let was = self.lease.is_some();
+            self.held(cx, lease, was);
+        }
+    }
+
+    /// The lease `l` is this replica's: status, metric and log say so.
+    fn held(&mut self, cx: &WorkerCx<'_>, l: Lease, was: bool) {
+        cx.readiness.set_problem(&store_scope(&self.name), None);
+        if !was {
+            tracing::info!(environment = %self.name, token = l.token, "lease acquired: this replica reconciles the environment");
+        }
+        self.lease = Some(l);
+        self.lease_holder = Some(cx.cfg.holder.clone());
+        self.held_elsewhere_until_ms = None;
+        self.status.leader = true;
+        self.status.owner = Some(cx.cfg.holder.clone());
+        cx.metrics.set_leader(&self.name, &cx.cfg.holder, true);
+    }
+
     /// Hold (or renew) the lease. `Ok(true)` when held, `Ok(false)` when another replica
     /// holds it, `Err` when the store cannot say: then this replica must not reconcile.
     pub async fn hold_lease(&mut self, cx: &WorkerCx<'_>) -> Result<bool, String> {
@@ -327,6 +372,7 @@ impl Worker {
             Assigned::Unknown | Assigned::Me => None,
         };
         if let Some(why) = other {
+            self.held_elsewhere_until_ms = None;
             if let Some(l) = self.lease.take() {
                 match store.release_lease(&l).await {
                     Ok(()) => {
@@ -349,15 +395,7 @@ impl Worker {
             .await
         {
             Ok(l) => {
-                cx.readiness.set_problem(&store_scope(&name), None);
-                if !was {
-                    tracing::info!(environment = %name, token = l.token, "lease acquired: this replica reconciles the environment");
-                }
-                self.lease = Some(l);
-                self.lease_holder = Some(cx.cfg.holder.clone());
-                self.status.leader = true;
-                self.status.owner = Some(cx.cfg.holder.clone());
-                cx.metrics.set_leader(&name, me, true);
+                self.held(cx, l, was);
                 Ok(true)
             }
             Err(StateError::LeaseHeld {
@@ -371,6 +409,7 @@ impl Worker {
                 }
                 self.lease = None;
                 self.lease_holder = Some(holder.clone());
+                self.held_elsewhere_until_ms = Some(expires_at_ms);
                 self.status.leader = false;
                 self.status.owner = Some(holder.clone());
                 cx.metrics.set_leader(&name, me, false);
@@ -385,6 +424,7 @@ impl Worker {
                 cx.readiness
                     .set_problem(&store_scope(&name), Some(msg.clone()));
                 self.lease = None;
+                self.held_elsewhere_until_ms = None;
                 self.status.leader = false;
                 self.status.owner = None;
                 cx.metrics.set_leader(&name, me, false);
