@@ -506,9 +506,25 @@ fn replicas_share_the_suspension_and_only_the_leader_reconciles_now() {
             && team(&rt, &moto).as_deref() == Some("blue")
     });
     let b = daemon(&moto, &setup, None, &ha);
-    b.wait_until("replica B stands by", Duration::from_secs(30), || {
-        env_status(&b)["leader"] == false && env_status(&b)["name"] == ENV
-    });
+    // Settled once both have read each other's heartbeat and agree: the sharding may give
+    // the Environment to B, and A then hands it over. (Regression: this waited only for B
+    // to show `leader: false`, which it does before it has asked for the lease at all, and
+    // took A for the leader, which it is not when the hash picks B.)
+    let leads = |d: &Daemon| env_status(d)["leader"] == true;
+    let settled = |l: &Daemon, s: &Daemon| {
+        leads(l)
+            && !leads(s)
+            && env_status(l)["owner"].is_string()
+            && env_status(l)["assigned_to"] == env_status(l)["owner"]
+            && env_status(s)["assigned_to"] == env_status(l)["owner"]
+            && env_status(s)["owner"] == env_status(l)["owner"]
+    };
+    b.wait_until(
+        "one replica leads, the other stands by, both naming the leader",
+        Duration::from_secs(30),
+        || settled(&a, &b) || settled(&b, &a),
+    );
+    let (a, b) = if leads(&a) { (a, b) } else { (b, a) };
 
     // Reconcile-now on the standby: 409 naming the leader.
     let o = ctl(&b, &setup.token_file(), &["reconcile", ENV]);

@@ -396,6 +396,9 @@ fn two_replicas_on_one_dynamodb_state_table_one_reconciles_the_other_takes_over(
         a.metric("mlspace_gitops_leader", &[("environment", "e2e")]) == 1.0
     });
 
+    let written_by_a = a.metric("mlspace_gitops_changes_applied_total", &[]);
+    assert!(written_by_a > 0.0, "replica A made the first revision");
+
     // B joins: the Environment is in one replica's share (whichever the hash picks), and
     // the other stands by.
     let b = Daemon::start(&moto, src, &ha);
@@ -428,12 +431,18 @@ fn two_replicas_on_one_dynamodb_state_table_one_reconciles_the_other_takes_over(
         (a_leads, !a_leads),
         "the lease moved again"
     );
-    let (leader, other) = if a_leads { (a, b) } else { (b, a) };
+    // Nothing written twice, whichever leads now. (Regression: this asserted that the
+    // standby had written nothing, which failed whenever the hash gave the Environment to
+    // B, leaving A, which made the first revision, on standby.)
     assert_eq!(
-        other.metric("mlspace_gitops_changes_applied_total", &[]),
-        0.0,
-        "the standby replica wrote to AWS"
+        (
+            a.metric("mlspace_gitops_changes_applied_total", &[]),
+            b.metric("mlspace_gitops_changes_applied_total", &[])
+        ),
+        (written_by_a, 0.0),
+        "a replica wrote again what A had applied"
     );
+    let (leader, other) = if a_leads { (a, b) } else { (b, a) };
     assert_eq!(
         other.status()["environments"][0]["owner"],
         leader.status()["environments"][0]["owner"],
