@@ -933,11 +933,21 @@ impl Runtime {
         if let Err(e) = store.leave(&self.cfg.holder).await {
             tracing::warn!(error = %DisplayChain(&e), "cannot remove this replica's heartbeat; it expires by itself");
         }
+        // With those the keepalive took beside a pass cut short by the shutdown.
+        let taken: Vec<Lease> = std::mem::take(&mut *self.taken.lock().unwrap())
+            .into_iter()
+            .filter(|l| {
+                self.workers
+                    .get(&l.environment)
+                    .is_none_or(|w| w.lease().is_none())
+            })
+            .collect();
         let leases = self
             .workers
             .values_mut()
             .filter_map(Worker::take_lease)
-            .chain(self.retired.drain(..));
+            .chain(self.retired.drain(..))
+            .chain(taken);
         for lease in leases {
             if let Err(e) = store.release_lease(&lease).await {
                 tracing::warn!(environment = %lease.environment, error = %DisplayChain(&e), "cannot release the lease");

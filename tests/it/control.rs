@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::support::daemon::Daemon;
 use crate::support::http::http;
-use crate::support::{mlspace, text, Clients as _, CommandExt, Moto};
+use crate::support::{iam, mlspace, text, Clients as _, CommandExt, Moto};
 
 /// The control token every daemon started here reads from its file.
 const TOKEN: &str = "control-token-for-tests-5f1e";
@@ -62,43 +62,14 @@ impl Setup {
     }
 }
 
+/// Drift: the role's `team` tag set to `value` behind the daemon's back.
 fn tag_team(rt: &tokio::runtime::Runtime, moto: &Moto, value: &str) {
-    rt.block_on(async {
-        moto.aws()
-            .await
-            .iam()
-            .tag_role()
-            .role_name("ctl-role")
-            .tags(
-                aws_sdk_iam::types::Tag::builder()
-                    .key("team")
-                    .value(value)
-                    .build()
-                    .unwrap(),
-            )
-            .send()
-            .await
-            .unwrap();
-    });
+    rt.block_on(async { iam::tag_role(&moto.aws().await.iam(), "ctl-role", "team", value).await });
 }
 
+/// The role's `team` tag.
 fn team(rt: &tokio::runtime::Runtime, moto: &Moto) -> Option<String> {
-    rt.block_on(async {
-        let r = moto
-            .aws()
-            .await
-            .iam()
-            .get_role()
-            .role_name("ctl-role")
-            .send()
-            .await
-            .ok()?;
-        r.role()?
-            .tags()
-            .iter()
-            .find(|t| t.key() == "team")
-            .map(|t| t.value().to_string())
-    })
+    rt.block_on(async { iam::role_tag(&moto.aws().await.iam(), "ctl-role", "team").await })
 }
 
 /// The state of resource `name` in `/status`.

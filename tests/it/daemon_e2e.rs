@@ -11,7 +11,7 @@ use crate::support::daemon::{Daemon, WEBHOOK_SECRET};
 use crate::support::git::{self, Repo};
 use crate::support::http::http;
 use crate::support::moto::policy_versions;
-use crate::support::{manifests_dir, mlspace, text, Clients as _, CommandExt, Moto};
+use crate::support::{iam, manifests_dir, mlspace, text, Clients as _, CommandExt, Moto};
 
 fn environment() -> &'static str {
     "apiVersion: mlspace-gitops/v1\nkind: Environment\nmetadata: {name: e2e}\nspec:\n  region: us-east-1\n  account: \"123456789012\"\n  tags: {system: MLSpace}\n"
@@ -42,39 +42,13 @@ fn sign(body: &[u8]) -> String {
 }
 
 /// Drift made behind the daemon's back: the role's `team` tag set to `value`.
-fn tag_team(rt: &tokio::runtime::Runtime, iam: aws_sdk_iam::Client, value: &str) {
-    rt.block_on(async {
-        iam.tag_role()
-            .role_name("daemon-role")
-            .tags(
-                aws_sdk_iam::types::Tag::builder()
-                    .key("team")
-                    .value(value)
-                    .build()
-                    .unwrap(),
-            )
-            .send()
-            .await
-            .unwrap();
-    });
+fn tag_team(rt: &tokio::runtime::Runtime, client: aws_sdk_iam::Client, value: &str) {
+    rt.block_on(iam::tag_role(&client, "daemon-role", "team", value));
 }
 
+/// The role's tag `key`.
 fn role_tag(rt: &tokio::runtime::Runtime, moto: &Moto, key: &str) -> Option<String> {
-    rt.block_on(async {
-        let aws = moto.aws().await;
-        let r = aws
-            .iam()
-            .get_role()
-            .role_name("daemon-role")
-            .send()
-            .await
-            .ok()?;
-        r.role()?
-            .tags()
-            .iter()
-            .find(|t| t.key() == key)
-            .map(|t| t.value().to_string())
-    })
+    rt.block_on(async { iam::role_tag(&moto.aws().await.iam(), "daemon-role", key).await })
 }
 
 fn rss_kb(pid: u32) -> u64 {
@@ -537,21 +511,7 @@ fn one_daemon_reconciles_a_directory_of_environments_in_two_accounts() {
         );
     }
     // Each account got its own role, with its own tags, through its own credentials.
-    let tag = |iam: aws_sdk_iam::Client| {
-        rt.block_on(async move {
-            iam.list_role_tags()
-                .role_name("daemon-role")
-                .send()
-                .await
-                .ok()
-                .and_then(|t| {
-                    t.tags()
-                        .iter()
-                        .find(|t| t.key() == "team")
-                        .map(|t| t.value().to_string())
-                })
-        })
-    };
+    let tag = |c: aws_sdk_iam::Client| rt.block_on(iam::role_tag(&c, "daemon-role", "team"));
     assert_eq!(tag(rt.block_on(moto.aws()).iam()).as_deref(), Some("blue"));
     assert_eq!(
         tag(rt.block_on(moto.iam_in_account("111111111111"))).as_deref(),

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::support::daemon::Daemon;
+use crate::support::iam::role_tags;
 use crate::support::{mlspace, root, Clients as _, Moto};
 
 pub(crate) const ACCOUNT: &str = "123456789012"; // moto's default account
@@ -201,18 +202,6 @@ pub(crate) fn write_manifests(dir: &Path, text: &str) {
 }
 
 // ---- Tests ----
-
-pub(crate) async fn role_tags(iam: &aws_sdk_iam::Client, role: &str) -> Vec<(String, String)> {
-    iam.list_role_tags()
-        .role_name(role)
-        .send()
-        .await
-        .unwrap()
-        .tags
-        .into_iter()
-        .map(|t| (t.key, t.value))
-        .collect()
-}
 
 async fn attached(iam: &aws_sdk_iam::Client, role: &str) -> Vec<String> {
     iam.list_attached_role_policies()

@@ -34,12 +34,12 @@ use serde_json::{json, Value};
 
 use crate::daemon_e2e::signing_key;
 use crate::events::{
-    cloudtrail, environment, queue_with_dlq, resources, role_tags, send, sqs, write_manifests,
-    ACCOUNT, ADMIN,
+    cloudtrail, environment, queue_with_dlq, resources, send, sqs, write_manifests, ACCOUNT, ADMIN,
 };
 use crate::support::daemon::Daemon;
 use crate::support::fault_proxy::{FaultConfig, FaultProxy, Rates};
 use crate::support::git::Repo;
+use crate::support::iam::role_tags;
 use crate::support::prometheus::{AlertRule, Prometheus};
 use crate::support::{free_port, kill, mlspace, read, read_json, Clients as _, CommandExt, Moto};
 

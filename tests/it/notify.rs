@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use crate::support::daemon::Daemon;
 use crate::support::git::Repo;
-use crate::support::{Clients as _, Moto};
+use crate::support::{iam, Clients as _, Moto};
 
 const SECRET: &str = "notify-secret-for-tests";
 
@@ -161,23 +161,9 @@ fn secret_file(dir: &Path) -> PathBuf {
     f
 }
 
+/// The role's `team` tag.
 fn role_tag(rt: &tokio::runtime::Runtime, moto: &Moto) -> Option<String> {
-    rt.block_on(async {
-        let r = moto
-            .aws()
-            .await
-            .iam()
-            .get_role()
-            .role_name("notify-role")
-            .send()
-            .await
-            .ok()?;
-        r.role()?
-            .tags()
-            .iter()
-            .find(|t| t.key() == "team")
-            .map(|t| t.value().to_string())
-    })
+    rt.block_on(async { iam::role_tag(&moto.aws().await.iam(), "notify-role", "team").await })
 }
 
 fn details(n: &Value) -> Vec<String> {

@@ -11,6 +11,7 @@ pub mod fault_proxy;
 pub mod git;
 pub mod golden;
 pub mod http;
+pub mod iam;
 pub mod moto;
 pub mod prometheus;
 pub mod state;
