@@ -2,7 +2,7 @@
 # The main job on one machine: start moto (the AWS emulator) on loopback, then run the
 # mlspace-gitops daemon on the bundled manifests/ against it. The daemon applies them,
 # watches the directory (edit a file and watch it reconcile), repairs drift every resync,
-# and serves /metrics, /status, /healthz and /readyz. Ctrl-C stops both.
+# and serves its web UI at /, /metrics, /status, /healthz and /readyz. Ctrl-C stops both.
 #   LISTEN=127.0.0.1:9464 RESYNC=1m scripts/demo.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +16,7 @@ export AWS_ENDPOINT_URL=$endpoint AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KE
 cargo build --release --quiet
 cat <<MSG
 moto (AWS emulator):  $endpoint   (log: $state/moto.log)
+web UI:               http://$listen/
 metrics:              http://$listen/metrics
 status:               http://$listen/status
 readiness:            http://$listen/readyz
