@@ -10,6 +10,7 @@
 use serde_json::json;
 use tokio::time::Instant;
 
+use super::worker::Assigned;
 use super::Runtime;
 use crate::aws::DisplayChain;
 use crate::http::control::{ControlCall, ControlReply, ControlRequest, ControlStatus};
@@ -92,7 +93,7 @@ impl Runtime {
                 .with("environment", environment.clone());
                 if leads {
                     self.due.insert(environment, Instant::now());
-                } else if let Some(h) = self.workers[&environment].lease_holder() {
+                } else if let Some((h, _)) = self.leader_elsewhere(&environment) {
                     reply = reply.with("leader", h);
                 }
                 reply
@@ -131,7 +132,8 @@ impl Runtime {
                     } else if w.is_leader() {
                         now.push(name.clone());
                     } else {
-                        elsewhere.insert(name.clone(), json!(w.lease_holder()));
+                        let leader = self.leader_elsewhere(name).map(|(h, _)| h);
+                        elsewhere.insert(name.clone(), json!(leader));
                     }
                 }
                 let at = Instant::now();
@@ -169,20 +171,40 @@ impl Runtime {
         }
     }
 
+    /// The replica to send a request for `environment` to, when this one does not lead it,
+    /// and why that one: the owner the state store named at the last lease tick, else the
+    /// holder the lease's own answer named, else the replica the sharding gives it to (it
+    /// takes the lease at its next tick). Never this replica: right after handing a lease
+    /// over, the store still names it until the new owner's first reconcile.
+    fn leader_elsewhere(&self, environment: &str) -> Option<(String, &'static str)> {
+        let w = self.workers.get(environment)?;
+        let me = self.cfg.holder.as_str();
+        if let Some(o) = w.status.owner.as_deref().filter(|o| *o != me) {
+            return Some((o.to_string(), "which leads it"));
+        }
+        if let Some(h) = w.lease_holder().filter(|h| *h != me) {
+            return Some((h.to_string(), "which holds its lease"));
+        }
+        match &w.assigned {
+            Assigned::Other(r) => Some((r.clone(), "to which the sharding gives it")),
+            _ => None,
+        }
+    }
+
     /// 409 for an Environment this replica does not lead, naming the one that does.
     fn not_leader(&self, environment: &str) -> ControlReply {
-        let holder = self.workers[environment].lease_holder();
-        let message = match holder {
-            Some(h) => format!(
-                "this replica does not lead Environment {environment}: send the request to {h}, which holds its lease"
+        let leader = self.leader_elsewhere(environment);
+        let message = match &leader {
+            Some((h, why)) => format!(
+                "this replica does not lead Environment {environment}: send the request to {h}, {why}"
             ),
             None => format!(
-                "this replica does not lead Environment {environment} (it has not taken the lease yet); try again shortly"
+                "this replica does not lead Environment {environment} (no replica holds its lease yet); try again shortly"
             ),
         };
         ControlReply::new(ControlStatus::Conflict, message)
             .with("environment", environment)
-            .with("leader", holder)
+            .with("leader", leader.map(|(h, _)| h))
     }
 
     /// Write (or clear) the suspension in the store; the 503 reply when it cannot be.

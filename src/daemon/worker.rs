@@ -374,6 +374,8 @@ impl Worker {
         if let Some(why) = other {
             self.held_elsewhere_until_ms = None;
             if let Some(l) = self.lease.take() {
+                // No longer this replica's; who takes it next, the next answer says.
+                self.lease_holder = None;
                 match store.release_lease(&l).await {
                     Ok(()) => {
                         tracing::info!(environment = %name, "lease handed over: {why}")

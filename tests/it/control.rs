@@ -496,14 +496,17 @@ fn replicas_share_the_suspension_and_only_the_leader_reconciles_now() {
         || settled(&a, &b) || settled(&b, &a),
     );
     let (a, b) = if leads(&a) { (a, b) } else { (b, a) };
+    let leader = env_status(&a)["owner"].as_str().unwrap().to_string();
 
-    // Reconcile-now on the standby: 409 naming the leader.
+    // Reconcile-now on the standby: 409 naming the leader. (Regression: a standby that had
+    // never asked for the lease, the sharding giving it to the other, answered "it has not
+    // taken the lease yet" and named nobody.)
     let o = ctl(&b, &setup.token_file(), &["reconcile", ENV]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let out = text(&o);
     assert!(
         out.contains("does not lead")
-            && out.contains("holds its lease")
+            && out.contains(&format!("send the request to {leader}"))
             && out.contains("HTTP 409"),
         "{out}"
     );
@@ -512,7 +515,8 @@ fn replicas_share_the_suspension_and_only_the_leader_reconciles_now() {
     let o = ctl(&b, &setup.token_file(), &["reconcile"]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(
-        text(&o).contains("led by other replicas") && text(&o).contains("HTTP 409"),
+        text(&o).contains(&format!("led by other replicas: {ENV} ({leader})"))
+            && text(&o).contains("HTTP 409"),
         "{}",
         text(&o)
     );

@@ -370,6 +370,18 @@ fn two_replicas_on_one_dynamodb_state_table_one_reconciles_the_other_takes_over(
         a.metric("mlspace_gitops_leader", &[("environment", "e2e")]) == 1.0
     });
 
+    // A's first pass over (its resources are shown at the end of a pass), so its count of
+    // changes is whole.
+    a.wait_until(
+        "replica A's first pass ends",
+        Duration::from_secs(30),
+        || {
+            let st = a.status();
+            st["resources"]
+                .as_array()
+                .is_some_and(|r| !r.is_empty() && r.iter().all(|r| r["state"] == "in_sync"))
+        },
+    );
     let written_by_a = a.metric("mlspace_gitops_changes_applied_total", &[]);
     assert!(written_by_a > 0.0, "replica A made the first revision");
 
